@@ -1,0 +1,1 @@
+"""Pure-Python core of llamadash: no Qt may be imported here (tests/unit/test_layers.py checks)."""

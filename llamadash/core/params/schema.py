@@ -1,0 +1,398 @@
+"""The llama-server parameter schema, loaded from ``schema.toml`` into frozen dataclasses.
+
+The descriptor is data: one row per seed ``models`` column that is a llama-server parameter. This
+module only loads it and knows how a value of each *kind* is checked, stored and read back; what a
+build accepts on its command line lives in :mod:`llamadash.core.params.capabilities` and
+:mod:`llamadash.core.params.command`.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+KINDS = (
+    "int",
+    "float",
+    "string",
+    "enum",
+    "switch",
+    "bool_pair",
+    "int_or_keyword",
+    "file",
+    "dir",
+    "list",
+    "int_pair",
+)
+SQL_TYPES = ("INTEGER", "REAL", "TEXT", "BOOLEAN")
+STATUSES = ("clean", "partial", "renamed", "deprecated", "absent", "not_server", "action")
+SECTIONS = (
+    "Model Path & Loading",
+    "Context & Processing",
+    "Threading",
+    "Memory & Performance",
+    "GPU Offloading",
+    "Advanced Memory",
+    "Sampling",
+    "Grammar & Constraints",
+    "RoPE & Attention",
+    "Multi-modal",
+    "LoRA & Control Vectors",
+    "Draft Model",
+    "Logging",
+    "Server Configuration",
+    "Example-Specific",
+    "Advanced",
+)
+#: Columns of the seed's ``models`` table that are not llama-server parameters.
+META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
+#: Where a secret goes instead of the command line.
+SECRET_ENV = {"api_key": "LLAMA_API_KEY", "hf_token": "HF_TOKEN"}
+
+_TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
+_FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
+
+
+class ParamValueError(ValueError):
+    """A value that does not fit its parameter; ``column`` names the parameter."""
+
+    def __init__(self, column: str, message: str):
+        super().__init__(f"{column}: {message}")
+        self.column = column
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Param:
+    """One llama-server parameter (one ``models`` column)."""
+
+    column: str
+    section: str
+    sql_type: str
+    kind: str
+    help: str
+    status: str
+    flags: tuple[str, ...] = ()
+    negative_flags: tuple[str, ...] = ()
+    legacy_flags: tuple[str, ...] = ()
+    mapping: str | None = None
+    default: Any = None
+    default_text: str | None = None
+    choices: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    separator: str | None = None
+    item: str | None = None
+    must_exist: bool = False
+    repeatable: bool = False
+    env: str | None = None
+    env_negative: str | None = None
+    secret: bool = False
+    note: str | None = None
+
+    @property
+    def long_flag(self) -> str | None:
+        """The canonical long spelling (first ``--`` flag), or ``None`` for a row without flags."""
+        return next((f for f in self.flags if f.startswith("--")), self.flags[0] if self.flags else None)
+
+    @property
+    def is_bool(self) -> bool:
+        return self.kind in ("switch", "bool_pair")
+
+    @property
+    def secret_env(self) -> str | None:
+        return SECRET_ENV.get(self.column) if self.secret else None
+
+    @property
+    def all_flags(self) -> tuple[str, ...]:
+        return self.flags + self.negative_flags + self.legacy_flags
+
+    # ----------------------------------------------------------------------------------------
+    # values
+    def coerce(self, value: Any) -> Any:
+        """Check ``value`` for this parameter and return its canonical Python form.
+
+        ``None`` means "not set" (llama-server's default). Canonical forms: ``int``, ``float``,
+        ``str``, ``bool`` for switches and pairs, ``int | keyword`` for int-or-keyword,
+        ``list[str]`` for lists and ``[int, int]`` for int pairs.
+
+        Raises:
+            ParamValueError: the value has the wrong type, is out of range or not an allowed choice.
+        """
+        if value is None:
+            return None
+        kind = self.kind
+        if kind == "int":
+            return self._check_range(self._as_int(value))
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self._error(f"expected a number, got {value!r}")
+            number = float(value)
+            if not math.isfinite(number):
+                raise self._error(f"expected a finite number, got {value!r}")
+            return self._check_range(number)
+        if kind in ("switch", "bool_pair"):
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise self._error(f"expected true/false (or 1/0), got {value!r}")
+        if kind == "int_or_keyword":
+            if isinstance(value, str) and value in self.keywords:
+                return value
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value == -1 and "auto" in self.keywords:
+                    return "auto"  # the seed writes -1 for auto
+                return self._check_range(value)
+            raise self._error(f"expected a whole number or one of {', '.join(self.keywords)}, got {value!r}")
+        if kind == "enum":
+            if not isinstance(value, str) or value not in self.choices:
+                raise self._error(f"expected one of {', '.join(self.choices)}, got {value!r}")
+            return value
+        if kind in ("string", "file", "dir"):
+            if not isinstance(value, str):
+                raise self._error(f"expected text, got {value!r}")
+            if kind != "string" and not value.strip():
+                raise self._error("expected a path, got an empty string")
+            return value
+        if kind == "list":
+            sep = self.separator or ","
+            if isinstance(value, str):
+                items = [part.strip() for part in value.split(sep)]
+            elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                items = [v.strip() for v in value]
+            else:
+                raise self._error(f"expected a list of text items, got {value!r}")
+            items = [v for v in items if v]
+            if any(sep in v for v in items):
+                raise self._error(f"an item may not contain the separator {sep!r}")
+            return items or None
+        if kind == "int_pair":
+            parts: list[Any]
+            if isinstance(value, str):
+                parts = value.replace(",", " ").split()
+                try:
+                    parts = [int(p) for p in parts]
+                except ValueError:
+                    raise self._error(f"expected two whole numbers START END, got {value!r}") from None
+            elif isinstance(value, (list, tuple)):
+                parts = list(value)
+            else:
+                raise self._error(f"expected two whole numbers START END, got {value!r}")
+            if len(parts) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
+                raise self._error(f"expected two whole numbers START END, got {value!r}")
+            if parts[0] > parts[1]:
+                raise self._error(f"START must not be greater than END, got {parts[0]} {parts[1]}")
+            return [self._check_range(parts[0]), self._check_range(parts[1])]
+        raise AssertionError(f"unknown kind {kind}")  # the schema test rules this out
+
+    def from_text(self, text: str) -> Any:
+        """Parse a value typed by a person (CLI ``key=value``, an editor cell, an INI file).
+
+        An empty string means "not set".
+        """
+        text = text.strip()
+        if text == "":
+            return None
+        kind = self.kind
+        try:
+            if kind == "int":
+                return self.coerce(int(text, 0) if text.lower().startswith(("0x", "-0x")) else int(text))
+            if kind == "float":
+                return self.coerce(float(text))
+            if kind in ("switch", "bool_pair"):
+                word = text.lower()
+                if word in _TRUE_WORDS:
+                    return True
+                if word in _FALSE_WORDS:
+                    return False
+                raise self._error(f"expected true/false, on/off or 1/0, got {text!r}")
+            if kind == "int_or_keyword":
+                return self.coerce(text if text in self.keywords else int(text))
+        except ValueError as exc:
+            if isinstance(exc, ParamValueError):
+                raise
+            raise self._error(f"expected {self.describe_type()}, got {text!r}") from None
+        return self.coerce(text)
+
+    def to_text(self, value: Any) -> str:
+        """The inverse of :meth:`from_text` for a canonical value."""
+        if value is None:
+            return ""
+        if self.kind in ("switch", "bool_pair"):
+            return "true" if value else "false"
+        if self.kind == "list":
+            return (self.separator or ",").join(value)
+        if self.kind == "int_pair":
+            return f"{value[0]} {value[1]}"
+        if self.kind == "float":
+            return repr(float(value))
+        return str(value)
+
+    def to_db(self, value: Any) -> Any:
+        """Canonical value -> what goes into the SQLite column."""
+        if value is None:
+            return None
+        if self.kind in ("switch", "bool_pair"):
+            return 1 if value else 0
+        if self.kind == "list":
+            return (self.separator or ",").join(value)
+        if self.kind == "int_pair":
+            return f"{value[0]} {value[1]}"
+        if self.kind == "int" and self.sql_type == "TEXT":
+            return str(value)
+        return value
+
+    def from_db(self, raw: Any) -> Any:
+        """What SQLite returns -> canonical value (lenient with rows written by other programs)."""
+        if raw is None:
+            return None
+        try:
+            if self.kind in ("switch", "bool_pair"):
+                if isinstance(raw, str):
+                    return raw.strip().lower() in _TRUE_WORDS
+                return bool(raw)
+            if self.kind == "int":
+                return int(raw) if not isinstance(raw, float) or raw.is_integer() else raw
+            if self.kind == "float":
+                return float(raw)
+            if self.kind == "int_or_keyword":
+                if isinstance(raw, str) and raw in self.keywords:
+                    return raw
+                number = int(raw)
+                return "auto" if number == -1 and "auto" in self.keywords else number
+            if self.kind in ("list", "int_pair"):
+                return self.coerce(str(raw))
+        except (TypeError, ValueError):
+            return raw  # keep what is there; validation reports it
+        return raw if not isinstance(raw, (int, float)) or self.kind not in ("string", "enum", "file", "dir") else str(raw)
+
+    def differs_from_default(self, value: Any) -> bool:
+        """True when ``value`` is set and is not what llama-server does without the flag."""
+        if value is None:
+            return False
+        if self.default is None:
+            return True
+        if self.kind == "float":
+            return not math.isclose(float(value), float(self.default), rel_tol=1e-9, abs_tol=1e-12)
+        return value != self.default
+
+    def describe_type(self) -> str:
+        """A short human description of what the value must be."""
+        kind = self.kind
+        if kind == "int":
+            text = "a whole number"
+        elif kind == "float":
+            text = "a number"
+        elif kind in ("switch", "bool_pair"):
+            return "true or false"
+        elif kind == "enum":
+            return "one of " + ", ".join(self.choices)
+        elif kind == "int_or_keyword":
+            text = "a whole number or " + " or ".join(self.keywords)
+        elif kind == "list":
+            return f"a list separated by {self.separator or ','!r}"
+        elif kind == "int_pair":
+            return "two whole numbers START END"
+        elif kind == "file":
+            return "a file path"
+        elif kind == "dir":
+            return "a directory path"
+        else:
+            return "text"
+        if self.min is not None and self.max is not None:
+            text += f" from {_num(self.min)} to {_num(self.max)}"
+        elif self.min is not None:
+            text += f" >= {_num(self.min)}"
+        elif self.max is not None:
+            text += f" <= {_num(self.max)}"
+        return text
+
+    # ----------------------------------------------------------------------------------------
+    def _as_int(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise self._error(f"expected a whole number, got {value!r}")
+        return value
+
+    def _check_range(self, value: Any) -> Any:
+        if self.min is not None and value < self.min:
+            raise self._error(f"{_num(value)} is below the minimum {_num(self.min)}")
+        if self.max is not None and value > self.max:
+            raise self._error(f"{_num(value)} is above the maximum {_num(self.max)}")
+        return value
+
+    def _error(self, message: str) -> ParamValueError:
+        return ParamValueError(self.column, message)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """All parameters, in descriptor order, with lookups by column and by flag."""
+
+    params: tuple[Param, ...]
+    by_column: dict[str, Param] = field(repr=False, compare=False, hash=False)
+    by_flag: dict[str, Param] = field(repr=False, compare=False, hash=False)
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, column: str) -> Param:
+        return self.by_column[column]
+
+    def __contains__(self, column: object) -> bool:
+        return column in self.by_column
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(p.column for p in self.params)
+
+    def sections(self) -> dict[str, list[Param]]:
+        """Parameters grouped by seed section, sections in the seed's order."""
+        grouped: dict[str, list[Param]] = {name: [] for name in SECTIONS}
+        for param in self.params:
+            grouped[param.section].append(param)
+        return {name: rows for name, rows in grouped.items() if rows}
+
+
+_TUPLE_FIELDS = ("flags", "negative_flags", "legacy_flags", "choices", "keywords")
+
+
+def _param_from_row(row: dict[str, Any]) -> Param:
+    values = dict(row)
+    for name in _TUPLE_FIELDS:
+        if name in values:
+            values[name] = tuple(values[name])
+    return Param(**values)
+
+
+def load_schema_text(text: str) -> Schema:
+    """Build a :class:`Schema` from descriptor text (TOML with ``[[param]]`` rows)."""
+    rows = tomllib.loads(text).get("param", [])
+    params = tuple(_param_from_row(row) for row in rows)
+    by_flag: dict[str, Param] = {}
+    for param in params:
+        for flag in param.all_flags:
+            by_flag.setdefault(flag, param)
+    return Schema(params=params, by_column={p.column: p for p in params}, by_flag=by_flag)
+
+
+@cache
+def load_schema() -> Schema:
+    """The schema shipped with llamadash (cached; the descriptor never changes at run time)."""
+    text = resources.files(__package__).joinpath("schema.toml").read_text(encoding="utf-8")
+    return load_schema_text(text)

@@ -1,0 +1,1 @@
+"""The widgets of llamadash: main window, docks, dialogs, tray."""
