@@ -1,0 +1,438 @@
+"""The command-line interface: ``llamadash <command>``.
+
+Without a command, ``llamadash`` opens the window (see :mod:`llamadash.__main__`). User mistakes
+print one line to stderr and exit with status 1 (2 for bad usage); they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from llamadash import __version__
+from llamadash.core import database as db
+from llamadash.core import paths
+from llamadash.core.gguf_info import model_type
+from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
+from llamadash.core.params import (
+    CapabilityError,
+    CommandError,
+    CommandLineError,
+    ParamValueError,
+    build_command,
+    format_command,
+    load_schema,
+    parse_command_line,
+    probe_binary,
+    validate_config,
+)
+
+META_KEYS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
+MASK = "***"
+
+
+class CliError(Exception):
+    """A user mistake, reported as one line on stderr."""
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llamadash",
+        description="A desktop dashboard for llama.cpp's llama-server. Without a command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"llamadash {__version__}")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the database and logs in DIR (default: LLAMADASH_DATA_DIR, portable data/, "
+        "or the per-user data directory)",
+    )
+    parser.add_argument("--minimized", action="store_true", help="start minimized (GUI only)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_db = sub.add_parser("db", help="the database: info, export, import, vacuum")
+    db_sub = p_db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_sub.add_parser("info", help="path, size, version and row counts")
+    p = db_sub.add_parser("export", help="write a consistent backup of the database to FILE")
+    p.add_argument("file")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p = db_sub.add_parser("import", help="replace the database with FILE (a backup of the current one is kept)")
+    p.add_argument("file")
+    db_sub.add_parser("vacuum", help="compact the database file")
+
+    p_models = sub.add_parser("models", help="the model library")
+    m_sub = p_models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    p = m_sub.add_parser("list", help="list the configured models")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--status", choices=("running", "stopped", "loading", "error"))
+    p.add_argument("--type")
+    p = m_sub.add_parser("show", help="show one model's configuration")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--show-secrets", action="store_true", help="print API keys and tokens in clear")
+    p = m_sub.add_parser("remove", help="delete a model from the library (its files stay on disk)")
+    p.add_argument("name")
+    p = m_sub.add_parser("add", help="add a model from a GGUF file or a llama-server command line")
+    p.add_argument("name")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-path", metavar="FILE", help="the model's .gguf file")
+    source.add_argument("--from-command", metavar="CMDLINE", help='a pasted "llama-server ..." command line')
+    p.add_argument("--type", help="model type (default: the GGUF's architecture)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a parameter")
+    p = m_sub.add_parser("set", help="change parameters: KEY=VALUE (empty VALUE resets to the default)")
+    p.add_argument("name")
+    p.add_argument("assignments", metavar="KEY=VALUE", nargs="+")
+    p = m_sub.add_parser("command", help="print the exact llama-server command for a model")
+    p.add_argument("name")
+    p.add_argument("--show-secrets", action="store_true", help="print API keys and tokens in clear")
+
+    p = sub.add_parser("llama-server", help="show or set the llama-server binary")
+    p.add_argument("--path", metavar="BIN", help="use BIN from now on")
+    p.add_argument("--clear", action="store_true", help="forget the configured path and detect again")
+
+    p = sub.add_parser("metrics", help="the recent metrics history")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+def open_database(data_dir: str | None) -> Path:
+    """Open the database of ``data_dir`` (or the default location) and return its path."""
+    directory = paths.resolve_data_dir(data_dir)
+    path = paths.default_database_path(directory)
+    db.init_database(path)
+    return path
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _time(ms: int | None) -> str:
+    if ms is None:
+        return "n/a"
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _get_model(name: str) -> dict[str, Any]:
+    model = db.get_model_by_name(name)
+    if model is None:
+        names = [m["name"] for m in db.get_models()]
+        hint = f" (models: {', '.join(names)})" if names else " (the library is empty)"
+        raise CliError(f"no model named {name!r}{hint}")
+    return model
+
+
+def _params_of(model: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in model.items() if k not in META_KEYS}
+
+
+def _mask(model: dict[str, Any]) -> dict[str, Any]:
+    schema = load_schema()
+    return {
+        key: (MASK if key in schema and schema[key].secret and value is not None else value)
+        for key, value in model.items()
+    }
+
+
+def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``KEY=VALUE`` items -> (parameter values, custom flags). ``--flag=VALUE`` is a custom flag."""
+    schema = load_schema()
+    values: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CliError(f"expected KEY=VALUE, got {item!r}")
+        if key.startswith("-"):
+            custom[key] = True if text == "" else text
+        elif key in ("name", "type"):
+            if not text.strip():
+                raise CliError(f"{key} may not be empty")
+            values[key] = text.strip()
+        elif key in schema:
+            values[key] = schema[key].from_text(text)
+        else:
+            raise CliError(
+                f"unknown parameter {key!r}: see 'llamadash models show NAME' for the names; extra "
+                "llama-server flags go in as --flag=value"
+            )
+    return values, custom
+
+
+def _report_issues(config: dict[str, Any], changed: set[str], err: TextIO) -> None:
+    """Print validation warnings; refuse errors about what this command changes."""
+    issues = validate_config(config)
+    blocking = [i for i in issues if i.severity == "error" and (i.column in changed or not changed)]
+    for issue in issues:
+        if issue not in blocking:
+            print(f"llamadash: {issue.severity}: {issue.column}: {issue.message}", file=err)
+    if blocking:
+        raise CliError("; ".join(f"{i.column}: {i.message}" for i in blocking))
+
+
+def _capabilities(binary: Path, label: str | None, data_dir: Path):
+    return probe_binary(binary, label=label, cache_dir=data_dir / "cache")
+
+
+def _locate_binary():
+    return find_llama_server(db.get_metadata(METADATA_KEY))
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = db.get_database_path()
+    if args.db_command == "info":
+        counts = db.count_rows()
+        print(f"path:     {path}", file=out)
+        print(f"size:     {_human_size(db.get_database_size())}", file=out)
+        print(f"version:  {db.get_db_version()}", file=out)
+        for table, count in counts.items():
+            print(f"{table + ':':<10}{count} rows", file=out)
+        return 0
+    if args.db_command == "export":
+        target = Path(args.file).expanduser()
+        last = [-1]
+
+        def progress(done: int, total: int) -> None:
+            percent = 100 if total <= 0 else int(done * 100 / total)
+            if percent != last[0] and err.isatty():
+                print(f"\rexporting... {percent}%", end="", file=err)
+            last[0] = percent
+
+        db.export_database(target, overwrite=args.force, progress=progress)
+        if err.isatty():
+            print(file=err)
+        print(f"exported {path} to {target} ({_human_size(target.stat().st_size)})", file=out)
+        return 0
+    if args.db_command == "import":
+        info = db.inspect_database_file(Path(args.file).expanduser())
+        backup = db.import_database(Path(args.file).expanduser())
+        print(
+            f"imported {args.file}: {info.get('models', 0)} models, {info.get('metrics_rows', 0)} metrics rows "
+            f"(version {info.get('db_version')})",
+            file=out,
+        )
+        if backup:
+            print(f"the previous database was saved as {backup}", file=out)
+        return 0
+    if args.db_command == "vacuum":
+        before = db.get_database_size()
+        db.vacuum_database()
+        print(f"vacuumed {path}: {_human_size(before)} -> {_human_size(db.get_database_size())}", file=out)
+        return 0
+    raise AssertionError(args.db_command)
+
+
+def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> int:
+    action = args.models_command
+    if action == "list":
+        models = db.get_models(status=args.status, type=args.type)
+        if args.json:
+            json.dump([_mask(m) for m in models], out, indent=2)
+            print(file=out)
+            return 0
+        if not models:
+            print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
+            return 0
+        rows = [("NAME", "TYPE", "STATUS", "PORT", "MODEL")]
+        for m in models:
+            source = m.get("model_path") or m.get("hf_repo") or m.get("model_url") or m.get("docker_repo") or ""
+            rows.append((m["name"], m["type"], m["status"], str(m.get("port") or 8080), source))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4], file=out)
+        return 0
+    if action == "show":
+        model = _get_model(args.name)
+        shown = model if args.show_secrets else _mask(model)
+        if args.json:
+            json.dump(shown, out, indent=2)
+            print(file=out)
+            return 0
+        print(f"{shown['name']}  ({shown['type']}, {shown['status']})", file=out)
+        print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
+        schema = load_schema()
+        for section, params in schema.sections().items():
+            rows = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]
+            if rows:
+                print(f"\n[{section}]", file=out)
+                for param, value in rows:
+                    text = value if value == MASK else param.to_text(value)
+                    print(f"  {param.column} = {text}", file=out)
+        if shown.get("custom_params"):
+            print("\n[Custom flags]", file=out)
+            print("  " + json.dumps(shown["custom_params"]), file=out)
+        return 0
+    if action == "remove":
+        model = _get_model(args.name)
+        db.delete_model(model["id"])
+        print(f"removed {args.name}", file=out)
+        return 0
+    if action == "add":
+        if db.get_model_by_name(args.name) is not None:
+            raise CliError(f"a model named {args.name!r} already exists")
+        if args.from_command is not None:
+            config = parse_command_line(args.from_command)
+        else:
+            model_path = Path(args.model_path).expanduser()
+            if not model_path.is_file():
+                raise CliError(f"model file {model_path} does not exist")
+            config = {"model_path": str(model_path.resolve())}
+        values, custom = _parse_assignments(args.set)
+        config.update({k: v for k, v in values.items() if k not in ("name", "type")})
+        if custom:
+            config["custom_params"] = {**(config.get("custom_params") or {}), **custom}
+        _report_issues(config, set(), err)
+        model_type_ = args.type or values.get("type")
+        if not model_type_ and config.get("model_path"):
+            model_type_ = model_type(config["model_path"])
+        record = {**config, "name": args.name, "type": model_type_ or "unknown", "status": "stopped"}
+        model_id = db.save_model(record)
+        print(f"added {args.name} (id {model_id}, type {record['type']})", file=out)
+        return 0
+    if action == "set":
+        model = _get_model(args.name)
+        values, custom = _parse_assignments(args.assignments)
+        changes: dict[str, Any] = dict(values)
+        if custom:
+            merged = dict(model.get("custom_params") or {}) if isinstance(model.get("custom_params"), dict) else {}
+            for flag, value in custom.items():
+                merged[flag] = value
+            changes["custom_params"] = merged
+        if "name" in changes and changes["name"] != model["name"] and db.get_model_by_name(changes["name"]):
+            raise CliError(f"a model named {changes['name']!r} already exists")
+        config = {**_params_of(model), **{k: v for k, v in changes.items() if k not in ("name", "type")}}
+        _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err)
+        db.update_model(model["id"], changes)
+        print(f"updated {changes.get('name', model['name'])}: " + ", ".join(sorted(changes)), file=out)
+        return 0
+    if action == "command":
+        model = _get_model(args.name)
+        located = _locate_binary()
+        caps = _capabilities(located.path, located.label, data_dir)
+        argv, env = build_command(_params_of(model) | {"custom_params": model.get("custom_params")}, caps)
+        print(format_command(argv, env, mask_secrets=not args.show_secrets), file=out)
+        return 0
+    raise AssertionError(action)
+
+
+def cmd_llama_server(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> int:
+    if args.clear:
+        db.delete_metadata(METADATA_KEY)
+    if args.path:
+        located = find_llama_server(args.path)
+        caps = _capabilities(located.path, located.label, data_dir)  # refuses what is not llama-server
+        db.set_metadata(METADATA_KEY, str(located.path))
+    located = _locate_binary()
+    caps = _capabilities(located.path, located.label, data_dir)
+    print(f"binary:   {located.path}", file=out)
+    print(f"found by: {located.source}", file=out)
+    print(f"build:    {caps.label}", file=out)
+    if caps.version_text:
+        print(f"version:  {caps.version_text.strip().splitlines()[0]}", file=out)
+    print(f"flags:    {len(caps.flags)} accepted", file=out)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
+    if args.minutes <= 0:
+        raise CliError("--minutes must be positive")
+    rows = db.get_metrics_history(args.minutes)
+    if args.json:
+        json.dump(rows, out, indent=2)
+        print(file=out)
+        return 0
+    if not rows:
+        print(f"no metrics in the last {args.minutes:g} minutes (they are sampled while llamadash runs)", file=out)
+        return 0
+    columns = [
+        ("TIME", "timestamp", None), ("CPU%", "cpu_usage", 1), ("MEM%", "memory_usage", 1),
+        ("DISK%", "disk_usage", 1), ("GPU%", "gpu_usage", 1), ("GPU°C", "gpu_temperature", 0),
+        ("VRAM MB", "gpu_memory_used", 0), ("GPU W", "gpu_power_usage", 0), ("MODELS", "active_models", None),
+        ("REQ/MIN", "requests_per_minute", 1),
+    ]
+
+    def cell(row: dict[str, Any], key: str, digits: int | None) -> str:
+        value = row.get(key)
+        if key == "timestamp":
+            return dt.datetime.fromtimestamp(value / 1000).strftime("%H:%M:%S")
+        if value is None:
+            return "n/a"
+        return f"{value:.{digits}f}" if digits is not None else str(value)
+
+    table = [[c[0] for c in columns]] + [[cell(r, c[1], c[2]) for c in columns] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for r in table:
+        print("  ".join(r[i].rjust(widths[i]) for i in range(len(columns))), file=out)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CliError,
+    db.DatabaseError,
+    ParamValueError,
+    CommandError,
+    CommandLineError,
+    CapabilityError,
+    LlamaServerNotFound,
+    OSError,
+)
+
+
+def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run one CLI command; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_usage(err)
+        return 2
+    handlers: dict[str, Callable[[Path], int]] = {
+        "db": lambda d: cmd_db(args, out, err),
+        "models": lambda d: cmd_models(args, out, err, d),
+        "llama-server": lambda d: cmd_llama_server(args, out, err, d),
+        "metrics": lambda d: cmd_metrics(args, out),
+    }
+    try:
+        db_path = open_database(args.data_dir)
+        try:
+            return handlers[args.command](db_path.parent)
+        finally:
+            db.close_database()
+    except USER_ERRORS as exc:
+        print(f"llamadash: error: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llamadash-cli`` console script."""
+    return run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

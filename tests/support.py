@@ -1,0 +1,121 @@
+"""Shared test helpers: a tiny real GGUF model and a real llama-server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def write_tiny_gguf(path: Path, name: str = "tiny-test-llama") -> Path:
+    """Write a ~0.5 MB llama-architecture GGUF with random weights that llama-server loads in ms."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n_vocab, n_embd, n_layer, n_head, n_ff, n_ctx = 260, 64, 2, 4, 128, 512
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_context_length(n_ctx)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + ["\u2581"]
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * len(tokens))
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    types += [gguf.TokenType.BYTE] * 256 + [gguf.TokenType.NORMAL]
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+
+    def tensor(tname: str, *shape: int) -> None:
+        writer.add_tensor(tname, (rng.standard_normal(shape) * 0.02).astype(np.float32))
+
+    tensor("token_embd.weight", n_vocab, n_embd)
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    tensor("output.weight", n_vocab, n_embd)
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        for part in ("q", "k", "v", "output"):
+            tensor(f"blk.{i}.attn_{part}.weight", n_embd, n_embd)
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        tensor(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
+        tensor(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
+        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerRun:
+    """What happened when llama-server was started with some argv."""
+
+    healthy: bool
+    returncode: int | None
+    output: str
+
+
+def health_status(port: int, timeout: float = 1.0, host: str = "127.0.0.1", path: str = "/health") -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def run_server_until_healthy(
+    argv: list[str],
+    env: dict[str, str] | None,
+    port: int,
+    log_path: Path,
+    timeout: float = 60.0,
+    host: str = "127.0.0.1",
+    health_path: str = "/health",
+) -> ServerRun:
+    """Start llama-server, wait until /health says 200 or the process exits, then stop it."""
+    full_env = {**os.environ, **(env or {})}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env)
+        healthy = False
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                if health_status(port, host=host, path=health_path) == 200:
+                    healthy = True
+                    break
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return ServerRun(healthy, proc.returncode, log_path.read_text(errors="replace"))
