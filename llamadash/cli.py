@@ -109,7 +109,8 @@ def open_database(data_dir: str | None) -> Path:
     """Open the database of ``data_dir`` (or the default location) and return its path."""
     directory = paths.resolve_data_dir(data_dir)
     path = paths.default_database_path(directory)
-    db.init_database(path)
+    # the CLI is not the dashboard: it must not reset the uptime of a dashboard running on this database
+    db.init_database(path, record_start=False)
     return path
 
 

@@ -1,0 +1,393 @@
+"""Recognising database files and upgrading them to :data:`SCHEMA_VERSION`.
+
+Two halves:
+
+* :func:`probe_file` looks at a file *without changing it* (read-only, and ``immutable`` when no
+  ``-wal`` file is beside it, so not even a ``-shm`` file appears): is it SQLite, is it whole, is it
+  ours, which version. It runs before a file is opened as the database and before an import.
+* :func:`upgrade_schema` brings an open database to the current schema with Peewee's
+  ``SqliteMigrator``: creates missing tables, adds missing columns (including parameter columns
+  that a newer ``schema.toml`` added), renames duplicate model names ``"name (2)"`` so the name
+  index can be unique, replaces indexes whose definition differs (the seed's non-unique
+  ``idx_models_name``), creates missing indexes, turns second-valued times of a seed database
+  into milliseconds, and records ``db_version``. It runs in one
+  transaction; a database from the seed (auto_vacuum off) is then VACUUMed once so that
+  incremental auto-vacuum takes effect.
+
+The same upgrade runs on imported files (in a staging copy, before they replace anything).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import struct
+from pathlib import Path
+from typing import Any
+
+import peewee
+from playhouse.migrate import SqliteMigrator, migrate  # type: ignore[import-untyped]
+
+from llamadash.core.db.errors import DatabaseFileError, SchemaVersionError
+from llamadash.core.db.models import (
+    ALL_MODELS,
+    IDENTITY_TABLES,
+    REQUIRED_COLUMNS,
+    SCHEMA_VERSION,
+    SEED_SCHEMA_VERSION,
+    TABLE_NAMES,
+    BaseModel,
+)
+
+log = logging.getLogger(__name__)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+#: What a NOT NULL column gets when an old table lacks it and rows are already there.
+_FILL_FOR_MISSING = {"type": "unknown", "status": "stopped", "value": ""}
+_AUTO_VACUUM_INCREMENTAL = 2
+#: Time columns the seed does not say are milliseconds (``metrics_history.timestamp`` it does).
+_SEED_TIME_COLUMNS = (
+    ("metrics_history", "created_at"),
+    ("models", "created_at"),
+    ("models", "updated_at"),
+    ("metadata", "updated_at"),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# probing files
+def readonly_uri(path: Path) -> str:
+    """A SQLite URI that opens ``path`` without writing anything next to it.
+
+    ``immutable=1`` when there is no ``-wal`` file (nothing can be pending); otherwise plain
+    read-only so that the WAL content is read too.
+    """
+    uri = path.absolute().as_uri()
+    if Path(f"{path}-wal").exists():
+        return uri + "?mode=ro"
+    return uri + "?mode=ro&immutable=1"
+
+
+def _check_header(path: Path) -> int:
+    """Check the file is a whole SQLite database file; returns its size in bytes."""
+    if not path.exists():
+        raise DatabaseFileError(f"{path} does not exist")
+    if not path.is_file():
+        raise DatabaseFileError(f"{path} is not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise DatabaseFileError(f"{path} is empty (0 bytes); it is not a llamadash database")
+    with open(path, "rb") as handle:
+        header = handle.read(_HEADER_SIZE)
+    if not (_SQLITE_MAGIC.startswith(header) or header.startswith(_SQLITE_MAGIC)):
+        raise DatabaseFileError(f"{path} is not a SQLite database (it does not start with the SQLite header)")
+    if len(header) < _HEADER_SIZE:
+        raise DatabaseFileError(f"{path} is truncated: it holds only {size} bytes of a SQLite database")
+    (page_size,) = struct.unpack(">H", header[16:18])
+    page_size = 65536 if page_size == 1 else page_size
+    change_counter, page_count = struct.unpack(">II", header[24:32])
+    (valid_for,) = struct.unpack(">I", header[92:96])
+    if page_size < 512 or page_size & (page_size - 1):
+        raise DatabaseFileError(f"{path} is damaged: its header gives an impossible page size {page_size}")
+    if valid_for == change_counter and page_count and size < page_count * page_size:
+        raise DatabaseFileError(
+            f"{path} is truncated: its header says {page_count * page_size} bytes "
+            f"but the file holds only {size}"
+        )
+    if size % page_size:
+        raise DatabaseFileError(
+            f"{path} is truncated or damaged: its size ({size} bytes) is not a whole number of "
+            f"{page_size}-byte pages"
+        )
+    return size
+
+
+def _parse_version(raw: Any, path: Path) -> int:
+    try:
+        version = int(str(raw).strip())
+    except ValueError:
+        raise DatabaseFileError(f"{path} has an unreadable db_version {raw!r} in its metadata") from None
+    if version < 1:
+        raise DatabaseFileError(f"{path} has an impossible db_version {version}")
+    return version
+
+
+def _newer_version_error(path: Path, version: int) -> SchemaVersionError:
+    return SchemaVersionError(
+        f"{path} was written by a newer llamadash (database version {version}; this llamadash "
+        f"understands up to version {SCHEMA_VERSION}). Update llamadash, or use another data "
+        f"directory or file; the file was not changed."
+    )
+
+
+def probe_file(path: Path, *, for_import: bool, check_integrity: bool) -> dict[str, Any]:
+    """Describe a database file without changing it.
+
+    Args:
+        path: the file.
+        for_import: a file to import must hold llamadash data; when False (the file is about to
+            be opened as the database) an empty file or a SQLite file without tables counts as a
+            new database (``db_version`` None).
+        check_integrity: also run ``PRAGMA quick_check`` (reads every page).
+
+    Returns:
+        ``path``, ``size`` (bytes), ``db_version`` (None for a new database), ``needs_upgrade``,
+        ``tables`` (all table names), ``model_count`` (also as ``models``), ``model_names`` (by
+        id), ``metrics_rows``.
+
+    Raises:
+        DatabaseFileError: the file is missing, empty (import only), not SQLite, truncated, damaged
+            or another application's database.
+        SchemaVersionError: the file was written by a newer llamadash.
+    """
+    path = Path(path)
+    empty: dict[str, Any] = {
+        "path": str(path),
+        "size": 0,
+        "db_version": None,
+        "needs_upgrade": False,
+        "tables": [],
+        "model_count": 0,
+        "models": 0,
+        "model_names": [],
+        "metrics_rows": 0,
+    }
+    if not for_import and path.is_file() and path.stat().st_size == 0:
+        return empty
+    size = _check_header(path)
+    try:
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        raise DatabaseFileError(f"{path} cannot be opened: {exc}") from None
+    try:
+        return _describe(conn, path, size, for_import=for_import, check_integrity=check_integrity)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseFileError(f"{path} is damaged or not a SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _describe(
+    conn: sqlite3.Connection, path: Path, size: int, *, for_import: bool, check_integrity: bool
+) -> dict[str, Any]:
+    tables = sorted(
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith("sqlite_")
+    )
+    columns = {
+        name: {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}
+        for name in TABLE_NAMES
+        if name in tables
+    }
+    info: dict[str, Any] = {
+        "path": str(path),
+        "size": size,
+        "db_version": None,
+        "needs_upgrade": False,
+        "tables": tables,
+        "model_count": 0,
+        "models": 0,
+        "model_names": [],
+        "metrics_rows": 0,
+    }
+    if not tables and not for_import:
+        return info  # a SQLite file without tables: a new database
+    if not any(name in columns for name in IDENTITY_TABLES):
+        held = f"it holds the tables {', '.join(tables)}" if tables else "it holds no tables"
+        raise DatabaseFileError(
+            f"{path} is a SQLite database but not a llamadash database: it has no models or "
+            f"metrics_history table ({held})"
+        )
+    for name, have in columns.items():
+        lacking = REQUIRED_COLUMNS[name] - have
+        if lacking:
+            raise DatabaseFileError(
+                f"{path} is not a llamadash database: its {name} table lacks the column(s) "
+                f"{', '.join(sorted(lacking))}"
+            )
+    version = SEED_SCHEMA_VERSION
+    if "metadata" in columns:
+        row = conn.execute("SELECT value FROM metadata WHERE key = 'db_version'").fetchone()
+        if row is not None:
+            version = _parse_version(row[0], path)
+    if version > SCHEMA_VERSION:
+        raise _newer_version_error(path, version)
+    if check_integrity:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise DatabaseFileError(f"{path} is damaged: {'; '.join(problems)}")
+    info["db_version"] = version
+    info["needs_upgrade"] = version < SCHEMA_VERSION or _lacks_schema_parts(columns)
+    if "models" in columns:
+        names = [row[0] for row in conn.execute("SELECT name FROM models ORDER BY id")]
+        info["model_count"] = info["models"] = len(names)
+        info["model_names"] = names
+    if "metrics_history" in columns:
+        info["metrics_rows"] = conn.execute("SELECT count(*) FROM metrics_history").fetchone()[0]
+    return info
+
+
+def _lacks_schema_parts(columns: dict[str, set[str]]) -> bool:
+    for model in ALL_MODELS:
+        have = columns.get(model._meta.table_name)
+        if have is None or any(f.column_name not in have for f in model._meta.sorted_fields):
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# upgrading an open database
+def stored_version(db: peewee.SqliteDatabase) -> int | None:
+    """``db_version`` of an open database; None when it has none of our tables (a new database)."""
+    tables = set(db.get_tables())
+    if not tables.intersection(TABLE_NAMES):
+        return None
+    if "metadata" in tables:
+        row = db.execute_sql("SELECT value FROM metadata WHERE key = 'db_version'").fetchone()
+        if row is not None:
+            return _parse_version(row[0], Path(db.database))
+    return SEED_SCHEMA_VERSION
+
+
+def upgrade_schema(db: peewee.SqliteDatabase, now_ms: int) -> int | None:
+    """Bring ``db`` to :data:`SCHEMA_VERSION`; returns the version it had (None: it was new).
+
+    A database that is already current is not written to at all.
+
+    Raises:
+        SchemaVersionError: the database is newer than this llamadash (nothing is changed).
+    """
+    before = stored_version(db)
+    if before is not None and before > SCHEMA_VERSION:
+        raise _newer_version_error(Path(db.database), before)
+    migrator = SqliteMigrator(db)
+    with db.atomic("IMMEDIATE"):
+        tables = set(db.get_tables())
+        for model in ALL_MODELS:
+            _create_or_extend_table(db, migrator, model, tables)
+        if before == SEED_SCHEMA_VERSION:
+            _seconds_to_milliseconds(db)
+        _fill_metrics_created_at(db)
+        renamed = _rename_duplicate_model_names(db)
+        for model in ALL_MODELS:
+            _replace_changed_indexes(db, migrator, model)
+            peewee.SchemaManager(model, database=db).create_indexes(safe=True)
+        if before != SCHEMA_VERSION:
+            _write_version(db, now_ms)
+    if renamed:
+        log.warning("renamed duplicate model names so that names are unique: %s", renamed)
+    if db.pragma("auto_vacuum") != _AUTO_VACUUM_INCREMENTAL:
+        # Only a VACUUM turns auto-vacuum on in a database that already has tables.
+        db.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute_sql("VACUUM")
+    return before
+
+
+def _create_or_extend_table(
+    db: peewee.SqliteDatabase, migrator: SqliteMigrator, model: type[BaseModel], tables: set[str]
+) -> None:
+    table = model._meta.table_name
+    if table not in tables:
+        peewee.SchemaManager(model, database=db).create_table(safe=True)
+        return
+    have = {column.name for column in db.get_columns(table)}
+    operations = []
+    fills = []
+    for field in model._meta.sorted_fields:
+        if field.column_name in have:
+            continue
+        added = field.clone()
+        if not added.null:
+            # An existing table cannot gain a NOT NULL column without a rebuild; add it nullable
+            # and give the rows present a value.
+            added.null = True
+            fills.append(field.column_name)
+        operations.append(migrator.add_column(table, field.column_name, added))
+    if operations:
+        log.info("adding %d column(s) to %s", len(operations), table)
+        migrate(*operations)
+    for column in fills:
+        db.execute_sql(
+            f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" IS NULL',
+            (_FILL_FOR_MISSING.get(column, ""),),
+        )
+
+
+def _seconds_to_milliseconds(db: peewee.SqliteDatabase) -> None:
+    # The seed documents `timestamp` as milliseconds but the other times only as "Unix
+    # timestamp"; a value below 1e11 cannot be milliseconds of a real date (1e11 ms is March
+    # 1973) and is taken as seconds.
+    for table, column in _SEED_TIME_COLUMNS:
+        db.execute_sql(
+            f'UPDATE "{table}" SET "{column}" = "{column}" * 1000 '
+            f"WHERE typeof(\"{column}\") IN ('integer', 'real') AND \"{column}\" BETWEEN 1 AND 99999999999"
+        )
+
+
+def _fill_metrics_created_at(db: peewee.SqliteDatabase) -> None:
+    # Retention deletes by created_at; a row without one (a foreign writer) would never expire.
+    db.execute_sql("UPDATE metrics_history SET created_at = COALESCE(timestamp, 0) WHERE created_at IS NULL")
+
+
+def _rename_duplicate_model_names(db: peewee.SqliteDatabase) -> list[tuple[str, str]]:
+    rows = db.execute_sql("SELECT id, name FROM models ORDER BY id").fetchall()
+    taken = {name for _, name in rows}
+    seen: set[str] = set()
+    renamed: list[tuple[str, str]] = []
+    for row_id, name in rows:
+        if name not in seen:
+            seen.add(name)
+            continue
+        number = 2
+        while f"{name} ({number})" in taken:
+            number += 1
+        new_name = f"{name} ({number})"
+        taken.add(new_name)
+        seen.add(new_name)
+        db.execute_sql("UPDATE models SET name = ? WHERE id = ?", (new_name, row_id))
+        renamed.append((name, new_name))
+    return renamed
+
+
+def _replace_changed_indexes(
+    db: peewee.SqliteDatabase, migrator: SqliteMigrator, model: type[BaseModel]
+) -> None:
+    table = model._meta.table_name
+    existing = {index.name: index for index in db.get_indexes(table)}
+    drops = []
+    for wanted in model._meta.indexes:
+        have = existing.get(wanted._name)
+        if have is None:
+            continue
+        columns = [expr.column_name for expr in wanted._expressions]
+        if list(have.columns) != columns or bool(have.unique) != bool(wanted._unique):
+            drops.append(migrator.drop_index(table, wanted._name))
+    if drops:
+        migrate(*drops)
+
+
+def _write_version(db: peewee.SqliteDatabase, now_ms: int) -> None:
+    cursor = db.execute_sql(
+        "UPDATE metadata SET value = ?, updated_at = ? WHERE key = 'db_version'",
+        (str(SCHEMA_VERSION), now_ms),
+    )
+    if cursor.rowcount == 0:
+        db.execute_sql(
+            "INSERT INTO metadata (key, value, updated_at) VALUES ('db_version', ?, ?)",
+            (str(SCHEMA_VERSION), now_ms),
+        )
+
+
+def file_mode_private(path: Path) -> None:
+    """Make ``path`` and its ``-wal``/``-shm`` companions readable by their owner only (POSIX)."""
+    if os.name != "posix":
+        return
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if candidate.exists() and (candidate.stat().st_mode & 0o777) != 0o600:
+                os.chmod(candidate, 0o600)
+        except OSError:  # a companion may vanish between the checks
+            pass

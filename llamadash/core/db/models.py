@@ -1,0 +1,195 @@
+"""Peewee models of the seed's three tables: ``metrics_history``, ``models`` and ``metadata``.
+
+The ``models`` table has one column per llama-server parameter; those columns are generated from the
+parameter schema (:func:`llamadash.core.params.load_schema`), never written by hand: each keeps the
+row's seed SQL type, is nullable (``NULL`` = not set, llama-server's default) and converts with
+:meth:`Param.to_db` / :meth:`Param.from_db`. A parameter added to ``schema.toml`` therefore becomes a
+column, and :mod:`llamadash.core.db.migrations` adds it to existing databases.
+
+The models are bound to :data:`database_proxy`; :func:`llamadash.core.db.api.init_database` points it
+at the chosen file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import peewee
+from playhouse.sqlite_ext import AutoIncrementField  # type: ignore[import-untyped]
+
+from llamadash.core.params import META_COLUMNS, Param, load_schema
+
+log = logging.getLogger(__name__)
+
+#: The schema version this llamadash writes into ``metadata.db_version``. Version 1 is the seed's
+#: own design; version 2 adds the unique model-name index and the per-parameter column contract.
+SCHEMA_VERSION = 2
+#: The version of a database that has our tables but no ``db_version`` row (the seed's design).
+SEED_SCHEMA_VERSION = 1
+
+#: Pragmas applied to every connection.
+PRAGMAS: tuple[tuple[str, Any], ...] = (
+    ("journal_mode", "wal"),
+    ("synchronous", "NORMAL"),
+)
+#: Pragmas that prepare a new, empty database file, in this order: ``auto_vacuum`` only takes
+#: effect before the first table exists and before WAL mode writes the file header, and setting it
+#: on an existing database rewrites page 1 (so it is not a per-connection pragma).
+NEW_DATABASE_PRAGMAS: tuple[tuple[str, Any], ...] = (
+    ("auto_vacuum", "INCREMENTAL"),
+    ("journal_mode", "wal"),
+)
+
+#: Statuses a model may have (the seed's list).
+MODEL_STATUSES = ("running", "stopped", "loading", "error")
+
+database_proxy = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class ParamField(peewee.Field):
+    """A ``models`` column for one llama-server parameter (nullable, the seed's SQL type)."""
+
+    def __init__(self, param: Param, **kwargs: Any):
+        self.param = param
+        self.field_type = param.sql_type  # type: ignore[misc]  # per instance: the row's SQL type
+        super().__init__(null=True, column_name=param.column, **kwargs)
+
+    def db_value(self, value: Any) -> Any:
+        return self.param.to_db(value)
+
+    def python_value(self, value: Any) -> Any:
+        return self.param.from_db(value)
+
+
+class CustomParamsField(peewee.TextField):
+    """Extra llama-server arguments as JSON text: a ``{"--flag": value}`` dict or a list of argv strings.
+
+    ``NULL`` (nothing stored) reads back as ``{}``. Text that is not a JSON object or array (only a
+    foreign writer can produce it) also reads as ``{}`` and is logged; the row is not changed.
+    """
+
+    def db_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    def python_value(self, value: Any) -> Any:
+        if value is None:
+            return {}
+        try:
+            decoded = json.loads(value)
+        except (TypeError, ValueError):
+            log.warning("custom_params holds text that is not JSON; read as {}: %.80r", value)
+            return {}
+        if not isinstance(decoded, (dict, list)):
+            log.warning("custom_params holds JSON that is neither an object nor a list; read as {}")
+            return {}
+        return decoded
+
+
+class MetricsHistory(BaseModel):
+    """One metrics sample; a missing reading is ``NULL``, never 0."""
+
+    id = peewee.AutoField()
+    timestamp = peewee.IntegerField(null=True)  # Unix ms of the sample
+    cpu_usage = peewee.FloatField(null=True)  # percent 0-100
+    memory_usage = peewee.FloatField(null=True)  # percent 0-100
+    disk_usage = peewee.FloatField(null=True)  # percent 0-100
+    gpu_usage = peewee.FloatField(null=True)  # percent 0-100
+    gpu_temperature = peewee.FloatField(null=True)  # degrees C
+    gpu_memory_used = peewee.FloatField(null=True)  # MB
+    gpu_memory_total = peewee.FloatField(null=True)  # MB
+    gpu_power_usage = peewee.FloatField(null=True)  # W
+    active_models = peewee.IntegerField(null=True)
+    uptime = peewee.IntegerField(null=True)  # seconds
+    requests_per_minute = peewee.FloatField(null=True)
+    created_at = peewee.IntegerField(null=True)  # Unix ms when the row was written
+
+    class Meta:
+        table_name = "metrics_history"
+
+
+MetricsHistory.add_index(MetricsHistory.timestamp, name="idx_metrics_timestamp")
+MetricsHistory.add_index(MetricsHistory.created_at, name="idx_metrics_created_at")
+
+
+class ModelConfig(BaseModel):
+    """A saved model configuration (the ``models`` table).
+
+    The identity columns are declared here; one column per llama-server parameter and then
+    ``custom_params`` are added below from the schema.
+    """
+
+    id = AutoIncrementField()
+    name = peewee.TextField()
+    type = peewee.TextField()
+    status = peewee.TextField()  # one of MODEL_STATUSES
+    created_at = peewee.IntegerField(null=True)  # Unix ms
+    updated_at = peewee.IntegerField(null=True)  # Unix ms
+
+    class Meta:
+        table_name = "models"
+
+
+def _add_parameter_columns() -> None:
+    meta = ModelConfig._meta
+    for param in load_schema():
+        if param.column in meta.fields or param.column in META_COLUMNS:
+            raise RuntimeError(f"parameter column {param.column!r} clashes with a models meta column")
+        meta.add_field(param.column, ParamField(param))
+    meta.add_field("custom_params", CustomParamsField(null=True))
+
+
+_add_parameter_columns()
+ModelConfig.add_index(ModelConfig.name, unique=True, name="idx_models_name")
+ModelConfig.add_index(ModelConfig.status, name="idx_models_status")
+ModelConfig.add_index(ModelConfig.type, name="idx_models_type")
+ModelConfig.add_index(ModelConfig.created_at, name="idx_models_created")
+
+
+class Metadata(BaseModel):
+    """Global key/value state (``db_version``, ``server_start_time``, ``last_metrics_save``, ...)."""
+
+    key = peewee.TextField(primary_key=True)
+    value = peewee.TextField()
+    updated_at = peewee.IntegerField(null=True)  # Unix ms
+
+    class Meta:
+        table_name = "metadata"
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (MetricsHistory, ModelConfig, Metadata)
+TABLE_NAMES: tuple[str, ...] = tuple(m._meta.table_name for m in ALL_MODELS)
+
+METRICS_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in MetricsHistory._meta.sorted_fields)
+#: Columns a caller may give to ``save_metrics`` (everything but the id).
+METRICS_INPUT_COLUMNS: tuple[str, ...] = tuple(c for c in METRICS_COLUMNS if c != "id")
+#: Metrics columns stored as whole numbers.
+METRICS_INTEGER_COLUMNS: frozenset[str] = frozenset(
+    f.column_name
+    for f in MetricsHistory._meta.sorted_fields
+    if isinstance(f, peewee.IntegerField) and f.column_name != "id"
+)
+
+MODEL_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in ModelConfig._meta.sorted_fields)
+PARAM_FIELDS: dict[str, ParamField] = {
+    f.column_name: f for f in ModelConfig._meta.sorted_fields if isinstance(f, ParamField)
+}
+
+#: Columns an existing table must already have for the file to count as ours (they cannot be added
+#: later: a primary key, or what identifies the table's rows).
+REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
+    "metrics_history": frozenset({"id", "timestamp"}),
+    "models": frozenset({"id", "name"}),
+    "metadata": frozenset({"key", "value"}),
+}
+#: Tables that identify a file as a llamadash (or seed) database.
+IDENTITY_TABLES = ("models", "metrics_history")
