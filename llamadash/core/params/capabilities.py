@@ -111,6 +111,7 @@ class Capabilities:
         label: a name for messages, e.g. ``"llama-server b6765"``.
         build: the build number when ``--version`` reports one (> 0), else ``None``.
         binary: the binary the help came from, when known.
+        version_text: what ``--version`` printed (stripped), for display.
     """
 
     flags: frozenset[str]
@@ -120,6 +121,7 @@ class Capabilities:
     label: str = UNKNOWN_BUILD_LABEL
     build: int | None = None
     binary: str | None = None
+    version_text: str = ""
     by_flag: dict[str, HelpEntry] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     def accepts(self, flag: str) -> bool:
@@ -232,6 +234,7 @@ def parse_help(
         label=label or UNKNOWN_BUILD_LABEL,
         build=build,
         binary=binary,
+        version_text=version_text.strip(),
         by_flag=by_flag,
     )
 
