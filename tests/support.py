@@ -119,3 +119,14 @@ def run_server_until_healthy(
                     proc.kill()
                     proc.wait()
     return ServerRun(healthy, proc.returncode, log_path.read_text(errors="replace"))
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def help_capabilities(build: str):
+    """Capabilities parsed from the real ``--help`` of a build kept in tests/data (b11434, b10001)."""
+    from llamadash.core.params.capabilities import parse_help
+
+    text = (DATA / f"llama-server-help-{build}.txt").read_text(encoding="utf-8")
+    return parse_help(text, label=f"llama-server {build}")

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import help_capabilities
 
-from llamadash.core.params.capabilities import Capabilities, parse_help
+from llamadash.core.params.capabilities import Capabilities
 from llamadash.core.params.cmdline import CommandLineError, parse_command_line
 from llamadash.core.params.command import (
     REJECTED_VALUES,
@@ -23,13 +24,9 @@ from llamadash.core.params.schema import Param, load_schema
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-def _caps(build: str) -> Capabilities:
-    text = (DATA / f"llama-server-help-{build}.txt").read_text(encoding="utf-8")
-    return parse_help(text, label=f"llama-server {build}")
 
-
-B11434 = _caps("b11434")
-B10001 = _caps("b10001")
+B11434 = help_capabilities("b11434")
+B10001 = help_capabilities("b10001")
 
 
 # ------------------------------------------------------------------------------------------------

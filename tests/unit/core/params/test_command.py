@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import help_capabilities
 
 from llamadash.core.params.capabilities import Capabilities, parse_help
 from llamadash.core.params.command import (
@@ -22,13 +23,9 @@ from llamadash.core.params.schema import Param, load_schema
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-def _caps(build: str) -> Capabilities:
-    text = (DATA / f"llama-server-help-{build}.txt").read_text(encoding="utf-8")
-    return parse_help(text, label=f"llama-server {build}")
 
-
-B11434 = _caps("b11434")
-B10001 = _caps("b10001")
+B11434 = help_capabilities("b11434")
+B10001 = help_capabilities("b10001")
 # an older build whose help still has --draft-max (and no --spec-draft-n-max, no --load-mode)
 OLD_HELP = """\
 ----- common params -----

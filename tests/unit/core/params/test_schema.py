@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import help_capabilities
 
-from llamadash.core.params.capabilities import Capabilities, parse_help
 from llamadash.core.params.schema import (
     KINDS,
     META_COLUMNS,
@@ -20,13 +20,9 @@ from llamadash.core.params.schema import (
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-def _caps(build: str) -> Capabilities:
-    text = (DATA / f"llama-server-help-{build}.txt").read_text(encoding="utf-8")
-    return parse_help(text, label=f"llama-server {build}")
 
-
-B11434 = _caps("b11434")
-B10001 = _caps("b10001")
+B11434 = help_capabilities("b11434")
+B10001 = help_capabilities("b10001")
 
 
 def _expected_values(kind: str) -> int:

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import help_capabilities
 
-from llamadash.core.params.capabilities import Capabilities, parse_help
+from llamadash.core.params.capabilities import Capabilities
 from llamadash.core.params.command import CommandError, build_command
 from llamadash.core.params.schema import load_schema
 from llamadash.core.params.validate import Issue, has_errors, validate_config
@@ -17,13 +18,9 @@ from llamadash.core.params.validate import Issue, has_errors, validate_config
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-def _caps(build: str) -> Capabilities:
-    text = (DATA / f"llama-server-help-{build}.txt").read_text(encoding="utf-8")
-    return parse_help(text, label=f"llama-server {build}")
 
-
-B11434 = _caps("b11434")
-B10001 = _caps("b10001")
+B11434 = help_capabilities("b11434")
+B10001 = help_capabilities("b10001")
 MODEL = {"hf_repo": "org/model-GGUF"}  # a model source that needs no file
 
 
