@@ -1,0 +1,866 @@
+"""The model library: the configured models, how to add them, and what their GGUF files hold.
+
+:class:`LibraryView` lists the library (name, type, status, source), filters it by status and
+type, and adds models from ``.gguf`` files (file dialog or drag and drop), from a Hugging Face
+spec, from a pasted llama-server command line, or from a directory scan. It duplicates, renames
+and deletes entries and shows the GGUF metadata of the selected model. Storage goes through a
+:class:`LibraryService` it is given (the ``llamadash.core.database`` module is one); the view never
+opens the database itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadash.core import library
+from llamadash.core.library import ModelInfo, ScanResult
+from llamadash.core.params import CommandLineError, parse_command_line
+
+_Index = QModelIndex | QPersistentModelIndex
+#: The statuses a library entry can have (the database's ``MODEL_STATUSES``).
+STATUSES = ("running", "stopped", "loading", "error")
+ALL = "All"
+_SOURCE_LABELS = {
+    "model_path": "file",
+    "hf_repo": "Hugging Face",
+    "model_url": "URL",
+    "docker_repo": "Docker",
+    "models_dir": "router: directory",
+    "models_preset": "router: preset",
+}
+
+
+class LibraryService(Protocol):
+    """Where the library is stored. ``llamadash.core.database`` satisfies it.
+
+    Each call may raise an exception whose message is meant for the user (``DatabaseError``);
+    the view shows it and leaves the library as it was.
+    """
+
+    def get_models(self) -> list[dict[str, Any]]:
+        """Every library entry: dicts of columns (``id``, ``name``, ``type``, ``status``...)."""
+        ...
+
+    def save_model(self, model: Mapping[str, Any]) -> int:
+        """Add an entry; returns its id."""
+        ...
+
+    def update_model(self, model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change some columns of an entry; returns the entry."""
+        ...
+
+    def delete_model(self, model_id: int) -> bool:
+        """Remove an entry; returns whether it existed."""
+        ...
+
+
+def source_text(model: Mapping[str, Any]) -> str:
+    """``file: x.gguf``, ``Hugging Face: user/model:Q4_K_M``... or ``(no model source)``."""
+    source = library.model_source(model)
+    if source is None:
+        return "(no model source)"
+    column, value = source
+    if column == "model_path":
+        value = Path(value).name
+    return f"{_SOURCE_LABELS[column]}: {value}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the table
+
+
+class LibraryTableModel(QAbstractTableModel):
+    """The library entries, one row each: name, type, status, source (read-only)."""
+
+    COLUMNS = ("Name", "Type", "Status", "Source")
+    #: The row's model dict.
+    MODEL_ROLE = Qt.ItemDataRole.UserRole.value + 1
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._models: list[dict[str, Any]] = []
+
+    def set_models(self, models: Sequence[Mapping[str, Any]]) -> None:
+        self.beginResetModel()
+        self._models = [dict(m) for m in models]
+        self.endResetModel()
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._models)
+
+    def row_of(self, model_id: int) -> int:
+        return next((i for i, m in enumerate(self._models) if m.get("id") == model_id), -1)
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._models)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        model = self._models[index.row()]
+        if role == self.MODEL_ROLE:
+            return model
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        column = index.column()
+        if column == 0:
+            return str(model.get("name", ""))
+        if column == 1:
+            return str(model.get("type", ""))
+        if column == 2:
+            return str(model.get("status", ""))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            source = library.model_source(model)
+            return source[1] if source else None
+        return source_text(model)
+
+
+class LibraryFilterProxy(QSortFilterProxyModel):
+    """Shows the entries of one status and/or one type (``None``: any)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._status: str | None = None
+        self._type: str | None = None
+
+    def set_filter(self, status: str | None, model_type: str | None) -> None:
+        # Qt 6.10 deprecates invalidateFilter() for begin/endFilterChange(); older Qt lacks those
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            self._status, self._type = status, model_type
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._status, self._type = status, model_type
+            self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+        model = self.sourceModel().index(source_row, 0, source_parent).data(LibraryTableModel.MODEL_ROLE)
+        if self._status is not None and model.get("status") != self._status:
+            return False
+        return self._type is None or model.get("type") == self._type
+
+
+# ------------------------------------------------------------------------------------------------
+# dialogs
+
+
+class HfSpecDialog(QDialog):
+    """Asks for ``user/model[:quant]`` and a name; OK stays disabled until the spec reads."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add a model from Hugging Face")
+        self.spec_edit = QLineEdit()
+        self.spec_edit.setPlaceholderText(
+            "user/model or user/model:quant, e.g. ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"
+        )
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("(from the repo name)")
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Repository:", self.spec_edit)
+        form.addRow("Name:", self.name_edit)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(
+            QLabel("llama-server downloads the file on the first start (<code>-hf</code>) and caches it.")
+        )
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.buttons)
+        self.spec_edit.textChanged.connect(self._check)
+        self._check("")
+
+    def spec(self) -> library.HFSpec | None:
+        try:
+            return library.parse_hf_spec(self.spec_edit.text())
+        except ValueError:
+            return None
+
+    def _check(self, text: str) -> None:
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        if not text.strip():
+            self.status_label.setText("")
+            ok.setEnabled(False)
+            return
+        try:
+            spec = library.parse_hf_spec(text)
+        except ValueError as exc:
+            self.status_label.setText(str(exc))
+            ok.setEnabled(False)
+            return
+        quant = spec.quant or "llama-server's choice (Q4_K_M if the repo has it)"
+        self.status_label.setText(f"Repository {spec.repo}, quantization {quant}.")
+        self.name_edit.setPlaceholderText(spec.suggested_name)
+        ok.setEnabled(True)
+
+
+class CommandLineDialog(QDialog):
+    """Takes a pasted ``llama-server ...`` command line; errors are shown and the dialog stays."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add a model from a command line")
+        self.resize(640, 320)
+        self.text_edit = QPlainTextEdit()
+        self.text_edit.setPlaceholderText(
+            "llama-server -m /models/qwen3-8b-q4_k_m.gguf -c 16384 -ngl 99 --port 8081"
+        )
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("(from the model)")
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b00020;")
+        self.error_label.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Paste a llama-server command line (line continuations with \\ are fine):"))
+        layout.addWidget(self.text_edit, 1)
+        form = QFormLayout()
+        form.addRow("Name:", self.name_edit)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.buttons)
+        self.config: dict[str, Any] | None = None
+
+    def accept(self) -> None:
+        try:
+            self.config = parse_command_line(self.text_edit.toPlainText())
+        except CommandLineError as exc:
+            self.config = None
+            self.error_label.setText(str(exc))
+            self.error_label.show()
+            return
+        super().accept()
+
+
+class ScanDialog(QDialog):
+    """Lists what a directory scan found: models with checkboxes, projectors to pair with them."""
+
+    def __init__(self, result: ScanResult, directory: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Models in {directory}")
+        self.resize(900, 480)
+        self.scan = result
+        self.table = QTableWidget(len(result.models), 5)
+        self.table.setHorizontalHeaderLabels(["Model", "Quantization", "Parameters", "Size", "Projector"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._projector_boxes: list[QComboBox] = []
+        for row, info in enumerate(result.models):
+            name = QTableWidgetItem(_relative(info.path, directory))
+            name.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+            name.setCheckState(Qt.CheckState.Checked)
+            name.setToolTip(str(info.path))
+            self.table.setItem(row, 0, name)
+            self.table.setItem(row, 1, QTableWidgetItem(info.quantization or "n/a"))
+            self.table.setItem(row, 2, QTableWidgetItem(library.format_count(info.parameter_count)))
+            size = library.format_size(info.size_bytes)
+            if info.expected_parts > 1:
+                size += f" ({len(info.parts)} of {info.expected_parts} parts)"
+            self.table.setItem(row, 3, QTableWidgetItem(size))
+            box = QComboBox()
+            box.addItem("(none)", None)
+            for projector in result.projectors:
+                box.addItem(_relative(projector.path, directory), str(projector.path))
+            offered = library.projector_for(info, result.projectors)
+            if offered is not None:
+                box.setCurrentIndex(box.findData(str(offered.path)))
+            self.table.setCellWidget(row, 4, box)
+            self._projector_boxes.append(box)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, 5):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+
+        self.projector_list = QListWidget()
+        for projector in result.projectors:
+            self.projector_list.addItem(_relative(projector.path, directory))
+        projectors = QGroupBox("Multimodal projectors (offered to the models above, not added as models)")
+        projector_layout = QVBoxLayout(projectors)
+        projector_layout.addWidget(self.projector_list)
+        projectors.setVisible(bool(result.projectors))
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Add checked")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        found = f"{len(result.models)} model(s), {len(result.projectors)} projector(s)"
+        layout.addWidget(QLabel(f"Found {found}."))
+        layout.addWidget(self.table, 3)
+        layout.addWidget(projectors, 1)
+        if result.problems:
+            problems = QLabel("Could not read:\n" + "\n".join(result.problems))
+            problems.setWordWrap(True)
+            layout.addWidget(problems)
+        layout.addWidget(buttons)
+
+    def _check_item(self, row: int) -> QTableWidgetItem:
+        item = self.table.item(row, 0)
+        assert item is not None  # every row gets its item in __init__
+        return item
+
+    def set_checked(self, row: int, checked: bool) -> None:
+        self._check_item(row).setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+
+    def projector_box(self, row: int) -> QComboBox:
+        return self._projector_boxes[row]
+
+    def chosen(self) -> list[tuple[ModelInfo, Path | None]]:
+        """The checked models, each with the projector chosen for it (or ``None``)."""
+        chosen = []
+        for row, info in enumerate(self.scan.models):
+            if self._check_item(row).checkState() != Qt.CheckState.Checked:
+                continue
+            projector = self._projector_boxes[row].currentData()
+            chosen.append((info, Path(projector) if projector else None))
+        return chosen
+
+
+def _relative(path: Path, directory: Path) -> str:
+    try:
+        return str(path.relative_to(directory))
+    except ValueError:
+        return str(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# the view
+
+
+class LibraryView(QWidget):
+    """The model library.
+
+    Args:
+        service: where the library is stored (see :class:`LibraryService`).
+        parent: the parent widget.
+    """
+
+    #: The selection changed: the selected model dict, or ``None``.
+    modelSelected = Signal(object)
+    #: A model was double-clicked (or Enter pressed on it): its dict. The main window opens it.
+    modelActivated = Signal(object)
+    #: Entries were added, renamed, duplicated or deleted (the list has been re-read).
+    libraryChanged = Signal()
+
+    def __init__(self, service: LibraryService, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._service = service
+        self._info_cache: dict[tuple[str, int, int], ModelInfo] = {}
+        self.setAcceptDrops(True)
+
+        self.table_model = LibraryTableModel(self)
+        self.proxy = LibraryFilterProxy(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # library order until a click
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.table.activated.connect(self._on_activated)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+
+        self.add_button = QToolButton()
+        self.add_button.setText("Add")
+        self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        add_menu = QMenu(self.add_button)
+        add_menu.addAction("GGUF file\u2026", self.add_files_dialog)
+        add_menu.addAction("Hugging Face repo\u2026", self.add_hf_dialog)
+        add_menu.addAction("Command line\u2026", self.add_command_line_dialog)
+        add_menu.addAction("Scan a directory\u2026", self.scan_dialog)
+        self.add_button.setMenu(add_menu)
+        self.duplicate_button = QPushButton("Duplicate")
+        self.duplicate_button.clicked.connect(self.duplicate_selected)
+        self.rename_button = QPushButton("Rename\u2026")
+        self.rename_button.clicked.connect(lambda: self.rename_selected())
+        self.delete_button = QPushButton("Delete\u2026")
+        self.delete_button.clicked.connect(lambda: self.delete_selected())
+
+        self.status_filter = QComboBox()
+        self.status_filter.addItem(ALL, None)
+        for status in STATUSES:
+            self.status_filter.addItem(status, status)
+        self.type_filter = QComboBox()
+        self.type_filter.addItem(ALL, None)
+        self.status_filter.currentIndexChanged.connect(self._apply_filter)
+        self.type_filter.currentIndexChanged.connect(self._apply_filter)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.duplicate_button)
+        buttons.addWidget(self.rename_button)
+        buttons.addWidget(self.delete_button)
+        buttons.addStretch(1)
+        buttons.addWidget(QLabel("Status:"))
+        buttons.addWidget(self.status_filter)
+        buttons.addWidget(QLabel("Type:"))
+        buttons.addWidget(self.type_filter)
+
+        self.details = QGroupBox("Model file")
+        self.details_form = QFormLayout(self.details)
+        self.details_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.details)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter, 1)
+        self.refresh()
+
+    # ------------------------------------------------------------------------------------------
+    # reading
+    def refresh(self, select_id: int | None = None) -> None:
+        """Re-read the library; keeps (or moves to ``select_id``) the selection."""
+        keep = select_id if select_id is not None else (self.selected_model() or {}).get("id")
+        try:
+            models = self._service.get_models()
+        except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message, keep the list
+            self._show_error("The library could not be read", str(exc))
+            return
+        self.table_model.set_models(models)
+        self._fill_type_filter(models)
+        if keep is not None:
+            self.select_model(keep)
+        self._on_selection()
+
+    def _fill_type_filter(self, models: Iterable[Mapping[str, Any]]) -> None:
+        current = self.type_filter.currentData()
+        types = sorted({str(m.get("type")) for m in models if m.get("type")})
+        self.type_filter.blockSignals(True)  # refilling is not a new choice of filter
+        self.type_filter.clear()
+        self.type_filter.addItem(ALL, None)
+        for model_type in types:
+            self.type_filter.addItem(model_type, model_type)
+        position = self.type_filter.findData(current) if current is not None else 0
+        self.type_filter.setCurrentIndex(max(position, 0))
+        self.type_filter.blockSignals(False)
+        self._apply_filter()
+
+    def models(self) -> list[dict[str, Any]]:
+        """The library as last read (every entry, filters ignored)."""
+        return self.table_model.models()
+
+    def visible_names(self) -> list[str]:
+        """The names the list shows now (after filtering and sorting)."""
+        return [self.proxy.index(r, 0).data() for r in range(self.proxy.rowCount())]
+
+    def selected_model(self) -> dict[str, Any] | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return rows[0].data(LibraryTableModel.MODEL_ROLE) if rows else None
+
+    def select_model(self, model_id: int) -> bool:
+        """Select the entry with this id (if the filters show it)."""
+        row = self.table_model.row_of(model_id)
+        if row < 0:
+            return False
+        index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        if not index.isValid():
+            return False
+        self.table.selectRow(index.row())
+        return True
+
+    def set_status_filter(self, status: str | None) -> None:
+        self.status_filter.setCurrentIndex(max(self.status_filter.findData(status), 0) if status else 0)
+
+    def set_type_filter(self, model_type: str | None) -> None:
+        self.type_filter.setCurrentIndex(max(self.type_filter.findData(model_type), 0) if model_type else 0)
+
+    def _apply_filter(self, *_: Any) -> None:
+        self.proxy.set_filter(self.status_filter.currentData(), self.type_filter.currentData())
+
+    def _names(self) -> list[str]:
+        return [str(m.get("name", "")) for m in self.table_model.models()]
+
+    # ------------------------------------------------------------------------------------------
+    # details
+    def model_info(self, model: Mapping[str, Any]) -> ModelInfo | None:
+        """The GGUF header of a model's ``model_path`` (cached per file version), or ``None``."""
+        path = model.get("model_path")
+        if not path:
+            return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return library.read_model_info(path)  # carries the error for display
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in self._info_cache:
+            self._info_cache[key] = library.read_model_info(path)
+        return self._info_cache[key]
+
+    def details_rows(self) -> list[tuple[str, str]]:
+        """What the details panel shows, as (label, text) rows."""
+        rows = []
+        for row in range(self.details_form.rowCount()):
+            label = self.details_form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            field = self.details_form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            label_widget = label.widget() if label is not None else None
+            field_widget = field.widget() if field is not None else None
+            if isinstance(label_widget, QLabel) and isinstance(field_widget, QLabel):
+                rows.append((label_widget.text().rstrip(":"), field_widget.text()))
+        return rows
+
+    def _show_details(self, model: Mapping[str, Any] | None) -> None:
+        while self.details_form.rowCount():
+            self.details_form.removeRow(0)
+        if model is None:
+            self.details.setTitle("Model file")
+            self.details_form.addRow(QLabel("Select a model to see what its file holds."))
+            return
+        self.details.setTitle(f"Model file of {model.get('name', '')}")
+        info = self.model_info(model)
+        if info is not None:
+            rows = info.summary()
+            if model.get("mmproj"):
+                rows.append(("Projector", str(model["mmproj"])))
+        else:
+            source = library.model_source(model)
+            if source is None:
+                rows = [("Source", "no model source: set model_path or hf_repo in the parameters")]
+            else:
+                rows = [("Source", f"{_SOURCE_LABELS[source[0]]}: {source[1]}")]
+                if source[0] in ("hf_repo", "model_url", "docker_repo"):
+                    rows.append(("Metadata", "n/a until llama-server has downloaded the file"))
+        for label, text in rows:
+            field = QLabel(text)
+            field.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            field.setWordWrap(True)
+            self.details_form.addRow(f"{label}:", field)
+
+    def _on_selection(self, *_: Any) -> None:
+        model = self.selected_model()
+        has = model is not None
+        for button in (self.duplicate_button, self.rename_button, self.delete_button):
+            button.setEnabled(has)
+        self._show_details(model)
+        self.modelSelected.emit(model)
+
+    def _on_activated(self, index: _Index) -> None:
+        model = index.data(LibraryTableModel.MODEL_ROLE)
+        if model is not None:
+            self.modelActivated.emit(model)
+
+    # ------------------------------------------------------------------------------------------
+    # adding
+    def _save(self, model: dict[str, Any]) -> int | None:
+        try:
+            return self._service.save_model(model)
+        except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message
+            self._show_error("The model was not added", str(exc))
+            return None
+
+    def add_files(self, paths: Iterable[str | os.PathLike[str]]) -> list[int]:
+        """Add ``.gguf`` files (any part of a split model adds the model once); returns new ids.
+
+        Projector files and files that are not readable GGUF are refused with a message.
+        """
+        names = self._names()
+        added: list[int] = []
+        done: set[Path] = set()
+        refused: list[str] = []
+        for raw in paths:
+            info = library.read_model_info(raw)
+            if info.path in done:
+                continue
+            done.add(info.path)
+            if info.error:
+                refused.append(f"{raw}: {info.error}")
+                continue
+            if info.is_projector:
+                refused.append(
+                    f"{raw}: a multimodal projector, not a model; choose it as the mmproj of a model"
+                )
+                continue
+            if info.missing_parts:
+                missing = ", ".join(str(i) for i in info.missing_parts)
+                refused.append(f"{raw}: part(s) {missing} of {info.expected_parts} are missing")
+                continue
+            model = library.new_model_from_file(info, names)
+            model_id = self._save(model)
+            if model_id is not None:
+                added.append(model_id)
+                names.append(model["name"])
+        if refused:
+            self._show_error("Some files were not added", "\n".join(refused))
+        self._after_add(added)
+        return added
+
+    def add_hf_spec(self, text: str, name: str | None = None) -> int | None:
+        """Add a model that llama-server downloads from Hugging Face (``user/model[:quant]``).
+
+        Raises:
+            ValueError: ``text`` is not such a spec.
+        """
+        spec = library.parse_hf_spec(text)
+        model_id = self._save(library.new_model_from_hf(spec, self._names(), name or None))
+        self._after_add([model_id] if model_id is not None else [])
+        return model_id
+
+    def add_command_line(self, text: str, name: str | None = None) -> int | None:
+        """Add a model configured by a pasted llama-server command line.
+
+        Raises:
+            CommandLineError: the command line cannot be read; the message says why.
+        """
+        return self.add_config(parse_command_line(text), name)
+
+    def add_config(self, config: Mapping[str, Any], name: str | None = None) -> int | None:
+        """Add a parsed configuration: ``type`` from the model file's header when it has one."""
+        model = dict(config)
+        info = self.model_info(model)
+        model_type = info.architecture if info is not None and info.architecture else library.UNKNOWN_TYPE
+        if not name:
+            if info is not None and not info.error:
+                name = info.display_name
+            elif model.get("hf_repo"):
+                try:
+                    name = library.parse_hf_spec(str(model["hf_repo"])).suggested_name
+                except ValueError:
+                    name = str(model["hf_repo"])
+            else:
+                source = library.model_source(model)
+                name = Path(source[1]).stem if source else "imported model"
+        model.update(
+            name=library.unique_name(name, self._names()), type=model_type, status=library.NEW_MODEL_STATUS
+        )
+        model_id = self._save(model)
+        self._after_add([model_id] if model_id is not None else [])
+        return model_id
+
+    def add_scanned(self, chosen: Iterable[tuple[ModelInfo, Path | None]]) -> list[int]:
+        """Add models picked from a directory scan, each with its projector (``mmproj``)."""
+        names = self._names()
+        added = []
+        for info, projector in chosen:
+            model = library.new_model_from_file(info, names, projector)
+            model_id = self._save(model)
+            if model_id is not None:
+                added.append(model_id)
+                names.append(model["name"])
+        self._after_add(added)
+        return added
+
+    def _after_add(self, added: list[int]) -> None:
+        if not added:
+            return
+        self.set_status_filter(None)  # a new entry must not be hidden by the filters
+        self.set_type_filter(None)
+        self.refresh(select_id=added[-1])
+        self.libraryChanged.emit()
+
+    # ------------------------------------------------------------------------------------------
+    # dialogs
+    def add_files_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Add GGUF models", "", "GGUF models (*.gguf);;All files (*)"
+        )
+        if paths:
+            self.add_files(paths)
+
+    def add_hf_dialog(self) -> None:
+        dialog = HfSpecDialog(self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.spec() is not None:
+            self.add_hf_spec(dialog.spec_edit.text(), dialog.name_edit.text().strip() or None)
+
+    def add_command_line_dialog(self) -> None:
+        dialog = CommandLineDialog(self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.config is not None:
+            self.add_config(dialog.config, dialog.name_edit.text().strip() or None)
+
+    def scan_dialog(self, directory: str | os.PathLike[str] | None = None) -> None:
+        """Scan a directory (asked for when not given) and offer what it holds."""
+        if directory is None:
+            directory = QFileDialog.getExistingDirectory(self, "Scan a models directory")
+            if not directory:
+                return
+        root = Path(directory)
+        try:
+            result = library.scan_directory(root)
+        except OSError as exc:
+            self._show_error("The directory could not be scanned", str(exc))
+            return
+        if not result.models:
+            self._show_error("No models found", f"{root} holds no readable .gguf models.")
+            return
+        dialog = ScanDialog(result, root, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.add_scanned(dialog.chosen())
+
+    # ------------------------------------------------------------------------------------------
+    # changing
+    def duplicate_selected(self) -> int | None:
+        """Copy the selected entry as "name (copy)", stopped; returns the new id."""
+        model = self.selected_model()
+        if model is None:
+            return None
+        model_id = self._save(library.duplicate_model(model, self._names()))
+        self._after_add([model_id] if model_id is not None else [])
+        return model_id
+
+    def rename_selected(self, new_name: str | None = None) -> bool:
+        """Rename the selected entry (asks for the name when not given)."""
+        model = self.selected_model()
+        if model is None:
+            return False
+        if new_name is None:
+            new_name = self._ask_text("Rename model", "New name:", str(model.get("name", "")))
+            if new_name is None:
+                return False
+        new_name = new_name.strip()
+        if not new_name or new_name == model.get("name"):
+            return False
+        try:
+            self._service.update_model(model["id"], {"name": new_name})
+        except Exception as exc:  # noqa: BLE001 - the storage boundary: e.g. the name is taken
+            self._show_error("The model was not renamed", str(exc))
+            return False
+        self.refresh(select_id=model["id"])
+        self.libraryChanged.emit()
+        return True
+
+    def delete_selected(self, *, confirm: bool = True) -> bool:
+        """Delete the selected entry after asking; a running model is not deleted."""
+        model = self.selected_model()
+        if model is None:
+            return False
+        name = model.get("name", "")
+        if model.get("status") in ("running", "loading"):
+            self._show_error("The model is running", f"Stop {name} before deleting it.")
+            return False
+        question = (
+            f"Delete {name} from the library?\n\nIts settings are removed; the model file stays on disk."
+        )
+        if confirm and not self._confirm("Delete model", question):
+            return False
+        try:
+            self._service.delete_model(model["id"])
+        except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message
+            self._show_error("The model was not deleted", str(exc))
+            return False
+        self.refresh()
+        self.libraryChanged.emit()
+        return True
+
+    def _context_menu(self, pos: Any) -> None:
+        if self.selected_model() is None:
+            return
+        menu = QMenu(self)
+        menu.addAction("Duplicate", self.duplicate_selected)
+        menu.addAction("Rename\u2026", lambda: self.rename_selected())
+        menu.addAction("Delete\u2026", lambda: self.delete_selected())
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    # ------------------------------------------------------------------------------------------
+    # drag and drop
+    @staticmethod
+    def _dropped_gguf(event: QDragEnterEvent | QDropEvent) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [
+            url.toLocalFile()
+            for url in mime.urls()
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(".gguf")
+        ]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_gguf(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._dropped_gguf(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.add_files(paths)
+
+    # ------------------------------------------------------------------------------------------
+    # prompts (instance methods, so a test or an embedding window can answer them)
+    def _ask_text(self, title: str, label: str, text: str) -> str | None:
+        value, ok = QInputDialog.getText(self, title, label, QLineEdit.EchoMode.Normal, text)
+        return value if ok else None
+
+    def _confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _show_error(self, title: str, text: str) -> None:
+        QMessageBox.warning(self, title, text)

@@ -1,0 +1,502 @@
+"""The parameter editor: the schema tree of one model, its problems and its command line.
+
+:class:`ParamEditor` shows a search box, a "show only changed" switch, the parameter tree
+(:class:`~llamadash.ui.param_model.ParamTreeModel` through :class:`ParamFilterProxy`), the
+validation findings, the live command preview and, while the model runs, an offer to restart it.
+Every edit is saved at once through the ``save(model_id, changes)`` callable it is given; the
+editor never opens the database.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from PySide6.QtCore import (
+    Property,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadash.core.params import (
+    Capabilities,
+    CommandError,
+    Issue,
+    build_command,
+    format_command,
+    has_errors,
+    validate_config,
+)
+from llamadash.core.params.command import looks_like_flag
+from llamadash.core.params.schema import META_COLUMNS
+from llamadash.ui.param_delegates import ParamDelegate
+from llamadash.ui.param_model import (
+    CHANGED_ROLE,
+    DEFAULT_COLUMN,
+    GROUP_ROLE,
+    KEY_ROLE,
+    PARAMETER_COLUMN,
+    SEARCH_ROLE,
+    VALUE_COLUMN,
+    CommitRefused,
+    ParamTreeModel,
+)
+
+_Index = QModelIndex | QPersistentModelIndex
+SaveCallable = Callable[[int, dict[str, Any]], Any]
+
+
+def _shell_lines(argv: list[str], env: dict[str, str]) -> str:
+    """``format_command`` with one flag (and its values) per line, joined by `` \\`` continuations.
+
+    Still one valid shell command when copied; secrets stay masked.
+    """
+    lines = [format_command(argv[:1], env, mask_secrets=True)]
+    for word in argv[1:]:
+        if looks_like_flag(word):
+            lines.append(shlex.quote(word))
+        else:
+            lines[-1] += " " + shlex.quote(word)
+    return " \\\n  ".join(lines)
+
+
+class ParamFilterProxy(QSortFilterProxyModel):
+    """Filters parameter rows by a search text (name, flag, help) and by "changed only".
+
+    Filtering is recursive: a group stays while any of its rows matches, and disappears when none
+    does.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._words: list[str] = []
+        self._changed_only = False
+        self.setRecursiveFilteringEnabled(True)
+
+    def set_search(self, text: str) -> None:
+        """Rows whose name, flags or help contain every word of ``text`` (any case)."""
+        self._change_filter(lambda: setattr(self, "_words", text.lower().split()))
+
+    def set_changed_only(self, changed_only: bool) -> None:
+        self._change_filter(lambda: setattr(self, "_changed_only", changed_only))
+
+    def _change_filter(self, change: Callable[[], None]) -> None:
+        # Qt 6.10 deprecates invalidateFilter() for begin/endFilterChange(); older Qt lacks those
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._words) or self._changed_only
+
+    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+        model = self.sourceModel()
+        index = model.index(source_row, 0, source_parent)
+        if index.data(GROUP_ROLE):
+            # a group is shown through its rows (recursive filtering), or empty when nothing filters
+            return not self.active and model.rowCount(index) == 0
+        if self._changed_only and not index.data(CHANGED_ROLE):
+            return False
+        text = (index.data(SEARCH_ROLE) or "").lower()
+        return all(word in text for word in self._words)
+
+
+class ParamEditor(QWidget):
+    """Edits one model's llama-server parameters.
+
+    Args:
+        model: the library entry (a dict as ``get_model`` returns it: ``id``, ``name``, ``status``,
+            parameter columns, ``custom_params``).
+        save: ``save(model_id, changes)`` stores ``changes`` (column -> value, ``None`` resets;
+            ``custom_params`` as a whole dict); it raises to refuse, and the message is shown.
+        capabilities: the configured llama-server build; rows it cannot take are greyed, and its
+            flags that no parameter covers are listed under "Other flags of this build".
+        binary: the llama-server binary shown in the command preview (default: the one in
+            ``capabilities``, else ``llama-server``).
+        check_files: check that files and directories named by the configuration exist.
+        parent: the parent widget.
+    """
+
+    #: ``startAllowed`` changed: True when the configuration has no validation errors.
+    startAllowedChanged = Signal(bool)
+    #: The user asked to restart the running model to apply the saved changes: the model id.
+    restartRequested = Signal(int)
+    #: Changes were saved: (model id, the changes as given to ``save``). Undo emits it too.
+    saved = Signal(int, dict)
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        save: SaveCallable,
+        capabilities: Capabilities | None = None,
+        *,
+        binary: str | None = None,
+        check_files: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._save = save
+        self._binary = binary
+        self._check_files = check_files
+        self._model_id: int | None = None
+        self._meta: dict[str, Any] = {}
+        self._issues: list[Issue] = []
+        self._start_allowed = True
+        self._build_ui(capabilities)
+        self.set_model(model)
+
+    # ------------------------------------------------------------------------------------------
+    # construction
+    def _build_ui(self, capabilities: Capabilities | None) -> None:
+        self.param_model = ParamTreeModel(capabilities=capabilities, commit=self._commit, parent=self)
+        self.param_model.valueChanged.connect(self._on_value_changed)
+        self.param_model.editRejected.connect(self._on_edit_rejected)
+        self.proxy = ParamFilterProxy(self)
+        self.proxy.setSourceModel(self.param_model)
+
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search parameters, flags and help\u2026")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.textChanged.connect(self._on_search)
+        self.changed_only_box = QCheckBox("Show only changed")
+        self.changed_only_box.toggled.connect(self._on_changed_only)
+
+        self.reset_action = QAction("Reset to default", self)
+        self.reset_action.setToolTip("Set the selected parameter back to llama-server's default")
+        self.reset_action.triggered.connect(self.reset_current)
+        self.reset_button = QPushButton("Reset to default")
+        self.reset_button.clicked.connect(self.reset_current)
+        self.undo_action = self.param_model.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.undo_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.addAction(self.undo_action)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Undo the last change (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.param_model.undo_stack.undo)
+        self.param_model.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.undo_button.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search_box, 1)
+        top.addWidget(self.changed_only_box)
+        top.addWidget(self.reset_button)
+        top.addWidget(self.undo_button)
+
+        self.tree = QTreeView()
+        self.tree.setModel(self.proxy)
+        self.delegate = ParamDelegate(self.tree)
+        self.tree.setItemDelegateForColumn(VALUE_COLUMN, self.delegate)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.SelectedClicked
+        )
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.tree.selectionModel().currentChanged.connect(self._update_actions)
+        header = self.tree.header()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        em = self.fontMetrics().horizontalAdvance("M")
+        header.resizeSection(PARAMETER_COLUMN, 19 * em)
+        header.resizeSection(VALUE_COLUMN, 26 * em)
+        header.resizeSection(DEFAULT_COLUMN, 30 * em)
+
+        self.message_label = QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.setStyleSheet("color: #b00020;")
+        self.message_label.hide()
+
+        self.issue_list = QListWidget()
+        self.issue_list.setWordWrap(True)
+        self.issue_list.itemActivated.connect(self._show_issue_row)
+        self.issue_list.itemClicked.connect(self._show_issue_row)
+        self.issue_list.setToolTip("Click a problem to show its parameter")
+
+        self.restart_bar = QFrame()
+        self.restart_bar.setFrameShape(QFrame.Shape.StyledPanel)
+        restart_layout = QHBoxLayout(self.restart_bar)
+        restart_layout.setContentsMargins(6, 4, 6, 4)
+        self.restart_label = QLabel("This model is running: the saved changes apply after a restart.")
+        self.restart_button = QPushButton("Restart to apply")
+        self.restart_button.clicked.connect(self._on_restart_clicked)
+        restart_layout.addWidget(self.restart_label, 1)
+        restart_layout.addWidget(self.restart_button)
+        self.restart_bar.hide()
+
+        self.preview = QPlainTextEdit()
+        self.preview.setReadOnly(True)
+        self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.preview.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.preview.setToolTip("The command llamadash runs; secrets are masked")
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setToolTip("Copy the command line (secrets stay masked)")
+        self.copy_button.clicked.connect(self.copy_command)
+        preview_header = QHBoxLayout()
+        preview_header.addWidget(QLabel("<b>Command line</b>"), 1)
+        preview_header.addWidget(self.copy_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.message_label)
+        layout.addWidget(self.restart_bar)
+        layout.addWidget(self.tree, 1)  # the findings and the command take what they need
+        self.issues_title = QLabel()
+        layout.addWidget(self.issues_title)
+        layout.addWidget(self.issue_list)
+        layout.addLayout(preview_header)
+        layout.addWidget(self.preview)
+        self._update_actions()
+
+    # ------------------------------------------------------------------------------------------
+    # public API
+    def set_model(self, model: Mapping[str, Any]) -> None:
+        """Edit another library entry (or the same one re-read); clears undo and messages."""
+        self._model_id = model.get("id")
+        self._meta = {k: model.get(k) for k in META_COLUMNS if k != "custom_params"}
+        self.param_model.set_config(model)
+        self.message_label.hide()
+        self.restart_bar.hide()
+        self._refresh()
+        self._expand_interesting()
+
+    def set_capabilities(self, capabilities: Capabilities | None, binary: str | None = None) -> None:
+        """Check and preview for another llama-server build."""
+        if binary is not None:
+            self._binary = binary
+        self.param_model.set_capabilities(capabilities)
+        self._refresh()
+        self._expand_interesting()
+
+    def set_running(self, running: bool) -> None:
+        """Tell the editor whether the model runs; without it, saving offers no restart."""
+        self._meta["status"] = "running" if running else "stopped"
+        if not running:
+            self.restart_bar.hide()
+
+    @property
+    def model_id(self) -> int | None:
+        return self._model_id
+
+    def config(self) -> dict[str, Any]:
+        """The configuration as edited: set parameters and ``custom_params``."""
+        return self.param_model.config()
+
+    def issues(self) -> list[Issue]:
+        """The current validation findings (errors and warnings)."""
+        return list(self._issues)
+
+    def command_text(self) -> str:
+        """What the command preview shows."""
+        return self.preview.toPlainText()
+
+    def _get_start_allowed(self) -> bool:
+        return self._start_allowed
+
+    #: False while the configuration has validation errors: the main window disables "Start".
+    startAllowed = Property(bool, _get_start_allowed, notify=startAllowedChanged)
+
+    def copy_command(self) -> None:
+        """Put the previewed command line on the clipboard."""
+        QGuiApplication.clipboard().setText(self.preview.toPlainText())
+
+    def reset_current(self) -> None:
+        """Reset the parameter of the current tree row to its default (undoable)."""
+        index = self.tree.currentIndex()
+        if index.isValid():
+            self.param_model.reset(self.proxy.mapToSource(index))
+
+    def select_parameter(self, key: str) -> None:
+        """Show and select the row of a column (or "other flag"), clearing a filter that hides it."""
+        source = self.param_model.index_for(key)
+        if not source.isValid():
+            return
+        index = self.proxy.mapFromSource(source)
+        if not index.isValid():
+            self.search_box.clear()
+            self.changed_only_box.setChecked(False)
+            index = self.proxy.mapFromSource(source)
+        self.tree.expand(index.parent())
+        self.tree.setCurrentIndex(index)
+        self.tree.scrollTo(index)
+
+    # ------------------------------------------------------------------------------------------
+    # saving
+    def _commit(self, changes: dict[str, Any]) -> None:
+        if self._model_id is None:
+            raise CommitRefused("this model is not in the library yet; nothing can be saved")
+        try:
+            self._save(self._model_id, changes)
+        except Exception as exc:
+            # ``save`` is the storage boundary (a database, a file, a test double): whatever it
+            # refuses with is shown to the user and the edit is dropped, never a crash.
+            raise CommitRefused(f"not saved: {exc}") from exc
+        self.saved.emit(self._model_id, dict(changes))
+
+    def _on_value_changed(self, key: str, _value: Any) -> None:
+        self.message_label.hide()
+        if self._meta.get("status") in ("running", "loading"):
+            self.restart_bar.show()
+        self._refresh()
+        self._update_actions()
+
+    def _on_edit_rejected(self, key: str, message: str) -> None:
+        self.message_label.setText(f"{key}: {message}")
+        self.message_label.show()
+
+    def _on_restart_clicked(self) -> None:
+        self.restart_bar.hide()
+        if self._model_id is not None:
+            self.restartRequested.emit(self._model_id)
+
+    # ------------------------------------------------------------------------------------------
+    # validation and preview
+    def _refresh(self) -> None:
+        config = self.param_model.config()
+        caps = self.param_model.capabilities
+        self._issues = validate_config(config, caps, check_files=self._check_files)
+        self.param_model.set_issues(self._issues)
+        self._show_issues()
+        self.preview.setPlainText(self._preview_text(config))
+        self._fit_preview()
+        allowed = not has_errors(self._issues)
+        if allowed != self._start_allowed:
+            self._start_allowed = allowed
+            self.startAllowedChanged.emit(allowed)
+
+    def _fit_preview(self) -> None:
+        """As tall as the command, up to 14 lines (longer ones scroll): the tree keeps the rest."""
+        lines = max(3, min(self.preview.document().blockCount(), 14))
+        margins = 2 * (self.preview.frameWidth() + int(self.preview.document().documentMargin()))
+        scroll_bar = self.preview.horizontalScrollBar().sizeHint().height()  # for a long path
+        self.preview.setFixedHeight(lines * self.preview.fontMetrics().lineSpacing() + margins + scroll_bar)
+
+    def _preview_text(self, config: dict[str, Any]) -> str:
+        """The command line; with problems, the line without them after ``#`` lines naming them.
+
+        Showing the rest of the command keeps the preview useful while one setting is wrong; the
+        ``#`` lines make a copied text harmless in a shell and say what is left out.
+        """
+        caps = self.param_model.capabilities
+        try:
+            argv, env = build_command(config, caps, binary=self._binary)
+            return _shell_lines(argv, env)
+        except CommandError as exc:
+            problems = exc.problems
+        notes = [f"# left out, cannot start: {column}: {message}" for column, message in problems]
+        rest = {k: v for k, v in config.items() if k not in {column for column, _ in problems}}
+        try:
+            argv, env = build_command(rest, caps, binary=self._binary)
+        except CommandError:
+            return "\n".join(notes)
+        return "\n".join([*notes, _shell_lines(argv, env)])
+
+    def _show_issues(self) -> None:
+        self.issue_list.clear()
+        errors = sum(1 for i in self._issues if i.severity == "error")
+        warnings = len(self._issues) - errors
+        style = self.style()
+        for issue in self._issues:
+            icon = style.standardIcon(
+                QStyle.StandardPixmap.SP_MessageBoxCritical
+                if issue.severity == "error"
+                else QStyle.StandardPixmap.SP_MessageBoxWarning
+            )
+            item = QListWidgetItem(icon, f"{issue.column}: {issue.message}")
+            item.setData(Qt.ItemDataRole.UserRole, issue.column)
+            self.issue_list.addItem(item)
+        if not self._issues:
+            self.issues_title.setText("No problems found.")
+        else:
+            parts = []
+            if errors:
+                parts.append(f"{errors} error{'s' if errors != 1 else ''} (the model cannot start)")
+            if warnings:
+                parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+            self.issues_title.setText("<b>Problems:</b> " + ", ".join(parts))
+        self.issue_list.setVisible(bool(self._issues))
+        if self._issues:
+            # as tall as the findings, up to four; more scroll, so the tree keeps its room
+            rows = min(len(self._issues), 4)
+            frame = 2 * self.issue_list.frameWidth()
+            self.issue_list.setFixedHeight(self.issue_list.sizeHintForRow(0) * rows + frame + 2)
+
+    def _show_issue_row(self, item: QListWidgetItem) -> None:
+        self.select_parameter(item.data(Qt.ItemDataRole.UserRole))
+
+    # ------------------------------------------------------------------------------------------
+    # view
+    def _on_search(self, text: str) -> None:
+        self.proxy.set_search(text)
+        self._expand_interesting()
+
+    def _on_changed_only(self, checked: bool) -> None:
+        self.proxy.set_changed_only(checked)
+        self._expand_interesting()
+
+    def _expand_interesting(self) -> None:
+        """Filtering: show every match. Otherwise open the groups that hold changes or problems."""
+        if self.proxy.active:
+            self.tree.expandAll()
+            return
+        problem_columns = {issue.column for issue in self._issues}
+        for row in range(self.proxy.rowCount()):
+            group = self.proxy.index(row, 0)
+            interesting = any(
+                self.proxy.index(r, 0, group).data(CHANGED_ROLE)
+                or self.proxy.index(r, 0, group).data(KEY_ROLE) in problem_columns
+                for r in range(self.proxy.rowCount(group))
+            )
+            self.tree.setExpanded(group, interesting)
+
+    def _current_key(self) -> str | None:
+        index = self.tree.currentIndex()
+        return index.data(KEY_ROLE) if index.isValid() else None
+
+    def _update_actions(self, *_: Any) -> None:
+        key = self._current_key()
+        resettable = key is not None and self.param_model.value(key) is not None
+        self.reset_action.setEnabled(resettable)
+        self.reset_button.setEnabled(resettable)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.tree.indexAt(pos)
+        if not index.isValid() or index.data(GROUP_ROLE):
+            return
+        self.tree.setCurrentIndex(index)
+        menu = QMenu(self)
+        menu.addAction(self.reset_action)
+        menu.addAction(self.undo_action)
+        menu.exec(self.tree.viewport().mapToGlobal(pos))

@@ -1,0 +1,615 @@
+"""The parameter tree: a ``QAbstractItemModel`` generated from the schema descriptor.
+
+One group node per schema section, one row per parameter, and (given a build's capabilities) a
+last group "Other flags of this build" for the options no schema row covers; their values live in
+the model's ``custom_params``. Columns: parameter, value, default, flag.
+
+The model holds the configuration being edited. An edit is checked with the parameter's
+``coerce``/``from_text`` first (an invalid value is refused with its message and nothing is
+saved), then handed to the ``commit`` callable (the editor's save), then recorded on a
+``QUndoStack`` so it can be undone. The model never touches the database itself.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QFont, QGuiApplication, QPalette, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import QApplication, QStyle
+
+from llamadash.core.params import Capabilities, CommandError, HelpEntry, Issue, Param, ParamValueError, Schema
+from llamadash.core.params.command import build_label, custom_params_dict, expressible, unsupported_message
+from llamadash.core.params.schema import load_schema
+
+_Index = QModelIndex | QPersistentModelIndex
+
+#: The title of the group that lists the build's flags no schema row covers.
+OTHER_FLAGS_GROUP = "Other flags of this build"
+COLUMNS = ("Parameter", "Value", "Default", "Flag")
+PARAMETER_COLUMN, VALUE_COLUMN, DEFAULT_COLUMN, FLAG_COLUMN = range(4)
+
+_USER = Qt.ItemDataRole.UserRole.value
+#: The row's :class:`Param`, or its :class:`HelpEntry` for an "other flag" (``None`` on groups).
+DESCRIPTOR_ROLE = _USER + 1
+#: The row's key: the column name, or the flag of an "other flag" (``None`` on groups).
+KEY_ROLE = _USER + 2
+#: The row's canonical value (``None`` when unset).
+VALUE_ROLE = _USER + 3
+#: True when the value is set and differs from llama-server's default.
+CHANGED_ROLE = _USER + 4
+#: Why the configured build cannot take this row, or ``None``.
+UNSUPPORTED_ROLE = _USER + 5
+#: The text the search box matches: name, flags and help.
+SEARCH_ROLE = _USER + 6
+#: ``setData`` with this role parses text typed by a person (``from_text``) instead of a value.
+TEXT_EDIT_ROLE = _USER + 7
+#: The row's validation issues (list of :class:`Issue`).
+ISSUES_ROLE = _USER + 8
+#: True on group nodes.
+GROUP_ROLE = _USER + 9
+
+_MASK = "\u2022" * 8
+_TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
+_FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
+_DEFAULT_IN_HELP = re.compile(r"\(default:\s*(.*?)\)\s*$", re.DOTALL)
+
+
+class CommitRefused(Exception):
+    """Raised by a ``commit`` callable that could not store a change; the message is shown."""
+
+
+@dataclass
+class _Row:
+    """One parameter row: a schema parameter, or a flag of the build that no parameter covers."""
+
+    key: str
+    param: Param | None = None
+    entry: HelpEntry | None = None
+    unsupported: str | None = None
+
+    @property
+    def is_extra(self) -> bool:
+        return self.param is None
+
+
+@dataclass
+class _Group:
+    title: str
+    rows: list[_Row]
+
+
+class _SetValue(QUndoCommand):
+    """One change of one row, undoable. The first ``redo`` is the change already committed."""
+
+    def __init__(self, model: ParamTreeModel, key: str, old: Any, new: Any) -> None:
+        super().__init__(f"set {key}")
+        self._model, self._key, self._old, self._new = model, key, old, new
+        self._applied = True
+
+    def redo(self) -> None:
+        if self._applied:  # QUndoStack.push() calls redo(); the edit is already stored
+            self._applied = False
+            return
+        self._model._apply(self._key, self._new)
+
+    def undo(self) -> None:
+        self._model._apply(self._key, self._old)
+
+
+class ParamTreeModel(QAbstractItemModel):
+    """The schema as a tree of editable rows over one configuration.
+
+    Args:
+        config: the model being edited (column -> value, ``custom_params``); meta columns ignored.
+        capabilities: the configured llama-server build, or ``None`` (rows are not greyed then and
+            there is no "Other flags of this build" group beyond flags already stored).
+        commit: called with ``{column: value}`` (or ``{"custom_params": {...}}``) for every change,
+            undo included, before the model shows it; it raises :class:`CommitRefused` to refuse.
+        schema: the schema to show (the shipped one by default).
+    """
+
+    #: A change was stored: (key, new value). Emitted for edits, resets and undo.
+    valueChanged = Signal(str, object)
+    #: An edit was refused and nothing was stored: (key, message for the user).
+    editRejected = Signal(str, str)
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        capabilities: Capabilities | None = None,
+        *,
+        commit: Callable[[dict[str, Any]], Any] | None = None,
+        schema: Schema | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._schema = schema or load_schema()
+        self._caps = capabilities
+        self._commit = commit
+        self._values: dict[str, Any] = {}
+        self._custom: dict[str, Any] = {}
+        self._issues: dict[str, list[Issue]] = {}
+        self._groups: list[_Group] = []
+        self._rows_by_key: dict[str, tuple[int, int]] = {}
+        self.undo_stack = QUndoStack(self)
+        self._load(config or {})
+        self._build()
+
+    # ------------------------------------------------------------------------------------------
+    # configuration
+    def _load(self, config: Mapping[str, Any]) -> None:
+        self._values = {}
+        for param in self._schema:
+            raw = config.get(param.column)
+            if raw is None:
+                continue
+            try:
+                self._values[param.column] = param.coerce(raw)  # get_model() gives canonical values
+            except ParamValueError:
+                try:  # a row as SQLite holds it ("3,1" for a list, 1 for true)
+                    self._values[param.column] = param.coerce(param.from_db(raw))
+                except ParamValueError:
+                    self._values[param.column] = raw  # keep what is stored; validation reports it
+        try:
+            self._custom = custom_params_dict(config.get("custom_params"))
+        except CommandError:
+            self._custom = {}
+
+    def _build(self) -> None:
+        caps = self._caps
+        groups: list[_Group] = []
+        for section, params in self._schema.sections().items():
+            rows = []
+            for param in params:
+                reason = None if expressible(param, caps) else unsupported_message(param, caps)
+                rows.append(_Row(param.column, param=param, unsupported=reason))
+            groups.append(_Group(section, rows))
+        extras: list[_Row] = []
+        listed: set[str] = set()
+        if caps is not None:
+            for entry in caps.uncovered(self._schema):
+                key = self._custom_key(entry)
+                extras.append(_Row(key, entry=entry))
+                listed.update(entry.flags)
+        for flag in self._custom:
+            if flag in listed:
+                continue
+            reason = None
+            if caps is not None and not caps.accepts(flag):
+                reason = f"{flag} is not accepted by {build_label(caps)}"
+            extras.append(_Row(flag, entry=caps.entry(flag) if caps else None, unsupported=reason))
+        if extras:
+            groups.append(_Group(OTHER_FLAGS_GROUP, extras))
+        self._groups = groups
+        self._rows_by_key = {
+            row.key: (g, r) for g, group in enumerate(groups) for r, row in enumerate(group.rows)
+        }
+
+    def _custom_key(self, entry: HelpEntry) -> str:
+        """The flag an "other flag" row stores under: the spelling already stored, else the long one."""
+        for flag in entry.flags:
+            if flag in self._custom:
+                return flag
+        return entry.long_flag
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """Show another configuration; the undo history is cleared."""
+        self.beginResetModel()
+        self.undo_stack.clear()
+        self._load(config)
+        self._build()
+        self.endResetModel()
+
+    def set_capabilities(self, capabilities: Capabilities | None) -> None:
+        """Grey rows and list "Other flags" for another build."""
+        self.beginResetModel()
+        self._caps = capabilities
+        self._build()
+        self.endResetModel()
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self._caps
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    def config(self) -> dict[str, Any]:
+        """The set parameters (column -> canonical value) plus ``custom_params`` when any."""
+        config = dict(self._values)
+        if self._custom:
+            config["custom_params"] = dict(self._custom)
+        return config
+
+    def value(self, key: str) -> Any:
+        """The value of a column, or of an "other flag" (``None`` when unset)."""
+        if key in self._schema:
+            return self._values.get(key)
+        return self._custom.get(key)
+
+    def set_issues(self, issues: Iterable[Issue]) -> None:
+        """Show validation findings next to their rows."""
+        by_column: dict[str, list[Issue]] = {}
+        for issue in issues:
+            by_column.setdefault(issue.column, []).append(issue)
+        self._issues = by_column
+        self._emit_all_changed()
+
+    def _emit_all_changed(self) -> None:
+        for g, group in enumerate(self._groups):
+            if group.rows:
+                self.dataChanged.emit(
+                    self.createIndex(0, 0, g + 1),
+                    self.createIndex(len(group.rows) - 1, len(COLUMNS) - 1, g + 1),
+                )
+        if self._groups:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._groups) - 1, len(COLUMNS) - 1))
+
+    # ------------------------------------------------------------------------------------------
+    # lookups
+    def index_for(self, key: str, column: int = PARAMETER_COLUMN) -> QModelIndex:
+        """The index of the row of ``key`` (a column name or an "other flag"), or an invalid one."""
+        where = self._rows_by_key.get(key)
+        if where is None:
+            return QModelIndex()
+        group, row = where
+        return self.createIndex(row, column, group + 1)
+
+    def group_index(self, title: str) -> QModelIndex:
+        for row, group in enumerate(self._groups):
+            if group.title == title:
+                return self.createIndex(row, 0, 0)
+        return QModelIndex()
+
+    def group_titles(self) -> list[str]:
+        return [group.title for group in self._groups]
+
+    def _row(self, index: _Index) -> _Row | None:
+        if not index.isValid() or index.internalId() == 0:
+            return None
+        group = self._groups[index.internalId() - 1]
+        return group.rows[index.row()]
+
+    def _is_changed(self, row: _Row) -> bool:
+        value = self.value(row.key)
+        if row.param is None:
+            return value is not None
+        try:
+            return row.param.differs_from_default(value)
+        except (TypeError, ValueError):
+            return value is not None  # a stored value of the wrong type: shown as changed
+
+    # ------------------------------------------------------------------------------------------
+    # QAbstractItemModel
+    def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        if not self.hasIndex(row, column, parent):
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, column, 0)
+        if parent.internalId() == 0 and parent.column() == 0:
+            return self.createIndex(row, column, parent.row() + 1)
+        return QModelIndex()
+
+    def parent(self, index: _Index | None = None) -> Any:  # type: ignore[override]
+        if index is None:  # QObject.parent()
+            return super().parent()
+        if not index.isValid() or index.internalId() == 0:
+            return QModelIndex()
+        return self.createIndex(index.internalId() - 1, 0, 0)
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        if not parent.isValid():
+            return len(self._groups)
+        if parent.internalId() == 0 and parent.column() == 0:
+            return len(self._groups[parent.row()].rows)
+        return 0
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(COLUMNS)
+        ):
+            return COLUMNS[section]
+        return None
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        row = self._row(index)
+        # A greyed row stays selectable so that its value can be read and reset; it is not editable
+        # because no value of it could reach this build's command line.
+        if row is not None and index.column() == VALUE_COLUMN and row.unsupported is None:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        return flags
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._row(index)
+        if row is None:
+            return self._group_data(index, role)
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, column)
+        if role == Qt.ItemDataRole.EditRole:
+            return self.value(row.key) if column == VALUE_COLUMN else self._display(row, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row)
+        if role == Qt.ItemDataRole.FontRole:
+            bold = column in (PARAMETER_COLUMN, VALUE_COLUMN) and self._is_changed(row)
+            italic = column == VALUE_COLUMN and bool(row.unsupported) and self.value(row.key) is None
+            if not bold and not italic:
+                return None  # the view's own font
+            font = QFont()
+            font.setBold(bold)
+            font.setItalic(italic)
+            return font
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if row.unsupported:
+                return QBrush(
+                    QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+                )
+            if column == DEFAULT_COLUMN or column == FLAG_COLUMN:
+                return QBrush(QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText))
+            return None
+        if role == Qt.ItemDataRole.DecorationRole and column == VALUE_COLUMN:
+            issues = self._issues.get(row.key, [])
+            if issues:
+                pixmap = (
+                    QStyle.StandardPixmap.SP_MessageBoxCritical
+                    if any(i.severity == "error" for i in issues)
+                    else QStyle.StandardPixmap.SP_MessageBoxWarning
+                )
+                return QApplication.style().standardIcon(pixmap)
+            return None
+        if role == DESCRIPTOR_ROLE:
+            return row.param if row.param is not None else row.entry
+        if role == KEY_ROLE:
+            return row.key
+        if role == VALUE_ROLE:
+            return self.value(row.key)
+        if role == CHANGED_ROLE:
+            return self._is_changed(row)
+        if role == UNSUPPORTED_ROLE:
+            return row.unsupported
+        if role == SEARCH_ROLE:
+            return self._search_text(row)
+        if role == ISSUES_ROLE:
+            return list(self._issues.get(row.key, []))
+        if role == GROUP_ROLE:
+            return False
+        return None
+
+    def _group_data(self, index: _Index, role: int) -> Any:
+        group = self._groups[index.row()]
+        if role == GROUP_ROLE:
+            return True
+        if role == Qt.ItemDataRole.DisplayRole:
+            if index.column() == PARAMETER_COLUMN:
+                return group.title
+            if index.column() == VALUE_COLUMN:
+                changed = sum(1 for row in group.rows if self._is_changed(row))
+                return f"{changed} changed" if changed else ""
+            return ""
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == VALUE_COLUMN:
+            return QBrush(QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText))
+        if role == Qt.ItemDataRole.ToolTipRole and group.title == OTHER_FLAGS_GROUP:
+            return (
+                "Options of the configured llama-server build that no llamadash parameter covers; "
+                "their values are stored with the model as custom flags."
+            )
+        if role == SEARCH_ROLE:
+            return ""
+        return None
+
+    # ------------------------------------------------------------------------------------------
+    # display
+    def _display(self, row: _Row, column: int) -> str:
+        if column == PARAMETER_COLUMN:
+            return row.key if row.param is not None else row.key.lstrip("-")
+        if column == VALUE_COLUMN:
+            value = self.value(row.key)
+            if value is None:
+                return "not supported" if row.unsupported else ""
+            return self._value_text(row, value)
+        if column == DEFAULT_COLUMN:
+            return self._default_text(row)
+        if column == FLAG_COLUMN:
+            return self._flag_text(row)
+        return ""
+
+    def _value_text(self, row: _Row, value: Any) -> str:
+        param = row.param
+        if param is None:
+            if value is True:
+                return "on"
+            return ", ".join(value) if isinstance(value, list) else str(value)
+        if param.secret:
+            return _MASK
+        if param.is_bool and isinstance(value, bool):
+            return "on" if value else "off"
+        try:
+            return param.to_text(value)
+        except (TypeError, ValueError, IndexError):
+            return str(value)
+
+    @staticmethod
+    def _default_text(row: _Row) -> str:
+        param = row.param
+        if param is None:
+            match = _DEFAULT_IN_HELP.search(row.entry.help) if row.entry is not None else None
+            return match.group(1).strip() if match else ""
+        if param.default_text is not None:
+            return param.default_text
+        if param.default is None:
+            return ""
+        if param.is_bool:
+            return "on" if param.default else "off"
+        return param.to_text(param.default)
+
+    @staticmethod
+    def _flag_text(row: _Row) -> str:
+        param = row.param
+        if param is None:
+            return row.entry.long_flag if row.entry is not None else row.key
+        flag = param.long_flag or ""
+        negative = next((f for f in param.negative_flags if f.startswith("--")), None)
+        return f"{flag} / {negative}" if negative else flag
+
+    def _all_flags(self, row: _Row) -> tuple[str, ...]:
+        if row.param is not None:
+            return row.param.all_flags
+        return row.entry.flags if row.entry is not None else (row.key,)
+
+    def _help(self, row: _Row) -> str:
+        if row.param is not None:
+            return row.param.help
+        return row.entry.help if row.entry is not None else "A flag stored with this model."
+
+    def _search_text(self, row: _Row) -> str:
+        return " ".join((row.key, *self._all_flags(row), self._help(row)))
+
+    def _tooltip(self, row: _Row) -> str:
+        flags = html.escape(", ".join(self._all_flags(row)))
+        parts = [f"<b>{html.escape(row.key)}</b> &nbsp; <code>{flags}</code>"]
+        parts.append(html.escape(self._help(row)).replace("\n", "<br>"))
+        if row.param is not None:
+            parts.append(f"<i>Value:</i> {html.escape(row.param.describe_type())}")
+            if row.param.note:
+                parts.append(f"<i>Note:</i> {html.escape(row.param.note)}")
+        if row.unsupported:
+            parts.append(f"<b>Not available:</b> {html.escape(row.unsupported)}")
+        for issue in self._issues.get(row.key, []):
+            parts.append(f"<b>{issue.severity.capitalize()}:</b> {html.escape(issue.message)}")
+        return "<p>" + "</p><p>".join(parts) + "</p>"
+
+    # ------------------------------------------------------------------------------------------
+    # editing
+    def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Check, store (through ``commit``) and record one edit of the value column.
+
+        ``EditRole`` takes a value (``None`` resets), :data:`TEXT_EDIT_ROLE` takes text typed by
+        a person. A value that does not fit is refused: ``editRejected`` carries the message.
+        """
+        row = self._row(index)
+        if (
+            row is None
+            or index.column() != VALUE_COLUMN
+            or role not in (Qt.ItemDataRole.EditRole, TEXT_EDIT_ROLE)
+        ):
+            return False
+        try:
+            new = self._parse(row, value, text=role == TEXT_EDIT_ROLE)
+        except ParamValueError as exc:
+            self.editRejected.emit(row.key, exc.message)
+            return False
+        return self._change(row, new)
+
+    def reset(self, index: _Index) -> bool:
+        """Set the row of ``index`` back to llama-server's default (unset); undoable."""
+        row = self._row(index)
+        return row is not None and self._change(row, None)
+
+    def set_value(self, key: str, value: Any) -> bool:
+        """Set a row by key, as an edit would (checked, committed, undoable)."""
+        return self.setData(self.index_for(key, VALUE_COLUMN), value)
+
+    def _parse(self, row: _Row, value: Any, *, text: bool) -> Any:
+        param = row.param
+        if param is None:
+            return self._parse_extra(row, value)
+        if text:
+            if param.kind == "string":
+                return param.coerce(str(value)) if str(value).strip() else None
+            return param.from_text(str(value))
+        return param.coerce(value)
+
+    @staticmethod
+    def _parse_extra(row: _Row, value: Any) -> Any:
+        """An "other flag": ``True`` for a flag without a value, else its text (``None`` = unset)."""
+        takes_value = row.entry.takes_value if row.entry is not None else None
+        if isinstance(value, str):
+            words = value.strip()
+            if takes_value is False and words:
+                if words.lower() in _TRUE_WORDS:
+                    return True
+                if words.lower() in _FALSE_WORDS:
+                    return None
+                raise ParamValueError(row.key, f"{row.key} takes no value: it is either on or not set")
+            value = words or None
+        if value is None or value is False:
+            return None
+        if value is True:
+            if row.entry is not None and row.entry.takes_value:
+                raise ParamValueError(row.key, f"{row.key} needs a value ({row.entry.value_hint})")
+            return True
+        if not isinstance(value, str):
+            raise ParamValueError(row.key, f"expected text, got {value!r}")
+        if "\x00" in value:
+            raise ParamValueError(row.key, "the value contains a NUL character")
+        return value
+
+    def _change(self, row: _Row, new: Any) -> bool:
+        old = self.value(row.key)
+        if new == old:
+            return False
+        if (
+            old is None
+            and row.param is not None
+            and new is not None
+            and not row.param.differs_from_default(new)
+        ):
+            return False  # an editor opened on an unset row and closed on the default: no change
+        if not self._apply(row.key, new):
+            return False
+        self.undo_stack.push(_SetValue(self, row.key, old, new))
+        return True
+
+    def _apply(self, key: str, value: Any) -> bool:
+        """Commit and show one value; False (and ``editRejected``) when the commit is refused."""
+        if key in self._schema:
+            changes: dict[str, Any] = {key: value}
+        else:
+            custom = dict(self._custom)
+            if value is None:
+                custom.pop(key, None)
+            else:
+                custom[key] = value
+            changes = {"custom_params": custom}
+        if self._commit is not None:
+            try:
+                self._commit(changes)
+            except CommitRefused as exc:
+                self.editRejected.emit(key, str(exc))
+                return False
+        if key in self._schema:
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = value
+        else:
+            self._custom = changes["custom_params"]
+        where = self._rows_by_key.get(key)
+        if where is not None:
+            group, row = where
+            self.dataChanged.emit(
+                self.createIndex(row, 0, group + 1), self.createIndex(row, len(COLUMNS) - 1, group + 1)
+            )
+            self.dataChanged.emit(
+                self.createIndex(group, VALUE_COLUMN, 0), self.createIndex(group, VALUE_COLUMN, 0)
+            )
+        self.valueChanged.emit(key, value)
+        return True

@@ -1,0 +1,343 @@
+"""The model library widget over the real database: adding, scanning, editing, filtering."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDialog, QDialogButtonBox
+
+from llamadash.core import database
+from llamadash.ui import library_view
+from llamadash.ui.library_view import CommandLineDialog, HfSpecDialog, LibraryView, ScanDialog
+
+
+@pytest.fixture
+def db():
+    database.init_database()  # in the test's own data directory (conftest)
+    yield database
+    database.close_database()
+
+
+@pytest.fixture
+def view(qtbot, db):
+    widget = LibraryView(db)
+    qtbot.addWidget(widget)
+    widget.resize(900, 600)
+    widget.show()
+    widget.errors = []  # type: ignore[attr-defined]
+    widget._show_error = lambda title, text: widget.errors.append((title, text))  # type: ignore[method-assign]
+    return widget
+
+
+def split_model(directory: Path, stem: str = "x") -> list[Path]:
+    """A llama model split in two parts the way llama.cpp's gguf-split names them."""
+    writer = gguf.GGUFWriter(str(directory / f"{stem}.gguf"), "llama", split_max_tensors=2)
+    writer.add_name(stem)
+    writer.add_context_length(4096)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    for i in range(4):
+        writer.add_tensor(f"blk.{i}.weight", np.zeros((4, 8), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(directory.glob(f"{stem}-*.gguf"))
+
+
+def drop_event(cls, paths: list[Path]):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    if cls is QDragEnterEvent:
+        return mime, QDragEnterEvent(
+            QPoint(5, 5),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    return mime, QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# adding
+
+
+def test_adding_the_tiny_gguf_fills_type_and_metadata(view: LibraryView, db, tiny_model: Path, qtbot):
+    with qtbot.waitSignal(view.libraryChanged):
+        added = view.add_files([tiny_model])
+    stored = db.get_model(added[0])
+    assert stored["name"] == "tiny-test-llama"
+    assert stored["type"] == "llama"  # general.architecture
+    assert stored["status"] == "stopped"
+    assert stored["model_path"] == str(tiny_model)
+    assert view.visible_names() == ["tiny-test-llama"]
+    assert view.selected_model()["id"] == added[0]
+    details = dict(view.details_rows())
+    assert details["Architecture"] == "llama"
+    assert details["Name"] == "tiny-test-llama"
+    assert details["Parameters"] == "116 K (counted from the tensor shapes)"
+    assert details["Quantization"] == "F32"
+    assert details["Trained context"] == "512 tokens"
+    assert details["Size on disk"].endswith("KiB")
+    assert view.table_model.index(0, 3).data() == "file: tiny-llama.gguf"
+
+
+def test_adding_the_same_file_twice_gives_a_distinct_name(view: LibraryView, db, tiny_model: Path):
+    view.add_files([tiny_model])
+    view.add_files([tiny_model])
+    assert [m["name"] for m in db.get_models()] == ["tiny-test-llama", "tiny-test-llama (copy)"]
+
+
+def test_dropping_gguf_files_adds_them(view: LibraryView, db, tiny_model: Path, tmp_path: Path):
+    text = tmp_path / "readme.txt"
+    text.write_text("no model")
+    _, enter = drop_event(QDragEnterEvent, [text])
+    view.dragEnterEvent(enter)
+    assert not enter.isAccepted()  # nothing to add: the drop is refused
+    _, enter = drop_event(QDragEnterEvent, [tiny_model])
+    view.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    _, drop = drop_event(QDropEvent, [tiny_model, text])
+    view.dropEvent(drop)
+    assert [(m["name"], m["type"]) for m in db.get_models()] == [("tiny-test-llama", "llama")]
+
+
+def test_a_projector_or_broken_file_is_not_added_as_a_model(
+    view: LibraryView, db, tiny_model: Path, tmp_path: Path
+):
+    projector = shutil.copy(tiny_model, tmp_path / "mmproj-tiny.gguf")
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"nope")
+    assert view.add_files([projector, broken]) == []
+    assert db.get_models() == []
+    ((_title, text),) = view.errors
+    assert "multimodal projector" in text and "not a GGUF file" in text
+
+
+def test_adding_one_part_adds_the_whole_split_model(view: LibraryView, db, tmp_path: Path):
+    parts = split_model(tmp_path)
+    view.add_files([parts[1]])
+    (model,) = db.get_models()
+    assert model["model_path"] == str(parts[0])  # llama-server is given the first part
+    details = dict(view.details_rows())
+    assert details["Parts"] == "2 of 2"
+    assert details["Parameters"] == "128 (counted from the tensor shapes)"
+    assert details["Quantization"] == "F16"
+
+
+def test_hf_spec_dialog_accepts_only_a_spec(qtbot):
+    dialog = HfSpecDialog()
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled()
+    dialog.spec_edit.setText("not a spec")
+    assert not ok.isEnabled()
+    assert "user/model" in dialog.status_label.text()
+    dialog.spec_edit.setText("ggml-org/gemma-3-1b-it-GGUF:Q4_K_M")
+    assert ok.isEnabled()
+    assert dialog.name_edit.placeholderText() == "gemma-3-1b-it-Q4_K_M"
+
+
+def test_adding_from_an_hf_spec(view: LibraryView, db):
+    model_id = view.add_hf_spec("ggml-org/gemma-3-1b-it-GGUF:Q4_K_M")
+    stored = db.get_model(model_id)
+    assert (stored["name"], stored["type"], stored["hf_repo"]) == (
+        "gemma-3-1b-it-Q4_K_M",
+        "unknown",
+        "ggml-org/gemma-3-1b-it-GGUF:Q4_K_M",
+    )
+    details = dict(view.details_rows())
+    assert details["Source"] == "Hugging Face: ggml-org/gemma-3-1b-it-GGUF:Q4_K_M"
+    assert details["Metadata"].startswith("n/a")
+    with pytest.raises(ValueError, match="user/model"):
+        view.add_hf_spec("gemma")
+
+
+def test_command_line_dialog_shows_errors_and_stays_open(qtbot):
+    dialog = CommandLineDialog()
+    qtbot.addWidget(dialog)
+    dialog.text_edit.setPlainText("llama-server -m model.gguf --ctx-size")
+    dialog.accept()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+    assert dialog.config is None
+    assert "--ctx-size needs a value" in dialog.error_label.text()
+    assert not dialog.error_label.isHidden()
+
+
+def test_adding_from_a_pasted_command_line(view: LibraryView, db, tiny_model: Path, qtbot):
+    dialog = CommandLineDialog()
+    qtbot.addWidget(dialog)
+    dialog.text_edit.setPlainText(f"llama-server \\\n  -m {tiny_model} -c 4096 \\\n  --port 8081 --perf")
+    dialog.accept()
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    model_id = view.add_config(dialog.config)
+    stored = db.get_model(model_id)
+    assert stored["type"] == "llama"  # read from the file the command line names
+    assert stored["name"] == "tiny-test-llama"
+    assert (stored["ctx_size"], stored["port"]) == (4096, 8081)
+    assert stored["custom_params"] == {"--perf": True}
+
+
+def test_command_line_errors_reach_the_caller(view: LibraryView, db):
+    with pytest.raises(ValueError, match="unexpected argument"):
+        view.add_command_line("llama-server stray -m x.gguf")
+    assert db.get_models() == []
+
+
+# ------------------------------------------------------------------------------------------------
+# scanning
+
+
+def make_models_dir(root: Path, tiny_model: Path) -> Path:
+    (root / "qwen").mkdir(parents=True)
+    split_model(root / "qwen")
+    shutil.copy(tiny_model, root / "qwen" / "mmproj-x.gguf")
+    shutil.copy(tiny_model, root / "single.gguf")
+    return root
+
+
+def test_scan_dialog_lists_split_models_once_and_offers_projectors(qtbot, tmp_path: Path, tiny_model: Path):
+    root = make_models_dir(tmp_path / "models", tiny_model)
+    result = library_view.library.scan_directory(root)
+    dialog = ScanDialog(result, root)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 2
+    assert [dialog.table.item(r, 0).text() for r in range(2)] == ["qwen/x-00001-of-00002.gguf", "single.gguf"]
+    assert dialog.table.item(0, 3).text().endswith("(2 of 2 parts)")
+    assert [dialog.projector_list.item(i).text() for i in range(dialog.projector_list.count())] == [
+        "qwen/mmproj-x.gguf"
+    ]
+    assert dialog.projector_box(0).currentText() == "qwen/mmproj-x.gguf"  # the one beside it
+    assert dialog.projector_box(1).currentText() == "(none)"
+    chosen = dialog.chosen()
+    assert [(info.path.name, projector.name if projector else None) for info, projector in chosen] == [
+        ("x-00001-of-00002.gguf", "mmproj-x.gguf"),
+        ("single.gguf", None),
+    ]
+
+
+def test_scan_adds_the_checked_models_with_their_projector(
+    view: LibraryView, db, tmp_path: Path, tiny_model: Path, monkeypatch
+):
+    root = make_models_dir(tmp_path / "models", tiny_model)
+
+    def accept_without_single(dialog: ScanDialog) -> int:
+        dialog.set_checked(1, False)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ScanDialog, "exec", accept_without_single)
+    view.scan_dialog(root)
+    (model,) = db.get_models()
+    assert model["model_path"] == str(root / "qwen" / "x-00001-of-00002.gguf")
+    assert model["mmproj"] == str(root / "qwen" / "mmproj-x.gguf")
+    assert model["name"] == "x" and model["type"] == "llama"
+    assert dict(view.details_rows())["Projector"] == str(root / "qwen" / "mmproj-x.gguf")
+
+
+def test_scan_of_a_directory_without_models_says_so(view: LibraryView, tmp_path: Path):
+    view.scan_dialog(tmp_path)
+    assert view.errors == [("No models found", f"{tmp_path} holds no readable .gguf models.")]
+
+
+# ------------------------------------------------------------------------------------------------
+# duplicate, rename, delete
+
+
+def test_duplicate_copies_the_settings_under_a_new_name(view: LibraryView, db, tiny_model: Path):
+    original = view.add_files([tiny_model])[0]
+    db.update_model(original, {"ctx_size": 8192, "status": "running"})
+    view.refresh(select_id=original)
+    first = view.duplicate_selected()
+    view.select_model(original)
+    second = view.duplicate_selected()
+    copies = [db.get_model(first), db.get_model(second)]
+    assert [c["name"] for c in copies] == ["tiny-test-llama (copy)", "tiny-test-llama (copy 2)"]
+    assert all(c["ctx_size"] == 8192 and c["status"] == "stopped" for c in copies)
+    assert view.selected_model()["id"] == second
+
+
+def test_rename(view: LibraryView, db, tiny_model: Path):
+    first = view.add_files([tiny_model])[0]
+    view.add_hf_spec("user/other-GGUF")
+    view.select_model(first)
+    view._ask_text = lambda title, label, text: "my llama"  # type: ignore[method-assign]
+    assert view.rename_selected() is True
+    assert db.get_model(first)["name"] == "my llama"
+    assert "my llama" in view.visible_names()
+    assert view.rename_selected("other") is False  # taken by the HF model
+    assert db.get_model(first)["name"] == "my llama"
+    assert "already exists" in view.errors[-1][1]
+
+
+def test_delete_asks_first(view: LibraryView, db, tiny_model: Path):
+    model_id = view.add_files([tiny_model])[0]
+    asked = []
+    view._confirm = lambda title, text: asked.append(text) or False  # type: ignore[method-assign]
+    assert view.delete_selected() is False
+    assert db.get_model(model_id) is not None
+    assert "Delete tiny-test-llama" in asked[0] and "file stays on disk" in asked[0]
+    view._confirm = lambda title, text: True  # type: ignore[method-assign]
+    assert view.delete_selected() is True
+    assert db.get_models() == [] and view.visible_names() == []
+    assert tiny_model.exists()
+
+
+def test_a_running_model_is_not_deleted(view: LibraryView, db, tiny_model: Path):
+    model_id = view.add_files([tiny_model])[0]
+    db.update_model(model_id, {"status": "running"})
+    view.refresh()
+    assert view.delete_selected(confirm=False) is False
+    assert db.get_model(model_id) is not None
+    assert view.errors[-1][0] == "The model is running"
+
+
+# ------------------------------------------------------------------------------------------------
+# filters and selection
+
+
+def test_filter_by_status_and_type(view: LibraryView, db):
+    db.save_model({"name": "a", "type": "llama", "status": "running"})
+    db.save_model({"name": "b", "type": "qwen3", "status": "stopped"})
+    db.save_model({"name": "c", "type": "llama", "status": "stopped"})
+    view.refresh()
+    assert [view.type_filter.itemText(i) for i in range(view.type_filter.count())] == [
+        "All",
+        "llama",
+        "qwen3",
+    ]
+    view.set_status_filter("stopped")
+    assert view.visible_names() == ["b", "c"]
+    view.set_type_filter("llama")
+    assert view.visible_names() == ["c"]
+    view.set_status_filter(None)
+    assert view.visible_names() == ["a", "c"]
+    view.refresh()  # re-reading keeps the filters
+    assert view.visible_names() == ["a", "c"]
+    view.set_type_filter(None)
+    assert view.visible_names() == ["a", "b", "c"]
+
+
+def test_selection_is_signalled_and_activation_opens(view: LibraryView, db, qtbot, tiny_model: Path):
+    model_id = view.add_files([tiny_model])[0]
+    view.table.clearSelection()
+    assert view.selected_model() is None
+    assert not view.rename_button.isEnabled()
+    with qtbot.waitSignal(view.modelSelected) as selected:
+        view.select_model(model_id)
+    assert selected.args[0]["id"] == model_id
+    assert view.rename_button.isEnabled()
+    with qtbot.waitSignal(view.modelActivated) as activated:
+        view.table.activated.emit(view.proxy.index(0, 0))
+    assert activated.args[0]["name"] == "tiny-test-llama"
