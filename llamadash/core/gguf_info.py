@@ -6,7 +6,9 @@ kilobytes of I/O. Arrays (the tokenizer's vocabulary) are skipped, not loaded.
 
 from __future__ import annotations
 
+import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,6 +23,14 @@ _MAX_STRING = 64 * 1024 * 1024
 
 class GGUFError(ValueError):
     """The file is not a readable GGUF model."""
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    """What a GGUF header says: its key/value metadata and (when counted) the number of weights."""
+
+    metadata: dict[str, Any]
+    weight_count: int | None = None
 
 
 def _read(stream: BinaryIO, size: int) -> bytes:
@@ -57,8 +67,26 @@ def _read_value(stream: BinaryIO, vtype: int, keep_arrays: bool) -> Any:
     raise GGUFError(f"unknown GGUF value type {vtype} (corrupt header?)")
 
 
-def read_metadata(path: str | Path, *, keep_arrays: bool = False) -> dict[str, Any]:
-    """Return the GGUF key/value metadata of ``path`` (arrays as ``None`` unless ``keep_arrays``).
+def _count_weights(stream: BinaryIO, tensor_count: int) -> int:
+    """Sum the element counts of the tensor table (name, shape, type, offset per tensor)."""
+    total = 0
+    for _ in range(tensor_count):
+        _read_string(stream)  # name
+        n_dims = _unpack(stream, "<I")
+        if n_dims > 8:  # GGML_MAX_DIMS is 4; anything far above is a damaged header
+            raise GGUFError(f"a tensor claims {n_dims} dimensions (corrupt header?)")
+        dims = [_unpack(stream, "<Q") for _ in range(n_dims)]
+        _unpack(stream, "<I")  # type
+        _unpack(stream, "<Q")  # offset
+        total += math.prod(dims)
+    return total
+
+
+def read_header(path: str | Path, *, keep_arrays: bool = False, count_weights: bool = False) -> GGUFHeader:
+    """Read a GGUF file's key/value metadata and, if asked, count the weights its tensor table lists.
+
+    The tensor table follows the key/value section and holds each tensor's shape, so the weights are
+    counted without reading them.
 
     Raises:
         GGUFError: the file is not GGUF or its header is damaged.
@@ -79,7 +107,18 @@ def read_metadata(path: str | Path, *, keep_arrays: bool = False) -> dict[str, A
             key = _read_string(stream)
             vtype = _unpack(stream, "<I")
             metadata[key] = _read_value(stream, vtype, keep_arrays)
-    return metadata
+        weights = _count_weights(stream, tensor_count) if count_weights else None
+    return GGUFHeader(metadata, weights)
+
+
+def read_metadata(path: str | Path, *, keep_arrays: bool = False) -> dict[str, Any]:
+    """Return the GGUF key/value metadata of ``path`` (arrays as ``None`` unless ``keep_arrays``).
+
+    Raises:
+        GGUFError: the file is not GGUF or its header is damaged.
+        OSError: the file cannot be read.
+    """
+    return read_header(path, keep_arrays=keep_arrays).metadata
 
 
 def model_type(path: str | Path) -> str | None:

@@ -14,13 +14,12 @@ few megabytes for the vocabulary), never the tensor data, so looking at a 30 GB 
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
@@ -295,41 +294,9 @@ def find_parts(path: str | os.PathLike[str]) -> tuple[tuple[Path, ...], int]:
 
 
 def _read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """The key/value metadata and the number of weights described by the tensor table.
-
-    The tensor table follows the key/value section; it holds each tensor's name, shape, type and
-    offset, so the weights are counted without reading them.
-    """
-    with open(path, "rb") as stream:
-        if stream.read(4) != gguf_info.GGUF_MAGIC:
-            raise GGUFError(f"{path} is not a GGUF file")
-        version = gguf_info._unpack(stream, "<I")
-        if version < 2:
-            raise GGUFError(f"{path} uses GGUF version {version}, which is too old")
-        tensor_count = gguf_info._unpack(stream, "<Q")
-        kv_count = gguf_info._unpack(stream, "<Q")
-        if kv_count > gguf_info._MAX_KV:
-            raise GGUFError(f"{path} claims {kv_count} metadata entries (corrupt header?)")
-        metadata: dict[str, Any] = {"GGUF.version": version, "GGUF.tensor_count": tensor_count}
-        for _ in range(kv_count):
-            key = gguf_info._read_string(stream)
-            vtype = gguf_info._unpack(stream, "<I")
-            metadata[key] = gguf_info._read_value(stream, vtype, False)
-        return metadata, _count_weights(stream, tensor_count)
-
-
-def _count_weights(stream: BinaryIO, tensor_count: int) -> int:
-    total = 0
-    for _ in range(tensor_count):
-        gguf_info._read_string(stream)  # name
-        n_dims = gguf_info._unpack(stream, "<I")
-        if n_dims > 8:  # GGML_MAX_DIMS is 4; anything far above is a damaged header
-            raise GGUFError(f"a tensor claims {n_dims} dimensions (corrupt header?)")
-        dims = [gguf_info._unpack(stream, "<Q") for _ in range(n_dims)]
-        gguf_info._unpack(stream, "<I")  # type
-        gguf_info._unpack(stream, "<Q")  # offset
-        total += math.prod(dims)
-    return total
+    """The key/value metadata and the number of weights described by the tensor table."""
+    header = gguf_info.read_header(path, count_weights=True)
+    return header.metadata, header.weight_count or 0
 
 
 def parse_size_label(label: str) -> int | None:
