@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {"db", "models", "llama-server", "metrics"}
+COMMANDS = {"db", "models", "llama-server", "metrics", "run", "status"}
 
 
 def wants_cli(argv: Sequence[str]) -> bool:

@@ -100,6 +100,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="the recent metrics history")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "run",
+        help="run one model's llama-server in the foreground (no window); Ctrl-C or SIGTERM stops it",
+    )
+    p.add_argument("name")
+    p.add_argument(
+        "--wait-ready",
+        action="store_true",
+        help="print the server's URL on stdout once /health answers 200 (the log goes to stderr); "
+        "exit 1 if it never becomes ready",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        metavar="S",
+        type=float,
+        default=None,
+        help="seconds the model may take to load (default: 600)",
+    )
+    p = sub.add_parser("status", help="every model's state, PID and port, and llama-servers left behind")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--stop-orphans",
+        action="store_true",
+        help="stop the llama-server processes that a killed dashboard left behind",
+    )
     return parser
 
 
@@ -385,6 +411,145 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> int:
+    """Run one model headless until Ctrl-C/SIGTERM (exit 0) or it fails (exit 1)."""
+    from PySide6.QtCore import QCoreApplication
+
+    from llamadash.core.metrics import MetricsCollector
+    from llamadash.services.instance import InstanceError
+    from llamadash.services.manager import InstanceManager, quit_on_signals
+    from llamadash.services.sampler import MetricsSampler
+
+    _get_model(args.name)
+    if args.ready_timeout is not None and not args.ready_timeout > 0:
+        raise CliError("--ready-timeout must be a positive number of seconds")
+    app = QCoreApplication.instance() or QCoreApplication([sys.argv[0] if sys.argv else "llamadash"])
+    log_out = err if args.wait_ready else out
+    manager = InstanceManager(
+        data_dir=data_dir,
+        load_timeout_s=args.ready_timeout if args.ready_timeout is not None else 600.0,
+        quit_with_app=False,
+    )
+    outcome = {"code": 0, "ready": False}
+
+    def on_line(name: str, line: str) -> None:
+        if name == args.name:
+            print(line, file=log_out, flush=True)
+
+    def on_state(name: str, state: str, reason: str) -> None:
+        if name != args.name:
+            return
+        inst = manager.instance(name)
+        if state == "running" and not outcome["ready"]:
+            outcome["ready"] = True
+            url = inst.url if inst else ""
+            if args.wait_ready:
+                print(url, file=out, flush=True)
+            print(f"llamadash: {name} is ready at {url}", file=err, flush=True)
+        elif state == "error":
+            first_line = reason.splitlines()[0] if reason else "failed"
+            if inst is not None and inst.restart_pending:
+                print(f"llamadash: {name}: {first_line}", file=err, flush=True)
+                return
+            print(f"llamadash: error: {first_line}", file=err, flush=True)
+            outcome["code"] = 1
+            app.quit()
+        elif state == "stopped" and inst is not None and not inst.active:
+            if reason:
+                print(f"llamadash: {name}: {reason}", file=err, flush=True)
+            app.quit()
+
+    manager.logLine.connect(on_line)
+    manager.stateChanged.connect(on_state)
+    sampler: MetricsSampler | None = None
+    restore = quit_on_signals(app)
+    try:
+        try:
+            manager.start(args.name)
+        except InstanceError as exc:
+            raise CliError(str(exc)) from None
+        sampler = MetricsSampler(MetricsCollector(disk_path=data_dir), stats=manager, interval_s=1.0)
+        sampler.start()
+        app.exec()
+    finally:
+        restore()
+        if sampler is not None:
+            sampler.stop()
+        if not manager.stop_all(timeout_s=15.0):
+            print("llamadash: error: llama-server did not stop", file=err)
+            outcome["code"] = 1
+        manager.close()
+        manager.deleteLater()
+    return int(outcome["code"])
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every model's state, PID and port; the llama-servers a killed dashboard left behind."""
+    from llamadash.core import pidfile
+
+    found = pidfile.scan()
+    stopped: list[int] = []
+    if args.stop_orphans and found.orphans:
+        left = set(pidfile.stop_processes([r.pid for r in found.orphans], timeout_s=5.0))
+        for orphan in found.orphans:
+            if orphan.pid in left:
+                continue
+            stopped.append(orphan.pid)
+            pidfile.remove_record(orphan.pid)
+            model = db.get_model_by_name(orphan.model)
+            if model is not None and model["status"] in ("running", "loading"):
+                db.update_model(model["id"], {"status": "stopped"})
+        found.orphans = [r for r in found.orphans if r.pid in left]
+    live = {r.model: r for r in found.foreign}
+    orphans = {r.model: r for r in found.orphans}
+    models = []
+    for m in db.get_models():
+        record = live.get(m["name"]) or orphans.get(m["name"])
+        state = m["status"]
+        if record is None and state in ("running", "loading"):
+            state = "stopped"  # the database says otherwise, but no process is left
+        models.append(
+            {
+                "name": m["name"],
+                "state": state,
+                "pid": record.pid if record else None,
+                "port": record.port if record else int(m.get("port") or 8080),
+                "url": record.url if record else None,
+                "orphan": m["name"] in orphans and record is orphans[m["name"]],
+                "managed_by": record.owner_pid if record and m["name"] in live else None,
+            }
+        )
+    orphan_rows = [
+        {"pid": r.pid, "port": r.port, "model": r.model, "url": r.url, "started_at_ms": r.started_at_ms}
+        for r in found.orphans
+    ]
+    if args.json:
+        json.dump({"models": models, "orphans": orphan_rows, "stopped_orphans": stopped}, out, indent=2)
+        print(file=out)
+        return 0
+    if stopped:
+        print(f"stopped {len(stopped)} orphaned llama-server process(es): {', '.join(map(str, stopped))}", file=out)
+    if models:
+        rows = [("NAME", "STATE", "PID", "PORT", "")]
+        for m in models:
+            note = "orphan" if m["orphan"] else (f"run by llamadash pid {m['managed_by']}" if m["managed_by"] else "")
+            rows.append((m["name"], m["state"], str(m["pid"] or "-"), str(m["port"]), note))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + ("  " + r[4] if r[4] else ""), file=out)
+    else:
+        print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
+    if orphan_rows:
+        print(
+            "\nllama-server processes left behind by a dashboard that was killed "
+            "(stop them with 'llamadash status --stop-orphans'):",
+            file=out,
+        )
+        for o in orphan_rows:
+            print(f"  pid {o['pid']}  port {o['port']}  model {o['model']}", file=out)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CliError,
@@ -415,6 +580,8 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         "models": lambda d: cmd_models(args, out, err, d),
         "llama-server": lambda d: cmd_llama_server(args, out, err, d),
         "metrics": lambda d: cmd_metrics(args, out),
+        "run": lambda d: cmd_run(args, out, err, d),
+        "status": lambda d: cmd_status(args, out, err),
     }
     try:
         db_path = open_database(args.data_dir)

@@ -1,0 +1,139 @@
+"""PID records: orphans are told apart from live dashboards' instances and from reused PIDs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from llamadash.core import database, pidfile
+from llamadash.core.pidfile import InstanceRecord
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[None]:
+    database.init_database(tmp_path / "pids.db")
+    yield
+    database.close_database()
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """A process whose executable is called llama-server (a link to ``sleep``)."""
+    sleep = shutil.which("sleep")
+    assert sleep
+    link = tmp_path / "bin" / "llama-server"
+    link.parent.mkdir()
+    link.symlink_to(sleep)
+    proc = subprocess.Popen([str(link), "60"])
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def dead_pid() -> tuple[int, float]:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(proc.pid).create_time()
+    proc.wait()
+    return proc.pid, created
+
+
+def record_for(proc: subprocess.Popen, owner: tuple[int, float], **extra) -> InstanceRecord:
+    return InstanceRecord(
+        pid=proc.pid,
+        create_time=psutil.Process(proc.pid).create_time(),
+        model=extra.pop("model", "tiny"),
+        port=extra.pop("port", 8080),
+        owner_pid=owner[0],
+        owner_create_time=owner[1],
+        **extra,
+    )
+
+
+def test_records_round_trip(db):
+    record = InstanceRecord(pid=1234, create_time=1.5, model="m", model_id=3, port=8081, binary="/x/llama-server")
+    pidfile.add_record(record)
+    pidfile.add_record(InstanceRecord(pid=99, create_time=2.0, model="n"))
+    assert pidfile.load_records() == [record, InstanceRecord(pid=99, create_time=2.0, model="n")]
+    pidfile.remove_record(1234)
+    assert [r.pid for r in pidfile.load_records()] == [99]
+    pidfile.remove_record(99)
+    assert database.get_metadata(pidfile.METADATA_KEY) is None
+
+
+def test_garbage_in_the_metadata_is_ignored(db):
+    database.set_metadata(pidfile.METADATA_KEY, '[{"pid": "x"}, {"pid": 5, "create_time": 1, "model": "m"}]')
+    assert [r.pid for r in pidfile.load_records()] == [5]
+    database.set_metadata(pidfile.METADATA_KEY, "not json")
+    assert pidfile.load_records() == []
+
+
+def test_scan_sorts_orphans_foreign_and_stale(db, fake_server):
+    pidfile.add_record(record_for(fake_server, dead_pid(), model="orphaned"))
+    gone_pid, gone_created = dead_pid()
+    pidfile.add_record(InstanceRecord(pid=gone_pid, create_time=gone_created, model="gone"))
+    found = pidfile.scan()
+    assert [r.model for r in found.orphans] == ["orphaned"]
+    assert [r.model for r in found.dropped] == ["gone"]
+    assert [r.model for r in pidfile.load_records()] == ["orphaned"]  # the stale one was pruned
+
+    # the same process owned by a live llamadash (this test process) is not an orphan
+    pidfile.save_records([record_for(fake_server, pidfile.owner_identity(), model="mine")])
+    found = pidfile.scan()
+    assert found.orphans == [] and [r.model for r in found.foreign] == ["mine"]
+
+
+def test_a_reused_pid_is_not_taken_for_the_recorded_server(db, fake_server):
+    record = record_for(fake_server, dead_pid())
+    pidfile.save_records([InstanceRecord(**{**record.as_dict(), "create_time": record.create_time - 3600})])
+    assert pidfile.scan().orphans == []
+
+
+def test_a_process_that_is_not_llama_server_is_not_an_orphan(db):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pidfile.add_record(record_for(proc, dead_pid(), binary="/opt/llama/llama-server"))
+        assert pidfile.scan().orphans == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_reset_stale_statuses(db):
+    for name, status in (("a", "running"), ("b", "loading"), ("c", "running"), ("d", "error")):
+        database.save_model({"name": name, "type": "llama", "status": status})
+    assert sorted(pidfile.reset_stale_statuses(live_models={"c"})) == ["a", "b"]
+    statuses = {m["name"]: m["status"] for m in database.get_models()}
+    assert statuses == {"a": "stopped", "b": "stopped", "c": "running", "d": "error"}
+
+
+def test_stop_processes_terminates_then_kills(tmp_path: Path):
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "print('ready', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    started = time.monotonic()
+    left = pidfile.stop_processes([stubborn.pid, polite.pid], timeout_s=0.5)
+    assert left == []
+    assert time.monotonic() - started < 5
+    stubborn.stdout.close()
+    if os.name == "posix":
+        assert polite.wait(5) == -15  # SIGTERM was enough
+        assert stubborn.wait(5) == -9  # it ignored SIGTERM: killed
