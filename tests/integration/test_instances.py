@@ -505,3 +505,35 @@ def test_cli_run_exits_non_zero_when_never_ready(data_dir: Path, add_model, tmp_
     assert "llamadash: error: llama-server exited with code" in err
     assert database.get_model_by_name("broken")["status"] == "error"
     assert not [p for p in psutil.process_iter(["name", "ppid"]) if p.info["ppid"] == proc.pid]
+
+
+def test_sampler_follows_the_manager_active_models_and_requests(qtbot, manager: InstanceManager, add_model,
+                                                               tmp_path: Path):
+    # The metrics sampler (issue 5) reads its dashboard figures from the real instance manager.
+    from llamadash.core.metrics import MetricsCollector
+    from llamadash.services.sampler import MetricsSampler
+
+    add_model("sampled")
+    samples = []
+    sampler = MetricsSampler(MetricsCollector(disk_path=tmp_path), interval_s=0.25, stats=manager)
+    sampler.sampled.connect(samples.append)
+    sampler.start()
+    try:
+        qtbot.waitUntil(lambda: len(samples) >= 2, timeout=5_000)
+        assert samples[-1].active_models == 0 and samples[-1].requests_per_minute == 0.0
+        assert samples[-1].gpu_usage is None or samples[-1].gpus  # no GPU here: NULL, never 0
+        inst = manager.start("sampled")
+        wait_state(qtbot, inst, InstanceState.RUNNING)
+        for i in range(5):
+            post_json(f"{inst.url}/completion", {"prompt": f"hi {i}", "n_predict": 4, "ignore_eos": True})
+        qtbot.waitUntil(
+            lambda: samples[-1].active_models == 1 and samples[-1].requests_per_minute == 5.0, timeout=10_000
+        )
+        stored = database.get_metrics_history(1)
+        assert stored[-1]["active_models"] == 1 and stored[-1]["requests_per_minute"] == 5.0
+        assert stored[-1]["uptime"] is not None and stored[-1]["uptime"] >= stored[0]["uptime"]
+        manager.stop("sampled")
+        wait_state(qtbot, inst, InstanceState.STOPPED)
+        qtbot.waitUntil(lambda: samples[-1].active_models == 0, timeout=5_000)
+    finally:
+        sampler.stop()
