@@ -1,12 +1,33 @@
-"""Starting the desktop application."""
+"""Starting the desktop application: the database, the services and the main window, wired together.
+
+The order matters and is the whole job of this module:
+
+1. the database (the window and the services read it; a broken one is reported and nothing starts);
+2. the settings from it (theme, sample interval, history window, models folder, ...);
+3. the main window, filled from the saved history before the first new sample;
+4. once the window has been painted: the instance manager (which the sampler asks for active models
+   and requests per minute; its instance events are recorded in the database so the chart markers
+   come back next time) and the metrics sampler (its disk chart watches the models folder, or the
+   data folder). Starting them after the first paint makes the window appear sooner;
+5. on quit: the sampler stops, and the instances stop with a bounded wait when the settings say so
+   (the default). When they say not to, the servers are left running and the next start finds them
+   as leftovers to adopt or stop.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
 
 from llamadash import APP_NAME, __version__
+
+_log = logging.getLogger(__name__)
 
 
 def _parse_gui_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -17,33 +38,175 @@ def _parse_gui_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def run_gui(argv: Sequence[str]) -> int:
-    """Open the database and the main window; returns the exit status."""
+@dataclass
+class Gui:
+    """The running application's parts (what :func:`run_gui` wires and shuts down).
+
+    ``manager`` is ``None`` until the window has been painted (see ``build_gui``), and stays ``None``
+    in a build without the instance manager.
+    """
+
+    app: Any
+    window: Any
+    sampler: Any
+    manager: Any | None
+    data_dir: Path
+    db_path: Path
+    services_started: bool = False
+
+
+def _make_manager(data_dir: Path, nvml: Any) -> Any | None:
+    """The instance manager, or ``None`` (with the reason in the log) when it cannot be made."""
+    try:
+        from llamadash.services.manager import InstanceManager
+    except ImportError as exc:  # a build without the manager still shows the dashboard
+        _log.warning("the instance manager is not available: %s", exc)
+        return None
+    # quit_with_app=False: whether the instances stop on quit is the user's setting, handled below.
+    return InstanceManager(data_dir=data_dir, nvml=nvml, quit_with_app=False)
+
+
+def build_gui(argv: Sequence[str]) -> Gui | int:
+    """Open the database, start the services and show the main window.
+
+    Returns:
+        The parts, ready for ``app.exec()``; or an exit status when the database cannot be opened
+        (the user has been told why).
+    """
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from llamadash.core import database as db
+    from llamadash.core import events as events_mod
     from llamadash.core import paths
+    from llamadash.core import settings as settings_mod
+    from llamadash.core.metrics import MetricsCollector
+    from llamadash.services.sampler import MetricsSampler
+    from llamadash.ui.icons import app_icon
     from llamadash.ui.main_window import MainWindow
 
     args = _parse_gui_args(argv)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName("io.github.llamadash.llamadash")
+    app.setWindowIcon(app_icon())
     try:
-        db_path = paths.default_database_path(paths.resolve_data_dir(args.data_dir))
+        data_dir = paths.resolve_data_dir(args.data_dir)
+        db_path = paths.default_database_path(data_dir)
         db.init_database(db_path)
+        # The database module is the metadata store (mypy does not match modules to protocols here).
+        store = cast(settings_mod.MetadataStore, db)
+        settings = settings_mod.load_settings(store)
+        if settings.history_minutes != db.METRICS_RETENTION_MINUTES:
+            # keep as much history as the charts show (the default retention is the seed's 10 minutes)
+            db.init_database(db_path, retention_minutes=settings.history_minutes, record_start=False)
+        history = db.get_metrics_history(settings.history_minutes)
+        events = events_mod.load_events(store, window_minutes=settings.history_minutes)
     except (db.DatabaseError, OSError) as exc:
         QMessageBox.critical(None, APP_NAME, f"llamadash cannot open its database:\n\n{exc}")
-        return 1
-    try:
-        window = MainWindow(db_path=db_path, load_models=db.get_models)
-        if args.minimized:
-            window.showMinimized()
-        else:
-            window.show()
-        return app.exec()
-    finally:
         db.close_database()
+        return 1
+
+    collector = MetricsCollector(disk_path=settings.models_dir or data_dir)
+    sampler = MetricsSampler(collector, interval_s=settings.sample_interval_s)
+
+    def set_retention(minutes: float) -> None:
+        try:
+            db.init_database(db_path, retention_minutes=minutes, record_start=False)
+        except db.DatabaseError as exc:
+            _log.warning("cannot change how long metrics are kept: %s", exc)
+
+    window = MainWindow(
+        store=store,
+        db_path=db_path,
+        load_models=db.get_models,
+        settings=settings,
+        history=history,
+        events=events,
+        sampler=sampler,
+        data_dir=data_dir,
+        set_retention=set_retention,
+    )
+    gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
+
+    def record(name: str, event: str, ms: int) -> None:
+        try:
+            events_mod.record_event(
+                store, name, event, int(ms), window_minutes=window.settings.history_minutes
+            )
+        except (db.DatabaseError, ValueError) as exc:
+            _log.warning("cannot record the event %s %s: %s", name, event, exc)
+
+    def start_services() -> None:
+        """The manager and the sampler, once the window is on screen (it appears sooner so)."""
+        if gui.services_started:
+            return
+        gui.services_started = True
+        manager = _make_manager(data_dir, collector.nvml)
+        if manager is not None:
+            manager.eventOccurred.connect(record)
+            window.set_manager(manager)
+            sampler.set_instance_stats(manager)
+        gui.manager = manager
+        sampler.start()
+
+    if args.minimized or settings.start_minimized:
+        window.start_hidden()
+        start_services()  # no paint is coming while hidden
+    else:
+        # A moment later: the charts, which draw on firstPainted, are painted first.
+        window.firstPainted.connect(lambda: QTimer.singleShot(100, window, start_services))
+        window.show()
+        QTimer.singleShot(2000, window, start_services)  # in case no paint ever comes (an odd platform)
+    return gui
+
+
+def shutdown(gui: Gui) -> bool:
+    """Stop the services after the event loop ended; returns whether instances were left running."""
+    from llamadash.core import database as db
+    from llamadash.ui.main_window import QUIT_STOP_TIMEOUT_S
+
+    gui.services_started = True  # a start still pending must not come after this
+    try:
+        gui.window.save_layout()  # also when quitting without closing the window (a signal, the tray)
+    except Exception as exc:  # noqa: BLE001 - the layout is a convenience, quitting goes on
+        _log.warning("could not save the window layout: %s", exc)
+    gui.sampler.stop()
+    left_running = False
+    if gui.manager is not None:
+        active = [i for i in gui.manager.instances() if i.active and not i.external]
+        if gui.window.settings.stop_on_quit:
+            if not gui.manager.stop_all(QUIT_STOP_TIMEOUT_S):
+                _log.error("some llama-server instances did not stop")
+        else:
+            left_running = bool(active)
+        gui.manager.close()
+    db.close_database()
+    return left_running
+
+
+def run_gui(argv: Sequence[str]) -> int:
+    """Open the database and the main window; returns the exit status."""
+    built = build_gui(argv)
+    if isinstance(built, int):
+        return built
+    try:
+        from llamadash.services.manager import quit_on_signals
+
+        restore = quit_on_signals(built.app)
+    except ImportError:
+        restore = None
+    status = built.app.exec()
+    if restore is not None:
+        restore()
+    if shutdown(built):
+        # The user chose to keep the servers running. Qt would kill them while destroying their
+        # QProcess objects, so leave without running destructors; their PIDs are recorded, and the
+        # next start offers to adopt or stop them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -1,106 +1,717 @@
-"""The main window. For now: the model library as a table; the docks arrive with the main-window issue."""
+"""The main window: the instances, the chart docks, the log, menus, toolbar, status bar and tray.
+
+The window owns no process and no database connection. It is given:
+
+* ``store``, where settings and the window layout are kept (the :mod:`llamadash.core.database`
+  module, or anything with ``get_metadata``/``set_metadata``/``delete_metadata``);
+* ``load_models``, which returns the model library;
+* the saved metrics ``history`` and instance ``events``, drawn before the first new sample;
+* the services to follow: the metrics ``sampler`` (``sampled``) and the instance ``manager``
+  (``stateChanged``, ``figuresChanged``, ``logLine``, ``eventOccurred``, ...), both optional.
+
+Places kept for the model library and the parameter editor (another part of llamadash fills them):
+:meth:`MainWindow.set_library_widget` adds the library as a tab of the central area, next to the
+instances; :meth:`MainWindow.set_editor_widget` puts the editor in the "Configuration" dock.
+Double-clicking an instance calls :meth:`MainWindow.open_configuration`, which emits
+:attr:`MainWindow.configureRequested`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
+import itertools
+import logging
+import platform
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHeaderView, QLabel, QMainWindow, QMessageBox, QTableView
+import pyqtgraph as pg
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import QByteArray, QObject, Qt, QTimer, QUrl, Signal, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSystemTrayIcon,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
 
 from llamadash import APP_NAME, __version__
+from llamadash.core import settings as settings_mod
+from llamadash.core.events import InstanceEvent
+from llamadash.core.settings import MetadataStore, Settings
+from llamadash.ui.charts import ChartBoard, ChartDock
+from llamadash.ui.icons import action_icon, app_icon
+from llamadash.ui.instances_view import InstancesModel, InstancesView
+from llamadash.ui.logs_dock import LogsDock
+from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
+from llamadash.ui.theme import Theme, apply_theme
 
-_COLUMNS = (("Name", "name"), ("Type", "type"), ("Status", "status"), ("Port", "port"), ("Model", "model"))
-_Index = QModelIndex | QPersistentModelIndex
+__all__ = ["GEOMETRY_KEY", "LAYOUT_VERSION", "STATE_KEY", "MainWindow"]
+
+_log = logging.getLogger(__name__)
+
+#: Metadata keys of the saved dock layout and window geometry (base64 of Qt's own formats).
+STATE_KEY = "window_state"
+GEOMETRY_KEY = "window_geometry"
+#: Bump when the docks change so an old layout is not forced onto new docks.
+LAYOUT_VERSION = 1
+#: How long the window waits for the instances to stop when quitting.
+QUIT_STOP_TIMEOUT_S = 10.0
+
+# The default layout, by chart key: one column per entry along the bottom, tabs within a column.
+_BOTTOM_COLUMNS: tuple[tuple[str, ...], ...] = (
+    ("cpu",),
+    ("memory", "disk"),
+    ("gpu_usage", "gpu_temperature"),
+    ("gpu_memory", "gpu_power"),
+)
+_RIGHT_COLUMN: tuple[tuple[str, ...], ...] = (("tokens",), ("requests", "active_models"))
 
 
-def _model_source(model: dict[str, Any]) -> str:
-    for key in ("model_path", "hf_repo", "model_url", "docker_repo", "models_dir", "models_preset"):
-        if model.get(key):
-            return str(model[key])
-    return "(no model source)"
+class _BinaryInfo(QObject):
+    """Carries the llama-server description from a worker thread to the window."""
 
-
-class ModelsTableModel(QAbstractTableModel):
-    """The configured models, one row each (read-only)."""
-
-    def __init__(self, models: list[dict[str, Any]] | None = None) -> None:
-        super().__init__()
-        self._models: list[dict[str, Any]] = models or []
-
-    def set_models(self, models: list[dict[str, Any]]) -> None:
-        self.beginResetModel()
-        self._models = list(models)
-        self.endResetModel()
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._models)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(_COLUMNS)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return None
-        model = self._models[index.row()]
-        key = _COLUMNS[index.column()][1]
-        if key == "model":
-            return _model_source(model)
-        if key == "port":
-            return str(model.get("port") or 8080)
-        return str(model.get(key, ""))
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _COLUMNS[section][0]
-        return None
+    done = Signal(bool, str)
 
 
 class MainWindow(QMainWindow):
-    """The application window. It reads models through ``load_models``; it owns no database."""
+    """The llamadash window.
 
-    def __init__(self, db_path: Path, load_models: Callable[[], list[dict[str, Any]]]) -> None:
+    Args:
+        store: Keeps the settings and the window layout (``get/set/delete_metadata``).
+        db_path: The database file, shown in the status bar.
+        load_models: Returns the model library as dicts (``name``, ``port``, ...).
+        settings: The settings in force (default: read from ``store``).
+        history: Saved metrics rows, oldest first, drawn at once.
+        events: Saved instance events, shown as markers.
+        sampler: The metrics sampler, followed through ``sampled``.
+        manager: The instance manager, or ``None`` where there is none.
+        data_dir: The data directory (the disk chart's fallback, "Open data folder").
+        set_retention: Called with the new history window (minutes) so the database keeps as much.
+        restore_layout: Restore the saved dock layout and geometry (off: start from the default).
+    """
+
+    configureRequested = Signal(str)
+    """The user asked to edit a model's configuration (double-click, Ctrl+E)."""
+
+    settingsChanged = Signal(object)
+    """New :class:`~llamadash.core.settings.Settings` were saved and applied."""
+
+    firstPainted = Signal()
+    """The window has been painted for the first time (services that can wait start then)."""
+
+    def __init__(
+        self,
+        *,
+        store: MetadataStore,
+        db_path: Path,
+        load_models: Callable[[], list[dict[str, Any]]],
+        settings: Settings | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
+        events: Iterable[InstanceEvent] = (),
+        sampler: Any | None = None,
+        manager: Any | None = None,
+        data_dir: Path | None = None,
+        set_retention: Callable[[float], None] | None = None,
+        restore_layout: bool = True,
+    ) -> None:
         super().__init__()
-        self._load_models = load_models
-        self.setWindowTitle(f"{APP_NAME} {__version__}")
-        self.resize(1000, 600)
-        self.models_model = ModelsTableModel()
-        self.models_view = QTableView()
-        self.models_view.setModel(self.models_model)
-        self.models_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.models_view.setAlternatingRowColors(True)
-        self.models_view.verticalHeader().hide()
-        header = self.models_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.setCentralWidget(self.models_view)
+        self.store = store
+        self.db_path = Path(db_path)
+        self.data_dir = Path(data_dir) if data_dir else self.db_path.parent
+        self.sampler = sampler
+        self.manager: Any | None = None
+        self._painted = False
+        self._set_retention = set_retention
+        self.settings = settings or settings_mod.load_settings(store)
+        self._quitting = False
+        self.binary_text = ""
 
-        file_menu = self.menuBar().addMenu("&File")
-        refresh = QAction("&Refresh", self, shortcut=QKeySequence.StandardKey.Refresh)
-        refresh.triggered.connect(self.refresh)
-        file_menu.addAction(refresh)
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
-        help_menu = self.menuBar().addMenu("&Help")
-        about = QAction("&About llamadash", self)
-        about.triggered.connect(self.show_about)
-        help_menu.addAction(about)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+        )
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resize(1440, 900)
 
-        self.db_label = QLabel(f"Database: {db_path}")
-        self.statusBar().addPermanentWidget(self.db_label)
-        self.refresh()
+        self.theme: Theme = apply_theme(
+            self.settings.theme_preference, charts_follow=self.settings.chart_theme_follows_app
+        )
 
-    def refresh(self) -> None:
-        models = self._load_models()
-        self.models_model.set_models(models)
-        self.statusBar().showMessage(f"{len(models)} model(s)")
+        # central area: the instances, and later the model library, as tabs
+        self.instances_model = InstancesModel(load_models, None, parent=self)
+        self.instances_view = InstancesView(self.instances_model, show_buttons=False)
+        self.workspace = QTabWidget()
+        self.workspace.setObjectName("workspace")
+        self.workspace.setDocumentMode(True)
+        self.workspace.setTabBarAutoHide(True)  # one tab needs no tab bar
+        self.workspace.addTab(self.instances_view, "Instances")
+        self.setCentralWidget(self.workspace)
+        self.library_widget: QWidget | None = None
+        self.editor_widget: QWidget | None = None
+
+        # docks
+        self.board = ChartBoard(
+            colors=self.theme.charts,
+            window_minutes=self.settings.history_minutes,
+            interval_s=self.settings.sample_interval_s,
+            drawing=False,  # the window first, its plots right after (see firstPainted)
+            parent=self,
+        )
+        self.logs_dock = LogsDock(None, self)
+        self.logs_dock.apply_palette(self.theme.palette)
+        self.editor_dock = QDockWidget("Configuration", self)
+        self.editor_dock.setObjectName("editor")
+        placeholder = QLabel("Double-click a model to edit its llama-server configuration.")
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        placeholder.setWordWrap(True)
+        placeholder.setObjectName("editorPlaceholder")
+        self.editor_dock.setWidget(placeholder)
+        self.apply_default_layout()
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._build_tray()
+
+        # feeds
+        # Before the window shows: each chart draws this when it is first seen.
+        self.board.set_events(events)
+        self.board.load_history(history)
+        if history:
+            self._show_glance(history[-1])
+        self.instances_view.currentInstanceChanged.connect(self.logs_dock.show_instance)
+        self.instances_view.showLogRequested.connect(self._show_log)
+        self.instances_view.configureRequested.connect(self.open_configuration)
+        self.instances_view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.logs_dock.show_instance(self.instances_view.current_name())
+        if sampler is not None:
+            sampler.sampled.connect(self._on_sample)
+            sampler.failed.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.set_manager(manager)
+        self.firstPainted.connect(self.board.start_drawing)
+
+        self._default_geometry = self.saveGeometry()
+        if restore_layout:
+            self.restore_layout()
+        # Asking llama-server which build it is runs Python on a thread (sharing the interpreter
+        # lock) and maybe a process: not while the window is being built and painted.
+        self.firstPainted.connect(lambda: QTimer.singleShot(1000, self._describe_binary_later))
+
+    def set_manager(self, manager: Any | None) -> None:
+        """Follow the instance manager (or none): the table, the log, the tokens chart, the markers.
+
+        The launcher starts the manager once the window is painted, so the window appears sooner.
+        """
+        if self.manager is not None:
+            self.manager.figuresChanged.disconnect(self._on_figures)
+            self.manager.eventOccurred.disconnect(self._on_event)
+            self.manager.stateChanged.disconnect(self._on_state_changed)
+        self.manager = manager
+        if manager is not self.instances_model.manager:
+            self.instances_model.set_manager(manager)
+            self.logs_dock.set_manager(manager)
+        if manager is not None:
+            manager.figuresChanged.connect(self._on_figures)
+            manager.eventOccurred.connect(self._on_event)
+            manager.stateChanged.connect(self._on_state_changed)
+            if hasattr(manager, "orphansChanged"):
+                manager.orphansChanged.connect(self._update_orphan_actions)
+        self.stop_all_action.setEnabled(manager is not None)
+        self.instances_view._update_actions()
+        self._update_orphan_actions()
+        count = len(self._orphans())
+        if count:
+            self.statusBar().showMessage(
+                f"{count} llama-server process(es) from an earlier session are still running: "
+                "Instances ▸ Adopt leftover servers, or Stop leftover servers",
+                20000,
+            )
+
+    # ------------------------------------------------------------------------------------------------
+    # servers left running by an earlier session
+
+    def _orphans(self) -> list[dict[str, Any]]:
+        if self.manager is None or not hasattr(self.manager, "orphans"):
+            return []
+        try:
+            return list(self.manager.orphans())
+        except Exception:  # noqa: BLE001 - a failed scan only hides the offer
+            return []
+
+    def _update_orphan_actions(self) -> None:
+        orphans = self._orphans()
+        suffix = f" ({len(orphans)})" if orphans else ""
+        self.adopt_orphans_action.setText(f"Adopt &leftover servers{suffix}")
+        self.stop_orphans_action.setText(f"Stop leftover ser&vers{suffix}")
+        for action in (self.adopt_orphans_action, self.stop_orphans_action):
+            action.setEnabled(bool(orphans))
+
+    def adopt_orphans(self) -> None:
+        """Monitor the servers an earlier session left running as their models' instances."""
+        manager = self.manager
+        if manager is None:
+            return
+        for orphan in self._orphans():
+            try:
+                manager.adopt_orphan(orphan["pid"])
+            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                self.statusBar().showMessage(f"Could not adopt {orphan.get('model')}: {exc}", 8000)
+        self._update_orphan_actions()
+
+    def stop_orphans(self) -> None:
+        """Stop the servers an earlier session left running (waits a few seconds at most)."""
+        manager = self.manager
+        if manager is not None and self._orphans():
+            stopped = manager.stop_orphans()
+            self.statusBar().showMessage(f"Stopped {len(stopped)} leftover llama-server process(es)", 5000)
+        self._update_orphan_actions()
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self.firstPainted.emit)  # after this paint has reached the screen
+
+    # ------------------------------------------------------------------------------------------------
+    # places for the model library and the parameter editor
+
+    def set_library_widget(self, widget: QWidget, title: str = "Library") -> None:
+        """Show the model library as a tab of the central area (replacing one set before)."""
+        if self.library_widget is not None:
+            self.workspace.removeTab(self.workspace.indexOf(self.library_widget))
+            self.library_widget.deleteLater()
+        self.library_widget = widget
+        self.workspace.addTab(widget, title)
+
+    def set_editor_widget(self, widget: QWidget) -> None:
+        """Put the parameter editor in the "Configuration" dock (part of the saved layout)."""
+        old = self.editor_dock.widget()
+        self.editor_dock.setWidget(widget)
+        if old is not None:
+            old.deleteLater()
+        self.editor_widget = widget
+
+    def open_configuration(self, name: str) -> None:
+        """Open ``name``'s configuration: shows the Configuration dock and emits ``configureRequested``.
+
+        Override it, or connect to the signal, to load the model into the editor.
+        """
+        if self.editor_widget is not None:
+            self.editor_dock.show()
+            self.editor_dock.raise_()
+        self.configureRequested.emit(name)
+
+    def refresh_models(self) -> None:
+        """Reload the model library into the instances view (after the library changed)."""
+        self.instances_model.refresh()
+        self.statusBar().showMessage(f"{self.instances_model.rowCount()} models", 3000)
+
+    # ------------------------------------------------------------------------------------------------
+    # layout
+
+    @property
+    def chart_docks(self) -> dict[str, ChartDock]:
+        return self.board.docks
+
+    def all_docks(self) -> list[QDockWidget]:
+        """Every dock, charts first."""
+        return [*self.board.docks.values(), self.logs_dock, self.editor_dock]
+
+    def apply_default_layout(self) -> None:
+        """Put every dock where it starts: charts along the bottom and right, the log above them."""
+        docks = self.board.docks
+        for dock in self.all_docks():
+            self.removeDockWidget(dock)
+            dock.setFloating(False)
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.addDockWidget(bottom, self.logs_dock)
+        first_chart = docks[_BOTTOM_COLUMNS[0][0]]
+        self.splitDockWidget(self.logs_dock, first_chart, Qt.Orientation.Vertical)
+        for left, right_of_it in itertools.pairwise(_BOTTOM_COLUMNS):
+            self.splitDockWidget(docks[left[0]], docks[right_of_it[0]], Qt.Orientation.Horizontal)
+        self.addDockWidget(right, docks[_RIGHT_COLUMN[0][0]])
+        for above, below in itertools.pairwise(_RIGHT_COLUMN):
+            self.splitDockWidget(docks[above[0]], docks[below[0]], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(docks[_RIGHT_COLUMN[-1][0]], self.editor_dock)
+        for column in (*_BOTTOM_COLUMNS, *_RIGHT_COLUMN):
+            for key in column[1:]:
+                self.tabifyDockWidget(docks[column[0]], docks[key])
+            docks[column[0]].raise_()
+        for dock in self.all_docks():
+            dock.show()
+        self.editor_dock.hide()  # opened by "Configure…"
+        self.resizeDocks([docks["tokens"]], [430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.logs_dock, first_chart], [190, 250], Qt.Orientation.Vertical)
+
+    def reset_layout(self) -> None:
+        """Back to the default layout (the window keeps its size)."""
+        self.apply_default_layout()
+        self.statusBar().showMessage("Layout reset", 3000)
+
+    def save_layout(self) -> None:
+        """Store the dock layout and the window geometry in the database."""
+        state = bytes(self.saveState(LAYOUT_VERSION).toBase64().data()).decode("ascii")
+        geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        self.store.set_metadata(STATE_KEY, state)
+        self.store.set_metadata(GEOMETRY_KEY, geometry)
+
+    def restore_layout(self) -> bool:
+        """Restore the stored layout and geometry; returns whether a stored layout was applied."""
+        geometry = self.store.get_metadata(GEOMETRY_KEY)
+        state = self.store.get_metadata(STATE_KEY)
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        if not state:
+            return False
+        return bool(self.restoreState(QByteArray.fromBase64(state.encode("ascii")), LAYOUT_VERSION))
+
+    # ------------------------------------------------------------------------------------------------
+    # actions, menus, toolbar, status bar, tray
+
+    def _build_actions(self) -> None:
+        self.settings_action = QAction(action_icon("settings"), "&Settings…", self)
+        self.settings_action.setShortcuts(
+            [QKeySequence(QKeySequence.StandardKey.Preferences), QKeySequence("Ctrl+,")]
+        )
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.show_settings)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.quit)
+        self.open_data_action = QAction("Open &data folder", self)
+        self.open_data_action.triggered.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.data_dir)))
+        )
+        self.refresh_action = QAction("&Reload model library", self)
+        # F5 only: the platform's Refresh keys include Ctrl+R on GNOME and KDE, which is Start here.
+        self.refresh_action.setShortcut(QKeySequence("F5"))
+        self.refresh_action.triggered.connect(self.refresh_models)
+        self.stop_all_action = QAction(action_icon("stop-all"), "Stop &all", self)
+        self.stop_all_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
+        self.stop_all_action.setToolTip("Stop every running llama-server (Ctrl+Shift+T)")
+        self.stop_all_action.triggered.connect(self.stop_all)
+        self.stop_all_action.setEnabled(self.manager is not None)
+        self.adopt_orphans_action = QAction("Adopt &leftover servers", self)
+        self.adopt_orphans_action.setToolTip("Monitor the llama-servers an earlier session left running")
+        self.adopt_orphans_action.triggered.connect(self.adopt_orphans)
+        self.stop_orphans_action = QAction("Stop leftover ser&vers", self)
+        self.stop_orphans_action.triggered.connect(self.stop_orphans)
+        self.reset_layout_action = QAction("&Reset layout", self)
+        self.reset_layout_action.triggered.connect(self.reset_layout)
+        self.full_screen_action = QAction("&Full screen", self)
+        self.full_screen_action.setCheckable(True)
+        self.full_screen_action.setShortcut(QKeySequence.StandardKey.FullScreen)
+        self.full_screen_action.toggled.connect(lambda on: self.showFullScreen() if on else self.showNormal())
+        self.about_action = QAction(f"&About {APP_NAME}", self)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.about_action.triggered.connect(self.show_about)
+        self.about_qt_action = QAction("About &Qt", self)
+        self.about_qt_action.triggered.connect(QApplication.aboutQt)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.settings_action)
+        file_menu.addAction(self.open_data_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        view = self.instances_view
+        instances = bar.addMenu("&Instances")
+        for action in (view.start_action, view.stop_action, view.restart_action):
+            instances.addAction(action)
+        instances.addAction(self.stop_all_action)
+        instances.addSeparator()
+        instances.addAction(view.configure_action)
+        instances.addAction(view.log_action)
+        instances.addAction(view.copy_url_action)
+        instances.addSeparator()
+        instances.addAction(self.adopt_orphans_action)
+        instances.addAction(self.stop_orphans_action)
+        instances.addSeparator()
+        instances.addAction(self.refresh_action)
+
+        view_menu = bar.addMenu("&View")
+        charts = view_menu.addMenu("&Charts")
+        for dock in self.board.docks.values():
+            charts.addAction(dock.toggleViewAction())
+        view_menu.addAction(self.logs_dock.toggleViewAction())
+        view_menu.addAction(self.editor_dock.toggleViewAction())
+        self.view_menu = view_menu
+        view_menu.addSeparator()
+        self.toolbar_toggle_placeholder = view_menu.addSeparator()
+        view_menu.addAction(self.full_screen_action)
+        view_menu.addAction(self.reset_layout_action)
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+        help_menu.addAction(self.about_qt_action)
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Toolbar")
+        toolbar.setObjectName("toolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        view = self.instances_view
+        toolbar.addAction(view.start_action)
+        toolbar.addAction(view.stop_action)
+        toolbar.addAction(view.restart_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.stop_all_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.settings_action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        self.toolbar = toolbar
+        self.view_menu.insertAction(self.toolbar_toggle_placeholder, toolbar.toggleViewAction())
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.glance_label = QLabel("CPU n/a · RAM n/a · GPU n/a")
+        self.glance_label.setObjectName("glance")
+        self.glance_label.setToolTip("The latest sample")
+        self.binary_label = QLabel("")
+        self.binary_label.setObjectName("binaryLabel")
+        self.db_label = QLabel(f"Database: {self._short_path(self.db_path)}")
+        self.db_label.setObjectName("dbPath")
+        self.db_label.setToolTip(str(self.db_path))
+        self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for index, label in enumerate((self.glance_label, self.binary_label, self.db_label)):
+            if index:
+                separator = QFrame()
+                separator.setFrameShape(QFrame.Shape.VLine)
+                separator.setFrameShadow(QFrame.Shadow.Sunken)
+                bar.addPermanentWidget(separator)
+            label.setContentsMargins(6, 0, 6, 0)
+            bar.addPermanentWidget(label)
+
+    @staticmethod
+    def _short_path(path: Path) -> str:
+        try:
+            return "~/" + str(path.relative_to(Path.home()))
+        except ValueError:
+            return str(path)
+
+    def _build_tray(self) -> None:
+        self.tray: QSystemTrayIcon | None = None
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return
+        tray = QSystemTrayIcon(app_icon(), self)
+        tray.setToolTip(APP_NAME)
+        menu = QMenu(self)
+        show = menu.addAction("Show llamadash")
+        show.triggered.connect(self.show_from_tray)
+        menu.addAction(self.stop_all_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        tray.setContextMenu(menu)
+        tray.activated.connect(
+            lambda reason: (
+                self.show_from_tray() if reason == QSystemTrayIcon.ActivationReason.Trigger else None
+            )
+        )
+        tray.show()
+        self.tray = tray
+
+    def show_from_tray(self) -> None:
+        """Bring the window back from the tray (or from minimized)."""
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def start_hidden(self) -> None:
+        """Start in the tray when there is one, else minimized (``--minimized``, the setting)."""
+        if self.tray is not None:
+            self.hide()
+        else:
+            self.showMinimized()
+
+    # ------------------------------------------------------------------------------------------------
+    # feeds
+
+    def _on_sample(self, sample: Any) -> None:
+        self.board.add_sample(sample)
+        self._show_glance(
+            sample.as_row() if hasattr(sample, "as_row") else sample, getattr(sample, "gpus", None)
+        )
+
+    def _show_glance(self, row: Mapping[str, Any], gpus: Any = None) -> None:
+        def pct(value: Any) -> str:
+            return "n/a" if value is None else f"{value:.0f}%"
+
+        parts = [f"CPU {pct(row.get('cpu_usage'))}", f"RAM {pct(row.get('memory_usage'))}"]
+        if row.get("gpu_usage") is None and row.get("gpu_temperature") is None and not gpus:
+            parts.append("GPU n/a" if self.board.has_gpu else "no GPU")
+        else:
+            gpu = f"GPU {pct(row.get('gpu_usage'))}"
+            if row.get("gpu_temperature") is not None:
+                gpu += f" {row['gpu_temperature']:.0f}°C"
+            used, total = row.get("gpu_memory_used"), row.get("gpu_memory_total")
+            if used is not None and total:
+                gpu += f" {used / 1024:.1f}/{total / 1024:.0f} GB"
+            parts.append(gpu)
+        text = "  ·  ".join(parts)
+        if text != self.glance_label.text():
+            self.glance_label.setText(text)
+
+    def _on_figures(self, name: str, figures: Any) -> None:
+        self.board.add_instance_figures(name, getattr(figures, "generation_tokens_per_s", None))
+
+    def _on_event(self, name: str, event: str, ms: int) -> None:
+        self.board.add_event(InstanceEvent(name, event, int(ms)))
+
+    def _on_state_changed(self, name: str, state: str, reason: str) -> None:
+        if str(getattr(state, "value", state)) == "error":
+            self.statusBar().showMessage(f"{name}: {reason or 'error'}", 10000)
+
+    def _show_log(self, name: str) -> None:
+        self.logs_dock.show()
+        self.logs_dock.raise_()
+        self.logs_dock.show_instance(name)
+
+    # ------------------------------------------------------------------------------------------------
+    # settings
+
+    def save_settings(self, new: Settings) -> Settings:
+        """Validate, store and apply ``new`` (what the settings dialog calls).
+
+        Raises:
+            SettingsError: A value is not allowed; nothing was stored or applied.
+        """
+        saved = settings_mod.save_settings(new, self.store, previous=self.settings)
+        self.apply_settings(saved)
+        return saved
+
+    def apply_settings(self, new: Settings) -> None:
+        """Make the running window and services follow ``new``."""
+        old, self.settings = self.settings, new
+        changed = new.changed_from(old)
+        if changed & {"theme_preference", "chart_theme_follows_app"}:
+            self.preview_theme(new.theme_preference, new.chart_theme_follows_app)
+        if "sample_interval_s" in changed:
+            self.board.set_interval(new.sample_interval_s)
+            if self.sampler is not None:
+                self.sampler.set_interval(new.sample_interval_s)
+        if "history_minutes" in changed:
+            self.board.set_window_minutes(new.history_minutes)
+            if self._set_retention is not None:
+                self._set_retention(new.history_minutes)
+        if "models_dir" in changed and self.sampler is not None:
+            self.sampler.collector.system.disk_path = new.models_dir or self.data_dir
+        if "llama_server_path" in changed:
+            self._describe_binary_later()
+        self.settingsChanged.emit(new)
+
+    def preview_theme(self, preference: str, charts_follow: bool) -> None:
+        """Apply a theme now (the settings dialog previews with this)."""
+        self.theme = apply_theme(preference, charts_follow=charts_follow)
+        self.board.set_colors(self.theme.charts)
+        self.logs_dock.apply_palette(self.theme.palette)
+
+    def show_settings(self) -> SettingsDialog:
+        """Open the settings dialog (non-blocking) and return it."""
+        dialog = SettingsDialog(
+            self.settings, self.save_settings, cache_dir=self.data_dir / "cache", parent=self
+        )
+        dialog.themePreviewRequested.connect(self.preview_theme)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        self.settings_dialog = dialog
+        return dialog
+
+    # ------------------------------------------------------------------------------------------------
+    # llama-server build, about
+
+    def _describe_binary_later(self) -> None:
+        info = _BinaryInfo()
+        info.done.connect(self._on_binary_described)
+        path, cache = self.settings.llama_server_path, self.data_dir / "cache"
+        self._binary_info = info  # kept alive until the thread has answered
+
+        def work() -> None:
+            try:
+                ok, _binary, text = describe_binary(path, cache)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, never raised on a thread
+                ok, text = False, str(exc)
+            info.done.emit(ok, text)
+
+        threading.Thread(target=work, name="llamadash-describe", daemon=True).start()
+
+    def _on_binary_described(self, ok: bool, text: str) -> None:
+        self.binary_text = text if ok else f"llama-server not usable: {text}"
+        label = text.split(" — ")[0].split(" (found")[0] if ok else "llama-server not found"
+        self.binary_label.setText(label)
+        self.binary_label.setToolTip(self.binary_text)
+
+    def about_text(self) -> str:
+        """The About box's text: versions of llamadash, llama-server, Qt and Python."""
+        build = html.escape(self.binary_text or "not checked yet")
+        return (
+            f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>A desktop dashboard for llama.cpp's llama-server: model library, launcher, monitoring.</p>"
+            f"<p><b>llama-server:</b> {build}</p>"
+            f"<p><b>Database:</b> {html.escape(str(self.db_path))}</p>"
+            f"<p style='color:gray'>Qt {qVersion()} · PySide6 {pyside_version} · "
+            f"pyqtgraph {pg.__version__} · "
+            f"Python {platform.python_version()} on {html.escape(sys.platform)}</p>"
+        )
 
     def show_about(self) -> None:
-        QMessageBox.about(
-            self,
-            f"About {APP_NAME}",
-            f"<b>{APP_NAME} {__version__}</b><br>A desktop dashboard for llama.cpp's llama-server.",
-        )
+        QMessageBox.about(self, f"About {APP_NAME}", self.about_text())
+
+    # ------------------------------------------------------------------------------------------------
+    # stopping and quitting
+
+    def stop_all(self) -> None:
+        """Stop every instance (asynchronously; the table follows the status signals)."""
+        if self.manager is None:
+            return
+        for instance in list(self.manager.instances()):
+            state = str(getattr(getattr(instance, "state", ""), "value", getattr(instance, "state", "")))
+            if state in ("running", "loading"):
+                try:
+                    self.manager.stop(instance.name)
+                except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                    self.statusBar().showMessage(f"Could not stop {instance.name}: {exc}", 8000)
+
+    def quit(self) -> None:
+        """Quit llamadash (File ▸ Quit, the tray): saves the layout, then the application quits."""
+        self._quitting = True
+        self.close()
+        app = QApplication.instance()
+        if app is not None:
+            QTimer.singleShot(0, app.quit)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.settings.close_to_tray and self.tray is not None and not self._quitting:
+            event.ignore()
+            self.hide()
+            self.tray.showMessage(APP_NAME, "llamadash keeps running in the tray.", app_icon(), 3000)
+            return
+        try:
+            self.save_layout()
+        except Exception as exc:  # noqa: BLE001 - a full disk must not keep the window open
+            _log.warning("could not save the window layout: %s", exc)
+        if self.tray is not None:
+            self.tray.hide()
+        super().closeEvent(event)

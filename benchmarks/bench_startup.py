@@ -1,0 +1,345 @@
+"""How fast the main window appears, and how much CPU the idle dashboard costs.
+
+Run from the repository root (under Xvfb for a real X server, or offscreen)::
+
+    xvfb-run -a .venv/bin/python benchmarks/bench_startup.py                 # 5 launches each, 60 s idle
+    .venv/bin/python benchmarks/bench_startup.py --repeat 3 --idle-seconds 20
+
+Startup: the time from starting a process to the first paint of its main window, for llamadash
+(launched exactly as ``llamadash`` launches, on a database holding 10 minutes of metrics at 1 Hz and
+50 configured models) next to a bare PySide6 + pyqtgraph window (a ``QMainWindow`` with one
+``PlotWidget``), alternating in the same run; medians over the repetitions, and their ratio. Each
+child reports the wall-clock time of its first paint (the end of the first event-loop turn that
+painted the window) and exits at once.
+
+Idle CPU: llamadash runs with 1 Hz sampling and two instances of a tiny model serving nothing (real
+llama-server processes started by the instance manager); after a warm-up, the dashboard process's
+CPU time (all its threads, not the servers') is measured over ``--idle-seconds``, as % of one core.
+
+Targets: startup within 1.5× of the bare window; idle CPU under 3 % of one core. Exit status 0 when
+both are met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+STARTUP_RATIO_TARGET = 1.5
+IDLE_CPU_TARGET = 3.0
+HISTORY_ROWS = 600
+MODELS = 50
+
+
+# ------------------------------------------------------------------------------------------------
+# children
+
+
+def _report_first_paint(app, window) -> None:
+    """Print when ``window`` first finished painting, then when a plot in it did; then leave.
+
+    Two times, because llamadash paints its window first and its plots in the next turn of the event
+    loop: ``PAINTED`` is the first painted window, ``CHARTS`` the first painted chart (for the bare
+    window both come with its one paint).
+    """
+    import pyqtgraph as pg
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.window_seen = self.plot_seen = False
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint and obj.isWidgetType() and obj.window() is window:
+                if not self.window_seen:
+                    self.window_seen = True
+                    QTimer.singleShot(0, lambda: print(f"PAINTED {time.time():.6f}", flush=True))
+                if not self.plot_seen and isinstance(obj.parent(), pg.GraphicsView):  # a plot's viewport
+                    self.plot_seen = True
+                    QTimer.singleShot(0, done)  # after this paint batch has been drawn
+            return False
+
+    def done() -> None:
+        print(f"CHARTS {time.time():.6f}", flush=True)
+        os._exit(0)  # the measurement is over; tearing down is not part of it
+
+    watcher = FirstPaint()
+    app.installEventFilter(watcher)
+    app._first_paint = watcher  # keep it alive
+
+
+def child_app(data_dir: str) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    import llamadash.app as launcher
+
+    # The filter must be in place before the window shows; build_gui shows it, so patch show().
+    from llamadash.ui import main_window
+
+    original_show = main_window.MainWindow.show
+
+    def show(self) -> None:
+        _report_first_paint(app, self)
+        original_show(self)
+
+    main_window.MainWindow.show = show  # type: ignore[method-assign]
+    gui = launcher.build_gui(["--data-dir", data_dir])
+    if isinstance(gui, int):
+        sys.exit(gui)
+    app.exec()
+
+
+def child_bare() -> None:
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication, QMainWindow
+
+    app = QApplication(sys.argv[:1])
+    window = QMainWindow()
+    window.setCentralWidget(pg.PlotWidget())
+    window.resize(1440, 900)
+    _report_first_paint(app, window)
+    window.show()
+    app.exec()
+
+
+def child_idle(data_dir: str, instances: list[str]) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from llamadash.app import build_gui, shutdown
+    from llamadash.services.manager import quit_on_signals
+
+    app = QApplication(sys.argv[:1])
+    gui = build_gui(["--data-dir", data_dir])
+    if isinstance(gui, int):
+        sys.exit(gui)
+    started = False
+
+    def step() -> None:
+        nonlocal started
+        if gui.manager is None:  # the manager starts once the window has been painted
+            QTimer.singleShot(100, step)
+            return
+        if not started:
+            for name in instances:
+                gui.manager.start(name)
+            started = True
+        if all(gui.manager.instance(n).state.value == "running" for n in instances):
+            print("READY", flush=True)
+        else:
+            QTimer.singleShot(100, step)
+
+    QTimer.singleShot(100, step)
+    restore = quit_on_signals(app)
+    app.exec()
+    restore()
+    shutdown(gui)
+
+
+# ------------------------------------------------------------------------------------------------
+# the parent
+
+
+def prepare(data_dir: Path, with_instances: bool) -> list[str]:
+    """A database with 10 minutes of history and 50 models; returns the models to start for idle."""
+    from llamadash.core import database
+
+    database.init_database(data_dir / "llama-dashboard.db")
+    now = time.time_ns() // 1_000_000
+    for i in range(HISTORY_ROWS):
+        t = now - (HISTORY_ROWS - 1 - i) * 1000
+        database.save_metrics(
+            {
+                "timestamp": t,
+                "created_at": t,
+                "cpu_usage": 10 + i % 40,
+                "memory_usage": 45.0,
+                "disk_usage": 70.0,
+                "active_models": 2,
+                "requests_per_minute": 0.0,
+            }
+        )
+    for i in range(MODELS):
+        database.save_model(
+            {
+                "name": f"model-{i:02d}",
+                "type": "llama",
+                "status": "stopped",
+                "port": 9000 + i,
+                "model_path": f"/srv/models/model-{i:02d}.gguf",
+                "ctx_size": 4096,
+            }
+        )
+    started: list[str] = []
+    if with_instances:
+        from support import free_port, write_tiny_gguf
+
+        tiny = write_tiny_gguf(data_dir.parent / "tiny.gguf")
+        for name in ("tiny-a", "tiny-b"):
+            database.save_model(
+                {
+                    "name": name,
+                    "type": "llama",
+                    "status": "stopped",
+                    "port": free_port(),
+                    "model_path": str(tiny),
+                    "ctx_size": 256,
+                }
+            )
+            started.append(name)
+    database.set_metadata("sample_interval_s", "1.0")
+    database.close_database()
+    return started
+
+
+def launch_once(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[float, float]:
+    """Seconds from starting the child to its first painted window, and to its first painted chart."""
+    started = time.time()
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    times = {}
+    for line in out.splitlines():
+        word, _, value = line.partition(" ")
+        if word in ("PAINTED", "CHARTS"):
+            times[word] = float(value) - started
+    if "PAINTED" not in times or "CHARTS" not in times:
+        raise RuntimeError(f"the child {args} never painted (exit {proc.returncode})")
+    return times["PAINTED"], times["CHARTS"]
+
+
+def measure_idle(
+    data_dir: Path, instances: list[str], seconds: float, env: dict[str, str]
+) -> tuple[float, float]:
+    """(% of one core used by the dashboard process, % used by its llama-server children) over ``seconds``."""
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", "idle", "--data-dir", str(data_dir), "--instances", *instances],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.strip() == "READY" or not line:
+                break
+        if proc.poll() is not None:
+            raise RuntimeError("the dashboard exited before its instances were ready")
+        time.sleep(5)  # warm-up: first samples, first figures, NVML initialisation
+        me = psutil.Process(proc.pid)
+        servers = [c for c in me.children(recursive=True) if "llama" in c.name()]
+
+        def cpu(p: psutil.Process) -> float:
+            times = p.cpu_times()
+            return times.user + times.system
+
+        before = cpu(me), sum(cpu(s) for s in servers)
+        wall = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - wall
+        after = cpu(me), sum(cpu(s) for s in servers)
+        return (after[0] - before[0]) / elapsed * 100, (after[1] - before[1]) / elapsed * 100
+    finally:
+        proc.terminate()  # SIGTERM: the dashboard quits cleanly and stops its instances
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="launches of each window (default 5)")
+    parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window (default 60)")
+    parser.add_argument("--no-instances", action="store_true", help="measure idle CPU without instances")
+    parser.add_argument("--child", choices=("app", "bare", "idle"), help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--instances", nargs="*", default=[], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child == "app":
+        child_app(args.data_dir)
+        return 0
+    if args.child == "bare":
+        child_bare()
+        return 0
+    if args.child == "idle":
+        child_idle(args.data_dir, args.instances)
+        return 0
+
+    env = dict(os.environ)
+    # Both windows start from cached bytecode, as an installed application does: site-packages has
+    # its .pyc files from pip, while a checkout run with PYTHONDONTWRITEBYTECODE would compile all of
+    # llamadash at every launch. The warm-up launches fill a private cache (the tree stays clean).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    platform_name = env.get("QT_QPA_PLATFORM") or ("xcb" if env.get("DISPLAY") else "wayland")
+    with tempfile.TemporaryDirectory(prefix="llamadash-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        env["LLAMADASH_DATA_DIR"] = str(data_dir)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        instances = prepare(data_dir, with_instances=not args.no_instances)
+        print(
+            f"llamadash startup benchmark — {platform.platform()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, Qt platform {platform_name}"
+        )
+        print(f"database: {HISTORY_ROWS} metrics rows (10 min at 1 Hz), {MODELS + len(instances)} models")
+        app_runs: list[tuple[float, float]] = []
+        bare_runs: list[tuple[float, float]] = []
+        launch_once(["--child", "bare"], env)  # warm the file and bytecode caches (not counted)
+        launch_once(["--child", "app", "--data-dir", str(data_dir)], env)
+        for _ in range(args.repeat):
+            bare_runs.append(launch_once(["--child", "bare"], env))
+            app_runs.append(launch_once(["--child", "app", "--data-dir", str(data_dir)], env))
+
+        def report(label: str, runs: list[tuple[float, float]], which: int) -> float:
+            values = [run[which] for run in runs]
+            median = statistics.median(values)
+            print(
+                f"{label:<44} median {median * 1000:5.0f} ms  "
+                f"({', '.join(f'{v * 1000:.0f}' for v in values)})"
+            )
+            return median
+
+        bare_median = report("bare PySide6 + pyqtgraph window, painted:", bare_runs, 0)
+        app_median = report("llamadash main window, painted:", app_runs, 1 - 1)
+        charts_median = report("llamadash main window, charts painted:", app_runs, 1)
+        ratio = app_median / bare_median
+        print(
+            f"ratio, window painted: {ratio:.2f}x (target <= {STARTUP_RATIO_TARGET}x); "
+            f"charts painted: {charts_median / bare_median:.2f}x"
+        )
+
+        dashboard, servers = measure_idle(data_dir, instances, args.idle_seconds, env)
+        what = f"{len(instances)} idle instances" if instances else "no instances"
+        print(
+            f"idle CPU over {args.idle_seconds:.0f} s, 1 Hz sampling, {what}: dashboard {dashboard:.2f} % "
+            f"of one core (target < {IDLE_CPU_TARGET} %); llama-server processes {servers:.2f} %"
+        )
+    ok = ratio <= STARTUP_RATIO_TARGET and dashboard < IDLE_CPU_TARGET
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

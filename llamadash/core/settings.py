@@ -1,0 +1,378 @@
+"""The user's settings: declared once as data, stored as text in the database's ``metadata`` table.
+
+Every setting is a row of :data:`SPECS` (key, type, default, title, limits), in the manner of
+Picard's ``options.py``: the settings dialog, loading, saving and validation all read that one
+table. A value that was never stored is its default. A stored value that cannot be parsed (a hand
+edit, an older llamadash) falls back to the default with a log message instead of failing the start.
+
+Pure Python, no Qt::
+
+    from llamadash.core import database, settings
+
+    current = settings.load_settings(database)
+    settings.save_settings(current.replace(theme_preference="dark"), database, previous=current)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from llamadash.core.llama_server import METADATA_KEY as LLAMA_SERVER_PATH_KEY
+
+__all__ = [
+    "HISTORY_MAX_MINUTES",
+    "HISTORY_MIN_MINUTES",
+    "SAMPLE_INTERVAL_MAX_S",
+    "SAMPLE_INTERVAL_MIN_S",
+    "SPECS",
+    "THEMES",
+    "MetadataStore",
+    "SettingSpec",
+    "Settings",
+    "SettingsError",
+    "check_value",
+    "load_settings",
+    "save_settings",
+    "validate_settings",
+]
+
+_log = logging.getLogger(__name__)
+
+#: The sampling interval's limits in seconds (the sampler refuses anything else).
+SAMPLE_INTERVAL_MIN_S = 0.25
+SAMPLE_INTERVAL_MAX_S = 10.0
+#: The chart window's limits in minutes. Metrics are kept in the database for the same window, so
+#: the upper limit also bounds the database (3,600 rows at 1 Hz).
+HISTORY_MIN_MINUTES = 1
+HISTORY_MAX_MINUTES = 60
+#: ``theme_preference`` values (the seed database predefines the key with these).
+THEMES = ("light", "dark", "system")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class SettingsError(ValueError):
+    """A setting's value is not allowed; the message is meant for the user and names the setting."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class MetadataStore(Protocol):
+    """Where settings live: the :mod:`llamadash.core.database` module satisfies this."""
+
+    def get_metadata(self, key: str) -> str | None: ...
+
+    def set_metadata(self, key: str, value: str | float) -> None: ...
+
+    def delete_metadata(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting, declared once.
+
+    Attributes:
+        name: The field of :class:`Settings`.
+        key: The ``metadata`` key it is stored under.
+        kind: ``bool``, ``int``, ``float``, ``str``, ``choice``, ``file`` (an executable) or ``dir``.
+        default: The value when nothing is stored.
+        title: The label the settings dialog shows.
+        help: One sentence for the dialog's tooltip.
+        minimum: The smallest number allowed (numbers only).
+        maximum: The largest number allowed (numbers only).
+        choices: The allowed values (``choice`` only).
+    """
+
+    name: str
+    key: str
+    kind: str
+    default: Any
+    title: str
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        name="llama_server_path",
+        key=LLAMA_SERVER_PATH_KEY,
+        kind="file",
+        default="",
+        title="llama-server binary",
+        help="The llama-server executable to run; empty finds one on PATH and in the usual places.",
+    ),
+    SettingSpec(
+        name="models_dir",
+        key="models_dir",
+        kind="dir",
+        default="",
+        title="Models directory",
+        help="Where your .gguf files are; the disk chart shows this disk. Empty: the data directory's disk.",
+    ),
+    SettingSpec(
+        name="sample_interval_s",
+        key="sample_interval_s",
+        kind="float",
+        default=1.0,
+        title="Sample interval",
+        help="Seconds between two metrics samples.",
+        minimum=SAMPLE_INTERVAL_MIN_S,
+        maximum=SAMPLE_INTERVAL_MAX_S,
+    ),
+    SettingSpec(
+        name="history_minutes",
+        key="history_minutes",
+        kind="int",
+        default=10,
+        title="History window",
+        help="Minutes of metrics the charts show and the database keeps.",
+        minimum=HISTORY_MIN_MINUTES,
+        maximum=HISTORY_MAX_MINUTES,
+    ),
+    SettingSpec(
+        name="theme_preference",
+        key="theme_preference",
+        kind="choice",
+        default="system",
+        title="Theme",
+        help="Light, dark, or whatever the desktop uses.",
+        choices=THEMES,
+    ),
+    SettingSpec(
+        name="chart_theme_follows_app",
+        key="chart_theme_follows_app",
+        kind="bool",
+        default=True,
+        title="Charts follow the app theme",
+        help="Off: charts keep pyqtgraph's classic black background whatever the theme.",
+    ),
+    SettingSpec(
+        name="start_minimized",
+        key="start_minimized",
+        kind="bool",
+        default=False,
+        title="Start minimized to the tray",
+        help="Open with the window hidden in the system tray (minimized where there is no tray).",
+    ),
+    SettingSpec(
+        name="close_to_tray",
+        key="close_to_tray",
+        kind="bool",
+        default=False,
+        title="Close to the tray",
+        help="Closing the window hides it in the tray; quit from the tray or the File menu.",
+    ),
+    SettingSpec(
+        name="stop_on_quit",
+        key="stop_on_quit",
+        kind="bool",
+        default=True,
+        title="Stop instances on quit",
+        help="Stop every llama-server llamadash started when llamadash quits.",
+    ),
+)
+_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its value; the defaults are :data:`SPECS`' defaults."""
+
+    llama_server_path: str = ""
+    models_dir: str = ""
+    sample_interval_s: float = 1.0
+    history_minutes: int = 10
+    theme_preference: str = "system"
+    chart_theme_follows_app: bool = True
+    start_minimized: bool = False
+    close_to_tray: bool = False
+    stop_on_quit: bool = True
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (not validated: see :func:`validate_settings`)."""
+        return dataclasses.replace(self, **changes)
+
+    def changed_from(self, other: Settings) -> set[str]:
+        """The names of the settings whose values differ from ``other``'s."""
+        return {spec.name for spec in SPECS if getattr(self, spec.name) != getattr(other, spec.name)}
+
+
+def spec(name: str) -> SettingSpec:
+    """The declaration of the setting ``name``.
+
+    Raises:
+        KeyError: There is no such setting.
+    """
+    return _BY_NAME[name]
+
+
+# ------------------------------------------------------------------------------------------------
+# checking values
+def check_value(name: str, value: Any) -> Any:
+    """The value in its proper type if the setting ``name`` allows it.
+
+    Paths are expanded (``~``) and checked on disk: a binary must be an executable file, a models
+    directory an existing directory; an empty path means "not set".
+
+    Raises:
+        SettingsError: The value is not allowed; the message says why in words for the user.
+        KeyError: There is no such setting.
+    """
+    item = _BY_NAME[name]
+    if item.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(name, f"{item.title} must be on or off, not {value!r}")
+    if item.kind in ("int", "float"):
+        return _check_number(item, value)
+    if not isinstance(value, str):
+        raise SettingsError(name, f"{item.title} must be text, not {value!r}")
+    text = value.strip()
+    if item.kind == "choice":
+        if text not in item.choices:
+            raise SettingsError(name, f"{item.title} must be one of {', '.join(item.choices)}, not {value!r}")
+        return text
+    if item.kind == "file":
+        return _check_executable(item, text)
+    if item.kind == "dir":
+        return _check_directory(item, text)
+    return text
+
+
+def _check_number(item: SettingSpec, value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(item.name, f"{item.title} must be a number, not {value!r}")
+    if item.kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise SettingsError(item.name, f"{item.title} must be a whole number, not {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    assert item.minimum is not None and item.maximum is not None
+    if not item.minimum <= value <= item.maximum:
+        raise SettingsError(
+            item.name, f"{item.title} must be from {item.minimum:g} to {item.maximum:g}, not {value:g}"
+        )
+    return value
+
+
+def _check_executable(item: SettingSpec, text: str) -> str:
+    if not text:
+        return ""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SettingsError(item.name, f"{item.title}: {path} does not exist")
+    if path.is_dir():
+        raise SettingsError(item.name, f"{item.title}: {path} is a folder; choose the executable file")
+    if not os.access(path, os.X_OK):
+        raise SettingsError(item.name, f"{item.title}: {path} is not executable")
+    return str(path)
+
+
+def _check_directory(item: SettingSpec, text: str) -> str:
+    if not text:
+        return ""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise SettingsError(item.name, f"{item.title}: {path} is not an existing folder")
+    return str(path)
+
+
+def validate_settings(settings: Settings, names: Iterable[str] | None = None) -> Settings:
+    """Check the settings ``names`` (default: all) and return them normalised.
+
+    Raises:
+        SettingsError: The first value that is not allowed, in :data:`SPECS` order.
+    """
+    wanted = set(_BY_NAME) if names is None else set(names)
+    changes = {
+        item.name: check_value(item.name, getattr(settings, item.name))
+        for item in SPECS
+        if item.name in wanted
+    }
+    return settings.replace(**changes)
+
+
+# ------------------------------------------------------------------------------------------------
+# reading and writing
+def _parse(item: SettingSpec, text: str) -> Any:
+    """A stored text back in the setting's type; raises ValueError when it cannot be."""
+    if item.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"not a yes/no value: {text!r}")
+    if item.kind == "int":
+        return _check_number(item, int(float(text)))
+    if item.kind == "float":
+        return _check_number(item, float(text))
+    if item.kind == "choice":
+        if text.strip() not in item.choices:
+            raise ValueError(f"not one of {item.choices}: {text!r}")
+        return text.strip()
+    # Paths are not checked on load: a binary that went missing is reported where it is used, and
+    # the user must still see (and be able to fix) what is stored.
+    return text
+
+
+def _format(item: SettingSpec, value: Any) -> str:
+    if item.kind == "bool":
+        return "1" if value else "0"
+    if item.kind == "float":
+        return repr(float(value))
+    return str(value)
+
+
+def load_settings(store: MetadataStore) -> Settings:
+    """The stored settings; a value never stored, or one that cannot be read, is its default."""
+    values: dict[str, Any] = {}
+    for item in SPECS:
+        text = store.get_metadata(item.key)
+        if text is None:
+            continue
+        try:
+            values[item.name] = _parse(item, text)
+        except (ValueError, SettingsError) as exc:
+            _log.warning(
+                "ignoring the stored setting %s=%r (%s); using %r", item.key, text, exc, item.default
+            )
+    return Settings(**values)
+
+
+def save_settings(settings: Settings, store: MetadataStore, *, previous: Settings | None = None) -> Settings:
+    """Validate and store the settings; returns them normalised.
+
+    Args:
+        settings: The values to store.
+        store: Where to store them.
+        previous: The settings as they were; only the values that differ are validated and written,
+            so a binary that went missing since it was chosen does not block changing the theme.
+
+    Raises:
+        SettingsError: A value is not allowed; nothing was written.
+    """
+    names = [item.name for item in SPECS] if previous is None else sorted(settings.changed_from(previous))
+    settings = validate_settings(settings, names)
+    for name in names:
+        item = _BY_NAME[name]
+        value = getattr(settings, name)
+        if item.kind in ("file", "dir") and value == "":
+            store.delete_metadata(item.key)  # "not set", which the CLI also reads as absent
+        else:
+            store.set_metadata(item.key, _format(item, value))
+    return settings

@@ -1,0 +1,795 @@
+"""The chart docks: one ``QDockWidget`` with a pyqtgraph plot per metric group.
+
+:data:`CHART_SPECS` declares the charts (title, unit, the ``metrics_history`` columns they draw);
+:class:`ChartBoard` owns their docks and feeds them: first the saved history, then each new sample,
+the instance manager's per-instance tokens/s and the instance events (vertical markers).
+
+How the charts stay cheap whatever the sample rate: every curve is created once and only given new
+data with ``setData``; new samples only mark the board dirty, and a single-shot timer redraws at most
+once per :data:`REDRAW_INTERVAL_MS`; curves clip to the view and downsample.
+
+How gaps stay gaps: a missing reading is NaN, and where two samples are further apart than
+:data:`~llamadash.core.metrics.GAP_FACTOR` intervals (the dashboard was closed, the machine slept) a
+NaN is put between them; the curves connect finite points only, so neither is bridged by a line.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadash.core.events import InstanceEvent
+from llamadash.core.metrics import GAP_FACTOR, Sample, split_on_gaps
+from llamadash.ui.theme import ChartColors, chart_colors
+
+__all__ = [
+    "CHART_SPECS",
+    "GPU_COLUMNS",
+    "REDRAW_INTERVAL_MS",
+    "TOKENS_CHART",
+    "ChartBoard",
+    "ChartDock",
+    "ChartSpec",
+    "ChartView",
+    "SeriesBuffer",
+    "SeriesSpec",
+]
+
+#: The shortest time between two redraws; samples arriving faster are drawn together.
+REDRAW_INTERVAL_MS = 250
+#: A visible plot is redrawn once its time axis has moved this many pixels (its readout at once).
+PLOT_STEP_PIXELS = 2
+#: The longest a visible plot waits for a redraw.
+MAX_PLOT_STEP_S = 5.0
+#: Curve width in pixels: 1 px lines are drawn on a fast path that wider ones miss.
+PEN_WIDTH = 1.0
+#: The ``metrics_history`` columns that come from the GPU.
+GPU_COLUMNS = ("gpu_usage", "gpu_temperature", "gpu_memory_used", "gpu_memory_total", "gpu_power_usage")
+#: The key of the per-instance tokens/s chart (its curves are the instances, not columns).
+TOKENS_CHART = "tokens"
+
+NO_INSTANCE_TEXT = "Each running instance's generation speed appears here."
+NO_GPU_TEXT = (
+    "<b>No NVIDIA GPU detected</b><br><br>GPU charts need an NVIDIA GPU and its driver (NVML).<br>"
+    "CPU, memory and disk are charted as usual."
+)
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """One curve of a chart: a ``metrics_history`` column and its legend label."""
+
+    column: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One chart dock.
+
+    Attributes:
+        key: Stable identifier; the dock's ``objectName`` is ``chart-<key>`` (saved layouts use it).
+        title: The dock's title.
+        unit: The unit on the axis and after the readout.
+        series: The curves; empty for the per-instance chart, whose curves come and go.
+        y_range: A fixed value range (percentages), or ``None`` to fit the data from 0.
+        gpu: Whether the chart shows GPU readings (and a message where there is no GPU).
+        decimals: Decimals of the readout.
+        label_events: Whether event markers carry a text label here (the others only show the line,
+            so the small charts are not covered in text).
+    """
+
+    key: str
+    title: str
+    unit: str
+    series: tuple[SeriesSpec, ...]
+    y_range: tuple[float, float] | None = None
+    gpu: bool = False
+    decimals: int = 1
+    label_events: bool = False
+
+    @property
+    def object_name(self) -> str:
+        return f"chart-{self.key}"
+
+
+CHART_SPECS: tuple[ChartSpec, ...] = (
+    ChartSpec("cpu", "CPU", "%", (SeriesSpec("cpu_usage", "CPU"),), (0, 100)),
+    ChartSpec("memory", "Memory", "%", (SeriesSpec("memory_usage", "RAM"),), (0, 100)),
+    ChartSpec("disk", "Disk", "%", (SeriesSpec("disk_usage", "Used"),), (0, 100)),
+    ChartSpec("gpu_usage", "GPU utilization", "%", (SeriesSpec("gpu_usage", "GPU"),), (0, 100), gpu=True),
+    ChartSpec(
+        "gpu_temperature",
+        "GPU temperature",
+        "°C",
+        (SeriesSpec("gpu_temperature", "Core"),),
+        gpu=True,
+        decimals=0,
+    ),
+    ChartSpec(
+        "gpu_memory",
+        "GPU memory",
+        "MB",
+        (SeriesSpec("gpu_memory_used", "Used"), SeriesSpec("gpu_memory_total", "Total")),
+        gpu=True,
+        decimals=0,
+    ),
+    ChartSpec("gpu_power", "GPU power", "W", (SeriesSpec("gpu_power_usage", "Draw"),), gpu=True, decimals=0),
+    ChartSpec(
+        "active_models",
+        "Active models",
+        "models",
+        (SeriesSpec("active_models", "Running"),),
+        decimals=0,
+        label_events=True,
+    ),
+    ChartSpec(
+        "requests",
+        "Requests per minute",
+        "req/min",
+        (SeriesSpec("requests_per_minute", "All instances"),),
+        label_events=True,
+    ),
+    ChartSpec(TOKENS_CHART, "Generation tokens/s", "tok/s", (), label_events=True),
+)
+
+_EVENT_GLYPHS = {"started": "▶", "ready": "✓", "stopped": "■", "crashed": "✖"}
+
+
+class SeriesBuffer:
+    """One curve's points: times in Unix seconds and values, NaN for missing readings and gaps."""
+
+    def __init__(self) -> None:
+        self._x: deque[float] = deque()
+        self._y: deque[float] = deque()
+        self.latest: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def append(self, t: float, value: float | None, gap_s: float | None = None) -> None:
+        """Add a point; with ``gap_s``, a step longer than that puts a break before it."""
+        if gap_s is not None and self._x and t - self._x[-1] > gap_s and not math.isnan(self._y[-1]):
+            self._x.append((self._x[-1] + t) / 2)
+            self._y.append(math.nan)
+        if self._x and t < self._x[-1]:
+            return  # the clock went back (or a late duplicate): keep the line monotonic
+        y = math.nan if value is None else float(value)
+        self._x.append(t)
+        self._y.append(y)
+        self.latest = None if value is None else y
+
+    def add_break(self, t: float) -> None:
+        """Break the line at ``t`` (between two runs of the history)."""
+        if self._x and not math.isnan(self._y[-1]):
+            self._x.append(t)
+            self._y.append(math.nan)
+
+    def prune(self, before: float) -> None:
+        """Drop the points older than ``before``, keeping one so the line enters the view from the edge."""
+        while len(self._x) > 1 and self._x[1] < before:
+            self._x.popleft()
+            self._y.popleft()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self._x)
+        return np.fromiter(self._x, float, n), np.fromiter(self._y, float, n)
+
+    def finite_count(self) -> int:
+        """How many real readings (not breaks, not missing) the buffer holds."""
+        return sum(1 for y in self._y if not math.isnan(y))
+
+
+def _format_value(value: float | None, decimals: int) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:,.{decimals}f}"
+
+
+class ChartView(QWidget):
+    """A plot with a time axis, its curves, a latest-value readout and a "no GPU" page.
+
+    The pyqtgraph plot is made the first time the chart can be seen (or its curves are asked for):
+    a chart behind another's tab, or a GPU chart on a machine without GPU, costs nothing at start-up.
+    Its data is buffered from the start either way.
+
+    Args:
+        spec: What the chart shows.
+        colors: The theme's chart colours.
+    """
+
+    def __init__(self, spec: ChartSpec, colors: ChartColors, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.spec = spec
+        self._colors = colors
+        self.buffers: dict[str, SeriesBuffer] = {}
+        self._labels: dict[str, str] = {}
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._events: list[InstanceEvent] = []
+        self._markers: dict[InstanceEvent, pg.InfiniteLine] = {}
+        self._plot_widget: pg.PlotWidget | None = None
+        self._readout_text = ""
+        self._legend_text = ""
+        self.dirty = True
+        """New data (or a new time) that the plot does not show yet."""
+        self.last_drawn = -math.inf
+        self.on_shown: Callable[[], None] | None = None
+        """Called when the chart becomes visible with data it has not drawn (set by the board)."""
+
+        self.legend_label = QLabel()
+        self.legend_label.setObjectName("chartLegend")
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
+        self.readout_label = QLabel("n/a")
+        self.readout_label.setObjectName("chartReadout")
+        self.readout_label.setTextFormat(Qt.TextFormat.RichText)
+        self.readout_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        font = QFont(self.readout_label.font())
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.readout_label.setFont(font)
+        self.readout_label.setToolTip("The latest sample")
+        header = QHBoxLayout()
+        header.setContentsMargins(6, 2, 6, 0)
+        header.addWidget(self.legend_label, 1)
+        header.addWidget(self.readout_label)
+
+        self.plot_page = QWidget()
+        self.plot_page.setMinimumSize(160, 90)
+        self._plot_layout = QVBoxLayout(self.plot_page)
+        self._plot_layout.setContentsMargins(0, 0, 0, 0)
+        self.no_gpu_label = QLabel(NO_GPU_TEXT)
+        self.no_gpu_label.setObjectName("noGpuMessage")
+        self.no_gpu_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_gpu_label.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.plot_page)
+        self.stack.addWidget(self.no_gpu_label)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(header)
+        layout.addWidget(self.stack, 1)
+
+        for series in spec.series:
+            self.add_series(series.column, series.label)
+        if spec.key == TOKENS_CHART:  # its curves come with the instances: until then, say so
+            self.set_message(NO_INSTANCE_TEXT)
+        self.set_colors(colors)
+
+    # -- the plot -----------------------------------------------------------------------------------
+
+    @property
+    def has_plot(self) -> bool:
+        """Whether the pyqtgraph plot has been made yet."""
+        return self._plot_widget is not None
+
+    @property
+    def plot_widget(self) -> pg.PlotWidget:
+        """The pyqtgraph widget (made now if it was not yet)."""
+        self.ensure_plot()
+        assert self._plot_widget is not None
+        return self._plot_widget
+
+    @property
+    def plot(self) -> pg.PlotItem:
+        """The pyqtgraph plot item (made now if it was not yet)."""
+        return self.plot_widget.getPlotItem()
+
+    @property
+    def curves(self) -> dict[str, pg.PlotDataItem]:
+        """The curves by series key, holding the buffered points (the plot is made if needed)."""
+        self.ensure_plot()
+        return self._curves
+
+    def ensure_plot(self) -> None:
+        """Make the plot with its curves, markers and colours, once."""
+        if self._plot_widget is not None:
+            return
+        spec = self.spec
+        # No context menu: the view is always "the last N minutes", so there is nothing to set there.
+        widget = pg.PlotWidget(enableMenu=False, axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
+        plot = widget.getPlotItem()
+        # Panning and zooming would fight the next redraw.
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        left_axis = plot.getAxis("left")
+        left_axis.setWidth(60 if spec.key == "gpu_memory" else 46)  # room for "25000"
+        # The value axis (and its grid lines) changes only with the value range; caching its pixels
+        # spares replaying its drawing at every tick of the time axis.
+        left_axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        plot.setLabel("left", spec.unit)
+        if spec.y_range is not None:
+            plot.setYRange(*self._fixed_range(), padding=0)
+        plot.getViewBox().disableAutoRange()
+        self._plot_widget = widget
+        self._plot_layout.addWidget(widget)
+        for key in self.buffers:
+            self._make_curve(key)
+        self._apply_plot_colors()
+
+    def _make_curve(self, key: str) -> None:
+        plot = self.plot
+        curve = plot.plot(pen=pg.mkPen(self._curve_colour(key), width=PEN_WIDTH), name=self._labels[key])
+        curve.setData(*self.buffers[key].arrays(), connect="finite")
+        self._curves[key] = curve
+
+    def _fixed_range(self) -> tuple[float, float]:
+        low, high = self.spec.y_range or (0.0, 1.0)
+        return low, high + (high - low) * 0.04  # headroom, so the top tick label ("100") is drawn
+
+    # -- curves -----------------------------------------------------------------------------------
+
+    def add_series(self, key: str, label: str) -> SeriesBuffer:
+        """Create a series (its curve is made once, with the plot) and return its buffer."""
+        if key in self.buffers:
+            return self.buffers[key]
+        self.buffers[key] = SeriesBuffer()
+        self._labels[key] = label
+        self._legend_text = ""  # rebuilt on the next redraw
+        if self._plot_widget is not None:
+            self._make_curve(key)
+        if self.message_text() == NO_INSTANCE_TEXT:
+            self.set_message(None)
+        return self.buffers[key]
+
+    def plot_step_s(self, window_s: float) -> float:
+        """How long the time axis takes to move two pixels: redrawing more often shows next to nothing."""
+        width = max(1, self.plot_page.width())
+        return min(MAX_PLOT_STEP_S, max(REDRAW_INTERVAL_MS / 1000, PLOT_STEP_PIXELS * window_s / width))
+
+    def is_shown(self) -> bool:
+        """Whether the plot can be seen (not closed, not a tab behind another, window not minimized)."""
+        # A dock behind another's tab stays "visible" but is moved out of sight: ask what shows.
+        if not self.isVisible() or self.stack.currentIndex() != 0 or self.visibleRegion().isEmpty():
+            return False
+        window = self.window()
+        return window is None or not window.isMinimized()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self.on_shown is not None and (self.dirty or not self.has_plot) and self.is_shown():
+            self.on_shown()
+
+    def redraw(self, start: float, end: float) -> None:
+        """Give every curve its buffered points and show ``start``–``end`` (Unix seconds)."""
+        self.ensure_plot()
+        self.dirty = False
+        self.last_drawn = time.monotonic()
+        plot = self.plot
+        highest = 0.0
+        for key, buffer in self.buffers.items():
+            buffer.prune(start)
+            x, y = buffer.arrays()
+            self._curves[key].setData(x, y)
+            if self.spec.y_range is None and len(y):
+                visible = y[x >= start]
+                if visible.size and not np.all(np.isnan(visible)):
+                    highest = max(highest, float(np.nanmax(visible)))
+        plot.setXRange(start, end, padding=0)
+        if self.spec.y_range is None:
+            floor = 1.0 if self.spec.decimals == 0 else 0.1
+            plot.setYRange(0, max(highest * 1.15, floor), padding=0)
+        self._prune_markers(start)
+        self._update_header()
+
+    def update_header(self) -> None:
+        """Update the legend and the latest-value readout (cheap: two labels)."""
+        self._update_header()
+
+    def _update_header(self) -> None:
+        legend = "&nbsp;&nbsp;".join(
+            f"<span style='color:{self._curve_colour(key)}'>●</span>&nbsp;{label}"
+            for key, label in self._labels.items()
+        )
+        if legend != self._legend_text:
+            self._legend_text = legend
+            self.legend_label.setText(legend)
+        text = "" if self.shows_no_gpu else self.readout_text()
+        if text and text != self._readout_text:
+            self._readout_text = text
+            self.readout_label.setText(text)
+
+    def _curve_colour(self, key: str) -> str:
+        index = list(self.buffers).index(key)
+        return self._colors.series[index % len(self._colors.series)]
+
+    def readout_text(self) -> str:
+        """The latest value(s) with the unit, "n/a" for a missing reading (rich text)."""
+        spec = self.spec
+        if not self.buffers:
+            return f"<span style='color:{self._colors.muted}'>n/a</span>"
+        if spec.key == "gpu_memory":
+            used = self.buffers["gpu_memory_used"].latest
+            total = self.buffers["gpu_memory_total"].latest
+            value = f"{_format_value(used, 0)} / {_format_value(total, 0)}"
+        elif len(self.buffers) == 1:
+            value = _format_value(next(iter(self.buffers.values())).latest, spec.decimals)
+        else:  # one value per curve, in the curve's colour (the legend names them)
+            value = " · ".join(
+                f"<span style='color:{self._curve_colour(key)}'>"
+                f"{_format_value(b.latest, spec.decimals)}</span>"
+                for key, b in self.buffers.items()
+            )
+        return f"{value} <span style='font-weight:normal; color:{self._colors.muted}'>{spec.unit}</span>"
+
+    # -- GPU message --------------------------------------------------------------------------------
+
+    def set_message(self, text: str | None) -> None:
+        """Show ``text`` instead of the plot, or (``None``) the plot again."""
+        if text is None:
+            if self.stack.currentIndex() != 0:
+                self.stack.setCurrentIndex(0)
+                self.dirty = True
+            return
+        self.no_gpu_label.setText(text)
+        self.stack.setCurrentIndex(1)
+
+    def message_text(self) -> str | None:
+        """The message shown instead of the plot, if one is."""
+        return self.no_gpu_label.text() if self.stack.currentIndex() == 1 else None
+
+    def set_no_gpu(self, no_gpu: bool) -> None:
+        """Show the "no NVIDIA GPU" message instead of the plot (or the plot again)."""
+        self.set_message(NO_GPU_TEXT if no_gpu else None)
+        if no_gpu:
+            self.readout_label.setText(f"<span style='color:{self._colors.muted}'>no GPU</span>")
+            self._readout_text = ""
+
+    @property
+    def shows_no_gpu(self) -> bool:
+        """Whether the "no NVIDIA GPU" message is shown rather than the plot."""
+        return self.message_text() == NO_GPU_TEXT
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def add_marker(self, event: InstanceEvent) -> None:
+        """A vertical line at the event's time, labelled where this chart labels events."""
+        if event in self._events:
+            return
+        self._events.append(event)
+        if self._plot_widget is not None:
+            self._add_marker_item(event)
+
+    def _add_marker_item(self, event: InstanceEvent) -> None:
+        colour = self._colors.events.get(event.event, self._colors.muted)
+        when = datetime.fromtimestamp(event.ms / 1000).strftime("%H:%M:%S")
+        line = pg.InfiniteLine(
+            pos=event.ms / 1000,
+            angle=90,
+            movable=False,
+            pen=pg.mkPen(colour, width=1.2, style=Qt.PenStyle.DashLine),
+        )
+        if self.spec.label_events:
+            # A glyph only: names of events close in time would overlap; the tooltip has them.
+            label = pg.InfLineLabel(
+                line,
+                text=_EVENT_GLYPHS.get(event.event, "•"),
+                position=0.96,
+                anchor=(0.5, 0.5),
+                color=colour,
+            )
+            label.setToolTip(f"{event.name} {event.event} at {when}")
+        line.setToolTip(f"{event.name} {event.event} at {when}")
+        line.setZValue(-10)  # behind the curves
+        self.plot.addItem(line, ignoreBounds=True)
+        self._markers[event] = line
+
+    @property
+    def markers(self) -> dict[InstanceEvent, pg.InfiniteLine]:
+        """The marker lines by event (the plot is made if needed)."""
+        self.ensure_plot()
+        return self._markers
+
+    def _prune_markers(self, before: float) -> None:
+        self._events = [e for e in self._events if e.ms / 1000 >= before]
+        for event in [e for e in self._markers if e.ms / 1000 < before]:
+            self.plot.removeItem(self._markers.pop(event))
+
+    # -- theme ------------------------------------------------------------------------------------
+
+    def set_colors(self, colors: ChartColors) -> None:
+        """Recolour the header and, once it exists, the plot: background, axes, grid, curves, markers."""
+        self._colors = colors
+        self.no_gpu_label.setStyleSheet(f"color: {colors.muted};")
+        if self._plot_widget is not None:
+            self._apply_plot_colors()
+        self._legend_text = self._readout_text = ""
+        self._update_header()
+
+    def _apply_plot_colors(self) -> None:
+        colors = self._colors
+        plot = self.plot
+        self.plot_widget.setBackground(colors.background)
+        for name in ("left", "bottom"):
+            axis = plot.getAxis(name)
+            axis.setPen(pg.mkPen(colors.foreground))
+            axis.setTextPen(pg.mkPen(colors.foreground))
+        # Horizontal grid lines only: they belong to the cached value axis, while vertical ones would
+        # be drawn again at every move of the time axis.
+        plot.showGrid(x=False, y=True, alpha=colors.grid_alpha)
+        for key, curve in self._curves.items():
+            curve.setPen(pg.mkPen(self._curve_colour(key), width=PEN_WIDTH))
+        for line in self._markers.values():
+            plot.removeItem(line)
+        self._markers.clear()
+        for event in self._events:
+            self._add_marker_item(event)
+
+
+class ChartDock(QDockWidget):
+    """A dock holding one :class:`ChartView`; movable, floatable, closable and tabbable."""
+
+    def __init__(self, spec: ChartSpec, colors: ChartColors, parent: QWidget | None = None) -> None:
+        super().__init__(spec.title, parent)
+        self.setObjectName(spec.object_name)
+        self.view = ChartView(spec, colors)
+        self.setWidget(self.view)
+        self.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+
+
+def _row_of(sample: Sample | Mapping[str, Any]) -> Mapping[str, Any]:
+    return sample.as_row() if isinstance(sample, Sample) else sample
+
+
+class ChartBoard(QObject):
+    """Owns the chart docks and feeds them; the main window places the docks.
+
+    Args:
+        colors: The chart colours (see :func:`llamadash.ui.theme.chart_colors`).
+        window_minutes: How many minutes the charts show.
+        interval_s: The sampling interval (what counts as a gap depends on it).
+        clock: Wall clock in Unix seconds (tests).
+        drawing: Draw as soon as charts are shown. The main window passes False and calls
+            :meth:`start_drawing` once it has been painted, so that the window appears first
+            (readouts included) and its plots follow in the next turn of the event loop.
+        parent: The Qt parent.
+    """
+
+    def __init__(
+        self,
+        *,
+        colors: ChartColors | None = None,
+        window_minutes: float = 10,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        drawing: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._drawing = drawing
+        self._colors = colors or chart_colors("light")
+        self._window_s = window_minutes * 60.0
+        self._interval_s = interval_s
+        self._clock = clock
+        self.docks: dict[str, ChartDock] = {spec.key: ChartDock(spec, self._colors) for spec in CHART_SPECS}
+        self._events: list[InstanceEvent] = []
+        self._gpu_last_seen: float | None = None
+        self._gpu_present_now = False
+        self.redraw_count = 0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REDRAW_INTERVAL_MS)
+        self._timer.timeout.connect(self._on_timer)
+        for dock in self.docks.values():
+            dock.view.on_shown = lambda view=dock.view: self._draw_now(view)
+            # raising a dock's tab does not "show" it (it was never hidden), but this says so
+            dock.visibilityChanged.connect(
+                lambda visible, view=dock.view: (
+                    self._draw_now(view) if visible and (view.dirty or not view.has_plot) else None
+                )
+            )
+        self._update_gpu_pages()
+
+    # -- access -----------------------------------------------------------------------------------
+
+    def view(self, key: str) -> ChartView:
+        """The chart ``key`` (see :data:`CHART_SPECS`)."""
+        return self.docks[key].view
+
+    def views(self) -> list[ChartView]:
+        return [dock.view for dock in self.docks.values()]
+
+    @property
+    def window_minutes(self) -> float:
+        return self._window_s / 60.0
+
+    @property
+    def has_gpu(self) -> bool:
+        """Whether the GPU charts draw (an NVIDIA GPU reported now or within the window)."""
+        if self._gpu_present_now:
+            return True
+        return self._gpu_last_seen is not None and self._gpu_last_seen >= self._clock() - self._window_s
+
+    # -- feeding ----------------------------------------------------------------------------------
+
+    @property
+    def _gap_s(self) -> float:
+        return GAP_FACTOR * self._interval_s
+
+    def load_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Fill the charts from saved rows (oldest first, timestamps in Unix ms); those seen draw at once.
+
+        Runs separated by a gap are drawn as separate lines.
+        """
+        column_views = [(view, key, buf) for view in self.views() for key, buf in view.buffers.items()]
+        for run in split_on_gaps(rows, self._interval_s):
+            start = run[0]["timestamp"] / 1000
+            for _view, _key, buffer in column_views:
+                buffer.add_break(start - self._interval_s / 2)
+            for row in run:
+                t = row["timestamp"] / 1000
+                for _view, key, buffer in column_views:
+                    buffer.append(t, row.get(key))
+                if any(row.get(column) is not None for column in GPU_COLUMNS):
+                    self._gpu_last_seen = t
+        self._update_gpu_pages()
+        self.redraw_shown()
+
+    def add_sample(self, sample: Sample | Mapping[str, Any]) -> None:
+        """Add a new sample; the charts redraw within :data:`REDRAW_INTERVAL_MS`."""
+        row = _row_of(sample)
+        t = row["timestamp"] / 1000
+        for view in self.views():
+            if view.spec.key != TOKENS_CHART:
+                for key, buffer in view.buffers.items():
+                    buffer.append(t, row.get(key), self._gap_s)
+                view.dirty = True
+        gpu_reading = any(row.get(column) is not None for column in GPU_COLUMNS)
+        gpus = getattr(sample, "gpus", None)
+        self._gpu_present_now = bool(gpus) if gpus is not None else gpu_reading
+        if gpu_reading:
+            self._gpu_last_seen = t
+        self._update_gpu_pages()
+        self._schedule()
+
+    def add_instance_figures(self, name: str, tokens_per_s: float | None, t: float | None = None) -> None:
+        """Add one instance's generation tokens/s (a new instance gets its own curve)."""
+        view = self.view(TOKENS_CHART)
+        buffer = view.add_series(name, name)
+        buffer.append(self._clock() if t is None else t, tokens_per_s, self._gap_s)
+        view.dirty = True
+        self._schedule()
+
+    def set_events(self, events: Iterable[InstanceEvent]) -> None:
+        """Show these events as markers (those stored from earlier runs, on launch)."""
+        for event in events:
+            self.add_event(event, redraw=False)
+        self._schedule()
+
+    def add_event(self, event: InstanceEvent, *, redraw: bool = True) -> None:
+        """Mark an instance event on every chart."""
+        self._events.append(event)
+        for view in self.views():
+            view.add_marker(event)
+            view.dirty = True
+        if redraw:
+            self._schedule()
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def set_window_minutes(self, minutes: float) -> None:
+        """Show the last ``minutes`` from the next redraw on."""
+        self._window_s = float(minutes) * 60.0
+        self.redraw_shown()
+
+    def set_interval(self, seconds: float) -> None:
+        """The sampling interval changed: gaps are judged by the new one."""
+        self._interval_s = float(seconds)
+
+    def set_colors(self, colors: ChartColors) -> None:
+        """Recolour every chart now."""
+        self._colors = colors
+        for view in self.views():
+            view.set_colors(colors)
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _schedule(self, delay_ms: int = REDRAW_INTERVAL_MS) -> None:
+        if not self._timer.isActive():
+            self._timer.start(delay_ms)
+
+    def _update_gpu_pages(self) -> None:
+        no_gpu = not self.has_gpu
+        for view in self.views():
+            if view.spec.gpu and view.shows_no_gpu != no_gpu:
+                view.set_no_gpu(no_gpu)
+
+    def _span(self) -> tuple[float, float]:
+        end = self._clock()
+        return end - self._window_s, end
+
+    def flush(self) -> None:
+        """Redraw every chart now, seen or not (on launch, after a setting changed; tests)."""
+        self._timer.stop()
+        start, end = self._span()
+        self._events = [e for e in self._events if e.ms / 1000 >= start]
+        self._update_gpu_pages()
+        for view in self.views():
+            view.redraw(start, end)
+        self.redraw_count += 1
+
+    def redraw_shown(self) -> None:
+        """Redraw the charts that can be seen now; the others are drawn when they are shown."""
+        self._timer.stop()
+        if not self._drawing:
+            for view in self.views():
+                view.dirty = True
+                view.update_header()
+            return
+        start, end = self._span()
+        self._update_gpu_pages()
+        drew = False
+        for view in self.views():
+            view.dirty = True
+            view.update_header()
+            if view.is_shown():
+                view.redraw(start, end)
+                drew = True
+        if drew:
+            self.redraw_count += 1
+
+    def start_drawing(self) -> None:
+        """Draw from now on (see the ``drawing`` argument); the charts in view are drawn at once."""
+        if not self._drawing:
+            self._drawing = True
+            self.redraw_shown()
+
+    def _draw_now(self, view: ChartView) -> None:
+        if self._drawing:
+            view.redraw(*self._span())
+
+    def _on_timer(self) -> None:
+        """The throttled redraw: readouts at once, plots that can be seen once their time axis moved.
+
+        A chart hidden behind a tab, closed or minimized is drawn when it is shown again.
+        """
+        if not self._drawing:
+            return
+        start, end = self._span()
+        self._events = [e for e in self._events if e.ms / 1000 >= start]
+        self._update_gpu_pages()
+        now = time.monotonic()
+        waits = []
+        drew = False
+        for view in self.views():
+            if not view.dirty:
+                continue
+            view.update_header()
+            if not view.is_shown():
+                continue
+            wait = view.last_drawn + view.plot_step_s(self._window_s) - now
+            if wait <= 0:
+                view.redraw(start, end)
+                drew = True
+            else:
+                waits.append(wait)
+        if drew:
+            self.redraw_count += 1
+        if waits:  # come back for the plots whose time has not come yet
+            self._schedule(max(REDRAW_INTERVAL_MS, round(min(waits) * 1000)))

@@ -1,0 +1,708 @@
+"""The instances view: every configured model with its server's status and figures.
+
+:class:`InstancesModel` is a table model fed by the instance manager's signals (``stateChanged``,
+``figuresChanged``, ``instanceAdded``, ``instanceRemoved``); it never polls. :class:`InstancesView`
+shows it with start/stop/restart actions, a context menu, and a detail pane that explains an error
+(the reason and the end of the log).
+
+The manager is duck-typed to the contract of :mod:`llamadash.services.manager`; without one (a build
+without it, or tests) every model is listed as stopped and the actions are disabled.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPlainTextEdit,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadash.ui.icons import action_icon, status_color, status_icon
+from llamadash.ui.logs_dock import LogHighlighter
+
+__all__ = ["COLUMNS", "LOG_TAIL_LINES", "InstancesModel", "InstancesView", "format_uptime"]
+
+#: (header, key) of each column.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Model", "name"),
+    ("Status", "state"),
+    ("Port", "port"),
+    ("Uptime", "uptime"),
+    ("Tokens/s", "tokens"),
+    ("Req/min", "requests"),
+    ("CPU", "cpu"),
+    ("RAM", "ram"),
+)
+COLUMN = {key: index for index, (_title, key) in enumerate(COLUMNS)}
+#: How many of the last log lines an error shows.
+LOG_TAIL_LINES = 12
+#: The port llama-server listens on when none is configured.
+DEFAULT_PORT = 8080
+
+NameRole = Qt.ItemDataRole.UserRole + 1
+StateRole = Qt.ItemDataRole.UserRole + 2
+SortRole = Qt.ItemDataRole.UserRole + 3
+_Index = QModelIndex | QPersistentModelIndex
+_ACTIVE = ("loading", "running")
+_STATE_TEXT = {"stopped": "Stopped", "loading": "Loading…", "running": "Running", "error": "Error"}
+
+
+def format_uptime(seconds: float | None) -> str:
+    """``42s``, ``5m 03s``, ``2h 07m``, ``3d 04h``; empty for ``None``."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def _state_name(state: Any) -> str:
+    """The plain state name, whether given as ``InstanceState.RUNNING`` or ``"running"``."""
+    return str(getattr(state, "value", state) or "stopped")
+
+
+@dataclass
+class _Row:
+    name: str
+    port: int | None = None
+    configured: bool = True
+    state: str = "stopped"
+    reason: str = ""
+    figures: Any = None
+    started_at_ms: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class InstancesModel(QAbstractTableModel):
+    """The configured models (and any extra instance the manager reports) with their status.
+
+    Args:
+        load_models: Returns the model library (dicts with at least ``name`` and ``port``).
+        manager: The instance manager, or ``None``.
+        clock_ms: Wall clock in Unix ms (uptime).
+    """
+
+    def __init__(
+        self,
+        load_models: Callable[[], list[dict[str, Any]]],
+        manager: Any | None = None,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self._load_models = load_models
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._rows: list[_Row] = []
+        self._index: dict[str, int] = {}
+        self._figures_changed: set[int] = set()
+        # Figures arrive once per poll per instance and the uptime moves every second: both are
+        # announced together once a second, so the table repaints once, not once per instance.
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(1000)
+        self._tick_timer.timeout.connect(self.tick)
+        self._tick_timer.start()
+        self._manager = None
+        self.set_manager(manager, refresh=False)
+        self.refresh()
+
+    @property
+    def manager(self) -> Any | None:
+        return self._manager
+
+    def set_manager(self, manager: Any | None, *, refresh: bool = True) -> None:
+        """Follow another instance manager (or none), e.g. one started after the window appeared."""
+        signals = ("stateChanged", "figuresChanged", "instanceAdded", "instanceRemoved")
+        slots = (
+            self._on_state_changed,
+            self._on_figures_changed,
+            self._on_instance_added,
+            self._on_instance_removed,
+        )
+        if self._manager is not None:
+            for signal, slot in zip(signals, slots, strict=True):
+                getattr(self._manager, signal).disconnect(slot)
+        self._manager = manager
+        if manager is not None:
+            for signal, slot in zip(signals, slots, strict=True):
+                getattr(manager, signal).connect(slot)
+        if refresh:
+            self.refresh()
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the model library (names, ports) keeping every instance's live state."""
+        known = {row.name: row for row in self._rows}
+        rows: list[_Row] = []
+        for model in self._load_models():
+            name = str(model.get("name", ""))
+            row = known.pop(name, None) or _Row(name)
+            row.configured = True
+            row.port = model.get("port") or DEFAULT_PORT
+            rows.append(row)
+        for row in known.values():  # instances the manager runs that are not (or no longer) configured
+            if row.state in _ACTIVE:
+                row.configured = False
+                rows.append(row)
+        if self._manager is not None:
+            names = {row.name for row in rows}
+            for instance in self._instances():
+                name = str(getattr(instance, "name", ""))
+                if name and name not in names:
+                    rows.append(_Row(name, configured=False))
+                    names.add(name)
+        self.beginResetModel()
+        self._figures_changed.clear()
+        self._rows = rows
+        self._index = {row.name: i for i, row in enumerate(rows)}
+        for row in rows:
+            self._read_instance(row)
+        self.endResetModel()
+
+    def _instances(self) -> list[Any]:
+        try:
+            return list(self._manager.instances()) if self._manager is not None else []
+        except Exception:  # noqa: BLE001 - a manager that fails to list must not break the table
+            return []
+
+    def instance(self, name: str) -> Any | None:
+        """The manager's instance object for ``name``, if it has one."""
+        if self._manager is None:
+            return None
+        try:
+            return self._manager.instance(name)
+        except (KeyError, LookupError, ValueError):
+            return None
+
+    def _read_instance(self, row: _Row) -> None:
+        instance = self.instance(row.name)
+        if instance is None:
+            return
+        row.state = _state_name(getattr(instance, "state", row.state))
+        row.reason = str(getattr(instance, "reason", "") or "")
+        row.port = getattr(instance, "port", None) or row.port
+        row.started_at_ms = getattr(instance, "started_at_ms", None)
+
+    def names(self) -> list[str]:
+        """The row names, in row order."""
+        return [row.name for row in self._rows]
+
+    def row_of(self, name: str) -> int:
+        """The row of ``name``, or -1."""
+        return self._index.get(name, -1)
+
+    def state_of(self, name: str) -> str:
+        """The state shown for ``name`` (``stopped`` for an unknown name)."""
+        row = self._index.get(name)
+        return self._rows[row].state if row is not None else "stopped"
+
+    def reason_of(self, name: str) -> str:
+        row = self._index.get(name)
+        return self._rows[row].reason if row is not None else ""
+
+    def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+        """The last ``lines`` lines of the instance's log (empty when there is no instance)."""
+        instance = self.instance(name)
+        if instance is None:
+            return []
+        try:
+            return [str(line) for line in list(instance.log_lines())[-lines:]]
+        except Exception:  # noqa: BLE001 - the log is a courtesy; the status still shows
+            return []
+
+    # -- manager signals --------------------------------------------------------------------------
+
+    def _row_changed(self, row: int, first: int = 0, last: int | None = None) -> None:
+        last = len(COLUMNS) - 1 if last is None else last
+        self.dataChanged.emit(self.index(row, first), self.index(row, last))
+
+    def _on_state_changed(self, name: str, state: str, reason: str) -> None:
+        row = self._index.get(name)
+        if row is None:
+            self._append(_Row(name, configured=False))
+            row = self._index[name]
+        item = self._rows[row]
+        item.state = _state_name(state)
+        item.reason = reason or ""
+        instance = self.instance(name)
+        item.started_at_ms = getattr(instance, "started_at_ms", None) if instance is not None else None
+        if instance is not None and getattr(instance, "port", None):
+            item.port = instance.port
+        if item.state not in _ACTIVE:
+            item.figures = None
+        self._row_changed(row)
+
+    def _on_figures_changed(self, name: str, figures: Any) -> None:
+        row = self._index.get(name)
+        if row is None:
+            return
+        self._rows[row].figures = figures
+        self._figures_changed.add(row)  # announced by the next tick
+
+    def _on_instance_added(self, name: str) -> None:
+        if name not in self._index:
+            self._append(_Row(name, configured=False))
+        item = self._rows[self._index[name]]
+        self._read_instance(item)
+        self._row_changed(self._index[name])
+
+    def _on_instance_removed(self, name: str) -> None:
+        row = self._index.get(name)
+        if row is None:
+            return
+        if self._rows[row].configured:
+            item = self._rows[row]
+            item.state, item.figures, item.started_at_ms = "stopped", None, None
+            self._row_changed(row)
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._rows[row]
+        self._index = {r.name: i for i, r in enumerate(self._rows)}
+        self.endRemoveRows()
+
+    def _append(self, row: _Row) -> None:
+        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows))
+        self._rows.append(row)
+        self._index[row.name] = len(self._rows) - 1
+        self.endInsertRows()
+
+    def tick(self) -> None:
+        """Announce the figures that changed and the uptimes that moved (once a second)."""
+        rows = {row for row in self._figures_changed if row < len(self._rows)}
+        self._figures_changed.clear()
+        rows.update(
+            row for row, item in enumerate(self._rows) if item.state in _ACTIVE and item.started_at_ms
+        )
+        if rows:
+            self.dataChanged.emit(
+                self.index(min(rows), COLUMN["uptime"]), self.index(max(rows), COLUMN["ram"])
+            )
+        for row, item in enumerate(self._rows):
+            if item.state == "loading":  # its load progress moves on
+                self.dataChanged.emit(self.index(row, COLUMN["state"]), self.index(row, COLUMN["state"]))
+
+    def state_counts(self) -> dict[str, int]:
+        """How many rows are in each state."""
+        counts: dict[str, int] = {}
+        for item in self._rows:
+            counts[item.state] = counts.get(item.state, 0) + 1
+        return counts
+
+    # -- Qt model ---------------------------------------------------------------------------------
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        if role == Qt.ItemDataRole.TextAlignmentRole and section >= COLUMN["port"]:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _figure(self, item: _Row, attribute: str) -> float | None:
+        value = getattr(item.figures, attribute, None) if item.figures is not None else None
+        return None if value is None else float(value)
+
+    def _load_fraction(self, item: _Row) -> float | None:
+        """How far the model has loaded (0..1), when the server's log says."""
+        instance = self.instance(item.name)
+        progress = getattr(instance, "load_progress", None) if instance is not None else None
+        if isinstance(progress, tuple) and progress and isinstance(progress[0], (int, float)):
+            return float(progress[0])
+        return None
+
+    def _uptime_s(self, item: _Row) -> float | None:
+        if item.state not in _ACTIVE or not item.started_at_ms:
+            return None
+        return (self._clock_ms() - item.started_at_ms) / 1000
+
+    def _display(self, item: _Row, key: str) -> str:
+        if key == "name":
+            return item.name
+        if key == "state":
+            if item.state == "loading":
+                fraction = self._load_fraction(item)
+                if fraction is not None:
+                    return f"Loading… {fraction * 100:.0f}%"
+            return _STATE_TEXT.get(item.state, item.state.capitalize())
+        if key == "port":
+            return "" if item.port is None else str(item.port)
+        if key == "uptime":
+            return format_uptime(self._uptime_s(item))
+        if item.state not in _ACTIVE:
+            return "–"  # nothing runs, so there is nothing to read
+        formats = {
+            "tokens": ("generation_tokens_per_s", "{:,.1f}"),
+            "requests": ("requests_per_minute", "{:,.1f}"),
+            "cpu": ("cpu_percent", "{:.0f} %"),
+            "ram": ("rss_mb", "{:,.0f} MB"),
+        }
+        attribute, pattern = formats[key]
+        value = self._figure(item, attribute)
+        return "n/a" if value is None else pattern.format(value)
+
+    def _sort_value(self, item: _Row, key: str) -> Any:
+        order = {"error": 0, "loading": 1, "running": 2, "stopped": 3}
+        if key == "name":
+            return item.name.lower()
+        if key == "state":
+            return order.get(item.state, 4)
+        if key == "port":
+            return item.port or 0
+        if key == "uptime":
+            return self._uptime_s(item) or -1.0
+        attribute = {
+            "tokens": "generation_tokens_per_s",
+            "requests": "requests_per_minute",
+            "cpu": "cpu_percent",
+            "ram": "rss_mb",
+        }[key]
+        value = self._figure(item, attribute)
+        return -1.0 if value is None else value
+
+    def _tooltip(self, item: _Row) -> str:
+        lines = [f"<b>{html.escape(item.name)}</b> — {_STATE_TEXT.get(item.state, item.state)}"]
+        instance = self.instance(item.name)
+        if item.state == "error":
+            if item.reason:
+                first = html.escape(item.reason.splitlines()[0])
+                lines.append(f"<span style='color:{status_color('error').name()}'>{first}</span>")
+            tail = self.log_tail(item.name, 6)
+            if tail:
+                text = html.escape("\n".join(tail))
+                lines.append(f"<pre style='font-size:small'>{text}</pre>")
+        elif instance is not None and item.state in _ACTIVE:
+            url = getattr(instance, "url", None)
+            pid = getattr(instance, "pid", None)
+            if url:
+                lines.append(f"URL: {html.escape(str(url))}")
+            if pid:
+                lines.append(f"PID: {pid}")
+        vram = self._figure(item, "vram_mb")
+        if vram is not None and item.state in _ACTIVE:
+            lines.append(f"VRAM: {vram:,.0f} MB")
+        slots = self._figure(item, "busy_slots"), self._figure(item, "total_slots")
+        if slots[1] is not None and item.state in _ACTIVE:
+            busy = "n/a" if slots[0] is None else f"{slots[0]:.0f}"
+            lines.append(f"Slots busy: {busy} of {slots[1]:.0f}")
+        if not item.configured:
+            lines.append("<i>Not in the model library (started elsewhere)</i>")
+        return "<br>".join(lines)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        item = self._rows[index.row()]
+        key = COLUMNS[index.column()][1]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(item, key)
+        if role == NameRole:
+            return item.name
+        if role == StateRole:
+            return item.state
+        if role == SortRole:
+            return self._sort_value(item, key)
+        if role == Qt.ItemDataRole.DecorationRole and key == "state":
+            return status_icon(item.state)
+        if role == Qt.ItemDataRole.ForegroundRole and key == "state" and item.state != "stopped":
+            return status_color(item.state)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(item)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= COLUMN["port"]:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class InstancesView(QWidget):
+    """The instances table with its actions, context menu and error detail pane.
+
+    Args:
+        model: The table model.
+        parent: The Qt parent.
+        show_buttons: Show start/stop/restart buttons above the table (off where a toolbar has them).
+    """
+
+    configureRequested = Signal(str)
+    """The user asked to open a model's configuration (double-click, or "Configure…")."""
+
+    currentInstanceChanged = Signal(str)
+    """The selected row changed; carries its name ("" when nothing is selected)."""
+
+    showLogRequested = Signal(str)
+    """The user asked to see an instance's log."""
+
+    message = Signal(str)
+    """Something to tell the user in the status bar (e.g. a start that was refused)."""
+
+    def __init__(
+        self, model: InstancesModel, parent: QWidget | None = None, *, show_buttons: bool = True
+    ) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(model)
+        self.proxy.setSortRole(SortRole)
+        self.proxy.setFilterKeyColumn(COLUMN["name"])
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.start_action = QAction(action_icon("start"), "&Start", self)
+        self.start_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.start_action.setToolTip("Start the selected model's llama-server (Ctrl+R)")
+        self.stop_action = QAction(action_icon("stop"), "S&top", self)
+        self.stop_action.setShortcut(QKeySequence("Ctrl+T"))
+        self.stop_action.setToolTip("Stop the selected model's llama-server (Ctrl+T)")
+        self.restart_action = QAction(action_icon("restart"), "Rest&art", self)
+        self.restart_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        self.restart_action.setToolTip("Restart the selected model's llama-server (Ctrl+Shift+R)")
+        self.configure_action = QAction("&Configure…", self)
+        self.configure_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.log_action = QAction(action_icon("logs"), "Show &log", self)
+        self.copy_url_action = QAction("Copy server &URL", self)
+        for action in (self.start_action, self.stop_action, self.restart_action, self.configure_action):
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.start_action.triggered.connect(lambda: self._act("start"))
+        self.stop_action.triggered.connect(lambda: self._act("stop"))
+        self.restart_action.triggered.connect(lambda: self._act("restart"))
+        self.configure_action.triggered.connect(self._configure_current)
+        self.log_action.triggered.connect(lambda: self.showLogRequested.emit(self.current_name()))
+        self.copy_url_action.triggered.connect(self._copy_url)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter models…")
+        self.filter_edit.setToolTip("Type part of a model's name; Esc clears")
+        self.filter_edit.setMaximumWidth(260)
+        self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        for action in (self.start_action, self.stop_action, self.restart_action) if show_buttons else ():
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("instancesSummary")
+        buttons.addWidget(self.summary_label)
+        buttons.addSpacing(12)
+        buttons.addWidget(self.filter_edit)
+
+        self.table = QTableView()
+        self.table.setObjectName("instancesTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # library order until the user sorts
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COLUMN["name"], QHeaderView.ResizeMode.Stretch)
+        header.setHighlightSections(False)
+        widths = {"state": 124, "port": 64, "uptime": 80, "tokens": 80, "requests": 76, "cpu": 64, "ram": 88}
+        for key, width in widths.items():
+            self.table.setColumnWidth(COLUMN[key], width)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_context_menu)
+        self.table.doubleClicked.connect(self._on_double_click)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+
+        self.detail = QFrame()
+        self.detail.setObjectName("errorDetail")
+        self.detail.setFrameShape(QFrame.Shape.StyledPanel)
+        self.detail_title = QLabel()
+        self.detail_title.setTextFormat(Qt.TextFormat.RichText)
+        self.detail_title.setWordWrap(True)
+        self.detail_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail_log = QPlainTextEdit()
+        self.detail_log.setReadOnly(True)
+        self.detail_log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.detail_log.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.detail_log.setMaximumHeight(self.fontMetrics().height() * 8)
+        self.detail_highlighter = LogHighlighter(self.detail_log.document())  # errors in red, as in the log
+        detail_layout = QVBoxLayout(self.detail)
+        detail_layout.setContentsMargins(8, 6, 8, 6)
+        detail_layout.addWidget(self.detail_title)
+        detail_layout.addWidget(self.detail_log)
+        self.detail.hide()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.detail)
+
+        model.dataChanged.connect(self._on_data_changed)
+        model.modelReset.connect(self._on_model_changed)
+        model.rowsInserted.connect(self._on_model_changed)
+        model.rowsRemoved.connect(self._on_model_changed)
+        if model.rowCount():
+            self.table.selectRow(0)
+        self._on_model_changed()
+
+    # -- selection ----------------------------------------------------------------------------------
+
+    def current_name(self) -> str:
+        """The selected model's name ("" when none)."""
+        index = self.table.currentIndex()
+        return str(index.data(NameRole)) if index.isValid() else ""
+
+    def select(self, name: str) -> bool:
+        """Select the row of ``name``; returns whether it exists."""
+        row = self.model.row_of(name)
+        if row < 0:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            return False
+        self.table.setCurrentIndex(index)
+        self.table.selectRow(index.row())
+        return True
+
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._update_actions()
+        self._update_detail()
+        self.currentInstanceChanged.emit(str(current.data(NameRole)) if current.isValid() else "")
+
+    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, *_roles: Any) -> None:
+        if top_left.column() <= COLUMN["state"] <= bottom_right.column():  # not the figures ticking
+            self._on_model_changed()
+
+    def _on_model_changed(self, *args: Any) -> None:
+        self._update_actions()
+        self._update_detail()
+        counts = self.model.state_counts()
+        parts = [f"{self.model.rowCount()} models"]
+        parts += [f"{counts[s]} {s}" for s in ("running", "loading", "error") if counts.get(s)]
+        self.summary_label.setText(" · ".join(parts))
+
+    def _update_actions(self) -> None:
+        name = self.current_name()
+        state = self.model.state_of(name) if name else ""
+        has_manager = self.model.manager is not None
+        self.start_action.setEnabled(has_manager and bool(name) and state in ("stopped", "error"))
+        self.stop_action.setEnabled(has_manager and state in _ACTIVE)
+        self.restart_action.setEnabled(
+            has_manager and bool(name) and state in ("running", "loading", "error")
+        )
+        self.configure_action.setEnabled(bool(name))
+        self.log_action.setEnabled(bool(name))
+        self.copy_url_action.setEnabled(state in _ACTIVE)
+        if not has_manager:
+            tip = "The instance manager is not available in this build"
+            for action in (self.start_action, self.stop_action, self.restart_action):
+                action.setStatusTip(tip)
+
+    def _update_detail(self) -> None:
+        name = self.current_name()
+        if not name or self.model.state_of(name) != "error":
+            self.detail.hide()
+            return
+        # The first line says what happened; a crash reason goes on with the log tail, which the
+        # box below shows in full.
+        reason = (self.model.reason_of(name) or "The server stopped with an error.").splitlines()[0]
+        colour = status_color("error").name()
+        self.detail_title.setText(
+            f"<b style='color:{colour}'>{html.escape(name)} failed:</b> {html.escape(reason)}"
+        )
+        tail = self.model.log_tail(name)
+        self.detail_log.setPlainText("\n".join(tail) if tail else "(no log output)")
+        self.detail_log.verticalScrollBar().setValue(self.detail_log.verticalScrollBar().maximum())
+        self.detail.show()
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def _act(self, verb: str) -> None:
+        name = self.current_name()
+        manager = self.model.manager
+        if not name or manager is None:
+            return
+        try:
+            getattr(manager, verb)(name)
+        except Exception as exc:  # noqa: BLE001 - any refusal is shown to the user, not raised into Qt
+            self.message.emit(f"Could not {verb} {name}: {exc}")
+        self._update_actions()
+
+    def _configure_current(self) -> None:
+        name = self.current_name()
+        if name:
+            self.configureRequested.emit(name)
+
+    def _on_double_click(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.configureRequested.emit(str(index.data(NameRole)))
+
+    def _copy_url(self) -> None:
+        instance = self.model.instance(self.current_name())
+        url = getattr(instance, "url", None) if instance is not None else None
+        if url:
+            QGuiApplication.clipboard().setText(str(url))
+
+    def context_menu(self) -> QMenu:
+        """The menu the table shows on right-click (for the selected row)."""
+        menu = QMenu(self)
+        menu.addAction(self.start_action)
+        menu.addAction(self.stop_action)
+        menu.addAction(self.restart_action)
+        menu.addSeparator()
+        menu.addAction(self.configure_action)
+        menu.addAction(self.log_action)
+        menu.addAction(self.copy_url_action)
+        return menu
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.filter_edit.text():
+            self.filter_edit.clear()
+            return
+        super().keyPressEvent(event)
+
+    def _show_context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if index.isValid():
+            self.table.selectRow(index.row())
+        menu = self.context_menu()
+        menu.popup(self.table.viewport().mapToGlobal(pos))

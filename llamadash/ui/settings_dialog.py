@@ -1,0 +1,353 @@
+"""The settings dialog, built from the settings table (:data:`llamadash.core.settings.SPECS`).
+
+The dialog only edits values: it hands them to a ``save`` function (the window's, which stores them
+in the database) and stays open with the reason in red when that refuses them. Changing the theme
+previews it at once (``themePreviewRequested``); Cancel puts the previous theme back.
+
+The llama-server field shows which build the chosen binary is. Asking the binary (``--help`` and
+``--version``, cached per file) takes up to a second on the first run, so it happens on a worker
+thread and the answer comes back by signal.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llamadash.core import settings as settings_mod
+from llamadash.core.settings import Settings, SettingsError, SettingSpec
+from llamadash.ui.icons import status_color
+
+__all__ = ["SettingsDialog", "describe_binary"]
+
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("llama-server", ("llama_server_path", "models_dir")),
+    ("Monitoring", ("sample_interval_s", "history_minutes")),
+    ("Appearance", ("theme_preference", "chart_theme_follows_app")),
+    ("Behaviour", ("start_minimized", "close_to_tray", "stop_on_quit")),
+)
+_THEME_TEXT = {"system": "Follow the desktop", "light": "Light", "dark": "Dark"}
+
+
+def describe_binary(path: str, cache_dir: Path | None = None) -> tuple[bool, str, str]:
+    """Find and ask a llama-server binary what it is.
+
+    Args:
+        path: The configured path; empty finds one the way llamadash does at run time.
+        cache_dir: Where the capability probe caches its answer.
+
+    Returns:
+        ``(ok, binary path, text for the user)``: the build label and version, or why not.
+    """
+    from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
+    from llamadash.core.params import CapabilityError, probe_binary
+
+    try:
+        located = find_llama_server(path or None)
+    except LlamaServerNotFound as exc:
+        return False, "", str(exc)
+    try:
+        caps = probe_binary(located.path, label=located.label, cache_dir=cache_dir, timeout=10)
+    except CapabilityError as exc:
+        return False, str(located.path), str(exc)
+    version = caps.version_text.strip().splitlines()[0] if caps.version_text.strip() else ""
+    found_by = "" if located.source == "configured" else f" (found by {located.source})"
+    text = caps.label + (f" — {version}" if version and version not in caps.label else "") + found_by
+    return True, str(located.path), text
+
+
+class _Prober(QObject):
+    """Carries a worker thread's answer back to the GUI thread (a queued signal)."""
+
+    done = Signal(int, bool, str, str)  # (request number, ok, binary path, text)
+
+
+class SettingsDialog(QDialog):
+    """Edit every setting.
+
+    Args:
+        current: The settings now in force.
+        save: Validates and stores settings, returning them normalised; raises
+            :class:`~llamadash.core.settings.SettingsError` to refuse them.
+        cache_dir: The capability probe's cache folder.
+        parent: The parent window.
+    """
+
+    themePreviewRequested = Signal(str, bool)
+    """The theme fields changed: (theme preference, charts follow the theme). Apply it now."""
+
+    def __init__(
+        self,
+        current: Settings,
+        save: Callable[[Settings], Settings],
+        *,
+        cache_dir: Path | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setObjectName("settingsDialog")
+        self._initial = current
+        self._save = save
+        self._cache_dir = cache_dir
+        self.saved: Settings | None = None
+        self.editors: dict[str, QWidget] = {}
+        self._probe_serial = 0
+        self._prober = _Prober()
+        self._prober.done.connect(self._on_probe_done)
+
+        layout = QVBoxLayout(self)
+        for title, names in _GROUPS:
+            box = QGroupBox(title)
+            form = QFormLayout(box)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+            for name in names:
+                item = settings_mod.spec(name)
+                editor = self._make_editor(item)
+                self.editors[name] = editor
+                if item.kind == "bool":
+                    form.addRow(editor)
+                else:
+                    label = QLabel(item.title + ":")
+                    label.setToolTip(item.help)
+                    form.addRow(label, self._with_buttons(item, editor))
+                if name == "llama_server_path":
+                    self.binary_info = QLabel()
+                    self.binary_info.setObjectName("binaryInfo")
+                    self.binary_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                    form.addRow("", self.binary_info)
+            layout.addWidget(box)
+
+        self.error_label = QLabel()
+        self.error_label.setObjectName("settingsError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(f"color: {status_color('error').name()}; font-weight: 600;")
+        self.error_label.hide()
+        layout.addWidget(self.error_label)
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: self.set_values(Settings())
+        )
+        layout.addWidget(self.buttons)
+
+        self.set_values(current)
+        self._connect_preview()
+        self.probe_binary()
+        self.setMinimumWidth(560)
+
+    # -- editors ----------------------------------------------------------------------------------
+
+    def _make_editor(self, item: SettingSpec) -> QWidget:
+        editor: QWidget
+        if item.kind == "bool":
+            editor = QCheckBox(item.title)
+        elif item.kind == "float":
+            spin = QDoubleSpinBox()
+            spin.setDecimals(2)
+            spin.setSingleStep(0.25)
+            spin.setSuffix(" s")
+            spin.setRange(float(item.minimum or 0), float(item.maximum or 0))
+            editor = spin
+        elif item.kind == "int":
+            ispin = QSpinBox()
+            ispin.setSuffix(" min")
+            ispin.setRange(int(item.minimum or 0), int(item.maximum or 0))
+            editor = ispin
+        elif item.kind == "choice":
+            combo = QComboBox()
+            for choice in item.choices:
+                combo.addItem(_THEME_TEXT.get(choice, choice), choice)
+            editor = combo
+        else:
+            line = QLineEdit()
+            line.setClearButtonEnabled(True)
+            line.setPlaceholderText(
+                "Find automatically" if item.kind == "file" else "Not set (the data folder's disk)"
+            )
+            editor = line
+        editor.setObjectName(item.name)
+        editor.setToolTip(item.help)
+        return editor
+
+    def _with_buttons(self, item: SettingSpec, editor: QWidget) -> QWidget:
+        if item.kind not in ("file", "dir"):
+            return editor
+        assert isinstance(editor, QLineEdit)
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(editor, 1)
+        browse = QPushButton("Browse…")
+        browse.setObjectName(f"{item.name}_browse")
+        browse.clicked.connect(lambda: self._browse(item, editor))
+        layout.addWidget(browse)
+        if item.kind == "file":
+            detect = QPushButton("Auto-detect")
+            detect.setObjectName("auto_detect")
+            detect.setToolTip("Find llama-server on PATH, in the usual places and in Python packages")
+            detect.clicked.connect(self.auto_detect)
+            layout.addWidget(detect)
+            editor.editingFinished.connect(self.probe_binary)
+        return row
+
+    def _browse(self, item: SettingSpec, editor: QLineEdit) -> None:
+        start = editor.text() or str(Path.home())
+        if item.kind == "dir":
+            chosen = QFileDialog.getExistingDirectory(self, item.title, start)
+        else:
+            chosen, _filter = QFileDialog.getOpenFileName(self, item.title, start)
+        if chosen:
+            editor.setText(chosen)
+            if item.kind == "file":
+                self.probe_binary()
+
+    def set_values(self, values: Settings) -> None:
+        """Show these values in the editors."""
+        for name, editor in self.editors.items():
+            value = getattr(values, name)
+            if isinstance(editor, QCheckBox):
+                editor.setChecked(bool(value))
+            elif isinstance(editor, (QDoubleSpinBox, QSpinBox)):
+                editor.setValue(value)
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentIndex(max(0, editor.findData(value)))
+            elif isinstance(editor, QLineEdit):
+                editor.setText(str(value))
+
+    def values(self) -> Settings:
+        """The settings as the editors show them (not validated)."""
+        changes: dict[str, Any] = {}
+        for name, editor in self.editors.items():
+            if isinstance(editor, QCheckBox):
+                changes[name] = editor.isChecked()
+            elif isinstance(editor, QSpinBox):
+                changes[name] = editor.value()
+            elif isinstance(editor, QDoubleSpinBox):
+                changes[name] = round(editor.value(), 2)
+            elif isinstance(editor, QComboBox):
+                changes[name] = editor.currentData()
+            elif isinstance(editor, QLineEdit):
+                changes[name] = editor.text().strip()
+        return self._initial.replace(**changes)
+
+    # -- theme preview ----------------------------------------------------------------------------
+
+    def _connect_preview(self) -> None:
+        theme = self.editors["theme_preference"]
+        follow = self.editors["chart_theme_follows_app"]
+        assert isinstance(theme, QComboBox) and isinstance(follow, QCheckBox)
+        theme.currentIndexChanged.connect(self._preview)
+        follow.toggled.connect(self._preview)
+
+    def _preview(self, *_args: Any) -> None:
+        values = self.values()
+        self.themePreviewRequested.emit(values.theme_preference, values.chart_theme_follows_app)
+
+    # -- llama-server build -----------------------------------------------------------------------
+
+    def probe_binary(self) -> None:
+        """Ask the binary in the field which build it is (on a worker thread)."""
+        editor = self.editors["llama_server_path"]
+        assert isinstance(editor, QLineEdit)
+        self._start_probe(editor.text().strip(), fill_path=False)
+
+    def auto_detect(self) -> None:
+        """Find llama-server as llamadash would with no path set, and put it in the field."""
+        self._start_probe("", fill_path=True)
+
+    def _start_probe(self, path: str, *, fill_path: bool) -> None:
+        self._probe_serial += 1
+        serial = self._probe_serial
+        self._fill_path = fill_path
+        self.binary_info.setText("<i>Checking the llama-server build…</i>")
+        prober, cache_dir = self._prober, self._cache_dir
+
+        def work() -> None:
+            try:
+                ok, binary, text = describe_binary(path, cache_dir)
+            except Exception as exc:  # noqa: BLE001 - anything odd is shown, never raised on a thread
+                ok, binary, text = False, "", f"could not check the binary: {exc}"
+            prober.done.emit(serial, ok, binary, text)
+
+        threading.Thread(target=work, name="llamadash-probe", daemon=True).start()
+
+    def _on_probe_done(self, serial: int, ok: bool, binary: str, text: str) -> None:
+        if serial != self._probe_serial:
+            return  # an older question answered late
+        if ok and self._fill_path:
+            editor = self.editors["llama_server_path"]
+            assert isinstance(editor, QLineEdit)
+            editor.setText(binary)
+        colour = status_color("running" if ok else "error").name()
+        mark = "✔" if ok else "✖"
+        # One line: the build (or what is wrong); the whole --version text is in the tooltip.
+        short = text.split(" — ")[0] if ok else text
+        found_by = text[text.rfind(" (found by") :] if ok and " (found by" in text else ""
+        if found_by and found_by not in short:
+            short += found_by
+        metrics = self.binary_info.fontMetrics()
+        short = metrics.elidedText(short, Qt.TextElideMode.ElideMiddle, max(200, self.width() - 220))
+        self.binary_info.setText(f"<span style='color:{colour}'>{mark}</span> {html.escape(short)}")
+        self.binary_info.setToolTip(text)
+        self.binary_info.setProperty("ok", ok)
+
+    # -- accept -------------------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        """Save the values; when they are refused, say why and stay open."""
+        try:
+            self.saved = self._save(self.values())
+        except SettingsError as exc:
+            self.show_error(exc.message, exc.name)
+            return
+        self.error_label.hide()
+        super().accept()
+
+    def reject(self) -> None:
+        """Close without saving and put the theme that was in force back."""
+        if self.values().theme_preference != self._initial.theme_preference or (
+            self.values().chart_theme_follows_app != self._initial.chart_theme_follows_app
+        ):
+            self.themePreviewRequested.emit(
+                self._initial.theme_preference, self._initial.chart_theme_follows_app
+            )
+        super().reject()
+
+    def show_error(self, message: str, name: str | None = None) -> None:
+        """Show why the values were refused and put the cursor in the faulty field."""
+        self.error_label.setText(message)
+        self.error_label.show()
+        editor = self.editors.get(name or "")
+        if editor is not None:
+            editor.setFocus()
+            if isinstance(editor, QLineEdit):
+                editor.selectAll()

@@ -1,0 +1,337 @@
+"""The instances view follows the manager's signals: status, figures, errors, actions.
+
+Most tests drive a small stand-in with the manager's signals (a real server cannot be made to crash
+on cue); the last ones follow a real llama-server run through the real instance manager.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QObject, Qt, Signal
+from support import free_port
+
+from llamadash.ui.instances_view import COLUMN, InstancesModel, InstancesView, NameRole, format_uptime
+
+NOW_MS = 1_800_000_000_000
+
+
+@dataclass
+class FakeFigures:
+    generation_tokens_per_s: float | None = None
+    requests_per_minute: float | None = None
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
+    vram_mb: float | None = None
+    busy_slots: float | None = None
+    total_slots: float | None = None
+
+
+@dataclass
+class FakeInstance:
+    name: str
+    state: str = "stopped"
+    reason: str = ""
+    port: int | None = None
+    url: str = ""
+    pid: int | None = None
+    started_at_ms: int | None = None
+    log_path: Path | None = None
+    external: bool = False
+    load_progress: tuple[float | None, str] = (None, "")
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("loading", "running")
+
+    def log_lines(self) -> list[str]:
+        return list(self.lines)
+
+
+class FakeManager(QObject):
+    """The instance manager's signals and lookups, driven by the test."""
+
+    instanceAdded = Signal(str)
+    instanceRemoved = Signal(str)
+    stateChanged = Signal(str, str, str)
+    figuresChanged = Signal(str, object)
+    logLine = Signal(str, str)
+    eventOccurred = Signal(str, str, "qint64")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._instances: dict[str, FakeInstance] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.refuse: str | None = None
+
+    def instance(self, name: str) -> FakeInstance | None:
+        return self._instances.get(name)
+
+    def instances(self) -> list[FakeInstance]:
+        return list(self._instances.values())
+
+    def set_state(self, name: str, state: str, reason: str = "", **attributes: Any) -> None:
+        inst = self._instances.get(name)
+        if inst is None:
+            inst = self._instances[name] = FakeInstance(name)
+            self.instanceAdded.emit(name)
+        inst.state, inst.reason = state, reason
+        for key, value in attributes.items():
+            setattr(inst, key, value)
+        self.stateChanged.emit(name, state, reason)
+
+    def start(self, name: str) -> None:
+        if self.refuse:
+            raise RuntimeError(self.refuse)
+        self.calls.append(("start", name))
+
+    def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+
+    def restart(self, name: str) -> None:
+        self.calls.append(("restart", name))
+
+
+LIBRARY = [
+    {"name": "llama-3-8b", "port": 8081},
+    {"name": "qwen-coder", "port": None},
+    {"name": "mistral", "port": 8083},
+]
+
+
+@pytest.fixture
+def manager() -> FakeManager:
+    return FakeManager()
+
+
+@pytest.fixture
+def view(qtbot, manager) -> InstancesView:
+    model = InstancesModel(lambda: [dict(m) for m in LIBRARY], manager, clock_ms=lambda: NOW_MS)
+    widget = InstancesView(model)
+    qtbot.addWidget(widget)
+    widget.resize(900, 400)
+    widget.show()
+    return widget
+
+
+def cell(view: InstancesView, name: str, key: str, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    model = view.model
+    return model.data(model.index(model.row_of(name), COLUMN[key]), role)
+
+
+def test_every_configured_model_is_listed_stopped(view):
+    assert view.model.names() == ["llama-3-8b", "qwen-coder", "mistral"]
+    assert cell(view, "llama-3-8b", "state") == "Stopped"
+    assert cell(view, "llama-3-8b", "port") == "8081"
+    assert cell(view, "qwen-coder", "port") == "8080"  # llama-server's default
+    assert cell(view, "mistral", "tokens") == "–"  # nothing runs, so nothing to read
+    assert not cell(view, "mistral", "state", Qt.ItemDataRole.DecorationRole).isNull()
+    assert "3 models" in view.summary_label.text()
+
+
+def test_status_follows_the_signals_with_colour_icon_and_uptime(view, manager):
+    stopped_icon = cell(view, "llama-3-8b", "state", Qt.ItemDataRole.DecorationRole).cacheKey()
+    manager.set_state("llama-3-8b", "loading", port=8081, started_at_ms=NOW_MS - 5_000)
+    assert cell(view, "llama-3-8b", "state") == "Loading…"
+    manager.instance("llama-3-8b").load_progress = (0.42, "loading tensors")
+    assert cell(view, "llama-3-8b", "state") == "Loading… 42%"
+    assert cell(view, "llama-3-8b", "uptime") == "5s"
+    manager.set_state("llama-3-8b", "running", started_at_ms=NOW_MS - 125_000)
+    assert cell(view, "llama-3-8b", "state") == "Running"
+    assert cell(view, "llama-3-8b", "uptime") == "2m 05s"
+    colour = cell(view, "llama-3-8b", "state", Qt.ItemDataRole.ForegroundRole)
+    assert colour.green() > colour.red()
+    assert cell(view, "llama-3-8b", "state", Qt.ItemDataRole.DecorationRole).cacheKey() != stopped_icon
+    assert "1 running" in view.summary_label.text()
+    manager.set_state("llama-3-8b", "stopped")
+    assert cell(view, "llama-3-8b", "state") == "Stopped" and cell(view, "llama-3-8b", "uptime") == ""
+
+
+def test_figures_fill_the_row_and_missing_ones_read_n_a(view, manager):
+    manager.set_state("mistral", "running", started_at_ms=NOW_MS)
+    manager.figuresChanged.emit(
+        "mistral",
+        FakeFigures(generation_tokens_per_s=41.25, requests_per_minute=3, cpu_percent=12.4, rss_mb=812.0),
+    )
+    assert cell(view, "mistral", "tokens") == "41.2"
+    assert cell(view, "mistral", "requests") == "3.0"
+    assert cell(view, "mistral", "cpu") == "12 %"
+    assert cell(view, "mistral", "ram") == "812 MB"
+    manager.figuresChanged.emit("mistral", FakeFigures(cpu_percent=3.0))
+    assert cell(view, "mistral", "tokens") == "n/a"
+    assert cell(view, "mistral", "cpu") == "3 %"
+
+
+def test_an_error_shows_its_reason_and_the_log_tail(view, manager):
+    lines = [f"0.00.00{i}.000 I srv    load_model: step {i}" for i in range(20)]
+    lines.append("0.00.020.000 E srv    load_model: failed to load model, '/m/broken.gguf'")
+    manager.set_state("qwen-coder", "error", "llama-server exited with code 1", lines=lines)
+    tooltip = cell(view, "qwen-coder", "name", Qt.ItemDataRole.ToolTipRole)
+    assert "exited with code 1" in tooltip and "failed to load model" in tooltip
+    assert view.detail.isHidden()
+    assert view.select("qwen-coder")
+    assert view.detail.isVisible()
+    assert "exited with code 1" in view.detail_title.text()
+    tail = view.detail_log.toPlainText().splitlines()
+    assert tail[-1].endswith("failed to load model, '/m/broken.gguf'") and len(tail) == 12
+    assert view.start_action.isEnabled() and view.restart_action.isEnabled()
+    assert not view.stop_action.isEnabled()
+
+
+def test_buttons_and_context_menu_act_on_the_selected_model(view, manager, qtbot):
+    assert view.select("mistral")
+    assert view.start_action.isEnabled() and not view.stop_action.isEnabled()
+    view.start_action.trigger()
+    manager.set_state("mistral", "running", started_at_ms=NOW_MS)
+    assert view.stop_action.isEnabled() and not view.start_action.isEnabled()
+    view.restart_action.trigger()
+    view.stop_action.trigger()
+    assert manager.calls == [("start", "mistral"), ("restart", "mistral"), ("stop", "mistral")]
+    menu_texts = [a.text() for a in view.context_menu().actions() if a.text()]
+    assert menu_texts[:3] == ["&Start", "S&top", "Rest&art"]
+    assert "&Configure…" in menu_texts
+
+
+def test_a_refused_start_is_told_to_the_user(view, manager, qtbot):
+    manager.refuse = "port 8083 is already in use; port 8084 is free"
+    view.select("mistral")
+    with qtbot.waitSignal(view.message) as said:
+        view.start_action.trigger()
+    assert "port 8083 is already in use" in said.args[0]
+
+
+def test_double_click_asks_for_the_configuration(view, qtbot):
+    index = view.proxy.mapFromSource(view.model.index(view.model.row_of("qwen-coder"), 0))
+    with qtbot.waitSignal(view.configureRequested) as asked:
+        view.table.doubleClicked.emit(index)
+    assert asked.args == ["qwen-coder"]
+
+
+def test_selection_tells_which_instance_to_show(view, qtbot):
+    with qtbot.waitSignal(view.currentInstanceChanged) as changed:
+        view.select("mistral")
+    assert changed.args == ["mistral"]
+
+
+def test_the_filter_narrows_the_table(view):
+    view.filter_edit.setText("QWEN")
+    assert view.proxy.rowCount() == 1
+    assert view.proxy.index(0, 0).data(NameRole) == "qwen-coder"
+
+
+def test_an_instance_outside_the_library_is_listed_until_removed(view, manager):
+    manager.set_state("gpu-box:8080", "running", started_at_ms=NOW_MS)
+    assert "gpu-box:8080" in view.model.names()
+    assert "Not in the model library" in cell(view, "gpu-box:8080", "name", Qt.ItemDataRole.ToolTipRole)
+    manager.instanceRemoved.emit("gpu-box:8080")
+    assert "gpu-box:8080" not in view.model.names()
+
+
+def test_without_a_manager_the_actions_are_disabled(qtbot):
+    widget = InstancesView(InstancesModel(lambda: list(LIBRARY)))
+    qtbot.addWidget(widget)
+    widget.select("mistral")
+    assert not widget.start_action.isEnabled()
+    assert widget.configure_action.isEnabled()
+
+
+def test_uptime_reads_like_a_person_would_write_it():
+    assert [format_uptime(s) for s in (None, 0, 59, 61, 3599, 3600 * 5 + 120, 86400 * 2 + 3600)] == [
+        "",
+        "0s",
+        "59s",
+        "1m 01s",
+        "59m 59s",
+        "5h 02m",
+        "2d 01h",
+    ]
+
+
+# -- a real llama-server --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_setup(tmp_path: Path, tiny_model: Path, llama_server: Path):
+    from llamadash.core import database
+    from llamadash.services.manager import InstanceManager
+
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    database.save_model(
+        {
+            "name": "tiny",
+            "type": "llama",
+            "status": "stopped",
+            "model_path": str(tiny_model),
+            "port": free_port(),
+            "ctx_size": 256,
+        }
+    )
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)  # a header and nothing else: llama-server refuses it
+    database.save_model(
+        {
+            "name": "broken",
+            "type": "llama",
+            "status": "stopped",
+            "model_path": str(broken),
+            "port": free_port(),
+        }
+    )
+    manager = InstanceManager(
+        data_dir=data_dir, poll_interval_s=0.25, quit_with_app=False, scan_orphans=False
+    )
+    yield database, manager
+    assert manager.stop_all(10)
+    manager.close()
+    database.close_database()
+
+
+@pytest.mark.integration
+def test_the_view_follows_a_real_llama_server_run(qtbot, real_setup):
+    database, manager = real_setup
+    model = InstancesModel(database.get_models, manager)
+    view = InstancesView(model)
+    qtbot.addWidget(view)
+    view.show()
+    seen: list[str] = []
+    model.dataChanged.connect(lambda *_: seen.append(model.state_of("tiny")))
+    view.select("tiny")
+    view.start_action.trigger()
+    qtbot.waitUntil(lambda: model.state_of("tiny") == "running", timeout=60_000)
+    assert "loading" in seen  # the view showed the load before the server was ready
+    assert cell(view, "tiny", "state") == "Running"
+    port = manager.instance("tiny").port
+    assert cell(view, "tiny", "port") == str(port)
+    qtbot.waitUntil(lambda: cell(view, "tiny", "ram") not in ("–", "n/a"), timeout=10_000)
+    assert cell(view, "tiny", "ram").endswith(" MB")
+    assert view.stop_action.isEnabled()
+    view.stop_action.trigger()
+    qtbot.waitUntil(lambda: model.state_of("tiny") == "stopped", timeout=20_000)
+    assert cell(view, "tiny", "state") == "Stopped" and cell(view, "tiny", "ram") == "–"
+
+
+@pytest.mark.integration
+def test_a_real_failed_start_shows_the_reason_and_the_log(qtbot, real_setup):
+    database, manager = real_setup
+    model = InstancesModel(database.get_models, manager)
+    view = InstancesView(model)
+    qtbot.addWidget(view)
+    view.show()
+    view.select("broken")
+    started = time.monotonic()
+    view.start_action.trigger()
+    qtbot.waitUntil(lambda: model.state_of("broken") == "error", timeout=30_000)
+    assert time.monotonic() - started < 30
+    assert view.detail.isVisible()
+    reason = model.reason_of("broken")
+    assert "exited with code" in reason
+    assert reason.splitlines()[0] in view.detail_title.text()
+    assert "model loading error" in cell(view, "broken", "name", Qt.ItemDataRole.ToolTipRole)
+    assert view.detail_log.toPlainText().strip() != "(no log output)"
+    assert view.start_action.isEnabled()

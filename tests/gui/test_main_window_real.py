@@ -1,0 +1,83 @@
+"""The whole window with the real instance manager and a real llama-server: start, watch, quit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyqtgraph as pg
+import pytest
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication
+from support import free_port
+
+from llamadash.app import Gui, build_gui, shutdown
+from llamadash.core import database, events
+from llamadash.ui.charts import TOKENS_CHART
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _restore_app_look():
+    app = QApplication.instance()
+    style, palette = app.style().name(), QPalette(app.palette())
+    background, foreground = pg.getConfigOption("background"), pg.getConfigOption("foreground")
+    yield
+    app.setStyle(style)
+    app.setPalette(palette)
+    pg.setConfigOptions(background=background, foreground=foreground)
+
+
+def test_a_real_instance_is_started_watched_charted_and_stopped_on_quit(
+    qtbot, tmp_path: Path, tiny_model: Path, llama_server: Path
+):
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    database.save_model(
+        {
+            "name": "tiny",
+            "type": "llama",
+            "status": "stopped",
+            "model_path": str(tiny_model),
+            "port": free_port(),
+            "ctx_size": 256,
+        }
+    )
+    database.close_database()
+    gui = build_gui(["--data-dir", str(data_dir)])
+    assert isinstance(gui, Gui)
+    window = gui.window
+    qtbot.addWidget(window)
+    pid = None
+    try:
+        view, model = window.instances_view, window.instances_model
+        qtbot.waitUntil(lambda: gui.manager is not None, timeout=5_000)  # started once the window painted
+        assert view.select("tiny")
+        window.instances_view.start_action.trigger()  # the toolbar's Start
+        qtbot.waitUntil(lambda: model.state_of("tiny") == "running", timeout=60_000)
+        pid = gui.manager.instance("tiny").pid
+        assert pid and psutil.pid_exists(pid)
+
+        # its log, live, in the log dock
+        assert window.logs_dock.instance_name == "tiny"
+        qtbot.waitUntil(lambda: "listening on" in window.logs_dock.text.toPlainText(), timeout=5_000)
+
+        # start and ready are marked on the charts and kept in the database
+        qtbot.waitUntil(lambda: len(window.board.view("cpu").markers) >= 2, timeout=5_000)
+        kinds = [e.event for e in window.board.view("cpu").markers]
+        assert kinds[:2] == ["started", "ready"]
+        assert [e.event for e in events.load_events(database)][:2] == ["started", "ready"]
+
+        # the sampler counts it, and its tokens/s get a curve of their own
+        qtbot.waitUntil(
+            lambda: window.board.view("active_models").buffers["active_models"].latest == 1, timeout=10_000
+        )
+        qtbot.waitUntil(lambda: "tiny" in window.board.view(TOKENS_CHART).curves, timeout=10_000)
+        tokens = window.board.view(TOKENS_CHART).curves["tiny"]
+        qtbot.waitUntil(lambda: tokens.yData is not None and np.any(~np.isnan(tokens.yData)), timeout=10_000)
+    finally:
+        shutdown(gui)  # what quitting does: "stop instances on quit" is on by default
+    assert pid is not None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
