@@ -83,6 +83,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from llamadash.core.metrics import MetricsCollector
     from llamadash.services.sampler import MetricsSampler
     from llamadash.ui.icons import app_icon
+    from llamadash.ui.library_controller import LibraryController
     from llamadash.ui.main_window import MainWindow
 
     args = _parse_gui_args(argv)
@@ -130,6 +131,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         data_dir=data_dir,
         set_retention=set_retention,
     )
+    library = LibraryController(window, db, data_dir)  # the Library tab and the Configuration dock
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
 
     def record(name: str, event: str, ms: int) -> None:
@@ -149,6 +151,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         if manager is not None:
             manager.eventOccurred.connect(record)
             window.set_manager(manager)
+            library.set_manager(manager)
             sampler.set_instance_stats(manager)
         gui.manager = manager
         sampler.start()

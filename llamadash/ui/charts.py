@@ -316,6 +316,8 @@ class ChartView(QWidget):
         plot.setDownsampling(auto=True, mode="peak")
         left_axis = plot.getAxis("left")
         left_axis.setWidth(60 if spec.key == "gpu_memory" else 46)  # room for "25000"
+        # no "(x0.001)" rescaling of the unit: an idle chart reads 0 req/min, not 20 milli-req/min
+        left_axis.enableAutoSIPrefix(False)
         # The value axis (and its grid lines) changes only with the value range; caching its pixels
         # spares replaying its drawing at every tick of the time axis.
         left_axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -389,8 +391,7 @@ class ChartView(QWidget):
                     highest = max(highest, float(np.nanmax(visible)))
         plot.setXRange(start, end, padding=0)
         if self.spec.y_range is None:
-            floor = 1.0 if self.spec.decimals == 0 else 0.1
-            plot.setYRange(0, max(highest * 1.15, floor), padding=0)
+            plot.setYRange(0, max(highest * 1.15, 1.0), padding=0)  # an idle chart still has a scale
         self._prune_markers(start)
         self._update_header()
 

@@ -11,7 +11,7 @@ The window owns no process and no database connection. It is given:
 
 Places kept for the model library and the parameter editor (another part of llamadash fills them):
 :meth:`MainWindow.set_library_widget` adds the library as a tab of the central area, next to the
-instances; :meth:`MainWindow.set_editor_widget` puts the editor in the "Configuration" dock.
+instances; :meth:`MainWindow.set_editor_widget` puts the editor in a "Configuration" tab.
 Double-clicking an instance calls :meth:`MainWindow.open_configuration`, which emits
 :attr:`MainWindow.configureRequested`.
 """
@@ -177,13 +177,6 @@ class MainWindow(QMainWindow):
         )
         self.logs_dock = LogsDock(None, self)
         self.logs_dock.apply_palette(self.theme.palette)
-        self.editor_dock = QDockWidget("Configuration", self)
-        self.editor_dock.setObjectName("editor")
-        placeholder = QLabel("Double-click a model to edit its llama-server configuration.")
-        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        placeholder.setWordWrap(True)
-        placeholder.setObjectName("editorPlaceholder")
-        self.editor_dock.setWidget(placeholder)
         self.apply_default_layout()
 
         self._build_actions()
@@ -302,22 +295,21 @@ class MainWindow(QMainWindow):
         self.library_widget = widget
         self.workspace.addTab(widget, title)
 
-    def set_editor_widget(self, widget: QWidget) -> None:
-        """Put the parameter editor in the "Configuration" dock (part of the saved layout)."""
-        old = self.editor_dock.widget()
-        self.editor_dock.setWidget(widget)
-        if old is not None:
-            old.deleteLater()
+    def set_editor_widget(self, widget: QWidget, title: str = "Configuration") -> None:
+        """Show the parameter editor as a tab of the central area: ~170 rows need its room."""
+        if self.editor_widget is not None:
+            self.workspace.removeTab(self.workspace.indexOf(self.editor_widget))
+            self.editor_widget.deleteLater()
         self.editor_widget = widget
+        self.workspace.addTab(widget, title)
 
     def open_configuration(self, name: str) -> None:
-        """Open ``name``'s configuration: shows the Configuration dock and emits ``configureRequested``.
+        """Open ``name``'s configuration: brings the editor's tab forward and emits ``configureRequested``.
 
         Override it, or connect to the signal, to load the model into the editor.
         """
         if self.editor_widget is not None:
-            self.editor_dock.show()
-            self.editor_dock.raise_()
+            self.workspace.setCurrentWidget(self.editor_widget)
         self.configureRequested.emit(name)
 
     def refresh_models(self) -> None:
@@ -334,7 +326,7 @@ class MainWindow(QMainWindow):
 
     def all_docks(self) -> list[QDockWidget]:
         """Every dock, charts first."""
-        return [*self.board.docks.values(), self.logs_dock, self.editor_dock]
+        return [*self.board.docks.values(), self.logs_dock]
 
     def apply_default_layout(self) -> None:
         """Put every dock where it starts: charts along the bottom and right, the log above them."""
@@ -352,14 +344,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(right, docks[_RIGHT_COLUMN[0][0]])
         for above, below in itertools.pairwise(_RIGHT_COLUMN):
             self.splitDockWidget(docks[above[0]], docks[below[0]], Qt.Orientation.Vertical)
-        self.tabifyDockWidget(docks[_RIGHT_COLUMN[-1][0]], self.editor_dock)
         for column in (*_BOTTOM_COLUMNS, *_RIGHT_COLUMN):
             for key in column[1:]:
                 self.tabifyDockWidget(docks[column[0]], docks[key])
             docks[column[0]].raise_()
         for dock in self.all_docks():
             dock.show()
-        self.editor_dock.hide()  # opened by "Configure…"
         self.resizeDocks([docks["tokens"]], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.logs_dock, first_chart], [190, 250], Qt.Orientation.Vertical)
 
@@ -457,7 +447,6 @@ class MainWindow(QMainWindow):
         for dock in self.board.docks.values():
             charts.addAction(dock.toggleViewAction())
         view_menu.addAction(self.logs_dock.toggleViewAction())
-        view_menu.addAction(self.editor_dock.toggleViewAction())
         self.view_menu = view_menu
         view_menu.addSeparator()
         self.toolbar_toggle_placeholder = view_menu.addSeparator()

@@ -207,14 +207,15 @@ def test_places_for_the_library_and_the_editor(qtbot, tmp_path):
         library, editor = QLabel("library"), QLabel("editor")
         window.set_library_widget(library)
         window.set_editor_widget(editor)
-        assert window.workspace.count() == 2 and window.workspace.tabText(1) == "Library"
-        assert window.editor_dock.widget() is editor and window.editor_dock.isHidden()
+        assert window.workspace.count() == 3 and window.workspace.tabText(1) == "Library"
+        assert window.workspace.tabText(2) == "Configuration"
+        assert window.workspace.currentWidget() is window.instances_view
         view = window.instances_view
         index = view.proxy.index(0, 0)
         with qtbot.waitSignal(window.configureRequested) as asked:
             view.table.doubleClicked.emit(index)
         assert asked.args == ["qwen"]
-        assert window.editor_dock.isVisible()  # the editor opens where it was put
+        assert window.workspace.currentWidget() is editor  # the editor's tab comes forward
         database.save_model({"name": "llama", "type": "llama", "status": "stopped"})
         window.refresh_action.trigger()
         assert window.instances_model.names() == ["qwen", "llama"]

@@ -1,0 +1,115 @@
+"""Puts the model library and the parameter editor into the main window and connects them.
+
+The library is a tab next to the instances, and the editor a third tab (it needs the room of the
+central area: ~170 rows with four columns); it opens on double-click (in either view), Ctrl+E or
+"Configure…". The editor checks and previews for
+the configured llama-server build, saves every edit at once, and offers "Restart to apply" while the
+model's server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QMessageBox
+
+from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
+from llamadash.core.params import CapabilityError, probe_binary
+from llamadash.ui.library_view import LibraryView
+from llamadash.ui.param_editor import ParamEditor
+
+_log = logging.getLogger(__name__)
+_ACTIVE_STATES = ("loading", "running")
+
+
+class LibraryController(QObject):
+    """Owns the library tab and the editor of one main window; the database module is the store."""
+
+    def __init__(self, window: Any, store: Any, data_dir: Path) -> None:
+        super().__init__(window)
+        self._window = window
+        self._store = store
+        self._data_dir = data_dir
+        self._manager: Any | None = None
+        self.library = LibraryView(store)
+        self.editor: ParamEditor | None = None
+        window.set_library_widget(self.library, "Library")
+        window.configureRequested.connect(self.configure)
+        self.library.modelActivated.connect(self._on_library_activated)
+        self.library.libraryChanged.connect(window.refresh_models)
+
+    # ------------------------------------------------------------------------------------------
+    def set_manager(self, manager: Any | None) -> None:
+        """Follow the instance manager, so the editor knows when its model's server runs."""
+        self._manager = manager
+        if manager is not None:
+            manager.stateChanged.connect(self._on_state_changed)
+
+    def capabilities(self) -> tuple[Any | None, str | None]:
+        """The configured llama-server's capabilities (cached per binary on disk), or ``(None, None)``."""
+        try:
+            located = find_llama_server(self._window.settings.llama_server_path)
+            caps = probe_binary(located.path, label=located.label, cache_dir=self._data_dir / "cache")
+        except (LlamaServerNotFound, CapabilityError, OSError) as exc:
+            _log.info("the editor checks without a llama-server build: %s", exc)
+            return None, None
+        return caps, str(located.path)
+
+    @Slot(str)
+    def configure(self, name: str) -> None:
+        """Load ``name`` into the editor and show it."""
+        model = self._store.get_model_by_name(name)
+        if model is None:
+            return
+        caps, binary = self.capabilities()
+        if self.editor is None:
+            self.editor = ParamEditor(model, save=self._store.update_model, capabilities=caps, binary=binary)
+            self.editor.restartRequested.connect(self._on_restart_requested)
+            self.editor.saved.connect(self._on_saved)
+            self._window.set_editor_widget(self.editor)
+        else:
+            self.editor.set_capabilities(caps, binary)
+            self.editor.set_model(model)
+        self.editor.set_running(self._is_active(name))
+        workspace = self._window.workspace
+        workspace.setTabText(workspace.indexOf(self.editor), f"Configuration — {name}")
+        workspace.setCurrentWidget(self.editor)
+
+    # ------------------------------------------------------------------------------------------
+    def _is_active(self, name: str) -> bool:
+        instance = self._manager.instance(name) if self._manager is not None else None
+        return instance is not None and str(getattr(instance.state, "value", instance.state)) in _ACTIVE_STATES
+
+    def _editing(self) -> dict[str, Any] | None:
+        if self.editor is None or self.editor.model_id is None:
+            return None
+        return self._store.get_model(self.editor.model_id)
+
+    @Slot(object)
+    def _on_library_activated(self, model: Any) -> None:
+        if model:
+            self._window.open_configuration(model["name"])
+
+    @Slot(str, str, str)
+    def _on_state_changed(self, name: str, state: str, _reason: str) -> None:
+        model = self._editing()
+        if model is not None and model["name"] == name and self.editor is not None:
+            self.editor.set_running(state in _ACTIVE_STATES)
+
+    @Slot(int, dict)
+    def _on_saved(self, _model_id: int, _changes: dict) -> None:
+        self._window.refresh_models()
+        self.library.refresh(select_id=self.editor.model_id if self.editor else None)
+
+    @Slot(int)
+    def _on_restart_requested(self, model_id: int) -> None:
+        model = self._store.get_model(model_id)
+        if model is None or self._manager is None:
+            return
+        try:
+            self._manager.restart(model["name"])
+        except Exception as exc:  # noqa: BLE001 - InstanceError and friends: told to the user
+            QMessageBox.warning(self._window, "Restart", f"{model['name']} could not be restarted:\n\n{exc}")
