@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyqtgraph as pg
 import pytest
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication
 
 from llamadash.app import Gui, build_gui, shutdown
 from llamadash.core import database
 from llamadash.core.llama_server import METADATA_KEY
 from llamadash.ui.param_editor import ParamEditor
-
-
-@pytest.fixture(autouse=True)
-def _restore_app_look():
-    app = QApplication.instance()
-    style, palette = app.style().name(), QPalette(app.palette())
-    background, foreground = pg.getConfigOption("background"), pg.getConfigOption("foreground")
-    yield
-    app.setStyle(style)
-    app.setPalette(palette)
-    pg.setConfigOptions(background=background, foreground=foreground)
 
 
 @pytest.fixture

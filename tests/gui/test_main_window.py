@@ -7,11 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QKeySequence, QPalette
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QLabel
 
 from llamadash import __version__
 from llamadash.app import Gui, build_gui, shutdown
@@ -20,18 +19,6 @@ from llamadash.ui.charts import CHART_SPECS, TOKENS_CHART
 from llamadash.ui.main_window import MainWindow
 
 MINUTE_MS = 60_000
-
-
-@pytest.fixture(autouse=True)
-def _restore_app_look():
-    """The window applies a theme to the whole application: put the test session's look back."""
-    app = QApplication.instance()
-    style, palette = app.style().name(), QPalette(app.palette())
-    background, foreground = pg.getConfigOption("background"), pg.getConfigOption("foreground")
-    yield
-    app.setStyle(style)
-    app.setPalette(palette)
-    pg.setConfigOptions(background=background, foreground=foreground)
 
 
 def now_ms() -> int:

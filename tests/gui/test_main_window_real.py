@@ -6,10 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import pyqtgraph as pg
 import pytest
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication
 from support import free_port
 
 from llamadash.app import Gui, build_gui, shutdown
@@ -17,17 +14,6 @@ from llamadash.core import database, events
 from llamadash.ui.charts import TOKENS_CHART
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _restore_app_look():
-    app = QApplication.instance()
-    style, palette = app.style().name(), QPalette(app.palette())
-    background, foreground = pg.getConfigOption("background"), pg.getConfigOption("foreground")
-    yield
-    app.setStyle(style)
-    app.setPalette(palette)
-    pg.setConfigOptions(background=background, foreground=foreground)
 
 
 def test_a_real_instance_is_started_watched_charted_and_stopped_on_quit(

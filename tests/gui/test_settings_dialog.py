@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QPalette
@@ -31,18 +30,6 @@ class StandInSampler(QObject):
 
     def set_interval(self, seconds: float) -> None:
         self.interval_s = seconds
-
-
-@pytest.fixture(autouse=True)
-def _restore_app_look():
-    """The window applies a theme to the whole application: put the test session's look back."""
-    app = QApplication.instance()
-    style, palette = app.style().name(), QPalette(app.palette())
-    background, foreground = pg.getConfigOption("background"), pg.getConfigOption("foreground")
-    yield
-    app.setStyle(style)
-    app.setPalette(palette)
-    pg.setConfigOptions(background=background, foreground=foreground)
 
 
 @pytest.fixture
