@@ -204,6 +204,7 @@ def main() -> int:
     from llamadash.core import settings as settings_mod
     from llamadash.services.manager import InstanceManager
     from llamadash.services.sampler import MetricsSampler
+    from llamadash.ui.library_controller import LibraryController
     from llamadash.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -264,6 +265,7 @@ def main() -> int:
         manager=manager,
         data_dir=data_dir,
     )
+    LibraryController(window, db, data_dir).set_manager(manager)  # the Library and Configuration tabs
     width, height = (int(v) for v in options.size.split("x"))
     window.resize(width, height)
     window.show()
