@@ -211,8 +211,7 @@ def test_vacuum_and_metrics(data_dir: Path):
     assert code == 0 and "vacuumed" in out
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX-only")
 def test_database_file_is_private(data_dir: Path):
-    if os.name != "posix":
-        pytest.skip("file modes are POSIX-only")
     cli("db", "info", data_dir=data_dir)
     assert db_file(data_dir).stat().st_mode & 0o077 == 0
