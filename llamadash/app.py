@@ -53,6 +53,7 @@ class Gui:
     data_dir: Path
     db_path: Path
     services_started: bool = False
+    single_instance: Any | None = None
 
 
 def _make_manager(data_dir: Path, nvml: Any) -> Any | None:
@@ -64,6 +65,17 @@ def _make_manager(data_dir: Path, nvml: Any) -> Any | None:
         return None
     # quit_with_app=False: whether the instances stop on quit is the user's setting, handled below.
     return InstanceManager(data_dir=data_dir, nvml=nvml, quit_with_app=False)
+
+
+def _follow_start_at_login(settings: Any) -> None:
+    """Write or remove the start-at-login entry when the setting changes."""
+    from llamadash.core import autostart
+
+    try:
+        if autostart.is_enabled() != settings.start_at_login:
+            autostart.set_enabled(settings.start_at_login)
+    except OSError as exc:
+        _log.warning("cannot change start at login: %s", exc)
 
 
 def build_gui(argv: Sequence[str]) -> Gui | int:
@@ -96,13 +108,19 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     app.setWindowIcon(app_icon())
     try:
         data_dir = paths.resolve_data_dir(args.data_dir)
+        # One dashboard per data directory: a second launch shows the first window and leaves.
+        from llamadash.ui.single_instance import SingleInstance
+
+        guard = SingleInstance(data_dir)
+        if guard.notify_running():
+            _log.info("llamadash is already running for %s; brought it forward", data_dir)
+            return 0
+        guard.listen()
         db_path = paths.default_database_path(data_dir)
         db.init_database(db_path)
-        # The database module is the metadata store (mypy does not match modules to protocols here).
         store = cast(settings_mod.MetadataStore, db)
         settings = settings_mod.load_settings(store)
         if settings.history_minutes != db.METRICS_RETENTION_MINUTES:
-            # keep as much history as the charts show (the default retention is the seed's 10 minutes)
             db.init_database(db_path, retention_minutes=settings.history_minutes, record_start=False)
         history = db.get_metrics_history(settings.history_minutes)
         events = events_mod.load_events(store, window_minutes=settings.history_minutes)
@@ -133,6 +151,9 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     )
     library = LibraryController(window, db, data_dir)  # the Library tab and the Configuration dock
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
+    gui.single_instance = guard
+    guard.showRequested.connect(window.show_from_tray)
+    window.settingsChanged.connect(_follow_start_at_login)
 
     def record(name: str, event: str, ms: int) -> None:
         try:
@@ -178,6 +199,8 @@ def shutdown(gui: Gui) -> bool:
     except Exception as exc:  # noqa: BLE001 - the layout is a convenience, quitting goes on
         _log.warning("could not save the window layout: %s", exc)
     gui.sampler.stop()
+    if gui.single_instance is not None:
+        gui.single_instance.close()
     left_running = False
     if gui.manager is not None:
         active = [i for i in gui.manager.instances() if i.active and not i.external]

@@ -183,6 +183,52 @@ SPECS: tuple[SettingSpec, ...] = (
         title="Stop instances on quit",
         help="Stop every llama-server llamadash started when llamadash quits.",
     ),
+    SettingSpec(
+        name="start_at_login",
+        key="start_at_login",
+        kind="bool",
+        default=False,
+        title="Start at login",
+        help="Open llamadash (minimized to the tray) when you log in to this computer.",
+    ),
+    SettingSpec(
+        name="notifications",
+        key="notifications",
+        kind="bool",
+        default=True,
+        title="Tray notifications",
+        help="Tell me when a model is ready, crashes, or a threshold below is crossed.",
+    ),
+    SettingSpec(
+        name="gpu_temp_alert_c",
+        key="gpu_temp_alert_c",
+        kind="int",
+        default=85,
+        title="GPU temperature alert",
+        help="Notify when the GPU reaches this temperature (°C); again only after it cooled 5 °C.",
+        minimum=40,
+        maximum=120,
+    ),
+    SettingSpec(
+        name="vram_alert_percent",
+        key="vram_alert_percent",
+        kind="int",
+        default=95,
+        title="VRAM alert",
+        help="Notify when this much of the GPU memory is in use (%); again only after it fell 5 points.",
+        minimum=10,
+        maximum=100,
+    ),
+    SettingSpec(
+        name="ram_alert_percent",
+        key="ram_alert_percent",
+        kind="int",
+        default=95,
+        title="RAM alert",
+        help="Notify when this much of the system memory is in use (%); again only after it fell 5 points.",
+        minimum=10,
+        maximum=100,
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -200,6 +246,11 @@ class Settings:
     start_minimized: bool = False
     close_to_tray: bool = False
     stop_on_quit: bool = True
+    start_at_login: bool = False
+    notifications: bool = True
+    gpu_temp_alert_c: int = 85
+    vram_alert_percent: int = 95
+    ram_alert_percent: int = 95
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (not validated: see :func:`validate_settings`)."""

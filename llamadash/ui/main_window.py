@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QSystemTrayIcon,
     QTabWidget,
@@ -198,6 +197,7 @@ class MainWindow(QMainWindow):
         self.logs_dock.show_instance(self.instances_view.current_name())
         if sampler is not None:
             sampler.sampled.connect(self._on_sample)
+            sampler.sampled.connect(self.tray_controller.on_sample)
             sampler.failed.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.set_manager(manager)
         self.firstPainted.connect(self.board.start_drawing)
@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
             self.manager.eventOccurred.disconnect(self._on_event)
             self.manager.stateChanged.disconnect(self._on_state_changed)
         self.manager = manager
+        self.tray_controller.set_manager(manager)
         if manager is not self.instances_model.manager:
             self.instances_model.set_manager(manager)
             self.logs_dock.set_manager(manager)
@@ -502,25 +503,19 @@ class MainWindow(QMainWindow):
             return str(path)
 
     def _build_tray(self) -> None:
-        self.tray: QSystemTrayIcon | None = None
-        if not QSystemTrayIcon.isSystemTrayAvailable():
-            return
-        tray = QSystemTrayIcon(app_icon(), self)
-        tray.setToolTip(APP_NAME)
-        menu = QMenu(self)
-        show = menu.addAction("Show llamadash")
-        show.triggered.connect(self.show_from_tray)
-        menu.addAction(self.stop_all_action)
-        menu.addSeparator()
-        menu.addAction(self.quit_action)
-        tray.setContextMenu(menu)
-        tray.activated.connect(
-            lambda reason: (
-                self.show_from_tray() if reason == QSystemTrayIcon.ActivationReason.Trigger else None
-            )
+        from llamadash.core import paths
+        from llamadash.ui.tray import TrayController
+
+        self.tray_controller = TrayController(
+            self,
+            model_names=self.instances_model.names,
+            logs_dir=lambda: paths.logs_dir(self.data_dir),
         )
-        tray.show()
-        self.tray = tray
+        self.tray: QSystemTrayIcon | None = self.tray_controller.icon
+        self.settingsChanged.connect(self.tray_controller.apply_settings)
+        if self.tray is None and (self.settings.start_minimized or self.settings.close_to_tray):
+            # Said once at start: the user asked for the tray and there is none.
+            QTimer.singleShot(0, lambda: self.statusBar().showMessage(self.tray_controller.fallback_message, 15000))
 
     def show_from_tray(self) -> None:
         """Bring the window back from the tray (or from minimized)."""

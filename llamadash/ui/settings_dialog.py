@@ -46,7 +46,8 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("llama-server", ("llama_server_path", "models_dir")),
     ("Monitoring", ("sample_interval_s", "history_minutes")),
     ("Appearance", ("theme_preference", "chart_theme_follows_app")),
-    ("Behaviour", ("start_minimized", "close_to_tray", "stop_on_quit")),
+    ("Behaviour", ("start_minimized", "close_to_tray", "stop_on_quit", "start_at_login")),
+    ("Notifications", ("notifications", "gpu_temp_alert_c", "vram_alert_percent", "ram_alert_percent")),
 )
 _THEME_TEXT = {"system": "Follow the desktop", "light": "Light", "dark": "Dark"}
 

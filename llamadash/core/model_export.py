@@ -1,0 +1,452 @@
+"""Model configurations to and from files: llamadash JSON, a shell script, llama-server presets INI.
+
+Pure Python, no Qt. Three formats go out:
+
+* ``llamadash-models`` JSON (versioned): every stored setting of each model; the secrets
+  (``api_key``, ``hf_token``) are left out unless asked for;
+* a POSIX shell script with one ``llama-server`` command line per model;
+* a llama-server router presets INI (``models.ini`` for ``--models-preset``): ``version = 1``, a
+  ``[*]`` section and one section per model whose keys are the long flags without their dashes
+  (``ctx-size = 4096``; a switch is ``flag = true``). The router chooses host, port, alias and API
+  key itself, so those are not written.
+
+And three come in: those JSON files, a presets INI and pasted command lines (one per line).
+Reading never touches the database; :func:`plan_import` says what an import would do, and
+:func:`apply_import` does it only after every model has been checked, so bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shlex
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from llamadash import __version__
+from llamadash.core.params import (
+    META_COLUMNS,
+    CommandError,
+    CommandLineError,
+    build_command,
+    format_command,
+    load_schema,
+    normalize_config,
+    parse_command_line,
+)
+from llamadash.core.params.command import looks_like_flag
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MERGE_POLICIES",
+    "ImportAction",
+    "ModelFormatError",
+    "ModelStore",
+    "apply_import",
+    "export_json",
+    "export_presets",
+    "export_shell",
+    "parse_command_lines",
+    "parse_models_file",
+    "parse_models_json",
+    "parse_models_text",
+    "parse_presets",
+    "plan_import",
+]
+
+FORMAT_NAME = "llamadash-models"
+FORMAT_VERSION = 1
+#: How a model whose name is already in the library is imported.
+MERGE_POLICIES = ("skip", "overwrite", "keep_both")
+#: Flags the router sets itself (it removes or overwrites them in a preset), never written to one.
+_ROUTER_FLAGS = frozenset({"--host", "--port", "--alias", "--api-key", "--api-key-file"})
+#: Keys only a preset knows (llama-server's README).
+_PRESET_ONLY_KEYS = frozenset({"load-on-startup", "stop-timeout", "dedup-cache-models"})
+_DEFAULT_TYPE = "llama"
+
+
+class ModelFormatError(ValueError):
+    """Input that cannot be imported; the message says why, in words for the user."""
+
+
+class ModelStore(Protocol):
+    """What an import writes to: :mod:`llamadash.core.database` satisfies this."""
+
+    def get_models(self) -> list[dict[str, Any]]: ...
+
+    def save_model(self, model: Mapping[str, Any]) -> int: ...
+
+    def update_model(self, model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+def _secret_columns() -> frozenset[str]:
+    return frozenset(p.column for p in load_schema() if p.secret)
+
+
+def _columns() -> frozenset[str]:
+    return frozenset(p.column for p in load_schema())
+
+
+def model_config(model: Mapping[str, Any], *, include_secrets: bool = False) -> dict[str, Any]:
+    """A model's name, type and set values, as exported (no id, status or timestamps)."""
+    secrets = set() if include_secrets else _secret_columns()
+    config: dict[str, Any] = {"name": model["name"], "type": model.get("type") or _DEFAULT_TYPE}
+    for key, value in model.items():
+        if key in META_COLUMNS or key in secrets or value is None:
+            continue
+        config[key] = value
+    if model.get("custom_params"):
+        config["custom_params"] = model["custom_params"]
+    return config
+
+
+# ------------------------------------------------------------------------------------------------
+# export
+def export_json(models: Iterable[Mapping[str, Any]], *, include_secrets: bool = False) -> str:
+    """The ``llamadash-models`` JSON document of ``models``."""
+    document = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "app_version": __version__,
+        "secrets_included": include_secrets,
+        "models": [model_config(m, include_secrets=include_secrets) for m in models],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def export_shell(
+    models: Iterable[Mapping[str, Any]], *, include_secrets: bool = False, binary: str = "llama-server"
+) -> str:
+    """A shell script with one llama-server command line per model (each a comment names it).
+
+    Without secrets, an API key or token is read from the environment at run time instead.
+    """
+    lines = ["#!/bin/sh", "# llama-server command lines exported by llamadash", ""]
+    for model in models:
+        argv, env = _argv(model, binary=binary)
+        lines.append(f"# {model['name']}")
+        if include_secrets:
+            lines.append(format_command(argv, env, mask_secrets=False))
+        else:
+            # "${NAME:?}" makes the script stop with a clear message when the variable is not set.
+            prefix = " ".join(f'{name}="${{{name}:?}}"' for name in env)
+            lines.append((prefix + " " if prefix else "") + shlex.join(argv))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
+    """A llama-server router presets INI (``--models-preset``) with one section per model.
+
+    Raises:
+        ModelFormatError: A model's name cannot be a section name, or it repeats a flag.
+    """
+    lines = ["version = 1", "", "[*]", ""]
+    for model in models:
+        name = str(model["name"])
+        if any(c in name for c in "[]\n\r") or name != name.strip():
+            raise ModelFormatError(f"the model name {name!r} cannot be a presets section name")
+        lines.append(f"[{name}]")
+        argv, _env = _argv(model)
+        seen: set[str] = set()
+        for flag, value in _flag_pairs(argv[1:]):
+            if flag in _ROUTER_FLAGS:
+                continue
+            key = flag.lstrip("-")
+            if key in seen:
+                raise ModelFormatError(f"{name}: {flag} appears twice, which a presets file cannot express")
+            seen.add(key)
+            lines.append(f"{key} = {'true' if value is None else value}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _argv(model: Mapping[str, Any], *, binary: str = "llama-server") -> tuple[list[str], dict[str, str]]:
+    try:
+        return build_command(model, None, binary=binary)
+    except CommandError as exc:
+        raise ModelFormatError(f"{model.get('name')}: {exc}") from None
+
+
+def _flag_pairs(tokens: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``--flag value`` and ``--switch`` tokens as (flag, value or None) pairs."""
+    pairs: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(tokens):
+        flag = tokens[index]
+        if index + 1 < len(tokens) and not looks_like_flag(tokens[index + 1]):
+            pairs.append((flag, tokens[index + 1]))
+            index += 2
+        else:
+            pairs.append((flag, None))
+            index += 1
+    return pairs
+
+
+# ------------------------------------------------------------------------------------------------
+# import: reading
+def _checked(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A model from a file, checked like the database would, with canonical values."""
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ModelFormatError(f"{where}: a model needs a name")
+    columns = _columns()
+    unknown = sorted(k for k in raw if k not in columns and k not in ("name", "type", "custom_params"))
+    if unknown:
+        raise ModelFormatError(f"{where} ({name}): unknown setting(s) {', '.join(unknown)}")
+    model_type = raw.get("type") or _DEFAULT_TYPE
+    if not isinstance(model_type, str):
+        raise ModelFormatError(f"{where} ({name}): type must be text")
+    try:
+        values = normalize_config({k: v for k, v in raw.items() if k not in ("name", "type")})
+    except CommandError as exc:
+        raise ModelFormatError(f"{where} ({name}): {exc}") from None
+    return {"name": name.strip(), "type": model_type, **values}
+
+
+def parse_models_json(text: str) -> list[dict[str, Any]]:
+    """The models of a ``llamadash-models`` JSON document.
+
+    Raises:
+        ModelFormatError: Not JSON, another shape, a newer version, or a bad model.
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"this is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ModelFormatError(f"this JSON is not a llamadash models file (no \"format\": \"{FORMAT_NAME}\")")
+    version = document.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFormatError("this models file has no valid version number")
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"this models file is version {version}, made by a newer llamadash; this one reads up to "
+            f"version {FORMAT_VERSION}"
+        )
+    models = document.get("models")
+    if not isinstance(models, list):
+        raise ModelFormatError("this models file has no list of models")
+    result = []
+    for index, raw in enumerate(models, 1):
+        if not isinstance(raw, dict):
+            raise ModelFormatError(f"model {index} is not an object")
+        result.append(_checked(raw, f"model {index}"))
+    return _unique(result)
+
+
+def parse_presets(text: str) -> list[dict[str, Any]]:
+    """The models of a llama-server presets INI (each section but ``[*]``, with ``[*]``'s defaults).
+
+    Raises:
+        ModelFormatError: Not an INI, a version other than 1, an unknown key, or a bad value.
+    """
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00none", strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys keep their case (env names)
+    try:
+        parser.read_string("[\x00top]\n" + text)
+    except configparser.Error as exc:
+        raise ModelFormatError(f"this is not a valid presets INI: {str(exc).splitlines()[0]}") from None
+    top = dict(parser["\x00top"])
+    if top.get("version", "").strip() != "1":
+        raise ModelFormatError("this is not a llama-server presets file (it needs \"version = 1\" at the top)")
+    unknown_top = sorted(set(top) - {"version"})
+    if unknown_top:
+        raise ModelFormatError(f"unknown key(s) before the first section: {', '.join(unknown_top)}")
+    defaults = dict(parser["*"]) if parser.has_section("*") else {}
+    known = _known_flags()
+    models = []
+    for section in parser.sections():
+        if section in ("\x00top", "*"):
+            continue
+        entries = {**defaults, **dict(parser[section])}
+        unknown = sorted(
+            k for k in entries if not k.isupper() and k not in _PRESET_ONLY_KEYS and "--" + k not in known
+        )
+        if unknown:
+            raise ModelFormatError(f"[{section}]: unknown key(s) {', '.join(unknown)}")
+        words: list[str] = [f"{k}={v}" for k, v in entries.items() if k.isupper()]
+        words.append("llama-server")
+        for key, value in entries.items():
+            if key.isupper() or key in _PRESET_ONLY_KEYS:
+                continue
+            lowered = value.strip().lower()
+            if lowered in ("true", "on", "yes", "1") and _is_switch("--" + key):
+                words.append("--" + key)
+            elif lowered in ("false", "off", "no", "0") and _is_switch("--" + key):
+                negative = _negative_of("--" + key)
+                if negative:
+                    words.append(negative)
+            else:
+                words += ["--" + key, value.strip()]
+        try:
+            config = parse_command_line(shlex.join(words))
+        except CommandLineError as exc:
+            raise ModelFormatError(f"[{section}]: {exc}") from None
+        models.append(_checked({"name": section, **config}, f"[{section}]"))
+    if not models:
+        raise ModelFormatError("this presets file has no model sections")
+    return _unique(models)
+
+
+def _known_flags() -> frozenset[str]:
+    flags: set[str] = set()
+    for param in load_schema():
+        flags.update(param.flags, param.negative_flags, param.legacy_flags)
+    return frozenset(f for f in flags if f.startswith("--"))
+
+
+def _is_switch(flag: str) -> bool:
+    for param in load_schema():
+        if flag in param.flags or flag in param.negative_flags or flag in param.legacy_flags:
+            return param.kind in ("bool_pair", "switch")
+    return False
+
+
+def _negative_of(flag: str) -> str | None:
+    for param in load_schema():
+        if flag in param.flags and param.negative_flags:
+            return param.negative_flags[0]
+    return None
+
+
+def parse_command_lines(text: str) -> list[dict[str, Any]]:
+    """Models from pasted ``llama-server`` command lines (one per line; ``\\`` continues a line).
+
+    A model is named by its ``--alias``, else its model file's name, else ``imported``.
+
+    Raises:
+        ModelFormatError: Nothing to read, or a line that cannot be read.
+    """
+    joined = text.replace("\\\r\n", " ").replace("\\\n", " ")
+    models = []
+    for number, line in enumerate(joined.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            config = parse_command_line(line)
+        except CommandLineError as exc:
+            raise ModelFormatError(f"line {number}: {exc}") from None
+        name = config.pop("alias", None)
+        if isinstance(name, list):
+            name = name[0] if name else None
+        if not name:
+            path = config.get("model_path") or config.get("hf_repo")
+            name = Path(str(path)).stem if path else "imported"
+        models.append(_checked({"name": str(name), **config}, f"line {number}"))
+    if not models:
+        raise ModelFormatError("there is no llama-server command line to read")
+    return _unique(models)
+
+
+def parse_models_text(text: str) -> list[dict[str, Any]]:
+    """Models from a JSON file's, a presets INI's or command lines' text, whichever it is."""
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise ModelFormatError("the file is empty")
+    if stripped.startswith("{"):
+        return parse_models_json(stripped)
+    if stripped.startswith(("version", "[")) or "\n[" in stripped:
+        return parse_presets(stripped)
+    return parse_command_lines(stripped)
+
+
+def parse_models_file(path: str | Path) -> list[dict[str, Any]]:
+    """The models of a models file (JSON, presets INI or command lines).
+
+    Raises:
+        ModelFormatError: The file cannot be read, is not text, or holds no valid models.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{Path(path).name} is not a text file") from None
+    if "\x00" in text:
+        raise ModelFormatError(f"{Path(path).name} is not a text file")
+    return parse_models_text(text)
+
+
+def _unique(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = [m["name"] for m in models]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ModelFormatError(f"the name(s) {', '.join(repeated)} appear more than once")
+    return models
+
+
+# ------------------------------------------------------------------------------------------------
+# import: merging
+@dataclass(frozen=True)
+class ImportAction:
+    """What importing one model does.
+
+    Attributes:
+        action: ``add``, ``skip`` or ``overwrite``.
+        name: The name it gets in the library (``"x (2)"`` when both are kept).
+        model: The imported settings.
+        existing_id: The library model it replaces (``overwrite`` only).
+    """
+
+    action: str
+    name: str
+    model: dict[str, Any]
+    existing_id: int | None = None
+
+
+def plan_import(
+    incoming: Sequence[Mapping[str, Any]], existing: Sequence[Mapping[str, Any]], policy: str = "skip"
+) -> list[ImportAction]:
+    """What importing ``incoming`` into a library holding ``existing`` does, by ``policy``.
+
+    Raises:
+        ValueError: An unknown policy.
+    """
+    if policy not in MERGE_POLICIES:
+        raise ValueError(f"unknown merge policy {policy!r}; one of {', '.join(MERGE_POLICIES)}")
+    by_name = {str(m["name"]): m for m in existing}
+    taken = set(by_name) | {str(m["name"]) for m in incoming}
+    plan = []
+    for model in incoming:
+        name = str(model["name"])
+        if name not in by_name:
+            plan.append(ImportAction("add", name, dict(model)))
+        elif policy == "skip":
+            plan.append(ImportAction("skip", name, dict(model)))
+        elif policy == "overwrite":
+            plan.append(ImportAction("overwrite", name, dict(model), int(by_name[name]["id"])))
+        else:
+            number = 2
+            while f"{name} ({number})" in taken:
+                number += 1
+            new_name = f"{name} ({number})"
+            taken.add(new_name)
+            plan.append(ImportAction("add", new_name, {**model, "name": new_name}))
+    return plan
+
+
+def apply_import(store: ModelStore, plan: Sequence[ImportAction]) -> dict[str, int]:
+    """Carry out a plan; returns how many models were added, overwritten and skipped."""
+    counts = {"add": 0, "overwrite": 0, "skip": 0}
+    columns = _columns()
+    for item in plan:
+        counts[item.action] += 1
+        if item.action == "add":
+            store.save_model({"status": "stopped", **item.model})
+        elif item.action == "overwrite":
+            assert item.existing_id is not None
+            # Every column the file does not set goes back to unset: the model becomes the file's.
+            changes: dict[str, Any] = {c: None for c in columns}
+            changes["custom_params"] = None
+            changes.update(item.model)
+            store.update_model(item.existing_id, changes)
+    return counts
