@@ -394,6 +394,9 @@ class MainWindow(QMainWindow):
         self.open_data_action.triggered.connect(
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.data_dir)))
         )
+        self.transfer_action = QAction("&Export/Import…", self)
+        self.transfer_action.setToolTip("Back up or restore the database; export or import models")
+        self.transfer_action.triggered.connect(self.show_transfer)
         self.refresh_action = QAction("&Reload model library", self)
         # F5 only: the platform's Refresh keys include Ctrl+R on GNOME and KDE, which is Start here.
         self.refresh_action.setShortcut(QKeySequence("F5"))
@@ -425,6 +428,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.settings_action)
         file_menu.addAction(self.open_data_action)
+        file_menu.addAction(self.transfer_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -622,6 +626,32 @@ class MainWindow(QMainWindow):
         dialog.open()
         self.settings_dialog = dialog
         return dialog
+
+    def show_transfer(self) -> Any:
+        """Open the Export/Import dialog (non-blocking) and return it.
+
+        It works on ``store`` when that is the database layer (the application's case), else on
+        :mod:`llamadash.core.database`.
+        """
+        from llamadash.ui.transfer_dialog import TransferDialog
+
+        database: Any = self.store
+        if not hasattr(database, "export_database"):
+            from llamadash.core import database as database_mod
+
+            database = database_mod
+        dialog = TransferDialog(database, on_changed=self._after_transfer, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        self.transfer_dialog = dialog
+        return dialog
+
+    def _after_transfer(self) -> None:
+        """The database or the library was imported: show the new models everywhere."""
+        self.refresh_models()
+        refresh = getattr(self.library_widget, "refresh", None)
+        if callable(refresh):
+            refresh()
 
     # ------------------------------------------------------------------------------------------------
     # llama-server build, about

@@ -112,7 +112,8 @@ class TrayController(QObject):
         self.icon: QSystemTrayIcon | None = None
         self.menu = QMenu(window if isinstance(window, QWidget) else None)
         self.menu.setObjectName("trayMenu")
-        self.toggle_action = QAction("Hide llamadash", self.menu)
+        # Owned by the controller: QMenu.clear() deletes the actions the menu owns.
+        self.toggle_action = QAction("Hide llamadash", self)
         self.toggle_action.triggered.connect(self.toggle_window)
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.rebuild_menu()

@@ -1,0 +1,278 @@
+"""The Export/Import dialog on a real SQLite database (the test's own data directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from llamadash.core import database, model_export
+from llamadash.ui.main_window import MainWindow
+from llamadash.ui.transfer_dialog import TransferDialog
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "data" / "llama-dashboard.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    database.init_database(path)
+    yield path
+    database.close_database()
+
+
+def _add(name: str, **extra) -> int:
+    return database.save_model(
+        {"name": name, "type": "llama", "status": "stopped", "model_path": f"/models/{name}.gguf", **extra}
+    )
+
+
+@pytest.fixture
+def dialog(qtbot, db):
+    _add("alpha", ctx_size=4096, api_key="sk-secret")
+    _add("beta", gpu_layers=20)
+    changed: list[int] = []
+    dlg = TransferDialog(database, on_changed=lambda: changed.append(1))
+    dlg.changed_calls = changed
+    qtbot.addWidget(dlg)
+    dlg.show()
+    yield dlg
+    dlg.wait_for_export()
+
+
+def _export_db(qtbot, dlg: TransferDialog, target: Path) -> tuple[bool, str]:
+    dlg.export_db_path.set_path(target)
+    with qtbot.waitSignal(dlg.databaseExported, timeout=20_000) as blocker:
+        assert dlg.export_database()
+    return tuple(blocker.args)  # type: ignore[return-value]
+
+
+def test_export_database_reaches_100_percent_on_a_worker_thread(qtbot, dialog, tmp_path):
+    for index in range(3000):  # several backup steps' worth of pages would need far more; any will do
+        database.save_metrics({"cpu_usage": index % 100, "timestamp": 1_000_000 + index})
+    seen: list[int] = []
+    dialog.export_db_progress.valueChanged.connect(seen.append)
+    ok, text = _export_db(qtbot, dialog, tmp_path / "backup.db")
+    assert ok, text
+    assert dialog.export_db_progress.value() == 100
+    assert seen and seen[-1] == 100
+    assert "exported" in dialog.export_db_status.text()
+    assert dialog._export_thread is not None and dialog._export_thread.name == "llamadash-export"
+    info = database.inspect_database_file(tmp_path / "backup.db")
+    assert info["model_count"] == 2
+    assert info["metrics_rows"] >= 3000
+
+
+def test_export_database_never_overwrites_silently(qtbot, dialog, tmp_path):
+    target = tmp_path / "taken.db"
+    target.write_bytes(b"precious")
+    ok, text = _export_db(qtbot, dialog, target)
+    assert not ok
+    assert "already exists" in text
+    assert "Error" in dialog.export_db_status.text()
+    assert target.read_bytes() == b"precious"
+    dialog.export_db_overwrite.setChecked(True)
+    ok, text = _export_db(qtbot, dialog, target)
+    assert ok, text
+    assert target.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_import_database_shows_the_contents_before_replacing(qtbot, dialog, db, tmp_path):
+    source = tmp_path / "other.db"
+    ok, _ = _export_db(qtbot, dialog, source)
+    assert ok
+    database.save_model({"name": "gamma", "type": "llama", "status": "stopped"})  # only in the current db
+    dialog.tabs.setCurrentIndex(1)
+    dialog.import_db_path.set_path(source)
+    before = db.read_bytes()
+    info = dialog.inspect_database()
+    assert info is not None and info["model_count"] == 2
+    summary = dialog.import_db_summary.text()
+    for expected in ("alpha", "beta", "Metrics rows", "Database version", "Date"):
+        assert expected in summary
+    assert dialog.replace_button.isEnabled()
+    assert "gamma" in {m["name"] for m in database.get_models()}  # nothing changed yet
+    assert db.read_bytes() == before
+    assert not dialog.changed_calls
+
+    assert dialog.replace_database()
+    assert {m["name"] for m in database.get_models()} == {"alpha", "beta"}
+    assert "previous one is kept" in dialog.import_db_status.text()
+    backups = list(db.parent.glob("llama-dashboard.db.bak-*"))
+    assert backups
+    assert dialog.changed_calls == [1]
+    assert not dialog.replace_button.isEnabled()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        os.urandom(4096),
+        b"SQLite format 3\x00" + b"\x00" * 50,  # truncated
+        "other-app",
+    ],
+    ids=["empty", "random", "truncated", "other-sqlite"],
+)
+def test_a_bad_database_file_shows_an_error_and_changes_nothing(dialog, db, tmp_path, content):
+    bad = tmp_path / "bad.db"
+    if content == "other-app":
+        with sqlite3.connect(bad) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.close()
+    else:
+        bad.write_bytes(content)
+    database.release_connection()
+    before = db.read_bytes()
+    dialog.import_db_path.set_path(bad)
+    assert dialog.inspect_database() is None
+    assert dialog.import_db_status.text().startswith("Error:")
+    assert not dialog.replace_button.isEnabled()
+    assert not dialog.replace_database()  # refused without a good inspection
+    database.release_connection()
+    assert db.read_bytes() == before
+    assert {m["name"] for m in database.get_models()} == {"alpha", "beta"}
+
+
+def test_export_models_in_each_format(dialog, tmp_path):
+    dialog.tabs.setCurrentIndex(2)
+    assert sorted(dialog.checked_names()) == ["alpha", "beta"]
+    dialog.set_checked(["alpha"])
+
+    dialog.set_format("json")
+    dialog.export_models_path.set_path(tmp_path / "m.json")
+    assert dialog.export_models()
+    document = json.loads((tmp_path / "m.json").read_text())
+    assert document["format"] == "llamadash-models"
+    assert [m["name"] for m in document["models"]] == ["alpha"]
+    assert document["models"][0]["ctx_size"] == 4096
+    assert "api_key" not in document["models"][0]
+    assert not document["secrets_included"]
+
+    dialog.secrets_check.setChecked(True)
+    dialog.export_models_path.set_path(tmp_path / "secret.json")
+    assert dialog.export_models()
+    assert json.loads((tmp_path / "secret.json").read_text())["models"][0]["api_key"] == ["sk-secret"]
+
+    dialog.set_checked(["alpha", "beta"])
+    dialog.set_format("sh")
+    dialog.export_models_path.set_path(tmp_path / "m.sh")
+    dialog.secrets_check.setChecked(False)
+    assert dialog.export_models()
+    script = (tmp_path / "m.sh").read_text()
+    assert script.startswith("#!/bin/sh")
+    assert "# alpha" in script and "# beta" in script
+    assert "--ctx-size 4096" in script and "sk-secret" not in script
+
+    dialog.set_format("ini")
+    assert not dialog.secrets_check.isEnabled()
+    dialog.export_models_path.set_path(tmp_path / "models.ini")
+    assert dialog.export_models()
+    ini = (tmp_path / "models.ini").read_text()
+    assert ini.startswith("version = 1")
+    assert "[alpha]" in ini and "[beta]" in ini and "ctx-size = 4096" in ini
+    assert model_export.parse_models_text(ini)[0]["name"] == "alpha"
+
+    # an existing file is kept unless replacing is ticked
+    assert not dialog.export_models()
+    assert "already exists" in dialog.export_models_status.text()
+    assert (tmp_path / "models.ini").read_text() == ini
+
+
+def test_export_models_needs_a_ticked_model(dialog, tmp_path):
+    dialog.set_checked([])
+    dialog.export_models_path.set_path(tmp_path / "none.json")
+    assert not dialog.export_models()
+    assert not (tmp_path / "none.json").exists()
+
+
+def _incoming_file(tmp_path: Path) -> Path:
+    path = tmp_path / "incoming.json"
+    models = [
+        {"name": "alpha", "type": "llama", "model_path": "/new/alpha.gguf", "ctx_size": 8192},
+        {"name": "delta", "type": "llama", "model_path": "/new/delta.gguf"},
+    ]
+    path.write_text(model_export.export_json(models))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("policy", "names", "alpha_ctx"),
+    [
+        ("skip", {"alpha", "beta", "delta"}, 4096),
+        ("overwrite", {"alpha", "beta", "delta"}, 8192),
+        ("keep_both", {"alpha", "alpha (2)", "beta", "delta"}, 4096),
+    ],
+)
+def test_import_models_with_each_merge_policy(dialog, tmp_path, policy, names, alpha_ctx):
+    dialog.tabs.setCurrentIndex(3)
+    dialog.import_models_path.set_path(_incoming_file(tmp_path))
+    assert dialog.read_models_file()
+    dialog.set_policy(policy)
+    actions = {(row.action, row.name) for row in dialog.plan}
+    assert dialog.preview.rowCount() == 2
+    assert {m["name"] for m in database.get_models()} == {"alpha", "beta"}  # a preview changes nothing
+    expected_alpha = {"skip": ("skip", "alpha"), "overwrite": ("overwrite", "alpha"), "keep_both": ("add", "alpha (2)")}
+    assert actions == {expected_alpha[policy], ("add", "delta")}
+    shown = {dialog.preview.item(r, 1).text() for r in range(2)}
+    assert expected_alpha[policy][1] in shown and "delta" in shown
+
+    counts = dialog.apply_models()
+    assert counts is not None
+    assert {m["name"] for m in database.get_models()} == names
+    assert database.get_model_by_name("alpha")["ctx_size"] == alpha_ctx
+    assert dialog.changed_calls == [1]
+    assert sorted(dialog.checked_names()) == sorted(names)  # the export list follows
+
+
+def test_import_pasted_command_lines(dialog):
+    dialog.paste_edit.setPlainText("llama-server -m /m/zeta.gguf --ctx-size 2048 --alias zeta\n")
+    assert dialog.read_pasted()
+    assert [(p.action, p.name) for p in dialog.plan] == [("add", "zeta")]
+    assert dialog.apply_models() == {"add": 1, "overwrite": 0, "skip": 0}
+    assert database.get_model_by_name("zeta")["ctx_size"] == 2048
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        '{"format": "something-else", "models": []}',
+        '{"format": "llamadash-models", "version": 99, "models": []}',
+        "version = 1\n[*]\n[x]\nno-such-flag = 3\n",
+    ],
+    ids=["empty", "other-json", "newer-version", "unknown-ini-key"],
+)
+def test_a_bad_models_file_shows_an_error_and_changes_nothing(dialog, db, tmp_path, text):
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text)
+    database.release_connection()
+    before = db.read_bytes()
+    dialog.import_models_path.set_path(bad)
+    assert not dialog.read_models_file()
+    assert dialog.import_models_status.text().startswith("Error:")
+    assert "Nothing was changed" in dialog.import_models_status.text()
+    assert not dialog.apply_button.isEnabled()
+    assert dialog.apply_models() is None
+    database.release_connection()
+    assert db.read_bytes() == before
+
+
+def test_the_window_opens_the_dialog_and_refreshes_after_an_import(qtbot, db, tmp_path):
+    window = MainWindow(store=database, db_path=db, load_models=database.get_models, restore_layout=False)
+    qtbot.addWidget(window)
+    file_menu = window.menuBar().actions()[0].menu()
+    assert window.transfer_action in file_menu.actions()
+    window.transfer_action.trigger()
+    dlg = window.transfer_dialog
+    assert isinstance(dlg, TransferDialog) and dlg.isVisible()
+    assert window.instances_model.rowCount() == 0
+    dlg.paste_edit.setPlainText("llama-server -m /m/one.gguf --alias one")
+    assert dlg.read_pasted()
+    dlg.apply_models()
+    assert window.instances_model.rowCount() == 1
+    dlg.close()
+    QApplication.processEvents()

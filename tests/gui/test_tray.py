@@ -1,0 +1,359 @@
+"""The tray: :class:`TrayController` offscreen (fallback and forced-available), and a real tray host.
+
+The real test starts ``Xvfb`` and the ``trayer`` tray host (Debian packages ``xvfb`` and ``trayer``)
+and runs llamadash's tray in a subprocess on the xcb platform; without a tray host the fallback must
+be used. The tools missing is a failure, not a skip: ``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMainWindow
+
+from llamadash.ui.tray import ThresholdAlarm, TrayController, overall_state
+
+INSTALL_HINT = "apt-get install xvfb trayer"
+
+
+class FakeInstance:
+    def __init__(self, name: str, state: str) -> None:
+        self.name = name
+        self.state = state
+
+
+class FakeManager(QObject):
+    stateChanged = Signal(str, str, str)
+    eventOccurred = Signal(str, str, int)
+    figuresChanged = Signal(str, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._instances: dict[str, FakeInstance] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def set(self, name: str, state: str) -> None:
+        self._instances[name] = FakeInstance(name, state)
+
+    def instances(self) -> list[FakeInstance]:
+        return list(self._instances.values())
+
+    def instance(self, name: str) -> FakeInstance | None:
+        return self._instances.get(name)
+
+    def start(self, name: str) -> None:
+        self.calls.append(("start", name))
+
+    def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+
+
+class FakeWindow(QMainWindow):
+    def __init__(self, manager: FakeManager | None = None) -> None:
+        super().__init__()
+        from PySide6.QtGui import QAction
+
+        self.settings = SimpleNamespace(
+            notifications=True, gpu_temp_alert_c=85.0, vram_alert_percent=95.0, ram_alert_percent=90.0
+        )
+        self.manager = manager
+        self.calls: list[str] = []
+        self.stop_all_action = QAction("Stop all", self)
+        self.stop_all_action.triggered.connect(lambda: self.calls.append("stop_all"))
+        self.quit_action = QAction("Quit", self)
+        self.quit_action.triggered.connect(lambda: self.calls.append("quit"))
+
+    def show_from_tray(self) -> None:
+        self.calls.append("show")
+        self.showNormal()
+
+
+@pytest.fixture
+def parts(qtbot, tmp_path):
+    manager = FakeManager()
+    window = FakeWindow(manager)
+    qtbot.addWidget(window)
+    names = ["alpha", "beta"]
+    tray = TrayController(window, model_names=lambda: names, logs_dir=lambda: tmp_path, available=False)
+    tray.set_manager(manager)
+    notes: list[tuple[str, str]] = []
+    tray.notified.connect(lambda title, text: notes.append((title, text)))
+    return SimpleNamespace(manager=manager, window=window, tray=tray, notes=notes)
+
+
+def test_overall_state_is_the_most_urgent():
+    assert overall_state([]) == "idle"
+    assert overall_state(["stopped"]) == "idle"
+    assert overall_state(["running", "stopped"]) == "running"
+    assert overall_state(["running", "loading"]) == "loading"
+    assert overall_state(["loading", "error", "running"]) == "error"
+
+
+def test_the_fallback_makes_no_icon_and_says_so(parts):
+    assert parts.tray.available is False
+    assert parts.tray.icon is None
+    assert "no system tray" in parts.tray.fallback_message
+    parts.tray.notify("llamadash", "hello")
+    assert parts.notes == [("llamadash", "hello")]
+    assert "hello" in parts.window.statusBar().currentMessage()  # where a balloon cannot go
+
+
+def test_the_state_follows_the_instances(parts):
+    manager, tray = parts.manager, parts.tray
+    assert tray.state == "idle"
+    manager.set("alpha", "running")
+    manager.stateChanged.emit("alpha", "running", "")
+    assert tray.state == "running"
+    manager.set("beta", "loading")
+    manager.stateChanged.emit("beta", "loading", "")
+    assert tray.state == "loading"
+    manager.set("alpha", "error")
+    manager.stateChanged.emit("alpha", "error", "exit 1")
+    assert tray.state == "error"
+    manager.set("alpha", "stopped")
+    manager.set("beta", "stopped")
+    manager.stateChanged.emit("beta", "stopped", "")
+    assert tray.state == "idle"
+
+
+def test_the_tooltip_has_the_figures_and_the_running_models(parts):
+    manager, tray = parts.manager, parts.tray
+    assert "no model running" in tray.tooltip_text()
+    manager.set("alpha", "running")
+    manager.set("beta", "loading")
+    manager.figuresChanged.emit("alpha", SimpleNamespace(generation_tokens_per_s=42.25))
+    tray.on_sample(
+        {"cpu_usage": 12.4, "memory_usage": 55.0, "gpu_usage": 80.0, "gpu_temperature": 66.0,
+         "gpu_memory_used": 4096.0, "gpu_memory_total": 8192.0}
+    )
+    text = tray.tooltip_text()
+    assert "CPU 12%" in text and "RAM 55%" in text
+    assert "GPU 80% 66°C" in text and "VRAM 4.0/8 GB" in text
+    assert "alpha: 42.2 tok/s" in text or "alpha: 42.3 tok/s" in text
+    assert "beta: loading" in text
+
+
+def test_the_menu_actions_call_the_window_and_the_manager(parts):
+    manager, window, tray = parts.manager, parts.window, parts.tray
+    manager.set("alpha", "running")
+    tray.rebuild_menu()
+    texts = [a.text() for a in tray.menu.actions() if a.text()]
+    assert texts[0] in ("Show llamadash", "Hide llamadash")
+    assert "Stop alpha" in texts and "Start beta" in texts
+    assert "Stop all" in texts and "Open logs folder" in texts and texts[-1] == "Quit"
+    tray.model_actions["alpha"].trigger()
+    tray.model_actions["beta"].trigger()
+    assert manager.calls == [("stop", "alpha"), ("start", "beta")]
+    window.stop_all_action.trigger()
+    window.quit_action.trigger()
+    assert window.calls == ["stop_all", "quit"]
+    window.show()
+    tray.toggle_window()
+    assert not window.isVisible()
+    assert tray.toggle_action.text() == "Show llamadash"
+    tray.toggle_window()
+    assert window.calls[-1] == "show" and window.isVisible()
+    assert tray.toggle_action.text() == "Hide llamadash"
+
+
+def test_notifications_on_ready_crash_and_crash_loop(parts):
+    manager, notes = parts.manager, parts.notes
+    manager.eventOccurred.emit("alpha", "ready", 0)
+    manager.eventOccurred.emit("alpha", "crashed", 0)
+    manager.eventOccurred.emit("alpha", "stopped", 0)  # not notified
+    manager.set("alpha", "error")
+    manager.stateChanged.emit("alpha", "error", "crash loop: 5 crashes in 60 s")
+    assert [text for _title, text in notes[:2]] == ["alpha is ready", "alpha crashed"]
+    assert len(notes) == 3 and "keeps crashing" in notes[2][0]
+    parts.window.settings.notifications = False
+    manager.eventOccurred.emit("alpha", "ready", 0)
+    assert len(notes) == 3
+
+
+def test_threshold_notifications_have_hysteresis(parts):
+    tray, notes = parts.tray, parts.notes
+    for value in (80, 86, 90, 84, 86, 81, 79, 85):
+        tray.on_sample({"gpu_temperature": float(value)})
+    alerts = [text for title, text in notes if "threshold" in title]
+    # 86 alarms; 90, 84 and 86 stay quiet (not 5 below); 79 re-arms; 85 alarms again
+    assert len(alerts) == 2
+    assert "86 °C" in alerts[0] and "85 °C" in alerts[1]
+    tray.on_sample({"gpu_memory_used": 7900.0, "gpu_memory_total": 8000.0, "memory_usage": 95.0})
+    alerts = [text for title, text in notes if "threshold" in title]
+    assert any("GPU memory is 99% full" in a for a in alerts)
+    assert any("System memory is 95% full" in a for a in alerts)
+
+
+def test_threshold_alarm_ignores_missing_readings():
+    alarm = ThresholdAlarm(10, hysteresis=2)
+    assert not alarm.update(None)
+    assert alarm.update(10)
+    assert not alarm.update(None) and alarm.raised
+    assert not alarm.update(8.5)
+    assert not alarm.update(12)
+    assert not alarm.update(7.9)
+    assert alarm.update(11)
+
+
+@pytest.mark.qt_log_ignore("systemTrayWindowChanged")  # offscreen has no tray window to follow
+def test_a_forced_available_tray_shows_an_icon_with_the_tooltip(qtbot, tmp_path):
+    manager = FakeManager()
+    window = FakeWindow(manager)
+    qtbot.addWidget(window)
+    tray = TrayController(window, model_names=list, logs_dir=lambda: tmp_path, available=True)
+    tray.set_manager(manager)
+    assert tray.icon is not None and tray.icon.contextMenu() is tray.menu
+    manager.set("alpha", "running")
+    manager.stateChanged.emit("alpha", "running", "")
+    assert "alpha" in tray.icon.toolTip()
+    shown: list[tuple[str, str]] = []
+    tray.icon.showMessage = lambda title, text, *a: shown.append((title, text))  # type: ignore[method-assign]
+    tray.notify("t", "m")
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    if QSystemTrayIcon.supportsMessages():
+        assert shown == [("t", "m")]
+    else:
+        assert "m" in window.statusBar().currentMessage()
+
+
+# ------------------------------------------------------------------------------------------------
+# the real thing: Xvfb and the trayer tray host, the tray in a subprocess on xcb
+
+_SCRIPT = r"""
+import json, sys
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+app = QApplication(sys.argv)
+sys.path.insert(0, sys.argv[1])
+from test_tray import FakeManager, FakeWindow
+from llamadash.ui.tray import TrayController
+from PySide6.QtCore import QTimer
+deadline = __import__("time").monotonic() + 10
+while not QSystemTrayIcon.isSystemTrayAvailable() and __import__("time").monotonic() < deadline and sys.argv[2] == "wait":
+    app.processEvents(); __import__("time").sleep(0.1)
+manager = FakeManager(); window = FakeWindow(manager); window.show()
+tray = TrayController(window, model_names=lambda: ["alpha"], logs_dir=lambda: sys.argv[1])
+tray.set_manager(manager)
+manager.set("alpha", "running"); manager.stateChanged.emit("alpha", "running", "")
+for _ in range(20): app.processEvents()
+result = {"available": QSystemTrayIcon.isSystemTrayAvailable(), "controller_available": tray.available,
+          "icon": tray.icon is not None, "visible": bool(tray.icon and tray.icon.isVisible()),
+          "tooltip": tray.icon.toolTip() if tray.icon else None}
+menu = tray.icon.contextMenu() if tray.icon else tray.menu
+menu.aboutToShow.emit()
+acts = {a.text(): a for a in menu.actions() if a.text()}
+result["menu"] = sorted(acts)
+acts["Stop alpha"].trigger(); acts["Stop all"].trigger(); acts["Hide llamadash"].trigger()
+result["hidden"] = not window.isVisible()
+acts["Quit"].trigger()
+result["manager_calls"] = manager.calls; result["window_calls"] = window.calls
+print("RESULT " + json.dumps(result))
+"""
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not installed: {INSTALL_HINT}")
+    return path
+
+
+def _free_display() -> int:
+    for number in range(90, 200):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            return number
+    pytest.fail("no free X display number")
+
+
+def _start_xvfb() -> tuple[subprocess.Popen, str]:
+    xvfb = _require("Xvfb")
+    number = _free_display()
+    proc = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"Xvfb :{number} did not start")
+        time.sleep(0.05)
+    return proc, f":{number}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tray_display():
+    """An Xvfb display with the trayer tray host; yields the DISPLAY value."""
+    trayer = _require("trayer")
+    xvfb, display = _start_xvfb()
+    env = {**os.environ, "DISPLAY": display}
+    host = subprocess.Popen(
+        [trayer, "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200", "--height", "32"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    if host.poll() is not None:
+        _stop(xvfb)
+        pytest.fail(f"trayer exited at once ({host.returncode})")
+    yield display
+    _stop(host)
+    _stop(xvfb)
+
+
+@pytest.fixture(scope="module")
+def bare_display():
+    """An Xvfb display without a tray host."""
+    xvfb, display = _start_xvfb()
+    yield display
+    _stop(xvfb)
+
+
+def _run_tray(display: str, wait: bool) -> dict:
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(Path(__file__).parent), "wait" if wait else "nowait"],
+        check=False, env=env, capture_output=True, text=True, timeout=60,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_a_real_tray_host_shows_the_icon_and_its_menu_works(tray_display):
+    result = _run_tray(tray_display, wait=True)
+    assert result["available"] is True
+    assert result["controller_available"] is True
+    assert result["icon"] and result["visible"]
+    assert "alpha" in result["tooltip"]
+    assert {"Stop alpha", "Stop all", "Open logs folder", "Quit", "Hide llamadash"} <= set(result["menu"])
+    assert result["manager_calls"] == [["stop", "alpha"]]
+    assert result["window_calls"] == ["stop_all", "quit"]
+    assert result["hidden"] is True
+
+
+def test_without_a_tray_host_the_fallback_is_used(bare_display):
+    result = _run_tray(bare_display, wait=False)
+    assert result["available"] is False
+    assert result["controller_available"] is False
+    assert result["icon"] is False
+    assert result["manager_calls"] == [["stop", "alpha"]]
+    assert result["window_calls"] == ["stop_all", "quit"]
