@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from llamadash import __version__
 from llamadash.core import database as db
-from llamadash.core import paths
+from llamadash.core import model_export, paths
 from llamadash.core.gguf_info import model_type
 from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
 from llamadash.core.params import (
@@ -32,6 +32,7 @@ from llamadash.core.params import (
     validate_config,
 )
 
+EXPORT_FORMATS = ("json", "sh", "ini")
 META_KEYS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 MASK = "***"
 
@@ -92,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = m_sub.add_parser("command", help="print the exact llama-server command for a model")
     p.add_argument("name")
     p.add_argument("--show-secrets", action="store_true", help="print API keys and tokens in clear")
+
+    p = m_sub.add_parser("export", help="write models to FILE: llamadash JSON, a shell script or router presets")
+    p.add_argument("file")
+    p.add_argument("names", metavar="NAME", nargs="*", help="the models to export (default: all)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, help="default: from FILE's extension, else json")
+    p.add_argument("--include-secrets", action="store_true", help="put API keys and tokens in the file")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p = m_sub.add_parser("import", help="add models from a llamadash JSON file, a presets INI or command lines")
+    p.add_argument("file")
+    p.add_argument("--on-conflict", choices=("skip", "overwrite", "keep-both"), default="skip",
+                   help="what to do with a name already in the library (default: skip)")
 
     p = sub.add_parser("llama-server", help="show or set the llama-server binary")
     p.add_argument("--path", metavar="BIN", help="use BIN from now on")
@@ -357,7 +369,43 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         argv, env = build_command(_params_of(model) | {"custom_params": model.get("custom_params")}, caps)
         print(format_command(argv, env, mask_secrets=not args.show_secrets), file=out)
         return 0
+    if action == "export":
+        return _export_models(args, out)
+    if action == "import":
+        incoming = model_export.parse_models_file(Path(args.file).expanduser())
+        plan = model_export.plan_import(incoming, db.get_models(), args.on_conflict.replace("-", "_"))
+        counts = model_export.apply_import(db, plan)
+        print(f"imported {args.file}: {counts['add']} added, {counts['overwrite']} overwritten, "
+              f"{counts['skip']} skipped", file=out)
+        for item in plan:
+            print(f"  {item.action:<9} {item.name}", file=out)
+        return 0
     raise AssertionError(action)
+
+
+def _export_models(args: argparse.Namespace, out: TextIO) -> int:
+    target = Path(args.file).expanduser()
+    fmt = args.format or {".sh": "sh", ".ini": "ini"}.get(target.suffix.lower(), "json")
+    if fmt == "ini" and args.include_secrets:
+        raise CliError("a presets INI never holds secrets (llama-server's router passes no keys to its models)")
+    models = [_get_model(name) for name in args.names] if args.names else db.get_models()
+    if not models:
+        raise CliError("the library is empty: nothing to export")
+    if target.exists() and not args.force:
+        raise CliError(f"{target} exists; add --force to overwrite it")
+    if fmt == "json":
+        text = model_export.export_json(models, include_secrets=args.include_secrets)
+    elif fmt == "sh":
+        text = model_export.export_shell(models, include_secrets=args.include_secrets)
+    else:
+        text = model_export.export_presets(models)
+    target.write_text(text, encoding="utf-8")
+    if fmt == "sh":
+        target.chmod(0o700 if args.include_secrets else 0o755)
+    elif args.include_secrets:
+        target.chmod(0o600)  # it holds API keys
+    print(f"exported {len(models)} model(s) to {target} ({fmt})", file=out)
+    return 0
 
 
 def cmd_llama_server(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> int:
@@ -553,6 +601,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------------------------
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CliError,
+    model_export.ModelFormatError,
     db.DatabaseError,
     ParamValueError,
     CommandError,

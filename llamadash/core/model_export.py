@@ -37,6 +37,7 @@ from llamadash.core.params import (
     normalize_config,
     parse_command_line,
 )
+from llamadash.core.params.capabilities import LOAD_MODE_FLAGS
 from llamadash.core.params.command import looks_like_flag
 
 __all__ = [
@@ -202,10 +203,16 @@ def _checked(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     model_type = raw.get("type") or _DEFAULT_TYPE
     if not isinstance(model_type, str):
         raise ModelFormatError(f"{where} ({name}): type must be text")
+    settings = {k: v for k, v in raw.items() if k not in ("name", "type")}
     try:
-        values = normalize_config({k: v for k, v in raw.items() if k not in ("name", "type")})
+        normalize_config(settings)  # refuses what no llama-server command line could hold
     except CommandError as exc:
         raise ModelFormatError(f"{where} ({name}): {exc}") from None
+    # Keep every value the file sets, a default-valued one too: the import is the exported model.
+    schema = load_schema()
+    values = {k: schema[k].coerce(v) for k, v in settings.items() if k in schema and v is not None}
+    if settings.get("custom_params"):
+        values["custom_params"] = settings["custom_params"]
     return {"name": name.strip(), "type": model_type, **values}
 
 
@@ -295,7 +302,8 @@ def parse_presets(text: str) -> list[dict[str, Any]]:
 
 
 def _known_flags() -> frozenset[str]:
-    flags: set[str] = set()
+    # --load-mode is what mmap/mlock become on current builds (export_presets writes it)
+    flags: set[str] = set(LOAD_MODE_FLAGS)
     for param in load_schema():
         flags.update(param.flags, param.negative_flags, param.legacy_flags)
     return frozenset(f for f in flags if f.startswith("--"))
