@@ -301,11 +301,21 @@ class TransferDialog(QDialog):
         self.replace_button = QPushButton("Replace the current database")
         self.replace_button.setEnabled(False)
         self.replace_button.clicked.connect(self.replace_database)
+        # Merge: only the file's models come in, by name, the rest of the current database stays.
+        self.merge_policy = QComboBox()
+        for label, policy in (("skip them", "skip"), ("overwrite them", "overwrite"), ("keep both", "keep_both")):
+            self.merge_policy.addItem(label, policy)
+        self.merge_button = QPushButton("Merge its models")
+        self.merge_button.setEnabled(False)
+        self.merge_button.clicked.connect(self.merge_models)
         self.import_db_status = _status_label()
         row = QHBoxLayout()
         row.addWidget(self.import_db_path, 1)
         row.addWidget(self.inspect_button)
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Names already in the library:"))
+        buttons.addWidget(self.merge_policy)
+        buttons.addWidget(self.merge_button)
         buttons.addStretch(1)
         buttons.addWidget(self.replace_button)
         layout = QVBoxLayout(page)
@@ -323,6 +333,7 @@ class TransferDialog(QDialog):
     def _forget_inspection(self) -> None:
         self._inspected = None
         self.replace_button.setEnabled(False)
+        self.merge_button.setEnabled(False)
 
     def inspect_database(self) -> dict[str, Any] | None:
         """Show what the chosen file holds (changes nothing); ``None`` when it cannot be imported."""
@@ -339,8 +350,9 @@ class TransferDialog(QDialog):
             return None
         self._inspected = info
         self.import_db_summary.setText(self.describe(info, path))
-        _show(self.import_db_status, "Nothing has changed yet. Press Replace to import this file.")
+        _show(self.import_db_status, "Nothing has changed yet. Replace the database, or merge its models.")
         self.replace_button.setEnabled(True)
+        self.merge_button.setEnabled(True)
         return info
 
     @staticmethod
@@ -383,6 +395,47 @@ class TransferDialog(QDialog):
         _show(self.import_db_status, f"The database was replaced. The previous one is kept as {backup}")
         self._library_changed()
         return True
+
+    def merge_models(self) -> dict[str, int] | None:
+        """Bring the inspected file's models into the current database, by name, after a backup.
+
+        Returns the counts added/overwritten/skipped, or ``None`` when nothing changed (the
+        message says why). Metrics and settings of the current database stay as they are.
+        """
+        path = self.import_db_path.path()
+        if self._inspected is None or path is None:
+            _show(self.import_db_status, "show the file's contents first", error=True)
+            return None
+        try:
+            incoming = [
+                {k: v for k, v in m.items() if k not in ("id", "status", "created_at", "updated_at")}
+                for m in self.database.read_database_models(path)
+            ]
+            plan = model_export.plan_import(incoming, self.database.get_models(), self.merge_policy.currentData())
+            db_path = Path(self.database.get_database_path())
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            backup = self.database.export_database(db_path.with_name(f"{db_path.name}.bak-merge-{stamp}"))
+        except Exception as exc:  # noqa: BLE001 - said in words; nothing was written yet
+            _show(self.import_db_status, f"{exc}\nThe current database has not changed.", error=True)
+            return None
+        try:
+            counts = model_export.apply_import(self.database, plan)
+        except Exception as exc:  # noqa: BLE001 - roll back to the backup taken just before
+            try:
+                self.database.import_database(backup)
+            except Exception as restore_exc:  # noqa: BLE001
+                _show(self.import_db_status, f"{exc}\nRestoring {backup} failed too: {restore_exc}", error=True)
+                return None
+            _show(self.import_db_status, f"{exc}\nThe merge was undone from the backup {backup}.", error=True)
+            self._library_changed()
+            return None
+        _show(
+            self.import_db_status,
+            f"Merged: {counts['add']} added, {counts['overwrite']} overwritten, {counts['skip']} skipped. "
+            f"The database before the merge is kept as {backup}",
+        )
+        self._library_changed()
+        return counts
 
     # ------------------------------------------------------------------------------------------------
     # export models

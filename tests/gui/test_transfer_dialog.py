@@ -108,6 +108,49 @@ def test_import_database_shows_the_contents_before_replacing(qtbot, dialog, db, 
 
 
 @pytest.mark.parametrize(
+    ("policy", "names", "alpha_ctx"),
+    [
+        ("skip", {"alpha", "beta", "gamma"}, 4096),
+        ("overwrite", {"alpha", "beta", "gamma"}, 8192),
+        ("keep_both", {"alpha", "beta", "gamma", "alpha (2)", "beta (2)"}, 4096),
+    ],
+)
+def test_merge_the_models_of_a_database_file(qtbot, dialog, db, tmp_path, policy, names, alpha_ctx):
+    # the file: alpha and beta as they are now, then alpha changed; the library gets gamma meanwhile
+    source = tmp_path / "other.db"
+    database.update_model(database.get_model_by_name("alpha")["id"], {"ctx_size": 8192})
+    assert _export_db(qtbot, dialog, source)[0]
+    database.update_model(database.get_model_by_name("alpha")["id"], {"ctx_size": 4096})
+    _add("gamma")
+    database.save_metrics({"cpu_usage": 12.0})
+    dialog.tabs.setCurrentIndex(1)
+    dialog.import_db_path.set_path(source)
+    assert dialog.inspect_database() is not None and dialog.merge_button.isEnabled()
+    dialog.merge_policy.setCurrentIndex(dialog.merge_policy.findData(policy))
+    counts = dialog.merge_models()
+    assert counts is not None
+    assert {m["name"] for m in database.get_models()} == names
+    assert database.get_model_by_name("alpha")["ctx_size"] == alpha_ctx
+    assert database.get_metrics_history(60)[-1]["cpu_usage"] == 12.0  # the rest of the database stays
+    assert list(db.parent.glob("llama-dashboard.db.bak-merge-*"))  # a backup came first
+    assert dialog.changed_calls == [1]
+
+
+def test_merge_from_a_bad_file_changes_nothing(qtbot, dialog, db, tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\x01" * 64)
+    dialog.tabs.setCurrentIndex(1)
+    dialog.import_db_path.set_path(bad)
+    assert dialog.inspect_database() is None
+    assert not dialog.merge_button.isEnabled()
+    dialog._inspected = {"forced": True}  # even if the button were pressed, the file is checked again
+    before = db.read_bytes()
+    assert dialog.merge_models() is None
+    assert "has not changed" in dialog.import_db_status.text()
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
     "content",
     [
         b"",

@@ -35,7 +35,12 @@ from llamadash.core.db.errors import (
     SchemaVersionError,
 )
 from llamadash.core.db.models import MODEL_STATUSES, SCHEMA_VERSION
-from llamadash.core.db.transfer import export_database, import_database, inspect_database_file
+from llamadash.core.db.transfer import (
+    export_database,
+    import_database,
+    inspect_database_file,
+    read_database_models,
+)
 
 __all__ = [
     "METRICS_RETENTION_MINUTES",
@@ -64,6 +69,7 @@ __all__ = [
     "init_database",
     "inspect_database_file",
     "is_open",
+    "read_database_models",
     "release_connection",
     "save_metrics",
     "save_model",

@@ -26,6 +26,7 @@ from typing import Any
 from llamadash.core.db import api
 from llamadash.core.db.errors import DatabaseError, DatabaseFileError
 from llamadash.core.db.migrations import probe_file, readonly_uri, upgrade_schema
+from llamadash.core.db.models import ModelConfig
 
 #: Pages copied per backup step (4 MiB at the default 4 KiB page); progress is reported per step.
 EXPORT_PAGES_PER_STEP = 1024
@@ -219,6 +220,32 @@ def import_database(path: str | os.PathLike[str]) -> Path:
             return _swap_in(staging, db_path, retention, record_start)
         finally:
             _remove_quietly(staging, *_companions(staging))
+
+
+def read_database_models(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The models a database file holds, as :func:`get_models` gives them; changes nothing.
+
+    For "merge models" imports: the file is validated like an import and read through an upgraded
+    temporary copy, so a seed-format or older llamadash file gives current model dicts.
+
+    Raises:
+        DatabaseFileError: the file cannot be imported (the message says why).
+        SchemaVersionError: the file was written by a newer llamadash.
+    """
+    source = Path(path).expanduser().absolute()
+    probe_file(source, for_import=True, check_integrity=True)
+    with tempfile.TemporaryDirectory(prefix="llamadash-read-") as folder:
+        staging = Path(folder) / "models.db"
+        try:
+            _stage(source, staging)
+            staged = api.make_database(staging)
+            try:
+                with staged.bind_ctx([ModelConfig]):
+                    return api._model_dicts(ModelConfig.select().order_by(ModelConfig.created_at, ModelConfig.id))
+            finally:
+                staged.close_all()
+        except sqlite3.Error as exc:
+            raise DatabaseFileError(f"{source} could not be read: {exc}") from exc
 
 
 def _swap_in(staging: Path, db_path: Path, retention: int, record_start: bool) -> Path:
