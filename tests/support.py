@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +133,20 @@ def help_capabilities(build: str):
 
     text = (DATA / f"llama-server-help-{build}.txt").read_text(encoding="utf-8")
     return parse_help(text, label=f"llama-server {build}")
+
+
+def tiny_model_record(model_path: Path, name: str = "tiny", **settings) -> dict:
+    """A ``models`` row for the tiny GGUF on a free port, small enough to load in milliseconds."""
+    return {"name": name, "type": "llama", "status": "stopped", "model_path": str(model_path),
+            "port": free_port(), "ctx_size": 256, **settings}
+
+
+@contextlib.contextmanager
+def raw_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection (committed and closed at the end), beside the Peewee layer."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()

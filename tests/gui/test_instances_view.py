@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
-from support import free_port
+from support import free_port, tiny_model_record
 
 from llamadash.ui.instances_view import COLUMN, InstancesModel, InstancesView, NameRole, format_uptime
 
@@ -262,16 +262,7 @@ def real_setup(tmp_path: Path, tiny_model: Path, llama_server: Path):
 
     data_dir = tmp_path / "data"
     database.init_database(data_dir / "llama-dashboard.db")
-    database.save_model(
-        {
-            "name": "tiny",
-            "type": "llama",
-            "status": "stopped",
-            "model_path": str(tiny_model),
-            "port": free_port(),
-            "ctx_size": 256,
-        }
-    )
+    database.save_model(tiny_model_record(tiny_model))
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)  # a header and nothing else: llama-server refuses it
     database.save_model(

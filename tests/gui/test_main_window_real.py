@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from support import free_port
+from support import tiny_model_record
 
 from llamadash.app import Gui, build_gui, shutdown
 from llamadash.core import database, events
@@ -21,16 +21,7 @@ def test_a_real_instance_is_started_watched_charted_and_stopped_on_quit(
 ):
     data_dir = tmp_path / "data"
     database.init_database(data_dir / "llama-dashboard.db")
-    database.save_model(
-        {
-            "name": "tiny",
-            "type": "llama",
-            "status": "stopped",
-            "model_path": str(tiny_model),
-            "port": free_port(),
-            "ctx_size": 256,
-        }
-    )
+    database.save_model(tiny_model_record(tiny_model))
     database.close_database()
     gui = build_gui(["--data-dir", str(data_dir)])
     assert isinstance(gui, Gui)

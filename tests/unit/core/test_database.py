@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import raw_sqlite as raw
 
 from llamadash.core import database
 from llamadash.core.database import DatabaseError
@@ -37,15 +35,6 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def raw(path: Path) -> Iterator[sqlite3.Connection]:
-    """A plain sqlite3 connection (committed and closed at the end)."""
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
 
 
 def model(**extra):

