@@ -281,8 +281,9 @@ class TransferDialog(QDialog):
     def _build_import_db(self) -> QWidget:
         page = QWidget()
         intro = QLabel(
-            "Replace the whole database with a file exported earlier. Nothing changes until you press "
-            "Replace; the current database is kept as a backup beside it."
+            "Replace the whole database with a file exported earlier, or merge only its models into "
+            "yours. Nothing changes until you press a button; the current database is kept as a "
+            "backup beside it first."
         )
         intro.setWordWrap(True)
         self.import_db_path = _PathRow(save=False, caption="Import a database", file_filter=_DB_FILTER)
