@@ -229,7 +229,7 @@ class MainWindow(QMainWindow):
             manager.stateChanged.connect(self._on_state_changed)
             if hasattr(manager, "orphansChanged"):
                 manager.orphansChanged.connect(self._update_orphan_actions)
-        self.stop_all_action.setEnabled(manager is not None)
+        self._update_stop_all()
         self.instances_view._update_actions()
         self._update_orphan_actions()
         count = len(self._orphans())
@@ -569,6 +569,7 @@ class MainWindow(QMainWindow):
         self.board.add_event(InstanceEvent(name, event, int(ms)))
 
     def _on_state_changed(self, name: str, state: str, reason: str) -> None:
+        self._update_stop_all()
         if str(getattr(state, "value", state)) == "error":
             self.statusBar().showMessage(f"{name}: {reason or 'error'}", 10000)
 
@@ -696,17 +697,28 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------
     # stopping and quitting
 
-    def stop_all(self) -> None:
-        """Stop every instance (asynchronously; the table follows the status signals)."""
+    def _active_instances(self) -> list[Any]:
+        """The instances that are loading or running (what Stop all stops)."""
         if self.manager is None:
-            return
+            return []
+        active = []
         for instance in list(self.manager.instances()):
             state = str(getattr(getattr(instance, "state", ""), "value", getattr(instance, "state", "")))
             if state in ("running", "loading"):
-                try:
-                    self.manager.stop(instance.name)
-                except Exception as exc:  # noqa: BLE001 - report and go on with the others
-                    self.statusBar().showMessage(f"Could not stop {instance.name}: {exc}", 8000)
+                active.append(instance)
+        return active
+
+    def _update_stop_all(self) -> None:
+        """Stop all is offered (menu, toolbar, tray) only while something is loading or running."""
+        self.stop_all_action.setEnabled(bool(self._active_instances()))
+
+    def stop_all(self) -> None:
+        """Stop every instance (asynchronously; the table follows the status signals)."""
+        for instance in self._active_instances():
+            try:
+                self.manager.stop(instance.name)  # type: ignore[union-attr]  # active means a manager
+            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                self.statusBar().showMessage(f"Could not stop {instance.name}: {exc}", 8000)
 
     def quit(self) -> None:
         """Quit llamadash (File ▸ Quit, the tray): saves the layout, then the application quits."""

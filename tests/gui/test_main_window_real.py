@@ -32,10 +32,12 @@ def test_a_real_instance_is_started_watched_charted_and_stopped_on_quit(
         view, model = window.instances_view, window.instances_model
         qtbot.waitUntil(lambda: gui.manager is not None, timeout=5_000)  # started once the window painted
         assert view.select("tiny")
+        assert not window.stop_all_action.isEnabled()  # nothing to stop yet
         window.instances_view.start_action.trigger()  # the toolbar's Start
         qtbot.waitUntil(lambda: model.state_of("tiny") == "running", timeout=60_000)
         pid = gui.manager.instance("tiny").pid
         assert pid and psutil.pid_exists(pid)
+        assert window.stop_all_action.isEnabled()  # in the Instances menu, the toolbar and the tray
 
         # its log, live, in the log dock
         assert window.logs_dock.instance_name == "tiny"
@@ -54,6 +56,14 @@ def test_a_real_instance_is_started_watched_charted_and_stopped_on_quit(
         qtbot.waitUntil(lambda: "tiny" in window.board.view(TOKENS_CHART).curves, timeout=10_000)
         tokens = window.board.view(TOKENS_CHART).curves["tiny"]
         qtbot.waitUntil(lambda: tokens.yData is not None and np.any(~np.isnan(tokens.yData)), timeout=10_000)
+
+        # Stop all stops it, and is then no longer offered
+        window.stop_all_action.trigger()
+        qtbot.waitUntil(lambda: model.state_of("tiny") == "stopped", timeout=20_000)
+        assert not window.stop_all_action.isEnabled()
+        gui.manager.start("tiny")  # running again, for the quit below
+        qtbot.waitUntil(lambda: model.state_of("tiny") == "running", timeout=60_000)
+        pid = gui.manager.instance("tiny").pid
     finally:
         shutdown(gui)  # what quitting does: "stop instances on quit" is on by default
     assert pid is not None
