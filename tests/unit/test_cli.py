@@ -44,7 +44,7 @@ def digest(path: Path) -> str:
 
 
 def test_version_through_python_dash_m():
-    result = subprocess.run([sys.executable, "-m", "llamadash", "--version"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "llamadash", "--version"], check=False, capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.strip() == f"llamadash {__version__}"
 
@@ -182,7 +182,7 @@ def test_import_of_a_bad_file_keeps_the_database(data_dir: Path, model_file: Pat
     before = digest(db_file(data_dir))
     bad = tmp_path / "bad.db"
     bad.write_bytes(content)
-    code, out, err = cli("db", "import", str(bad), data_dir=data_dir)
+    code, _out, err = cli("db", "import", str(bad), data_dir=data_dir)
     assert code == 1 and err.startswith("llamadash: error: ") and "Traceback" not in err
     assert digest(db_file(data_dir)) == before
 
