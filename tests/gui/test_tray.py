@@ -1,28 +1,30 @@
 """The tray: :class:`TrayController` offscreen (fallback and forced-available), and a real tray host.
 
-The real test starts ``Xvfb`` and the ``trayer`` tray host (Debian packages ``xvfb`` and ``trayer``)
-and runs llamadash's tray in a subprocess on the xcb platform; without a tray host the fallback must
-be used. The tools missing is a failure, not a skip: ``.ci/run`` installs them.
+The real tests start ``Xvfb`` and the ``trayer`` tray host (``tests/xdesktop.py``): llamadash's tray
+in a subprocess on the xcb platform (without a tray host the fallback must be used), and the whole
+app started ``--minimized`` whose tray icon ``xdotool`` right-clicks to start and stop a real
+llama-server. The tools missing is a failure, not a skip: ``.ci/run`` installs them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMainWindow
+from support import health_status, tiny_model_record
+from xdesktop import Desktop, wait_until
 
+from llamadash.core import database
 from llamadash.ui.tray import ThresholdAlarm, TrayController, overall_state
-
-INSTALL_HINT = "apt-get install xvfb trayer"
 
 
 class FakeInstance:
@@ -233,7 +235,7 @@ _SCRIPT = r"""
 import json, sys
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 app = QApplication(sys.argv)
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = [sys.argv[1], __import__("os").path.dirname(sys.argv[1])]  # test_tray, xdesktop
 from test_tray import FakeManager, FakeWindow
 from llamadash.ui.tray import TrayController
 from PySide6.QtCore import QTimer
@@ -260,70 +262,18 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.fail(f"{tool} is not installed: {INSTALL_HINT}")
-    return path
-
-
-def _free_display() -> int:
-    for number in range(90, 200):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
-    pytest.fail("no free X display number")
-
-
-def _start_xvfb() -> tuple[subprocess.Popen, str]:
-    xvfb = _require("Xvfb")
-    number = _free_display()
-    proc = subprocess.Popen(
-        [xvfb, f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
-    return proc, f":{number}"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def tray_display():
     """An Xvfb display with the trayer tray host; yields the DISPLAY value."""
-    trayer = _require("trayer")
-    xvfb, display = _start_xvfb()
-    env = {**os.environ, "DISPLAY": display}
-    host = subprocess.Popen(
-        [trayer, "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200", "--height", "32"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    if host.poll() is not None:
-        _stop(xvfb)
-        pytest.fail(f"trayer exited at once ({host.returncode})")
-    yield display
-    _stop(host)
-    _stop(xvfb)
+    with Desktop(tray=True) as desktop:
+        yield desktop.display
 
 
 @pytest.fixture(scope="module")
 def bare_display():
     """An Xvfb display without a tray host."""
-    xvfb, display = _start_xvfb()
-    yield display
-    _stop(xvfb)
+    with Desktop(tray=False) as desktop:
+        yield desktop.display
 
 
 def _run_tray(display: str, wait: bool) -> dict:
@@ -357,3 +307,53 @@ def test_without_a_tray_host_the_fallback_is_used(bare_display):
     assert result["icon"] is False
     assert result["manager_calls"] == [["stop", "alpha"]]
     assert result["window_calls"] == ["stop_all", "quit"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the whole app in a real tray, driven with the mouse and keyboard (xdotool), with a real llama-server
+
+
+def _healthy(port: int) -> bool:
+    return health_status(port) == 200
+
+
+@pytest.mark.integration
+def test_the_app_in_the_tray_starts_and_stops_a_model_from_its_menu(
+    tmp_path: Path, tiny_model: Path, llama_server: Path
+):
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    tiny = tiny_model_record(tiny_model, name="tiny")
+    database.save_model(tiny)
+    database.save_model(tiny_model_record(tiny_model, name="other"))
+    database.close_database()
+    log = tmp_path / "app.log"
+    with Desktop(tray=True) as desktop, log.open("w") as out:
+        app = subprocess.Popen(
+            [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), "--minimized"],
+            env={**desktop.env, "LLAMA_SERVER_BIN": str(llama_server)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            x, y = desktop.tray_icon_centre()  # started minimized: only the tray icon shows it
+            time.sleep(2.0)  # the manager starts just after the window (hidden here) is set up
+            # right-click, then "Show llamadash", "Start tiny" (the library's order), Return
+            desktop.click(x, y, button=3)
+            time.sleep(1.0)
+            desktop.key("Down", "Down", "Return")
+            wait_until(lambda: _healthy(tiny["port"]), 60, "tiny to answer /health", 0.25)
+            pids = [p.pid for p in psutil.Process(app.pid).children() if "llama-server" in p.name()]
+            assert len(pids) == 1
+
+            # the same entry now stops it
+            desktop.click(x, y, button=3)
+            time.sleep(1.0)
+            desktop.key("Down", "Down", "Return")
+            wait_until(lambda: not psutil.pid_exists(pids[0]), 20, "tiny's llama-server to exit", 0.25)
+            assert not _healthy(tiny["port"])
+            assert app.poll() is None  # llamadash itself goes on in the tray
+        finally:
+            app.terminate()
+            code = app.wait(30)
+    assert code == 0, log.read_text()
