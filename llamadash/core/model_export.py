@@ -12,7 +12,8 @@ Pure Python, no Qt. Three formats go out:
 
 And three come in: those JSON files, a presets INI and pasted command lines (one per line).
 Reading never touches the database; :func:`plan_import` says what an import would do, and
-:func:`apply_import` does it only after every model has been checked, so bad input changes nothing.
+:func:`apply_import` does it only after every model has been checked, so bad input changes nothing,
+and in one transaction, so a write that fails midway leaves the library as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +84,8 @@ class ModelStore(Protocol):
     def save_model(self, model: Mapping[str, Any]) -> int: ...
 
     def update_model(self, model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
 
 
 def _secret_columns() -> frozenset[str]:
@@ -326,7 +330,9 @@ def _negative_of(flag: str) -> str | None:
 def parse_command_lines(text: str) -> list[dict[str, Any]]:
     """Models from pasted ``llama-server`` command lines (one per line; ``\\`` continues a line).
 
-    A model is named by its ``--alias``, else its model file's name, else ``imported``.
+    A model is named by its ``--alias`` (the first, when there are several), else its model file's
+    name, else ``imported``. The alias stays in the model's custom parameters: clients address the
+    server by it.
 
     Raises:
         ModelFormatError: Nothing to read, or a line that cannot be read.
@@ -341,9 +347,9 @@ def parse_command_lines(text: str) -> list[dict[str, Any]]:
             config = parse_command_line(line)
         except CommandLineError as exc:
             raise ModelFormatError(f"line {number}: {exc}") from None
-        name = config.pop("alias", None)
-        if isinstance(name, list):
-            name = name[0] if name else None
+        custom = config.get("custom_params") or {}
+        alias = custom.get("--alias", custom.get("-a")) if isinstance(custom, Mapping) else None
+        name = str(alias).split(",")[0].strip() if alias not in (None, True) else ""
         if not name:
             path = config.get("model_path") or config.get("hf_repo")
             name = Path(str(path)).stem if path else "imported"
@@ -443,18 +449,24 @@ def plan_import(
 
 
 def apply_import(store: ModelStore, plan: Sequence[ImportAction]) -> dict[str, int]:
-    """Carry out a plan; returns how many models were added, overwritten and skipped."""
+    """Carry out a plan, all of it or nothing (one transaction); how many were added/overwritten/skipped.
+
+    Raises:
+        DatabaseError: a model could not be written (a name taken since the plan was made, a full
+            disk, ...); no model of the plan was added or changed.
+    """
     counts = {"add": 0, "overwrite": 0, "skip": 0}
     columns = _columns()
-    for item in plan:
-        counts[item.action] += 1
-        if item.action == "add":
-            store.save_model({"status": "stopped", **item.model})
-        elif item.action == "overwrite":
-            assert item.existing_id is not None
-            # Every column the file does not set goes back to unset: the model becomes the file's.
-            changes: dict[str, Any] = {c: None for c in columns}
-            changes["custom_params"] = None
-            changes.update(item.model)
-            store.update_model(item.existing_id, changes)
+    with store.transaction():
+        for item in plan:
+            counts[item.action] += 1
+            if item.action == "add":
+                store.save_model({"status": "stopped", **item.model})
+            elif item.action == "overwrite":
+                assert item.existing_id is not None
+                # Every column the file does not set goes back to unset: the model becomes the file's.
+                changes: dict[str, Any] = {c: None for c in columns}
+                changes["custom_params"] = None
+                changes.update(item.model)
+                store.update_model(item.existing_id, changes)
     return counts

@@ -24,6 +24,7 @@ from llamadash.core.db.api import (
     save_metrics,
     save_model,
     set_metadata,
+    transaction,
     update_model,
     vacuum_database,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "save_metrics",
     "save_model",
     "set_metadata",
+    "transaction",
     "update_model",
     "vacuum_database",
 ]

@@ -14,6 +14,7 @@ reading is ``None`` (``NULL``), never 0. Every mistake a caller can make raises
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -23,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -575,6 +576,26 @@ def save_model(model: Mapping[str, Any]) -> int:
             raise _integrity_error(exc, row) from None
         except _SQL_ERRORS as exc:
             raise _wrap("save the model", exc) from exc
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[None]:
+    """Group several model changes: either all of them are kept, or (on any exception) none.
+
+    ``save_model``/``update_model``/``delete_model`` inside the block become savepoints of one
+    transaction, committed when the block ends; an exception rolls every one of them back and goes
+    on. The sampler's writes from another thread wait for the block (keep it short).
+
+    Raises:
+        DatabaseError: the database is not open, or the commit failed (then nothing was kept).
+    """
+    with _lock:
+        state = _require()
+        try:
+            with state.db.atomic():
+                yield
+        except _SQL_ERRORS as exc:
+            raise _wrap("finish the changes", exc) from exc
 
 
 def get_models(status: str | None = None, type: str | None = None) -> list[dict[str, Any]]:

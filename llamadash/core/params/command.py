@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, Capabilities, normalize_flag
@@ -165,23 +165,33 @@ def argv_value_problem(param: Param, value: Any) -> str | None:
     return None
 
 
-def _coerce_config(config: Mapping[str, Any], problems: list[tuple[str, str]]) -> dict[str, Any]:
-    """Canonical values of the set, non-default columns of ``config`` (schema order)."""
+def set_values(config: Mapping[str, Any], problem: Callable[[str, str], None]) -> Iterator[tuple[Param, Any]]:
+    """(param, canonical value) of each set, non-default column of ``config``, in schema order.
+
+    Columns llamadash does not know and values that cannot be read are passed to
+    ``problem(column, message)`` and left out. Shared by :func:`build_command` and the validator, so
+    that both read a configuration the same way.
+    """
     schema = load_schema()
     for key in config:
         if key not in schema and key not in IGNORED_COLUMNS and key != "custom_params":
-            problems.append((key, f"{key} is not a llama-server parameter llamadash knows"))
-    values: dict[str, Any] = {}
+            problem(key, f"{key} is not a llama-server parameter llamadash knows")
     for param in schema:
         if param.column not in config:
             continue
         try:
             value = param.coerce(config[param.column])
         except ParamValueError as exc:
-            problems.append((param.column, exc.message))
+            problem(param.column, exc.message)
             continue
-        if is_unset(param, value):
-            continue
+        if not is_unset(param, value):
+            yield param, value
+
+
+def _coerce_config(config: Mapping[str, Any], problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """Canonical values of the set, non-default columns of ``config`` (schema order)."""
+    values: dict[str, Any] = {}
+    for param, value in set_values(config, lambda column, message: problems.append((column, message))):
         problem = argv_value_problem(param, value)
         if problem:
             problems.append((param.column, problem))

@@ -15,15 +15,14 @@ from typing import Any, Literal
 
 from llamadash.core.params.capabilities import Capabilities
 from llamadash.core.params.command import (
-    IGNORED_COLUMNS,
     CommandError,
     argv_value_problem,
     custom_params_dict,
     custom_params_problems,
-    is_unset,
+    set_values,
     unsupported_message,
 )
-from llamadash.core.params.schema import Param, ParamValueError, load_schema
+from llamadash.core.params.schema import Param, load_schema
 
 Severity = Literal["error", "warning"]
 
@@ -64,7 +63,6 @@ def validate_config(
         capabilities: the target build; when given, settings it cannot express are errors.
         check_files: look at the file system for files and directories that must exist.
     """
-    schema = load_schema()
     issues: list[Issue] = []
     values: dict[str, Any] = {}
 
@@ -74,20 +72,7 @@ def validate_config(
     def warning(column: str, message: str) -> None:
         issues.append(Issue(column, "warning", message))
 
-    for key in config:
-        if key not in schema and key not in IGNORED_COLUMNS and key != "custom_params":
-            error(key, f"{key} is not a llama-server parameter llamadash knows")
-
-    for param in schema:
-        if param.column not in config:
-            continue
-        try:
-            value = param.coerce(config[param.column])
-        except ParamValueError as exc:
-            error(param.column, exc.message)
-            continue
-        if is_unset(param, value):
-            continue
+    for param, value in set_values(config, error):
         values[param.column] = value
         problem = argv_value_problem(param, value)
         if problem:

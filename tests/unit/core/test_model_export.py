@@ -58,6 +58,12 @@ def test_command_line_import_names_the_model_after_its_file() -> None:
     assert parsed[0]["name"] == "Llama-3" and parsed[0]["ctx_size"] == 4096
 
 
+def test_command_line_import_names_the_model_after_its_alias_and_keeps_it() -> None:
+    parsed = mx.parse_models_text("llama-server -m /x/q.gguf --alias coder\nllama-server -m /x/r.gguf -a chat,c2\n")
+    assert [m["name"] for m in parsed] == ["coder", "chat"]
+    assert parsed[0]["custom_params"] == {"--alias": "coder"}  # clients still call it by that id
+
+
 @pytest.mark.parametrize("policy,expected", [("skip", {"tiny": 512}), ("overwrite", {"tiny": 1024}),
                                              ("keep_both", {"tiny": 512, "tiny (2)": 1024})])
 def test_merge_by_name(library, policy, expected) -> None:
@@ -89,3 +95,18 @@ def test_bad_files_give_a_clear_message_and_change_nothing(library, tmp_path: Pa
         mx.parse_models_file(path)
     assert str(info.value) and "Traceback" not in str(info.value)
     assert library.get_models() == before and db_file.exists()
+
+
+def test_an_import_that_fails_midway_keeps_none_of_its_models(library) -> None:
+    incoming = mx.parse_models_text(
+        "llama-server -m /m/a.gguf --alias first\nllama-server -m /m/b.gguf --alias second\n"
+        "llama-server -m /m/tiny.gguf -c 2048 --alias tiny\n"
+    )
+    plan = mx.plan_import(incoming, library.get_models(), "overwrite")
+    assert [p.action for p in plan] == ["add", "add", "overwrite"]
+    db.save_model({"name": "second", "type": "llama", "status": "stopped"})  # taken after the preview
+    before = _settings(library.get_models())
+    with pytest.raises(db.DatabaseError, match="second"):
+        mx.apply_import(library, plan)
+    assert _settings(library.get_models()) == before  # "first" was not kept, "tiny" not overwritten
+    assert "first" not in {m["name"] for m in library.get_models()}
