@@ -7,8 +7,10 @@ print one line to stderr and exit with status 1 (2 for bad usage); they never sh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +37,9 @@ from llamadash.core.params import (
 EXPORT_FORMATS = ("json", "sh", "ini")
 META_KEYS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 MASK = "***"
+#: The longest --ready-timeout: a week. The load timer counts milliseconds in a 32-bit int (about 24
+#: days at most); a model that has not loaded in a week never will.
+MAX_READY_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 class CliError(Exception):
@@ -87,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--from-command", metavar="CMDLINE", help='a pasted "llama-server ..." command line')
     p.add_argument("--type", help="model type (default: the GGUF's architecture)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a parameter")
-    p = m_sub.add_parser("set", help="change parameters: KEY=VALUE (empty VALUE resets to the default)")
+    p = m_sub.add_parser(
+        "set",
+        help="change parameters: KEY=VALUE (empty VALUE resets to the default); extra llama-server "
+        "flags as --flag=VALUE, --flag (a switch) or --flag= (take it out)",
+    )
     p.add_argument("name")
     p.add_argument("assignments", metavar="KEY=VALUE", nargs="+")
     p = m_sub.add_parser("command", help="print the exact llama-server command for a model")
@@ -189,17 +198,24 @@ def _mask(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``KEY=VALUE`` items -> (parameter values, custom flags). ``--flag=VALUE`` is a custom flag."""
+    """``KEY=VALUE`` items -> (parameter values, custom flags).
+
+    ``--flag=VALUE`` is a custom flag with a value, ``--flag`` alone a custom switch, and ``--flag=``
+    (empty) takes the custom flag out (``None`` in the result), as ``KEY=`` resets a parameter.
+    """
     schema = load_schema()
     values: dict[str, Any] = {}
     custom: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
+        if key.startswith("-") and len(key.lstrip("-")) > 0:
+            custom[key] = (text if text != "" else None) if sep else True
+            continue
         if not sep or not key:
             raise CliError(f"expected KEY=VALUE, got {item!r}")
         if key.startswith("-"):
-            custom[key] = True if text == "" else text
+            raise CliError(f"expected --flag=VALUE, got {item!r}")
         elif key in ("name", "type"):
             if not text.strip():
                 raise CliError(f"{key} may not be empty")
@@ -212,6 +228,35 @@ def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, 
                 "llama-server flags go in as --flag=value"
             )
     return values, custom
+
+
+def _refuse_while_running(name: str, done: str) -> None:
+    """CliError when a llama-server of model ``name`` is running (its process records are by name)."""
+    from llamadash.core import pidfile
+
+    found = pidfile.scan()
+    for record in [*found.foreign, *found.orphans]:
+        if record.model == name:
+            raise CliError(f"{name} is running (pid {record.pid}); stop it before it can be {done}")
+
+
+def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """File and folder parameters of a pasted command line, made absolute against the current folder.
+
+    A relative path in a pasted command line means "from where I am now", which is not where
+    llamadash starts llama-server from later.
+    """
+    schema = load_schema()
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            return str(Path(value).expanduser().resolve())
+        return value
+
+    for column, value in config.items():
+        if column in schema and schema[column].kind in ("file", "dir"):
+            config[column] = [absolute(v) for v in value] if isinstance(value, list) else absolute(value)
+    return config
 
 
 def _report_issues(config: dict[str, Any], changed: set[str], err: TextIO) -> None:
@@ -243,7 +288,7 @@ def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"size:     {_human_size(db.get_database_size())}", file=out)
         print(f"version:  {db.get_db_version()}", file=out)
         for table, count in counts.items():
-            print(f"{table + ':':<10}{count} rows", file=out)
+            print(f"{table + ':':<16} {count} rows", file=out)
         return 0
     if args.db_command == "export":
         target = Path(args.file).expanduser()
@@ -255,6 +300,8 @@ def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print(f"\rexporting... {percent}%", end="", file=err)
             last[0] = percent
 
+        if target.exists() and not target.is_dir() and not args.force:
+            raise CliError(f"{target} exists; add --force to overwrite it")
         db.export_database(target, overwrite=args.force, progress=progress)
         if err.isatty():
             print(file=err)
@@ -288,7 +335,10 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             print(file=out)
             return 0
         if not models:
-            print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
+            if args.status or args.type:
+                print("no model matches", file=out)
+            else:
+                print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
             return 0
         rows = [("NAME", "TYPE", "STATUS", "PORT", "MODEL")]
         for m in models:
@@ -321,6 +371,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         return 0
     if action == "remove":
         model = _get_model(args.name)
+        _refuse_while_running(model["name"], "removed")
         db.delete_model(model["id"])
         print(f"removed {args.name}", file=out)
         return 0
@@ -328,7 +379,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         if db.get_model_by_name(args.name) is not None:
             raise CliError(f"a model named {args.name!r} already exists")
         if args.from_command is not None:
-            config = parse_command_line(args.from_command)
+            config = _absolute_paths(parse_command_line(args.from_command))
         else:
             model_path = Path(args.model_path).expanduser()
             if not model_path.is_file():
@@ -336,6 +387,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             config = {"model_path": str(model_path.resolve())}
         values, custom = _parse_assignments(args.set)
         config.update({k: v for k, v in values.items() if k not in ("name", "type")})
+        custom = {flag: value for flag, value in custom.items() if value is not None}
         if custom:
             config["custom_params"] = {**(config.get("custom_params") or {}), **custom}
         _report_issues(config, set(), err)
@@ -344,7 +396,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             model_type_ = model_type(config["model_path"])
         record = {**config, "name": args.name, "type": model_type_ or "unknown", "status": "stopped"}
         model_id = db.save_model(record)
-        print(f"added {args.name} (id {model_id}, type {record['type']})", file=out)
+        print(f"added {args.name.strip()} (id {model_id}, type {record['type']})", file=out)
         return 0
     if action == "set":
         model = _get_model(args.name)
@@ -353,10 +405,17 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         if custom:
             merged = dict(model.get("custom_params") or {}) if isinstance(model.get("custom_params"), dict) else {}
             for flag, value in custom.items():
-                merged[flag] = value
-            changes["custom_params"] = merged
-        if "name" in changes and changes["name"] != model["name"] and db.get_model_by_name(changes["name"]):
-            raise CliError(f"a model named {changes['name']!r} already exists")
+                if value is None:  # --flag= : take it out
+                    if flag not in merged:
+                        raise CliError(f"{args.name} has no custom flag {flag} (it has: {', '.join(merged) or 'none'})")
+                    del merged[flag]
+                else:
+                    merged[flag] = value
+            changes["custom_params"] = merged or None
+        if "name" in changes and changes["name"] != model["name"]:
+            if db.get_model_by_name(changes["name"]):
+                raise CliError(f"a model named {changes['name']!r} already exists")
+            _refuse_while_running(model["name"], "renamed")
         config = {**_params_of(model), **{k: v for k, v in changes.items() if k not in ("name", "type")}}
         _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err)
         db.update_model(model["id"], changes)
@@ -388,9 +447,14 @@ def _export_models(args: argparse.Namespace, out: TextIO) -> int:
     fmt = args.format or {".sh": "sh", ".ini": "ini"}.get(target.suffix.lower(), "json")
     if fmt == "ini" and args.include_secrets:
         raise CliError("a presets INI never holds secrets (llama-server's router passes no keys to its models)")
-    models = [_get_model(name) for name in args.names] if args.names else db.get_models()
+    names = list(dict.fromkeys(args.names))  # a name given twice is exported once
+    models = [_get_model(name) for name in names] if names else db.get_models()
     if not models:
         raise CliError("the library is empty: nothing to export")
+    if target.is_dir():
+        raise CliError(f"{target} is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise CliError(f"the folder {target.parent} does not exist")
     if target.exists() and not args.force:
         raise CliError(f"{target} exists; add --force to overwrite it")
     if fmt == "json":
@@ -409,12 +473,15 @@ def _export_models(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_llama_server(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> int:
-    if args.clear:
-        db.delete_metadata(METADATA_KEY)
-    if args.path:
-        located = find_llama_server(args.path)
+    if args.path:  # checked first: a refused --path changes nothing, --clear included
+        path = Path(args.path).expanduser()
+        if not path.exists():
+            raise CliError(f"{path} does not exist")
+        located = find_llama_server(str(path))
         caps = _capabilities(located.path, located.label, data_dir)  # refuses what is not llama-server
         db.set_metadata(METADATA_KEY, str(located.path))
+    elif args.clear:
+        db.delete_metadata(METADATA_KEY)
     located = _locate_binary()
     caps = _capabilities(located.path, located.label, data_dir)
     print(f"binary:   {located.path}", file=out)
@@ -469,8 +536,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     from llamadash.services.sampler import MetricsSampler
 
     _get_model(args.name)
-    if args.ready_timeout is not None and not args.ready_timeout > 0:
-        raise CliError("--ready-timeout must be a positive number of seconds")
+    if args.ready_timeout is not None and not 0 < args.ready_timeout <= MAX_READY_TIMEOUT_S:
+        raise CliError(
+            f"--ready-timeout must be a number of seconds above 0 and at most {MAX_READY_TIMEOUT_S:g} (a week)"
+        )
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0] if sys.argv else "llamadash"])
     log_out = err if args.wait_ready else out
     manager = InstanceManager(
@@ -612,13 +681,24 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _flags_as_assignments(argv: list[str]) -> list[str]:
+    """``models set NAME --flag=VALUE``: everything after NAME is an assignment, also what starts with -."""
+    for i in range(len(argv) - 2):
+        if argv[i] == "models" and argv[i + 1] == "set":
+            rest = argv[i + 2 :]
+            if rest and not rest[0].startswith("-") and len(rest) > 1 and "--" not in rest[1:]:
+                return [*argv[: i + 3], "--", *argv[i + 3 :]]
+            break
+    return argv
+
+
 def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one CLI command; returns the exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(list(argv))
+        args = parser.parse_args(_flags_as_assignments(list(argv)))
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return int(exc.code or 0)
     if args.command is None:
@@ -638,6 +718,12 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
             return handlers[args.command](db_path.parent)
         finally:
             db.close_database()
+    except BrokenPipeError:
+        # the reader went away (`llamadash models list | head -1`): not an error to report
+        if out is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141  # what a shell reports for a program ended by SIGPIPE
     except USER_ERRORS as exc:
         print(f"llamadash: error: {exc}", file=err)
         return 1

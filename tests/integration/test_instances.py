@@ -484,6 +484,14 @@ def test_cli_run_wait_ready_then_sigterm(data_dir: Path, add_model):
     assert database.get_model_by_name("headless")["status"] == "running"
     children = [p.pid for p in psutil.Process(proc.pid).children() if p.name() == "llama-server"]
     assert len(children) == 1
+    # while it runs, it can be neither renamed nor removed (its process is known by its name)
+    for change in (["set", "headless", "name=renamed"], ["remove", "headless"]):
+        refused = subprocess.run(
+            [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), "models", *change],
+            capture_output=True, text=True, check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert refused.returncode == 1 and "headless is running" in refused.stderr, refused.stderr
+    assert database.get_model_by_name("headless") is not None
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert "model loaded" in proc.stderr.read()  # with --wait-ready the log goes to stderr

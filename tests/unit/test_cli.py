@@ -215,3 +215,86 @@ def test_vacuum_and_metrics(data_dir: Path):
 def test_database_file_is_private(data_dir: Path):
     cli("db", "info", data_dir=data_dir)
     assert db_file(data_dir).stat().st_mode & 0o077 == 0
+
+
+def test_custom_flags_are_set_as_switches_and_taken_out(data_dir: Path, model_file: Path):
+    assert cli("models", "add", "m", "--model-path", str(model_file), data_dir=data_dir)[0] == 0
+    # --flag=VALUE right after the name, as the README writes it (no "--" needed)
+    code, _, err = cli("models", "set", "m", "--cors-origins=http://x", "ctx_size=512", data_dir=data_dir)
+    assert code == 0, err
+    code, _, err = cli("models", "set", "m", "--verbose-prompt-x", data_dir=data_dir)  # a switch
+    assert code == 0, err
+    shown = json.loads(cli("models", "show", "m", "--json", data_dir=data_dir)[1])
+    assert shown["custom_params"] == {"--cors-origins": "http://x", "--verbose-prompt-x": True}
+    assert shown["ctx_size"] == 512
+    code, _, err = cli("models", "set", "m", "--verbose-prompt-x=", data_dir=data_dir)  # taken out
+    assert code == 0, err
+    shown = json.loads(cli("models", "show", "m", "--json", data_dir=data_dir)[1])
+    assert shown["custom_params"] == {"--cors-origins": "http://x"}
+    code, _, err = cli("models", "set", "m", "--not-there=", data_dir=data_dir)
+    assert code == 1 and "m has no custom flag --not-there (it has: --cors-origins)" in err
+
+
+def test_a_pasted_command_lines_relative_paths_are_made_absolute(data_dir, model_file, monkeypatch):
+    monkeypatch.chdir(model_file.parent)
+    code, _, err = cli("models", "add", "rel", "--from-command", f"llama-server -m {model_file.name}",
+                       data_dir=data_dir)
+    assert code == 0, err
+    shown = json.loads(cli("models", "show", "rel", "--json", data_dir=data_dir)[1])
+    assert shown["model_path"] == str(model_file.resolve())
+
+
+def test_exporting_a_name_twice_writes_it_once(data_dir: Path, model_file: Path, tmp_path: Path):
+    cli("models", "add", "a", "--model-path", str(model_file), data_dir=data_dir)
+    target = tmp_path / "a.json"
+    code, out, err = cli("models", "export", str(target), "a", "a", data_dir=data_dir)
+    assert code == 0 and "exported 1 model(s)" in out, err
+    other = tmp_path / "other"
+    assert cli("models", "import", str(target), data_dir=other)[0] == 0  # its own import takes it
+
+
+def test_a_refused_llama_server_path_keeps_the_configured_one(data_dir: Path, tmp_path: Path):
+    from llamadash.core import database as db
+
+    db.init_database(db_file(data_dir))
+    db.set_metadata("llama_server_path", "/opt/llama/llama-server")
+    db.close_database()
+    code, _, err = cli("llama-server", "--clear", "--path", str(tmp_path / "missing"), data_dir=data_dir)
+    assert code == 1 and "does not exist" in err
+    db.init_database(db_file(data_dir))
+    try:
+        assert db.get_metadata("llama_server_path") == "/opt/llama/llama-server"
+    finally:
+        db.close_database()
+
+
+def test_messages_name_the_way_out(data_dir: Path, model_file: Path, tmp_path: Path):
+    cli("models", "add", "a", "--model-path", str(model_file), data_dir=data_dir)
+    assert cli("models", "list", "--status", "running", data_dir=data_dir)[1] == "no model matches\n"
+    code, _, err = cli("models", "export", str(tmp_path / "nowhere" / "x.json"), data_dir=data_dir)
+    assert code == 1 and "the folder" in err and "does not exist" in err
+    code, _, err = cli("models", "export", str(tmp_path), data_dir=data_dir)
+    assert code == 1 and "is a folder" in err
+    (tmp_path / "b.db").write_bytes(b"")
+    code, _, err = cli("db", "export", str(tmp_path / "b.db"), data_dir=data_dir)
+    assert code == 1 and "--force" in err
+    code, _, err = cli("run", "a", "--ready-timeout", "inf", data_dir=data_dir)
+    assert code == 1 and "--ready-timeout must be" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_is_not_an_error(data_dir: Path):
+    import time
+
+    from llamadash.core import database as db
+
+    db.init_database(db_file(data_dir))
+    now = int(time.time() * 1000)
+    for i in range(600):  # far more JSON than a pipe holds, so the writer meets the closed pipe
+        db.save_metrics({"timestamp": now - i * 1000, "cpu_usage": 1.0, "memory_usage": 2.0})
+    db.close_database()
+    proc = subprocess.run(
+        f"{sys.executable} -m llamadash --data-dir {data_dir} metrics --json | head -c 1",
+        shell=True, capture_output=True, text=True, check=False,
+    )
+    assert proc.stdout == "["
+    assert proc.stderr == ""  # no "llamadash: error: [Errno 32] Broken pipe"

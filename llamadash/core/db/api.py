@@ -467,6 +467,9 @@ def _check_text(column: str, value: Any) -> str:
     text = value.strip()
     if not text:
         raise DatabaseError(f"model {column} must not be empty")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+        # a newline in a name would end the comment line it is written in (shell export, INI, logs)
+        raise DatabaseError(f"model {column} must not contain control characters (newlines, tabs), got {text!r}")
     return text
 
 

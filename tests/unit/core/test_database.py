@@ -443,6 +443,8 @@ class TestModels:
             (model(custom_params={"--x": {1, 2}}), "JSON-serialisable"),
             (model(custom_params={"--x": math.nan}), "JSON-serialisable"),
             ("llama", "must be given as a dict"),
+            (model(name="nice\nrm -rf ~/important"), "must not contain control characters"),
+            (model(type="llama\x1b[31m"), "must not contain control characters"),
         ],
     )
     def test_bad_input_changes_nothing(self, db_path, data, message):
