@@ -45,6 +45,7 @@ class LibraryController(QObject):
     def set_manager(self, manager: Any | None) -> None:
         """Follow the instance manager, so the editor knows when its model's server runs."""
         self._manager = manager
+        self.library.set_activity_check(self._is_active if manager is not None else None)
         if manager is not None:
             manager.stateChanged.connect(self._on_state_changed)
 
@@ -95,6 +96,7 @@ class LibraryController(QObject):
 
     @Slot(str, str, str)
     def _on_state_changed(self, name: str, state: str, _reason: str) -> None:
+        self.library.refresh()  # the status column (the manager has written it to the database)
         model = self._editing()
         if model is not None and model["name"] == name and self.editor is not None:
             self.editor.set_running(state in _ACTIVE_STATES)

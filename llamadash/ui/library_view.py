@@ -11,7 +11,7 @@ opens the database itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -407,6 +407,7 @@ class LibraryView(QWidget):
     def __init__(self, service: LibraryService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
+        self._is_active: Callable[[str], bool] | None = None
         self._info_cache: dict[tuple[str, int, int], ModelInfo] = {}
         self.setAcceptDrops(True)
 
@@ -769,10 +770,27 @@ class LibraryView(QWidget):
         self._after_add([model_id] if model_id is not None else [])
         return model_id
 
+    def set_activity_check(self, is_active: Callable[[str], bool] | None) -> None:
+        """Ask ``is_active(name)`` (the instance manager) whether a model's server runs.
+
+        The status column is what the database said when the list was last read; renaming or
+        deleting a model whose server runs would leave that server without its library entry.
+        """
+        self._is_active = is_active
+
+    def _runs(self, model: Mapping[str, Any]) -> bool:
+        name = str(model.get("name", ""))
+        if self._is_active is not None:
+            return bool(self._is_active(name))
+        return model.get("status") in ("running", "loading")
+
     def rename_selected(self, new_name: str | None = None) -> bool:
-        """Rename the selected entry (asks for the name when not given)."""
+        """Rename the selected entry (asks for the name when not given); not while its server runs."""
         model = self.selected_model()
         if model is None:
+            return False
+        if self._runs(model):
+            self._show_error("The model is running", f"Stop {model.get('name', '')} before renaming it.")
             return False
         if new_name is None:
             new_name = self._ask_text("Rename model", "New name:", str(model.get("name", "")))
@@ -796,7 +814,7 @@ class LibraryView(QWidget):
         if model is None:
             return False
         name = model.get("name", "")
-        if model.get("status") in ("running", "loading"):
+        if self._runs(model):
             self._show_error("The model is running", f"Stop {name} before deleting it.")
             return False
         question = (

@@ -57,3 +57,27 @@ def test_activating_a_library_row_opens_its_configuration(launched, qtbot):
         library.modelActivated.emit(model)
     assert opened.args == ["tiny"]
     assert window.findChild(ParamEditor).model_id == model["id"]
+
+
+def test_a_running_model_can_be_neither_renamed_nor_deleted(launched, qtbot, monkeypatch):
+    window, library = launched.window, launched.window.library_widget
+    errors: list[str] = []
+    monkeypatch.setattr(library, "_show_error", lambda title, text: errors.append(text))
+    monkeypatch.setattr(library, "_confirm", lambda *_: True)
+    qtbot.waitUntil(lambda: launched.manager is not None, timeout=5_000)
+    model_id = database.get_model_by_name("tiny")["id"]
+    launched.manager.start("tiny")
+    qtbot.waitUntil(lambda: window.instances_model.state_of("tiny") == "running", timeout=60_000)
+    # the library's status column follows the server (it said "stopped" until re-read)
+    assert library.select_model(model_id)
+    assert library.selected_model()["status"] == "running"
+
+    assert not library.rename_selected("renamed") and errors[-1] == "Stop tiny before renaming it."
+    assert not library.delete_selected() and errors[-1] == "Stop tiny before deleting it."
+    assert database.get_model_by_name("tiny") is not None
+
+    launched.manager.stop("tiny")
+    qtbot.waitUntil(lambda: window.instances_model.state_of("tiny") == "stopped", timeout=20_000)
+    assert library.select_model(model_id) and library.selected_model()["status"] == "stopped"
+    assert library.rename_selected("renamed")
+    assert database.get_model_by_name("renamed")["id"] == model_id
