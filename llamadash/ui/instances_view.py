@@ -92,6 +92,22 @@ def _state_name(state: Any) -> str:
     return str(getattr(state, "value", state) or "stopped")
 
 
+def count_text(count: int, noun: str) -> str:
+    """``1 model``, ``2 models``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def failure_text(verb: str, name: str, exc: BaseException) -> str:
+    """What to tell the user when ``verb`` (start, stop, restart) failed for ``name``.
+
+    The manager's errors already say "cannot start NAME: why"; they are not wrapped a second time.
+    """
+    text = str(exc)
+    if text.lower().startswith(f"cannot {verb} {name}".lower()):
+        return text[:1].upper() + text[1:]
+    return f"Could not {verb} {name}: {text}"
+
+
 @dataclass
 class _Row:
     name: str
@@ -616,7 +632,7 @@ class InstancesView(QWidget):
         self._update_actions()
         self._update_detail()
         counts = self.model.state_counts()
-        parts = [f"{self.model.rowCount()} models"]
+        parts = [count_text(self.model.rowCount(), "model")]
         parts += [f"{counts[s]} {s}" for s in ("running", "loading", "error") if counts.get(s)]
         self.summary_label.setText(" · ".join(parts))
 
@@ -664,7 +680,7 @@ class InstancesView(QWidget):
         try:
             getattr(manager, verb)(name)
         except Exception as exc:  # noqa: BLE001 - any refusal is shown to the user, not raised into Qt
-            self.message.emit(f"Could not {verb} {name}: {exc}")
+            self.message.emit(failure_text(verb, name, exc))
         self._update_actions()
 
     def _configure_current(self) -> None:

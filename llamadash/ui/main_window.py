@@ -51,7 +51,7 @@ from llamadash.core.events import InstanceEvent
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
-from llamadash.ui.instances_view import InstancesModel, InstancesView
+from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
 from llamadash.ui.logs_dock import LogsDock
 from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
 from llamadash.ui.theme import Theme, apply_theme
@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
     def refresh_models(self) -> None:
         """Reload the model library into the instances view (after the library changed)."""
         self.instances_model.refresh()
-        self.statusBar().showMessage(f"{self.instances_model.rowCount()} models", 3000)
+        self.statusBar().showMessage(count_text(self.instances_model.rowCount(), "model"), 3000)
 
     # ------------------------------------------------------------------------------------------------
     # layout

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from llamadash import APP_NAME
 from llamadash.ui.icons import app_icon, status_icon
+from llamadash.ui.instances_view import failure_text
 
 __all__ = ["HYSTERESIS", "ThresholdAlarm", "TrayController", "overall_state"]
 
@@ -186,7 +187,7 @@ class TrayController(QObject):
             else:
                 manager.start(name)
         except Exception as exc:  # noqa: BLE001 - shown to the user, the tray goes on
-            self.notify(APP_NAME, f"Could not {'stop' if active else 'start'} {name}: {exc}")
+            self.notify(APP_NAME, failure_text("stop" if active else "start", name, exc))
 
     def open_logs(self) -> None:
         """Open the logs folder in the file manager."""

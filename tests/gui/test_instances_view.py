@@ -202,7 +202,18 @@ def test_a_refused_start_is_told_to_the_user(view, manager, qtbot):
     view.select("mistral")
     with qtbot.waitSignal(view.message) as said:
         view.start_action.trigger()
-    assert "port 8083 is already in use" in said.args[0]
+    assert said.args[0] == "Could not start mistral: port 8083 is already in use; port 8084 is free"
+    # the manager's own "cannot start NAME: why" is not wrapped a second time
+    manager.refuse = "cannot start mistral: the model file /m.gguf does not exist"
+    with qtbot.waitSignal(view.message) as said:
+        view.start_action.trigger()
+    assert said.args[0] == "Cannot start mistral: the model file /m.gguf does not exist"
+
+
+def test_counts_are_singular_for_one():
+    from llamadash.ui.instances_view import count_text
+
+    assert [count_text(n, "model") for n in (0, 1, 2)] == ["0 models", "1 model", "2 models"]
 
 
 def test_double_click_asks_for_the_configuration(view, qtbot):
