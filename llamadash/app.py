@@ -99,6 +99,9 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from llamadash.ui.main_window import MainWindow
 
     args = _parse_gui_args(argv)
+    if args.data_dir is not None and not args.data_dir.strip():
+        print("llamadash: error: --data-dir is empty; leave it out to use the default data folder", file=sys.stderr)
+        return 2
     app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)

@@ -704,6 +704,10 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
     if args.command is None:
         parser.print_usage(err)
         return 2
+    if args.data_dir is not None and not args.data_dir.strip():
+        # most likely `--data-dir "$UNSET_VARIABLE"`: falling back to the user's real library would surprise
+        print("llamadash: error: --data-dir is empty; leave it out to use the default data folder", file=err)
+        return 2
     handlers: dict[str, Callable[[Path], int]] = {
         "db": lambda d: cmd_db(args, out, err),
         "models": lambda d: cmd_models(args, out, err, d),

@@ -298,3 +298,12 @@ def test_a_closed_pipe_is_not_an_error(data_dir: Path):
     )
     assert proc.stdout == "["
     assert proc.stderr == ""  # no "llamadash: error: [Errno 32] Broken pipe"
+
+
+def test_an_empty_data_dir_is_refused_not_taken_for_the_default(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("LLAMADASH_DATA_DIR", raising=False)
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["--data-dir", "", "models", "list"], out, err) == 2
+    assert "--data-dir is empty" in err.getvalue()
+    assert not (tmp_path / "xdg").exists()
