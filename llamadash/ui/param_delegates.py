@@ -17,17 +17,21 @@ secret                    :class:`SecretEditor` (masked text field + reveal butt
 list, string, int_pair    :class:`TextEditor` (list items joined by the row's separator)
 ========================  ===============================================================
 
-Editors that hold a value (spin boxes, combos) write it with ``EditRole``; editors that hold text
-write it with :data:`~llamadash.ui.param_model.TEXT_EDIT_ROLE`, and the model parses and checks it
-(an invalid text is refused there, with its message).
+Editors that hold a value (combos, a stepped spin box) write it with ``EditRole``; editors that
+hold text, and a spin box the user typed a number into, write it with
+:data:`~llamadash.ui.param_model.TEXT_EDIT_ROLE`, and the model parses and checks it (an invalid
+text is refused there, with its message: a spin box never stores a number other than the one typed).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractItemModel, QLocale, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -50,10 +54,80 @@ _FLOAT_LIMIT = 1e12
 _EDIT_ROLE = Qt.ItemDataRole.EditRole.value
 
 
-class IntEditor(QSpinBox):
-    """A whole number within the row's range; an unset row starts at its default."""
+class _TypedNumber:
+    """What the spin boxes share: the number the user typed is the number that is checked and stored.
 
-    role = _EDIT_ROLE
+    Qt's own spin box validator silently drops a keystroke that would leave the range (typing
+    ``70000`` into 1..65535 leaves ``7000``) and clamps what it cannot show. Here any text may be
+    typed: it goes to the model as text (:data:`TEXT_EDIT_ROLE`), which parses it with the row's
+    ``from_text`` and refuses what does not fit, with the reason, storing nothing. The arrow keys
+    and the wheel step within the range as usual, and a stepped value goes as a number. An editor
+    closed on the number it showed first hands back the value it was given, unchanged (even one
+    outside its range, which it cannot show).
+    """
+
+    _param: Param
+    #: What the user last typed (the line edit's whole text), until the value is set or stepped.
+    _typed: str | None = None
+    #: The row's value when the editor was filled, and the number the box showed for it.
+    _original: Any = None
+    _shown: Any = None
+
+    def _track_typing(self) -> None:
+        box = cast(QAbstractSpinBox, self)
+        # Numbers in llama-server's own notation ("0.5"), whatever the desktop's language.
+        box.setLocale(QLocale.c())
+        box.setToolTip(f"{self._param.describe_type().capitalize()}; Return saves it, Esc cancels")
+        box.lineEdit().textEdited.connect(self._on_text_edited)
+
+    def _on_text_edited(self, text: str) -> None:
+        self._typed = text  # only what the user types: Qt's own rewrites of the text don't count
+
+    def _forget_edits(self, original: Any) -> None:
+        self._original, self._shown, self._typed = original, self._number(), None
+
+    def validate(self, text: str, pos: int, /) -> tuple[QValidator.State, str, int]:
+        # Never "Invalid": an out-of-range or mistyped number must reach the model to be refused
+        # with its reason; "Intermediate" keeps the keystroke and leaves the value as it was.
+        state, text, pos = cast(Any, super()).validate(text, pos)
+        if state == QValidator.State.Invalid:
+            state = QValidator.State.Intermediate
+        return state, text, pos
+
+    def stepBy(self, steps: int, /) -> None:
+        self._typed = None  # a step starts from the last good value and stays in the range
+        cast(Any, super()).stepBy(steps)
+
+    @property
+    def role(self) -> int:
+        return TEXT_EDIT_ROLE if self._typed is not None else _EDIT_ROLE
+
+    def typed_text(self) -> str | None:
+        """The number as typed, without the unit; ``None`` when nothing was typed."""
+        if self._typed is None:
+            return None
+        box = cast(QAbstractSpinBox, self)
+        text = self._typed.strip()
+        prefix, suffix = cast(Any, box).prefix().strip(), cast(Any, box).suffix().strip()
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix) :]
+        if suffix and text.endswith(suffix):
+            text = text[: -len(suffix)]
+        return text.strip()
+
+    def _number(self) -> Any:
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        typed = self.typed_text()
+        if typed is not None:
+            return typed
+        number = self._number()
+        return number if number != self._shown else self._original
+
+
+class IntEditor(_TypedNumber, QSpinBox):
+    """A whole number within the row's range; an unset row starts at its default."""
 
     def __init__(self, param: Param, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,21 +138,23 @@ class IntEditor(QSpinBox):
         if param.unit:
             self.setSuffix(f" {param.unit}")
         self.setAccelerated(True)
+        self._track_typing()
 
     def set_value(self, value: Any) -> None:
         start = value if isinstance(value, int) else self._param.default
         if not isinstance(start, int) or isinstance(start, bool):
-            start = max(self.minimum(), min(0, self.maximum()))
-        self.setValue(start)
+            start = 0
+        # a stored number outside the box (written by the CLI, say) is shown at the nearest end;
+        # it is kept unless the user types or steps (and a 64-bit one would overflow setValue)
+        self.setValue(max(self.minimum(), min(start, self.maximum())))
+        self._forget_edits(value)
 
-    def result(self) -> Any:
+    def _number(self) -> Any:
         return self.value()
 
 
-class FloatEditor(QDoubleSpinBox):
+class FloatEditor(_TypedNumber, QDoubleSpinBox):
     """A number within the row's range, shown without trailing zeros."""
-
-    role = _EDIT_ROLE
 
     def __init__(self, param: Param, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -92,6 +168,7 @@ class FloatEditor(QDoubleSpinBox):
         self.setSingleStep(0.01 if param.max is not None and param.max <= 1 else 0.1)
         if param.unit:
             self.setSuffix(f" {param.unit}")
+        self._track_typing()
 
     def textFromValue(self, value: float) -> str:
         text = f"{value:.6f}".rstrip("0")
@@ -101,9 +178,11 @@ class FloatEditor(QDoubleSpinBox):
         start = (
             value if isinstance(value, (int, float)) and not isinstance(value, bool) else self._param.default
         )
-        self.setValue(float(start) if isinstance(start, (int, float)) else 0.0)
+        number = float(start) if isinstance(start, (int, float)) and math.isfinite(start) else 0.0
+        self.setValue(max(self.minimum(), min(number, self.maximum())))
+        self._forget_edits(value)
 
-    def result(self) -> Any:
+    def _number(self) -> Any:
         return round(self.value(), self.decimals())
 
 
@@ -342,9 +421,9 @@ class ParamDelegate(QStyledItemDelegate):
 
     def setModelData(self, editor: QWidget, model: QAbstractItemModel, index: _Index) -> None:
         if hasattr(editor, "result"):
-            if isinstance(editor, (QSpinBox, QDoubleSpinBox)):
-                editor.interpretText()  # a number typed but not yet confirmed counts
-            model.setData(index, editor.result(), getattr(editor, "role", _EDIT_ROLE))
+            # a spin box's role depends on whether a number was typed (text) or stepped (value)
+            value, role = editor.result(), getattr(editor, "role", _EDIT_ROLE)
+            model.setData(index, value, role)
         else:
             super().setModelData(editor, model, index)
 

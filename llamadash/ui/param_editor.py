@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QStackedLayout,
     QStyle,
     QTreeView,
     QVBoxLayout,
@@ -135,7 +136,8 @@ class ParamEditor(QWidget):
 
     Args:
         model: the library entry (a dict as ``get_model`` returns it: ``id``, ``name``, ``status``,
-            parameter columns, ``custom_params``).
+            parameter columns, ``custom_params``), or ``None`` to start empty (see
+            :meth:`clear_model`).
         save: ``save(model_id, changes)`` stores ``changes`` (column -> value, ``None`` resets;
             ``custom_params`` as a whole dict); it raises to refuse, and the message is shown.
         capabilities: the configured llama-server build; rows it cannot take are greyed, and its
@@ -146,8 +148,13 @@ class ParamEditor(QWidget):
         parent: the parent widget.
     """
 
-    #: ``startAllowed`` changed: True when the configuration has no validation errors.
+    #: ``startAllowed`` changed: True when the configuration has no validation errors. Emitted
+    #: only when the value changes; :attr:`model_name` says which model it is about.
     startAllowedChanged = Signal(bool)
+    #: Whether the edited model may start, and why not: (model name or ``None`` when no model is
+    #: open, allowed, the first error as "column: message" or "" when allowed). Emitted whenever
+    #: any of the three changes: another model, a rename, an edit, undo, another build.
+    startStatusChanged = Signal(object, bool, str)
     #: The user asked to restart the running model to apply the saved changes: the model id.
     restartRequested = Signal(int)
     #: Changes were saved: (model id, the changes as given to ``save``). Undo emits it too.
@@ -155,7 +162,7 @@ class ParamEditor(QWidget):
 
     def __init__(
         self,
-        model: Mapping[str, Any],
+        model: Mapping[str, Any] | None,
         save: SaveCallable,
         capabilities: Capabilities | None = None,
         *,
@@ -170,9 +177,14 @@ class ParamEditor(QWidget):
         self._model_id: int | None = None
         self._meta: dict[str, Any] = {}
         self._issues: list[Issue] = []
+        self._has_model = False
         self._start_allowed = True
+        self._start_status: tuple[str | None, bool, str] = (None, True, "")
         self._build_ui(capabilities)
-        self.set_model(model)
+        if model is None:
+            self.clear_model()
+        else:
+            self.set_model(model)
 
     # ------------------------------------------------------------------------------------------
     # construction
@@ -180,6 +192,7 @@ class ParamEditor(QWidget):
         self.param_model = ParamTreeModel(capabilities=capabilities, commit=self._commit, parent=self)
         self.param_model.valueChanged.connect(self._on_value_changed)
         self.param_model.editRejected.connect(self._on_edit_rejected)
+        self.param_model.editAccepted.connect(self._on_edit_accepted)
         self.proxy = ParamFilterProxy(self)
         self.proxy.setSourceModel(self.param_model)
 
@@ -195,14 +208,23 @@ class ParamEditor(QWidget):
         self.reset_action.triggered.connect(self.reset_current)
         self.reset_button = QPushButton("Reset to default")
         self.reset_button.clicked.connect(self.reset_current)
-        self.undo_action = self.param_model.undo_stack.createUndoAction(self, "Undo")
+        # Not QUndoStack.createUndoAction(): that calls the C++ undo(), which moves the stack even
+        # when saving the undone value is refused; the model's stack keeps the step then.
+        stack = self.param_model.undo_stack
+        self.undo_action = QAction("Undo", self)
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
         self.undo_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.undo_action.triggered.connect(lambda: stack.undo())
+        stack.canUndoChanged.connect(self.undo_action.setEnabled)
+        stack.undoTextChanged.connect(
+            lambda text: self.undo_action.setText(f"Undo {text}" if text else "Undo")
+        )
+        self.undo_action.setEnabled(False)
         self.addAction(self.undo_action)
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Undo the last change (Ctrl+Z)")
-        self.undo_button.clicked.connect(self.param_model.undo_stack.undo)
-        self.param_model.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.undo_button.clicked.connect(lambda: stack.undo())
+        stack.canUndoChanged.connect(self.undo_button.setEnabled)
         self.undo_button.setEnabled(False)
 
         top = QHBoxLayout()
@@ -268,7 +290,8 @@ class ParamEditor(QWidget):
         preview_header.addWidget(QLabel("<b>Command line</b>"), 1)
         preview_header.addWidget(self.copy_button)
 
-        layout = QVBoxLayout(self)
+        self.content = QWidget()
+        layout = QVBoxLayout(self.content)
         layout.addLayout(top)
         layout.addWidget(self.message_label)
         layout.addWidget(self.restart_bar)
@@ -278,6 +301,16 @@ class ParamEditor(QWidget):
         layout.addWidget(self.issue_list)
         layout.addLayout(preview_header)
         layout.addWidget(self.preview)
+
+        # shown instead of all that while no model is open (none chosen yet, or it was deleted)
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self._pages = QStackedLayout(self)
+        self._pages.addWidget(self.content)
+        self._pages.addWidget(self.empty_label)
         self._update_actions()
 
     # ------------------------------------------------------------------------------------------
@@ -286,11 +319,46 @@ class ParamEditor(QWidget):
         """Edit another library entry (or the same one re-read); clears undo and messages."""
         self._model_id = model.get("id")
         self._meta = {k: model.get(k) for k in META_COLUMNS if k != "custom_params"}
+        self._has_model = True
         self.param_model.set_config(model)
         self.message_label.hide()
         self.restart_bar.hide()
+        self._pages.setCurrentWidget(self.content)
         self._refresh()
         self._expand_interesting()
+
+    def clear_model(self, message: str | None = None) -> None:
+        """Edit nothing: show the empty state, e.g. when the edited model was deleted.
+
+        The undo history and any message go; nothing is saved from now on. Start is allowed
+        (nothing here blocks a start) and :attr:`model_name` is ``None``.
+
+        Args:
+            message: said above the usual hint, e.g. "tiny was deleted from the library."
+        """
+        self._model_id = None
+        self._meta = {}
+        self._has_model = False
+        self.param_model.set_config({})
+        self.message_label.hide()
+        self.restart_bar.hide()
+        hint = (
+            "No model is open. Double-click a model in the Library (or select it and press Ctrl+E)"
+            " to edit its parameters."
+        )
+        self.empty_label.setText(f"{message}\n\n{hint}" if message else hint)
+        self._pages.setCurrentWidget(self.empty_label)
+        self._refresh()
+
+    def set_model_name(self, name: str) -> None:
+        """The edited model was renamed: follow the new name (it is not saved from here)."""
+        if self._has_model:
+            self._meta["name"] = name
+            self._publish_start_status()
+
+    def revalidate(self) -> None:
+        """Check the configuration again, e.g. before a start: files may have appeared or gone."""
+        self._refresh()
 
     def set_capabilities(self, capabilities: Capabilities | None, binary: str | None = None) -> None:
         """Check and preview for another llama-server build."""
@@ -308,7 +376,29 @@ class ParamEditor(QWidget):
 
     @property
     def model_id(self) -> int | None:
+        """The id of the edited model; ``None`` when none is open (or it is not in the library)."""
         return self._model_id
+
+    @property
+    def model_name(self) -> str | None:
+        """The name of the edited model; ``None`` when none is open."""
+        name = self._meta.get("name")
+        return name if self._has_model and isinstance(name, str) else None
+
+    @property
+    def has_model(self) -> bool:
+        """False while the editor shows its empty state."""
+        return self._has_model
+
+    @property
+    def start_allowed(self) -> bool:
+        """False while the configuration has validation errors (the same as ``startAllowed``)."""
+        return self._start_allowed
+
+    @property
+    def start_problem(self) -> str | None:
+        """Why the model cannot start: its first error as "column: message"; ``None`` when it can."""
+        return self._start_status[2] or None
 
     def config(self) -> dict[str, Any]:
         """The configuration as edited: set parameters and ``custom_params``."""
@@ -366,7 +456,7 @@ class ParamEditor(QWidget):
         self.saved.emit(self._model_id, dict(changes))
 
     def _on_value_changed(self, key: str, _value: Any) -> None:
-        self.message_label.hide()
+        self.message_label.hide()  # an undo or redo that went through: the message is old news
         if self._meta.get("status") in ("running", "loading"):
             self.restart_bar.show()
         self._refresh()
@@ -375,6 +465,10 @@ class ParamEditor(QWidget):
     def _on_edit_rejected(self, key: str, message: str) -> None:
         self.message_label.setText(f"{key}: {message}")
         self.message_label.show()
+
+    def _on_edit_accepted(self, _key: str) -> None:
+        # the message is about the latest edit: one that went through, or changed nothing, clears it
+        self.message_label.hide()
 
     def _on_restart_clicked(self) -> None:
         self.restart_bar.hide()
@@ -386,15 +480,30 @@ class ParamEditor(QWidget):
     def _refresh(self) -> None:
         config = self.param_model.config()
         caps = self.param_model.capabilities
-        self._issues = validate_config(config, caps, check_files=self._check_files)
+        if self._has_model:
+            self._issues = validate_config(config, caps, check_files=self._check_files)
+            self.preview.setPlainText(self._preview_text(config))
+        else:
+            self._issues = []
+            self.preview.clear()
         self.param_model.set_issues(self._issues)
         self._show_issues()
-        self.preview.setPlainText(self._preview_text(config))
         self._fit_preview()
+        self._publish_start_status()
+
+    def _publish_start_status(self) -> None:
+        """Emit ``startAllowedChanged`` / ``startStatusChanged`` for what changed since last time."""
+        first_error = next((i for i in self._issues if i.severity == "error"), None)
         allowed = not has_errors(self._issues)
-        if allowed != self._start_allowed:
-            self._start_allowed = allowed
+        problem = "" if first_error is None else f"{first_error.column}: {first_error.message}"
+        status = (self.model_name, allowed, problem)
+        allowed_changed = allowed != self._start_allowed
+        status_changed = status != self._start_status
+        self._start_allowed, self._start_status = allowed, status
+        if allowed_changed:
             self.startAllowedChanged.emit(allowed)
+        if status_changed:
+            self.startStatusChanged.emit(*status)
 
     def _fit_preview(self) -> None:
         """As tall as the command, up to 14 lines (longer ones scroll): the tree keeps the rest."""

@@ -6,8 +6,12 @@ the model's ``custom_params``. Columns: parameter, value, default, flag.
 
 The model holds the configuration being edited. An edit is checked with the parameter's
 ``coerce``/``from_text`` first (an invalid value is refused with its message and nothing is
-saved), then handed to the ``commit`` callable (the editor's save), then recorded on a
-``QUndoStack`` so it can be undone. The model never touches the database itself.
+saved; a whole number must also fit the 32 bits llama-server reads), then handed to the
+``commit`` callable (the editor's save), then recorded on a ``QUndoStack`` so it can be undone.
+Every edit reports its outcome: ``editAccepted`` (stored, or nothing to change) or
+``editRejected`` (with the reason). An undo or redo that ``commit`` refuses is reported the same
+way and leaves the undo stack where it was, so it can be tried again. The model never touches the
+database itself.
 """
 
 from __future__ import annotations
@@ -59,6 +63,30 @@ _FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
 _DEFAULT_IN_HELP = re.compile(r"\(default:\s*(.*?)\)\s*$", re.DOTALL)
 
 
+#: The numbers llama-server's argument parser reads (``std::stoi``): 32-bit. A row without its
+#: own limit on a side is held to these, so a number llama-server would reject is refused here.
+INT32_RANGE = (-(2**31), 2**31 - 1)
+
+
+def _check_int32(param: Param, value: Any) -> None:
+    """Refuse a whole number of a row without its own limit that llama-server could not read."""
+    if param.kind == "int_pair" and isinstance(value, list):
+        for part in value:
+            _check_int32_number(param, part)
+    elif param.kind in ("int", "int_or_keyword"):
+        _check_int32_number(param, value)
+
+
+def _check_int32_number(param: Param, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return
+    low, high = INT32_RANGE
+    if param.min is None and value < low:
+        raise ParamValueError(param.column, f"{value} is below the minimum {low}")
+    if param.max is None and value > high:
+        raise ParamValueError(param.column, f"{value} is above the maximum {high}")
+
+
 class CommitRefused(Exception):
     """Raised by a ``commit`` callable that could not store a change; the message is shown."""
 
@@ -84,21 +112,56 @@ class _Group:
 
 
 class _SetValue(QUndoCommand):
-    """One change of one row, undoable. The first ``redo`` is the change already committed."""
+    """One change of one row, undoable; it knows which of its two values the store holds.
+
+    When pushed, the change is already committed (``push()`` calls ``redo()``: nothing to do).
+    """
 
     def __init__(self, model: ParamTreeModel, key: str, old: Any, new: Any) -> None:
         super().__init__(f"set {key}")
         self._model, self._key, self._old, self._new = model, key, old, new
-        self._applied = True
+        self._holds_new = True
+
+    def store(self, new: bool) -> bool:
+        """Commit the new (or the old) value unless the store holds it; False when refused."""
+        if self._holds_new == new:
+            return True
+        doing = "redo" if new else "undo"
+        if not self._model._apply(self._key, self._new if new else self._old, doing=doing):
+            return False
+        self._holds_new = new
+        return True
 
     def redo(self) -> None:
-        if self._applied:  # QUndoStack.push() calls redo(); the edit is already stored
-            self._applied = False
-            return
-        self._model._apply(self._key, self._new)
+        self.store(True)
 
     def undo(self) -> None:
-        self._model._apply(self._key, self._old)
+        self.store(False)
+
+
+class _UndoStack(QUndoStack):
+    """A ``QUndoStack`` whose undo and redo move only when the store took the change.
+
+    ``QUndoStack`` moves its index whatever the command did; a refused undo would use the step
+    up while the value stays. Here the command commits first, and the stack moves after it
+    succeeded, so a refused undo can be tried again (its reason went out as ``editRejected``).
+    Call these Python methods (the editor's Undo button and Ctrl+Z do); C++ callers such as
+    ``createUndoAction`` bypass the guard.
+    """
+
+    def undo(self) -> None:
+        if self.canUndo():
+            command = self.command(self.index() - 1)
+            if isinstance(command, _SetValue) and not command.store(False):
+                return
+        super().undo()
+
+    def redo(self) -> None:
+        if self.canRedo():
+            command = self.command(self.index())
+            if isinstance(command, _SetValue) and not command.store(True):
+                return
+        super().redo()
 
 
 class ParamTreeModel(QAbstractItemModel):
@@ -115,8 +178,12 @@ class ParamTreeModel(QAbstractItemModel):
 
     #: A change was stored: (key, new value). Emitted for edits, resets and undo.
     valueChanged = Signal(str, object)
-    #: An edit was refused and nothing was stored: (key, message for the user).
+    #: An edit was refused and nothing was stored: (key, message for the user). Also a refused
+    #: undo or redo (the undo stack stays where it was).
     editRejected = Signal(str, str)
+    #: An edit was accepted: it was stored, or it changed nothing (the value was already that).
+    #: (key). With ``editRejected`` every edit through ``setData``/``reset`` reports its outcome.
+    editAccepted = Signal(str)
 
     def __init__(
         self,
@@ -136,7 +203,7 @@ class ParamTreeModel(QAbstractItemModel):
         self._issues: dict[str, list[Issue]] = {}
         self._groups: list[_Group] = []
         self._rows_by_key: dict[str, tuple[int, int]] = {}
-        self.undo_stack = QUndoStack(self)
+        self.undo_stack: QUndoStack = _UndoStack(self)
         self._load(config or {})
         self._build()
 
@@ -511,6 +578,12 @@ class ParamTreeModel(QAbstractItemModel):
             or role not in (Qt.ItemDataRole.EditRole, TEXT_EDIT_ROLE)
         ):
             return False
+        current = self.value(row.key)
+        if role == Qt.ItemDataRole.EditRole and type(value) is type(current) and value == current:
+            # the value the row holds, handed back by an editor closed untouched: no change, even
+            # when the stored value would not pass the checks (validation lists it)
+            self.editAccepted.emit(row.key)
+            return False
         try:
             new = self._parse(row, value, text=role == TEXT_EDIT_ROLE)
         except ParamValueError as exc:
@@ -534,8 +607,11 @@ class ParamTreeModel(QAbstractItemModel):
         if text:
             if param.kind == "string":
                 return param.coerce(str(value)) if str(value).strip() else None
-            return param.from_text(str(value))
-        return param.coerce(value)
+            parsed = param.from_text(str(value))
+        else:
+            parsed = param.coerce(value)
+        _check_int32(param, parsed)
+        return parsed
 
     @staticmethod
     def _parse_extra(row: _Row, value: Any) -> Any:
@@ -563,23 +639,29 @@ class ParamTreeModel(QAbstractItemModel):
         return value
 
     def _change(self, row: _Row, new: Any) -> bool:
+        """Store an accepted value; True when something changed (``editAccepted`` either way)."""
         old = self.value(row.key)
-        if new == old:
-            return False
-        if (
+        unchanged = new == old or (
+            # an editor opened on an unset row and closed on the default: no change
             old is None
             and row.param is not None
             and new is not None
             and not row.param.differs_from_default(new)
-        ):
-            return False  # an editor opened on an unset row and closed on the default: no change
+        )
+        if unchanged:
+            self.editAccepted.emit(row.key)
+            return False
         if not self._apply(row.key, new):
             return False
         self.undo_stack.push(_SetValue(self, row.key, old, new))
+        self.editAccepted.emit(row.key)
         return True
 
-    def _apply(self, key: str, value: Any) -> bool:
-        """Commit and show one value; False (and ``editRejected``) when the commit is refused."""
+    def _apply(self, key: str, value: Any, *, doing: str | None = None) -> bool:
+        """Commit and show one value; False (and ``editRejected``) when the commit is refused.
+
+        ``doing`` is "undo" or "redo" when the value comes from the undo stack (the message says so).
+        """
         if key in self._schema:
             changes: dict[str, Any] = {key: value}
         else:
@@ -593,7 +675,8 @@ class ParamTreeModel(QAbstractItemModel):
             try:
                 self._commit(changes)
             except CommitRefused as exc:
-                self.editRejected.emit(key, str(exc))
+                message = str(exc) if doing is None else f"could not {doing} this change, {exc}"
+                self.editRejected.emit(key, message)
                 return False
         if key in self._schema:
             if value is None:

@@ -683,3 +683,184 @@ def test_switching_builds_regreys_rows_and_revalidates(make_editor, b10001: Capa
     assert editor.command_text().startswith("/opt/old/llama-server \\")
     assert "rpc" in visible_keys(editor)
     assert value_index(editor, "rpc").data(UNSUPPORTED_ROLE)
+
+
+# ------------------------------------------------------------------------------------------------
+# the message under the search box is about the latest edit
+
+
+@pytest.mark.parametrize(
+    ("key", "typed"),
+    [
+        ("host", "   "),  # blank text on an unset row: no change
+        ("ctx_size", "0"),  # the default, on an unset row: no change
+        ("control_vector_layer_range", ""),  # unset it while unset: no change
+        ("host", "127.0.0.2"),  # a change that is saved
+    ],
+)
+def test_a_later_edit_that_goes_through_clears_the_refusal(make_editor, store: Store, key: str, typed: str):
+    editor = make_editor()
+    editor.proxy.setData(value_index(editor, "control_vector_layer_range"), "5 2", TEXT_EDIT_ROLE)
+    assert editor.message_label.isVisible()
+    assert "START must not be greater than END" in editor.message_label.text()
+
+    editor.proxy.setData(value_index(editor, key), typed, TEXT_EDIT_ROLE)
+    assert not editor.message_label.isVisible()
+
+
+def test_an_untouched_editor_closed_after_a_refusal_clears_it(make_editor, store: Store, qtbot):
+    editor = make_editor()
+    editor.proxy.setData(value_index(editor, "port"), "70000", TEXT_EDIT_ROLE)
+    assert editor.message_label.text() == "port: 70000 is above the maximum 65535"
+    widget = edit_in_tree(editor, "cache_type_v")
+    widget.activated.emit(0)  # "default (f16)" on an unset row: a pick that changes nothing
+    assert not editor.message_label.isVisible()
+    assert store.calls == []
+
+
+def test_a_refusal_after_a_refusal_shows_the_new_reason(make_editor):
+    editor = make_editor()
+    editor.proxy.setData(value_index(editor, "control_vector_layer_range"), "5 2", TEXT_EDIT_ROLE)
+    editor.proxy.setData(value_index(editor, "gpu_layers"), "lots", TEXT_EDIT_ROLE)
+    assert editor.message_label.isVisible()
+    assert editor.message_label.text().startswith("gpu_layers: ")
+
+
+# ------------------------------------------------------------------------------------------------
+# a refused undo keeps the undo step
+
+
+def test_an_undo_the_store_refuses_keeps_its_step_until_it_can_be_saved(make_editor, store: Store):
+    editor = make_editor(ctx_size=4096)
+    editor.param_model.set_value("ctx_size", 8192)
+    store.refuse_with = "the database is locked"
+
+    for undo in (editor.undo_button.click, editor.undo_action.trigger):  # the button and Ctrl+Z
+        undo()
+        assert editor.param_model.value("ctx_size") == 8192
+        assert "--ctx-size 8192" in editor.command_text()
+        assert editor.message_label.text() == (
+            "ctx_size: could not undo this change, not saved: the database is locked"
+        )
+        assert editor.undo_button.isEnabled() and editor.undo_action.isEnabled()
+        assert editor.param_model.undo_stack.index() == 1
+
+    store.refuse_with = None
+    editor.undo_button.click()  # the step was kept: now it goes through
+    assert editor.param_model.value("ctx_size") == 4096
+    assert store.calls[-1] == (7, {"ctx_size": 4096})
+    assert not editor.message_label.isVisible()
+    assert not editor.undo_button.isEnabled()
+
+    store.refuse_with = "the disk is full"  # and redo keeps its step the same way
+    editor.param_model.undo_stack.redo()
+    assert editor.param_model.value("ctx_size") == 4096
+    assert editor.param_model.undo_stack.canRedo()
+    assert "could not redo this change, not saved: the disk is full" in editor.message_label.text()
+    store.refuse_with = None
+    editor.param_model.undo_stack.redo()
+    assert editor.param_model.value("ctx_size") == 8192
+    assert store.calls[-1] == (7, {"ctx_size": 8192})
+
+
+def test_a_model_deleted_while_edited_refuses_edits_and_undo_then_the_editor_empties(
+    qtbot, tiny_model: Path, b11434: Capabilities
+):
+    from llamadash.core import database
+
+    database.init_database()
+    try:
+        model_id = database.save_model(
+            {"name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tiny_model)}
+        )
+        editor = ParamEditor(database.get_model(model_id), database.update_model, b11434)
+        qtbot.addWidget(editor)
+        editor.show()
+        assert editor.param_model.set_value("ctx_size", 4096)
+        database.delete_model(model_id)
+
+        assert not editor.param_model.set_value("ctx_size", 8192)
+        assert editor.message_label.text() == f"ctx_size: not saved: there is no model with id {model_id}"
+        editor.undo_button.click()
+        assert editor.message_label.text() == (
+            f"ctx_size: could not undo this change, not saved: there is no model with id {model_id}"
+        )
+        assert editor.param_model.value("ctx_size") == 4096
+        assert editor.undo_button.isEnabled()  # the step is still there
+
+        # what the library does when it deletes the edited model
+        with qtbot.waitSignal(editor.startStatusChanged) as status:
+            editor.clear_model("tiny was deleted from the library.")
+        assert status.args == [None, True, ""]
+        assert not editor.has_model and editor.model_id is None and editor.model_name is None
+        assert editor.empty_label.isVisible() and not editor.tree.isVisible()
+        assert editor.empty_label.text().startswith("tiny was deleted from the library.")
+        assert not editor.undo_button.isEnabled() and not editor.message_label.isVisible()
+        assert editor.config() == {} and editor.command_text() == ""
+    finally:
+        database.close_database()
+
+
+def test_an_empty_editor_opens_a_model_again(qtbot, store: Store, tiny_model: Path, b11434: Capabilities):
+    editor = ParamEditor(None, store.save, b11434)
+    qtbot.addWidget(editor)
+    editor.show()
+    assert not editor.has_model and editor.empty_label.isVisible()
+    assert "No model is open" in editor.empty_label.text()
+    editor.set_model({"id": 7, "name": "tiny", "status": "stopped", "model_path": str(tiny_model)})
+    assert editor.has_model and editor.tree.isVisible() and not editor.empty_label.isVisible()
+    assert editor.model_name == "tiny"
+    assert editor.param_model.set_value("ctx_size", 1024)
+    assert store.calls == [(7, {"ctx_size": 1024})]
+
+
+# ------------------------------------------------------------------------------------------------
+# whether the edited model may start, and why not
+
+
+def test_start_status_says_which_model_and_why(make_editor, qtbot, tmp_path: Path, tiny_model: Path):
+    editor = make_editor()
+    assert (editor.model_name, editor.start_allowed, editor.start_problem) == ("tiny", True, None)
+
+    with (
+        qtbot.waitSignal(editor.startAllowedChanged) as allowed,
+        qtbot.waitSignal(editor.startStatusChanged) as status,
+    ):
+        editor.param_model.set_value("model_path", str(tmp_path / "gone.gguf"))
+    problem = editor.start_problem
+    assert problem is not None and problem.startswith("model_path: ") and "file not found" in problem
+    assert allowed.args == [False]
+    assert status.args == ["tiny", False, problem]
+    assert editor.issue_list.item(0).text() == problem
+
+    with qtbot.waitSignal(editor.startStatusChanged) as status:  # still blocked, by the other model
+        editor.set_model({"id": 8, "name": "other", "model_path": str(tiny_model), "hf_file_v": "x.gguf"})
+    assert status.args[:2] == ["other", False] and status.args[2].startswith("hf_file_v: ")
+    assert editor.start_problem == status.args[2]
+
+    with qtbot.waitSignal(editor.startStatusChanged) as status:
+        editor.set_model_name("renamed")
+    assert status.args[:2] == ["renamed", False] and editor.model_name == "renamed"
+
+    with qtbot.waitSignal(editor.startAllowedChanged) as allowed:
+        editor.param_model.reset(editor.param_model.index_for("hf_file_v"))
+    assert allowed.args == [True]
+    assert (editor.start_allowed, editor.start_problem) == (True, None)
+
+
+def test_start_status_follows_the_build_and_files_on_disk(make_editor, qtbot, tmp_path: Path, b10001):
+    draft = tmp_path / "draft.gguf"
+    draft.write_bytes(b"GGUF")
+    editor = make_editor(hf_file_v="mmproj-F16.gguf", hf_repo="ggml-org/gemma-3-4b-it-GGUF")
+    assert editor.start_allowed is False
+    with qtbot.waitSignal(editor.startAllowedChanged) as allowed:
+        editor.set_capabilities(b10001)
+    assert allowed.args == [True]
+
+    assert editor.param_model.set_value("model_draft", str(draft))
+    assert editor.start_allowed is True
+    draft.unlink()  # gone behind the editor's back: found by the next check
+    with qtbot.waitSignal(editor.startStatusChanged) as status:
+        editor.revalidate()
+    assert status.args[1] is False and status.args[2].startswith("model_draft: ")
+    assert editor.property("startAllowed") is False
