@@ -510,6 +510,8 @@ class InstancesView(QWidget):
         self.restart_action = QAction(action_icon("restart"), "Rest&art", self)
         self.restart_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
         self.restart_action.setToolTip("Restart the selected model's llama-server (Ctrl+Shift+R)")
+        self._default_tips = {a: a.toolTip() for a in (self.start_action, self.restart_action)}
+        self._start_blocked: dict[str, str] = {}
         self.configure_action = QAction("&Configure…", self)
         self.configure_action.setShortcut(QKeySequence("Ctrl+E"))
         self.log_action = QAction(action_icon("logs"), "Show &log", self)
@@ -593,6 +595,10 @@ class InstancesView(QWidget):
         layout.addWidget(self.detail)
 
         model.dataChanged.connect(self._on_data_changed)
+        # a reset (the library re-read after an edit) must not lose the selection
+        self._selected_before_reset = ""
+        model.modelAboutToBeReset.connect(self._remember_selection)
+        model.modelReset.connect(self._restore_selection)
         model.modelReset.connect(self._on_model_changed)
         model.rowsInserted.connect(self._on_model_changed)
         model.rowsRemoved.connect(self._on_model_changed)
@@ -601,6 +607,13 @@ class InstancesView(QWidget):
         self._on_model_changed()
 
     # -- selection ----------------------------------------------------------------------------------
+
+    def _remember_selection(self) -> None:
+        self._selected_before_reset = self.current_name()
+
+    def _restore_selection(self) -> None:
+        if self._selected_before_reset and not self.current_name():
+            self.select(self._selected_before_reset)
 
     def current_name(self) -> str:
         """The selected model's name ("" when none)."""
@@ -636,15 +649,34 @@ class InstancesView(QWidget):
         parts += [f"{counts[s]} {s}" for s in ("running", "loading", "error") if counts.get(s)]
         self.summary_label.setText(" · ".join(parts))
 
+    def set_start_blocked(self, name: str | None, problem: str | None) -> None:
+        """Start and Restart are not offered for ``name`` while its configuration has ``problem``.
+
+        The parameter editor says so for the model it shows (one at a time: ``None`` lifts it).
+        """
+        self._start_blocked = {name: problem} if name and problem else {}
+        self._update_actions()
+
+    def start_problem(self, name: str) -> str | None:
+        """Why ``name`` cannot start now (the editor found an error in it), or ``None``."""
+        return self._start_blocked.get(name)
+
     def _update_actions(self) -> None:
         name = self.current_name()
         state = self.model.state_of(name) if name else ""
         has_manager = self.model.manager is not None
-        self.start_action.setEnabled(has_manager and bool(name) and state in ("stopped", "error"))
+        problem = self.start_problem(name) if name else None
+        self.start_action.setEnabled(
+            has_manager and bool(name) and state in ("stopped", "error") and problem is None
+        )
         self.stop_action.setEnabled(has_manager and state in _ACTIVE)
         self.restart_action.setEnabled(
-            has_manager and bool(name) and state in ("running", "loading", "error")
+            has_manager and bool(name) and state in ("running", "loading", "error") and problem is None
         )
+        tip = f"{name} cannot start: {problem}" if problem else ""
+        for action, default in self._default_tips.items():
+            action.setToolTip(tip or default)
+            action.setStatusTip(tip)
         self.configure_action.setEnabled(bool(name))
         self.log_action.setEnabled(bool(name))
         self.copy_url_action.setEnabled(state in _ACTIVE)

@@ -40,6 +40,7 @@ class LibraryController(QObject):
         window.configureRequested.connect(self.configure)
         self.library.modelActivated.connect(self._on_library_activated)
         self.library.libraryChanged.connect(window.refresh_models)
+        self.library.libraryChanged.connect(self._follow_edited_model)
 
     # ------------------------------------------------------------------------------------------
     def set_manager(self, manager: Any | None) -> None:
@@ -70,14 +71,39 @@ class LibraryController(QObject):
             self.editor = ParamEditor(model, save=self._store.update_model, capabilities=caps, binary=binary)
             self.editor.restartRequested.connect(self._on_restart_requested)
             self.editor.saved.connect(self._on_saved)
+            self.editor.startStatusChanged.connect(self._on_start_status)
             self._window.set_editor_widget(self.editor)
         else:
             self.editor.set_capabilities(caps, binary)
             self.editor.set_model(model)
         self.editor.set_running(self._is_active(name))
-        workspace = self._window.workspace
-        workspace.setTabText(workspace.indexOf(self.editor), f"Configuration — {name}")
-        workspace.setCurrentWidget(self.editor)
+        self._on_start_status(self.editor.model_name, self.editor.start_allowed, self.editor.start_problem or "")
+        self._set_title(name)
+        self._window.workspace.setCurrentWidget(self.editor)
+
+    def _set_title(self, name: str | None) -> None:
+        if self.editor is not None:
+            workspace = self._window.workspace
+            workspace.setTabText(workspace.indexOf(self.editor), f"Configuration — {name}" if name else "Configuration")
+
+    @Slot()
+    def _follow_edited_model(self) -> None:
+        """The library changed: the edited model may have been renamed or deleted."""
+        if self.editor is None or not self.editor.has_model or self.editor.model_id is None:
+            return
+        model = self._store.get_model(self.editor.model_id)
+        if model is None:
+            self.editor.clear_model(f"{self.editor.model_name} was deleted from the library.")
+            self._set_title(None)
+        elif model["name"] != self.editor.model_name:
+            self.editor.set_model_name(model["name"])
+            self._set_title(model["name"])
+            self._on_start_status(model["name"], self.editor.start_allowed, self.editor.start_problem or "")
+
+    @Slot(object, bool, str)
+    def _on_start_status(self, name: str | None, allowed: bool, problem: str) -> None:
+        """The editor found (or no longer finds) an error that keeps its model from starting."""
+        self._window.instances_view.set_start_blocked(name, None if allowed else (problem or "invalid configuration"))
 
     # ------------------------------------------------------------------------------------------
     def _is_active(self, name: str) -> bool:

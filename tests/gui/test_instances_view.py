@@ -337,3 +337,10 @@ def test_a_real_failed_start_shows_the_reason_and_the_log(qtbot, real_setup):
     assert "model loading error" in cell(view, "broken", "name", Qt.ItemDataRole.ToolTipRole)
     assert view.detail_log.toPlainText().strip() != "(no log output)"
     assert view.start_action.isEnabled()
+
+
+def test_the_selection_survives_a_reload_of_the_library(view):
+    # the library is re-read after every editor save; the selected row must stay selected
+    assert view.select("mistral")
+    view.model.refresh()
+    assert view.current_name() == "mistral"

@@ -81,3 +81,36 @@ def test_a_running_model_can_be_neither_renamed_nor_deleted(launched, qtbot, mon
     assert library.select_model(model_id) and library.selected_model()["status"] == "stopped"
     assert library.rename_selected("renamed")
     assert database.get_model_by_name("renamed")["id"] == model_id
+
+
+def test_start_is_not_offered_while_the_editor_finds_an_error(launched, qtbot):
+    window = launched.window
+    qtbot.waitUntil(lambda: launched.manager is not None, timeout=5_000)
+    window.open_configuration("tiny")
+    editor = window.findChild(ParamEditor)
+    view = window.instances_view
+    assert view.select("tiny") and view.start_action.isEnabled()
+    path = editor.param_model.value("model_path") if hasattr(editor.param_model, "value") else None
+    editor.param_model.set_value("model_path", None)  # no model source: it cannot start
+    assert not view.start_action.isEnabled() and not view.restart_action.isEnabled()
+    assert view.start_action.toolTip().startswith("tiny cannot start: "), (view.start_action.toolTip(), editor.start_problem)
+    editor.param_model.set_value("model_path", path or database.get_model_by_name("tiny")["model_path"] or "")
+    qtbot.waitUntil(view.start_action.isEnabled, timeout=2_000)
+    assert "cannot start" not in view.start_action.toolTip()
+
+
+def test_the_editor_follows_a_rename_and_empties_when_its_model_is_deleted(launched, qtbot, monkeypatch):
+    window, library = launched.window, launched.window.library_widget
+    monkeypatch.setattr(library, "_confirm", lambda *_: True)
+    window.open_configuration("tiny")
+    editor = window.findChild(ParamEditor)
+    tab = window.workspace.indexOf(editor)
+    assert library.select_model(database.get_model_by_name("tiny")["id"])
+    assert library.rename_selected("tiny-renamed")
+    assert window.workspace.tabText(tab) == "Configuration — tiny-renamed"
+    assert editor.model_name == "tiny-renamed"
+    editor.param_model.set_value("ctx_size", 1024)  # still saves to the same row
+    assert database.get_model_by_name("tiny-renamed")["ctx_size"] == 1024
+    assert library.delete_selected()
+    assert not editor.has_model and editor.model_id is None
+    assert window.workspace.tabText(tab) == "Configuration"
