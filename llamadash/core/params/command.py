@@ -149,12 +149,14 @@ def argv_value_problem(param: Param, value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and (param.column, value) in REJECTED_VALUES:
         return REJECTED_VALUES[(param.column, value)]
     items = value if isinstance(value, list) else [value]
+    if param.kind == "list" and any(part in ("float", "int") for part in param.item_parts):
+        items = [_number_in_text(kind, piece) for text in value for kind, piece in _item_pieces(param, text)]
     for item in items:
         if isinstance(item, str) and "\x00" in item:
             return "the value contains a NUL character, which a command line cannot carry"
         if isinstance(item, bool):
             continue
-        if isinstance(item, int) and param.kind in ("int", "int_or_keyword", "int_pair"):
+        if isinstance(item, int) and param.kind in ("int", "int_or_keyword", "int_pair", "list"):
             low, high = _INT32
             if param.max is not None and param.max > high:
                 high = int(param.max)  # e.g. seed is read as unsigned
@@ -163,6 +165,19 @@ def argv_value_problem(param: Param, value: Any) -> str | None:
         if isinstance(item, float) and not (item == 0 or _FLOAT32_MIN_NORMAL <= abs(item) <= _FLOAT32_MAX):
             return f"{item!r} does not fit llama-server's 32-bit float"
     return None
+
+
+def _item_pieces(param: Param, text: str) -> list[tuple[str, str]]:
+    return list(zip(param.item_parts, param.split_item(text), strict=False))
+
+
+def _number_in_text(kind: str, piece: str) -> Any:
+    """A numeric part of a list item as a number (``coerce`` checked its form), other parts as text."""
+    if kind == "float":
+        return float(piece)
+    if kind == "int":
+        return int(piece)
+    return piece
 
 
 def set_values(config: Mapping[str, Any], problem: Callable[[str, str], None]) -> Iterator[tuple[Param, Any]]:

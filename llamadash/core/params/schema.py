@@ -9,6 +9,7 @@ build accepts on its command line lives in :mod:`llamadash.core.params.capabilit
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,6 +29,12 @@ KINDS = (
     "list",
     "int_pair",
 )
+#: What one item of a ``list`` row is (its ``item``). An item made of parts joined by ``:`` is
+#: written ``"file:float"`` (llama-server's ``FNAME:SCALE``). Numbers are checked as llama-server's
+#: ``std::stof``/``std::stoi`` will read them, within the row's ``min``/``max``.
+ITEM_KINDS = ("text", "file", "dir", "float", "int")
+#: The separator between the parts of a list item (``FNAME:SCALE``).
+ITEM_PART_SEPARATOR = ":"
 SQL_TYPES = ("INTEGER", "REAL", "TEXT", "BOOLEAN")
 STATUSES = ("clean", "partial", "renamed", "deprecated", "absent", "not_server", "action")
 SECTIONS = (
@@ -52,6 +59,18 @@ SECTIONS = (
 META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 #: Where a secret goes instead of the command line.
 SECRET_ENV = {"api_key": "LLAMA_API_KEY", "hf_token": "HF_TOKEN"}
+
+# Plain decimal numbers only: no "inf"/"nan", hex or "1_000", which Python reads but stof does not
+# (or reads differently).
+_FLOAT_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INT_TEXT = re.compile(r"[+-]?\d+")
+_ITEM_WORDS = {
+    "text": ("text", "items", "TEXT"),
+    "file": ("a file path", "file paths", "FILE"),
+    "dir": ("a directory path", "directory paths", "DIR"),
+    "float": ("a number", "numbers", "NUMBER"),
+    "int": ("a whole number", "whole numbers", "N"),
+}
 
 _TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
 _FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
@@ -113,6 +132,15 @@ class Param:
     def all_flags(self) -> tuple[str, ...]:
         return self.flags + self.negative_flags + self.legacy_flags
 
+    @property
+    def item_parts(self) -> tuple[str, ...]:
+        """The kinds of the parts of one list item (``("file", "float")`` for ``FNAME:SCALE``)."""
+        return tuple(self.item.split(ITEM_PART_SEPARATOR)) if self.item else ()
+
+    def split_item(self, text: str) -> list[str]:
+        """One list item cut into its parts (one part unless ``item`` joins several with ``:``)."""
+        return text.split(ITEM_PART_SEPARATOR) if len(self.item_parts) > 1 else [text]
+
     # ----------------------------------------------------------------------------------------
     # values
     def coerce(self, value: Any) -> Any:
@@ -163,15 +191,20 @@ class Param:
             return value
         if kind == "list":
             sep = self.separator or ","
+            numeric = self.item_parts in (("float",), ("int",))
             if isinstance(value, str):
                 items = [part.strip() for part in value.split(sep)]
-            elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-                items = [v.strip() for v in value]
+            elif isinstance(value, (list, tuple)) and all(
+                isinstance(v, str) or (numeric and _is_number(v)) for v in value
+            ):
+                items = [v.strip() if isinstance(v, str) else _number_text(v) for v in value]
             else:
-                raise self._error(f"expected a list of text items, got {value!r}")
+                raise self._error(f"expected {self.describe_type()}, got {value!r}")
             items = [v for v in items if v]
             if any(sep in v for v in items):
                 raise self._error(f"an item may not contain the separator {sep!r}")
+            for text in items:
+                self._check_item(text)
             return items or None
         if kind == "int_pair":
             parts: list[Any]
@@ -297,7 +330,7 @@ class Param:
         elif kind == "int_or_keyword":
             text = "a whole number or " + " or ".join(self.keywords)
         elif kind == "list":
-            return f"a list separated by {self.separator or ','!r}"
+            return self._describe_list()
         elif kind == "int_pair":
             return "two whole numbers START END"
         elif kind == "file":
@@ -306,13 +339,54 @@ class Param:
             return "a directory path"
         else:
             return "text"
+        return text + self._range_text()
+
+    def _range_text(self) -> str:
         if self.min is not None and self.max is not None:
-            text += f" from {_num(self.min)} to {_num(self.max)}"
-        elif self.min is not None:
-            text += f" >= {_num(self.min)}"
-        elif self.max is not None:
-            text += f" <= {_num(self.max)}"
-        return text
+            return f" from {_num(self.min)} to {_num(self.max)}"
+        if self.min is not None:
+            return f" >= {_num(self.min)}"
+        if self.max is not None:
+            return f" <= {_num(self.max)}"
+        return ""
+
+    def _describe_list(self) -> str:
+        sep = repr(self.separator or ",")
+        parts = self.item_parts
+        if not parts or parts == ("text",):
+            return f"a list separated by {sep}"
+        if len(parts) == 1:
+            numeric = parts[0] in ("float", "int")
+            return f"{_ITEM_WORDS[parts[0]][1]}{self._range_text() if numeric else ''} separated by {sep}"
+        form = ITEM_PART_SEPARATOR.join(_ITEM_WORDS[p][2] for p in parts)
+        words = " and ".join(_ITEM_WORDS[p][0] for p in parts)
+        return f"{form} items ({words} joined by {ITEM_PART_SEPARATOR!r}) separated by {sep}"
+
+    def _check_item(self, text: str) -> None:
+        """Refuse a list item that is not what ``item`` says (llama-server would stop on it)."""
+        parts = self.item_parts
+        if not parts or parts == ("text",):
+            return
+        pieces = self.split_item(text)
+        expected = f"expected {self._describe_list()}"
+        if len(pieces) != len(parts):
+            form = ITEM_PART_SEPARATOR.join(_ITEM_WORDS[p][2] for p in parts)
+            raise self._error(f"{text!r} is not {form}; {expected}")
+        for part, piece in zip(parts, pieces, strict=True):
+            word = _ITEM_WORDS[part][0]
+            where = f"{piece!r}" if len(parts) == 1 else f"{piece!r} in {text!r}"
+            if part in ("float", "int"):
+                number_text = piece.strip()
+                pattern = _FLOAT_TEXT if part == "float" else _INT_TEXT
+                number = float(number_text) if pattern.fullmatch(number_text) else math.nan
+                if not math.isfinite(number):
+                    raise self._error(f"{where} is not {word}; {expected}")
+                if self.min is not None and number < self.min:
+                    raise self._error(f"{where} is below the minimum {_num(self.min)}; {expected}")
+                if self.max is not None and number > self.max:
+                    raise self._error(f"{where} is above the maximum {_num(self.max)}; {expected}")
+            elif not piece.strip():
+                raise self._error(f"{text!r} lacks {word}; {expected}")
 
     # ----------------------------------------------------------------------------------------
     def _as_int(self, value: Any) -> int:
@@ -331,6 +405,14 @@ class Param:
 
     def _error(self, message: str) -> ParamValueError:
         return ParamValueError(self.column, message)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number_text(value: float) -> str:
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 def _num(value: float) -> str:

@@ -94,14 +94,20 @@ def validate_config(
 
 
 def _path_problems(param: Param, value: Any) -> list[str]:
-    if param.kind == "list" and param.item in ("file", "dir"):
-        kind, paths = param.item, list(value)
+    if param.kind == "list":
+        # the path parts of the items: "file" items, or the FNAME of "file:float" (FNAME:SCALE)
+        checked = [
+            (kind, piece)
+            for text in value
+            for kind, piece in zip(param.item_parts, param.split_item(text), strict=False)
+            if kind in ("file", "dir")
+        ]
     elif param.kind in ("file", "dir") and param.must_exist:
-        kind, paths = param.kind, [value]
+        checked = [(param.kind, value)]
     else:
         return []
     problems = []
-    for text in paths:
+    for kind, text in checked:
         path = Path(text)
         if kind == "file" and path.is_file():
             continue

@@ -220,8 +220,21 @@ _FLOAT_MAX = 3.4e38
 _text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
 
 
-def _item(separator: str) -> st.SearchStrategy[str]:
-    return _text.map(str.strip).filter(lambda s: s != "" and separator not in s)
+def _item(param: Param) -> st.SearchStrategy[str]:
+    """One list item of the row's ``item`` kind (``FNAME:SCALE`` parts joined by ':')."""
+    separator = param.separator or ","
+    parts = param.item_parts or ("text",)
+    low = param.min if param.min is not None else -_FLOAT_MAX
+    high = param.max if param.max is not None else _FLOAT_MAX
+    numbers = {
+        "float": st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+        .filter(lambda x: x == 0 or abs(x) >= 1.2e-38)
+        .map(repr),
+        "int": st.integers(int(max(low, _INT_LOW)), int(min(high, _INT_HIGH))).map(str),
+    }
+    forbidden = separator + (":" if len(parts) > 1 else "")
+    text = _text.map(str.strip).filter(lambda s: s != "" and not any(c in s for c in forbidden))
+    return st.tuples(*(numbers.get(part, text) for part in parts)).map(":".join)
 
 
 def _value_strategy(param: Param) -> st.SearchStrategy[Any]:
@@ -245,7 +258,7 @@ def _value_strategy(param: Param) -> st.SearchStrategy[Any]:
     if kind == "int_or_keyword":
         return st.one_of(st.sampled_from(param.keywords), st.integers(int(param.min or 0), _INT_HIGH))
     if kind == "list":
-        return st.lists(_item(param.separator or ","), min_size=1, max_size=3)
+        return st.lists(_item(param), min_size=1, max_size=3)
     if kind in ("file", "dir"):
         return _text.filter(lambda s: s.strip() != "")
     return _text
@@ -306,7 +319,9 @@ def test_round_trip_of_every_row_at_once() -> None:
         elif param.kind == "int_pair":
             config[param.column] = [1, 4]
         elif param.kind == "list":
-            config[param.column] = ["one", "two words"]
+            sample = {"float": ("3", "1.5"), "int": ("7", "-2")}
+            first, second = zip(*(sample.get(p, ("one", "two words")) for p in param.item_parts or ("text",)))
+            config[param.column] = [":".join(first), ":".join(second)]
         elif param.kind in ("int", "int_or_keyword"):
             config[param.column] = int(param.max) if param.max is not None else 12345
         elif param.kind == "float":

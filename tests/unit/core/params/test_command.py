@@ -305,6 +305,25 @@ def test_values_llama_server_cannot_read_are_errors() -> None:
 # custom_params
 
 
+def test_numeric_list_items_are_checked_before_llama_server_sees_them() -> None:
+    """llama-server stops with 'error while handling argument "--tensor-split": stof' otherwise."""
+    assert args({"tensor_split": "3,1"}) == ["--tensor-split", "3,1"]
+    assert args({"tensor_split": [1, 0.5]}) == ["--tensor-split", "1,0.5"]
+    assert problems({"tensor_split": "a,b"}) == [
+        ("tensor_split", "'a' is not a number; expected numbers >= 0 separated by ','")
+    ]
+    # numbers that std::stof cannot hold: out of its range
+    assert problems({"tensor_split": "1,1e39"}) == [("tensor_split", "1e+39 does not fit llama-server's 32-bit float")]
+    assert problems({"tensor_split": "1e-40"})[0][0] == "tensor_split"
+    assert problems({"lora_scaled": ["/m/a.gguf:1e39"]})[0] == (
+        "lora_scaled", "1e+39 does not fit llama-server's 32-bit float"
+    )
+    assert problems({"control_vector_scaled": ["/m/cv.gguf:x"]})[0][0] == "control_vector_scaled"
+    assert args({"lora_scaled": ["/m/a.gguf:0.5", "/m/b.gguf:-1"]}) == [
+        "--lora-scaled", "/m/a.gguf:0.5,/m/b.gguf:-1"
+    ]  # fmt: skip
+
+
 def test_custom_params_dict_forms() -> None:
     custom = {"--alias": "qwen", "--special": True, "--keep": 32, "--tags": ["a", "b"], "--reuse-port": False}
     assert args({"custom_params": custom}) == [
@@ -383,7 +402,9 @@ def _sample(param: Param) -> Any:
     if kind == "int_or_keyword":
         return 7
     if kind == "list":
-        return ["x", "y"]
+        words = {"float": "0.5", "int": "3"}
+        item = ":".join(words.get(part, "x") for part in param.item_parts or ("text",))
+        return [item, item.replace("x", "y")]
     if kind == "int_pair":
         return [1, 2]
     if kind == "int":

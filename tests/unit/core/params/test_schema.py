@@ -8,6 +8,7 @@ import pytest
 from support import help_capabilities
 
 from llamadash.core.params.schema import (
+    ITEM_KINDS,
     KINDS,
     META_COLUMNS,
     SECTIONS,
@@ -15,6 +16,7 @@ from llamadash.core.params.schema import (
     STATUSES,
     ParamValueError,
     load_schema,
+    load_schema_text,
 )
 
 DATA = Path(__file__).resolve().parents[3] / "data"
@@ -54,6 +56,14 @@ def test_every_row_is_valid() -> None:
             problems.append(f"{where}: int_or_keyword without keywords")
         if p.kind == "list" and not p.separator:
             problems.append(f"{where}: list without separator")
+        if p.item is not None and p.kind != "list":
+            problems.append(f"{where}: item {p.item!r} on a {p.kind}")
+        unknown_parts = [part for part in p.item_parts if part not in ITEM_KINDS]
+        if unknown_parts:
+            problems.append(f"{where}: unknown item kind(s) {unknown_parts}")
+        numeric_items = any(part in ("float", "int") for part in p.item_parts)
+        if p.kind == "list" and (p.min is not None or p.max is not None) and not numeric_items:
+            problems.append(f"{where}: min/max on a list without numeric items")
         if p.negative_flags and p.kind not in ("bool_pair", "switch"):
             problems.append(f"{where}: negative flags on a {p.kind}")
         if p.kind == "bool_pair" and not p.negative_flags:
@@ -159,3 +169,153 @@ def test_no_webui_owns_both_halves_of_the_ui_pair() -> None:
     entry = B11434.entry("--ui")
     assert entry is not None
     assert set(entry.flags) == set(param.flags) | set(param.negative_flags)
+
+
+# ------------------------------------------------------------------------------------------------
+# list items: llama-server reads some lists with std::stof ("--tensor-split a,b" stops it with
+# 'error while handling argument "--tensor-split": stof'), so those rows declare their items.
+
+#: The words of --help's value hints (``N0,N1,N2,...``, ``FNAME:SCALE,...``) that name numbers.
+_NUMERIC_HINT_WORDS = {"N", "MiB", "P", "SCALE"}
+
+
+def _hint_parts(hint: str) -> list[str]:
+    """``"FNAME:SCALE,..."`` -> ``["FNAME", "SCALE"]``; ``"N0,N1,N2,..."`` -> ``["N"]``."""
+    first = hint.strip("<>").split(",")[0]
+    return [word.rstrip("0123456789") for word in first.split(":")]
+
+
+def test_list_rows_whose_help_names_numbers_declare_numeric_items() -> None:
+    """Every list row's items match its --help hint part for part: numbers where it names numbers."""
+    problems = []
+    for p in load_schema():
+        if p.kind != "list":
+            continue
+        entry = B11434.entry(p.flags[0])
+        assert entry is not None and entry.value_hint, p.column
+        hint = _hint_parts(entry.value_hint)
+        numeric_hint = [word in _NUMERIC_HINT_WORDS for word in hint]
+        parts = p.item_parts or ("text",)
+        numeric_item = [part in ("float", "int") for part in parts]
+        if any(numeric_hint) and numeric_item != numeric_hint:
+            problems.append(f"{p.column}: --help says {entry.value_hint}, item is {p.item!r}")
+        if not any(numeric_hint) and any(numeric_item):
+            problems.append(f"{p.column}: numeric item {p.item!r}, but --help says {entry.value_hint}")
+    assert problems == []
+    numeric = {p.column: p.item for p in load_schema() if any(x in ("float", "int") for x in p.item_parts)}
+    assert numeric == {"tensor_split": "float", "lora_scaled": "file:float", "control_vector_scaled": "file:float"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a,b", "'a' is not a number"),
+        ("1,x", "'x' is not a number"),
+        ("3,-1", "'-1' is below the minimum 0"),
+        ("inf", "'inf' is not a number"),
+        ("nan", "'nan' is not a number"),
+        ("1_0", "'1_0' is not a number"),  # Python reads 10, llama-server's stof reads 1
+        ("0x10", "'0x10' is not a number"),
+        ("3;1", "'3;1' is not a number"),
+    ],
+)
+def test_tensor_split_refuses_what_is_not_a_number(text: str, message: str) -> None:
+    param = load_schema()["tensor_split"]
+    for attempt in (lambda: param.from_text(text), lambda: param.coerce(text), lambda: param.coerce(text.split(","))):
+        with pytest.raises(ParamValueError) as info:
+            attempt()
+        assert info.value.column == "tensor_split"
+        assert message in info.value.message
+        assert "numbers >= 0 separated by ','" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        ("3,1", ["3", "1"]),
+        (" 0.75 , 0.25 ", ["0.75", "0.25"]),
+        ("1e1,.5,2.", ["1e1", ".5", "2."]),
+        ("0,0", ["0", "0"]),
+        ([3, 1.5], ["3", "1.5"]),  # numbers from a JSON import
+        (["3", "1"], ["3", "1"]),
+    ],
+)
+def test_tensor_split_keeps_numbers_as_typed(value: object, canonical: list[str]) -> None:
+    param = load_schema()["tensor_split"]
+    assert param.coerce(value) == canonical
+    assert param.from_text(param.to_text(canonical)) == canonical
+    assert param.from_db(param.to_db(canonical)) == canonical
+
+
+@pytest.mark.parametrize("column", ["lora_scaled", "control_vector_scaled"])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("/m/a.gguf:x", "'x' in '/m/a.gguf:x' is not a number"),
+        ("/m/a.gguf", "'/m/a.gguf' is not FILE:NUMBER"),
+        ("/m/a.gguf:0.5:1", "is not FILE:NUMBER"),
+        (":0.5", "':0.5' lacks a file path"),
+        ("/m/a.gguf:0.5,/m/b.gguf:", "'' in '/m/b.gguf:' is not a number"),
+    ],
+)
+def test_scaled_adapters_refuse_an_item_that_is_not_fname_colon_scale(column: str, text: str, message: str) -> None:
+    param = load_schema()[column]
+    with pytest.raises(ParamValueError) as info:
+        param.from_text(text)
+    assert info.value.column == column
+    assert message in info.value.message
+    assert "FILE:NUMBER items (a file path and a number joined by ':')" in info.value.message
+
+
+@pytest.mark.parametrize("column", ["lora_scaled", "control_vector_scaled"])
+def test_scaled_adapters_take_fname_colon_scale(column: str) -> None:
+    param = load_schema()[column]
+    assert param.from_text("/m/a b.gguf:0.5, /m/c.gguf:-1") == ["/m/a b.gguf:0.5", "/m/c.gguf:-1"]
+
+
+@pytest.mark.parametrize("column", ["device", "override_tensor", "samplers", "rpc", "override_kv", "api_key"])
+def test_lists_of_names_take_any_text(column: str) -> None:
+    param = load_schema()[column]
+    sep = param.separator or ","
+    assert param.from_text(f"a b{sep}c:d=e") == ["a b", "c:d=e"]
+
+
+def test_item_kinds_come_from_the_row_data() -> None:
+    """Nothing is special-cased by column: a row's item declares what is checked."""
+    schema = load_schema_text(
+        """
+[[param]]
+column = "counts"
+section = "Advanced"
+sql_type = "TEXT"
+kind = "list"
+flags = ["--counts"]
+separator = ","
+item = "int"
+min = 1
+max = 8
+status = "clean"
+help = "whole numbers"
+
+[[param]]
+column = "pairs"
+section = "Advanced"
+sql_type = "TEXT"
+kind = "list"
+flags = ["--pairs"]
+separator = ";"
+item = "dir:int"
+status = "clean"
+help = "DIR:N pairs"
+"""
+    )
+    counts, pairs = schema["counts"], schema["pairs"]
+    assert counts.from_text("1,8") == ["1", "8"]
+    assert counts.describe_type() == "whole numbers from 1 to 8 separated by ','"
+    for bad, message in (("1.5", "not a whole number"), ("9", "above the maximum 8"), ("0", "below the minimum 1")):
+        with pytest.raises(ParamValueError, match=message):
+            counts.from_text(bad)
+    assert pairs.from_text("/d:3;/e:-4") == ["/d:3", "/e:-4"]
+    assert pairs.describe_type() == "DIR:N items (a directory path and a whole number joined by ':') separated by ';'"
+    with pytest.raises(ParamValueError, match="'x' in '/d:x' is not a whole number"):
+        pairs.from_text("/d:x")

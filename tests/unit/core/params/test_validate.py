@@ -91,6 +91,30 @@ def test_list_items_that_are_files(tmp_path: Path) -> None:
     }
 
 
+def test_the_file_of_a_scaled_adapter_must_exist(tmp_path: Path) -> None:
+    present = tmp_path / "a.gguf"
+    present.write_bytes(b"x")
+    assert errors({"lora_scaled": [f"{present}:0.5"], "control_vector_scaled": [f"{present}:-1"]}) == {}
+    assert errors({"lora_scaled": [f"{present}:0.5", f"{tmp_path / 'b.gguf'}:1"]}) == {
+        "lora_scaled": f"file not found: {tmp_path / 'b.gguf'}"
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "column"),
+    [
+        ({"tensor_split": "a,b"}, "tensor_split"),
+        ({"tensor_split": "1,-1"}, "tensor_split"),
+        ({"lora_scaled": "/m/a.gguf:x"}, "lora_scaled"),
+        ({"control_vector_scaled": "/m/cv.gguf"}, "control_vector_scaled"),
+    ],
+)
+def test_list_items_that_are_not_numbers_are_errors(config: dict[str, Any], column: str) -> None:
+    found = errors(config, check_files=False)
+    assert list(found) == [column]
+    assert "expected" in found[column]
+
+
 def test_tilde_is_not_expanded_by_llama_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "m.gguf").write_bytes(b"x")
