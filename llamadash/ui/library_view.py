@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 from llamadash.core import library
 from llamadash.core.library import ModelInfo, ScanResult
 from llamadash.core.params import CommandLineError, parse_command_line
+from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
 #: The statuses a library entry can have (the database's ``MODEL_STATUSES``).
@@ -264,7 +265,7 @@ class CommandLineDialog(QDialog):
         self.name_edit.setPlaceholderText("(from the model)")
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #b00020;")
+        self.error_label.setStyleSheet(error_style_sheet())  # readable in both themes
         self.error_label.hide()
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

@@ -66,6 +66,7 @@ from llamadash.ui.param_model import (
     CommitRefused,
     ParamTreeModel,
 )
+from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
 SaveCallable = Callable[[int, dict[str, Any]], Any]
@@ -258,7 +259,7 @@ class ParamEditor(QWidget):
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message_label.setStyleSheet("color: #b00020;")
+        self.message_label.setStyleSheet(error_style_sheet())  # readable in both themes
         self.message_label.hide()
 
         self.issue_list = QListWidget()

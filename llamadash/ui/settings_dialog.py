@@ -4,6 +4,10 @@ The dialog only edits values: it hands them to a ``save`` function (the window's
 in the database) and stays open with the reason in red when that refuses them. Changing the theme
 previews it at once (``themePreviewRequested``); Cancel puts the previous theme back.
 
+Number fields show each setting's unit (:data:`UNITS`) and take any number typed: a value outside the
+setting's limits is refused with a message when OK is pressed (and shown as it is typed), never
+clamped or cut short by the spin box.
+
 The llama-server field shows which build the chosen binary is. Asking the binary (``--help`` and
 ``--version``, cached per file) takes up to a second on the first run, so it happens on a worker
 thread and the answer comes back by signal.
@@ -19,6 +23,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -39,8 +44,9 @@ from PySide6.QtWidgets import (
 from llamadash.core import settings as settings_mod
 from llamadash.core.settings import Settings, SettingsError, SettingSpec
 from llamadash.ui.icons import status_color
+from llamadash.ui.theme import error_style_sheet
 
-__all__ = ["SettingsDialog", "describe_binary"]
+__all__ = ["UNITS", "SettingsDialog", "describe_binary"]
 
 _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("llama-server", ("llama_server_path", "models_dir")),
@@ -50,6 +56,75 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Notifications", ("notifications", "gpu_temp_alert_c", "vram_alert_percent", "ram_alert_percent")),
 )
 _THEME_TEXT = {"system": "Follow the desktop", "light": "Light", "dark": "Dark"}
+#: The unit each number setting is shown in (its field's suffix), by setting name. Every ``int`` and
+#: ``float`` setting of :data:`~llamadash.core.settings.SPECS` needs one (a test checks).
+UNITS: dict[str, str] = {
+    "sample_interval_s": "s",
+    "history_minutes": "min",
+    "gpu_temp_alert_c": "°C",
+    "vram_alert_percent": "%",
+    "ram_alert_percent": "%",
+}
+#: How far a number field lets a person type. Far beyond every setting's limits, so that what is
+#: typed stays as typed (a spin box drops a keystroke past its range) and the limits are checked,
+#: with a message, on OK.
+_TYPING_LIMIT = 999_999
+
+
+def _limit_typing(box: QSpinBox | QDoubleSpinBox, item: SettingSpec) -> None:
+    box.setRange(-_TYPING_LIMIT, _TYPING_LIMIT)
+    box.setSuffix(f" {UNITS[item.name]}")
+    box.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
+
+
+def _steps_within(
+    box: QSpinBox | QDoubleSpinBox, low: float, high: float
+) -> QAbstractSpinBox.StepEnabledFlag:
+    flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+    if box.value() < high:
+        flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+    if box.value() > low:
+        flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+    return flags
+
+
+class _IntField(QSpinBox):
+    """A whole-number setting: the arrows stay within its limits, typing does not (checked on OK)."""
+
+    def __init__(self, item: SettingSpec) -> None:
+        super().__init__()
+        self.low, self.high = int(item.minimum or 0), int(item.maximum or 0)
+        _limit_typing(self, item)
+
+    def stepBy(self, steps: int) -> None:
+        self.setValue(min(self.high, max(self.low, self.value() + steps * self.singleStep())))
+        self.selectAll()
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
+        return _steps_within(self, self.low, self.high)
+
+
+class _FloatField(QDoubleSpinBox):
+    """A number setting, shown without trailing zeros (``1 s``, ``2.5 s``); up to three decimals."""
+
+    def __init__(self, item: SettingSpec) -> None:
+        super().__init__()
+        self.low, self.high = float(item.minimum or 0), float(item.maximum or 0)
+        self.setDecimals(3)
+        self.setSingleStep(0.25)
+        _limit_typing(self, item)
+
+    def textFromValue(self, value: float) -> str:
+        text = super().textFromValue(value)
+        point = self.locale().decimalPoint()
+        return text.rstrip("0").rstrip(point) if point in text else text
+
+    def stepBy(self, steps: int) -> None:
+        self.setValue(min(self.high, max(self.low, self.value() + steps * self.singleStep())))
+        self.selectAll()
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
+        return _steps_within(self, self.low, self.high)
 
 
 def describe_binary(path: str, cache_dir: Path | None = None) -> tuple[bool, str, str]:
@@ -144,8 +219,9 @@ class SettingsDialog(QDialog):
         self.error_label = QLabel()
         self.error_label.setObjectName("settingsError")
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(f"color: {status_color('error').name()}; font-weight: 600;")
+        self.error_label.setStyleSheet(error_style_sheet() + " font-weight: 600;")
         self.error_label.hide()
+        self._error_name: str | None = None
         layout.addWidget(self.error_label)
 
         self.buttons = QDialogButtonBox(
@@ -171,18 +247,10 @@ class SettingsDialog(QDialog):
         editor: QWidget
         if item.kind == "bool":
             editor = QCheckBox(item.title)
-        elif item.kind == "float":
-            spin = QDoubleSpinBox()
-            spin.setDecimals(2)
-            spin.setSingleStep(0.25)
-            spin.setSuffix(" s")
-            spin.setRange(float(item.minimum or 0), float(item.maximum or 0))
-            editor = spin
-        elif item.kind == "int":
-            ispin = QSpinBox()
-            ispin.setSuffix(" min")
-            ispin.setRange(int(item.minimum or 0), int(item.maximum or 0))
-            editor = ispin
+        elif item.kind in ("int", "float"):
+            number: _IntField | _FloatField = _IntField(item) if item.kind == "int" else _FloatField(item)
+            number.valueChanged.connect(lambda _value, name=item.name: self._check_typed(name))
+            editor = number
         elif item.kind == "choice":
             combo = QComboBox()
             for choice in item.choices:
@@ -196,7 +264,10 @@ class SettingsDialog(QDialog):
             )
             editor = line
         editor.setObjectName(item.name)
-        editor.setToolTip(item.help)
+        tip = item.help
+        if item.kind in ("int", "float"):
+            tip += f" Allowed: {item.minimum:g} to {item.maximum:g} {UNITS[item.name]}."
+        editor.setToolTip(tip)
         return editor
 
     def _with_buttons(self, item: SettingSpec, editor: QWidget) -> QWidget:
@@ -253,7 +324,7 @@ class SettingsDialog(QDialog):
             elif isinstance(editor, QSpinBox):
                 changes[name] = editor.value()
             elif isinstance(editor, QDoubleSpinBox):
-                changes[name] = round(editor.value(), 2)
+                changes[name] = round(editor.value(), editor.decimals())
             elif isinstance(editor, QComboBox):
                 changes[name] = editor.currentData()
             elif isinstance(editor, QLineEdit):
@@ -323,14 +394,47 @@ class SettingsDialog(QDialog):
 
     # -- accept -------------------------------------------------------------------------------------
 
+    def typed_problem(self, name: str) -> SettingsError | None:
+        """Why the number typed in the field ``name`` is refused, or ``None`` (other fields: ``None``)."""
+        editor = self.editors[name]
+        if not isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+            return None
+        item = settings_mod.spec(name)
+        if not editor.hasAcceptableInput():
+            typed = editor.cleanText().strip()
+            what = f"{typed!r} is not a number" if typed else "is empty"
+            return SettingsError(
+                name, f"{item.title} {what}; enter {item.minimum:g} to {item.maximum:g} {UNITS[name]}"
+            )
+        try:
+            settings_mod.check_value(name, getattr(self.values(), name))
+        except SettingsError as exc:
+            return SettingsError(name, f"{exc.message} {UNITS[name]}")
+        return None
+
+    def _check_typed(self, name: str) -> None:
+        """Say at once when a number is out of range; take the message back when it is fixed."""
+        problem = self.typed_problem(name)
+        if problem is not None:
+            self.show_error(problem.message, name, focus=False)
+        elif self._error_name == name:
+            self.error_label.hide()
+            self._error_name = None
+
     def accept(self) -> None:
-        """Save the values; when they are refused, say why and stay open."""
+        """Save the values; when they are refused, say why and stay open (nothing is saved)."""
+        for name in self.editors:
+            problem = self.typed_problem(name)
+            if problem is not None:
+                self.show_error(problem.message, name)
+                return
         try:
             self.saved = self._save(self.values())
         except SettingsError as exc:
             self.show_error(exc.message, exc.name)
             return
         self.error_label.hide()
+        self._error_name = None
         super().accept()
 
     def reject(self) -> None:
@@ -343,12 +447,13 @@ class SettingsDialog(QDialog):
             )
         super().reject()
 
-    def show_error(self, message: str, name: str | None = None) -> None:
-        """Show why the values were refused and put the cursor in the faulty field."""
+    def show_error(self, message: str, name: str | None = None, *, focus: bool = True) -> None:
+        """Show why the values were refused and (``focus``) put the cursor in the faulty field."""
         self.error_label.setText(message)
         self.error_label.show()
+        self._error_name = name
         editor = self.editors.get(name or "")
-        if editor is not None:
+        if editor is not None and focus:
             editor.setFocus()
-            if isinstance(editor, QLineEdit):
+            if isinstance(editor, (QLineEdit, QAbstractSpinBox)):
                 editor.selectAll()

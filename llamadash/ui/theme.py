@@ -14,7 +14,26 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
-__all__ = ["ChartColors", "Theme", "apply_theme", "chart_colors", "resolve_theme"]
+__all__ = [
+    "ERROR_BACKGROUND",
+    "ERROR_TEXT",
+    "ChartColors",
+    "Theme",
+    "apply_theme",
+    "chart_colors",
+    "error_style_sheet",
+    "resolve_theme",
+]
+
+#: An error message: white on a deep red, the same in both themes (contrast 6.5:1, WCAG AA). Fixed
+#: colours rather than palette roles: the palette's BrightText is itself red in both themes.
+ERROR_TEXT = "#ffffff"
+ERROR_BACKGROUND = "#b3261e"
+
+
+def error_style_sheet() -> str:
+    """The style sheet of a label that shows an error (readable in the light and the dark theme)."""
+    return f"color: {ERROR_TEXT}; background: {ERROR_BACKGROUND}; padding: 4px; border-radius: 3px;"
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QDialogButtonBox, QLabel
 
 from llamadash.core import database
 from llamadash.core import settings as settings_mod
 from llamadash.core.llama_server import METADATA_KEY
 from llamadash.ui.main_window import MainWindow
+from llamadash.ui.settings_dialog import UNITS
 
 
 class StandInSampler(QObject):
@@ -152,4 +153,140 @@ def test_a_broken_binary_is_reported_in_the_dialog(qtbot, db, tmp_path):
     dialog.probe_binary()
     qtbot.waitUntil(lambda: dialog.binary_info.property("ok") is False, timeout=30_000)
     assert "✖" in dialog.binary_info.text()
+    dialog.reject()
+
+
+# ------------------------------------------------------------------------------------------------
+# number fields: the right unit, and no silent clamping
+
+
+def test_every_number_field_shows_its_own_unit(qtbot, db, tmp_path):
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    numbers = [item.name for item in settings_mod.SPECS if item.kind in ("int", "float")]
+    assert set(UNITS) == set(numbers)  # a new number setting must declare its unit
+    shown = {name: dialog.editors[name].text() for name in numbers}
+    assert shown == {
+        "sample_interval_s": "1 s",
+        "history_minutes": "10 min",
+        "gpu_temp_alert_c": "85 °C",  # QA saw "85 min"
+        "vram_alert_percent": "95 %",
+        "ram_alert_percent": "95 %",
+    }
+    assert "40 to 120 °C" in dialog.editors["gpu_temp_alert_c"].toolTip()
+    dialog.reject()
+
+
+def _type(qtbot, editor, text: str) -> None:
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+
+
+@pytest.mark.parametrize(
+    ("name", "typed", "message"),
+    [
+        ("history_minutes", "99999", "History window must be from 1 to 60, not 99999 min"),
+        ("history_minutes", "0", "History window must be from 1 to 60, not 0 min"),
+        ("gpu_temp_alert_c", "200", "GPU temperature alert must be from 40 to 120, not 200 °C"),
+        ("vram_alert_percent", "5", "VRAM alert must be from 10 to 100, not 5 %"),
+        ("sample_interval_s", "0.1", "Sample interval must be from 0.25 to 10, not 0.1 s"),
+        ("sample_interval_s", "60", "Sample interval must be from 0.25 to 10, not 60 s"),
+    ],
+)
+def test_a_number_out_of_range_is_refused_with_a_message_and_nothing_is_saved(
+    qtbot, db, tmp_path, name, typed, message
+):
+    sampler = StandInSampler()
+    window = open_window(qtbot, db, tmp_path, sampler)
+    dialog = window.show_settings()
+    editor = dialog.editors[name]
+    _type(qtbot, editor, typed)
+    assert editor.cleanText() == typed  # every keystroke stays: QA's "99999" became 9
+    assert dialog.error_label.isVisible() and dialog.error_label.text() == message  # said while typing
+    qtbot.keyClick(editor, Qt.Key.Key_Return)  # Return in the field presses OK
+    assert dialog.isVisible()
+    assert dialog.error_label.text() == message
+    assert dialog.focusWidget() is editor  # the cursor is put back in the faulty field
+    assert dialog.saved is None
+    assert database.get_metadata(settings_mod.spec(name).key) is None  # nothing was stored
+    assert settings_mod.load_settings(database) == settings_mod.Settings()
+    assert window.board.window_minutes == 10 and window.retention_calls == [] and sampler.interval_s == 1.0
+
+    # fixed in the field: the message goes away and OK saves
+    fixed = {"sample_interval_s": "2.5", "gpu_temp_alert_c": "90"}.get(name, "30")
+    _type(qtbot, editor, fixed)
+    assert not dialog.error_label.isVisible()
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()
+    assert getattr(settings_mod.load_settings(database), name) == float(fixed)
+
+
+def test_the_arrows_stay_within_the_limits(qtbot, db, tmp_path):
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    editor = dialog.editors["history_minutes"]
+    editor.setValue(59)
+    editor.stepBy(5)
+    assert editor.value() == 60
+    assert not editor.stepEnabled() & QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+    editor.setValue(1)
+    editor.stepBy(-1)
+    assert editor.value() == 1
+    interval = dialog.editors["sample_interval_s"]
+    interval.setValue(0.25)
+    interval.stepBy(-3)
+    assert interval.value() == 0.25 and interval.text() == "0.25 s"
+    assert not dialog.error_label.isVisible()
+    dialog.reject()
+
+
+def test_an_empty_number_field_is_refused_not_taken_as_the_old_value(qtbot, db, tmp_path):
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    editor = dialog.editors["ram_alert_percent"]
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClick(editor, Qt.Key.Key_Backspace)
+    assert editor.cleanText() == ""
+    dialog.accept()
+    assert dialog.isVisible()
+    assert dialog.error_label.text() == "RAM alert is empty; enter 10 to 100 %"
+    assert database.get_metadata("ram_alert_percent") is None
+    dialog.reject()
+
+
+# ------------------------------------------------------------------------------------------------
+# the refusal is readable
+
+
+def _luminance(colour: QColor) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
+
+
+def text_contrast(label: QLabel) -> float:
+    """The WCAG contrast of a label's text against its background, as drawn (see test_transfer_dialog)."""
+    image = label.grab().toImage()
+    background = _luminance(image.pixelColor(2, 2))
+    strongest = max(
+        (_luminance(image.pixelColor(x, y)) for x in range(image.width()) for y in range(image.height())),
+        key=lambda lum: abs(lum - background),
+    )
+    high, low = max(background, strongest), min(background, strongest)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_refusal_is_readable_in_both_themes(qtbot, db, tmp_path, theme):
+    database.set_metadata("theme_preference", theme)
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    dialog.editors["llama_server_path"].setText(str(tmp_path / "no" / "llama-server"))
+    dialog.accept()
+    assert dialog.error_label.isVisible() and "does not exist" in dialog.error_label.text()
+    assert text_contrast(dialog.error_label) >= 4.5  # WCAG AA; red text on the dark window was 2.8
     dialog.reject()
