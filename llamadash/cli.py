@@ -20,7 +20,12 @@ from llamadash import __version__
 from llamadash.core import database as db
 from llamadash.core import model_export, paths
 from llamadash.core.gguf_info import model_type
-from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
+from llamadash.core.llama_server import (
+    METADATA_KEY,
+    LlamaServerNotFound,
+    configured_capabilities,
+    find_llama_server,
+)
 from llamadash.core.params import (
     CapabilityError,
     CommandError,
@@ -431,7 +436,9 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
     if action == "export":
         return _export_models(args, out)
     if action == "import":
-        incoming = model_export.parse_models_file(Path(args.file).expanduser())
+        # a presets INI may hold flags llamadash has no parameter for: the user's build says which are real
+        caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
+        incoming = model_export.parse_models_file(Path(args.file).expanduser(), caps)
         plan = model_export.plan_import(incoming, db.get_models(), args.on_conflict.replace("-", "_"))
         counts = model_export.apply_import(db, plan)
         print(f"imported {args.file}: {counts['add']} added, {counts['overwrite']} overwritten, "

@@ -7,11 +7,15 @@ test suite gets a real llama-server).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+_log = logging.getLogger(__name__)
 
 EXE_NAME = "llama-server.exe" if sys.platform == "win32" else "llama-server"
 #: metadata key under which the configured binary path is kept
@@ -123,3 +127,20 @@ def _label_if_package_binary(path: Path) -> str | None:
     if packaged and packaged.path.resolve() == path.resolve():
         return packaged.label
     return None
+
+
+def configured_capabilities(configured: str | os.PathLike[str] | None, cache_dir: Path) -> tuple[Any, str | None]:
+    """What the llama-server llamadash would run accepts: ``(Capabilities, binary path)``.
+
+    ``(None, None)`` when no binary is found or its ``--help`` cannot be read; callers then check
+    against the schema alone. ``configured`` is the Settings' path (``None``: look it up).
+    """
+    from llamadash.core.params import CapabilityError, probe_binary
+
+    try:
+        located = find_llama_server(configured)
+        caps = probe_binary(located.path, label=located.label, cache_dir=cache_dir)
+    except (LlamaServerNotFound, CapabilityError, OSError) as exc:
+        _log.info("no llama-server build to check against: %s", exc)
+        return None, None
+    return caps, str(located.path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,7 +40,7 @@ from llamadash.core.params import (
     normalize_config,
     parse_command_line,
 )
-from llamadash.core.params.capabilities import LOAD_MODE_FLAGS
+from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, Capabilities
 from llamadash.core.params.command import looks_like_flag
 
 __all__ = [
@@ -134,7 +135,8 @@ def export_shell(
     lines = ["#!/bin/sh", "# llama-server command lines exported by llamadash", ""]
     for model in models:
         argv, env = _argv(model, binary=binary)
-        lines.append(f"# {model['name']}")
+        # the comment names the model for the import; no control character may end it early
+        lines.append("# " + "".join(c if c.isprintable() else "?" for c in str(model["name"])))
         if include_secrets:
             lines.append(format_command(argv, env, mask_secrets=False))
         else:
@@ -230,8 +232,17 @@ def parse_models_json(text: str) -> list[dict[str, Any]]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"this is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-        raise ModelFormatError(f"this JSON is not a llamadash models file (no \"format\": \"{FORMAT_NAME}\")")
+    except RecursionError:
+        raise ModelFormatError("this JSON is nested too deeply to read") from None
+    if not isinstance(document, dict):
+        raise ModelFormatError(
+            f"this is JSON, but not a llamadash models file: it holds {_json_what(document)}, where a "
+            f"models file holds an object with \"format\": \"{FORMAT_NAME}\""
+        )
+    if document.get("format") != FORMAT_NAME:
+        raise ModelFormatError(
+            f"this is JSON, but not a llamadash models file (no \"format\": \"{FORMAT_NAME}\")"
+        )
     version = document.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFormatError("this models file has no valid version number")
@@ -251,8 +262,39 @@ def parse_models_json(text: str) -> list[dict[str, Any]]:
     return _unique(result)
 
 
-def parse_presets(text: str) -> list[dict[str, Any]]:
+def _json_what(document: Any) -> str:
+    if isinstance(document, list):
+        count = len(document)
+        return f"a list of {count} item{'s' if count != 1 else ''}" if count else "an empty list"
+    if isinstance(document, str):
+        return "a string"
+    if document is None or isinstance(document, bool):
+        return json.dumps(document)
+    return "a number"
+
+
+def _looks_like_json(text: str) -> bool:
+    """Valid JSON of any shape, or text that starts like a JSON object or array (not an INI section)."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        return True
+    if text.startswith("{"):
+        return True
+    if not text.startswith("["):
+        return False
+    first_line = text.splitlines()[0].strip()
+    # "[*]", "[my-model]" open a presets section; "[", "[1, 2", "[{", "[[" or '["' open an array
+    return first_line[1:].lstrip()[:1] in ("{", "[", '"') or not re.match(r"\[[^\]]+\]", first_line)
+
+
+def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[dict[str, Any]]:
     """The models of a llama-server presets INI (each section but ``[*]``, with ``[*]``'s defaults).
+
+    A key llamadash has no parameter for becomes a custom flag when ``capabilities`` (the user's
+    llama-server build) accepts it, as llamadash writes such flags; otherwise it is refused.
 
     Raises:
         ModelFormatError: Not an INI, a version other than 1, an unknown key, or a bad value.
@@ -276,11 +318,20 @@ def parse_presets(text: str) -> list[dict[str, Any]]:
         if section in ("\x00top", "*"):
             continue
         entries = {**defaults, **dict(parser[section])}
-        unknown = sorted(
-            k for k in entries if not k.isupper() and k not in _PRESET_ONLY_KEYS and "--" + k not in known
-        )
+        candidates = [k for k in entries if not k.isupper() and k not in _PRESET_ONLY_KEYS and "--" + k not in known]
+        custom: dict[str, Any] = {}
+        for key in [k for k in candidates if capabilities is not None and capabilities.accepts("--" + k)]:
+            value = entries.pop(key).strip()
+            if capabilities is not None and capabilities.takes_value("--" + key):
+                custom["--" + key] = value
+            elif value.lower() in ("true", "on", "yes", "1"):
+                custom["--" + key] = True
+            elif value.lower() not in ("false", "off", "no", "0"):
+                raise ModelFormatError(f"[{section}]: {key} is a switch; write true or false, not {value!r}")
+        unknown = sorted(k for k in candidates if k in entries)
         if unknown:
-            raise ModelFormatError(f"[{section}]: unknown key(s) {', '.join(unknown)}")
+            where = capabilities.label if capabilities is not None else "llamadash (no llama-server build to ask)"
+            raise ModelFormatError(f"[{section}]: unknown key(s) {', '.join(unknown)}: not flags of {where}")
         words: list[str] = [f"{k}={v}" for k, v in entries.items() if k.isupper()]
         words.append("llama-server")
         for key, value in entries.items():
@@ -299,6 +350,8 @@ def parse_presets(text: str) -> list[dict[str, Any]]:
             config = parse_command_line(shlex.join(words))
         except CommandLineError as exc:
             raise ModelFormatError(f"[{section}]: {exc}") from None
+        if custom:
+            config["custom_params"] = {**(config.get("custom_params") or {}), **custom}
         models.append(_checked({"name": section, **config}, f"[{section}]"))
     if not models:
         raise ModelFormatError("this presets file has no model sections")
@@ -330,26 +383,34 @@ def _negative_of(flag: str) -> str | None:
 def parse_command_lines(text: str) -> list[dict[str, Any]]:
     """Models from pasted ``llama-server`` command lines (one per line; ``\\`` continues a line).
 
-    A model is named by its ``--alias`` (the first, when there are several), else its model file's
-    name, else ``imported``. The alias stays in the model's custom parameters: clients address the
-    server by it.
+    A model is named by a ``# NAME`` comment on the line just above it (what llamadash's shell
+    export writes), else by its ``--alias`` (the first, when there are several; it stays in the
+    model's custom parameters, clients address the server by it), else its model file's name, else
+    ``imported``. An API key or token given as a shell variable (``"${LLAMA_API_KEY:?}"``, what an
+    export without secrets writes) is not a key: it is left out.
 
     Raises:
         ModelFormatError: Nothing to read, or a line that cannot be read.
     """
     joined = text.replace("\\\r\n", " ").replace("\\\n", " ")
     models = []
+    comment = ""
     for number, line in enumerate(joined.splitlines(), 1):
         line = line.strip()
-        if not line or line.startswith("#"):
+        if line.startswith("#"):
+            comment = line[1:].strip() if not line.startswith("#!") else ""
+            continue
+        if not line:
+            comment = ""  # a comment names only the command right below it
             continue
         try:
-            config = parse_command_line(line)
+            config = _without_variable_secrets(parse_command_line(line))
         except CommandLineError as exc:
             raise ModelFormatError(f"line {number}: {exc}") from None
         custom = config.get("custom_params") or {}
         alias = custom.get("--alias", custom.get("-a")) if isinstance(custom, Mapping) else None
-        name = str(alias).split(",")[0].strip() if alias not in (None, True) else ""
+        name = comment or (str(alias).split(",")[0].strip() if alias not in (None, True) else "")
+        comment = ""
         if not name:
             path = config.get("model_path") or config.get("hf_repo")
             name = Path(str(path)).stem if path else "imported"
@@ -359,20 +420,37 @@ def parse_command_lines(text: str) -> list[dict[str, Any]]:
     return _unique(models)
 
 
-def parse_models_text(text: str) -> list[dict[str, Any]]:
-    """Models from a JSON file's, a presets INI's or command lines' text, whichever it is."""
+_SHELL_VARIABLE = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*(:?[-?=+][^}]*)?\}|[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def _without_variable_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without secrets that are shell variables (``${LLAMA_API_KEY:?}``), not keys."""
+    for column in _secret_columns():
+        value = config.get(column)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and all(isinstance(v, str) and _SHELL_VARIABLE.match(v) for v in values):
+            del config[column]
+    return config
+
+
+def parse_models_text(text: str, capabilities: Capabilities | None = None) -> list[dict[str, Any]]:
+    """Models from a JSON file's, a presets INI's or command lines' text, whichever it is.
+
+    ``capabilities``: the user's llama-server build, which tells a preset's custom flags (see
+    :func:`parse_presets`).
+    """
     stripped = text.lstrip("\ufeff \t\r\n")
     if not stripped:
         raise ModelFormatError("the file is empty")
-    if stripped.startswith("{"):
+    if _looks_like_json(stripped):
         return parse_models_json(stripped)
     if stripped.startswith(("version", "[")) or "\n[" in stripped:
-        return parse_presets(stripped)
+        return parse_presets(stripped, capabilities)
     return parse_command_lines(stripped)
 
 
-def parse_models_file(path: str | Path) -> list[dict[str, Any]]:
-    """The models of a models file (JSON, presets INI or command lines).
+def parse_models_file(path: str | Path, capabilities: Capabilities | None = None) -> list[dict[str, Any]]:
+    """The models of a models file (JSON, presets INI or command lines); see :func:`parse_models_text`.
 
     Raises:
         ModelFormatError: The file cannot be read, is not text, or holds no valid models.
@@ -387,7 +465,7 @@ def parse_models_file(path: str | Path) -> list[dict[str, Any]]:
         raise ModelFormatError(f"{Path(path).name} is not a text file") from None
     if "\x00" in text:
         raise ModelFormatError(f"{Path(path).name} is not a text file")
-    return parse_models_text(text)
+    return parse_models_text(text, capabilities)
 
 
 def _unique(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -465,7 +543,8 @@ def apply_import(store: ModelStore, plan: Sequence[ImportAction]) -> dict[str, i
             elif item.action == "overwrite":
                 assert item.existing_id is not None
                 # Every column the file does not set goes back to unset: the model becomes the file's.
-                changes: dict[str, Any] = {c: None for c in columns}
+                # Except the secrets: a file leaves them out unless asked, which is not "no key".
+                changes: dict[str, Any] = {c: None for c in columns - _secret_columns()}
                 changes["custom_params"] = None
                 changes.update(item.model)
                 store.update_model(item.existing_id, changes)

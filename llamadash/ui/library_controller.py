@@ -16,8 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
-from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
-from llamadash.core.params import CapabilityError, probe_binary
+from llamadash.core.llama_server import configured_capabilities
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.param_editor import ParamEditor
 
@@ -52,13 +51,7 @@ class LibraryController(QObject):
 
     def capabilities(self) -> tuple[Any | None, str | None]:
         """The configured llama-server's capabilities (cached per binary on disk), or ``(None, None)``."""
-        try:
-            located = find_llama_server(self._window.settings.llama_server_path)
-            caps = probe_binary(located.path, label=located.label, cache_dir=self._data_dir / "cache")
-        except (LlamaServerNotFound, CapabilityError, OSError) as exc:
-            _log.info("the editor checks without a llama-server build: %s", exc)
-            return None, None
-        return caps, str(located.path)
+        return configured_capabilities(self._window.settings.llama_server_path, self._data_dir / "cache")
 
     @Slot(str)
     def configure(self, name: str) -> None:

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
 from llamadash import APP_NAME, __version__
 from llamadash.core import settings as settings_mod
 from llamadash.core.events import InstanceEvent
+from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
@@ -641,7 +642,12 @@ class MainWindow(QMainWindow):
             from llamadash.core import database as database_mod
 
             database = database_mod
-        dialog = TransferDialog(database, on_changed=self._after_transfer, parent=self)
+        dialog = TransferDialog(
+            database,
+            on_changed=self._after_transfer,
+            capabilities=lambda: configured_capabilities(self.settings.llama_server_path, self.data_dir / "cache")[0],
+            parent=self,
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         self.transfer_dialog = dialog

@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import model_export
 from llamadash.core.model_export import ImportAction, ModelFormatError
+from llamadash.ui.theme import error_style_sheet
 
 __all__ = ["MODEL_FORMATS", "TransferDialog"]
 
@@ -136,7 +137,7 @@ def _status_label() -> QLabel:
 
 def _show(label: QLabel, text: str, *, error: bool = False) -> None:
     label.setProperty("error", error)
-    label.setStyleSheet("color: palette(bright-text); background: #b3261e; padding: 4px;" if error else "")
+    label.setStyleSheet(error_style_sheet() if error else "")
     label.setText(("Error: " if error else "") + text)
 
 
@@ -167,11 +168,13 @@ class TransferDialog(QDialog):
         database: Any,
         *,
         on_changed: Callable[[], None] | None = None,
+        capabilities: Callable[[], Any] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.database = database
         self._on_changed = on_changed
+        self._capabilities = capabilities  # the user's llama-server build: a preset's custom flags
         self._export_thread: threading.Thread | None = None
         self._bridge = _Bridge(self)
         self._bridge.progress.connect(self._on_export_progress)
@@ -542,6 +545,11 @@ class TransferDialog(QDialog):
         if path is None:
             _show(self.export_models_status, "choose the file to write", error=True)
             return False
+        if not path.parent.is_dir():
+            where = path.parent
+            reason = f"{where} is not a folder" if where.exists() else f"the folder {where} does not exist"
+            _show(self.export_models_status, f"{reason}; choose another place for {path.name}", error=True)
+            return False
         overwrite = self.export_models_overwrite.isChecked() or self.export_models_path.confirmed_overwrite
         if path.exists() and not overwrite:
             _show(
@@ -566,8 +574,11 @@ class TransferDialog(QDialog):
                 path.chmod(0o755 if secrets is False else 0o700)
             elif secrets:
                 path.chmod(0o600)
-        except (ModelFormatError, OSError) as exc:
+        except ModelFormatError as exc:
             _show(self.export_models_status, str(exc), error=True)
+            return False
+        except OSError as exc:  # a full disk, no permission: said in words, not "[Errno 13] ..."
+            _show(self.export_models_status, f"cannot write {path}: {exc.strerror or exc}", error=True)
             return False
         _show(self.export_models_status, f"{len(models)} model(s) exported to {path}")
         return True
@@ -656,12 +667,16 @@ class TransferDialog(QDialog):
         if path is None:
             _show(self.import_models_status, "choose the file to read", error=True)
             return False
-        return self._read(lambda: model_export.parse_models_file(path), path.name)
+        return self._read(lambda: model_export.parse_models_file(path, self._build()), path.name)
 
     def read_pasted(self) -> bool:
         """Read the pasted command lines and preview the import; false when they cannot be read."""
         text = self.paste_edit.toPlainText()
-        return self._read(lambda: model_export.parse_models_text(text), "the pasted text")
+        return self._read(lambda: model_export.parse_models_text(text, self._build()), "the pasted text")
+
+    def _build(self) -> Any:
+        """The configured llama-server's capabilities, or ``None``."""
+        return self._capabilities() if self._capabilities is not None else None
 
     def _read(self, parse: Callable[[], list[dict[str, Any]]], source: str) -> bool:
         self._incoming, self.plan = [], []

@@ -8,10 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication, QLabel
 
 from llamadash.core import database, model_export
 from llamadash.ui.main_window import MainWindow
+from llamadash.ui.theme import apply_theme
 from llamadash.ui.transfer_dialog import TransferDialog
 
 
@@ -319,3 +321,127 @@ def test_the_window_opens_the_dialog_and_refreshes_after_an_import(qtbot, db, tm
     assert window.instances_model.rowCount() == 1
     dlg.close()
     QApplication.processEvents()
+
+
+# ------------------------------------------------------------------------------------------------
+# messages a person can read
+
+
+def _luminance(colour: QColor) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
+
+
+def text_contrast(label: QLabel) -> float:
+    """The WCAG contrast of a label's text against its background, as drawn on screen.
+
+    The background is read inside the label's padding; the text colour is the pixel that differs
+    most from it (the core of a glyph stroke).
+    """
+    image = label.grab().toImage()
+    background = _luminance(image.pixelColor(2, 2))
+    strongest = max(
+        (_luminance(image.pixelColor(x, y)) for x in range(image.width()) for y in range(image.height())),
+        key=lambda lum: abs(lum - background),
+    )
+    high, low = max(background, strongest), min(background, strongest)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_error_messages_are_readable_in_both_themes(qtbot, db, tmp_path, theme):
+    # QA saw red text on a red box: the text used palette(bright-text), which both themes make red
+    apply_theme(theme)
+    _add("alpha")
+    dlg = TransferDialog(database)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.tabs.setCurrentIndex(3)
+    dlg.paste_edit.setPlainText("[1,2,3]")
+    assert not dlg.read_pasted()
+    assert dlg.import_models_status.property("error") is True
+    assert text_contrast(dlg.import_models_status) >= 4.5  # WCAG AA for normal text
+    # every status line of the dialog shows errors the same way
+    dlg.tabs.setCurrentIndex(2)
+    dlg.export_models_path.set_path(tmp_path / "missing" / "m.json")
+    assert not dlg.export_models()
+    assert text_contrast(dlg.export_models_status) >= 4.5
+    # and a message that is not an error is plain text on the dialog's own background
+    dlg.export_models_path.set_path(tmp_path / "m.json")
+    assert dlg.export_models()
+    assert dlg.export_models_status.styleSheet() == ""
+    assert text_contrast(dlg.export_models_status) >= 4.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[1,2,3]", json.dumps([{"name": "x", "type": "llama", "model_path": "/m/x.gguf"}], indent=2)],
+    ids=["numbers", "list-of-models"],
+)
+def test_a_json_array_is_called_json_not_a_presets_file(dialog, db, tmp_path, text):
+    path = tmp_path / "models.json"
+    path.write_text(text)
+    database.release_connection()
+    before = db.read_bytes()
+    for read in (dialog.read_models_file, dialog.read_pasted):
+        dialog.import_models_path.set_path(path)
+        dialog.paste_edit.setPlainText(text)
+        assert not read()
+        status = dialog.import_models_status.text()
+        assert "this is JSON, but not a llamadash models file" in status
+        assert '"format": "llamadash-models"' in status
+        assert "presets" not in status and "version = 1" not in status
+        assert "Nothing was changed" in status
+        assert not dialog.apply_button.isEnabled()
+    database.release_connection()
+    assert db.read_bytes() == before
+
+
+def test_export_models_to_a_missing_folder_says_the_folder_does_not_exist(dialog, tmp_path):
+    missing = tmp_path / "no-such-folder"
+    dialog.export_models_path.set_path(missing / "models.json")
+    assert not dialog.export_models()
+    status = dialog.export_models_status.text()
+    assert status.startswith(f"Error: the folder {missing} does not exist")
+    assert "Errno" not in status
+    assert not missing.exists()  # nothing was created on the way
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    dialog.export_models_path.set_path(a_file / "models.json")
+    assert not dialog.export_models()
+    assert dialog.export_models_status.text().startswith(f"Error: {a_file} is not a folder")
+    assert "Errno" not in dialog.export_models_status.text()
+    assert a_file.read_text() == "keep me"
+
+
+def test_export_models_that_cannot_be_written_says_why_in_words(dialog, tmp_path):
+    folder = tmp_path / "models.json"
+    folder.mkdir()  # a folder where the file should go: even "Replace" cannot write it
+    dialog.export_models_overwrite.setChecked(True)
+    dialog.export_models_path.set_path(folder)
+    assert not dialog.export_models()
+    assert dialog.export_models_status.text() == f"Error: cannot write {folder}: Is a directory"
+    assert folder.is_dir()
+
+
+def test_a_presets_file_with_a_flag_of_the_users_build_is_read_with_that_build(qtbot, db, tmp_path):
+    from support import help_capabilities
+
+    ini = tmp_path / "models.ini"
+    ini.write_text("version = 1\n\n[*]\n\n[web]\nmodel = /m/web.gguf\ncors-origins = http://x\n")
+    asked: list[int] = []
+
+    def build():
+        asked.append(1)
+        return help_capabilities("b11434")
+
+    dlg = TransferDialog(database, capabilities=build)
+    qtbot.addWidget(dlg)
+    dlg.import_models_path.set_path(ini)
+    assert dlg.read_models_file() and asked == [1]
+    assert dlg.apply_models() is not None
+    assert database.get_model_by_name("web")["custom_params"] == {"--cors-origins": "http://x"}

@@ -110,3 +110,110 @@ def test_an_import_that_fails_midway_keeps_none_of_its_models(library) -> None:
         mx.apply_import(library, plan)
     assert _settings(library.get_models()) == before  # "first" was not kept, "tiny" not overwritten
     assert "first" not in {m["name"] for m in library.get_models()}
+
+
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [
+        ("[1,2,3]", "a list of 3 items"),
+        (json.dumps([{"name": "x", "type": "llama", "model_path": "/m/x.gguf"}]), "a list of 1 item,"),
+        ("  [\n  {\"name\": \"x\"},\n  {\"name\": \"y\"}\n]\n", "a list of 2 items"),
+        ("[]", "an empty list"),
+        ("42", "a number"),
+        ('"models"', "a string"),
+        ("null", "null"),
+    ],
+)
+def test_json_that_is_not_an_object_is_called_json_not_a_presets_file(text: str, holds: str) -> None:
+    with pytest.raises(mx.ModelFormatError) as info:
+        mx.parse_models_text(text)
+    message = str(info.value)
+    assert message.startswith("this is JSON, but not a llamadash models file")
+    assert holds in message
+    assert '"format": "llamadash-models"' in message
+    assert "presets" not in message and "version = 1" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[{"name": "x",}]', "[\n  1,\n  2\n", "[1, 2"],
+    ids=["trailing-comma", "unclosed-multiline", "unclosed"],
+)
+def test_broken_json_arrays_are_called_invalid_json(text: str) -> None:
+    with pytest.raises(mx.ModelFormatError, match=r"^this is not valid JSON \("):
+        mx.parse_models_text(text)
+
+
+def test_an_object_without_the_format_is_json_but_not_a_models_file() -> None:
+    with pytest.raises(mx.ModelFormatError) as info:
+        mx.parse_models_text('{"hello": [1, 2, 3]}')
+    assert str(info.value) == 'this is JSON, but not a llamadash models file (no "format": "llamadash-models")'
+
+
+@pytest.mark.parametrize("text", ["[*]\nctx-size = 1\n", "[tiny]\nctx-size = 4096\n"])
+def test_an_ini_without_a_version_is_still_called_a_presets_file(text: str) -> None:
+    with pytest.raises(mx.ModelFormatError, match='needs "version = 1"'):
+        mx.parse_models_text(text)
+
+
+def test_deeply_nested_json_is_refused_in_words() -> None:
+    with pytest.raises(mx.ModelFormatError, match="nested too deeply"):
+        mx.parse_models_text('{"a": ' * 100_000)
+
+
+# ------------------------------------------------------------------------------------------------
+# the shell script and presets INI that llamadash writes come back as the same models
+
+SHARED = [  # three models of one GGUF, one with an alias, one with a custom flag and keys
+    {"name": "chat model", "type": "llama", "status": "stopped", "model_path": "/m/one.gguf", "ctx_size": 4096,
+     "api_key": ["k1"], "hf_token": "t1", "custom_params": {"--cors-origins": "http://x"}},
+    {"name": "fast", "type": "llama", "status": "stopped", "model_path": "/m/one.gguf", "ctx_size": 1024},
+    {"name": "aliased", "type": "llama", "status": "stopped", "model_path": "/m/one.gguf",
+     "custom_params": {"--alias": "the-id"}},
+]
+
+
+@pytest.fixture
+def shared(tmp_path: Path):
+    db.init_database(tmp_path / "shared.db")
+    for model in SHARED:
+        db.save_model(model)
+    yield db
+    db.close_database()
+
+
+def test_a_shell_export_imports_back_with_its_names_and_without_placeholder_keys(shared) -> None:
+    script = mx.export_shell(shared.get_models())  # keys read from the environment: "${LLAMA_API_KEY:?}"
+    assert '"${LLAMA_API_KEY:?}"' in script
+    parsed = {m["name"]: m for m in mx.parse_models_text(script)}
+    assert sorted(parsed) == ["aliased", "chat model", "fast"]  # the "# NAME" comments, not the file
+    chat = parsed["chat model"]
+    assert "api_key" not in chat and "hf_token" not in chat  # a shell variable is not a key
+    assert chat["ctx_size"] == 4096 and chat["custom_params"] == {"--cors-origins": "http://x"}
+
+
+def test_a_shell_export_with_secrets_keeps_them(shared) -> None:
+    parsed = {m["name"]: m for m in mx.parse_models_text(mx.export_shell(shared.get_models(), include_secrets=True))}
+    assert parsed["chat model"]["api_key"] == ["k1"] and parsed["chat model"]["hf_token"] == "t1"
+
+
+def test_a_presets_export_with_custom_flags_imports_back_when_the_build_knows_them(shared) -> None:
+    from support import help_capabilities
+
+    text = mx.export_presets([m for m in shared.get_models() if m["name"] == "chat model"])
+    assert "cors-origins = http://x" in text
+    with pytest.raises(mx.ModelFormatError, match="unknown key.*cors-origins"):
+        mx.parse_models_text(text)  # without a build to ask, a key llamadash does not know is refused
+    parsed = mx.parse_models_text(text, help_capabilities("b11434"))
+    assert parsed[0]["custom_params"] == {"--cors-origins": "http://x"} and parsed[0]["ctx_size"] == 4096
+    bad = text + "no-such-flag = 3\n"
+    with pytest.raises(mx.ModelFormatError, match="no-such-flag: not flags of llama-server b11434"):
+        mx.parse_models_text(bad, help_capabilities("b11434"))
+
+
+def test_overwriting_from_a_file_without_secrets_keeps_the_keys(shared) -> None:
+    text = mx.export_json(shared.get_models())  # secrets left out
+    incoming = [dict(m, ctx_size=8192) if m["name"] == "chat model" else m for m in mx.parse_models_text(text)]
+    mx.apply_import(shared, mx.plan_import(incoming, shared.get_models(), "overwrite"))
+    chat = shared.get_model_by_name("chat model")
+    assert chat["ctx_size"] == 8192 and chat["api_key"] == ["k1"] and chat["hf_token"] == "t1"
