@@ -254,6 +254,8 @@ def parse_models_json(text: str) -> list[dict[str, Any]]:
     models = document.get("models")
     if not isinstance(models, list):
         raise ModelFormatError("this models file has no list of models")
+    if not models:
+        raise ModelFormatError("this models file holds no models")
     result = []
     for index, raw in enumerate(models, 1):
         if not isinstance(raw, dict):
@@ -403,6 +405,9 @@ def parse_command_lines(text: str) -> list[dict[str, Any]]:
         if not line:
             comment = ""  # a comment names only the command right below it
             continue
+        if not _runs_llama_server(line):
+            comment = ""  # `set -e`, `cd models`, `export X=1` in a script: not a model
+            continue
         try:
             config = _without_variable_secrets(parse_command_line(line))
         except CommandLineError as exc:
@@ -418,6 +423,21 @@ def parse_command_lines(text: str) -> list[dict[str, Any]]:
     if not models:
         raise ModelFormatError("there is no llama-server command line to read")
     return _unique(models)
+
+
+def _runs_llama_server(line: str) -> bool:
+    """Whether a script line runs llama-server (any build's name: llama-server, server.exe, ...)
+    or is only its arguments (it starts with a flag)."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return True  # let the command-line reader say what is wrong with it
+    while words and (words[0] == "env" or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0])):
+        words.pop(0)
+    if not words or words[0].startswith("-"):
+        return bool(words)
+    program = re.split(r"[\\/]", words[0])[-1].lower().removesuffix(".exe")
+    return "server" in program
 
 
 _SHELL_VARIABLE = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*(:?[-?=+][^}]*)?\}|[A-Za-z_][A-Za-z0-9_]*)$")

@@ -217,3 +217,16 @@ def test_overwriting_from_a_file_without_secrets_keeps_the_keys(shared) -> None:
     mx.apply_import(shared, mx.plan_import(incoming, shared.get_models(), "overwrite"))
     chat = shared.get_model_by_name("chat model")
     assert chat["ctx_size"] == 8192 and chat["api_key"] == ["k1"] and chat["hf_token"] == "t1"
+
+
+@pytest.mark.parametrize(
+    "text", ["hello", "ls -la", "set -e\ncd /models\n", '{"format": "llamadash-models", "version": 1, "models": []}']
+)
+def test_text_with_no_llama_server_command_or_no_model_is_refused(text: str) -> None:
+    with pytest.raises(mx.ModelFormatError, match="no llama-server command line|holds no models"):
+        mx.parse_models_text(text)
+
+
+def test_a_script_s_other_commands_are_not_models() -> None:
+    script = 'set -e\ncd /m\nexport X=1\n\n# fast\nLLAMA_API_KEY="${LLAMA_API_KEY:?}" /opt/llama-server -m /m/a.gguf\n'
+    assert mx.parse_models_text(script) == [{"name": "fast", "type": "llama", "model_path": "/m/a.gguf"}]
