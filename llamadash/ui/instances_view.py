@@ -112,6 +112,7 @@ def failure_text(verb: str, name: str, exc: BaseException) -> str:
 class _Row:
     name: str
     port: int | None = None
+    configured_port: int | None = None  # the library's; ``port`` is the running server's
     configured: bool = True
     state: str = "stopped"
     reason: str = ""
@@ -186,7 +187,7 @@ class InstancesModel(QAbstractTableModel):
             name = str(model.get("name", ""))
             row = known.pop(name, None) or _Row(name)
             row.configured = True
-            row.port = model.get("port") or DEFAULT_PORT
+            row.port = row.configured_port = model.get("port") or DEFAULT_PORT
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured
             if row.state in _ACTIVE:
@@ -228,7 +229,10 @@ class InstancesModel(QAbstractTableModel):
             return
         row.state = _state_name(getattr(instance, "state", row.state))
         row.reason = str(getattr(instance, "reason", "") or "")
-        row.port = getattr(instance, "port", None) or row.port
+        if row.state in _ACTIVE:  # a running server's real port; else the one the next start uses
+            row.port = getattr(instance, "port", None) or row.port
+        else:
+            row.port = row.configured_port or row.port
         row.started_at_ms = getattr(instance, "started_at_ms", None)
 
     def names(self) -> list[str]:
@@ -274,8 +278,10 @@ class InstancesModel(QAbstractTableModel):
         item.reason = reason or ""
         instance = self.instance(name)
         item.started_at_ms = getattr(instance, "started_at_ms", None) if instance is not None else None
-        if instance is not None and getattr(instance, "port", None):
+        if item.state in _ACTIVE and instance is not None and getattr(instance, "port", None):
             item.port = instance.port
+        elif item.state not in _ACTIVE:
+            item.port = item.configured_port or item.port
         if item.state not in _ACTIVE:
             item.figures = None
         self._row_changed(row)
@@ -669,7 +675,9 @@ class InstancesView(QWidget):
         self.start_action.setEnabled(
             has_manager and bool(name) and state in ("stopped", "error") and problem is None
         )
-        self.stop_action.setEnabled(has_manager and state in _ACTIVE)
+        # an instance in error with an automatic restart on its way can be stopped: that cancels it
+        pending = bool(getattr(self.model.instance(name), "restart_pending", False)) if name else False
+        self.stop_action.setEnabled(has_manager and (state in _ACTIVE or pending))
         self.restart_action.setEnabled(
             has_manager and bool(name) and state in ("running", "loading", "error") and problem is None
         )

@@ -76,6 +76,22 @@ def line_level(line: str) -> str:
     return ""
 
 
+def _tail_of_file(path: Path | None, count: int, max_bytes: int = 512 * 1024) -> list[str]:
+    """The last ``count`` lines of a text file (reading at most its last ``max_bytes``)."""
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if len(data) == max_bytes:
+        lines = lines[1:]  # the first one was cut
+    return lines[-count:]
+
 class LogHighlighter(QSyntaxHighlighter):
     """Colours each line by its level and marks search matches."""
 
@@ -196,6 +212,8 @@ class LogsDock(QDockWidget):
         QShortcut(QKeySequence.StandardKey.FindPrevious, body, self.find_previous)
         if manager is not None:
             manager.logLine.connect(self._on_log_line)
+            if hasattr(manager, "instanceAdded"):
+                manager.instanceAdded.connect(self._on_instance_added)
         self._update_buttons()
 
     def _tool_button(self, text: str, tip: str, *, checkable: bool = False) -> QToolButton:
@@ -212,24 +230,40 @@ class LogsDock(QDockWidget):
     def instance_name(self) -> str:
         return self._name
 
-    def show_instance(self, name: str) -> None:
-        """Show ``name``'s log: what its instance kept so far, then new lines as they come."""
-        if name == self._name:
+    def show_instance(self, name: str, *, reload: bool = False) -> None:
+        """Show ``name``'s log: what its instance kept so far, then new lines as they come.
+
+        Without an instance in this session (the model ran before llamadash was restarted), the end
+        of its log file is shown, so the output of an earlier crash can still be read.
+        """
+        if name == self._name and not reload:
             return
         self._name = name
         self._pending.clear()
         self.text.clear()
         self.setWindowTitle(f"Log — {name}" if name else "Log")
+        self.text.setPlaceholderText(
+            f"{name} has written no output yet." if name else "Select an instance to see its llama-server output."
+        )
         instance = self._instance()
+        lines: list[str] = []
         if instance is not None:
             try:
                 lines = list(instance.log_lines())[-MAX_LINES:]
             except Exception:  # noqa: BLE001 - an unreadable buffer shows as an empty log
                 lines = []
+        elif name:
+            lines = _tail_of_file(self.log_path(), MAX_LINES - 1)  # and the line that says so
             if lines:
-                self.text.setPlainText("\n".join(lines))
-                self._scroll_to_end()
+                lines = [f"(the end of {name}'s log file from an earlier run)", *lines]
+        if lines:
+            self.text.setPlainText("\n".join(lines))
+            self._scroll_to_end()
         self._update_buttons()
+
+    def _on_instance_added(self, name: str) -> None:
+        if name == self._name:  # started or adopted while shown: its buffer replaces the file's tail
+            self.show_instance(name, reload=True)
 
     def _instance(self) -> Any | None:
         if self._manager is None or not self._name:
@@ -240,9 +274,11 @@ class LogsDock(QDockWidget):
             return None
 
     def log_path(self) -> Path | None:
-        """The shown instance's log file, if it has one on disk."""
+        """The shown model's log file: its instance's, or where the manager keeps it (earlier runs)."""
         instance = self._instance()
         path = getattr(instance, "log_path", None) if instance is not None else None
+        if not path and self._name and self._manager is not None and hasattr(self._manager, "log_path"):
+            path = self._manager.log_path(self._name)
         return Path(path) if path else None
 
     def _update_buttons(self) -> None:
@@ -376,9 +412,13 @@ class LogsDock(QDockWidget):
         """Take lines from another manager (or none)."""
         if self._manager is not None:
             self._manager.logLine.disconnect(self._on_log_line)
+            if hasattr(self._manager, "instanceAdded"):
+                self._manager.instanceAdded.disconnect(self._on_instance_added)
         self._manager = manager
         if manager is not None:
             manager.logLine.connect(self._on_log_line)
+            if hasattr(manager, "instanceAdded"):
+                manager.instanceAdded.connect(self._on_instance_added)
         name, self._name = self._name, ""
         self.show_instance(name)
 

@@ -334,8 +334,8 @@ class MainWindow(QMainWindow):
         """Put every dock where it starts: charts along the bottom and right, the log above them."""
         docks = self.board.docks
         for dock in self.all_docks():
+            dock.setFloating(False)  # first: a floating dock stays floating when it is added again
             self.removeDockWidget(dock)
-            dock.setFloating(False)
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.addDockWidget(bottom, self.logs_dock)
@@ -351,6 +351,7 @@ class MainWindow(QMainWindow):
                 self.tabifyDockWidget(docks[column[0]], docks[key])
             docks[column[0]].raise_()
         for dock in self.all_docks():
+            dock.setFloating(False)
             dock.show()
         self.resizeDocks([docks["tokens"]], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.logs_dock, first_chart], [190, 250], Qt.Orientation.Vertical)
@@ -704,14 +705,14 @@ class MainWindow(QMainWindow):
     # stopping and quitting
 
     def _active_instances(self) -> list[Any]:
-        """The instances that are loading or running (what Stop all stops)."""
+        """The instances that are loading, running or about to restart (what Stop all stops)."""
         if self.manager is None:
             return []
         active = []
         for instance in list(self.manager.instances()):
             state = str(getattr(getattr(instance, "state", ""), "value", getattr(instance, "state", "")))
-            if state in ("running", "loading"):
-                active.append(instance)
+            if state in ("running", "loading") or getattr(instance, "restart_pending", False):
+                active.append(instance)  # a pending automatic restart is stopped (cancelled) too
         return active
 
     def _update_stop_all(self) -> None:

@@ -344,3 +344,29 @@ def test_the_selection_survives_a_reload_of_the_library(view):
     assert view.select("mistral")
     view.model.refresh()
     assert view.current_name() == "mistral"
+
+
+def test_the_port_is_the_running_servers_and_otherwise_the_librarys(view, manager):
+    # started on another port (the configured one was taken): the table says where it really is
+    manager.set_state("mistral", "running", port=8099)
+    assert cell(view, "mistral", "port") == "8099"
+    manager.set_state("mistral", "stopped")
+    assert cell(view, "mistral", "port") == "8083"  # where the next start goes
+    LIBRARY[2]["port"] = 9000  # the port is edited in the library
+    try:
+        view.model.refresh()
+        assert cell(view, "mistral", "port") == "9000"
+        manager.set_state("mistral", "error", "crashed")
+        assert cell(view, "mistral", "port") == "9000"
+    finally:
+        LIBRARY[2]["port"] = 8083
+
+
+def test_a_pending_automatic_restart_can_be_stopped(view, manager):
+    view.select("mistral")
+    manager.set_state("mistral", "error", "crashed; restarting in 2 s", restart_pending=True)
+    assert view.stop_action.isEnabled()
+    view.stop_action.trigger()
+    assert manager.calls[-1] == ("stop", "mistral")
+    manager.set_state("mistral", "error", "crashed 3 times; gave up", restart_pending=False)
+    assert not view.stop_action.isEnabled()

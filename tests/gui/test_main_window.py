@@ -109,6 +109,7 @@ def test_launch_shows_the_ten_minutes_of_history_at_once_and_new_samples_extend_
     assert database.get_metrics_history(1)[-1]["timestamp"] == sample.timestamp  # and it was saved
 
 
+@pytest.mark.qt_log_ignore("This plugin does not support raise")  # offscreen, for a floating dock
 def test_the_layout_and_geometry_survive_a_restart(qtbot, tmp_path):
     database.init_database(tmp_path / "layout.db")
     try:
@@ -139,6 +140,14 @@ def test_the_layout_and_geometry_survive_a_restart(qtbot, tmp_path):
         assert second.dockWidgetArea(again["cpu"]) == Qt.DockWidgetArea.BottomDockWidgetArea
         assert again["gpu_power"] not in second.tabifiedDockWidgets(again["cpu"])
         assert again["gpu_power"] in second.tabifiedDockWidgets(again["gpu_memory"])
+
+        # floating docks (a chart, the log) come back into the window too
+        again["tokens"].setFloating(True)
+        second.logs_dock.setFloating(True)
+        second.reset_layout_action.trigger()
+        assert not again["tokens"].isFloating() and not second.logs_dock.isFloating()
+        assert second.dockWidgetArea(again["tokens"]) == Qt.DockWidgetArea.RightDockWidgetArea
+        assert second.dockWidgetArea(second.logs_dock) == Qt.DockWidgetArea.BottomDockWidgetArea
     finally:
         database.close_database()
 

@@ -166,3 +166,39 @@ def test_dark_theme_uses_readable_colours(dock):
     dock.show_instance("a")
     block = dock.text.document().findBlockByNumber(1)
     assert block.layout().formats()[0].format.foreground().color().name() == logs_dock._LEVEL_COLOURS["W"][1]
+
+
+def test_a_model_that_ran_before_a_restart_shows_the_end_of_its_log_file(qtbot, tmp_path):
+    # the real manager of a new session: no instance yet, but the log file of the last run is there
+    from llamadash.services.manager import InstanceManager
+
+    manager = InstanceManager(data_dir=tmp_path, quit_with_app=False)
+    try:
+        manager.log_path("alpha").write_text("".join(f"line {i}\n" for i in range(MAX_LINES + 50)) + ERROR + "\n")
+        dock = LogsDock(manager)
+        qtbot.addWidget(dock)
+        dock.show_instance("alpha")
+        shown = lines_of(dock)
+        assert shown[0] == "(the end of alpha's log file from an earlier run)"
+        assert shown[-1] == ERROR and len(shown) == MAX_LINES  # the bound of the view, header included
+        assert dock.open_button.isEnabled() and dock.log_path() == manager.log_path("alpha")
+        dock.show_instance("never-ran")
+        assert lines_of(dock) == [] and not dock.open_button.isEnabled()
+        assert dock.text.placeholderText() == "never-ran has written no output yet."
+    finally:
+        manager.close()
+
+
+def test_an_instance_started_or_adopted_while_shown_replaces_the_files_tail(qtbot, log_file):
+    class AddingManager(Manager):
+        instanceAdded = Signal(str)
+
+    manager = AddingManager({})
+    dock = LogsDock(manager)
+    qtbot.addWidget(dock)
+    dock.show_instance("a")
+    assert lines_of(dock) == []
+    manager._instances["a"] = Instance("a", ["adopted: its earlier output is in the log file"], log_file)
+    manager.instanceAdded.emit("a")
+    assert lines_of(dock) == ["adopted: its earlier output is in the log file"]
+    assert dock.open_button.isEnabled()

@@ -32,6 +32,8 @@ _log = logging.getLogger(__name__)
 
 GAP_FACTOR = 2.5
 """Consecutive samples further apart than this many intervals are drawn with a gap between them."""
+_NEIGHBOUR_STEPS = 5
+"""How many steps on each side of a long step :func:`split_on_gaps` looks at to judge it."""
 
 
 @runtime_checkable
@@ -249,9 +251,15 @@ def split_on_gaps(
 ) -> list[list[Row]]:
     """Split a time series into runs, breaking wherever samples are missing, so charts draw a gap.
 
+    A step is a gap when it is longer than ``factor`` sampling intervals. Saved rows may have been
+    sampled at a longer interval than ``interval_s`` (the setting was lowered since): where the rows
+    around a step were saved further apart, their own spacing is the interval: the lower median of
+    the five steps before the step, or of the five after it, whichever is longer. So a gap or two
+    among them does not count, nor does a change of interval (history saved at 5 s, then at 1 s).
+
     Args:
         rows: Samples ordered oldest first, each with a Unix-ms timestamp under ``key``.
-        interval_s: The sampling interval in seconds.
+        interval_s: The sampling interval in seconds (the shortest the rows are judged by).
         key: The timestamp's key.
         factor: A step longer than ``factor`` intervals is a gap (the default allows for jitter and a
             skipped tick or two without breaking the line).
@@ -265,15 +273,23 @@ def split_on_gaps(
     if not (interval_s > 0 and math.isfinite(interval_s)):
         raise ValueError(f"interval_s must be a positive number of seconds, not {interval_s!r}")
     limit_ms = factor * interval_s * 1000
-    runs: list[list[Row]] = []
-    previous: float | None = None
-    for row in rows:
-        stamp = row[key]
-        if previous is None or stamp - previous > limit_ms:
-            runs.append([])
-        runs[-1].append(row)
-        previous = stamp
+    stamps = [row[key] for row in rows]
+    steps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+    runs: list[list[Row]] = [[rows[0]]] if rows else []
+    for i, step in enumerate(steps):
+        # Most steps are within the setting's limit: only a longer one is worth a look at its neighbours.
+        if step > limit_ms:
+            before = _lower_median(steps[max(0, i - _NEIGHBOUR_STEPS) : i])
+            after = _lower_median(steps[i + 1 : i + 1 + _NEIGHBOUR_STEPS])
+            if step > factor * max(before, after):  # longer than the setting's limit, and theirs
+                runs.append([])
+        runs[-1].append(rows[i + 1])
     return runs
+
+
+def _lower_median(values: Sequence[float]) -> float:
+    """The middle value (the lower of the two middle ones), 0 for no values."""
+    return sorted(values)[(len(values) - 1) // 2] if values else 0.0
 
 
 def _ask(getter: Callable[[], Any], kind: type) -> Any:

@@ -179,15 +179,39 @@ def test_split_on_gaps_keeps_a_jittery_series_whole():
 def test_split_on_gaps_breaks_where_samples_are_missing():
     series = rows(0, 1_000, 2_000, 4_600, 5_600, 60_000)
     assert split_on_gaps(series, 1.0) == [series[:3], series[3:5], series[5:]]
-    assert [len(run) for run in split_on_gaps(series, 0.25)] == [1, 1, 1, 1, 1, 1]
     assert split_on_gaps(series, 30.0) == [series]
+
+
+def test_split_on_gaps_judges_rows_saved_further_apart_by_their_own_spacing():
+    """History saved at 5 s (or 1 s) stays whole after the interval was lowered to 1 s (or 0.25 s)."""
+    every_5_s = rows(*range(0, 550_000, 5_000))
+    assert split_on_gaps(every_5_s, 1.0) == [every_5_s]
+    assert split_on_gaps(every_5_s, 0.25) == [every_5_s]
+    every_second = rows(0, 1_000, 2_000, 4_600, 5_600, 60_000)
+    assert split_on_gaps(every_second, 0.25) == split_on_gaps(every_second, 1.0)
+    # the dashboard was closed for five minutes: still a gap, whatever the setting now
+    closed = rows(*range(0, 300_000, 5_000), *range(600_000, 900_000, 5_000))
+    for interval_s in (0.25, 1.0, 5.0):
+        assert split_on_gaps(closed, interval_s) == [closed[:60], closed[60:]]
+
+
+def test_split_on_gaps_a_change_of_interval_is_not_a_gap():
+    slow_then_fast = rows(*range(0, 300_000, 5_000), *range(300_000, 360_000, 1_000))
+    assert split_on_gaps(slow_then_fast, 1.0) == [slow_then_fast]
+    fast_then_slow = rows(*range(0, 60_000, 1_000), *range(60_000, 360_000, 5_000))
+    assert split_on_gaps(fast_then_slow, 1.0) == [fast_then_slow]
+    # a minute's pause between them is still one
+    paused = rows(*range(0, 300_000, 5_000), *range(360_000, 420_000, 1_000))
+    assert split_on_gaps(paused, 1.0) == [paused[:60], paused[60:]]
 
 
 def test_split_on_gaps_edges():
     assert split_on_gaps([], 1.0) == []
     assert split_on_gaps(rows(5), 1.0) == [rows(5)]
-    at_limit = rows(0, 2_500, 5_001)
-    assert split_on_gaps(at_limit, 1.0) == [at_limit[:2], at_limit[2:]]
+    at_limit = rows(0, 1_000, 2_000, 4_500, 7_001)
+    assert split_on_gaps(at_limit, 1.0) == [at_limit[:4], at_limit[4:]]
+    lone_step = rows(0, 5_000)  # no steps around it to judge it by: the setting judges it
+    assert split_on_gaps(lone_step, 1.0) == [lone_step[:1], lone_step[1:]]
     assert split_on_gaps([{"t": 0}, {"t": 9_000}], 1.0, key="t") == [[{"t": 0}], [{"t": 9_000}]]
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="interval_s"):
