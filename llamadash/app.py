@@ -67,15 +67,43 @@ def _make_manager(data_dir: Path, nvml: Any) -> Any | None:
     return InstanceManager(data_dir=data_dir, nvml=nvml, quit_with_app=False)
 
 
-def _follow_start_at_login(settings: Any) -> None:
-    """Write or remove the start-at-login entry when the setting changes."""
+def _start_at_login_as_found(settings: Any) -> Any:
+    """``settings`` with *Start at login* as the system has it.
+
+    The entry (XDG autostart file, Windows Run value) is the truth: the installer's "Start with
+    Windows" or the user may have made or removed it while llamadash was not looking.
+    """
+    from dataclasses import replace
+
     from llamadash.core import autostart
 
     try:
-        if autostart.is_enabled() != settings.start_at_login:
-            autostart.set_enabled(settings.start_at_login)
+        return replace(settings, start_at_login=autostart.is_enabled())
     except OSError as exc:
-        _log.warning("cannot change start at login: %s", exc)
+        _log.warning("cannot read start at login: %s", exc)
+        return settings
+
+
+def _start_at_login_follower(initial: bool) -> Any:
+    """A ``settingsChanged`` slot that writes or removes the entry only when the setting changes.
+
+    Saving any other setting must not touch an entry made elsewhere (the installer's).
+    """
+    from llamadash.core import autostart
+
+    last = {"value": bool(initial)}
+
+    def follow(settings: Any) -> None:
+        wanted = bool(settings.start_at_login)
+        if wanted == last["value"]:
+            return
+        try:
+            autostart.set_enabled(wanted)
+            last["value"] = wanted
+        except OSError as exc:
+            _log.warning("cannot change start at login: %s", exc)
+
+    return follow
 
 
 def build_gui(argv: Sequence[str]) -> Gui | int:
@@ -122,7 +150,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         db_path = paths.default_database_path(data_dir)
         db.init_database(db_path)
         store = cast(settings_mod.MetadataStore, db)
-        settings = settings_mod.load_settings(store)
+        settings = _start_at_login_as_found(settings_mod.load_settings(store))
         if settings.history_minutes != db.METRICS_RETENTION_MINUTES:
             db.init_database(db_path, retention_minutes=settings.history_minutes, record_start=False)
         history = db.get_metrics_history(settings.history_minutes)
@@ -156,7 +184,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
     gui.single_instance = guard
     guard.showRequested.connect(window.show_from_tray)
-    window.settingsChanged.connect(_follow_start_at_login)
+    window.settingsChanged.connect(_start_at_login_follower(settings.start_at_login))
 
     def record(name: str, event: str, ms: int) -> None:
         try:
