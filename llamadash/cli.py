@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from llamadash import __version__
 from llamadash.core import database as db
-from llamadash.core import model_export, paths
+from llamadash.core import library, model_export, paths
 from llamadash.core.gguf_info import model_type
 from llamadash.core.llama_server import (
     METADATA_KEY,
@@ -264,9 +264,14 @@ def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _report_issues(config: dict[str, Any], changed: set[str], err: TextIO) -> None:
-    """Print validation warnings; refuse errors about what this command changes."""
-    issues = validate_config(config)
+def _report_issues(config: dict[str, Any], changed: set[str], err: TextIO, data_dir: Path) -> None:
+    """Print validation warnings; refuse errors about what this command changes.
+
+    Checked against the configured llama-server build when there is one (a custom flag it does
+    not know is refused now rather than at the next start).
+    """
+    caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
+    issues = validate_config(config, caps)
     blocking = [i for i in issues if i.severity == "error" and (i.column in changed or not changed)]
     for issue in issues:
         if issue not in blocking:
@@ -395,10 +400,12 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         custom = {flag: value for flag, value in custom.items() if value is not None}
         if custom:
             config["custom_params"] = {**(config.get("custom_params") or {}), **custom}
-        _report_issues(config, set(), err)
+        _report_issues(config, set(), err, data_dir)
         model_type_ = args.type or values.get("type")
         if not model_type_ and config.get("model_path"):
             model_type_ = model_type(config["model_path"])
+        if not config.get("port"):  # several models can then run at once, each on its own port
+            config["port"] = library.next_free_port(db.get_models())
         record = {**config, "name": args.name, "type": model_type_ or "unknown", "status": "stopped"}
         model_id = db.save_model(record)
         print(f"added {args.name.strip()} (id {model_id}, type {record['type']})", file=out)
@@ -422,7 +429,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
                 raise CliError(f"a model named {changes['name']!r} already exists")
             _refuse_while_running(model["name"], "renamed")
         config = {**_params_of(model), **{k: v for k, v in changes.items() if k not in ("name", "type")}}
-        _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err)
+        _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err, data_dir)
         db.update_model(model["id"], changes)
         print(f"updated {changes.get('name', model['name'])}: " + ", ".join(sorted(changes)), file=out)
         return 0
@@ -509,7 +516,8 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
         print(file=out)
         return 0
     if not rows:
-        print(f"no metrics in the last {args.minutes:g} minutes (they are sampled while llamadash runs)", file=out)
+        unit = "minute" if args.minutes == 1 else "minutes"
+        print(f"no metrics in the last {args.minutes:g} {unit} (they are sampled while llamadash runs)", file=out)
         return 0
     columns = [
         ("TIME", "timestamp", None), ("CPU%", "cpu_usage", 1), ("MEM%", "memory_usage", 1),

@@ -496,6 +496,21 @@ def unique_name(name: str, existing: Iterable[str], *, copy: bool = False) -> st
     return candidate
 
 
+LLAMA_SERVER_DEFAULT_PORT = 8080
+
+
+def next_free_port(models: Iterable[Mapping[str, Any]], start: int = LLAMA_SERVER_DEFAULT_PORT) -> int:
+    """The lowest port from ``start`` that no library entry uses (one without a port uses 8080).
+
+    New entries get one, so that several models can run at once without editing each port.
+    """
+    taken = {int(m.get("port") or LLAMA_SERVER_DEFAULT_PORT) for m in models}
+    port = start
+    while port in taken and port < 65535:
+        port += 1
+    return port
+
+
 def new_model_from_file(
     info: ModelInfo, existing_names: Iterable[str], projector: Path | None = None
 ) -> dict[str, Any]:

@@ -112,3 +112,15 @@ def test_llama_server_command_shows_and_sets_the_binary(tmp_path: Path, llama_se
     assert str(llama_server.resolve()) in out  # the bad path was not stored
     code, _, err = cli("llama-server", "--path", str(tmp_path / "missing"), data_dir=data_dir)
     assert code == 1 and "does not exist" in err
+
+
+def test_a_custom_flag_the_build_does_not_know_is_refused_when_set(tmp_path: Path, tiny_model: Path, llama_server: Path):
+    data_dir = tmp_path / "data"
+    assert cli("llama-server", "--path", str(llama_server), data_dir=data_dir)[0] == 0
+    assert cli("models", "add", "t", "--model-path", str(tiny_model), data_dir=data_dir)[0] == 0
+    code, _, err = cli("models", "set", "t", "--flag-nonexistent=3", data_dir=data_dir)
+    assert code == 1 and "--flag-nonexistent is not accepted by llama-server" in err
+    code, _, err = cli("models", "set", "t", "--cors-origins=http://x", data_dir=data_dir)  # a real flag
+    assert code == 0, err
+    code, out, err = cli("models", "command", "t", data_dir=data_dir)
+    assert code == 0 and "--cors-origins http://x" in out

@@ -90,14 +90,14 @@ def test_add_list_show_and_remove_a_model(data_dir: Path, model_file: Path):
 
 
 def test_add_from_a_pasted_command_line(data_dir: Path, model_file: Path):
-    line = f"llama-server -m {model_file} -c 512 --temp 0.7 -ngl all --no-mmap --port 8081 --some-new-flag 3"
+    line = f"llama-server -m {model_file} -c 512 --temp 0.7 -ngl all --no-mmap --port 8081 --keep 3"
     code, _, err = cli("models", "add", "pasted", "--from-command", line, data_dir=data_dir)
     assert code == 0, err
     _, out, _ = cli("models", "show", "pasted", "--json", data_dir=data_dir)
     model = json.loads(out)
     assert model["ctx_size"] == 512 and model["temperature"] == 0.7 and model["gpu_layers"] == "all"
     assert model["mmap"] is False and model["port"] == 8081
-    assert model["custom_params"] == {"--some-new-flag": "3"}
+    assert model["custom_params"] == {"--keep": "3"}
 
 
 def test_set_changes_and_resets_parameters(data_dir: Path, model_file: Path):
@@ -222,12 +222,12 @@ def test_custom_flags_are_set_as_switches_and_taken_out(data_dir: Path, model_fi
     # --flag=VALUE right after the name, as the README writes it (no "--" needed)
     code, _, err = cli("models", "set", "m", "--cors-origins=http://x", "ctx_size=512", data_dir=data_dir)
     assert code == 0, err
-    code, _, err = cli("models", "set", "m", "--verbose-prompt-x", data_dir=data_dir)  # a switch
+    code, _, err = cli("models", "set", "m", "--cors-credentials", data_dir=data_dir)  # a switch
     assert code == 0, err
     shown = json.loads(cli("models", "show", "m", "--json", data_dir=data_dir)[1])
-    assert shown["custom_params"] == {"--cors-origins": "http://x", "--verbose-prompt-x": True}
+    assert shown["custom_params"] == {"--cors-origins": "http://x", "--cors-credentials": True}
     assert shown["ctx_size"] == 512
-    code, _, err = cli("models", "set", "m", "--verbose-prompt-x=", data_dir=data_dir)  # taken out
+    code, _, err = cli("models", "set", "m", "--cors-credentials=", data_dir=data_dir)  # taken out
     assert code == 0, err
     shown = json.loads(cli("models", "show", "m", "--json", data_dir=data_dir)[1])
     assert shown["custom_params"] == {"--cors-origins": "http://x"}
@@ -307,3 +307,11 @@ def test_an_empty_data_dir_is_refused_not_taken_for_the_default(tmp_path: Path, 
     assert run(["--data-dir", "", "models", "list"], out, err) == 2
     assert "--data-dir is empty" in err.getvalue()
     assert not (tmp_path / "xdg").exists()
+
+
+def test_new_models_get_a_port_of_their_own(data_dir: Path, model_file: Path):
+    for name in ("a", "b"):
+        assert cli("models", "add", name, "--model-path", str(model_file), data_dir=data_dir)[0] == 0
+    cli("models", "add", "c", "--model-path", str(model_file), "--set", "port=9000", data_dir=data_dir)
+    ports = {m["name"]: m["port"] for m in json.loads(cli("models", "list", "--json", data_dir=data_dir)[1])}
+    assert ports == {"a": 8080, "b": 8081, "c": 9000}

@@ -226,6 +226,11 @@ def parse_help(
     build = build_number(version_text)
     if build is not None:
         label = f"llama-server b{build}"
+    elif label is None:
+        # a build from source has no build number, but often a version: "version: 0.6.0-dev (build 0, ...)"
+        named = re.search(r"version:\s*(\d+\.\d+[\w.+-]*)", version_text)
+        if named:
+            label = f"llama-server {named.group(1)}"
     return Capabilities(
         flags=frozenset(accepted),
         value_flags=frozenset(value_flags),

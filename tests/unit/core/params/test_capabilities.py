@@ -155,8 +155,9 @@ def test_label_from_version_text_or_given_or_generic() -> None:
     assert parse_help(HELP_B11434, "version: 6765 (abc123)", label="mine").label == "llama-server b6765"
     unknown = "version: 0.6.0-dev (build 0, commit unknown)"
     assert parse_help(HELP_B11434, unknown, label="llama-server b11434").label == "llama-server b11434"
-    assert parse_help(HELP_B11434, unknown).label == UNKNOWN_BUILD_LABEL == "this llama-server build"
+    assert parse_help(HELP_B11434, unknown).label == "llama-server 0.6.0-dev"  # a version, no build number
     assert parse_help(HELP_B11434, unknown).build is None
+    assert parse_help(HELP_B11434, "version: 0 (unknown)").label == UNKNOWN_BUILD_LABEL == "this llama-server build"
 
 
 def test_uncovered_lists_the_other_flags_of_the_build() -> None:
