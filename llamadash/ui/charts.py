@@ -5,12 +5,15 @@
 the instance manager's per-instance tokens/s and the instance events (vertical markers).
 
 How the charts stay cheap whatever the sample rate: every curve is created once and only given new
-data with ``setData``; new samples only mark the board dirty, and a single-shot timer redraws at most
-once per :data:`REDRAW_INTERVAL_MS`; curves clip to the view and downsample.
+data with ``setData``; a new sample updates the readouts (two labels a chart) at once but only marks
+the plots dirty, and a single-shot timer redraws them at most once per :data:`REDRAW_INTERVAL_MS`;
+curves clip to the view and downsample.
 
 How gaps stay gaps: a missing reading is NaN, and where two samples are further apart than
 :data:`~llamadash.core.metrics.GAP_FACTOR` intervals (the dashboard was closed, the machine slept) a
 NaN is put between them; the curves connect finite points only, so neither is bridged by a line.
+The interval is the one the samples were taken at: saved history is judged by its own spacing
+(:func:`~llamadash.core.metrics.split_on_gaps`), not by a shorter interval set since.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -60,6 +64,8 @@ REDRAW_INTERVAL_MS = 250
 PLOT_STEP_PIXELS = 2
 #: The longest a visible plot waits for a redraw.
 MAX_PLOT_STEP_S = 5.0
+#: How many of the last steps of the history tell the interval it was saved at.
+HISTORY_SPACING_STEPS = 5
 #: Curve width in pixels: 1 px lines are drawn on a fast path that wider ones miss.
 PEN_WIDTH = 1.0
 #: The ``metrics_history`` columns that come from the GPU.
@@ -162,15 +168,25 @@ class SeriesBuffer:
         self._x: deque[float] = deque()
         self._y: deque[float] = deque()
         self.latest: float | None = None
+        self.interval_s: float | None = None
+        """The sampling interval of the last points, when known (see :meth:`append`)."""
 
     def __len__(self) -> int:
         return len(self._x)
 
-    def append(self, t: float, value: float | None, gap_s: float | None = None) -> None:
-        """Add a point; with ``gap_s``, a step longer than that puts a break before it."""
-        if gap_s is not None and self._x and t - self._x[-1] > gap_s and not math.isnan(self._y[-1]):
-            self._x.append((self._x[-1] + t) / 2)
-            self._y.append(math.nan)
+    def append(self, t: float, value: float | None, interval_s: float | None = None) -> None:
+        """Add a point; with ``interval_s``, the sampling interval, a step that is a gap puts a break before it.
+
+        A gap is a step longer than :data:`GAP_FACTOR` intervals: the interval now, or that of the
+        points before it where that was longer (the interval was lowered since), so a change of
+        interval is not a gap.
+        """
+        if interval_s is not None:
+            gap_s = GAP_FACTOR * max(interval_s, self.interval_s or 0.0)
+            if self._x and t - self._x[-1] > gap_s and not math.isnan(self._y[-1]):
+                self._x.append((self._x[-1] + t) / 2)
+                self._y.append(math.nan)
+            self.interval_s = interval_s
         if self._x and t < self._x[-1]:
             return  # the clock went back (or a late duplicate): keep the line monotonic
         y = math.nan if value is None else float(value)
@@ -197,6 +213,12 @@ class SeriesBuffer:
     def finite_count(self) -> int:
         """How many real readings (not breaks, not missing) the buffer holds."""
         return sum(1 for y in self._y if not math.isnan(y))
+
+
+def _spacing_s(stamps_ms: Sequence[float]) -> float | None:
+    """How far apart these rows were saved, in seconds: their lower median step (``None`` for one row)."""
+    steps = sorted(later - earlier for earlier, later in pairwise(stamps_ms))
+    return steps[(len(steps) - 1) // 2] / 1000 if steps else None
 
 
 def _format_value(value: float | None, decimals: int) -> str:
@@ -629,17 +651,16 @@ class ChartBoard(QObject):
 
     # -- feeding ----------------------------------------------------------------------------------
 
-    @property
-    def _gap_s(self) -> float:
-        return GAP_FACTOR * self._interval_s
-
     def load_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Fill the charts from saved rows (oldest first, timestamps in Unix ms); those seen draw at once.
 
-        Runs separated by a gap are drawn as separate lines.
+        Runs separated by a gap are drawn as separate lines. What is a gap depends on how far apart
+        the rows were saved, not only on the interval now: history saved at 5 s is still a line after
+        the interval was lowered to 1 s (see :func:`~llamadash.core.metrics.split_on_gaps`).
         """
         column_views = [(view, key, buf) for view in self.views() for key, buf in view.buffers.items()]
-        for run in split_on_gaps(rows, self._interval_s):
+        runs = split_on_gaps(rows, self._interval_s)
+        for run in runs:
             start = run[0]["timestamp"] / 1000
             for _view, _key, buffer in column_views:
                 buffer.add_break(start - self._interval_s / 2)
@@ -649,32 +670,40 @@ class ChartBoard(QObject):
                     buffer.append(t, row.get(key))
                 if any(row.get(column) is not None for column in GPU_COLUMNS):
                     self._gpu_last_seen = t
+        if runs:  # the first new sample is judged by the history's spacing too, where it was longer
+            spacing_s = _spacing_s([row["timestamp"] for row in runs[-1][-(HISTORY_SPACING_STEPS + 1) :]])
+            for _view, _key, buffer in column_views:
+                buffer.interval_s = spacing_s
         self._update_gpu_pages()
         self.redraw_shown()
 
     def add_sample(self, sample: Sample | Mapping[str, Any]) -> None:
-        """Add a new sample; the charts redraw within :data:`REDRAW_INTERVAL_MS`."""
+        """Add a new sample: the readouts show it at once, the plots within their redraw step."""
         row = _row_of(sample)
         t = row["timestamp"] / 1000
-        for view in self.views():
-            if view.spec.key != TOKENS_CHART:
-                for key, buffer in view.buffers.items():
-                    buffer.append(t, row.get(key), self._gap_s)
-                view.dirty = True
         gpu_reading = any(row.get(column) is not None for column in GPU_COLUMNS)
         gpus = getattr(sample, "gpus", None)
         self._gpu_present_now = bool(gpus) if gpus is not None else gpu_reading
         if gpu_reading:
             self._gpu_last_seen = t
         self._update_gpu_pages()
+        for view in self.views():
+            if view.spec.key != TOKENS_CHART:
+                for key, buffer in view.buffers.items():
+                    buffer.append(t, row.get(key), self._interval_s)
+                view.dirty = True
+                # The readout is what the status bar and the instances table show now: it must not
+                # wait for the plot, whose redraw may be seconds away (see _on_timer).
+                view.update_header()
         self._schedule()
 
     def add_instance_figures(self, name: str, tokens_per_s: float | None, t: float | None = None) -> None:
-        """Add one instance's generation tokens/s (a new instance gets its own curve)."""
+        """Add one instance's generation tokens/s (a new instance gets its own curve); its readout at once."""
         view = self.view(TOKENS_CHART)
         buffer = view.add_series(name, name)
-        buffer.append(self._clock() if t is None else t, tokens_per_s, self._gap_s)
+        buffer.append(self._clock() if t is None else t, tokens_per_s, self._interval_s)
         view.dirty = True
+        view.update_header()
         self._schedule()
 
     def set_events(self, events: Iterable[InstanceEvent]) -> None:
@@ -700,7 +729,8 @@ class ChartBoard(QObject):
         self.redraw_shown()
 
     def set_interval(self, seconds: float) -> None:
-        """The sampling interval changed: gaps are judged by the new one."""
+        """The sampling interval changed: gaps are judged by the new one (a longer old one still counts
+        for the step to the first sample taken at the new one, see :meth:`SeriesBuffer.append`)."""
         self._interval_s = float(seconds)
 
     def set_colors(self, colors: ChartColors) -> None:
@@ -766,9 +796,10 @@ class ChartBoard(QObject):
             view.redraw(*self._span())
 
     def _on_timer(self) -> None:
-        """The throttled redraw: readouts at once, plots that can be seen once their time axis moved.
+        """The throttled redraw: plots that can be seen, once their time axis moved.
 
-        A chart hidden behind a tab, closed or minimized is drawn when it is shown again.
+        A chart hidden behind a tab, closed or minimized is drawn when it is shown again. The readouts
+        do not wait for this: :meth:`add_sample` updates them with each sample.
         """
         if not self._drawing:
             return

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QApplication, QWidget
 
+from llamadash.core import database
 from llamadash.core.events import InstanceEvent
 from llamadash.core.metrics import GpuReading, Sample
-from llamadash.ui.charts import CHART_SPECS, GPU_COLUMNS, REDRAW_INTERVAL_MS, TOKENS_CHART, ChartBoard
+from llamadash.ui.charts import (
+    CHART_SPECS,
+    GPU_COLUMNS,
+    MAX_PLOT_STEP_S,
+    REDRAW_INTERVAL_MS,
+    TOKENS_CHART,
+    ChartBoard,
+)
 from llamadash.ui.theme import chart_colors
 
 NOW_S = 1_800_000_000.0
@@ -47,6 +57,20 @@ def data(curve) -> tuple[np.ndarray, np.ndarray]:
     return curve.xData, curve.yData
 
 
+def line_segments(curve) -> int:
+    """The lines the curve draws: it connects finite neighbours only, so a lone point draws nothing."""
+    assert curve.opts["connect"] == "finite"
+    finite = ~np.isnan(curve.yData)
+    return int(np.count_nonzero(finite[1:] & finite[:-1]))
+
+
+def pixels_of(widget, colour: str) -> int:
+    """How many pixels of ``widget`` (as painted now) have exactly ``colour``."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    pixels = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.bytesPerLine() // 4)
+    return int(np.count_nonzero(pixels[:, : image.width()] & 0xFFFFFF == QColor(colour).rgb() & 0xFFFFFF))
+
+
 @pytest.fixture
 def clock():
     now = [NOW_S]
@@ -59,11 +83,35 @@ def clock():
 
 
 @pytest.fixture
-def board(qtbot, clock):
-    made = ChartBoard(colors=chart_colors("light"), window_minutes=10, interval_s=1.0, clock=clock)
-    for dock in made.docks.values():
-        qtbot.addWidget(dock)
-    return made
+def make_board(qtbot, clock):
+    """Makes boards showing 10 minutes; they go with the test, their docks and redraw timers too.
+
+    As in the main window, a widget owns each board: a redraw still pending at the end of a test is
+    deleted with it rather than fired at the next test's widgets.
+    """
+    owners = []
+
+    def make(interval_s: float = 1.0, board_clock=clock) -> ChartBoard:
+        owner = QWidget()
+        qtbot.addWidget(owner)  # first, so it goes before the docks
+        owners.append(owner)
+        made = ChartBoard(
+            colors=chart_colors("light"),
+            window_minutes=10,
+            interval_s=interval_s,
+            clock=board_clock,
+            parent=owner,
+        )
+        for dock in made.docks.values():
+            qtbot.addWidget(dock)
+        return made
+
+    return make
+
+
+@pytest.fixture
+def board(make_board):
+    return make_board()
 
 
 def test_ten_minutes_of_history_are_all_on_the_charts_at_once(board):
@@ -120,6 +168,135 @@ def test_samples_after_a_pause_do_not_bridge_the_pause(board, clock):
     board.flush()
     _x, y = data(board.view("cpu").curves["cpu_usage"])
     assert math.isnan(y[-2]) and not math.isnan(y[-1])
+
+
+@pytest.mark.parametrize(("saved_every_s", "interval_s"), [(5.0, 1.0), (1.0, 0.25), (10.0, 0.25)])
+def test_history_saved_at_a_longer_interval_is_drawn_as_lines(make_board, saved_every_s, interval_s):
+    """The interval was lowered since the history was saved: its rows are not each a gap."""
+    board = make_board(interval_s)
+    count = round(540 / saved_every_s)
+    board.load_history(
+        [row(NOW_S - saved_every_s * (count - 1 - i), cpu_usage=float(i)) for i in range(count)]
+    )
+    board.flush()
+    for key, column in (
+        ("cpu", "cpu_usage"),
+        ("memory", "memory_usage"),
+        ("requests", "requests_per_minute"),
+    ):
+        curve = board.view(key).curves[column]
+        assert finite_points(curve) == count
+        assert line_segments(curve) == count - 1, key  # one line through them all
+    assert board.view("cpu").readout_label.text().startswith(f"{count - 1:.1f}")
+
+
+def test_a_pause_in_history_saved_at_a_longer_interval_is_still_a_gap(make_board):
+    board = make_board()
+    before = [row(NOW_S - 595 + 5 * i) for i in range(40)]  # 5 s apart, to NOW - 400
+    after = [row(NOW_S - 195 + 5 * i) for i in range(40)]  # the dashboard was closed for 3 minutes
+    board.load_history(before + after)
+    board.flush()
+    x, y = data(board.view("cpu").curves["cpu_usage"])
+    breaks = np.flatnonzero(np.isnan(y))
+    assert len(breaks) == 1 and NOW_S - 400 < x[breaks[0]] < NOW_S - 195
+    assert line_segments(board.view("cpu").curves["cpu_usage"]) == 78  # 39 in each run
+
+
+def test_live_samples_continue_history_saved_at_a_longer_interval(make_board, clock):
+    board = make_board()
+    board.load_history([row(NOW_S - 5 * (59 - i)) for i in range(60)])  # saved at 5 s, now 1 s
+    curve = board.view("cpu").curves["cpu_usage"]
+    # the first new sample comes one saved step after the last row, then every second: no gap
+    for t in (NOW_S + 5, NOW_S + 6, NOW_S + 7):
+        clock.now[0] = t
+        board.add_sample(row(t, cpu_usage=t - NOW_S))
+    board.flush()
+    assert finite_points(curve) == 63 and line_segments(curve) == 62
+    assert board.view("cpu").readout_label.text().startswith("7.0")
+    # a minute without samples (the machine slept) is a gap, and the 1 s samples after it a line
+    for t in (NOW_S + 67, NOW_S + 68, NOW_S + 69):
+        clock.now[0] = t
+        board.add_sample(row(t))
+    board.flush()
+    _x, y = data(curve)
+    assert np.count_nonzero(np.isnan(y)) == 1 and math.isnan(y[-4])
+    assert finite_points(curve) == 66 and line_segments(curve) == 64
+
+
+def test_lowering_the_interval_while_sampling_does_not_break_the_line(board, clock):
+    board.set_interval(5.0)
+    for i in range(10):
+        board.add_sample(row(NOW_S + 5 * i))
+    board.set_interval(1.0)
+    for t in (NOW_S + 49, NOW_S + 50, NOW_S + 51):  # the first 1 s sample 4 s after the last 5 s one
+        board.add_sample(row(t))
+    clock.now[0] = NOW_S + 51
+    board.flush()
+    curve = board.view("memory").curves["memory_usage"]
+    assert finite_points(curve) == 13 and line_segments(curve) == 12
+
+
+@pytest.fixture
+def saved_every_5_s(tmp_path):
+    """A database holding 110 samples saved 5 s apart, the last one now; yields the last one's time (s)."""
+    database.init_database(tmp_path / "llama-dashboard.db")
+    end_ms = time.time_ns() // 1_000_000
+    for i in range(110):
+        t = end_ms - 5_000 * (109 - i)
+        database.save_metrics(
+            {
+                "timestamp": t,
+                "created_at": t,
+                "cpu_usage": 20.0 + i % 30,
+                "memory_usage": 45.0,
+                "disk_usage": 70.0,
+            }
+        )
+    yield end_ms / 1000
+    database.close_database()
+
+
+def test_saved_history_is_painted_under_a_shorter_interval(make_board, qtbot, saved_every_5_s):
+    """QA's case: 5 s rows in the database, the default 1 s interval: the CPU chart showed no line."""
+    board = make_board(board_clock=lambda: saved_every_5_s)
+    dock = board.docks["cpu"]
+    dock.resize(700, 300)
+    board.load_history(database.get_metrics_history(10))
+    dock.show()
+    qtbot.waitExposed(dock)
+    view = board.view("cpu")
+    qtbot.waitUntil(lambda: view.has_plot and not view.dirty, timeout=5000)
+    assert line_segments(view.curves["cpu_usage"]) == 109
+    assert view.readout_label.text().startswith("39.0")  # 20 + 109 % 30
+    # nine of the ten minutes carry the line: a good part of the plot's width is painted in its colour
+    assert pixels_of(view.plot_widget, chart_colors("light").series[0]) > view.plot_widget.width() // 2
+
+
+def test_readouts_show_each_sample_at_once_while_the_plot_waits(board, clock, qtbot):
+    """The big number follows the samples (as the status bar does) even while the plot's redraw waits."""
+    dock = board.docks["cpu"]
+    dock.resize(200, 150)  # 10 minutes over so few pixels: the plot is redrawn every 5 s at most
+    dock.show()
+    qtbot.waitExposed(dock)
+    board.load_history([row(NOW_S - 5 + i) for i in range(6)])  # drawn now
+    view = board.view("cpu")
+    assert view.plot_step_s(600) == MAX_PLOT_STEP_S
+    drawn = board.redraw_count
+    clock.now[0] = NOW_S + 1
+    board.add_sample(row(NOW_S + 1, cpu_usage=11.0))
+    board._on_timer()  # the throttled redraw comes round: the plot's time is 5 s away, it waits
+    for i, value in enumerate((42.5, 43.5, 44.5), start=2):
+        clock.now[0] = NOW_S + i
+        board.add_sample(row(NOW_S + i, cpu_usage=value, memory_usage=value + 10, gpu_power_usage=value * 2))
+        QApplication.processEvents()
+        assert view.readout_label.text().startswith(f"{value:.1f}")
+        assert board.view("memory").readout_label.text().startswith(f"{value + 10:.1f}")  # a hidden one too
+        assert board.view("gpu_power").readout_label.text().startswith(f"{value * 2:.0f}")
+        board.add_instance_figures("llama-3-8b", value + 20, NOW_S + i)
+        QApplication.processEvents()
+        assert f"{value + 20:.1f}" in board.view(TOKENS_CHART).readout_label.text()
+    assert board.redraw_count == drawn  # the plot itself still waits for its step
+    assert finite_points(view.curves["cpu_usage"]) == 6
 
 
 def test_redraws_are_throttled(board, clock, qtbot):

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from llamadash.core.metrics.nvml import GpuReading, Nvml
@@ -274,7 +275,7 @@ def split_on_gaps(
         raise ValueError(f"interval_s must be a positive number of seconds, not {interval_s!r}")
     limit_ms = factor * interval_s * 1000
     stamps = [row[key] for row in rows]
-    steps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+    steps = [later - earlier for earlier, later in pairwise(stamps)]
     runs: list[list[Row]] = [[rows[0]]] if rows else []
     for i, step in enumerate(steps):
         # Most steps are within the setting's limit: only a longer one is worth a look at its neighbours.
