@@ -7,6 +7,8 @@ shows it with start/stop/restart actions, a context menu, and a detail pane that
 
 The manager is duck-typed to the contract of :mod:`llamadash.services.manager`; without one (a build
 without it, or tests) every model is listed as stopped and the actions are disabled.
+
+With no model at all, the view shows what to do instead of an empty table (the first run).
 """
 
 from __future__ import annotations
@@ -37,16 +39,27 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
     QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from llamadash.core.llama_server import LlamaServerNotFound
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
 
-__all__ = ["COLUMNS", "LOG_TAIL_LINES", "InstancesModel", "InstancesView", "format_uptime"]
+__all__ = [
+    "COLUMNS",
+    "EMPTY_TEXT",
+    "LOG_TAIL_LINES",
+    "InstancesModel",
+    "InstancesView",
+    "binary_missing",
+    "format_uptime",
+]
 
 #: (header, key) of each column.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -106,6 +119,32 @@ def failure_text(verb: str, name: str, exc: BaseException) -> str:
     if text.lower().startswith(f"cannot {verb} {name}".lower()):
         return text[:1].upper() + text[1:]
     return f"Could not {verb} {name}: {text}"
+
+
+def binary_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` (a refused start) comes down to "no usable llama-server binary".
+
+    The manager words the refusal as ``InstanceError("cannot start NAME: ...")`` raised while
+    handling :class:`~llamadash.core.llama_server.LlamaServerNotFound`; the chain says what it was,
+    whatever the wording.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LlamaServerNotFound):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+#: What the view says while the library holds no model (rich text).
+EMPTY_TEXT = (
+    "<h3>No models yet</h3>"
+    "<p>Add a .gguf file in the <b>Library</b> tab (<b>Add ▸ GGUF file…</b>, or drag files onto it),<br>"
+    "or let it find every model in a folder (<b>Add ▸ Scan a directory…</b>).<br>"
+    "Your models then appear here: select one and press <b>Start</b>.</p>"
+)
 
 
 @dataclass
@@ -494,7 +533,15 @@ class InstancesView(QWidget):
     """The user asked to see an instance's log."""
 
     message = Signal(str)
-    """Something to tell the user in the status bar (e.g. a start that was refused)."""
+    """Something to tell the user, in one line (e.g. a start that was refused)."""
+
+    refused = Signal(str, str, str, bool)
+    """A start, stop or restart was refused: (verb, model name, why, whether the reason is that no
+    llama-server binary was found). Emitted before :attr:`message`, with the same text; the main
+    window shows this one, in full, in a message box."""
+
+    libraryRequested = Signal()
+    """The user asked to go to the model library (the empty state's button)."""
 
     def __init__(
         self, model: InstancesModel, parent: QWidget | None = None, *, show_buttons: bool = True
@@ -594,10 +641,35 @@ class InstancesView(QWidget):
         detail_layout.addWidget(self.detail_log)
         self.detail.hide()
 
+        # shown instead of the table while there is no model at all (a first run)
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setObjectName("instancesEmptyText")
+        self.empty_label.setTextFormat(Qt.TextFormat.RichText)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.library_button = QPushButton("Go to the Library")
+        self.library_button.setObjectName("goToLibrary")
+        self.library_button.setToolTip("Open the Library tab to add models")
+        self.library_button.clicked.connect(lambda: self.libraryRequested.emit())
+        self.library_button.hide()  # until someone offers a library (see set_library_offered)
+        empty_page = QWidget()
+        empty_layout = QVBoxLayout(empty_page)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_label)
+        empty_layout.addWidget(self.library_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_layout.addStretch(2)
+        self.empty_state = QScrollArea()  # a short window scrolls the text rather than cutting it
+        self.empty_state.setObjectName("instancesEmpty")
+        self.empty_state.setFrameShape(QFrame.Shape.NoFrame)
+        self.empty_state.setWidgetResizable(True)
+        self.empty_state.setWidget(empty_page)
+        self.empty_state.hide()
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty_state, 1)
         layout.addWidget(self.detail)
 
         model.dataChanged.connect(self._on_data_changed)
@@ -620,6 +692,9 @@ class InstancesView(QWidget):
     def _restore_selection(self) -> None:
         if self._selected_before_reset and not self.current_name():
             self.select(self._selected_before_reset)
+        if not self.current_name() and self.proxy.rowCount():
+            # e.g. the first model was just added: it is ready to start without a click
+            self.table.selectRow(0)
 
     def current_name(self) -> str:
         """The selected model's name ("" when none)."""
@@ -654,6 +729,19 @@ class InstancesView(QWidget):
         parts = [count_text(self.model.rowCount(), "model")]
         parts += [f"{counts[s]} {s}" for s in ("running", "loading", "error") if counts.get(s)]
         self.summary_label.setText(" · ".join(parts))
+        empty = self.model.rowCount() == 0
+        self.empty_state.setVisible(empty)
+        for widget in (self.table, self.filter_edit, self.summary_label):
+            widget.setVisible(not empty)
+
+    @property
+    def showing_empty_state(self) -> bool:
+        """True while the view explains how to add a model instead of showing an empty table."""
+        return not self.empty_state.isHidden()
+
+    def set_library_offered(self, offered: bool) -> None:
+        """Show the empty state's "Go to the Library" button (there is a library to go to)."""
+        self.library_button.setVisible(offered)
 
     def set_start_blocked(self, name: str | None, problem: str | None) -> None:
         """Start and Restart are not offered for ``name`` while its configuration has ``problem``.
@@ -720,7 +808,9 @@ class InstancesView(QWidget):
         try:
             getattr(manager, verb)(name)
         except Exception as exc:  # noqa: BLE001 - any refusal is shown to the user, not raised into Qt
-            self.message.emit(failure_text(verb, name, exc))
+            text = failure_text(verb, name, exc)
+            self.refused.emit(verb, name, text, binary_missing(exc))
+            self.message.emit(text)
         self._update_actions()
 
     def _configure_current(self) -> None:

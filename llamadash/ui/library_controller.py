@@ -4,24 +4,29 @@ The library is a tab next to the instances, and the editor a third tab (it needs
 central area: ~170 rows with four columns); it opens on double-click (in either view), Ctrl+E or
 "Configure…". The editor checks and previews for
 the configured llama-server build, saves every edit at once, and offers "Restart to apply" while the
-model's server runs.
+model's server runs. When no llama-server can be found, the editor lists that as a warning (with a
+way to the settings) and follows the settings when the binary is set there.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
-from llamadash.core.llama_server import configured_capabilities
+from llamadash.core.llama_server import LlamaServerNotFound, configured_capabilities, find_llama_server
+from llamadash.ui.instances_view import binary_missing, failure_text
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.param_editor import ParamEditor
 
 _log = logging.getLogger(__name__)
 _ACTIVE_STATES = ("loading", "running")
+#: What the editor lists when no llama-server is found anywhere llamadash looks.
+NO_BINARY_PROBLEM = "no llama-server found: set it in File ▸ Settings ▸ llama-server binary"
 
 
 class LibraryController(QObject):
@@ -40,6 +45,8 @@ class LibraryController(QObject):
         self.library.modelActivated.connect(self._on_library_activated)
         self.library.libraryChanged.connect(window.refresh_models)
         self.library.libraryChanged.connect(self._follow_edited_model)
+        self._binary_setting = window.settings.llama_server_path
+        window.settingsChanged.connect(self._on_settings_changed)
 
     # ------------------------------------------------------------------------------------------
     def set_manager(self, manager: Any | None) -> None:
@@ -53,21 +60,51 @@ class LibraryController(QObject):
         """The configured llama-server's capabilities (cached per binary on disk), or ``(None, None)``."""
         return configured_capabilities(self._window.settings.llama_server_path, self._data_dir / "cache")
 
+    def binary_problem(self) -> str | None:
+        """Why the editor cannot check against a llama-server build, or ``None`` when it can.
+
+        Only the finding is asked here (cheap); :meth:`capabilities` says whether the binary answered.
+        """
+        configured = self._window.settings.llama_server_path
+        try:
+            find_llama_server(configured or None)
+        except LlamaServerNotFound as exc:
+            if configured or os.environ.get("LLAMA_SERVER_BIN"):
+                return f"{exc}: change it in File ▸ Settings ▸ llama-server binary"
+            return NO_BINARY_PROBLEM
+        return None
+
+    def _build(self) -> tuple[Any | None, str | None, str | None]:
+        """``(capabilities, binary, problem)`` for the editor."""
+        problem = self.binary_problem()
+        if problem is not None:
+            return None, None, problem
+        caps, binary = self.capabilities()
+        if caps is None:
+            problem = (
+                "the llama-server found did not say which flags it takes: parameters are checked "
+                "against llamadash's list only (see File ▸ Settings ▸ llama-server binary)"
+            )
+        return caps, binary, problem
+
     @Slot(str)
     def configure(self, name: str) -> None:
         """Load ``name`` into the editor and show it."""
         model = self._store.get_model_by_name(name)
         if model is None:
             return
-        caps, binary = self.capabilities()
+        caps, binary, problem = self._build()
         if self.editor is None:
-            self.editor = ParamEditor(model, save=self._store.update_model, capabilities=caps, binary=binary)
+            self.editor = ParamEditor(
+                model, save=self._store.update_model, capabilities=caps, binary=binary, binary_problem=problem
+            )
             self.editor.restartRequested.connect(self._on_restart_requested)
             self.editor.saved.connect(self._on_saved)
             self.editor.startStatusChanged.connect(self._on_start_status)
+            self.editor.settingsRequested.connect(self._open_binary_settings)
             self._window.set_editor_widget(self.editor)
         else:
-            self.editor.set_capabilities(caps, binary)
+            self.editor.set_capabilities(caps, binary, binary_problem=problem)
             self.editor.set_model(model)
         self.editor.set_running(self._is_active(name))
         self._on_start_status(self.editor.model_name, self.editor.start_allowed, self.editor.start_problem or "")
@@ -97,6 +134,20 @@ class LibraryController(QObject):
     def _on_start_status(self, name: str | None, allowed: bool, problem: str) -> None:
         """The editor found (or no longer finds) an error that keeps its model from starting."""
         self._window.instances_view.set_start_blocked(name, None if allowed else (problem or "invalid configuration"))
+
+    @Slot(object)
+    def _on_settings_changed(self, settings: Any) -> None:
+        """The llama-server binary was set (or changed): check the open model against it."""
+        if settings.llama_server_path == self._binary_setting:
+            return
+        self._binary_setting = settings.llama_server_path
+        if self.editor is not None and self.editor.has_model:
+            caps, binary, problem = self._build()
+            self.editor.set_capabilities(caps, binary, binary_problem=problem)
+
+    @Slot()
+    def _open_binary_settings(self) -> None:
+        self._window.show_settings().focus_binary()
 
     # ------------------------------------------------------------------------------------------
     def _is_active(self, name: str) -> bool:
@@ -133,4 +184,9 @@ class LibraryController(QObject):
         try:
             self._manager.restart(model["name"])
         except Exception as exc:  # noqa: BLE001 - InstanceError and friends: told to the user
-            QMessageBox.warning(self._window, "Restart", f"{model['name']} could not be restarted:\n\n{exc}")
+            show_refusal = getattr(self._window, "show_refusal", None)
+            if callable(show_refusal):  # the whole reason, and a way to Settings for a missing binary
+                name = model["name"]
+                show_refusal("restart", name, failure_text("restart", name, exc), binary_missing(exc))
+            else:
+                QMessageBox.warning(self._window, "Restart", f"{model['name']} could not be restarted:\n\n{exc}")

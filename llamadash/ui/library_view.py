@@ -5,7 +5,8 @@ type, and adds models from ``.gguf`` files (file dialog or drag and drop), from 
 spec, from a pasted llama-server command line, or from a directory scan. It duplicates, renames
 and deletes entries and shows the GGUF metadata of the selected model. Storage goes through a
 :class:`LibraryService` it is given (the ``llamadash.core.database`` module is one); the view never
-opens the database itself.
+opens the database itself. While the library is empty it explains, in place of the list, the ways
+to add a model.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -42,7 +44,9 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QTableWidget,
     QTableWidgetItem,
@@ -68,6 +72,14 @@ _SOURCE_LABELS = {
     "models_dir": "router: directory",
     "models_preset": "router: preset",
 }
+#: What the library says while it holds no model (rich text).
+EMPTY_TEXT = (
+    "<h3>Your library is empty</h3>"
+    "<p><b>Add ▸ GGUF file…</b> — or drop .gguf files here from your file manager<br>"
+    "<b>Add ▸ Scan a directory…</b> — every model in a folder<br>"
+    "<b>Add ▸ Hugging Face repo…</b> — a model llama-server downloads on its first start<br>"
+    "<b>Add ▸ Command line…</b> — paste a <code>llama-server …</code> line you already use</p>"
+)
 
 
 class LibraryService(Protocol):
@@ -477,9 +489,43 @@ class LibraryView(QWidget):
         splitter.addWidget(self.details)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+
+        # shown instead of the list and the details while the library is empty (a first run)
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setObjectName("libraryEmptyText")
+        self.empty_label.setTextFormat(Qt.TextFormat.RichText)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_add_button = QPushButton("Add GGUF file\u2026")
+        self.empty_add_button.setObjectName("emptyAddFile")
+        self.empty_add_button.clicked.connect(self.add_files_dialog)
+        self.empty_scan_button = QPushButton("Scan a directory\u2026")
+        self.empty_scan_button.setObjectName("emptyScan")
+        self.empty_scan_button.clicked.connect(lambda: self.scan_dialog())
+        empty_buttons = QHBoxLayout()
+        empty_buttons.addStretch(1)
+        empty_buttons.addWidget(self.empty_add_button)
+        empty_buttons.addWidget(self.empty_scan_button)
+        empty_buttons.addStretch(1)
+        empty_page = QWidget()
+        empty_layout = QVBoxLayout(empty_page)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_label)
+        empty_layout.addLayout(empty_buttons)
+        empty_layout.addStretch(2)
+        self.empty_state = QScrollArea()  # a short window scrolls the text rather than cutting it
+        self.empty_state.setObjectName("libraryEmpty")
+        self.empty_state.setFrameShape(QFrame.Shape.NoFrame)
+        self.empty_state.setWidgetResizable(True)
+        self.empty_state.setWidget(empty_page)
+
+        self.list_page = splitter
+        self.pages = QStackedWidget()
+        self.pages.addWidget(splitter)
+        self.pages.addWidget(self.empty_state)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.pages, 1)
         self.refresh()
 
     # ------------------------------------------------------------------------------------------
@@ -493,6 +539,7 @@ class LibraryView(QWidget):
             self._show_error("The library could not be read", str(exc))
             return
         self.table_model.set_models(models)
+        self.pages.setCurrentWidget(self.list_page if models else self.empty_state)
         self._fill_type_filter(models)
         if keep is not None:
             self.select_model(keep)
@@ -514,6 +561,11 @@ class LibraryView(QWidget):
     def models(self) -> list[dict[str, Any]]:
         """The library as last read (every entry, filters ignored)."""
         return self.table_model.models()
+
+    @property
+    def showing_empty_state(self) -> bool:
+        """True while the library is empty and the view explains how to add a model."""
+        return self.pages.currentWidget() is self.empty_state
 
     def visible_names(self) -> list[str]:
         """The names the list shows now (after filtering and sorting)."""

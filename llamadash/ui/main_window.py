@@ -14,6 +14,9 @@ Places kept for the model library and the parameter editor (another part of llam
 instances; :meth:`MainWindow.set_editor_widget` puts the editor in a "Configuration" tab.
 Double-clicking an instance calls :meth:`MainWindow.open_configuration`, which emits
 :attr:`MainWindow.configureRequested`.
+
+A start the manager refuses is shown in a message box (:meth:`MainWindow.show_refusal`); when the
+reason is that no llama-server was found, the box offers to open the settings.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSystemTrayIcon,
     QTabWidget,
     QToolBar,
@@ -54,7 +58,7 @@ from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
 from llamadash.ui.logs_dock import LogsDock
-from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
+from llamadash.ui.settings_dialog import SettingsDialog, describe_binary, readable_reason
 from llamadash.ui.theme import Theme, apply_theme
 
 __all__ = ["GEOMETRY_KEY", "LAYOUT_VERSION", "STATE_KEY", "MainWindow"]
@@ -194,7 +198,10 @@ class MainWindow(QMainWindow):
         self.instances_view.currentInstanceChanged.connect(self.logs_dock.show_instance)
         self.instances_view.showLogRequested.connect(self._show_log)
         self.instances_view.configureRequested.connect(self.open_configuration)
-        self.instances_view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        # a refusal is shown in full in a message box, not cut short in the status bar
+        self.instances_view.refused.connect(self.show_refusal)
+        self.instances_view.libraryRequested.connect(self.show_library)
+        self.refusal_box: QMessageBox | None = None
         self.logs_dock.show_instance(self.instances_view.current_name())
         if sampler is not None:
             sampler.sampled.connect(self._on_sample)
@@ -296,6 +303,12 @@ class MainWindow(QMainWindow):
             self.library_widget.deleteLater()
         self.library_widget = widget
         self.workspace.addTab(widget, title)
+        self.instances_view.set_library_offered(True)
+
+    def show_library(self) -> None:
+        """Bring the Library tab forward (the instances' empty state asks for it)."""
+        if self.library_widget is not None:
+            self.workspace.setCurrentWidget(self.library_widget)
 
     def set_editor_widget(self, widget: QWidget, title: str = "Configuration") -> None:
         """Show the parameter editor as a tab of the central area: ~170 rows need its room."""
@@ -620,7 +633,15 @@ class MainWindow(QMainWindow):
         self.logs_dock.apply_palette(self.theme.palette)
 
     def show_settings(self) -> SettingsDialog:
-        """Open the settings dialog (non-blocking) and return it."""
+        """Open the settings dialog (non-blocking) and return it; one already open is brought forward."""
+        open_dialog = getattr(self, "settings_dialog", None)
+        try:
+            if open_dialog is not None and open_dialog.isVisible():
+                open_dialog.raise_()
+                open_dialog.activateWindow()
+                return open_dialog
+        except RuntimeError:  # closed: Qt has deleted it (WA_DeleteOnClose)
+            pass
         dialog = SettingsDialog(
             self.settings, self.save_settings, cache_dir=self.data_dir / "cache", parent=self
         )
@@ -629,6 +650,46 @@ class MainWindow(QMainWindow):
         dialog.open()
         self.settings_dialog = dialog
         return dialog
+
+    def show_refusal(self, verb: str, name: str, text: str, binary_missing: bool = False) -> QMessageBox:
+        """Tell the user, in a message box, why ``verb`` (start, restart...) of ``name`` was refused.
+
+        The whole reason is shown (the status bar cuts it off). When it is that no llama-server was
+        found, the box says what to do and offers "Open Settings…", which opens the settings with
+        the cursor in the llama-server field. The box is window-modal but does not block the
+        caller: it is returned (and kept as :attr:`refusal_box`) for whoever wants to follow it.
+        """
+        reason = readable_reason(text)
+        box = QMessageBox(self)
+        box.setObjectName("refusalBox")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(f"Cannot {verb} {name}")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        settings_button: QPushButton | None = None
+        if binary_missing:
+            box.setText(f"{name} cannot {verb}: llamadash found no llama-server to run it with.")
+            box.setInformativeText(
+                "llamadash runs each model with llama.cpp's llama-server program. Choose it in "
+                "File ▸ Settings ▸ llama-server binary (Browse… or Auto-detect), or install llama.cpp "
+                f"so that llama-server is on your PATH, then {verb} the model again.\n\n{reason}"
+            )
+            settings_button = box.addButton("Open Settings…", QMessageBox.ButtonRole.AcceptRole)
+            settings_button.setObjectName("openSettings")
+            box.addButton(QMessageBox.StandardButton.Close)
+            box.setDefaultButton(settings_button)
+        else:
+            box.setText(reason)
+            box.addButton(QMessageBox.StandardButton.Ok)
+
+        def finished(_result: int) -> None:
+            if settings_button is not None and box.clickedButton() is settings_button:
+                self.show_settings().focus_binary()
+
+        box.finished.connect(finished)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.refusal_box = box
+        return box
 
     def show_transfer(self) -> Any:
         """Open the Export/Import dialog (non-blocking) and return it.

@@ -3,6 +3,7 @@
 :class:`ParamEditor` shows a search box, a "show only changed" switch, the parameter tree
 (:class:`~llamadash.ui.param_model.ParamTreeModel` through :class:`ParamFilterProxy`), the
 validation findings, the live command preview and, while the model runs, an offer to restart it.
+When there is no llama-server to check against (none found), that is listed as a warning first.
 Every edit is saved at once through the ``save(model_id, changes)`` callable it is given; the
 editor never opens the database.
 """
@@ -69,6 +70,8 @@ from llamadash.ui.param_model import (
 from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
+#: The ``column`` of the finding about the llama-server binary itself (no row of the tree has it).
+BINARY_ISSUE_COLUMN = "llama-server binary"
 SaveCallable = Callable[[int, dict[str, Any]], Any]
 
 
@@ -146,6 +149,8 @@ class ParamEditor(QWidget):
         binary: the llama-server binary shown in the command preview (default: the one in
             ``capabilities``, else ``llama-server``).
         check_files: check that files and directories named by the configuration exist.
+        binary_problem: why there is no llama-server build to check against (e.g. none was found);
+            listed as a warning above the findings, and noted at the top of the command preview.
         parent: the parent widget.
     """
 
@@ -160,6 +165,8 @@ class ParamEditor(QWidget):
     restartRequested = Signal(int)
     #: Changes were saved: (model id, the changes as given to ``save``). Undo emits it too.
     saved = Signal(int, dict)
+    #: The user clicked the llama-server binary warning: open the settings to set the binary.
+    settingsRequested = Signal()
 
     def __init__(
         self,
@@ -169,11 +176,13 @@ class ParamEditor(QWidget):
         *,
         binary: str | None = None,
         check_files: bool = True,
+        binary_problem: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._save = save
         self._binary = binary
+        self._binary_problem = binary_problem
         self._check_files = check_files
         self._model_id: int | None = None
         self._meta: dict[str, Any] = {}
@@ -361,9 +370,18 @@ class ParamEditor(QWidget):
         """Check the configuration again, e.g. before a start: files may have appeared or gone."""
         self._refresh()
 
-    def set_capabilities(self, capabilities: Capabilities | None, binary: str | None = None) -> None:
-        """Check and preview for another llama-server build."""
-        if binary is not None:
+    def set_capabilities(
+        self, capabilities: Capabilities | None, binary: str | None = None, *, binary_problem: str | None = None
+    ) -> None:
+        """Check and preview for another llama-server build.
+
+        Args:
+            capabilities: The build, or ``None`` (checked against the schema alone).
+            binary: Its path, for the preview (``None`` keeps the one shown, unless ``binary_problem``).
+            binary_problem: Why there is no build, e.g. none was found (``None``: no problem).
+        """
+        self._binary_problem = binary_problem
+        if binary is not None or binary_problem:
             self._binary = binary
         self.param_model.set_capabilities(capabilities)
         self._refresh()
@@ -406,8 +424,13 @@ class ParamEditor(QWidget):
         return self.param_model.config()
 
     def issues(self) -> list[Issue]:
-        """The current validation findings (errors and warnings)."""
+        """The current findings (errors and warnings), the llama-server binary's first if it has one."""
         return list(self._issues)
+
+    @property
+    def binary_problem(self) -> str | None:
+        """Why there is no llama-server build to check against, or ``None``."""
+        return self._binary_problem
 
     def command_text(self) -> str:
         """What the command preview shows."""
@@ -483,6 +506,10 @@ class ParamEditor(QWidget):
         caps = self.param_model.capabilities
         if self._has_model:
             self._issues = validate_config(config, caps, check_files=self._check_files)
+            if self._binary_problem:
+                # A warning, not an error: the manager looks for the binary again at every start (it
+                # may be installed or set meanwhile) and a refused start says why and leads to Settings.
+                self._issues.insert(0, Issue(BINARY_ISSUE_COLUMN, "warning", self._binary_problem))
             self.preview.setPlainText(self._preview_text(config))
         else:
             self._issues = []
@@ -520,12 +547,13 @@ class ParamEditor(QWidget):
         ``#`` lines make a copied text harmless in a shell and say what is left out.
         """
         caps = self.param_model.capabilities
+        binary_note = [f"# {self._binary_problem}"] if self._binary_problem else []
         try:
             argv, env = build_command(config, caps, binary=self._binary)
-            return _shell_lines(argv, env)
+            return "\n".join([*binary_note, _shell_lines(argv, env)])
         except CommandError as exc:
             problems = exc.problems
-        notes = [f"# left out, cannot start: {column}: {message}" for column, message in problems]
+        notes = binary_note + [f"# left out, cannot start: {column}: {message}" for column, message in problems]
         rest = {k: v for k, v in config.items() if k not in {column for column, _ in problems}}
         try:
             argv, env = build_command(rest, caps, binary=self._binary)
@@ -544,7 +572,11 @@ class ParamEditor(QWidget):
                 if issue.severity == "error"
                 else QStyle.StandardPixmap.SP_MessageBoxWarning
             )
-            item = QListWidgetItem(icon, f"{issue.column}: {issue.message}")
+            if issue.column == BINARY_ISSUE_COLUMN:  # says what it is about; clicking opens Settings
+                item = QListWidgetItem(icon, issue.message)
+                item.setToolTip("Click to open the settings")
+            else:
+                item = QListWidgetItem(icon, f"{issue.column}: {issue.message}")
             item.setData(Qt.ItemDataRole.UserRole, issue.column)
             self.issue_list.addItem(item)
         if not self._issues:
@@ -564,7 +596,11 @@ class ParamEditor(QWidget):
             self.issue_list.setFixedHeight(self.issue_list.sizeHintForRow(0) * rows + frame + 2)
 
     def _show_issue_row(self, item: QListWidgetItem) -> None:
-        self.select_parameter(item.data(Qt.ItemDataRole.UserRole))
+        column = item.data(Qt.ItemDataRole.UserRole)
+        if column == BINARY_ISSUE_COLUMN:
+            self.settingsRequested.emit()
+        else:
+            self.select_parameter(column)
 
     # ------------------------------------------------------------------------------------------
     # view

