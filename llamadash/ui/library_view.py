@@ -668,8 +668,12 @@ class LibraryView(QWidget):
 
     # ------------------------------------------------------------------------------------------
     # adding
-    def _save(self, model: dict[str, Any]) -> int | None:
+    def _save(self, model: dict[str, Any], *, new_port: bool = False) -> int | None:
+        """Store a new entry. Without a port (or with ``new_port``: a duplicate), it takes the
+        lowest one no other entry uses, so several models can run at once unedited."""
         try:
+            if new_port or not model.get("port"):
+                model = {**model, "port": library.next_free_port(self._service.get_models())}
             return self._service.save_model(model)
         except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message
             self._show_error("The model was not added", str(exc))
@@ -819,7 +823,7 @@ class LibraryView(QWidget):
         model = self.selected_model()
         if model is None:
             return None
-        model_id = self._save(library.duplicate_model(model, self._names()))
+        model_id = self._save(library.duplicate_model(model, self._names()), new_port=True)
         self._after_add([model_id] if model_id is not None else [])
         return model_id
 

@@ -98,6 +98,7 @@ def test_adding_the_same_file_twice_gives_a_distinct_name(view: LibraryView, db,
     view.add_files([tiny_model])
     view.add_files([tiny_model])
     assert [m["name"] for m in db.get_models()] == ["tiny-test-llama", "tiny-test-llama (copy)"]
+    assert [m["port"] for m in db.get_models()] == [8080, 8081]  # each can run beside the other
 
 
 def test_dropping_gguf_files_adds_them(view: LibraryView, db, tiny_model: Path, tmp_path: Path):
@@ -265,6 +266,7 @@ def test_duplicate_copies_the_settings_under_a_new_name(view: LibraryView, db, t
     copies = [db.get_model(first), db.get_model(second)]
     assert [c["name"] for c in copies] == ["tiny-test-llama (copy)", "tiny-test-llama (copy 2)"]
     assert all(c["ctx_size"] == 8192 and c["status"] == "stopped" for c in copies)
+    assert [db.get_model(original)["port"], *(c["port"] for c in copies)] == [8080, 8081, 8082]
     assert view.selected_model()["id"] == second
 
 
