@@ -114,3 +114,18 @@ def test_the_editor_follows_a_rename_and_empties_when_its_model_is_deleted(launc
     assert library.delete_selected()
     assert not editor.has_model and editor.model_id is None
     assert window.workspace.tabText(tab) == "Configuration"
+
+
+def test_the_configuration_tab_gets_room_and_the_docks_get_it_back(launched, qtbot):
+    window = launched.window
+    window.show()
+    qtbot.waitExposed(window)
+    window.resize(1000, 900)  # the default layout leaves the central area ~300 px of this
+    qtbot.wait(100)
+    log_height = window.logs_dock.height()
+    instances_height = window.workspace.height()
+    window.open_configuration("tiny")
+    qtbot.waitUntil(lambda: window.workspace.height() > instances_height + 50, timeout=2_000)
+    assert window.logs_dock.height() < log_height  # the log gave way to the parameter tree
+    window.workspace.setCurrentWidget(window.instances_view)
+    qtbot.waitUntil(lambda: abs(window.logs_dock.height() - log_height) <= 2, timeout=2_000)
