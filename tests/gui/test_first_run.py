@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
+from support import hide_llama_server
 
 from llamadash.app import Gui, build_gui, shutdown
 from llamadash.core import database
-from llamadash.core import llama_server as llama_server_mod
 from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
 from llamadash.ui.param_editor import ParamEditor
 from llamadash.ui.settings_dialog import SettingsDialog
@@ -28,12 +28,7 @@ def no_llama_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, llama_serve
 
     Returns the real binary (found before it was hidden), for a test that then sets it in Settings.
     """
-    empty_bin = tmp_path / "empty-bin"
-    empty_bin.mkdir()
-    monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
-    monkeypatch.setenv("PATH", str(empty_bin))
-    monkeypatch.setattr(llama_server_mod, "usual_places", list)
-    monkeypatch.setattr(llama_server_mod, "_from_python_package", lambda: None)
+    hide_llama_server(monkeypatch, tmp_path)
     with pytest.raises(LlamaServerNotFound):
         find_llama_server()
     return llama_server

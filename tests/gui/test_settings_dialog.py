@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QDialogButtonBox, QLabel
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QDialogButtonBox
+from support import hide_llama_server, text_contrast
 
 from llamadash.core import database
 from llamadash.core import settings as settings_mod
@@ -260,26 +261,6 @@ def test_an_empty_number_field_is_refused_not_taken_as_the_old_value(qtbot, db, 
 # the refusal is readable
 
 
-def _luminance(colour: QColor) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
-
-
-def text_contrast(label: QLabel) -> float:
-    """The WCAG contrast of a label's text against its background, as drawn (see test_transfer_dialog)."""
-    image = label.grab().toImage()
-    background = _luminance(image.pixelColor(2, 2))
-    strongest = max(
-        (_luminance(image.pixelColor(x, y)) for x in range(image.width()) for y in range(image.height())),
-        key=lambda lum: abs(lum - background),
-    )
-    high, low = max(background, strongest), min(background, strongest)
-    return (high + 0.05) / (low + 0.05)
-
-
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_the_refusal_is_readable_in_both_themes(qtbot, db, tmp_path, theme):
     database.set_metadata("theme_preference", theme)
@@ -307,14 +288,7 @@ def binary_shown_in_full(dialog) -> bool:
 
 
 def test_the_reason_no_llama_server_was_found_is_shown_in_full(qtbot, db, tmp_path, monkeypatch):
-    from llamadash.core import llama_server as llama_server_mod
-
-    empty_bin = tmp_path / "empty-bin"
-    empty_bin.mkdir()
-    monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
-    monkeypatch.setenv("PATH", str(empty_bin))
-    monkeypatch.setattr(llama_server_mod, "usual_places", list)
-    monkeypatch.setattr(llama_server_mod, "_from_python_package", lambda: None)
+    hide_llama_server(monkeypatch, tmp_path)
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
     qtbot.waitUntil(lambda: dialog.binary_info.property("ok") is False, timeout=30_000)

@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication
+from support import text_contrast
 
 from llamadash.core import database, model_export
 from llamadash.ui.main_window import MainWindow
@@ -325,30 +325,6 @@ def test_the_window_opens_the_dialog_and_refreshes_after_an_import(qtbot, db, tm
 
 # ------------------------------------------------------------------------------------------------
 # messages a person can read
-
-
-def _luminance(colour: QColor) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
-
-
-def text_contrast(label: QLabel) -> float:
-    """The WCAG contrast of a label's text against its background, as drawn on screen.
-
-    The background is read inside the label's padding; the text colour is the pixel that differs
-    most from it (the core of a glyph stroke).
-    """
-    image = label.grab().toImage()
-    background = _luminance(image.pixelColor(2, 2))
-    strongest = max(
-        (_luminance(image.pixelColor(x, y)) for x in range(image.width()) for y in range(image.height())),
-        key=lambda lum: abs(lum - background),
-    )
-    high, low = max(background, strongest), min(background, strongest)
-    return (high + 0.05) / (low + 0.05)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
