@@ -23,15 +23,12 @@ Writes ``tray-menu.png``, ``tray-tooltip.png`` and ``tray-notification.png`` in 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,28 +43,6 @@ def shot(desktop, path: Path, rect: tuple[int, int, int, int]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     desktop.grab(path, rect)
     print(f"wrote {path}")
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def keep_busy(port: int, stop: threading.Event) -> None:
-    """Completions one after another, as a client would send them, until ``stop``."""
-    body = json.dumps({"prompt": "Once upon a time", "n_predict": 64}).encode()
-    while not stop.is_set():
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/completion", body, {"Content-Type": "application/json"}
-        )
-        try:
-            urllib.request.urlopen(request, timeout=30).read()
-        except OSError:
-            pass
-        stop.wait(0.2)
 
 
 def llama_servers_of(folder: Path) -> list[int]:
@@ -85,7 +60,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     options = parser.parse_args()
-    from support import free_port, write_tiny_gguf
+    from screenshots import send_requests  # the main-window screenshots' client
+    from support import free_port, health_status, stop_process, write_tiny_gguf
     from xdesktop import Desktop, wait_until
 
     from llamadash.core import database as db
@@ -118,7 +94,7 @@ def main() -> int:
         desktop.click(cx, cy, button=3)
         time.sleep(1.0)
         desktop.key("Down", "Down", "Return")
-        wait_until(lambda: healthy(port), 60, f"{TINY} to answer /health after the menu's Start", 0.25)
+        wait_until(lambda: health_status(port) == 200, 60, f"{TINY} to answer /health after the menu's Start", 0.25)
         ready_at = time.monotonic()
         print(f"{TINY} started from the tray menu and is healthy on port {port}")
         sw, _sh = SCREEN
@@ -128,7 +104,7 @@ def main() -> int:
         desktop.xdotool("mousemove", str(cx - 300), str(cy + 300))
         shot(desktop, options.out / "tray-notification.png", (sw - 420, 0, 420, 130))
         stop_traffic = threading.Event()
-        threading.Thread(target=keep_busy, args=(port, stop_traffic), daemon=True).start()
+        threading.Thread(target=send_requests, args=([port], stop_traffic), daemon=True).start()
         time.sleep(max(0.0, ready_at + 9.5 - time.monotonic()))  # the balloon shows for 8 s
         desktop.hover(cx, cy)
         time.sleep(2.0)
@@ -143,12 +119,8 @@ def main() -> int:
         desktop.key("Escape")
         stop_traffic.set()
     finally:
-        app.send_signal(signal.SIGTERM)
-        try:
-            code = app.wait(30)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            code = app.wait()
+        stop_process(app, 30)  # SIGTERM: llamadash stops its servers and quits
+        code = app.returncode
         desktop.close()
         log.close()
     left = llama_servers_of(tmp)  # the model's path is under tmp

@@ -90,6 +90,17 @@ def health_status(port: int, timeout: float = 1.0, host: str = "127.0.0.1", path
         return None
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate ``proc`` if it still runs, kill it after ``timeout`` seconds, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_server_until_healthy(
     argv: list[str],
     env: dict[str, str] | None,
@@ -114,13 +125,7 @@ def run_server_until_healthy(
                     break
                 time.sleep(0.05)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
     return ServerRun(healthy, proc.returncode, log_path.read_text(errors="replace"))
 
 
@@ -187,3 +192,14 @@ def hide_llama_server(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(empty_bin))
     monkeypatch.setattr(llama_server_mod, "usual_places", list)
     monkeypatch.setattr(llama_server_mod, "_from_python_package", lambda: None)
+
+
+def launch_gui(qtbot, data_dir: Path, *args: str):
+    """``llamadash --data-dir DIR [ARGS]`` as the launcher builds it (``llamadash.app.build_gui``);
+    the window is handed to ``qtbot``. Call ``llamadash.app.shutdown`` on the result at the end."""
+    from llamadash.app import Gui, build_gui
+
+    gui = build_gui(["--data-dir", str(data_dir), *args])
+    assert isinstance(gui, Gui), f"build_gui refused to start: {gui}"
+    qtbot.addWidget(gui.window)
+    return gui

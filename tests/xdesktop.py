@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self, TypeVar
 
+from support import stop_process
+
 INSTALL_HINT = "apt-get install xvfb trayer xdotool x11-utils"
 TRAY_HEIGHT = 30
 T = TypeVar("T")
@@ -174,13 +176,7 @@ class Desktop:
 
     def close(self) -> None:
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, 5)
         self.procs.clear()
 
     def __enter__(self) -> Self:

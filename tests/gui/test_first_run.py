@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
-from support import hide_llama_server
+from support import hide_llama_server, launch_gui
 
-from llamadash.app import Gui, build_gui, shutdown
+from llamadash.app import Gui, shutdown
 from llamadash.core import database
 from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
 from llamadash.ui.param_editor import ParamEditor
@@ -35,9 +35,7 @@ def no_llama_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, llama_serve
 
 
 def launch(qtbot, data_dir: Path) -> Gui:
-    gui = build_gui(["--data-dir", str(data_dir)])
-    assert isinstance(gui, Gui)
-    qtbot.addWidget(gui.window)
+    gui = launch_gui(qtbot, data_dir)
     qtbot.waitUntil(lambda: gui.manager is not None, timeout=10_000)
     return gui
 

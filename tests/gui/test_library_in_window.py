@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import launch_gui
 
-from llamadash.app import Gui, build_gui, shutdown
+from llamadash.app import shutdown
 from llamadash.core import database
 from llamadash.core.llama_server import METADATA_KEY
 from llamadash.ui.param_editor import ParamEditor
@@ -19,9 +20,7 @@ def launched(qtbot, tmp_path: Path, tiny_model: Path, llama_server: Path):
     database.set_metadata(METADATA_KEY, str(llama_server))
     database.save_model({"name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tiny_model)})
     database.close_database()
-    gui = build_gui(["--data-dir", str(data_dir)])
-    assert isinstance(gui, Gui)
-    qtbot.addWidget(gui.window)
+    gui = launch_gui(qtbot, data_dir)
     yield gui
     shutdown(gui)
 

@@ -11,9 +11,10 @@ import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel
+from support import launch_gui
 
 from llamadash import __version__
-from llamadash.app import Gui, build_gui, shutdown
+from llamadash.app import Gui, shutdown
 from llamadash.core import database, events
 from llamadash.ui.charts import CHART_SPECS, TOKENS_CHART
 from llamadash.ui.main_window import MainWindow
@@ -67,9 +68,7 @@ def launched(qtbot, data_dir):
     events.record_event(database, "llama-3-8b", "ready", end - 2 * MINUTE_MS)
     database.save_model({"name": "llama-3-8b", "type": "llama", "status": "stopped", "port": 8090})
     database.close_database()
-    gui = build_gui(["--data-dir", str(data_dir)])
-    assert isinstance(gui, Gui)
-    qtbot.addWidget(gui.window)
+    gui = launch_gui(qtbot, data_dir)
     yield gui
     shutdown(gui)
 
@@ -220,9 +219,7 @@ def test_places_for_the_library_and_the_editor(qtbot, tmp_path):
 
 
 def test_minimized_start(qtbot, data_dir):
-    gui = build_gui(["--data-dir", str(data_dir), "--minimized"])
-    assert isinstance(gui, Gui)
-    qtbot.addWidget(gui.window)
+    gui = launch_gui(qtbot, data_dir, "--minimized")
     try:
         assert gui.window.isMinimized() or not gui.window.isVisible()
     finally:

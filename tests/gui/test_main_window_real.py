@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from support import tiny_model_record
+from support import launch_gui, tiny_model_record
 
-from llamadash.app import Gui, build_gui, shutdown
+from llamadash.app import shutdown
 from llamadash.core import database, events
 from llamadash.ui.charts import TOKENS_CHART
 
@@ -23,10 +23,8 @@ def test_a_real_instance_is_started_watched_charted_and_stopped_on_quit(
     database.init_database(data_dir / "llama-dashboard.db")
     database.save_model(tiny_model_record(tiny_model))
     database.close_database()
-    gui = build_gui(["--data-dir", str(data_dir)])
-    assert isinstance(gui, Gui)
+    gui = launch_gui(qtbot, data_dir)
     window = gui.window
-    qtbot.addWidget(window)
     pid = None
     try:
         view, model = window.instances_view, window.instances_model

@@ -6,8 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support import launch_gui
 
-from llamadash.app import Gui, build_gui, shutdown
+from llamadash.app import shutdown
 from llamadash.core import autostart
 
 
@@ -17,17 +18,10 @@ def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "config"
 
 
-def _launch(qtbot, data_dir: Path) -> Gui:
-    gui = build_gui(["--data-dir", str(data_dir)])
-    assert isinstance(gui, Gui)
-    qtbot.addWidget(gui.window)
-    return gui
-
-
 def test_an_entry_made_elsewhere_shows_as_on_and_survives_saving_other_settings(qtbot, tmp_path, config_home):
     autostart.set_enabled(True)  # e.g. the installer's "Start with Windows", or made by hand
     entry = autostart.autostart_path()
-    gui = _launch(qtbot, tmp_path / "data")
+    gui = launch_gui(qtbot, tmp_path / "data")
     try:
         window = gui.window
         assert window.settings.start_at_login is True  # what Settings shows
@@ -40,7 +34,7 @@ def test_an_entry_made_elsewhere_shows_as_on_and_survives_saving_other_settings(
 
 
 def test_without_an_entry_saving_other_settings_makes_none(qtbot, tmp_path, config_home):
-    gui = _launch(qtbot, tmp_path / "data")
+    gui = launch_gui(qtbot, tmp_path / "data")
     try:
         window = gui.window
         assert window.settings.start_at_login is False

@@ -7,7 +7,7 @@ import subprocess
 import time
 import urllib.request
 
-from support import free_port, health_status
+from support import free_port, health_status, stop_process
 
 from llamadash.core import model_export
 
@@ -34,11 +34,6 @@ def test_the_router_lists_the_exported_presets(tmp_path, tiny_model, llama_serve
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=10) as response:
                 body = json.load(response)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     ids = {entry.get("id") or entry.get("name") for entry in body.get("data", body.get("models", []))}
     assert {"tiny-a", "tiny-b"} <= ids, body
