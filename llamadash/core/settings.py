@@ -92,6 +92,7 @@ class SettingSpec:
         minimum: The smallest number allowed (numbers only).
         maximum: The largest number allowed (numbers only).
         choices: The allowed values (``choice`` only).
+        unit: What a number counts, as the dialog shows it (``s``, ``min``, ``°C``, ``%``).
     """
 
     name: str
@@ -103,6 +104,7 @@ class SettingSpec:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    unit: str = ""
 
 
 SPECS: tuple[SettingSpec, ...] = (
@@ -131,6 +133,7 @@ SPECS: tuple[SettingSpec, ...] = (
         help="Seconds between two metrics samples.",
         minimum=SAMPLE_INTERVAL_MIN_S,
         maximum=SAMPLE_INTERVAL_MAX_S,
+        unit="s",
     ),
     SettingSpec(
         name="history_minutes",
@@ -141,6 +144,7 @@ SPECS: tuple[SettingSpec, ...] = (
         help="Minutes of metrics the charts show and the database keeps.",
         minimum=HISTORY_MIN_MINUTES,
         maximum=HISTORY_MAX_MINUTES,
+        unit="min",
     ),
     SettingSpec(
         name="theme_preference",
@@ -208,6 +212,7 @@ SPECS: tuple[SettingSpec, ...] = (
         help="Notify when the GPU reaches this temperature (°C); again only after it cooled 5 °C.",
         minimum=40,
         maximum=120,
+        unit="°C",
     ),
     SettingSpec(
         name="vram_alert_percent",
@@ -218,6 +223,7 @@ SPECS: tuple[SettingSpec, ...] = (
         help="Notify when this much of the GPU memory is in use (%); again only after it fell 5 points.",
         minimum=10,
         maximum=100,
+        unit="%",
     ),
     SettingSpec(
         name="ram_alert_percent",
@@ -228,6 +234,7 @@ SPECS: tuple[SettingSpec, ...] = (
         help="Notify when this much of the system memory is in use (%); again only after it fell 5 points.",
         minimum=10,
         maximum=100,
+        unit="%",
     ),
 )
 _BY_NAME = {spec.name: spec for spec in SPECS}

@@ -47,7 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llamadash.core.llama_server import LlamaServerNotFound
+from llamadash.core.llama_server import binary_missing
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
 
@@ -57,7 +57,6 @@ __all__ = [
     "LOG_TAIL_LINES",
     "InstancesModel",
     "InstancesView",
-    "binary_missing",
     "format_uptime",
 ]
 
@@ -119,23 +118,6 @@ def failure_text(verb: str, name: str, exc: BaseException) -> str:
     if text.lower().startswith(f"cannot {verb} {name}".lower()):
         return text[:1].upper() + text[1:]
     return f"Could not {verb} {name}: {text}"
-
-
-def binary_missing(exc: BaseException) -> bool:
-    """Whether ``exc`` (a refused start) comes down to "no usable llama-server binary".
-
-    The manager words the refusal as ``InstanceError("cannot start NAME: ...")`` raised while
-    handling :class:`~llamadash.core.llama_server.LlamaServerNotFound`; the chain says what it was,
-    whatever the wording.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, LlamaServerNotFound):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 #: What the view says while the library holds no model (rich text).

@@ -18,8 +18,13 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
-from llamadash.core.llama_server import LlamaServerNotFound, configured_capabilities, find_llama_server
-from llamadash.ui.instances_view import binary_missing, failure_text
+from llamadash.core.llama_server import (
+    LlamaServerNotFound,
+    binary_missing,
+    configured_capabilities,
+    find_llama_server,
+)
+from llamadash.ui.instances_view import failure_text
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.param_editor import ParamEditor
 

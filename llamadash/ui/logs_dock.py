@@ -88,8 +88,8 @@ def _tail_of_file(path: Path | None, count: int, max_bytes: int = 512 * 1024) ->
     except OSError:
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if len(data) == max_bytes:
-        lines = lines[1:]  # the first one was cut
+    if size > max_bytes:
+        lines = lines[1:]  # the read began inside a line
     return lines[-count:]
 
 class LogHighlighter(QSyntaxHighlighter):

@@ -58,7 +58,7 @@ from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
 from llamadash.ui.logs_dock import LogsDock
-from llamadash.ui.settings_dialog import SettingsDialog, describe_binary, readable_reason
+from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
 from llamadash.ui.theme import Theme, apply_theme
 
 __all__ = ["GEOMETRY_KEY", "LAYOUT_VERSION", "STATE_KEY", "MainWindow"]
@@ -683,7 +683,6 @@ class MainWindow(QMainWindow):
         the cursor in the llama-server field. The box is window-modal but does not block the
         caller: it is returned (and kept as :attr:`refusal_box`) for whoever wants to follow it.
         """
-        reason = readable_reason(text)
         box = QMessageBox(self)
         box.setObjectName("refusalBox")
         box.setIcon(QMessageBox.Icon.Warning)
@@ -695,14 +694,14 @@ class MainWindow(QMainWindow):
             box.setInformativeText(
                 "llamadash runs each model with llama.cpp's llama-server program. Choose it in "
                 "File ▸ Settings ▸ llama-server binary (Browse… or Auto-detect), or install llama.cpp "
-                f"so that llama-server is on your PATH, then {verb} the model again.\n\n{reason}"
+                f"so that llama-server is on your PATH, then {verb} the model again.\n\n{text}"
             )
             settings_button = box.addButton("Open Settings…", QMessageBox.ButtonRole.AcceptRole)
             settings_button.setObjectName("openSettings")
             box.addButton(QMessageBox.StandardButton.Close)
             box.setDefaultButton(settings_button)
         else:
-            box.setText(reason)
+            box.setText(text)
             box.addButton(QMessageBox.StandardButton.Ok)
 
         def finished(_result: int) -> None:

@@ -4,7 +4,7 @@ The dialog only edits values: it hands them to a ``save`` function (the window's
 in the database) and stays open with the reason in red when that refuses them. Changing the theme
 previews it at once (``themePreviewRequested``); Cancel puts the previous theme back.
 
-Number fields show each setting's unit (:data:`UNITS`) and take any number typed: a value outside the
+Number fields show each setting's unit (``SettingSpec.unit``) and take any number typed: a value outside the
 setting's limits is refused with a message when OK is pressed (and shown as it is typed), never
 clamped or cut short by the spin box.
 
@@ -16,7 +16,6 @@ thread and the answer comes back by signal.
 from __future__ import annotations
 
 import html
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +48,7 @@ from llamadash.core.settings import Settings, SettingsError, SettingSpec
 from llamadash.ui.icons import status_color
 from llamadash.ui.theme import error_style_sheet
 
-__all__ = ["UNITS", "SettingsDialog", "describe_binary", "readable_reason"]
+__all__ = ["SettingsDialog", "describe_binary"]
 
 _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("llama-server", ("llama_server_path", "models_dir")),
@@ -59,15 +58,6 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Notifications", ("notifications", "gpu_temp_alert_c", "vram_alert_percent", "ram_alert_percent")),
 )
 _THEME_TEXT = {"system": "Follow the desktop", "light": "Light", "dark": "Dark"}
-#: The unit each number setting is shown in (its field's suffix), by setting name. Every ``int`` and
-#: ``float`` setting of :data:`~llamadash.core.settings.SPECS` needs one (a test checks).
-UNITS: dict[str, str] = {
-    "sample_interval_s": "s",
-    "history_minutes": "min",
-    "gpu_temp_alert_c": "°C",
-    "vram_alert_percent": "%",
-    "ram_alert_percent": "%",
-}
 #: How far a number field lets a person type. Far beyond every setting's limits, so that what is
 #: typed stays as typed (a spin box drops a keystroke past its range) and the limits are checked,
 #: with a message, on OK.
@@ -76,38 +66,41 @@ _TYPING_LIMIT = 999_999
 
 def _limit_typing(box: QSpinBox | QDoubleSpinBox, item: SettingSpec) -> None:
     box.setRange(-_TYPING_LIMIT, _TYPING_LIMIT)
-    box.setSuffix(f" {UNITS[item.name]}")
+    box.setSuffix(f" {item.unit}")
     box.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
 
 
-def _steps_within(
-    box: QSpinBox | QDoubleSpinBox, low: float, high: float
-) -> QAbstractSpinBox.StepEnabledFlag:
-    flags = QAbstractSpinBox.StepEnabledFlag.StepNone
-    if box.value() < high:
-        flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
-    if box.value() > low:
-        flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
-    return flags
+class _Bounded:
+    """The arrows of a number field stay within the setting's limits; typing does not (OK checks)."""
+
+    low: float
+    high: float
+
+    def stepBy(self, steps: int) -> None:
+        box: Any = self
+        box.setValue(min(self.high, max(self.low, box.value() + steps * box.singleStep())))
+        box.selectAll()
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
+        value = self.value()  # type: ignore[attr-defined]
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        if value < self.high:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        if value > self.low:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        return flags
 
 
-class _IntField(QSpinBox):
-    """A whole-number setting: the arrows stay within its limits, typing does not (checked on OK)."""
+class _IntField(_Bounded, QSpinBox):
+    """A whole-number setting."""
 
     def __init__(self, item: SettingSpec) -> None:
         super().__init__()
         self.low, self.high = int(item.minimum or 0), int(item.maximum or 0)
         _limit_typing(self, item)
 
-    def stepBy(self, steps: int) -> None:
-        self.setValue(min(self.high, max(self.low, self.value() + steps * self.singleStep())))
-        self.selectAll()
 
-    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
-        return _steps_within(self, self.low, self.high)
-
-
-class _FloatField(QDoubleSpinBox):
+class _FloatField(_Bounded, QDoubleSpinBox):
     """A number setting, shown without trailing zeros (``1 s``, ``2.5 s``); up to three decimals."""
 
     def __init__(self, item: SettingSpec) -> None:
@@ -122,29 +115,12 @@ class _FloatField(QDoubleSpinBox):
         point = self.locale().decimalPoint()
         return text.rstrip("0").rstrip(point) if point in text else text
 
-    def stepBy(self, steps: int) -> None:
-        self.setValue(min(self.high, max(self.low, self.value() + steps * self.singleStep())))
-        self.selectAll()
 
-    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
-        return _steps_within(self, self.low, self.high)
-
-
-#: The command-line hint in the core's "no llama-server found" reason (the GUI has the setting instead).
-_CLI_HINT = re.compile(r"\s*\(llamadash llama-server --path [^)]*\)")
 #: Said under a "not found" reason: what a person at the window can do about it.
 NOT_FOUND_HINT = (
     "Choose your llama-server with Browse…, or install llama.cpp so that llama-server is on PATH"
     " and press Auto-detect."
 )
-
-
-def readable_reason(text: str) -> str:
-    """A reason from the core, for the window: "(llamadash llama-server --path BIN)" becomes "in Settings".
-
-    The core speaks to the command line; in the window the place to fix it is File ▸ Settings.
-    """
-    return _CLI_HINT.sub(" in Settings", text)
 
 
 def _elide_long_words(text: str, metrics: QFontMetrics, width: int) -> str:
@@ -330,7 +306,7 @@ class SettingsDialog(QDialog):
         editor.setObjectName(item.name)
         tip = item.help
         if item.kind in ("int", "float"):
-            tip += f" Allowed: {item.minimum:g} to {item.maximum:g} {UNITS[item.name]}."
+            tip += f" Allowed: {item.minimum:g} to {item.maximum:g} {item.unit}."
         editor.setToolTip(tip)
         return editor
 
@@ -447,7 +423,7 @@ class SettingsDialog(QDialog):
         mark = "✔" if ok else "✖"
         # The build (the whole --version text is in the tooltip), or all of what is wrong: wrapped,
         # with only a path too long for a line shortened in the middle.
-        short = text.split(" — ")[0] if ok else readable_reason(text)
+        short = text.split(" — ")[0] if ok else text
         found_by = text[text.rfind(" (found by") :] if ok and " (found by" in text else ""
         if found_by and found_by not in short:
             short += found_by
@@ -478,12 +454,12 @@ class SettingsDialog(QDialog):
             typed = editor.cleanText().strip()
             what = f"{typed!r} is not a number" if typed else "is empty"
             return SettingsError(
-                name, f"{item.title} {what}; enter {item.minimum:g} to {item.maximum:g} {UNITS[name]}"
+                name, f"{item.title} {what}; enter {item.minimum:g} to {item.maximum:g} {item.unit}"
             )
         try:
             settings_mod.check_value(name, getattr(self.values(), name))
         except SettingsError as exc:
-            return SettingsError(name, f"{exc.message} {UNITS[name]}")
+            return SettingsError(name, f"{exc.message} {item.unit}")
         return None
 
     def _check_typed(self, name: str) -> None:

@@ -426,7 +426,7 @@ def refusal_like_the_managers(name: str) -> Exception:
 
 
 def test_a_refused_start_says_whether_no_llama_server_was_found(view, manager, qtbot, monkeypatch):
-    from llamadash.ui.instances_view import binary_missing
+    from llamadash.core.llama_server import binary_missing
 
     assert binary_missing(refusal_like_the_managers("mistral"))
     assert not binary_missing(RuntimeError("port 8083 is already in use"))

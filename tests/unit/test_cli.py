@@ -315,3 +315,14 @@ def test_new_models_get_a_port_of_their_own(data_dir: Path, model_file: Path):
     cli("models", "add", "c", "--model-path", str(model_file), "--set", "port=9000", data_dir=data_dir)
     ports = {m["name"]: m["port"] for m in json.loads(cli("models", "list", "--json", data_dir=data_dir)[1])}
     assert ports == {"a": 8080, "b": 8081, "c": 9000}
+
+
+def test_no_llama_server_says_how_to_set_one(data_dir: Path, model_file: Path, tmp_path: Path, monkeypatch):
+    from support import hide_llama_server
+
+    hide_llama_server(monkeypatch, tmp_path)
+    cli("models", "add", "a", "--model-path", str(model_file), data_dir=data_dir)
+    code, _, err = cli("models", "command", "a", data_dir=data_dir)
+    first, hint = err.splitlines()
+    assert code == 1 and first.startswith("llamadash: error: no llama-server found: not configured in Settings")
+    assert hint == "llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN"
