@@ -4,7 +4,9 @@ a size-rotated log file.
 Pure Python (no Qt): :class:`LineSplitter` turns the child's output chunks into lines (``\\n``,
 ``\\r\\n`` and a bare ``\\r`` all end a line, so ``\\r`` progress output does not pile up into one
 endless line); :func:`parse_line` recognises load progress, "model loaded", the listening address,
-errors and each finished request; :class:`RotatingLogFile` keeps a per-instance log file bounded.
+errors and each finished request; :class:`RotatingLogFile` keeps a per-instance log file bounded
+and writes it again once a full disk has room; :func:`log_file_name` gives each model a log file of
+its own.
 
 What llama-server (b11434, default verbosity) prints, one line each::
 
@@ -23,22 +25,29 @@ percent; :func:`progress_from_dots` reads them from the unfinished line.
 from __future__ import annotations
 
 import codecs
+import errno
+import hashlib
 import os
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 __all__ = [
     "DEFAULT_LOG_BACKUPS",
     "DEFAULT_LOG_MAX_BYTES",
+    "LOG_NAME_PREFIX_BYTES",
+    "LOG_RETRY_INTERVAL_S",
     "MAX_LINE_CHARS",
     "EventKind",
     "LineSplitter",
     "LogEvent",
     "RotatingLogFile",
+    "legacy_log_file_name",
+    "log_file_name",
     "parse_line",
     "progress_from_dots",
 ]
@@ -48,6 +57,8 @@ __all__ = [
 MAX_LINE_CHARS = 16_384
 DEFAULT_LOG_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_LOG_BACKUPS = 3
+#: While a log file cannot be written, seconds between attempts to write it again.
+LOG_RETRY_INTERVAL_S = 1.0
 
 
 class LineSplitter:
@@ -228,61 +239,191 @@ def progress_from_dots(text: str) -> float | None:
         return None
     return min(1.0, len(stripped) / 100.0)
 
+#: The readable part of a log file's name is cut to this many bytes (UTF-8).
+LOG_NAME_PREFIX_BYTES = 64
+_NAME_HASH_CHARS = 10
+_LOOKS_HASHED = re.compile(r"-[0-9a-f]{%d}$" % _NAME_HASH_CHARS)
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{dev}{n}" for dev in ("COM", "LPT") for n in [*"123456789", "\u00b9", "\u00b2", "\u00b3"]]
+)
+
+
+def _safe_char(char: str) -> str:
+    return char if char.isalnum() or char in "-_.+" else "_"
+
+
+def log_file_name(name: str) -> str:
+    """The log file name of model ``name``: unique per name, bounded, safe on every file system.
+
+    It is the name with every character other than letters, digits and ``-_.+`` replaced by
+    ``_`` (no leading dot, no trailing dot or space), cut to :data:`LOG_NAME_PREFIX_BYTES` bytes;
+    when that changed the name, or the name is a Windows device (``CON``, ``com1.x``...), or it
+    merely looks like a name with a hash, a short hash of the exact name is added, so that ``a/b``
+    and ``a_b``, ``.`` and ``..``, and long names that differ only after the cut get files of their
+    own. At most 80 bytes with ``.log``; the same name gives the same file name in every run.
+    """
+    safe = "".join(_safe_char(c) for c in name).lstrip(".").rstrip(". ") or "model"
+    cut = safe.encode("utf-8", errors="replace")[:LOG_NAME_PREFIX_BYTES].decode("utf-8", errors="ignore")
+    cut = cut.rstrip(". ") or "model"
+    device = cut.split(".", 1)[0].upper() in _WINDOWS_RESERVED
+    if device:  # Windows takes "CON" and "CON.txt-..." alike for the console
+        cut = cut.replace(".", "_", 1)
+    if cut != name or device or _LOOKS_HASHED.search(name):
+        digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:_NAME_HASH_CHARS]
+        cut = f"{cut}-{digest}"
+    return f"{cut}.log"
+
+
+def legacy_log_file_name(name: str) -> str:
+    """The log file name earlier versions used (not unique, unbounded): only to find their logs."""
+    return ("".join(_safe_char(c) for c in name).lstrip(".") or "model") + ".log"
+
 
 class RotatingLogFile:
     """An append-only text log that rotates by size: ``x.log`` -> ``x.log.1`` -> ... -> ``x.log.N``.
 
-    Writing never raises: a failure (disk full, permissions) is kept in :attr:`error` and further
-    writes are dropped, because a log file must never take the server down with it.
+    Writing never raises, because a log file must never take the server down with it. A failure
+    (disk full, permissions, a folder that vanished) starts a *failure episode*: :attr:`error` says
+    what is wrong, the lines that could not be written are counted in :attr:`lost_lines`, and later
+    writes try the file again at most once every ``retry_interval_s`` (in between a write costs a
+    clock reading). The first write that works again ends the episode: it first writes one line
+    that says how many lines were lost and when (:attr:`recovery_note`). A write cut short by a full
+    disk leaves no half line behind: the file is cut back to its last complete line.
 
     Args:
         path: The log file.
         max_bytes: Rotate once the file reaches this size.
         backups: How many rotated files to keep.
+        retry_interval_s: While writing fails, seconds between attempts.
+        clock: Monotonic seconds (tests pass their own to choose the moment of a retry).
+        wall_clock: Unix seconds, for the times in the recovery note.
     """
 
-    def __init__(self, path: Path, max_bytes: int = DEFAULT_LOG_MAX_BYTES, backups: int = DEFAULT_LOG_BACKUPS):
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+        backups: int = DEFAULT_LOG_BACKUPS,
+        *,
+        retry_interval_s: float = LOG_RETRY_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
+        self.retry_interval_s = retry_interval_s
         self.error: str | None = None
-        self._file: TextIO | None = None
+        """What is wrong while writing fails (``None`` while it works)."""
+        self.lost_lines = 0
+        """Lines not written in the current failure episode (kept after it, until the next one)."""
+        self.recovery_note = ""
+        """The line written when the last failure episode ended ("" before any)."""
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._file: BinaryIO | None = None
         self._size = 0
-
-    def _open(self) -> bool:
-        if self._file is not None:
-            return True
-        if self.error is not None:
-            return False
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - kept open
-            self._size = self._file.tell()
-        except OSError as exc:
-            self.error = f"cannot write the log file {self.path}: {exc}"
-            return False
-        return True
+        self._failed_at = 0.0  # Unix time the episode began
+        self._last_loss_at = 0.0  # Unix time of the last lost line
+        self._next_try = 0.0  # monotonic time of the next attempt while failing
+        self._reason = ""
 
     def write_lines(self, lines: Iterable[str]) -> None:
-        """Append lines (a newline is added to each) and flush."""
-        text = "".join(line + "\n" for line in lines)
-        if not text or not self._open():
+        """Append lines (a newline is added to each); each call reaches the file before it returns."""
+        batch = list(lines)
+        if not batch:
             return
-        assert self._file is not None
+        if self.error is None:
+            written, failure = self._write(batch)
+            if failure is not None:
+                self._fail(failure, len(batch) - written)
+            return
+        now = self._clock()
+        if now < self._next_try:  # still failing, most likely: cheap until the next attempt
+            self._lose(len(batch))
+            return
+        self._next_try = now + self.retry_interval_s
+        note = self._note_for_recovery()
+        written, failure = self._write([f"=== llamadash: {note} ===", *batch])
+        if written > 0:  # the note is in the file: this episode is over
+            self.error = None
+            self.recovery_note = note
+        if failure is not None:
+            self._fail(failure, len(batch) - max(0, written - 1))
+
+    def _note_for_recovery(self) -> str:
+        lost = self.lost_lines
+        began = _clock_text(self._failed_at)
+        ended = _clock_text(self._last_loss_at or self._failed_at)
+        span = f"at {began}" if began == ended else f"from {began} to {ended}"
+        return f"{lost} line{'s' if lost != 1 else ''} of output could not be written to this log {span} ({self._reason})"
+
+    def _write(self, lines: list[str]) -> tuple[int, OSError | ValueError | None]:
+        """Write ``lines``; returns how many were written whole, and the failure that stopped the rest."""
+        data = "".join(line + "\n" for line in lines).encode("utf-8", errors="replace")
+        done = 0
         try:
-            if self._size > 0 and self._size + len(text) > self.max_bytes:
+            self._open()
+            assert self._file is not None
+            if self._size > 0 and self._size + len(data) > self.max_bytes:
                 self._rotate()
-            self._file.write(text)
-            self._file.flush()
-            self._size += len(text.encode("utf-8", errors="replace")) if not text.isascii() else len(text)
-        except OSError as exc:
-            self.error = f"cannot write the log file {self.path}: {exc}"
-            self.close()
+                assert self._file is not None
+            while done < len(data):
+                written = self._file.write(data[done:])
+                if not written:  # a full disk may take part of a write and refuse the rest
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += written
+                self._size += written
+        except (OSError, ValueError) as exc:
+            self._cut_back(done - (data.rfind(b"\n", 0, done) + 1))
+            return data.count(b"\n", 0, done), exc
+        return len(lines), None
+
+    def _cut_back(self, partial: int) -> None:
+        """Remove a half-written last line (``partial`` bytes), then close the file."""
+        if self._file is not None and partial > 0:
+            try:
+                self._file.truncate(self._size - partial)
+                self._size -= partial
+            except (OSError, ValueError):
+                pass  # the next successful open ends the half line instead
+        self.close()
+
+    def _fail(self, exc: OSError | ValueError, lost: int) -> None:
+        now = self._wall_clock()
+        if self.error is None:
+            self.lost_lines = 0
+            self._failed_at = now
+            self._next_try = self._clock() + self.retry_interval_s
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self._reason = reason
+        self.error = f"cannot write the log file {self.path}: {reason}"
+        self._lose(lost)
+
+    def _lose(self, count: int) -> None:
+        if count > 0:
+            self.lost_lines += count
+            self._last_loss_at = self._wall_clock()
+
+    def _open(self) -> None:
+        if self._file is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - kept open; unbuffered: each write is on disk
+        try:
+            self._size = handle.seek(0, os.SEEK_END)
+            if self._size > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # an earlier run stopped in the middle of a line
+                    self._size += handle.write(b"\n") or 0
+        except OSError:
+            handle.close()
+            raise
+        self._file = handle
 
     def _rotate(self) -> None:
-        assert self._file is not None
-        self._file.close()
-        self._file = None
+        self.close()
         for index in range(self.backups - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
             if older.exists():
@@ -301,3 +442,7 @@ class RotatingLogFile:
             except OSError:
                 pass
             self._file = None
+
+
+def _clock_text(unix_s: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix_s))

@@ -10,6 +10,8 @@ from llamadash.core.serverlog import (
     EventKind,
     LineSplitter,
     RotatingLogFile,
+    legacy_log_file_name,
+    log_file_name,
     parse_line,
     progress_from_dots,
 )
@@ -152,3 +154,128 @@ class TestRotatingLogFile:
         log = RotatingLogFile(blocker / "m.log")
         log.write_lines(["x"])
         assert log.error and "cannot write" in log.error
+
+
+class Clock:
+    """Monotonic seconds that move only when the test says so (the moment of a retry is chosen)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def full_disk_at(path: Path) -> Path:
+    """Make ``path`` a link to /dev/full: every write to it fails with ENOSPC, as on a full disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to("/dev/full")
+    return path
+
+
+class TestLogFileFailures:
+    def test_a_full_disk_drops_lines_until_a_retry_works_then_notes_what_was_lost(self, tmp_path: Path):
+        clock = Clock()
+        path = full_disk_at(tmp_path / "logs" / "m.log")
+        log = RotatingLogFile(path, clock=clock)
+        log.write_lines(["first"])  # never raises
+        assert log.error is not None and "No space left on device" in log.error and str(path) in log.error
+        for i in range(99):
+            log.write_lines([f"lost {i}"])
+        path.unlink()  # space again, but within the retry interval nothing is tried
+        clock.now += 0.5
+        log.write_lines(["lost too"])
+        assert not path.exists() and log.error is not None
+        clock.now += 0.6  # past the 1 s retry interval: the next write tries again and works
+        log.write_lines(["back"])
+        assert log.error is None
+        lines = path.read_text().splitlines()
+        assert lines[1:] == ["back"]
+        assert lines[0].startswith("=== llamadash: 101 lines of output could not be written to this log ")
+        assert "No space left on device" in lines[0] and log.recovery_note in lines[0]
+        assert log.lost_lines == 101
+
+    def test_a_retry_that_fails_again_costs_no_new_episode(self, tmp_path: Path):
+        clock = Clock()
+        path = full_disk_at(tmp_path / "m.log")
+        log = RotatingLogFile(path, clock=clock)
+        log.write_lines(["a", "b"])
+        first_error = log.error
+        for _ in range(3):
+            clock.now += 1.5
+            log.write_lines(["c"])
+        assert log.error == first_error and log.lost_lines == 5
+        path.unlink()
+        clock.now += 1.5
+        log.write_lines(["d"])
+        assert path.read_text().splitlines()[1:] == ["d"] and "5 lines" in log.recovery_note
+
+    def test_a_second_episode_counts_only_its_own_lines(self, tmp_path: Path):
+        clock = Clock()
+        path = tmp_path / "m.log"
+        log = RotatingLogFile(path, clock=clock)
+        for lost in (3, 2):
+            log.write_lines(["ok"])
+            log.close()
+            path.rename(tmp_path / f"kept-{lost}.log")
+            full_disk_at(path)
+            log.write_lines(["x"] * lost)
+            path.unlink()
+            clock.now += 1.5
+            log.write_lines(["ok again"])
+            assert f"{lost} lines" in log.recovery_note and log.error is None
+        assert path.read_text().count("could not be written") == 1  # one note per episode
+
+    def test_a_folder_that_cannot_be_made_is_reported_then_retried(self, tmp_path: Path):
+        clock = Clock()
+        blocker = tmp_path / "logs"
+        blocker.write_text("a file where the logs folder should be")
+        log = RotatingLogFile(blocker / "m.log", clock=clock)
+        log.write_lines(["x"])
+        assert log.error and "cannot write" in log.error
+        blocker.unlink()
+        clock.now += 1.5
+        log.write_lines(["y"])
+        assert log.error is None and (blocker / "m.log").read_text().splitlines()[1:] == ["y"]
+
+    def test_a_half_line_of_an_earlier_run_is_ended_before_new_lines(self, tmp_path: Path):
+        path = tmp_path / "m.log"
+        path.write_text("cut short by a full dis")
+        log = RotatingLogFile(path)
+        log.write_lines(["next run"])
+        assert path.read_text() == "cut short by a full dis\nnext run\n"
+
+
+class TestLogFileName:
+    NAMES = [
+        "a/b", "a_b", "a\\b", ".", "..", "...", "model", "CON", "con", "Con.txt", "nul", "COM1", "LPT9", "lpt¹",
+        "x" * 300, "x" * 299 + "y", "é" * 200, "é" * 199 + "e", "🦙" * 80, "tail.", "tail", " lead", "_lead",
+        "a_b-f3e8c5f1a0", "qwen2.5:7b", "qwen2.5_7b", "",
+    ]
+
+    def test_every_name_gets_a_file_of_its_own(self):
+        names = {log_file_name(name) for name in self.NAMES}
+        assert len(names) == len(self.NAMES)
+
+    def test_names_are_bounded_and_safe_on_every_file_system(self, tmp_path: Path):
+        for name in self.NAMES:
+            file_name = log_file_name(name)
+            assert len(file_name.encode()) <= 80, name
+            assert file_name.endswith(".log") and not file_name.startswith(".")
+            assert not set(file_name) & set('/\\:*?"<>|\0 ')
+            stem = file_name.split(".", 1)[0].upper()
+            assert stem not in {"CON", "PRN", "AUX", "NUL", "COM1", "LPT9", "LPT¹"}
+            (tmp_path / f"{file_name}.3").write_text(name)  # a real file, rotated suffix included
+        assert len(list(tmp_path.iterdir())) == len(self.NAMES)
+
+    def test_plain_names_keep_their_name_and_changed_ones_a_readable_prefix(self):
+        assert log_file_name("Qwen2.5-7B-Instruct") == "Qwen2.5-7B-Instruct.log"  # as before: old logs stay found
+        assert log_file_name("tiny") == legacy_log_file_name("tiny") == "tiny.log"
+        assert log_file_name("org/model:Q4").startswith("org_model_Q4-")
+        assert log_file_name("x" * 300).startswith("x" * 64 + "-")
+
+    def test_the_name_is_the_same_in_every_run(self):
+        # fixed values: a log file must be found again by the next version and the next process
+        assert log_file_name("a/b") == "a_b-c14cddc033.log"
+        assert log_file_name(".") == "model-cdb4ee2aea.log"
+        assert log_file_name("CON") == "CON-a3dbc4b644.log"
