@@ -291,6 +291,21 @@ def _locate_binary():
 
 # --------------------------------------------------------------------------------------------
 # commands
+def import_notes(info: dict[str, Any]) -> list[str]:
+    """What a database import left out and kept, as lines for the terminal (from its inspection)."""
+    lines = []
+    foreign = info.get("foreign_objects") or []
+    if foreign:
+        lines.append(f"left out, not llamadash's (nothing in it ran): {', '.join(foreign)}")
+    kept = info.get("machine_settings") or {}
+    if kept:
+        lines.append(
+            "kept this computer's own settings, not the file's: "
+            + ", ".join(f"{key} (the file says {str(value)[:60]!r})" for key, value in sorted(kept.items()))
+        )
+    return lines
+
+
 def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = db.get_database_path()
     if args.db_command == "info":
@@ -326,6 +341,8 @@ def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"(version {info.get('db_version')})",
             file=out,
         )
+        for line in import_notes(info):
+            print(line, file=out)
         if backup:
             print(f"the previous database was saved as {backup}", file=out)
         return 0

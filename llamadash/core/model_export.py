@@ -23,6 +23,7 @@ import json
 import re
 import shlex
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -489,8 +490,8 @@ def parse_models_file(path: str | Path, capabilities: Capabilities | None = None
 
 
 def _unique(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    names = [m["name"] for m in models]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(m["name"] for m in models)
+    repeated = sorted(n for n, count in counts.items() if count > 1)
     if repeated:
         raise ModelFormatError(f"the name(s) {', '.join(repeated)} appear more than once")
     return models

@@ -5,8 +5,10 @@ Four tabs:
 * **Export database**: a full copy to a file, on a worker thread (the application keeps sampling),
   with a progress bar; an existing file is replaced only when "Replace an existing file" is ticked.
 * **Import database**: what a file holds (version, models, metrics rows, size, date) is shown before
-  anything changes; *Replace* swaps it in, keeping a backup of the current database. A failure
-  leaves the current database as it was and says why.
+  anything changes, with what an import leaves out (the file's triggers, views and other tables:
+  only data comes in) and the settings of this computer it keeps (the llama-server binary, the
+  models folder, ...: never taken from a file); *Replace* swaps it in, keeping a backup of the
+  current database. A failure leaves the current database as it was and says why.
 * **Export models**: the ticked models as ``llamadash-models`` JSON (secrets only when asked), a
   shell script of llama-server command lines, or a llama-server router presets INI.
 * **Import models**: from such a file or pasted command lines; a preview says what is added,
@@ -379,6 +381,13 @@ class TransferDialog(QDialog):
             ("Metrics rows", f"{int(info.get('metrics_rows') or 0):,}"),
             ("Size", f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"),
         ]
+        foreign = [str(f) for f in info.get("foreign_objects") or []]
+        if foreign:
+            # Only data comes in: what the file adds to the schema is neither copied nor run.
+            rows.append(("Left out (not llamadash's)", ", ".join(foreign)))
+        kept = sorted(str(k) for k in (info.get("machine_settings") or {}))
+        if kept:
+            rows.append(("Kept from this computer", ", ".join(kept) + " (the file's values are not taken)"))
         cells = "".join(
             f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{html.escape(v)}</td></tr>" for k, v in rows
         )

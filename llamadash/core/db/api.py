@@ -32,7 +32,13 @@ from typing import Any
 import peewee
 
 from llamadash.core.db.errors import DatabaseError, DatabaseNotOpenError
-from llamadash.core.db.migrations import file_mode_private, probe_file, stored_version, upgrade_schema
+from llamadash.core.db.migrations import (
+    file_mode_private,
+    probe_file,
+    remove_stale_staging_files,
+    stored_version,
+    upgrade_schema,
+)
 from llamadash.core.db.models import (
     METRICS_COLUMNS,
     METRICS_INPUT_COLUMNS,
@@ -180,6 +186,7 @@ def _open_locked(path: Path, retention_ms: int, record_start: bool = True) -> Pa
             _create_database_file(path)
         else:
             probe_file(path, for_import=False, check_integrity=False)  # refuses without changing it
+            remove_stale_staging_files(path)  # what killed imports left beside it
     except (OSError, sqlite3.Error) as exc:
         raise DatabaseError(f"cannot create the database {path}: {exc}") from exc
     db = make_database(path)

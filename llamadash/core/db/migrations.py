@@ -20,9 +20,12 @@ The same upgrade runs on imported files (in a staging copy, before they replace 
 from __future__ import annotations
 
 import logging
+import contextlib
 import os
+import re
 import sqlite3
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
+#: A WAL file this long or shorter holds no frame (its header is 32 bytes).
+_WAL_HEADER_SIZE = 32
 #: What a NOT NULL column gets when an old table lacks it and rows are already there.
 _FILL_FOR_MISSING = {"type": "unknown", "status": "stopped", "value": ""}
 _AUTO_VACUUM_INCREMENTAL = 2
@@ -70,8 +75,22 @@ def readonly_uri(path: Path) -> str:
     return uri + "?mode=ro&immutable=1"
 
 
-def _check_header(path: Path) -> int:
-    """Check the file is a whole SQLite database file; returns its size in bytes."""
+def _wal_holds_frames(path: Path) -> bool:
+    """Whether a write-ahead log beside ``path`` holds frames (pages not yet in the main file)."""
+    try:
+        return Path(f"{path}-wal").stat().st_size > _WAL_HEADER_SIZE
+    except OSError:
+        return False
+
+
+def _check_header(path: Path) -> tuple[int, str | None]:
+    """Check the file is a whole SQLite database file.
+
+    Returns:
+        Its size in bytes, and None, or a description of what the main file lacks when the
+        write-ahead log beside it may hold it (a checkpoint that was interrupted, a disk that filled
+        up): then only SQLite can tell, and the caller asks it (``quick_check``).
+    """
     if not path.exists():
         raise DatabaseFileError(f"{path} does not exist")
     if not path.is_file():
@@ -91,17 +110,20 @@ def _check_header(path: Path) -> int:
     (valid_for,) = struct.unpack(">I", header[92:96])
     if page_size < 512 or page_size & (page_size - 1):
         raise DatabaseFileError(f"{path} is damaged: its header gives an impossible page size {page_size}")
+    shortfall = None
     if valid_for == change_counter and page_count and size < page_count * page_size:
-        raise DatabaseFileError(
-            f"{path} is truncated: its header says {page_count * page_size} bytes "
-            f"but the file holds only {size}"
-        )
-    if size % page_size:
-        raise DatabaseFileError(
-            f"{path} is truncated or damaged: its size ({size} bytes) is not a whole number of "
-            f"{page_size}-byte pages"
-        )
-    return size
+        shortfall = f"its header says {page_count * page_size} bytes but the file holds only {size}"
+    elif size % page_size:
+        shortfall = f"its size ({size} bytes) is not a whole number of {page_size}-byte pages"
+    if shortfall is None:
+        return size, None
+    if _wal_holds_frames(path):
+        # A checkpoint copies pages from the WAL in page order, page 1 (the header) first: one
+        # that was killed, or ran out of disk, leaves a short file whose pages the WAL still holds.
+        return size, shortfall
+    if size % page_size and not (valid_for == change_counter and page_count and size < page_count * page_size):
+        raise DatabaseFileError(f"{path} is truncated or damaged: {shortfall}")
+    raise DatabaseFileError(f"{path} is truncated: {shortfall}")
 
 
 def _parse_version(raw: Any, path: Path) -> int:
@@ -122,6 +144,22 @@ def _newer_version_error(path: Path, version: int) -> SchemaVersionError:
     )
 
 
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` and nothing more: no writes, and nothing in the file runs.
+
+    ``trusted_schema = OFF``: a view, trigger, default or generated column of the file may use
+    no function that has side effects. (llamadash reads only the columns of its own tables; it
+    never selects from a view nor writes, so a trigger never fires.)
+    """
+    conn = sqlite3.connect(readonly_uri(path), uri=True)
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
 def probe_file(path: Path, *, for_import: bool, check_integrity: bool) -> dict[str, Any]:
     """Describe a database file without changing it.
 
@@ -130,16 +168,21 @@ def probe_file(path: Path, *, for_import: bool, check_integrity: bool) -> dict[s
         for_import: a file to import must hold llamadash data; when False (the file is about to
             be opened as the database) an empty file or a SQLite file without tables counts as a
             new database (``db_version`` None).
-        check_integrity: also run ``PRAGMA quick_check`` (reads every page).
+        check_integrity: also run ``PRAGMA quick_check`` (reads every page). It runs anyway when
+            the main file is shorter than its header says and a write-ahead log beside it may
+            hold the rest (an interrupted checkpoint): SQLite decides whether the pages are there.
 
     Returns:
         ``path``, ``size`` (bytes), ``db_version`` (None for a new database), ``needs_upgrade``,
         ``tables`` (all table names), ``model_count`` (also as ``models``), ``model_names`` (by
-        id), ``metrics_rows``.
+        id), ``metrics_rows``, ``foreign_objects`` (what in the file is not llamadash's and an
+        import leaves out: triggers, views, virtual and other tables, indexes, unknown columns;
+        one phrase each, e.g. ``"trigger evil (on metrics_history)"``) and ``columns`` (our
+        tables' columns the file has that llamadash knows).
 
     Raises:
         DatabaseFileError: the file is missing, empty (import only), not SQLite, truncated, damaged
-            or another application's database.
+            or another application's database, or one of our tables is a view or virtual table.
         SchemaVersionError: the file was written by a newer llamadash.
     """
     path = Path(path)
@@ -153,20 +196,122 @@ def probe_file(path: Path, *, for_import: bool, check_integrity: bool) -> dict[s
         "models": 0,
         "model_names": [],
         "metrics_rows": 0,
+        "foreign_objects": [],
+        "columns": {},
     }
     if not for_import and path.is_file() and path.stat().st_size == 0:
         return empty
-    size = _check_header(path)
+    size, shortfall = _check_header(path)
     try:
-        conn = sqlite3.connect(readonly_uri(path), uri=True)
+        conn = open_readonly(path)
     except sqlite3.Error as exc:
         raise DatabaseFileError(f"{path} cannot be opened: {exc}") from None
     try:
+        if shortfall is not None:
+            _check_pages_in_wal(conn, path, shortfall)
+            check_integrity = False  # just done
         return _describe(conn, path, size, for_import=for_import, check_integrity=check_integrity)
     except sqlite3.DatabaseError as exc:
         raise DatabaseFileError(f"{path} is damaged or not a SQLite database: {exc}") from None
     finally:
         conn.close()
+
+
+def _check_pages_in_wal(conn: sqlite3.Connection, path: Path, shortfall: str) -> None:
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise DatabaseFileError(
+            f"{path} is truncated: {shortfall}, and its write-ahead log {path}-wal does not hold "
+            f"the missing pages ({'; '.join(problems)})"
+        )
+
+
+def _our_index_names() -> frozenset[str]:
+    return frozenset(index._name for model in ALL_MODELS for index in model._meta.indexes)
+
+
+def _known_columns() -> dict[str, frozenset[str]]:
+    return {m._meta.table_name: frozenset(f.column_name for f in m._meta.sorted_fields) for m in ALL_MODELS}
+
+
+def _inventory(conn: sqlite3.Connection, path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """What in the file is not ours (one phrase each), and the known columns of our tables.
+
+    Raises:
+        DatabaseFileError: one of our tables is a view or a virtual table.
+    """
+    entries = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    for kind, name, _table, sql in entries:
+        if name in TABLE_NAMES and (kind == "view" or _is_virtual(kind, sql)):
+            what = "a view" if kind == "view" else "a virtual table"
+            raise DatabaseFileError(
+                f"{path} cannot be used: its {name} is {what}, not a table. A llamadash database "
+                f"holds its {name} in a table; this file was made or changed by another program"
+            )
+    virtual = sorted(name for kind, name, _t, sql in entries if _is_virtual(kind, sql))
+    ours_indexes = _our_index_names()
+    known = _known_columns()
+    foreign: list[str] = []
+    columns: dict[str, list[str]] = {}
+    for kind, name, table, sql in sorted(entries, key=lambda e: (e[0], e[1])):
+        if name.startswith("sqlite_"):
+            continue  # SQLite's own: autoindexes, sqlite_sequence, statistics
+        if kind == "table" and name in TABLE_NAMES:
+            have = [row for row in conn.execute(f"PRAGMA table_xinfo({_quoted(name)})")]
+            columns[name] = [row[1] for row in have if row[1] in known[name] and not row[6]]
+            for row in have:
+                if row[1] not in known[name]:
+                    foreign.append(f"column {name}.{row[1]}")
+                elif row[6]:
+                    foreign.append(f"column {name}.{row[1]} (computed by the file, not stored data)")
+            continue
+        if kind == "index" and table in TABLE_NAMES and name in ours_indexes:
+            continue
+        if kind == "table":
+            if _is_virtual(kind, sql):
+                module = _virtual_module(sql)
+                parts = [t for t in _all_tables(entries) if _is_shadow(t, name)]
+                with_parts = f", with its {len(parts)} table(s)" if parts else ""
+                foreign.append(f"virtual table {name} ({module}{with_parts})")
+            elif not any(_is_shadow(name, v) for v in virtual):
+                foreign.append(f"table {name}")
+        elif kind == "view":
+            foreign.append(f"view {name}")
+        elif kind == "trigger":
+            foreign.append(f"trigger {name} (on {table})")
+        elif kind == "index":
+            foreign.append(f"index {name} (on {table})")
+        else:
+            foreign.append(f"{kind} {name}")
+    return foreign, columns
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_VIRTUAL_SQL = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b", re.IGNORECASE)
+_VIRTUAL_MODULE = re.compile(r"\bUSING\s+([A-Za-z0-9_]+)", re.IGNORECASE)
+
+
+def _is_virtual(kind: str, sql: str | None) -> bool:
+    return kind == "table" and bool(sql) and _VIRTUAL_SQL.match(sql or "") is not None
+
+
+def _virtual_module(sql: str) -> str:
+    match = _VIRTUAL_MODULE.search(sql)
+    return match.group(1) if match else "unknown module"
+
+
+def _all_tables(entries: list[tuple[str, str, str, str | None]]) -> list[str]:
+    return [name for kind, name, _t, sql in entries if kind == "table" and not _is_virtual(kind, sql)]
+
+
+def _is_shadow(table: str, virtual: str) -> bool:
+    return table.startswith(virtual + "_")
 
 
 def _describe(
@@ -177,6 +322,7 @@ def _describe(
         for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         if not row[0].startswith("sqlite_")
     )
+    foreign, known_columns = _inventory(conn, path)
     columns = {
         name: {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}
         for name in TABLE_NAMES
@@ -192,6 +338,8 @@ def _describe(
         "models": 0,
         "model_names": [],
         "metrics_rows": 0,
+        "foreign_objects": foreign,
+        "columns": known_columns,
     }
     if not tables and not for_import:
         return info  # a SQLite file without tables: a new database
@@ -391,3 +539,67 @@ def file_mode_private(path: Path) -> None:
                 os.chmod(candidate, 0o600)
         except OSError:  # a companion may vanish between the checks
             pass
+
+
+# ------------------------------------------------------------------------------------------------
+# staging files of imports
+#: How an import's staging file beside the database is named: ``.<db>.import-<pid>-<random>.tmp``.
+STAGING_INFIX = ".import-"
+#: A staging file of a process that is still alive is stale all the same after this long (its
+#: pid was reused), and so is an old-style one without a pid in its name.
+STALE_STAGING_AFTER_S = 3600.0
+_STAGING_PID = re.compile(r"^(\d+)-")
+
+
+def staging_prefix(db_path: Path) -> str:
+    """The name prefix of this process's import staging files for ``db_path``."""
+    return f".{db_path.name}{STAGING_INFIX}{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, under another user
+    return True
+
+
+def remove_stale_staging_files(db_path: Path, *, now: float | None = None) -> list[Path]:
+    """Delete the staging files that killed imports left beside ``db_path``; returns them.
+
+    A file is stale when the process named in it has ended (or when it is older than
+    :data:`STALE_STAGING_AFTER_S`); one that a live import is writing stays. Never raises.
+    """
+    now = time.time() if now is None else now
+    lead = f".{db_path.name}{STAGING_INFIX}"
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in db_path.parent.iterdir() if p.name.startswith(lead)]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        rest = candidate.name[len(lead) :]
+        base = rest
+        for suffix in ("-wal", "-shm", "-journal"):
+            base = base.removesuffix(suffix)
+        if not base.endswith(".tmp"):
+            continue
+        match = _STAGING_PID.match(rest)
+        try:
+            age = now - candidate.stat().st_mtime
+        except OSError:
+            continue
+        if match is not None and _pid_alive(int(match.group(1))) and age < STALE_STAGING_AFTER_S:
+            continue
+        if match is None and age < STALE_STAGING_AFTER_S:
+            continue  # an old-style name: maybe an import of an older llamadash that is running
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+            removed.append(candidate)
+    if removed:
+        log.info("removed %d staging file(s) of interrupted imports: %s", len(removed), removed)
+    return removed

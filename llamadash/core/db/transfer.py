@@ -5,28 +5,77 @@ writing: the copy runs on its own connection inside a read transaction, so WAL-m
 and the backup never has to restart. It goes to a temporary file next to the target and is renamed
 into place at the end, so a half-written export never appears under the target's name.
 
-Import checks the file first (SQLite, whole, ours, not newer), copies it to a staging file in the
-data directory and upgrades that copy, all without touching the current database. Only then does
-it close the database, keep the current file as ``<db>.bak-<timestamp>`` and rename the staged file
-into place. A failure before that point changes nothing; a failure after it puts the kept file back.
+Import brings in **data only**. The file is checked first (SQLite, whole, ours, not newer) and read
+read-only, never written and never run: a staging database in the data directory is built with
+llamadash's own tables (our DDL, not the file's), and only the rows of our three tables, only the
+columns llamadash knows, are copied into it, each value checked as user input is (a model row
+through the parameter schema). Triggers, views, virtual tables, other tables and indexes of the
+file are left out, and the preview says which. Settings that name a program or a place on this
+computer (:data:`MACHINE_METADATA_KEYS`: the llama-server binary, the models folder, start at
+login, the window layout, the running servers) are never taken from a file: the current values
+stay. The staged copy is then upgraded like any older database. Only then does the import close
+the database, keep the current file as ``<db>.bak-<timestamp>`` and rename the staged file into
+place. A failure before that point changes nothing; a failure after it puts the kept file back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import peewee
+
 from llamadash.core.db import api
 from llamadash.core.db.errors import DatabaseError, DatabaseFileError
-from llamadash.core.db.migrations import probe_file, readonly_uri, upgrade_schema
-from llamadash.core.db.models import ModelConfig
+from llamadash.core.db.migrations import (
+    open_readonly,
+    probe_file,
+    remove_stale_staging_files,
+    staging_prefix,
+    upgrade_schema,
+)
+from llamadash.core.db.models import (
+    ALL_MODELS,
+    METRICS_COLUMNS,
+    METRICS_INTEGER_COLUMNS,
+    MODEL_COLUMNS,
+    ModelConfig,
+)
+
+#: Metadata keys that describe this computer, never taken from an imported file: a program it
+#: runs, a place on its disks, how it starts, its screen, the processes running on it. On import
+#: the current values stay (or their absence). The value says why, for the preview. Keep this list
+#: complete: a test checks every per-machine key the code defines against it.
+MACHINE_METADATA_KEYS: dict[str, str] = {
+    "llama_server_path": "the llama-server program this computer runs",
+    "models_dir": "a folder on this computer",
+    "start_at_login": "whether this computer starts llamadash at login",
+    "window_geometry": "the window's size and place on this screen",
+    "window_state": "the window's layout on this screen",
+    "instance_pids": "the llama-server processes running on this computer",
+    "server_start_time": "when llamadash started on this computer",
+}
+#: Kept like the others, but not worth a line in the preview (every file holds one).
+_UNLISTED_MACHINE_KEYS = frozenset({"server_start_time"})
+#: Key prefixes of the same kind (any window layout key).
+MACHINE_METADATA_PREFIXES: tuple[str, ...] = ("window_",)
+#: The longest text an imported cell may hold (a model setting, a metadata value), in characters.
+MAX_IMPORTED_TEXT = 1024 * 1024
+
+
+def is_machine_key(key: str) -> bool:
+    """Whether a metadata key belongs to this computer (see :data:`MACHINE_METADATA_KEYS`)."""
+    return key in MACHINE_METADATA_KEYS or key.startswith(MACHINE_METADATA_PREFIXES)
+
 
 #: Pages copied per backup step (4 MiB at the default 4 KiB page); progress is reported per step.
 EXPORT_PAGES_PER_STEP = 1024
@@ -145,18 +194,180 @@ def export_database(
 
 
 def inspect_database_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Check a file that is offered for import and say what it holds; changes nothing.
+    """Check a file that is offered for import and say what an import would bring in; changes nothing.
+
+    Every row the import would take is read and checked (nothing in the file runs: it is opened
+    read-only and only our tables' columns are selected).
 
     Returns:
         ``path``, ``size`` (bytes), ``db_version`` (1 = the seed's design), ``needs_upgrade``,
-        ``tables``, ``model_count`` (also as ``models``), ``model_names`` (by id) and ``metrics_rows``.
+        ``tables``, ``model_count`` (also as ``models``), ``model_names`` (by id),
+        ``metrics_rows``, ``foreign_objects`` (what is left out: ``"trigger evil (on
+        metrics_history)"``, ``"view v"``, ``"column models.extra"``, ...) and
+        ``machine_settings`` (``{key: the file's value}`` of the per-machine settings the file
+        holds, which an import does not take: see :data:`MACHINE_METADATA_KEYS`).
 
     Raises:
-        DatabaseFileError: the file is missing, empty, not SQLite, truncated, damaged or another
-            application's database (the message says which).
+        DatabaseFileError: the file is missing, empty, not SQLite, truncated, damaged, another
+            application's database, or a value in it is not acceptable (the message names the
+            table, the column and the row).
         SchemaVersionError: it was written by a newer llamadash.
     """
-    return probe_file(Path(path).expanduser().absolute(), for_import=True, check_integrity=True)
+    source = Path(path).expanduser().absolute()
+    info = probe_file(source, for_import=True, check_integrity=True)
+    try:
+        src = open_readonly(source)
+    except sqlite3.Error as exc:
+        raise DatabaseFileError(f"{source} cannot be opened: {exc}") from None
+    try:
+        reader = _RowReader(src, source, info)
+        for _row in reader.metrics():
+            pass
+        for _model in reader.models():
+            pass
+        info["machine_settings"] = {
+            key: value
+            for key, value, _updated in reader.metadata()
+            if is_machine_key(key) and key not in _UNLISTED_MACHINE_KEYS
+        }
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseFileError(f"{source} could not be read: {exc}") from None
+    finally:
+        src.close()
+    return info
+
+
+# ------------------------------------------------------------------------------------------------
+# reading an imported file's rows as input
+def _text_of(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _RowReader:
+    """Reads the rows of our tables from a file opened read-only and checks each value as input.
+
+    Only the columns llamadash knows are selected (``info["columns"]`` from :func:`probe_file`);
+    a value that does not fit raises :class:`DatabaseFileError` naming the table, column and row.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, source: Path, info: dict[str, Any]) -> None:
+        self.conn = conn
+        self.source = source
+        self.columns: dict[str, list[str]] = info.get("columns") or {}
+
+    def _refuse(self, table: str, row: str, column: str, problem: str) -> DatabaseFileError:
+        return DatabaseFileError(
+            f"{self.source} cannot be imported: in the {table} table, {row}, the column {column} "
+            f"{problem}. Nothing was imported"
+        )
+
+    def _select(self, table: str) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+        columns = self.columns.get(table)
+        if not columns:
+            return [], iter(())
+        names = ", ".join(f'"{c}"' for c in columns)
+        order = ' ORDER BY "id"' if "id" in columns else ""
+        return columns, iter(self.conn.execute(f'SELECT {names} FROM "{table}"{order}'))
+
+    def _check_size(self, table: str, row: str, column: str, value: Any) -> None:
+        if isinstance(value, (str, bytes)) and len(value) > MAX_IMPORTED_TEXT:
+            raise self._refuse(
+                table, row, column,
+                f"holds {len(value):,} characters (at most {MAX_IMPORTED_TEXT:,} are accepted)",
+            )
+
+    def metrics(self) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+        """(columns, row) of ``metrics_history``: numbers or NULL only."""
+        columns, rows = self._select("metrics_history")
+        for row in rows:
+            for column, value in zip(columns, row):
+                if value is None:
+                    continue
+                is_number = type(value) in (int, float)
+                if not is_number or (type(value) is float and not math.isfinite(value)):
+                    where = f"row id {row[columns.index('id')]!r}" if "id" in columns else "a row"
+                    kind = "whole number" if column in METRICS_INTEGER_COLUMNS else "number"
+                    raise self._refuse(
+                        "metrics_history", where, column, f"holds {_text_of(value)}, not a {kind}"
+                    )
+            yield columns, row
+
+    def models(self) -> Iterator[dict[str, Any]]:
+        """Each ``models`` row as a checked model dict (every known column the file has)."""
+        columns, rows = self._select("models")
+        fields = ModelConfig._meta.columns
+        for raw in rows:
+            data = dict(zip(columns, raw))
+            model_id = data.get("id")
+            name = data.get("name")
+            where = f"row id {model_id!r}" + (f" (model {_text_of(name)})" if isinstance(name, str) else "")
+            if isinstance(model_id, bool) or not isinstance(model_id, int):
+                raise self._refuse("models", where, "id", f"holds {_text_of(model_id)}, not a whole number")
+            values: dict[str, Any] = {}
+            for column, value in data.items():
+                if column == "id" or value is None:
+                    continue
+                self._check_size("models", where, column, value)
+                if column == "custom_params":
+                    try:
+                        values[column] = json.loads(value) if isinstance(value, str) else value
+                    except ValueError:
+                        raise self._refuse(
+                            "models", where, column, f"holds {_text_of(value)}, which is not JSON"
+                        ) from None
+                    continue
+                field = fields[column]
+                values[column] = field.python_value(value) if column in _PARAM_COLUMNS else value
+            values.setdefault("type", "unknown")
+            values.setdefault("status", "stopped")
+            try:
+                checked = api._model_row(values, partial=False)
+            except DatabaseError as exc:
+                column = self._culprit(values)
+                problem = str(exc)
+                raise self._refuse("models", where, column, f"is refused: {problem}") from None
+            checked["id"] = model_id
+            yield checked
+
+    @staticmethod
+    def _culprit(values: dict[str, Any]) -> str:
+        for column in ("name", "type", "status"):
+            if column not in values:
+                return column
+        for column, value in values.items():
+            try:
+                api._model_row({column: value}, partial=True)
+            except DatabaseError:
+                return column
+        return "(several)"
+
+    def metadata(self) -> Iterator[tuple[str, str, int | None]]:
+        """(key, value, updated_at) of ``metadata``: text keys and values, times in ms or NULL."""
+        columns, rows = self._select("metadata")
+        for raw in rows:
+            data = dict(zip(columns, raw))
+            key, value, updated = data.get("key"), data.get("value"), data.get("updated_at")
+            where = f"the row of key {_text_of(key)}"
+            if not isinstance(key, str) or not key.strip():
+                raise self._refuse("metadata", where, "key", f"holds {_text_of(key)}, not a non-empty text")
+            self._check_size("metadata", where, "value", value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str):
+                raise self._refuse("metadata", where, "value", f"holds {_text_of(value)}, not text")
+            if updated is not None and (isinstance(updated, bool) or not isinstance(updated, int)):
+                raise self._refuse(
+                    "metadata", where, "updated_at", f"holds {_text_of(updated)}, not a whole number"
+                )
+            yield key, value, updated
+
+
+_PARAM_COLUMNS = frozenset(
+    f.column_name for f in ModelConfig._meta.sorted_fields if f.column_name not in {
+        "id", "name", "type", "status", "created_at", "updated_at", "custom_params"
+    }
+)
 
 
 def _backup_name(db_path: Path) -> Path:
@@ -176,29 +387,103 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _stage(source: Path, staging: Path) -> None:
-    """Copy ``source`` into ``staging`` and upgrade the copy; the source is only read."""
-    _snapshot(readonly_uri(source), staging, None)
+def _machine_rows() -> list[tuple[str, str, int | None]]:
+    """This computer's settings in the open database (see :data:`MACHINE_METADATA_KEYS`)."""
+    state = api._require()
+    try:
+        rows = state.db.connection().execute("SELECT key, value, updated_at FROM metadata").fetchall()
+    except api._SQL_ERRORS as exc:
+        raise DatabaseError(f"could not read the current settings: {exc}") from exc
+    return [(k, v, u) for k, v, u in rows if isinstance(k, str) and is_machine_key(k)]
+
+
+def _insert_sql(table: str, columns: list[str] | tuple[str, ...]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
+
+
+def _copy_rows(
+    reader: _RowReader, conn: sqlite3.Connection, machine_rows: list[tuple[str, str, int | None]] | None
+) -> None:
+    """Copy the checked rows into the staging database (our tables, created by our DDL)."""
+    metrics_sql = ""
+    batch: list[tuple[Any, ...]] = []
+    for columns, row in reader.metrics():
+        if not metrics_sql:
+            metrics_sql = _insert_sql("metrics_history", columns)
+        batch.append(row)
+        if len(batch) >= 5000:
+            conn.executemany(metrics_sql, batch)
+            batch = []
+    if batch:
+        conn.executemany(metrics_sql, batch)
+    fields = ModelConfig._meta.columns
+    model_sql = _insert_sql("models", MODEL_COLUMNS)
+    models: list[tuple[Any, ...]] = []
+    for model in reader.models():
+        models.append(tuple(fields[c].db_value(model.get(c)) for c in MODEL_COLUMNS))
+        if len(models) >= 2000:
+            conn.executemany(model_sql, models)
+            models = []
+    if models:
+        conn.executemany(model_sql, models)
+    metadata_sql = _insert_sql("metadata", ("key", "value", "updated_at"))
+    seen: set[str] = set()
+    for key, value, updated in reader.metadata():
+        if is_machine_key(key) and machine_rows is not None or key in seen:
+            continue  # this computer's own settings stay as they are (below)
+        seen.add(key)
+        conn.execute(metadata_sql, (key, value, updated))
+    for key, value, updated in machine_rows or ():
+        if key not in seen:
+            conn.execute(metadata_sql, (key, value, updated))
+
+
+def _stage(
+    source: Path,
+    staging: Path,
+    info: dict[str, Any],
+    machine_rows: list[tuple[str, str, int | None]] | None,
+) -> None:
+    """Build ``staging``: our DDL, then the checked rows of ``source`` (which is only read).
+
+    ``machine_rows``: this computer's settings, which replace the file's (None: the file's
+    metadata is not wanted at all, only its models and metrics).
+    """
+    api._create_database_file(staging)  # private, incremental auto-vacuum, WAL
     staged = api.make_database(staging)
     try:
+        src = open_readonly(source)
+        try:
+            with staged.atomic("IMMEDIATE"):
+                for model in ALL_MODELS:  # tables only: the indexes come after the upgrade's renames
+                    peewee.SchemaManager(model, database=staged).create_table(safe=False)
+                _copy_rows(_RowReader(src, source, info), staged.connection(), machine_rows)
+        finally:
+            src.close()
         upgrade_schema(staged, api.now_ms())
         problems = [row[0] for row in staged.execute_sql("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
             raise DatabaseFileError(f"{source} is damaged: {'; '.join(problems)}")
+    except peewee.PeeweeException as exc:
+        raise DatabaseFileError(f"{source} could not be imported: {exc}") from exc
     finally:
         staged.close_all()
 
 
 def import_database(path: str | os.PathLike[str]) -> Path:
-    """Replace the database with the content of ``path``; returns the backup of the replaced one.
+    """Replace the database with the data of ``path``; returns the backup of the replaced one.
 
-    The file is validated (see :func:`inspect_database_file`) and upgraded to the current schema in
-    a staging copy; the current database is kept as ``<db>.bak-<timestamp>`` beside it and the
+    Only data comes in (see the module's description): the rows of our three tables, checked as
+    input, in tables built by llamadash; this computer's own settings
+    (:data:`MACHINE_METADATA_KEYS`) keep their current values. The staged copy is upgraded to the
+    current schema; the current database is kept as ``<db>.bak-<timestamp>`` beside it and the
     staged file is renamed into place. On any failure the current database stays as it was.
     Afterwards every API call works on the imported content.
 
     Raises:
-        DatabaseFileError: the file cannot be imported (the message says why).
+        DatabaseFileError: the file cannot be imported (the message says why; a bad value is
+            named by table, column and row).
         SchemaVersionError: the file was written by a newer llamadash.
         DatabaseError: the replacement failed (the previous database has been put back).
     """
@@ -208,13 +493,15 @@ def import_database(path: str | os.PathLike[str]) -> Path:
         db_path, retention, record_start = state.path, state.retention_ms, state.record_start
         if _same_file(source, db_path):
             raise DatabaseFileError(f"{source} is the database in use; there is nothing to import")
-        probe_file(source, for_import=True, check_integrity=True)
-        fd, name = tempfile.mkstemp(prefix=f".{db_path.name}.import-", suffix=".tmp", dir=db_path.parent)
+        info = probe_file(source, for_import=True, check_integrity=True)
+        machine_rows = _machine_rows()
+        # The pid in the name tells a later start that this file is not stale while we live.
+        fd, name = tempfile.mkstemp(prefix=staging_prefix(db_path), suffix=".tmp", dir=db_path.parent)
         os.close(fd)
         staging = Path(name)
         try:
             try:
-                _stage(source, staging)
+                _stage(source, staging, info, machine_rows)
             except sqlite3.Error as exc:
                 raise DatabaseFileError(f"{source} could not be read: {exc}") from exc
             return _swap_in(staging, db_path, retention, record_start)
@@ -225,27 +512,32 @@ def import_database(path: str | os.PathLike[str]) -> Path:
 def read_database_models(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The models a database file holds, as :func:`get_models` gives them; changes nothing.
 
-    For "merge models" imports: the file is validated like an import and read through an upgraded
-    temporary copy, so a seed-format or older llamadash file gives current model dicts.
+    For "merge models" imports: the file is validated like an import (each row checked as input)
+    and read through an upgraded temporary copy, so a seed-format or older llamadash file gives
+    current model dicts.
 
     Raises:
         DatabaseFileError: the file cannot be imported (the message says why).
         SchemaVersionError: the file was written by a newer llamadash.
     """
     source = Path(path).expanduser().absolute()
-    probe_file(source, for_import=True, check_integrity=True)
+    info = probe_file(source, for_import=True, check_integrity=True)
     with tempfile.TemporaryDirectory(prefix="llamadash-read-") as folder:
         staging = Path(folder) / "models.db"
         try:
-            _stage(source, staging)
-            staged = api.make_database(staging)
+            _stage(source, staging, info, None)
+            conn = sqlite3.connect(staging)
             try:
-                with staged.bind_ctx([ModelConfig]):
-                    return api._model_dicts(ModelConfig.select().order_by(ModelConfig.created_at, ModelConfig.id))
+                rows = conn.execute(
+                    f"SELECT {', '.join(chr(34) + c + chr(34) for c in MODEL_COLUMNS)} FROM models "
+                    "ORDER BY created_at, id"
+                ).fetchall()
             finally:
-                staged.close_all()
+                conn.close()
         except sqlite3.Error as exc:
             raise DatabaseFileError(f"{source} could not be read: {exc}") from exc
+    fields = [ModelConfig._meta.columns[c] for c in MODEL_COLUMNS]
+    return [{f.column_name: f.python_value(v) for f, v in zip(fields, row, strict=True)} for row in rows]
 
 
 def _swap_in(staging: Path, db_path: Path, retention: int, record_start: bool) -> Path:
