@@ -557,16 +557,22 @@ def apply_import(store: ModelStore, plan: Sequence[ImportAction]) -> dict[str, i
     counts = {"add": 0, "overwrite": 0, "skip": 0}
     columns = _columns()
     with store.transaction():
+        # Every column the file does not set goes back to unset: the model becomes the file's.
+        # Except the secrets: a file leaves them out unless asked, which is not "no key".
+        cleared: dict[str, Any] = {c: None for c in columns - _secret_columns()}
+        cleared["custom_params"] = None
+        added: list[dict[str, Any]] = []
         for item in plan:
             counts[item.action] += 1
             if item.action == "add":
-                store.save_model({"status": "stopped", **item.model})
+                added.append({"status": "stopped", **item.model})
             elif item.action == "overwrite":
                 assert item.existing_id is not None
-                # Every column the file does not set goes back to unset: the model becomes the file's.
-                # Except the secrets: a file leaves them out unless asked, which is not "no key".
-                changes: dict[str, Any] = {c: None for c in columns - _secret_columns()}
-                changes["custom_params"] = None
-                changes.update(item.model)
-                store.update_model(item.existing_id, changes)
+                store.update_model(item.existing_id, {**cleared, **item.model})
+        save_models = getattr(store, "save_models", None)
+        if save_models is not None:  # one prepared statement for them all (100,000 models: seconds)
+            save_models(added)
+        else:
+            for model in added:
+                store.save_model(model)
     return counts

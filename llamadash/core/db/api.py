@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -712,6 +712,55 @@ def delete_all_models() -> int:
             return int(ModelConfig.delete().execute())
         except _SQL_ERRORS as exc:
             raise _wrap("delete the models", exc) from exc
+
+def save_models(models: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Add many model configurations at once, all or none (one transaction); returns their ids.
+
+    Each model is checked as :func:`save_model` checks it; the rows go in with one prepared
+    statement instead of one query built per model (an import of 100,000 models). Inside a
+    :func:`transaction` block it joins that transaction.
+
+    Raises:
+        DatabaseError: a model is refused (the message says which, by position and name), or a
+            name is taken; then none of them was added.
+    """
+    rows = []
+    now = now_ms()
+    for number, model in enumerate(models, 1):
+        try:
+            row = _model_row(model, partial=False)
+        except DatabaseError as exc:
+            name = model.get("name") if isinstance(model, Mapping) else None
+            label = f"model {number}" + (f" ({name!r})" if isinstance(name, str) else "")
+            raise DatabaseError(f"{label}: {exc}") from None
+        row.setdefault("created_at", now)
+        row.setdefault("updated_at", now)
+        rows.append(row)
+    fields = [f for f in ModelConfig._meta.sorted_fields if f.column_name != "id"]
+    sql = (
+        f"INSERT INTO models ({', '.join(_quote(f.column_name) for f in fields)}) "
+        f"VALUES ({', '.join('?' for _ in fields)})"
+    )
+    position = {f.column_name: (index, f) for index, f in enumerate(fields)}
+    ids: list[int] = []
+    with _lock:
+        state = _require()
+        row: dict[str, Any] = {}
+        try:
+            with state.db.atomic():
+                conn = state.db.connection()
+                for row in rows:
+                    values: list[Any] = [None] * len(fields)  # only the columns set need converting
+                    for column, value in row.items():
+                        index, field = position[column]
+                        values[index] = field.db_value(value)
+                    ids.append(int(conn.execute(sql, values).lastrowid))
+        except (peewee.IntegrityError, sqlite3.IntegrityError) as exc:
+            raise _integrity_error(exc, row) from None
+        except _SQL_ERRORS as exc:
+            raise _wrap("save the models", exc) from exc
+    return ids
+
 
 
 # ------------------------------------------------------------------------------------------------

@@ -230,3 +230,57 @@ def test_text_with_no_llama_server_command_or_no_model_is_refused(text: str) -> 
 def test_a_script_s_other_commands_are_not_models() -> None:
     script = 'set -e\ncd /m\nexport X=1\n\n# fast\nLLAMA_API_KEY="${LLAMA_API_KEY:?}" /opt/llama-server -m /m/a.gguf\n'
     assert mx.parse_models_text(script) == [{"name": "fast", "type": "llama", "model_path": "/m/a.gguf"}]
+
+
+def _many(count: int) -> str:
+    models = [{"name": f"m-{i:05d}", "model_path": f"/m/{i}.gguf", "ctx_size": 4096, "port": 20000 + i}
+              for i in range(count)]
+    return json.dumps({"format": mx.FORMAT_NAME, "version": mx.FORMAT_VERSION, "models": models})
+
+
+def test_a_big_import_is_one_transaction(library) -> None:
+    """3,000 models go in with one commit: another reader sees none of them or all."""
+    from llamadash.core.db import api
+
+    plan = mx.plan_import(mx.parse_models_text(_many(3000)), library.get_models())
+    statements: list[str] = []
+    conn = api._require().db.connection()
+    conn.set_trace_callback(statements.append)
+    try:
+        counts = mx.apply_import(library, plan)
+    finally:
+        conn.set_trace_callback(None)
+    assert counts["add"] == 3000
+    commits = [s for s in statements if s.strip().upper().startswith(("COMMIT", "END"))]
+    begins = [s for s in statements if s.strip().upper().startswith("BEGIN")]
+    assert (len(begins), len(commits)) == (1, 1), (begins, commits)
+    assert len(library.get_models()) == 3000 + len(LIBRARY)
+
+
+def test_a_bad_model_in_a_bulk_add_adds_none(library) -> None:
+    before = _settings(library.get_models())
+    models = [{"name": "ok-1", "type": "llama", "status": "stopped"},
+              {"name": "bad", "type": "llama", "status": "stopped", "port": "abc"},
+              {"name": "ok-2", "type": "llama", "status": "stopped"}]
+    with pytest.raises(db.DatabaseError, match=r"model 2 \('bad'\): .*port"):
+        db.save_models(models)
+    with pytest.raises(db.DatabaseError, match="'tiny' already exists"):
+        db.save_models([{"name": "new", "type": "llama", "status": "stopped"},
+                        {"name": "tiny", "type": "llama", "status": "stopped"}])
+    assert _settings(library.get_models()) == before
+
+
+def test_no_models_file_sets_the_program_that_runs(library) -> None:
+    """A shell line's program is never stored; JSON and presets have no key that names one."""
+    [shelly] = mx.parse_models_text("# shelly\n/tmp/evil-server.sh -m /m/x.gguf --port 9999\n")
+    assert "/tmp/evil-server.sh" not in json.dumps(shelly)
+    with pytest.raises(mx.ModelFormatError, match="no llama-server command line"):
+        mx.parse_models_text("/tmp/evil.sh -m /m/x.gguf\n")
+    document = {"format": mx.FORMAT_NAME, "version": 1,
+                "models": [{"name": "j", "model_path": "/m/x.gguf", "llama_server_path": "/tmp/evil.sh"}]}
+    with pytest.raises(mx.ModelFormatError, match="unknown setting.*llama_server_path"):
+        mx.parse_models_text(json.dumps(document))
+    with pytest.raises(mx.ModelFormatError, match="unknown key"):
+        mx.parse_models_text("version = 1\n[p]\nmodel = /m/x.gguf\nllama-server-path = /tmp/evil.sh\n")
+    mx.apply_import(library, mx.plan_import([shelly], library.get_models()))
+    assert db.get_metadata("llama_server_path") is None
