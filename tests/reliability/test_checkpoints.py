@@ -96,6 +96,12 @@ def hold_and_checkpoint(db: Path, kill_after_s: float | None) -> float | None:
     finally:
         holder.kill()
         holder.wait()
+        for pipe in (holder.stdin, holder.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:  # the holder is gone: what it did not read is moot
+                    pass
 
 
 def test_checkpoints_killed_at_staggered_moments_lose_nothing(tmp_path, figures):
