@@ -66,8 +66,9 @@ MACHINE_METADATA_KEYS: dict[str, str] = {
 }
 #: Kept like the others, but not worth a line in the preview (every file holds one).
 _UNLISTED_MACHINE_KEYS = frozenset({"server_start_time"})
-#: Key prefixes of the same kind (any window layout key).
-MACHINE_METADATA_PREFIXES: tuple[str, ...] = ("window_",)
+#: Key prefixes of the same kind: any window layout key, and why a server of this computer
+#: failed (``instance_error:<model id>``, :mod:`llamadash.core.pidfile`).
+MACHINE_METADATA_PREFIXES: tuple[str, ...] = ("window_", "instance_error:")
 #: The longest text an imported cell may hold (a model setting, a metadata value), in characters.
 MAX_IMPORTED_TEXT = 1024 * 1024
 

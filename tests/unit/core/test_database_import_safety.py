@@ -175,6 +175,8 @@ class TestMachineSettings:
         wanted = {METADATA_KEY, pidfile.METADATA_KEY, main_window.STATE_KEY, main_window.GEOMETRY_KEY,
                   "server_start_time", "start_at_login"}
         wanted |= {spec.key for spec in settings.SPECS if spec.kind in ("file", "dir")}
+        if hasattr(pidfile, "ERROR_KEY_PREFIX"):  # why a server of this computer failed
+            wanted.add(pidfile.ERROR_KEY_PREFIX + "1")
         assert {k for k in wanted if not transfer.is_machine_key(k)} == set()
 
 
