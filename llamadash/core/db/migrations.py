@@ -10,7 +10,8 @@ Two halves:
   that a newer ``schema.toml`` added), renames duplicate model names ``"name (2)"`` so the name
   index can be unique, replaces indexes whose definition differs (the seed's non-unique
   ``idx_models_name``), creates missing indexes, turns second-valued times of a seed database
-  into milliseconds, and records ``db_version``. It runs in one
+  into milliseconds, drops triggers (llamadash defines none; one can only come from an import made
+  before imports took data only, or another program) and records ``db_version``. It runs in one
   transaction; a database from the seed (auto_vacuum off) is then VACUUMed once so that
   incremental auto-vacuum takes effect.
 
@@ -420,6 +421,7 @@ def upgrade_schema(db: peewee.SqliteDatabase, now_ms: int) -> int | None:
             _seconds_to_milliseconds(db)
         _fill_metrics_created_at(db)
         renamed = _rename_duplicate_model_names(db)
+        triggers = _drop_triggers(db)
         for model in ALL_MODELS:
             _replace_changed_indexes(db, migrator, model)
             peewee.SchemaManager(model, database=db).create_indexes(safe=True)
@@ -427,11 +429,23 @@ def upgrade_schema(db: peewee.SqliteDatabase, now_ms: int) -> int | None:
             _write_version(db, now_ms)
     if renamed:
         log.warning("renamed duplicate model names so that names are unique: %s", renamed)
+    if triggers:
+        log.warning("dropped trigger(s) that llamadash did not make (an import of an older llamadash "
+                    "or another program put them there): %s", ", ".join(triggers))
     if db.pragma("auto_vacuum") != _AUTO_VACUUM_INCREMENTAL:
         # Only a VACUUM turns auto-vacuum on in a database that already has tables.
         db.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
         db.execute_sql("VACUUM")
     return before
+
+
+def _drop_triggers(db: peewee.SqliteDatabase) -> list[str]:
+    # llamadash defines no trigger: one in its database was put there by a file imported before
+    # imports took data only, or by another program, and would run on our writes.
+    names = [row[0] for row in db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+    for name in names:
+        db.execute_sql(f"DROP TRIGGER IF EXISTS {_quoted(name)}")
+    return names
 
 
 def _create_or_extend_table(

@@ -322,3 +322,19 @@ class TestStaleStagingFiles:
         monkeypatch.setattr(transfer, "_stage", spy)
         database.import_database(export)
         assert seen and seen[0].startswith(f".{live.name}.import-{os.getpid()}-")
+
+
+def test_a_trigger_already_in_the_database_is_dropped_when_it_opens(tmp_path, caplog):
+    """A database that took a trigger from an import before imports took data only is healed."""
+    live = live_db(tmp_path, llama_server_path="/usr/bin/llama-server")
+    database.close_database()
+    with raw(live) as conn:
+        conn.execute(
+            "CREATE TRIGGER rewrite AFTER INSERT ON metrics_history BEGIN "
+            "UPDATE metadata SET value = './evil.sh' WHERE key = 'llama_server_path'; END"
+        )
+    database.init_database(live)
+    database.save_metrics({"cpu_usage": 1.0})
+    assert database.get_metadata("llama_server_path") == "/usr/bin/llama-server"
+    assert ("trigger", "rewrite") not in schema_objects(live)
+    assert "dropped trigger(s)" in caplog.text and "rewrite" in caplog.text
