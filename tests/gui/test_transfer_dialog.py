@@ -421,3 +421,37 @@ def test_a_presets_file_with_a_flag_of_the_users_build_is_read_with_that_build(q
     assert dlg.read_models_file() and asked == [1]
     assert dlg.apply_models() is not None
     assert database.get_model_by_name("web")["custom_params"] == {"--cors-origins": "http://x"}
+
+
+def test_the_preview_says_what_an_import_leaves_out_and_keeps(qtbot, dialog, db, tmp_path):
+    database.set_metadata("llama_server_path", "/opt/llama/llama-server")
+    source = tmp_path / "crafted.db"
+    assert _export_db(qtbot, dialog, source)[0]
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TRIGGER evil AFTER INSERT ON metrics_history BEGIN DELETE FROM models; END")
+        conn.execute("UPDATE metadata SET value = './evil.sh' WHERE key = 'llama_server_path'")
+    conn.close()
+    dialog.tabs.setCurrentIndex(1)
+    dialog.import_db_path.set_path(source)
+    assert dialog.inspect_database() is not None
+    summary = dialog.import_db_summary.text()
+    assert "Left out" in summary and "trigger evil (on metrics_history)" in summary
+    assert "Kept from this computer" in summary and "llama_server_path" in summary
+    assert dialog.replace_database()
+    assert database.get_metadata("llama_server_path") == "/opt/llama/llama-server"
+    database.save_metrics({"cpu_usage": 1.0})
+    assert {m["name"] for m in database.get_models()} == {"alpha", "beta"}
+
+
+def test_a_file_with_a_bad_value_is_refused_with_its_place(qtbot, dialog, db, tmp_path):
+    source = tmp_path / "bad-port.db"
+    assert _export_db(qtbot, dialog, source)[0]
+    with sqlite3.connect(source) as conn:
+        conn.execute("UPDATE models SET port = 'abc' WHERE name = 'beta'")
+    conn.close()
+    dialog.tabs.setCurrentIndex(1)
+    dialog.import_db_path.set_path(source)
+    assert dialog.inspect_database() is None
+    status = dialog.import_db_status.text()
+    assert "models table" in status and "(model 'beta')" in status and "the column port" in status
+    assert not dialog.replace_button.isEnabled()
