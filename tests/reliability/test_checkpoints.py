@@ -48,7 +48,10 @@ time.sleep(60)
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -78,7 +81,9 @@ def hold_and_checkpoint(db: Path, kill_after_s: float | None) -> float | None:
     """
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), str(ROWS)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdin is not None
@@ -163,7 +168,9 @@ def test_a_file_shorter_than_its_header_with_the_pages_in_the_wal_opens(tmp_path
     ok = info.returncode == 0 and rows_in(info.stdout, "metrics_history") == 5000
     figures.record(
         "main file 2 pages shorter than its header, pages in the WAL (constructed), then db info",
-        trials=1, failures=0 if ok else 1, note=f"header says {len(whole)} bytes, file holds {len(whole) - 2 * page}",
+        trials=1,
+        failures=0 if ok else 1,
+        note=f"header says {len(whole)} bytes, file holds {len(whole) - 2 * page}",
     )
     assert info.returncode == 0, info.stderr
     assert rows_in(info.stdout, "metrics_history") == 5000

@@ -24,7 +24,10 @@ pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -85,7 +88,7 @@ def schema(db: Path) -> list[tuple[str, str]]:
 
 
 def test_crafted_database_files(world, tmp_path, llama_server, figures):
-    source, victim, crafted = world
+    _source, victim, crafted = world
     db = victim / "llama-dashboard.db"
     script, marker = evil_script(tmp_path)
     results: list[tuple[str, str | None]] = []
@@ -99,7 +102,9 @@ def test_crafted_database_files(world, tmp_path, llama_server, figures):
             results.append((name, None))
 
     def cleaned_trigger() -> None:
-        export = crafted("trigger", "CREATE TRIGGER evil AFTER INSERT ON metrics_history BEGIN DELETE FROM models; END")
+        export = crafted(
+            "trigger", "CREATE TRIGGER evil AFTER INSERT ON metrics_history BEGIN DELETE FROM models; END"
+        )
         out = ok(cli(victim, "db", "import", str(export)))
         assert "trigger evil (on metrics_history)" in out
         with sqlite3.connect(db) as conn:  # what the sampler does every second
@@ -119,7 +124,9 @@ def test_crafted_database_files(world, tmp_path, llama_server, figures):
 
     def cleaned_virtual_table() -> None:
         try:
-            export = crafted("fts", "CREATE VIRTUAL TABLE docs USING fts5(body)", "INSERT INTO docs VALUES ('x')")
+            export = crafted(
+                "fts", "CREATE VIRTUAL TABLE docs USING fts5(body)", "INSERT INTO docs VALUES ('x')"
+            )
         except sqlite3.OperationalError:
             export = crafted("rtree", "CREATE VIRTUAL TABLE docs USING rtree(id, x0, x1)")
         out = ok(cli(victim, "db", "import", str(export)))
@@ -162,24 +169,44 @@ def test_crafted_database_files(world, tmp_path, llama_server, figures):
     scenario("view: left out", cleaned_view)
     scenario("virtual table: left out", cleaned_virtual_table)
     scenario("metadata names a binary (and a trigger rewrites it): current binary kept", binary_in_metadata)
-    scenario("metadata as a view: refused", refused(
-        "metadata-view", "its metadata is a view, not a table",
-        "ALTER TABLE metadata RENAME TO real_metadata", "CREATE VIEW metadata AS SELECT * FROM real_metadata",
-    ))
-    scenario("port = 'abc': refused", refused(
-        "port", "the column port", "UPDATE models SET port = 'abc' WHERE name = 'tiny'",
-    ))
-    scenario("a 50 MB text: refused", refused(
-        "big-text", "the column api_key holds 52,428,800 characters",
-        "UPDATE models SET api_key = printf('%.*c', 52428800, 'k') WHERE name = 'other'",
-    ))
-    scenario("metrics value is text: refused", refused(
-        "metrics-text", "the column cpu_usage", "UPDATE metrics_history SET cpu_usage = 'x' WHERE id = 3",
-    ))
+    scenario(
+        "metadata as a view: refused",
+        refused(
+            "metadata-view",
+            "its metadata is a view, not a table",
+            "ALTER TABLE metadata RENAME TO real_metadata",
+            "CREATE VIEW metadata AS SELECT * FROM real_metadata",
+        ),
+    )
+    scenario(
+        "port = 'abc': refused",
+        refused(
+            "port",
+            "the column port",
+            "UPDATE models SET port = 'abc' WHERE name = 'tiny'",
+        ),
+    )
+    scenario(
+        "a 50 MB text: refused",
+        refused(
+            "big-text",
+            "the column api_key holds 52,428,800 characters",
+            "UPDATE models SET api_key = printf('%.*c', 52428800, 'k') WHERE name = 'other'",
+        ),
+    )
+    scenario(
+        "metrics value is text: refused",
+        refused(
+            "metrics-text",
+            "the column cpu_usage",
+            "UPDATE metrics_history SET cpu_usage = 'x' WHERE id = 3",
+        ),
+    )
     failures = [r for r in results if r[1] is not None]
     figures.record(
         "crafted database files (trigger, view, virtual table, binary in metadata, metadata view, bad values)",
-        trials=len(results), failures=len(failures),
+        trials=len(results),
+        failures=len(failures),
         note="refused or cleaned; the marker of the would-be binary never written; refusals byte-identical",
     )
     assert not failures, failures
@@ -213,8 +240,11 @@ def test_models_files_cannot_choose_the_program(world, tmp_path, llama_server, t
     if done.returncode == 0 or file_hash(db) != before or plain_marker.exists():
         failures += 1
 
-    document = {"format": "llamadash-models", "version": 1,
-                "models": [{"name": "j", "model_path": str(tiny_model), "llama_server_path": str(script)}]}
+    document = {
+        "format": "llamadash-models",
+        "version": 1,
+        "models": [{"name": "j", "model_path": str(tiny_model), "llama_server_path": str(script)}],
+    }
     (tmp_path / "m.json").write_text(json.dumps(document))
     trials += 1
     done = cli(victim, "models", "import", str(tmp_path / "m.json"))
@@ -225,7 +255,9 @@ def test_models_files_cannot_choose_the_program(world, tmp_path, llama_server, t
         failures += 1
     figures.record(
         "models files (shell line naming a program, plain script, JSON with a binary key)",
-        trials=trials, failures=failures, note="no program of a file is stored or run",
+        trials=trials,
+        failures=failures,
+        note="no program of a file is stored or run",
     )
     assert failures == 0
     assert not marker.exists() and not plain_marker.exists()

@@ -20,8 +20,8 @@ The same upgrade runs on imported files (in a staging copy, before they replace 
 
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 import os
 import re
 import sqlite3
@@ -111,20 +111,20 @@ def _check_header(path: Path) -> tuple[int, str | None]:
     (valid_for,) = struct.unpack(">I", header[92:96])
     if page_size < 512 or page_size & (page_size - 1):
         raise DatabaseFileError(f"{path} is damaged: its header gives an impossible page size {page_size}")
-    shortfall = None
-    if valid_for == change_counter and page_count and size < page_count * page_size:
-        shortfall = f"its header says {page_count * page_size} bytes but the file holds only {size}"
+    header_bytes = page_count * page_size if valid_for == change_counter else 0
+    if size < header_bytes:
+        shortfall = f"its header says {header_bytes} bytes but the file holds only {size}"
     elif size % page_size:
         shortfall = f"its size ({size} bytes) is not a whole number of {page_size}-byte pages"
-    if shortfall is None:
+    else:
         return size, None
     if _wal_holds_frames(path):
         # A checkpoint copies pages from the WAL in page order, page 1 (the header) first: one
         # that was killed, or ran out of disk, leaves a short file whose pages the WAL still holds.
         return size, shortfall
-    if size % page_size and not (valid_for == change_counter and page_count and size < page_count * page_size):
-        raise DatabaseFileError(f"{path} is truncated or damaged: {shortfall}")
-    raise DatabaseFileError(f"{path} is truncated: {shortfall}")
+    if size < header_bytes:
+        raise DatabaseFileError(f"{path} is truncated: {shortfall}")
+    raise DatabaseFileError(f"{path} is truncated or damaged: {shortfall}")
 
 
 def _parse_version(raw: Any, path: Path) -> int:
@@ -430,8 +430,11 @@ def upgrade_schema(db: peewee.SqliteDatabase, now_ms: int) -> int | None:
     if renamed:
         log.warning("renamed duplicate model names so that names are unique: %s", renamed)
     if triggers:
-        log.warning("dropped trigger(s) that llamadash did not make (an import of an older llamadash "
-                    "or another program put them there): %s", ", ".join(triggers))
+        log.warning(
+            "dropped trigger(s) that llamadash did not make (an import of an older llamadash "
+            "or another program put them there): %s",
+            ", ".join(triggers),
+        )
     if db.pragma("auto_vacuum") != _AUTO_VACUUM_INCREMENTAL:
         # Only a VACUUM turns auto-vacuum on in a database that already has tables.
         db.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")

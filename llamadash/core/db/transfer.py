@@ -39,17 +39,16 @@ from llamadash.core.db.errors import DatabaseError, DatabaseFileError
 from llamadash.core.db.migrations import (
     open_readonly,
     probe_file,
-    remove_stale_staging_files,
     staging_prefix,
     upgrade_schema,
 )
 from llamadash.core.db.models import (
     ALL_MODELS,
-    METRICS_COLUMNS,
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
     ModelConfig,
 )
+from llamadash.core.params import META_COLUMNS
 
 #: Metadata keys that describe this computer, never taken from an imported file: a program it
 #: runs, a place on its disks, how it starts, its screen, the processes running on it. On import
@@ -274,7 +273,9 @@ class _RowReader:
     def _check_size(self, table: str, row: str, column: str, value: Any) -> None:
         if isinstance(value, (str, bytes)) and len(value) > MAX_IMPORTED_TEXT:
             raise self._refuse(
-                table, row, column,
+                table,
+                row,
+                column,
                 f"holds {len(value):,} characters (at most {MAX_IMPORTED_TEXT:,} are accepted)",
             )
 
@@ -364,11 +365,7 @@ class _RowReader:
             yield key, value, updated
 
 
-_PARAM_COLUMNS = frozenset(
-    f.column_name for f in ModelConfig._meta.sorted_fields if f.column_name not in {
-        "id", "name", "type", "status", "created_at", "updated_at", "custom_params"
-    }
-)
+_PARAM_COLUMNS = frozenset(f.column_name for f in ModelConfig._meta.sorted_fields) - set(META_COLUMNS)
 
 
 def _backup_name(db_path: Path) -> Path:

@@ -120,7 +120,9 @@ class TestOnlyDataComesIn:
             except sqlite3.OperationalError:
                 conn.execute("CREATE VIRTUAL TABLE docs USING rtree(id, x0, x1)")
                 module = "rtree"
-            conn.execute("INSERT INTO docs VALUES ('x')" if module == "fts5" else "INSERT INTO docs VALUES (1, 0, 1)")
+            conn.execute(
+                "INSERT INTO docs VALUES ('x')" if module == "fts5" else "INSERT INTO docs VALUES (1, 0, 1)"
+            )
         info = database.inspect_database_file(export)
         [entry] = [f for f in info["foreign_objects"] if f.startswith("virtual table docs")]
         assert module in entry
@@ -156,7 +158,9 @@ class TestMachineSettings:
         export = export_of(tmp_path, llama_server_path="./evil.sh", models_dir="/evil", window_state="AAA")
         info = database.inspect_database_file(export)
         assert info["machine_settings"] == {
-            "llama_server_path": "./evil.sh", "models_dir": "/evil", "window_state": "AAA"
+            "llama_server_path": "./evil.sh",
+            "models_dir": "/evil",
+            "window_state": "AAA",
         }
         live_db(tmp_path, llama_server_path="/usr/bin/llama-server", window_geometry="GGG")
         database.import_database(export)
@@ -172,8 +176,14 @@ class TestMachineSettings:
         from llamadash.core.llama_server import METADATA_KEY
         from llamadash.ui import main_window
 
-        wanted = {METADATA_KEY, pidfile.METADATA_KEY, main_window.STATE_KEY, main_window.GEOMETRY_KEY,
-                  "server_start_time", "start_at_login"}
+        wanted = {
+            METADATA_KEY,
+            pidfile.METADATA_KEY,
+            main_window.STATE_KEY,
+            main_window.GEOMETRY_KEY,
+            "server_start_time",
+            "start_at_login",
+        }
         wanted |= {spec.key for spec in settings.SPECS if spec.kind in ("file", "dir")}
         if hasattr(pidfile, "ERROR_KEY_PREFIX"):  # why a server of this computer failed
             wanted.add(pidfile.ERROR_KEY_PREFIX + "1")
@@ -189,16 +199,26 @@ BAD_VALUES = [
     ("models", "custom_params", "'{not json'", "the column custom_params holds .*not JSON"),
     ("models", "api_key", "printf('%.*c', 3000000, 'x')", "the column api_key holds 3,000,000 characters"),
     ("metrics_history", "cpu_usage", "'hot'", "metrics_history table, row id 1, the column cpu_usage"),
-    ("metadata", "value", "zeroblob(10)", "metadata table, the row of key 'theme_preference', the column value"),
+    (
+        "metadata",
+        "value",
+        "zeroblob(10)",
+        "metadata table, the row of key 'theme_preference', the column value",
+    ),
 ]
 
 
 class TestRowsAreInput:
-    @pytest.mark.parametrize(("table", "column", "sql_value", "message"), BAD_VALUES,
-                             ids=[f"{t}.{c}" for t, c, _, _ in BAD_VALUES])
-    def test_a_bad_value_is_refused_by_table_column_and_row(self, tmp_path, table, column, sql_value, message):
+    @pytest.mark.parametrize(
+        ("table", "column", "sql_value", "message"), BAD_VALUES, ids=[f"{t}.{c}" for t, c, _, _ in BAD_VALUES]
+    )
+    def test_a_bad_value_is_refused_by_table_column_and_row(
+        self, tmp_path, table, column, sql_value, message
+    ):
         export = export_of(tmp_path)
-        where = {"models": "id = 1", "metrics_history": "id = 1", "metadata": "key = 'theme_preference'"}[table]
+        where = {"models": "id = 1", "metrics_history": "id = 1", "metadata": "key = 'theme_preference'"}[
+            table
+        ]
         with raw(export) as conn:
             conn.execute(f"UPDATE {table} SET {column} = {sql_value} WHERE {where}")
         live = live_db(tmp_path)
@@ -257,7 +277,9 @@ class TestInterruptedCheckpoint:
     def test_the_pages_in_the_wal_count_and_every_row_is_there(self, tmp_path):
         path, total = interrupted_checkpoint(tmp_path / "data")
         size = path.stat().st_size
-        header_bytes = int.from_bytes(path.read_bytes()[28:32], "big") * int.from_bytes(path.read_bytes()[16:18], "big")
+        header_bytes = int.from_bytes(path.read_bytes()[28:32], "big") * int.from_bytes(
+            path.read_bytes()[16:18], "big"
+        )
         assert header_bytes > size  # the state the issue reports
         database.init_database(path)
         assert database.count_rows()["metrics_history"] == total
@@ -288,8 +310,12 @@ class TestStaleStagingFiles:
         live = live_db(tmp_path)
         database.close_database()
         folder = live.parent
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         dead_pid = int(dead.stdout)
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
