@@ -261,3 +261,56 @@ def test_models_files_cannot_choose_the_program(world, tmp_path, llama_server, t
     )
     assert failures == 0
     assert not marker.exists() and not plain_marker.exists()
+
+
+def test_a_killed_import_leaves_no_staging_file_behind(tmp_path, tiny_model, figures):
+    """``db import`` SIGKILLed while its staging file exists: the next start removes the file, and
+    the database is the one from before the import."""
+    import os
+    import signal
+    import time
+
+    source = tmp_path / "big"
+    ok(cli(source, "db", "info"))
+    with sqlite3.connect(source / "llama-dashboard.db") as conn:  # enough rows to take a while to stage
+        conn.executemany(
+            "INSERT INTO models (name, type, status, ctx_size, port) VALUES (?, 'llama', 'stopped', 4096, ?)",
+            [(f"m-{i:05d}", 20000 + i) for i in range(8000)],
+        )
+    conn.close()
+    export = tmp_path / "big-export.db"
+    ok(cli(source, "db", "export", str(export)))
+    trials, failures, caught = 3, 0, 0
+    for trial in range(trials):
+        victim = tmp_path / f"victim-{trial}"
+        ok(cli(victim, "models", "add", "mine", "--model-path", str(tiny_model)))
+        before = file_hash(victim / "llama-dashboard.db")
+        importer = subprocess.Popen(
+            [sys.executable, "-m", "llamadash", "--data-dir", str(victim), "db", "import", str(export)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        staged: list[Path] = []
+        while not staged and importer.poll() is None and time.monotonic() < deadline:
+            staged = [p for p in victim.iterdir() if ".import-" in p.name]
+        if staged:
+            os.kill(importer.pid, signal.SIGKILL)
+        importer.wait()
+        caught += bool(staged) and importer.returncode == -signal.SIGKILL
+        left_after_kill = [p.name for p in victim.iterdir() if ".import-" in p.name]
+        unchanged = file_hash(victim / "llama-dashboard.db") == before
+        info = cli(victim, "db", "info")
+        left = [p.name for p in victim.iterdir() if ".import-" in p.name]
+        if importer.returncode == -signal.SIGKILL:
+            intact = unchanged and names(victim) == ["mine"]
+            if info.returncode != 0 or left or not left_after_kill or not intact:
+                failures += 1
+    figures.record(
+        "db import SIGKILLed while staging (8,000 models), then db info",
+        trials=trials,
+        failures=failures,
+        note=f"{caught} kills landed while the staging file existed; each: the file removed, the database as before",
+    )
+    assert caught >= 1
+    assert failures == 0
