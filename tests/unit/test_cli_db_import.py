@@ -52,7 +52,7 @@ def test_a_bad_file_is_refused_in_words(tmp_path: Path) -> None:
     with sqlite3.connect(export) as conn:
         conn.execute("UPDATE models SET port = 'abc'")
     conn.close()
-    code, out, err = cli("db", "import", str(export), data_dir=victim)
+    code, _out, err = cli("db", "import", str(export), data_dir=victim)
     assert code != 0
     assert "in the models table, row id 1 (model 'a'), the column port" in err
     assert "Traceback" not in err
