@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
@@ -499,16 +500,77 @@ def unique_name(name: str, existing: Iterable[str], *, copy: bool = False) -> st
 LLAMA_SERVER_DEFAULT_PORT = 8080
 
 
+class ModelStore(Protocol):
+    """Where new entries go: :mod:`llamadash.core.database` satisfies it."""
+
+    def get_models(self) -> list[dict[str, Any]]: ...
+
+    def save_model(self, model: Mapping[str, Any]) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+
+def configured_port(model: Mapping[str, Any]) -> int | None:
+    """The port llama-server will listen on for this entry: the stored one, 8080 when none is.
+
+    ``None`` when the stored value is not a port (a row written by another program, such as
+    ``'abc'`` or ``0``): llamadash does not start such a model; the value is reported instead.
+    """
+    port = model.get("port")
+    if port is None:
+        return LLAMA_SERVER_DEFAULT_PORT
+    if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
+        return port
+    return None
+
+
 def next_free_port(models: Iterable[Mapping[str, Any]], start: int = LLAMA_SERVER_DEFAULT_PORT) -> int:
     """The lowest port from ``start`` that no library entry uses (one without a port uses 8080).
 
-    New entries get one, so that several models can run at once without editing each port.
+    New entries get one, so that several models can run at once without editing each port. A
+    stored value that is not a port takes none.
     """
-    taken = {int(m.get("port") or LLAMA_SERVER_DEFAULT_PORT) for m in models}
+    taken = {port for m in models if (port := configured_port(m)) is not None}
     port = start
     while port in taken and port < 65535:
         port += 1
     return port
+
+
+def add_model(store: ModelStore, model: Mapping[str, Any], *, new_port: bool = False) -> int:
+    """Save a new library entry; returns its id.
+
+    An entry without a port (or, with ``new_port``, any entry: a duplicate) gets the lowest port
+    no other entry uses. Choosing it and saving the entry are one write transaction, so two
+    processes adding models at the same moment never get the same port.
+
+    Raises:
+        DatabaseError: what ``store.save_model`` refuses (a name taken, a wrong value, a full disk).
+    """
+    with store.transaction():
+        if new_port or not model.get("port"):
+            model = {**model, "port": next_free_port(store.get_models())}
+        return store.save_model(model)
+
+
+def merge_custom_params(stored: Any, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply one edit of custom flags (``before`` -> ``after``) to what is stored now.
+
+    The window's editor holds the flags it loaded; another process (``models set NAME --flag=1``)
+    may have changed the stored ones since. Only what the edit changed is applied: flags it took
+    out are removed, flags it set or changed are set, and every other stored flag stays. A stored
+    list of argv strings (not a dict) cannot be merged by flag: the edit's flags are taken.
+    """
+    if not isinstance(stored, Mapping):
+        return dict(after)
+    merged = dict(stored)
+    for flag in before:
+        if flag not in after:
+            merged.pop(flag, None)
+    for flag, value in after.items():
+        if flag not in before or before[flag] != value:
+            merged[flag] = value
+    return merged
 
 
 def new_model_from_file(

@@ -31,7 +31,7 @@ from typing import Any
 
 import peewee
 
-from llamadash.core.db.errors import DatabaseError, DatabaseNotOpenError
+from llamadash.core.db.errors import DatabaseError, DatabaseNotOpenError, DiskFullError
 from llamadash.core.db.migrations import (
     file_mode_private,
     probe_file,
@@ -52,6 +52,14 @@ from llamadash.core.db.models import (
     ModelConfig,
     database_proxy,
 )
+from llamadash.core.messages import (
+    LOW_SPACE_BYTES,
+    disk_full_text,
+    free_bytes,
+    is_no_space,
+    short_repr,
+    shorten,
+)
 from llamadash.core.params import ParamValueError, load_schema
 from llamadash.core.paths import default_database_path, make_private_dir
 
@@ -65,6 +73,12 @@ METRICS_RETENTION_MINUTES: float = 10.0
 INCREMENTAL_VACUUM_EVERY = 600
 #: Seconds a call waits for another connection's write lock before failing.
 BUSY_TIMEOUT_S = 5.0
+#: The longest model name and type, in characters (a name is also a file name of its log).
+MAX_NAME_LENGTH = 200
+#: The longest ``custom_params``, as JSON text.
+MAX_CUSTOM_PARAMS_LENGTH = 256 * 1024
+#: The longest metadata value (window layouts and settings take a few KB).
+MAX_METADATA_LENGTH = 1024 * 1024
 #: Metadata keys that llamadash maintains itself and callers may not set or delete.
 RESERVED_METADATA_KEYS = frozenset({"db_version"})
 
@@ -152,7 +166,78 @@ def _require() -> _OpenDatabase:
 
 
 def _wrap(action: str, exc: BaseException) -> DatabaseError:
-    return DatabaseError(f"could not {action}: {exc}")
+    """The error to raise for a failed call: what could not be done, and why in plain words."""
+    return describe_failure(f"could not {action}", exc, _state.path.parent if _state is not None else None)
+
+
+#: SQLite's primary result codes (the low byte of an extended code) that name the cause.
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+#: What SQLite (or Peewee) says after a failed write, when the real cause was a full disk: a
+#: commit that failed rolls back by itself, and the rollback that follows finds no transaction.
+_DISK_SYMPTOMS = ("disk i/o error", "no transaction is active", "database or disk is full", "unable to open")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from or during (Peewee's wrapper keeps the original)."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo += [current.__cause__, current.__context__]
+        todo += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+    return found
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def describe_failure(what: str, exc: BaseException, folder: Path | None) -> DatabaseError:
+    """A :class:`DatabaseError` for ``exc`` that says *why* in words: a full disk, a lock held too long.
+
+    A full disk shows up as ``SQLITE_FULL``, ``ENOSPC``, or (on some file systems, and after the
+    automatic rollback of a failed commit) as "disk I/O error" and "cannot rollback - no
+    transaction is active"; the last two count as a full disk when the disk holding ``folder``
+    has less than :data:`~llamadash.core.messages.LOW_SPACE_BYTES` left.
+
+    Args:
+        what: what failed, e.g. ``"could not save metrics"``.
+        exc: the error raised by SQLite, Peewee or the OS.
+        folder: the data folder (the database file's), whose disk is looked at.
+
+    Returns:
+        A :class:`DiskFullError` for a full disk, else a :class:`DatabaseError`.
+    """
+    causes = _causes(exc)
+    codes = {_primary_code(c) for c in causes}
+    texts = [str(c).lower() for c in causes]
+    full = _SQLITE_FULL in codes or is_no_space(exc) or any("database or disk is full" in t for t in texts)
+    if not full and folder is not None and (
+        _SQLITE_IOERR in codes or any(symptom in t for t in texts for symptom in _DISK_SYMPTOMS)
+    ):
+        free = free_bytes(folder)
+        full = free is not None and free < LOW_SPACE_BYTES
+    if full:
+        where = folder if folder is not None else "the database"
+        return DiskFullError(
+            f"{what}: {disk_full_text(where)}; nothing of this was saved. Free some space there "
+            "(llamadash saves again by itself once there is room)"
+        )
+    if codes & {_SQLITE_BUSY, _SQLITE_LOCKED} or any("database is locked" in t for t in texts):
+        return DatabaseError(
+            f"{what}: the database is busy: another llamadash (or another program) held it locked for "
+            f"more than {BUSY_TIMEOUT_S:g} s; try again"
+        )
+    # the first error is the one the user's call met; a rollback's complaint about it is noise
+    original = next((c for c in causes if "no transaction is active" not in str(c)), exc)
+    return DatabaseError(f"{what}: {shorten(str(original), 400)}")
 
 
 #: What the driver raises on a failed statement (OverflowError: an integer beyond 64 bits).
@@ -188,7 +273,13 @@ def _open_locked(path: Path, retention_ms: int, record_start: bool = True) -> Pa
             probe_file(path, for_import=False, check_integrity=False)  # refuses without changing it
             remove_stale_staging_files(path)  # what killed imports left beside it
     except (OSError, sqlite3.Error) as exc:
-        raise DatabaseError(f"cannot create the database {path}: {exc}") from exc
+        raise describe_failure(f"cannot create the database {path}", exc, path.parent) from exc
+    except DatabaseError as exc:
+        # On a full disk SQLite cannot make its shared-memory index and calls the file damaged.
+        failure = describe_failure(f"cannot open the database {path}", exc, path.parent)
+        if isinstance(failure, DiskFullError):
+            raise failure from exc
+        raise
     db = make_database(path)
     try:
         now = now_ms()
@@ -197,12 +288,15 @@ def _open_locked(path: Path, retention_ms: int, record_start: bool = True) -> Pa
             with db.atomic():
                 _set_metadata_row(db.connection(), "server_start_time", str(now), now)
         file_mode_private(path)
-    except DatabaseError:
+    except DatabaseError as exc:
         db.close_all()
+        failure = describe_failure(f"cannot open the database {path}", exc, path.parent)
+        if isinstance(failure, DiskFullError):
+            raise failure from exc
         raise
     except _SQL_ERRORS as exc:
         db.close_all()
-        raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+        raise describe_failure(f"cannot open the database {path}", exc, path.parent) from exc
     except BaseException:
         db.close_all()
         raise
@@ -223,9 +317,9 @@ def _close_locked() -> None:
 def _retention_ms(retention_minutes: float | None) -> int:
     minutes = METRICS_RETENTION_MINUTES if retention_minutes is None else retention_minutes
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
-        raise DatabaseError(f"retention_minutes must be a positive number, got {minutes!r}")
+        raise DatabaseError(f"retention_minutes must be a positive number, got {short_repr(minutes)}")
     if not math.isfinite(minutes):
-        raise DatabaseError(f"retention_minutes must be finite, got {minutes!r}")
+        raise DatabaseError(f"retention_minutes must be finite, got {short_repr(minutes)}")
     return round(minutes * 60_000)
 
 
@@ -352,14 +446,14 @@ def _metric_value(column: str, is_integer: bool, value: Any) -> Any:
         if math.isnan(value):  # SQLite has no NaN; it is a missing reading
             return None
         if value in (math.inf, -math.inf):
-            raise DatabaseError(f"metrics value {column} must be finite, got {value!r}")
+            raise DatabaseError(f"metrics value {column} must be finite, got {short_repr(value)}")
         return round(value) if is_integer else value
     if kind is int:
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise DatabaseError(f"metrics value {column} is too large to store, got {value!r}")
+            raise DatabaseError(f"metrics value {column} is too large to store, got {short_repr(value)}")
         return value
     if kind is bool or not isinstance(value, numbers.Real):
-        raise DatabaseError(f"metrics value {column} must be a number or None, got {value!r}")
+        raise DatabaseError(f"metrics value {column} must be a number or None, got {short_repr(value)}")
     return _metric_value(column, is_integer, float(value))
 
 
@@ -428,7 +522,7 @@ def get_metrics_history(minutes: float = 10) -> list[dict[str, Any]]:
     Each dict has every ``metrics_history`` column; a missing reading is None.
     """
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
-        raise DatabaseError(f"minutes must be a positive number, got {minutes!r}")
+        raise DatabaseError(f"minutes must be a positive number, got {short_repr(minutes)}")
     cutoff = now_ms() - round(minutes * 60_000) if math.isfinite(minutes) else -(2**63)
     columns = METRICS_COLUMNS
     with _lock:
@@ -454,12 +548,12 @@ def _unknown_key_message(keys: list[str]) -> str:
         if key == "id":
             hints.append("id is assigned by the database")
         elif param is not None:
-            hints.append(f"{key!r} is the column {param.column!r}")
+            hints.append(f"{short_repr(key)} is the column {short_repr(param.column)}")
         else:
-            close = difflib.get_close_matches(key, sorted(_MODEL_INPUT), n=1)
+            close = difflib.get_close_matches(key[:100], sorted(_MODEL_INPUT), n=1)
             if close:
-                hints.append(f"did you mean {close[0]!r} instead of {key!r}?")
-    text = f"unknown model setting(s): {', '.join(repr(k) for k in keys)}"
+                hints.append(f"did you mean {short_repr(close[0])} instead of {short_repr(key)}?")
+    text = f"unknown model setting(s): {', '.join(short_repr(k) for k in keys[:10])}"
     if hints:
         text += " (" + "; ".join(hints) + ")"
     return (
@@ -470,13 +564,20 @@ def _unknown_key_message(keys: list[str]) -> str:
 
 def _check_text(column: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise DatabaseError(f"model {column} must be text, got {value!r}")
+        raise DatabaseError(f"model {column} must be text, got {short_repr(value)}")
     text = value.strip()
     if not text:
         raise DatabaseError(f"model {column} must not be empty")
+    if len(text) > MAX_NAME_LENGTH:
+        raise DatabaseError(
+            f"model {column} must be at most {MAX_NAME_LENGTH} characters, got {len(text):,} "
+            f"({short_repr(text)})"
+        )
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
         # a newline in a name would end the comment line it is written in (shell export, INI, logs)
-        raise DatabaseError(f"model {column} must not contain control characters (newlines, tabs), got {text!r}")
+        raise DatabaseError(
+            f"model {column} must not contain control characters (newlines, tabs), got {short_repr(text)}"
+        )
     return text
 
 
@@ -484,7 +585,9 @@ def _check_ms(column: str, value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise DatabaseError(f"{column} must be Unix milliseconds (a whole number >= 0), got {value!r}")
+        raise DatabaseError(
+            f"{column} must be Unix milliseconds (a whole number >= 0), got {short_repr(value)}"
+        )
     return value
 
 
@@ -494,24 +597,29 @@ def _check_custom_params(value: Any) -> Any:
     if isinstance(value, Mapping):
         bad_keys = [k for k in value if not isinstance(k, str)]
         if bad_keys:
-            raise DatabaseError(f"custom_params keys must be text (flags), got {bad_keys[0]!r}")
+            raise DatabaseError(f"custom_params keys must be text (flags), got {short_repr(bad_keys[0])}")
         value = dict(value)
     elif isinstance(value, (list, tuple)):
         bad = [v for v in value if not isinstance(v, str)]
         if bad:
             raise DatabaseError(
-                f"custom_params as a list must hold command-line strings only, got {bad[0]!r}"
+                f"custom_params as a list must hold command-line strings only, got {short_repr(bad[0])}"
             )
         value = list(value)
     else:
         raise DatabaseError(
             "custom_params must be a dict like {'--flag': value} or a list of command-line "
-            f"strings, got {value!r}"
+            f"strings, got {short_repr(value)}"
         )
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise DatabaseError(f"custom_params must be JSON-serialisable: {exc}") from None
+    if len(text) > MAX_CUSTOM_PARAMS_LENGTH:
+        raise DatabaseError(
+            f"custom_params are {len(text):,} characters long as JSON; at most {MAX_CUSTOM_PARAMS_LENGTH:,} "
+            "are kept (put long text in a file and give its path)"
+        )
     return value
 
 
@@ -527,7 +635,8 @@ def _model_row(data: Any, *, partial: bool) -> dict[str, Any]:
             row[key] = _check_text(key, value)
         elif key == "status":
             if value not in MODEL_STATUSES:
-                raise DatabaseError(f"model status must be one of {', '.join(MODEL_STATUSES)}, got {value!r}")
+                allowed = ", ".join(MODEL_STATUSES)
+                raise DatabaseError(f"model status must be one of {allowed}, got {short_repr(value)}")
             row[key] = value
         elif key in ("created_at", "updated_at"):
             row[key] = _check_ms(key, value)
@@ -547,13 +656,14 @@ def _model_row(data: Any, *, partial: bool) -> dict[str, Any]:
 
 def _integrity_error(exc: Exception, row: dict[str, Any]) -> DatabaseError:
     if "models.name" in str(exc) and "name" in row:
-        return DatabaseError(f"a model named {row['name']!r} already exists; model names must be unique")
+        name = short_repr(row["name"])
+        return DatabaseError(f"a model named {name} already exists; model names must be unique")
     return DatabaseError(f"the model was not saved: {exc}")
 
 
 def _check_id(model_id: Any) -> int:
     if isinstance(model_id, bool) or not isinstance(model_id, int):
-        raise DatabaseError(f"a model id is a whole number, got {model_id!r}")
+        raise DatabaseError(f"a model id is a whole number, got {short_repr(model_id)}")
     return model_id
 
 
@@ -589,20 +699,31 @@ def save_model(model: Mapping[str, Any]) -> int:
 
 
 @contextlib.contextmanager
-def transaction() -> Iterator[None]:
-    """Group several model changes: either all of them are kept, or (on any exception) none.
+def transaction(*, immediate: bool = True) -> Iterator[None]:
+    """One write transaction: either every change in the block is kept, or (on any exception) none.
 
     ``save_model``/``update_model``/``delete_model`` inside the block become savepoints of one
     transaction, committed when the block ends; an exception rolls every one of them back and goes
-    on. The sampler's writes from another thread wait for the block (keep it short).
+    on. By default the transaction takes SQLite's write lock at once (``BEGIN IMMEDIATE``), so a
+    read-modify-write is safe across processes: what the block reads no other process can change
+    before it commits, and another process's block waits (up to :data:`BUSY_TIMEOUT_S`) for this
+    one. The sampler's writes from another thread wait for the block too: keep it short (nothing
+    slow, such as asking llama-server for its flags, inside).
+
+    Args:
+        immediate: take the write lock at ``BEGIN`` (the default); False starts a deferred
+            transaction (a read-only snapshot, or writes that do not depend on what was read).
+            Nested blocks are savepoints of the outermost one, whose kind counts.
 
     Raises:
-        DatabaseError: the database is not open, or the commit failed (then nothing was kept).
+        DatabaseError: the database is not open, it stayed locked by another process for longer
+            than :data:`BUSY_TIMEOUT_S`, or the commit failed (then nothing was kept);
+            :class:`DiskFullError` when the disk is full.
     """
     with _lock:
         state = _require()
         try:
-            with state.db.atomic():
+            with state.db.atomic("IMMEDIATE" if immediate else None):
                 yield
         except _SQL_ERRORS as exc:
             raise _wrap("finish the changes", exc) from exc
@@ -615,9 +736,9 @@ def get_models(status: str | None = None, type: str | None = None) -> list[dict[
     (a dict, or a list of strings; ``{}`` when nothing was).
     """
     if status is not None and status not in MODEL_STATUSES:
-        raise DatabaseError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {status!r}")
+        raise DatabaseError(f"status must be one of {', '.join(MODEL_STATUSES)}, got {short_repr(status)}")
     if type is not None and not isinstance(type, str):
-        raise DatabaseError(f"type must be text, got {type!r}")
+        raise DatabaseError(f"type must be text, got {short_repr(type)}")
     with _lock:
         _require()
         query = ModelConfig.select()
@@ -650,7 +771,7 @@ def get_model(model_id: int) -> dict[str, Any] | None:
 def get_model_by_name(name: str) -> dict[str, Any] | None:
     """The model with this name (surrounding spaces ignored), or None."""
     if not isinstance(name, str):
-        raise DatabaseError(f"a model name is text, got {name!r}")
+        raise DatabaseError(f"a model name is text, got {short_repr(name)}")
     with _lock:
         _require()
         try:
@@ -672,7 +793,7 @@ def update_model(model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(changes, Mapping) and "id" in changes:
         if changes["id"] != model_id:
             raise DatabaseError(
-                f"a model's id cannot be changed (got id {changes['id']!r} for model {model_id})"
+                f"a model's id cannot be changed (got id {short_repr(changes['id'])} for model {model_id})"
             )
         changes = {k: v for k, v in changes.items() if k != "id"}
     row = _model_row(changes, partial=True)
@@ -712,6 +833,7 @@ def delete_all_models() -> int:
             return int(ModelConfig.delete().execute())
         except _SQL_ERRORS as exc:
             raise _wrap("delete the models", exc) from exc
+
 
 def save_models(models: Sequence[Mapping[str, Any]]) -> list[int]:
     """Add many model configurations at once, all or none (one transaction); returns their ids.
@@ -762,7 +884,6 @@ def save_models(models: Sequence[Mapping[str, Any]]) -> list[int]:
     return ids
 
 
-
 # ------------------------------------------------------------------------------------------------
 # metadata
 def _set_metadata_row(conn: sqlite3.Connection, key: str, value: str, now: int) -> None:
@@ -774,7 +895,7 @@ def _set_metadata_row(conn: sqlite3.Connection, key: str, value: str, now: int) 
 
 def _check_key(key: Any) -> str:
     if not isinstance(key, str) or not key.strip():
-        raise DatabaseError(f"a metadata key is non-empty text, got {key!r}")
+        raise DatabaseError(f"a metadata key is non-empty text, got {short_repr(key)}")
     return key
 
 
@@ -789,7 +910,12 @@ def set_metadata(key: str, value: str | float) -> None:
     if key in RESERVED_METADATA_KEYS:
         raise DatabaseError(f"{key} is maintained by llamadash and cannot be set")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise DatabaseError(f"a metadata value is text or a number, got {value!r}")
+        raise DatabaseError(f"a metadata value is text or a number, got {short_repr(value)}")
+    if len(str(value)) > MAX_METADATA_LENGTH:
+        raise DatabaseError(
+            f"the metadata value of {short_repr(key)} is {len(str(value)):,} characters long; "
+            f"at most {MAX_METADATA_LENGTH:,} are kept"
+        )
     with _lock:
         state = _require()
         try:

@@ -24,3 +24,11 @@ ImportFileError = DatabaseFileError
 
 class SchemaVersionError(DatabaseFileError):
     """The database was written by a newer llamadash whose schema this one does not know."""
+
+
+class DiskFullError(DatabaseError):
+    """A write failed because the disk holding the database is full; the message says how much is free.
+
+    Nothing of the failed call was kept, and the database is as it was before it. Calls work again
+    once there is room: nothing needs to be reopened.
+    """

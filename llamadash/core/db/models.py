@@ -55,7 +55,13 @@ class BaseModel(peewee.Model):
 
 
 class ParamField(peewee.Field):
-    """A ``models`` column for one llama-server parameter (nullable, the seed's SQL type)."""
+    """A ``models`` column for one llama-server parameter (nullable, the seed's SQL type).
+
+    What is read back is checked as user input is (:meth:`Param.from_db`): a value another
+    program stored that does not fit (``port = 'abc'``) reads as an
+    :class:`~llamadash.core.params.schema.InvalidStoredValue`, which shows as the stored text and
+    which validation refuses with the column named; reading the row never fails on it.
+    """
 
     def __init__(self, param: Param, **kwargs: Any):
         self.param = param

@@ -18,6 +18,7 @@ import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from llamadash.core.messages import short_repr
 from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, Capabilities, normalize_flag
 from llamadash.core.params.schema import META_COLUMNS, SECRET_ENV, Param, ParamValueError, load_schema
 
@@ -163,7 +164,7 @@ def argv_value_problem(param: Param, value: Any) -> str | None:
             if not low <= item <= high:
                 return f"{item} does not fit llama-server's 32-bit integer"
         if isinstance(item, float) and not (item == 0 or _FLOAT32_MIN_NORMAL <= abs(item) <= _FLOAT32_MAX):
-            return f"{item!r} does not fit llama-server's 32-bit float"
+            return f"{short_repr(item)} does not fit llama-server's 32-bit float"
     return None
 
 
@@ -285,13 +286,13 @@ def _custom_pairs(custom: Any, problems: list[tuple[str, str]]) -> list[tuple[st
         try:
             custom = json.loads(text) if text[0] in "{[" else shlex.split(text)
         except ValueError as exc:
-            problems.append(("custom_params", f"cannot read {text!r}: {exc}"))
+            problems.append(("custom_params", f"cannot read {short_repr(text)}: {exc}"))
             return []
     if isinstance(custom, Mapping):
         pairs: list[tuple[str, Any]] = []
         for flag, value in custom.items():
             if not isinstance(flag, str):
-                problems.append(("custom_params", f"{flag!r} is not a flag"))
+                problems.append(("custom_params", f"{short_repr(flag)} is not a flag"))
                 continue
             converted = _custom_value(flag, value, problems)
             if converted is not None:
@@ -300,7 +301,10 @@ def _custom_pairs(custom: Any, problems: list[tuple[str, str]]) -> list[tuple[st
     if isinstance(custom, Sequence) and all(isinstance(t, str) for t in custom):
         return _pairs_from_tokens(list(custom), problems)
     problems.append(
-        ("custom_params", f"expected a mapping of flags to values or a list of arguments, got {custom!r}")
+        (
+            "custom_params",
+            f"expected a mapping of flags to values or a list of arguments, got {short_repr(custom)}",
+        )
     )
     return []
 
@@ -323,7 +327,7 @@ def _custom_value(flag: str, value: Any, problems: list[tuple[str, str]]) -> Any
         if not texts:
             return None
         return texts[0] if len(texts) == 1 else texts
-    problems.append(("custom_params", f"{flag}: unsupported value {value!r}"))
+    problems.append(("custom_params", f"{flag}: unsupported value {short_repr(value)}"))
     return None
 
 
@@ -334,7 +338,7 @@ def _pairs_from_tokens(tokens: list[str], problems: list[tuple[str, str]]) -> li
         token = tokens[i]
         i += 1
         if not looks_like_flag(token):
-            problems.append(("custom_params", f"{token!r} follows no flag"))
+            problems.append(("custom_params", f"{short_repr(token)} follows no flag"))
             continue
         flag, eq, inline = token.partition("=")
         if eq:
@@ -391,7 +395,9 @@ def _custom_args(
     args: list[str] = []
     for raw_flag, value in _custom_pairs(custom, problems):
         if not _FLAG_SYNTAX.fullmatch(raw_flag):
-            problems.append(("custom_params", f"{raw_flag!r} does not look like a flag (-x or --name)"))
+            problems.append(
+                ("custom_params", f"{short_repr(raw_flag)} does not look like a flag (-x or --name)")
+            )
             continue
         flag = normalize_flag(raw_flag)
         column = _covering_column(flag, capabilities)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from llamadash.core.messages import short_repr
 
 KINDS = (
     "int",
@@ -76,6 +79,39 @@ _TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
 _FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
 
 
+class InvalidStoredValue(str):  # noqa: SLOT000 - it carries two attributes
+    """A value read back from the database that does not fit its parameter.
+
+    Only another program (``sqlite3``, an old or foreign writer) can store one: llamadash checks
+    what it writes. It *is* the stored value's text, so it prints, shows and exports as what is
+    stored and never breaks code that displays values; :meth:`Param.coerce` refuses it, so that
+    validation names the column and nothing is launched with it.
+
+    Attributes:
+        raw: what SQLite returned.
+        problem: why it is not a valid value (the message :meth:`Param.coerce` gave).
+    """
+
+    raw: Any
+    problem: str
+
+    def __new__(cls, raw: Any, problem: str = "") -> InvalidStoredValue:
+        value = super().__new__(cls, raw if isinstance(raw, str) else str(raw))
+        value.raw = raw
+        value.problem = problem
+        return value
+
+    def __repr__(self) -> str:
+        return repr(self.raw)
+
+
+def invalid_stored_values(model: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(column, problem)`` for every value of ``model`` (a row read back) that is not valid."""
+    return [
+        (column, value.problem) for column, value in model.items() if isinstance(value, InvalidStoredValue)
+    ]
+
+
 class ParamValueError(ValueError):
     """A value that does not fit its parameter; ``column`` names the parameter."""
 
@@ -114,6 +150,8 @@ class Param:
     env_negative: str | None = None
     secret: bool = False
     note: str | None = None
+    #: The longest text value (characters; per kind from the schema's ``[limits]``, or per row).
+    max_length: int | None = None
 
     @property
     def long_flag(self) -> str | None:
@@ -155,22 +193,24 @@ class Param:
         """
         if value is None:
             return None
+        if isinstance(value, InvalidStoredValue):
+            raise self._error(f"the value stored in the database is not valid: {value.problem}")
         kind = self.kind
         if kind == "int":
             return self._check_range(self._as_int(value))
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self._error(f"expected a number, got {value!r}")
+                raise self._error(f"expected a number, got {short_repr(value)}")
             number = float(value)
             if not math.isfinite(number):
-                raise self._error(f"expected a finite number, got {value!r}")
+                raise self._error(f"expected a finite number, got {short_repr(value)}")
             return self._check_range(number)
         if kind in ("switch", "bool_pair"):
             if isinstance(value, bool):
                 return value
             if isinstance(value, int) and value in (0, 1):
                 return bool(value)
-            raise self._error(f"expected true/false (or 1/0), got {value!r}")
+            raise self._error(f"expected true/false (or 1/0), got {short_repr(value)}")
         if kind == "int_or_keyword":
             if isinstance(value, str) and value in self.keywords:
                 return value
@@ -178,17 +218,18 @@ class Param:
                 if value == -1 and "auto" in self.keywords:
                     return "auto"  # the seed writes -1 for auto
                 return self._check_range(value)
-            raise self._error(f"expected a whole number or one of {', '.join(self.keywords)}, got {value!r}")
+            words = ", ".join(self.keywords)
+            raise self._error(f"expected a whole number or one of {words}, got {short_repr(value)}")
         if kind == "enum":
             if not isinstance(value, str) or value not in self.choices:
-                raise self._error(f"expected one of {', '.join(self.choices)}, got {value!r}")
+                raise self._error(f"expected one of {', '.join(self.choices)}, got {short_repr(value)}")
             return value
         if kind in ("string", "file", "dir"):
             if not isinstance(value, str):
-                raise self._error(f"expected text, got {value!r}")
+                raise self._error(f"expected text, got {short_repr(value)}")
             if kind != "string" and not value.strip():
                 raise self._error("expected a path, got an empty string")
-            return value
+            return self._check_length(value)
         if kind == "list":
             sep = self.separator or ","
             numeric = self.item_parts in (("float",), ("int",))
@@ -199,10 +240,11 @@ class Param:
             ):
                 items = [v.strip() if isinstance(v, str) else _number_text(v) for v in value]
             else:
-                raise self._error(f"expected {self.describe_type()}, got {value!r}")
+                raise self._error(f"expected {self.describe_type()}, got {short_repr(value)}")
             items = [v for v in items if v]
+            self._check_length(sep.join(items))
             if any(sep in v for v in items):
-                raise self._error(f"an item may not contain the separator {sep!r}")
+                raise self._error(f"an item may not contain the separator {short_repr(sep)}")
             for text in items:
                 self._check_item(text)
             return items or None
@@ -213,13 +255,14 @@ class Param:
                 try:
                     parts = [int(p) for p in parts]
                 except ValueError:
-                    raise self._error(f"expected two whole numbers START END, got {value!r}") from None
+                    message = f"expected two whole numbers START END, got {short_repr(value)}"
+                    raise self._error(message) from None
             elif isinstance(value, (list, tuple)):
                 parts = list(value)
             else:
-                raise self._error(f"expected two whole numbers START END, got {value!r}")
+                raise self._error(f"expected two whole numbers START END, got {short_repr(value)}")
             if len(parts) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in parts):
-                raise self._error(f"expected two whole numbers START END, got {value!r}")
+                raise self._error(f"expected two whole numbers START END, got {short_repr(value)}")
             if parts[0] > parts[1]:
                 raise self._error(f"START must not be greater than END, got {parts[0]} {parts[1]}")
             return [self._check_range(parts[0]), self._check_range(parts[1])]
@@ -245,19 +288,21 @@ class Param:
                     return True
                 if word in _FALSE_WORDS:
                     return False
-                raise self._error(f"expected true/false, on/off or 1/0, got {text!r}")
+                raise self._error(f"expected true/false, on/off or 1/0, got {short_repr(text)}")
             if kind == "int_or_keyword":
                 return self.coerce(text if text in self.keywords else int(text))
         except ValueError as exc:
             if isinstance(exc, ParamValueError):
                 raise
-            raise self._error(f"expected {self.describe_type()}, got {text!r}") from None
+            raise self._error(f"expected {self.describe_type()}, got {short_repr(text)}") from None
         return self.coerce(text)
 
     def to_text(self, value: Any) -> str:
-        """The inverse of :meth:`from_text` for a canonical value."""
+        """The inverse of :meth:`from_text` for a canonical value (a stored, invalid one: its text)."""
         if value is None:
             return ""
+        if isinstance(value, InvalidStoredValue):
+            return str(value)
         if self.kind in ("switch", "bool_pair"):
             return "true" if value else "false"
         if self.kind == "list":
@@ -272,6 +317,8 @@ class Param:
         """Canonical value -> what goes into the SQLite column."""
         if value is None:
             return None
+        if isinstance(value, InvalidStoredValue):
+            return value.raw  # unchanged: what is stored stays as it is
         if self.kind in ("switch", "bool_pair"):
             return 1 if value else 0
         if self.kind == "list":
@@ -283,14 +330,28 @@ class Param:
         return value
 
     def from_db(self, raw: Any) -> Any:
-        """What SQLite returns -> canonical value (lenient with rows written by other programs)."""
-        if raw is None:
-            return None
+        """What SQLite returns -> canonical value, checked as :meth:`coerce` checks user input.
+
+        A row from the live database is input too (another program may have written it): a value
+        that does not fit comes back as an :class:`InvalidStoredValue` (the stored text, with the
+        problem), never as an exception, so that reading a model never fails on one column.
+        """
+        if raw is None or isinstance(raw, InvalidStoredValue):
+            return raw
+        value = self._decode_db(raw)
+        try:
+            return self.coerce(value)
+        except ParamValueError as exc:
+            return InvalidStoredValue(raw, exc.message)
+
+    def _decode_db(self, raw: Any) -> Any:
+        """The stored form (``"3,1"``, ``1``, ``"-1"``) -> the Python form :meth:`coerce` takes."""
         try:
             if self.kind in ("switch", "bool_pair"):
                 if isinstance(raw, str):
-                    return raw.strip().lower() in _TRUE_WORDS
-                return bool(raw)
+                    word = raw.strip().lower()
+                    return True if word in _TRUE_WORDS else False if word in _FALSE_WORDS else raw
+                return raw
             if self.kind == "int":
                 return int(raw) if not isinstance(raw, float) or raw.is_integer() else raw
             if self.kind == "float":
@@ -301,9 +362,9 @@ class Param:
                 number = int(raw)
                 return "auto" if number == -1 and "auto" in self.keywords else number
             if self.kind in ("list", "int_pair"):
-                return self.coerce(str(raw))
+                return str(raw)
         except (TypeError, ValueError):
-            return raw  # keep what is there; validation reports it
+            return raw  # coerce says what is wrong with it
         return raw if not isinstance(raw, (int, float)) or self.kind not in ("string", "enum", "file", "dir") else str(raw)
 
     def differs_from_default(self, value: Any) -> bool:
@@ -360,7 +421,7 @@ class Param:
             return f"{_ITEM_WORDS[parts[0]][1]}{self._range_text() if numeric else ''} separated by {sep}"
         form = ITEM_PART_SEPARATOR.join(_ITEM_WORDS[p][2] for p in parts)
         words = " and ".join(_ITEM_WORDS[p][0] for p in parts)
-        return f"{form} items ({words} joined by {ITEM_PART_SEPARATOR!r}) separated by {sep}"
+        return f"{form} items ({words} joined by {short_repr(ITEM_PART_SEPARATOR)}) separated by {sep}"
 
     def _check_item(self, text: str) -> None:
         """Refuse a list item that is not what ``item`` says (llama-server would stop on it)."""
@@ -371,10 +432,10 @@ class Param:
         expected = f"expected {self._describe_list()}"
         if len(pieces) != len(parts):
             form = ITEM_PART_SEPARATOR.join(_ITEM_WORDS[p][2] for p in parts)
-            raise self._error(f"{text!r} is not {form}; {expected}")
+            raise self._error(f"{short_repr(text)} is not {form}; {expected}")
         for part, piece in zip(parts, pieces, strict=True):
             word = _ITEM_WORDS[part][0]
-            where = f"{piece!r}" if len(parts) == 1 else f"{piece!r} in {text!r}"
+            where = short_repr(piece) if len(parts) == 1 else f"{short_repr(piece)} in {short_repr(text)}"
             if part in ("float", "int"):
                 number_text = piece.strip()
                 pattern = _FLOAT_TEXT if part == "float" else _INT_TEXT
@@ -386,15 +447,25 @@ class Param:
                 if self.max is not None and number > self.max:
                     raise self._error(f"{where} is above the maximum {_num(self.max)}; {expected}")
             elif not piece.strip():
-                raise self._error(f"{text!r} lacks {word}; {expected}")
+                raise self._error(f"{short_repr(text)} lacks {word}; {expected}")
 
     # ----------------------------------------------------------------------------------------
     def _as_int(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
-            raise self._error(f"expected a whole number, got {value!r}")
+            raise self._error(f"expected a whole number, got {short_repr(value)}")
         return value
+
+    def _check_length(self, text: str) -> str:
+        # never quoted: a key or token must not end up in a message, and a long one fills the screen
+        if self.max_length is not None and len(text) > self.max_length:
+            what = "paths" if self.kind in ("file", "dir") else "values"
+            raise self._error(
+                f"the value is {len(text):,} characters long; {self.column} {what} may have at most "
+                f"{self.max_length:,}"
+            )
+        return text
 
     def _check_range(self, value: Any) -> Any:
         if self.min is not None and value < self.min:
@@ -463,8 +534,14 @@ def _param_from_row(row: dict[str, Any]) -> Param:
 
 
 def load_schema_text(text: str) -> Schema:
-    """Build a :class:`Schema` from descriptor text (TOML with ``[[param]]`` rows)."""
-    rows = tomllib.loads(text).get("param", [])
+    """Build a :class:`Schema` from descriptor text (TOML with ``[[param]]`` rows).
+
+    A ``[limits]`` table gives the longest text of each kind (``file = 4096``); a row's own
+    ``max_length`` wins.
+    """
+    data = tomllib.loads(text)
+    limits = data.get("limits", {})
+    rows = [{"max_length": limits.get(row.get("kind")), **row} for row in data.get("param", [])]
     params = tuple(_param_from_row(row) for row in rows)
     by_flag: dict[str, Param] = {}
     for param in params:
