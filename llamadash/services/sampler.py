@@ -58,8 +58,10 @@ def check_interval(seconds: float) -> float:
 class _SampleWorker(QObject):
     """Lives on the sampler's thread; gathers and saves one sample per request."""
 
-    done = Signal(object, float, str)
-    """(sample or None, seconds spent, error text or ""): sent back to the sampler's thread."""
+    done = Signal(object, float, str, object)
+    """(sample or None, seconds spent, error text or "", save outcome): sent back to the sampler's
+    thread. The save outcome is None when nothing was saved (no sample, or no save function), ""
+    when the sample was saved, else why it was not."""
 
     def __init__(self, collector: MetricsCollector, save: SaveFunction | None) -> None:
         super().__init__()
@@ -71,6 +73,7 @@ class _SampleWorker(QObject):
         started = time.perf_counter()
         sample: Sample | None = None
         error = ""
+        saved: str | None = None
         try:
             sample = self._collector.gather(instances)
         except Exception as exc:  # noqa: BLE001 - a broken source must not kill the thread; the next tick retries
@@ -79,9 +82,11 @@ class _SampleWorker(QObject):
         if sample is not None and self._save is not None:
             try:
                 self._save(sample.as_row())
+                saved = ""
             except Exception as exc:  # noqa: BLE001 - e.g. disk full or database locked: live readings go on
                 error = f"saving a sample failed: {exc}"
-        self.done.emit(sample, time.perf_counter() - started, error)
+                saved = str(exc) or type(exc).__name__
+        self.done.emit(sample, time.perf_counter() - started, error, saved)
 
 
 class MetricsSampler(QObject):
@@ -105,6 +110,11 @@ class MetricsSampler(QObject):
 
     failed = Signal(str)
     """Gathering or saving a sample failed; the text says which and why. Sampling goes on."""
+
+    saving_changed = Signal(bool, str)
+    """The history started or stopped being saved: ``(False, reason)`` after a save failed (a full
+    disk, a database locked too long: the reason says which), ``(True, "")`` once a save works
+    again. Sent on changes only; sampling and the live readings go on either way."""
 
     tick_skipped = Signal(int)
     """A tick came while the previous sample was still running; carries the total skipped so far."""
@@ -136,6 +146,7 @@ class MetricsSampler(QObject):
         self._last_sample: Sample | None = None
         self._last_duration_s: float | None = None
         self._save_failing = False
+        self._save_problem: str | None = None
         self._orphans: list[QThread] = []
         app = QCoreApplication.instance()
         if app is not None:
@@ -183,6 +194,11 @@ class MetricsSampler(QObject):
     def last_sample(self) -> Sample | None:
         """The latest sample, or ``None`` before the first one."""
         return self._last_sample
+
+    @property
+    def save_problem(self) -> str | None:
+        """Why the history is not being saved (the latest save failed), or None while it is."""
+        return self._save_problem
 
     @property
     def last_duration_s(self) -> float | None:
@@ -254,8 +270,8 @@ class MetricsSampler(QObject):
         self._busy = True
         self._request.emit(InstanceFigures.from_provider(self._stats))
 
-    @Slot(object, float, str)
-    def _on_done(self, sample: Sample | None, seconds: float, error: str) -> None:
+    @Slot(object, float, str, object)
+    def _on_done(self, sample: Sample | None, seconds: float, error: str, saved: str | None) -> None:
         self._busy = False
         self._last_duration_s = seconds
         if sample is not None:
@@ -268,3 +284,6 @@ class MetricsSampler(QObject):
             self.failed.emit(error)
         else:
             self._save_failing = False
+        if saved is not None and (saved or None) != self._save_problem:
+            self._save_problem = saved or None
+            self.saving_changed.emit(not saved, saved)

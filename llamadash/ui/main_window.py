@@ -59,7 +59,7 @@ from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
 from llamadash.ui.logs_dock import LogsDock
 from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
-from llamadash.ui.theme import Theme, apply_theme
+from llamadash.ui.theme import Theme, apply_theme, error_style_sheet
 
 __all__ = ["GEOMETRY_KEY", "LAYOUT_VERSION", "STATE_KEY", "MainWindow"]
 
@@ -209,6 +209,10 @@ class MainWindow(QMainWindow):
             sampler.sampled.connect(self._on_sample)
             sampler.sampled.connect(self.tray_controller.on_sample)
             sampler.failed.connect(lambda text: self.statusBar().showMessage(text, 5000))
+            saving_changed = getattr(sampler, "saving_changed", None)
+            if saving_changed is not None:
+                saving_changed.connect(self.show_saving)
+                self.show_saving(getattr(sampler, "save_problem", None) is None, sampler.save_problem or "")
         self.set_manager(manager)
         self.firstPainted.connect(self.board.start_drawing)
 
@@ -529,6 +533,12 @@ class MainWindow(QMainWindow):
         self.db_label.setObjectName("dbPath")
         self.db_label.setToolTip(str(self.db_path))
         self.db_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Shown while saves fail (a full disk): the charts go on, but nothing is kept for next time.
+        self.saving_label = QLabel("")
+        self.saving_label.setObjectName("historyNotSaved")
+        self.saving_label.setStyleSheet(error_style_sheet())
+        self.saving_label.setVisible(False)
+        bar.addPermanentWidget(self.saving_label)
         for index, label in enumerate((self.glance_label, self.binary_label, self.db_label)):
             if index:
                 separator = QFrame()
@@ -537,6 +547,25 @@ class MainWindow(QMainWindow):
                 bar.addPermanentWidget(separator)
             label.setContentsMargins(6, 0, 6, 0)
             bar.addPermanentWidget(label)
+
+    def show_saving(self, saving: bool, reason: str = "") -> None:
+        """Say in the status bar that the metrics history is not being saved (and why), or no more."""
+        if saving:
+            self.saving_label.clear()
+            self.saving_label.setToolTip("")
+        else:
+            first = reason.splitlines()[0] if reason else "saving failed"
+            self.saving_label.setText(f"History is not being saved: {first}")
+            self.saving_label.setToolTip(
+                f"The latest metrics sample could not be saved:\n{reason}\n\nThe charts go on; "
+                "saving starts again by itself once it works."
+            )
+        self.saving_label.setVisible(not saving)
+
+    @property
+    def saving_message(self) -> str:
+        """The status bar's "history is not being saved" text, or "" while it is saved."""
+        return self.saving_label.text() if not self.saving_label.isHidden() else ""
 
     @staticmethod
     def _short_path(path: Path) -> str:

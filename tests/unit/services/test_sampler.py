@@ -281,3 +281,40 @@ def test_it_runs_headless_under_a_core_application(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["3", "3", "False", "False"]
     assert result.stderr == ""
+
+
+def test_saving_changed_says_when_history_stops_and_starts_being_saved(qtbot, samplers, tmp_path: Path):
+    database.close_database()  # a real failing save: nothing to save into yet
+    sampler = make(samplers, SlowCollector(delay_s=0), interval_s=0.25)
+    changes: list[tuple[bool, str]] = []
+    sampler.saving_changed.connect(lambda saving, reason: changes.append((saving, reason)))
+    received: list[Sample] = []
+    sampler.sampled.connect(received.append)
+    sampler.start()
+    qtbot.waitUntil(lambda: len(received) >= 3, timeout=3000)
+    assert changes == [(False, "the database is not open: call init_database() first")]
+    assert sampler.save_problem == changes[0][1]
+
+    database.init_database(tmp_path / "later.db")
+    try:
+        qtbot.waitUntil(lambda: len(changes) == 2, timeout=3000)
+        assert changes[1] == (True, "")
+        assert sampler.save_problem is None
+        count = len(received)
+        qtbot.waitUntil(lambda: len(received) >= count + 2, timeout=3000)
+        assert len(changes) == 2  # sent on changes only
+        assert database.count_rows()["metrics_history"] >= 2
+    finally:
+        sampler.stop()
+        database.close_database()
+
+
+def test_a_failing_source_does_not_count_as_history_not_saved(qtbot, samplers, caplog):
+    sampler = make(samplers, FailingCollector(), interval_s=0.25)
+    changes: list[tuple[bool, str]] = []
+    errors: list[str] = []
+    sampler.saving_changed.connect(lambda saving, reason: changes.append((saving, reason)))
+    sampler.failed.connect(errors.append)
+    sampler.start()
+    qtbot.waitUntil(lambda: len(errors) >= 2, timeout=2000)
+    assert changes == [] and sampler.save_problem is None
