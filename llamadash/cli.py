@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from llamadash import __version__
 from llamadash.core import database as db
 from llamadash.core import library, model_export, paths
 from llamadash.core.gguf_info import model_type
+from llamadash.core.messages import disk_full_text, is_no_space
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
@@ -39,6 +41,7 @@ from llamadash.core.params import (
     probe_binary,
     validate_config,
 )
+from llamadash.core.params.schema import invalid_stored_values
 
 EXPORT_FORMATS = ("json", "sh", "ini")
 META_KEYS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
@@ -191,6 +194,27 @@ def _get_model(name: str) -> dict[str, Any]:
     return model
 
 
+def _warn_stored(models: Sequence[dict[str, Any]], err: TextIO) -> None:
+    """One warning per value in the database that is not valid (another program wrote it)."""
+    for model in models:
+        for column, problem in invalid_stored_values(model):
+            print(f"llamadash: warning: {_stored_problem(model, column, problem)}", file=err)
+
+
+def _stored_problem(model: dict[str, Any], column: str, problem: str) -> str:
+    name = str(model.get("name"))
+    return (
+        f"model {name!r}: {column}: the value stored in the database is not valid: {problem}; "
+        f"fix it with 'llamadash models set {shlex.quote(name)} {column}=VALUE' ({column}= resets it)"
+    )
+
+
+def _port_text(model: dict[str, Any]) -> str:
+    """The port llama-server will use (8080 when none is stored), or the stored value that is not one."""
+    port = library.configured_port(model)
+    return str(port) if port is not None else f"{model.get('port')} (invalid)"
+
+
 def _params_of(model: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in model.items() if k not in META_KEYS}
 
@@ -265,13 +289,18 @@ def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _report_issues(config: dict[str, Any], changed: set[str], err: TextIO, data_dir: Path) -> None:
+def _configured_caps(data_dir: Path) -> Any:
+    """The configured build's capabilities, or None (it may run the binary: never inside a transaction)."""
+    caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
+    return caps
+
+
+def _report_issues(config: dict[str, Any], changed: set[str], err: TextIO, caps: Any) -> None:
     """Print validation warnings; refuse errors about what this command changes.
 
-    Checked against the configured llama-server build when there is one (a custom flag it does
-    not know is refused now rather than at the next start).
+    Checked against the configured llama-server build when there is one (``caps``: a custom flag
+    it does not know is refused now rather than at the next start).
     """
-    caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
     issues = validate_config(config, caps)
     blocking = [i for i in issues if i.severity == "error" and (i.column in changed or not changed)]
     for issue in issues:
@@ -359,6 +388,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
     if action == "list":
         models = db.get_models(status=args.status, type=args.type)
         if args.json:
+            _warn_stored(models, err)
             json.dump([_mask(m) for m in models], out, indent=2)
             print(file=out)
             return 0
@@ -368,22 +398,27 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             else:
                 print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
             return 0
+        _warn_stored(models, err)
         rows = [("NAME", "TYPE", "STATUS", "PORT", "MODEL")]
         for m in models:
             source = m.get("model_path") or m.get("hf_repo") or m.get("model_url") or m.get("docker_repo") or ""
-            rows.append((m["name"], m["type"], m["status"], str(m.get("port") or 8080), source))
+            rows.append((m["name"], m["type"], m["status"], _port_text(m), str(source)))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
             print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4], file=out)
         return 0
     if action == "show":
         model = _get_model(args.name)
+        _warn_stored([model], err)
         shown = model if args.show_secrets else _mask(model)
+        reason = _error_reason(model)
         if args.json:
-            json.dump(shown, out, indent=2)
+            json.dump({**shown, "error_reason": reason}, out, indent=2)
             print(file=out)
             return 0
         print(f"{shown['name']}  ({shown['type']}, {shown['status']})", file=out)
+        if reason:
+            print("error: " + reason.replace("\n", "\n  "), file=out)
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
@@ -418,41 +453,49 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         custom = {flag: value for flag, value in custom.items() if value is not None}
         if custom:
             config["custom_params"] = {**(config.get("custom_params") or {}), **custom}
-        _report_issues(config, set(), err, data_dir)
+        _report_issues(config, set(), err, _configured_caps(data_dir))
         model_type_ = args.type or values.get("type")
         if not model_type_ and config.get("model_path"):
             model_type_ = model_type(config["model_path"])
-        if not config.get("port"):  # several models can then run at once, each on its own port
-            config["port"] = library.next_free_port(db.get_models())
         record = {**config, "name": args.name, "type": model_type_ or "unknown", "status": "stopped"}
-        model_id = db.save_model(record)
+        # without a port, the lowest free one: several models can then run at once, each on its own;
+        # chosen and saved in one write transaction, so that a `models add` at the same moment cannot
+        # take the same one
+        model_id = library.add_model(db, record)
         print(f"added {args.name.strip()} (id {model_id}, type {record['type']})", file=out)
         return 0
     if action == "set":
-        model = _get_model(args.name)
         values, custom = _parse_assignments(args.assignments)
-        changes: dict[str, Any] = dict(values)
-        if custom:
-            merged = dict(model.get("custom_params") or {}) if isinstance(model.get("custom_params"), dict) else {}
-            for flag, value in custom.items():
-                if value is None:  # --flag= : take it out
-                    if flag not in merged:
-                        raise CliError(f"{args.name} has no custom flag {flag} (it has: {', '.join(merged) or 'none'})")
-                    del merged[flag]
-                else:
-                    merged[flag] = value
-            changes["custom_params"] = merged or None
-        if "name" in changes and changes["name"] != model["name"]:
-            if db.get_model_by_name(changes["name"]):
-                raise CliError(f"a model named {changes['name']!r} already exists")
-            _refuse_while_running(model["name"], "renamed")
-        config = {**_params_of(model), **{k: v for k, v in changes.items() if k not in ("name", "type")}}
-        _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err, data_dir)
-        db.update_model(model["id"], changes)
+        caps = _configured_caps(data_dir)  # before the transaction: it may run llama-server --help
+        # Read, change and write back in one write transaction: a `models set` of another process
+        # at the same moment waits for this one and then changes what this one wrote (no lost flag).
+        with db.transaction():
+            model = _get_model(args.name)
+            changes: dict[str, Any] = dict(values)
+            if custom:
+                stored = model.get("custom_params")
+                merged = dict(stored) if isinstance(stored, dict) else {}
+                for flag, value in custom.items():
+                    if value is None:  # --flag= : take it out
+                        if flag not in merged:
+                            has = ", ".join(merged) or "none"
+                            raise CliError(f"{args.name} has no custom flag {flag} (it has: {has})")
+                        del merged[flag]
+                    else:
+                        merged[flag] = value
+                changes["custom_params"] = merged or None
+            if "name" in changes and changes["name"] != model["name"]:
+                if db.get_model_by_name(changes["name"]):
+                    raise CliError(f"a model named {changes['name']!r} already exists")
+                _refuse_while_running(model["name"], "renamed")
+            config = {**_params_of(model), **{k: v for k, v in changes.items() if k not in ("name", "type")}}
+            _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err, caps)
+            db.update_model(model["id"], changes)
         print(f"updated {changes.get('name', model['name'])}: " + ", ".join(sorted(changes)), file=out)
         return 0
     if action == "command":
         model = _get_model(args.name)
+        _warn_stored([model], err)
         located = _locate_binary()
         caps = _capabilities(located.path, located.label, data_dir)
         argv, env = build_command(_params_of(model) | {"custom_params": model.get("custom_params")}, caps)
@@ -464,8 +507,9 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         # a presets INI may hold flags llamadash has no parameter for: the user's build says which are real
         caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
         incoming = model_export.parse_models_file(Path(args.file).expanduser(), caps)
-        plan = model_export.plan_import(incoming, db.get_models(), args.on_conflict.replace("-", "_"))
-        counts = model_export.apply_import(db, plan)
+        with db.transaction():  # planned and carried out on the same, locked, library
+            plan = model_export.plan_import(incoming, db.get_models(), args.on_conflict.replace("-", "_"))
+            counts = model_export.apply_import(db, plan)
         print(f"imported {args.file}: {counts['add']} added, {counts['overwrite']} overwritten, "
               f"{counts['skip']} skipped", file=out)
         for item in plan:
@@ -495,7 +539,12 @@ def _export_models(args: argparse.Namespace, out: TextIO) -> int:
         text = model_export.export_shell(models, include_secrets=args.include_secrets)
     else:
         text = model_export.export_presets(models)
-    target.write_text(text, encoding="utf-8")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:  # no half-written export left; name the file (a full disk says where)
+        with contextlib.suppress(OSError):
+            target.unlink()
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     if fmt == "sh":
         target.chmod(0o700 if args.include_secrets else 0o755)
     elif args.include_secrets:
@@ -568,7 +617,11 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     from llamadash.services.manager import InstanceManager, quit_on_signals
     from llamadash.services.sampler import MetricsSampler
 
-    _get_model(args.name)
+    problems = invalid_stored_values(_get_model(args.name))
+    if problems:  # llama-server would get (or silently lose) a value nobody chose: say which
+        model = _get_model(args.name)
+        details = "; ".join(_stored_problem(model, column, problem) for column, problem in problems)
+        raise CliError(f"{args.name} is not started: {details}")
     if args.ready_timeout is not None and not 0 < args.ready_timeout <= MAX_READY_TIMEOUT_S:
         raise CliError(
             f"--ready-timeout must be a number of seconds above 0 and at most {MAX_READY_TIMEOUT_S:g} (a week)"
@@ -653,7 +706,9 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     live = {r.model: r for r in found.foreign}
     orphans = {r.model: r for r in found.orphans}
     models = []
-    for m in db.get_models():
+    library_models = db.get_models()
+    _warn_stored(library_models, err)
+    for m in library_models:
         record = live.get(m["name"]) or orphans.get(m["name"])
         state = m["status"]
         if record is None and state in ("running", "loading"):
@@ -663,7 +718,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "name": m["name"],
                 "state": state,
                 "pid": record.pid if record else None,
-                "port": record.port if record else int(m.get("port") or 8080),
+                "port": record.port if record else library.configured_port(m),  # None: not a valid port
                 "url": record.url if record else None,
                 "orphan": m["name"] in orphans and record is orphans[m["name"]],
                 "managed_by": record.owner_pid if record and m["name"] in live else None,
@@ -683,7 +738,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         rows = [("NAME", "STATE", "PID", "PORT", "")]
         for m in models:
             note = "orphan" if m["orphan"] else (f"run by llamadash pid {m['managed_by']}" if m["managed_by"] else "")
-            rows.append((m["name"], m["state"], str(m["pid"] or "-"), str(m["port"]), note))
+            port = str(m["port"]) if m["port"] is not None else "invalid"
+            rows.append((m["name"], m["state"], str(m["pid"] or "-"), port, note))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
             print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + ("  " + r[4] if r[4] else ""), file=out)
@@ -712,6 +768,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     LlamaServerNotFound,
     OSError,
 )
+
+
+def _error_text(exc: BaseException) -> str:
+    """The one line for a user error; a write that found the disk full says so, and how much is free."""
+    if isinstance(exc, OSError) and exc.filename and is_no_space(exc):
+        target = Path(str(exc.filename))
+        return f"could not write {target}: {disk_full_text(target.parent)}"
+    return str(exc)
 
 
 def _flags_as_assignments(argv: list[str]) -> list[str]:
@@ -762,7 +826,7 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141  # what a shell reports for a program ended by SIGPIPE
     except USER_ERRORS as exc:
-        print(f"llamadash: error: {exc}", file=err)
+        print(f"llamadash: error: {_error_text(exc)}", file=err)
         if binary_missing(exc):
             print("llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN", file=err)
         return 1

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llamadash.core import library
 from llamadash.core.llama_server import binary_missing
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
@@ -208,7 +209,8 @@ class InstancesModel(QAbstractTableModel):
             name = str(model.get("name", ""))
             row = known.pop(name, None) or _Row(name)
             row.configured = True
-            row.port = row.configured_port = model.get("port") or DEFAULT_PORT
+            # the port the next start uses; None: the stored value is not a port (the editor says so)
+            row.port = row.configured_port = library.configured_port(model)
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured
             if row.state in _ACTIVE:

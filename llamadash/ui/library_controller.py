@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
+from llamadash.core import library
 from llamadash.core.llama_server import (
     LlamaServerNotFound,
     binary_missing,
@@ -101,7 +102,7 @@ class LibraryController(QObject):
         caps, binary, problem = self._build()
         if self.editor is None:
             self.editor = ParamEditor(
-                model, save=self._store.update_model, capabilities=caps, binary=binary, binary_problem=problem
+                model, save=self._save_edit, capabilities=caps, binary=binary, binary_problem=problem
             )
             self.editor.restartRequested.connect(self._on_restart_requested)
             self.editor.saved.connect(self._on_saved)
@@ -115,6 +116,18 @@ class LibraryController(QObject):
         self._on_start_status(self.editor.model_name, self.editor.start_allowed, self.editor.start_problem or "")
         self._set_title(name)
         self._window.workspace.setCurrentWidget(self.editor)
+
+    def _save_edit(self, model_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Save one edit of the editor. A change of custom flags is applied to the flags stored
+        *now*, in one write transaction: a flag another process set meanwhile is not lost."""
+        if "custom_params" not in changes or self.editor is None:
+            return self._store.update_model(model_id, changes)
+        loaded = self.editor.param_model.config().get("custom_params") or {}  # before this edit
+        with self._store.transaction():
+            stored = self._store.get_model(model_id)
+            current = stored.get("custom_params") if stored is not None else None
+            merged = library.merge_custom_params(current, loaded, changes["custom_params"] or {})
+            return self._store.update_model(model_id, {**changes, "custom_params": merged or None})
 
     def _set_title(self, name: str | None) -> None:
         if self.editor is not None:

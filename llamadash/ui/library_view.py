@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,6 +104,10 @@ class LibraryService(Protocol):
 
     def delete_model(self, model_id: int) -> bool:
         """Remove an entry; returns whether it existed."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction: what is read inside cannot change before it commits."""
         ...
 
 
@@ -671,10 +676,8 @@ class LibraryView(QWidget):
     def _save(self, model: dict[str, Any], *, new_port: bool = False) -> int | None:
         """Store a new entry. Without a port (or with ``new_port``: a duplicate), it takes the
         lowest one no other entry uses, so several models can run at once unedited."""
-        try:
-            if new_port or not model.get("port"):
-                model = {**model, "port": library.next_free_port(self._service.get_models())}
-            return self._service.save_model(model)
+        try:  # the port choice and the insert are one write transaction (another process may add too)
+            return library.add_model(self._service, model, new_port=new_port)
         except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message
             self._show_error("The model was not added", str(exc))
             return None
