@@ -411,14 +411,11 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         model = _get_model(args.name)
         _warn_stored([model], err)
         shown = model if args.show_secrets else _mask(model)
-        reason = _error_reason(model)
         if args.json:
-            json.dump({**shown, "error_reason": reason}, out, indent=2)
+            json.dump(shown, out, indent=2)
             print(file=out)
             return 0
         print(f"{shown['name']}  ({shown['type']}, {shown['status']})", file=out)
-        if reason:
-            print("error: " + reason.replace("\n", "\n  "), file=out)
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
