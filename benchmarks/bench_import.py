@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llamadash.core import database, model_export
-from llamadash.core.db.models import MODEL_COLUMNS, ModelConfig
+from llamadash.core.db.models import MODEL_COLUMNS, PRAGMAS, ModelConfig
 
 
 def document(count: int) -> str:
@@ -73,6 +73,8 @@ def main() -> int:
         database.init_database(base / "raw.db", record_start=False)
         database.close_database()
         conn = sqlite3.connect(base / "raw.db", isolation_level=None)
+        for name, value in PRAGMAS:  # the same connection settings as llamadash's
+            conn.execute(f"PRAGMA {name} = {value}").fetchall()
         columns = ", ".join(f'"{f.column_name}"' for f in fields)
         sql = f"INSERT INTO models ({columns}) VALUES ({', '.join('?' for _ in fields)})"
         raw_started = time.perf_counter()

@@ -240,6 +240,9 @@ def inspect_database_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # reading an imported file's rows as input
 def _text_of(value: Any) -> str:
+    """``value`` as a message shows it: its repr, cut to 60 characters (a cell may hold megabytes)."""
+    if isinstance(value, (str, bytes)) and len(value) > 60:
+        value = value[:60]
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -353,6 +356,7 @@ class _RowReader:
             where = f"the row of key {_text_of(key)}"
             if not isinstance(key, str) or not key.strip():
                 raise self._refuse("metadata", where, "key", f"holds {_text_of(key)}, not a non-empty text")
+            self._check_size("metadata", where, "key", key)
             self._check_size("metadata", where, "value", value)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)
