@@ -152,6 +152,8 @@ class LaunchPlan:
             soon as it started.
         counts_requests: Whether the log shows each finished request (not with ``--log-disable`` or
             a verbosity below 3); when it does not, requests per minute are ``None``, not 0.
+        warnings: What the user should know about this launch (e.g. a server reachable from other
+            machines without an API key); shown when it starts, never a refusal.
     """
 
     argv: tuple[str, ...]
@@ -164,6 +166,7 @@ class LaunchPlan:
     binary: str = ""
     health_check: bool = True
     counts_requests: bool = True
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,12 +176,20 @@ class CrashPolicy:
     The n-th crash within ``window_s`` is followed by a restart after
     ``backoff_s * 2 ** (n - 1)`` seconds (at most ``max_backoff_s``); the ``max_crashes``-th crash
     within the window is a crash loop: the instance stays in ``error``.
+
+    A rate alone lets a slow loop (a crash every ``window_s / 2`` seconds) go on for ever, so
+    failed restarts are also counted: an automatic restart whose run ends unexpectedly within
+    ``stable_run_s`` seconds failed; after ``max_failed_restarts`` failed restarts in a row the
+    instance stays in ``error`` too. A run that stays up ``stable_run_s`` seconds, or a start by
+    the user, begins the count again.
     """
 
     backoff_s: float = 2.0
     max_crashes: int = 3
     window_s: float = 60.0
     max_backoff_s: float = 60.0
+    max_failed_restarts: int = 5
+    stable_run_s: float = 300.0
 
 
 def _now_ms() -> int:
@@ -285,6 +296,11 @@ class ServerInstance(QObject):
     loadProgress = Signal(object, str)
     """(fraction 0..1 or ``None``, stage text) while the model loads, from the log."""
 
+    spawned = Signal(int)
+    """The PID of a process just created, emitted before anything else happens (it may not have
+    executed llama-server yet): whoever records PIDs must do it now, so that a dashboard killed a
+    moment later leaves nothing it cannot find."""
+
     eventOccurred = Signal(str, "qint64")  # type: ignore[arg-type]  # a 64-bit int: Unix ms overflow int
     """(event, Unix ms as a Python int): ``"started"``, ``"ready"``, ``"stopped"`` or ``"crashed"``."""
 
@@ -349,6 +365,10 @@ class ServerInstance(QObject):
         self._exit_code: int | None = None
         self._exit_signal: int | None = None
         self._crashes: collections.deque[float] = collections.deque()
+        self._failed_restarts = 0
+        self._automatic_start = False  # the start under way is an automatic restart
+        self._run_is_restart = False  # the current (or last) run was started by an automatic restart
+        self._started_mono: float | None = None
         self._epoch = 0
 
         self._lines: collections.deque[str] = collections.deque(maxlen=max(1, buffer_lines))
@@ -518,6 +538,16 @@ class ServerInstance(QObject):
         return self._restart_timer.isActive()
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the user should know about the latest start (see :attr:`LaunchPlan.warnings`)."""
+        return self._plan.warnings if self._plan is not None and self._adopted is None else ()
+
+    @property
+    def failed_restarts(self) -> int:
+        """Automatic restarts that failed in a row (see :class:`CrashPolicy`)."""
+        return self._failed_restarts
+
+    @property
     def launch_plan(self) -> LaunchPlan | None:
         """The plan of the latest start (``None`` before one, and for external/adopted servers)."""
         return self._plan
@@ -564,9 +594,12 @@ class ServerInstance(QObject):
                 raise InstanceError(f"{self._name} is still stopping; try again when it has stopped")
             raise InstanceError(f"{self._name} is already {self._state.value}")
         self._restart_timer.stop()
+        automatic, self._automatic_start = self._automatic_start, False
+        if not automatic:
+            self._failed_restarts = 0  # the user starts afresh
         assert self._prepare is not None
         plan = self._prepare()
-        self._launch(plan)
+        self._launch(plan, automatic=automatic)
 
     def stop(self) -> None:
         """Stop the server; asynchronous: ``stateChanged("stopped")`` comes when the process is gone.
@@ -659,7 +692,7 @@ class ServerInstance(QObject):
             if self._state is not InstanceState.ERROR or self._reason != str(exc):
                 self._set_state(InstanceState.ERROR, str(exc))
 
-    def _launch(self, plan: LaunchPlan) -> None:
+    def _launch(self, plan: LaunchPlan, *, automatic: bool = False) -> None:
         self._epoch += 1
         self._plan = plan
         self._host, self._port = plan.host, plan.port
@@ -688,9 +721,20 @@ class ServerInstance(QObject):
         process.finished.connect(self._on_finished)
         process.errorOccurred.connect(self._on_process_error)
         self._write_file([f"=== llamadash: starting {' '.join(plan.argv)} ==="])
+        if plan.warnings:
+            self._write_file([f"=== llamadash: warning: {warning} ===" for warning in plan.warnings])
+        self._run_is_restart = automatic
         process.start()
+        # The child exists from here on (fork done; exec may still be on its way): tell the recorder
+        # before anything else, so that a dashboard killed now leaves a process somebody can find.
+        self._pid = int(process.processId()) or None
+        self._started_at_ms = _now_ms()
+        self._started_mono = time.monotonic()
+        if self._pid is not None:
+            self.spawned.emit(self._pid)
         if not process.waitForStarted(10_000):  # fork/exec: milliseconds; bounded in any case
             message = f"cannot run {plan.argv[0]}: {process.errorString()}"
+            self._pid = None
             process.deleteLater()
             self._write_file([f"=== {message} ==="])
             if self._logfile is not None:
@@ -699,8 +743,7 @@ class ServerInstance(QObject):
             raise InstanceError(message)
         process.closeWriteChannel()
         self._process = process
-        self._pid = int(process.processId()) or None
-        self._started_at_ms = _now_ms()
+        self._pid = int(process.processId()) or self._pid
         self._set_state(InstanceState.LOADING, "")
         self.eventOccurred.emit("started", self._started_at_ms)
         if plan.health_check and plan.port is not None:
@@ -858,6 +901,16 @@ class ServerInstance(QObject):
     def _schedule_auto_restart(self) -> str:
         policy = self._crash_policy
         now = time.monotonic()
+        ran_s = now - self._started_mono if self._started_mono is not None else 0.0
+        if ran_s >= policy.stable_run_s:
+            self._failed_restarts = 0  # it had stayed up: whatever came before is forgiven
+        elif self._run_is_restart:
+            self._failed_restarts += 1
+        if self._failed_restarts >= policy.max_failed_restarts:
+            return (
+                f" (automatic restart gave up: {self._failed_restarts} restarts in a row failed, "
+                f"none stayed up {policy.stable_run_s:g} s)"
+            )
         self._crashes.append(now)
         while self._crashes and self._crashes[0] < now - policy.window_s:
             self._crashes.popleft()
@@ -873,7 +926,9 @@ class ServerInstance(QObject):
     def _auto_restart_now(self) -> None:
         if self.active:
             return
+        self._automatic_start = True
         self._start_reporting()
+        self._automatic_start = False
 
     def _end_run(self) -> None:
         """The process is gone: stop every timer and request, blank the figures, close the log file."""
