@@ -659,8 +659,21 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
                 print(f"llamadash: {name}: {reason}", file=err, flush=True)
             app.quit()
 
+    def on_log_file(name: str, problem: str) -> None:  # once per failure of the log file, and once it recovers
+        if name != args.name:
+            return
+        if problem:
+            print(f"llamadash: {name}: warning: {problem}; the server goes on, its output is not saved", file=err,
+                  flush=True)
+            return
+        inst = manager.instance(name)
+        note = inst.log_file_recovery_note if inst is not None else ""
+        print(f"llamadash: {name}: the log file is written again" + (f": {note}" if note else ""), file=err,
+              flush=True)
+
     manager.logLine.connect(on_line)
     manager.stateChanged.connect(on_state)
+    manager.logFileProblem.connect(on_log_file)
     sampler: MetricsSampler | None = None
     restore = quit_on_signals(app)
     try:

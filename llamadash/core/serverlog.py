@@ -357,7 +357,8 @@ class RotatingLogFile:
         began = _clock_text(self._failed_at)
         ended = _clock_text(self._last_loss_at or self._failed_at)
         span = f"at {began}" if began == ended else f"from {began} to {ended}"
-        return f"{lost} line{'s' if lost != 1 else ''} of output could not be written to this log {span} ({self._reason})"
+        lines = f"{lost} line{'s' if lost != 1 else ''}"
+        return f"{lines} of output could not be written to this log {span} ({self._reason})"
 
     def _write(self, lines: list[str]) -> tuple[int, OSError | ValueError | None]:
         """Write ``lines``; returns how many were written whole, and the failure that stopped the rest."""
@@ -410,7 +411,8 @@ class RotatingLogFile:
         if self._file is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - kept open; unbuffered: each write is on disk
+        # Unbuffered: each write reaches the file at once, and a partial one says how far it got.
+        handle = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - kept open
         try:
             self._size = handle.seek(0, os.SEEK_END)
             if self._size > 0:

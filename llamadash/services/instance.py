@@ -307,6 +307,11 @@ class ServerInstance(QObject):
     logEvent = Signal(object)
     """A recognised log line (:class:`~llamadash.core.serverlog.LogEvent`): errors, listening, loaded..."""
 
+    logFileProblem = Signal(str)
+    """Why the log file cannot be written (once per failure episode), or "" once it is written again.
+
+    The server goes on either way; its lines stay in :meth:`log_lines` and ``logLine``."""
+
     def __init__(
         self,
         name: str,
@@ -478,6 +483,16 @@ class ServerInstance(QObject):
     def log_path(self) -> Path | None:
         """The per-instance log file; ``None`` for an external server."""
         return self._log_path
+
+    @property
+    def log_file_problem(self) -> str:
+        """Why the log file cannot be written now ("" while it can, or without a log file)."""
+        return (self._logfile.error or "") if self._logfile is not None else ""
+
+    @property
+    def log_file_recovery_note(self) -> str:
+        """What the log file says about the lines its last failure lost ("" if it never failed)."""
+        return self._logfile.recovery_note if self._logfile is not None else ""
 
     @property
     def external(self) -> bool:
@@ -1102,8 +1117,13 @@ class ServerInstance(QObject):
             self.loadProgress.emit(fraction, stage)
 
     def _write_file(self, lines: list[str]) -> None:
-        if self._logfile is not None:
-            self._logfile.write_lines(lines)
+        logfile = self._logfile
+        if logfile is None:
+            return
+        failing = logfile.error is not None
+        logfile.write_lines(lines)
+        if (logfile.error is not None) != failing:  # an episode began or ended: say so once
+            self.logFileProblem.emit(logfile.error or "")
 
     # -- HTTP ---------------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ import psutil
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, QUrl, Signal
 
 from llamadash.core import database as db
-from llamadash.core import paths, pidfile
+from llamadash.core import paths, pidfile, serverlog
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
 from llamadash.core.metrics import Nvml
@@ -169,6 +169,10 @@ class InstanceManager(QObject):
     orphansChanged = Signal()
     """The list of :meth:`orphans` changed (found at start, adopted or stopped)."""
 
+    logFileProblem = Signal(str, str)
+    """(model name, why its log file cannot be written), once per failure; (model name, "") once it
+    is written again. The server is not affected either way."""
+
     def __init__(
         self,
         *,
@@ -225,10 +229,26 @@ class InstanceManager(QObject):
         """Every instance, in the order they were added."""
         return list(self._instances.values())
 
-    def log_path(self, name: str) -> Path:
-        """The log file of model ``name`` (``<data dir>/logs/<name>.log``)."""
-        safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name).lstrip(".") or "model"
-        return paths.logs_dir(self._data_dir) / f"{safe}.log"
+    def log_path(self, name: str, *, existing: bool = False) -> Path:
+        """The log file of model ``name``: ``<data dir>/logs/<log_file_name(name)>``.
+
+        :func:`~llamadash.core.serverlog.log_file_name` makes it unique per name, bounded and safe.
+
+        Args:
+            name: The model's name.
+            existing: The file to read rather than to write: where only a log of an earlier
+                version exists (under its old, not always unique name), that one.
+        """
+        logs = paths.logs_dir(self._data_dir)
+        path = logs / serverlog.log_file_name(name)
+        if existing:
+            old = logs / serverlog.legacy_log_file_name(name)
+            try:
+                if old != path and not path.exists() and old.is_file():
+                    return old
+            except OSError:  # e.g. an old name too long for this file system: it never was written
+                pass
+        return path
 
     # -- control ------------------------------------------------------------------------------------
 
@@ -518,6 +538,7 @@ class InstanceManager(QObject):
         inst.figuresChanged.connect(self._on_instance_figures)
         inst.logLine.connect(self._on_instance_line)
         inst.eventOccurred.connect(self._on_instance_event)
+        inst.logFileProblem.connect(self._on_instance_log_file)
         self.instanceAdded.emit(name)
         return inst
 
@@ -534,6 +555,7 @@ class InstanceManager(QObject):
             (inst.figuresChanged, self._on_instance_figures),
             (inst.logLine, self._on_instance_line),
             (inst.eventOccurred, self._on_instance_event),
+            (inst.logFileProblem, self._on_instance_log_file),
         ):
             try:
                 signal_.disconnect(slot)
@@ -564,6 +586,11 @@ class InstanceManager(QObject):
         inst = self._sender()
         if inst is not None:
             self.eventOccurred.emit(inst.name, event, ms)
+
+    def _on_instance_log_file(self, problem: str) -> None:
+        inst = self._sender()
+        if inst is not None:
+            self.logFileProblem.emit(inst.name, problem)
 
     def _on_state(self, inst: ServerInstance, state: str, reason: str) -> None:
         if not inst.external:

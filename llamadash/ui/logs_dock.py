@@ -9,6 +9,10 @@ log is in the instance's log file, which "Open log file" opens).
 Levels are coloured from llama-server's marker after the timestamp (``0.00.010.123 E srv ...``:
 ``E`` error, ``W`` warning, ``I`` info, ``D``/``T`` debug); a search highlights every match and
 steps through them.
+
+When a model's log file cannot be written (a full disk), a notice above the view says so for as
+long as it lasts (the manager's ``logFileProblem(name, text)``), and says when the file is written
+again and what the file notes about the lines it lost.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from llamadash.ui.theme import error_style_sheet
 
 __all__ = ["FLUSH_INTERVAL_MS", "MAX_LINES", "LogHighlighter", "LogsDock", "line_level"]
 
@@ -81,10 +87,12 @@ def _tail_of_file(path: Path | None, count: int, max_bytes: int = 512 * 1024) ->
     if path is None:
         return []
     try:
+        if not path.is_file():  # a device (a link to /dev/zero would never end) or a folder
+            return []
         with path.open("rb") as handle:
             size = handle.seek(0, 2)
             handle.seek(max(0, size - max_bytes))
-            data = handle.read()
+            data = handle.read(max_bytes)
     except OSError:
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
@@ -152,6 +160,8 @@ class LogsDock(QDockWidget):
         self._manager = manager
         self._name = ""
         self._pending: deque[str] = deque(maxlen=MAX_LINES)
+        self._log_problems: dict[str, str] = {}  # model name -> why its log file cannot be written
+        self._log_recoveries: dict[str, str] = {}  # model name -> its last recovery's note (until dismissed)
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
@@ -186,6 +196,19 @@ class LogsDock(QDockWidget):
         self.open_button = self._tool_button("Open log file", "Open the instance's log file")
         self.open_button.clicked.connect(self.open_log_file)
 
+        self.notice_label = QLabel()
+        self.notice_label.setObjectName("logFileNotice")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice_dismiss = self._tool_button("Dismiss", "Hide this note")
+        self.notice_dismiss.clicked.connect(self._dismiss_notice)
+        self.notice_bar = QWidget()
+        notice_layout = QHBoxLayout(self.notice_bar)
+        notice_layout.setContentsMargins(4, 2, 4, 2)
+        notice_layout.addWidget(self.notice_label, 1)
+        notice_layout.addWidget(self.notice_dismiss)
+        self.notice_bar.hide()
+
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         bar.addStretch(1)
@@ -204,16 +227,14 @@ class LogsDock(QDockWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar)
+        layout.addWidget(self.notice_bar)
         layout.addWidget(self.text, 1)
         self.setWidget(body)
 
         QShortcut(QKeySequence.StandardKey.Find, body, self.search_edit.setFocus)
         QShortcut(QKeySequence.StandardKey.FindNext, body, self.find_next)
         QShortcut(QKeySequence.StandardKey.FindPrevious, body, self.find_previous)
-        if manager is not None:
-            manager.logLine.connect(self._on_log_line)
-            if hasattr(manager, "instanceAdded"):
-                manager.instanceAdded.connect(self._on_instance_added)
+        self._connect(manager, True)
         self._update_buttons()
 
     def _tool_button(self, text: str, tip: str, *, checkable: bool = False) -> QToolButton:
@@ -260,6 +281,7 @@ class LogsDock(QDockWidget):
             self.text.setPlainText("\n".join(lines))
             self._scroll_to_end()
         self._update_buttons()
+        self._update_notice()
 
     def _on_instance_added(self, name: str) -> None:
         if name == self._name:  # started or adopted while shown: its buffer replaces the file's tail
@@ -278,13 +300,55 @@ class LogsDock(QDockWidget):
         instance = self._instance()
         path = getattr(instance, "log_path", None) if instance is not None else None
         if not path and self._name and self._manager is not None and hasattr(self._manager, "log_path"):
-            path = self._manager.log_path(self._name)
+            path = self._manager.log_path(self._name, existing=True)  # an earlier version's name, if only it
         return Path(path) if path else None
 
     def _update_buttons(self) -> None:
         path = self.log_path()
         self.open_button.setEnabled(path is not None and path.exists())
         self.open_button.setToolTip(str(path) if path else "This instance has no log file yet")
+
+    # -- the log file's health ----------------------------------------------------------------------
+
+    def _on_log_file_problem(self, name: str, problem: str) -> None:
+        if problem:
+            self._log_problems[name] = problem
+            self._log_recoveries.pop(name, None)
+        elif self._log_problems.pop(name, None) is not None:
+            instance = self._manager.instance(name) if self._manager is not None else None
+            note = getattr(instance, "log_file_recovery_note", "") if instance is not None else ""
+            self._log_recoveries[name] = note
+        if name == self._name:
+            self._update_notice()
+
+    def log_file_notice(self) -> str:
+        """The notice about the shown model's log file ("" when there is none)."""
+        return self.notice_label.text() if not self.notice_bar.isHidden() else ""
+
+    def _update_notice(self) -> None:
+        name = self._name
+        instance = self._instance()
+        problem = self._log_problems.get(name) or str(getattr(instance, "log_file_problem", "") or "")
+        if problem:
+            self.notice_label.setText(
+                f"{name}'s log is not being saved: {problem}. The server goes on and its new lines"
+                " are shown here, but they are not saved until writing works again."
+            )
+            self.notice_label.setStyleSheet(error_style_sheet())
+            self.notice_dismiss.hide()
+            self.notice_bar.show()
+        elif name in self._log_recoveries:
+            note = self._log_recoveries[name]
+            self.notice_label.setText(f"{name}'s log file is written again" + (f": {note}." if note else "."))
+            self.notice_label.setStyleSheet("padding: 4px;")
+            self.notice_dismiss.show()
+            self.notice_bar.show()
+        else:
+            self.notice_bar.hide()
+
+    def _dismiss_notice(self) -> None:
+        self._log_recoveries.pop(self._name, None)
+        self._update_notice()
 
     # -- lines --------------------------------------------------------------------------------------
 
@@ -410,17 +474,25 @@ class LogsDock(QDockWidget):
 
     def set_manager(self, manager: Any | None) -> None:
         """Take lines from another manager (or none)."""
-        if self._manager is not None:
-            self._manager.logLine.disconnect(self._on_log_line)
-            if hasattr(self._manager, "instanceAdded"):
-                self._manager.instanceAdded.disconnect(self._on_instance_added)
+        self._connect(self._manager, False)
         self._manager = manager
-        if manager is not None:
-            manager.logLine.connect(self._on_log_line)
-            if hasattr(manager, "instanceAdded"):
-                manager.instanceAdded.connect(self._on_instance_added)
+        self._log_problems.clear()
+        self._log_recoveries.clear()
+        self._connect(manager, True)
         name, self._name = self._name, ""
         self.show_instance(name)
+
+    def _connect(self, manager: Any | None, connect: bool) -> None:
+        if manager is None:
+            return
+        for signal_name, slot in (
+            ("logLine", self._on_log_line),
+            ("instanceAdded", self._on_instance_added),
+            ("logFileProblem", self._on_log_file_problem),
+        ):
+            signal_ = getattr(manager, signal_name, None)
+            if signal_ is not None:
+                (signal_.connect if connect else signal_.disconnect)(slot)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)

@@ -202,3 +202,111 @@ def test_an_instance_started_or_adopted_while_shown_replaces_the_files_tail(qtbo
     manager.instanceAdded.emit("a")
     assert lines_of(dock) == ["adopted: its earlier output is in the log file"]
     assert dock.open_button.isEnabled()
+
+
+# -- the log file's health ------------------------------------------------------------------------------
+
+
+class ProblemManager(Manager):
+    logFileProblem = Signal(str, str)
+
+
+def test_a_log_file_that_cannot_be_written_shows_a_notice_until_it_is_written_again(qtbot, log_file):
+    a = Instance("a", [INFO], log_file)
+    manager = ProblemManager({"a": a, "b": Instance("b", [])})
+    dock = LogsDock(manager)
+    qtbot.addWidget(dock)
+    dock.show()
+    dock.show_instance("a")
+    assert not dock.notice_bar.isVisible() and dock.log_file_notice() == ""
+    problem = f"cannot write the log file {log_file}: No space left on device"
+    manager.logFileProblem.emit("b", problem)
+    assert not dock.notice_bar.isVisible()  # another model's log: not this view's notice
+    manager.logFileProblem.emit("a", problem)
+    assert dock.notice_bar.isVisible() and dock.notice_label.isVisible()  # shown, not a tooltip
+    assert "a's log is not being saved" in dock.log_file_notice() and "No space left on device" in dock.log_file_notice()
+    assert not dock.notice_dismiss.isVisible()  # it stays while the problem lasts
+    dock.show_instance("b")
+    assert "b's log is not being saved" in dock.log_file_notice()
+    manager.logFileProblem.emit("b", "")
+    dock.show_instance("a")
+    assert "a's log is not being saved" in dock.log_file_notice()
+    a.log_file_recovery_note = "12 lines of output could not be written to this log at 2026-12-01 20:40:01"
+    manager.logFileProblem.emit("a", "")
+    assert dock.log_file_notice() == f"a's log file is written again: {a.log_file_recovery_note}."
+    assert dock.notice_dismiss.isVisible()
+    dock.notice_dismiss.click()
+    assert not dock.notice_bar.isVisible() and dock.log_file_notice() == ""
+
+
+def test_the_log_of_an_earlier_version_is_found_under_its_old_name(qtbot, tmp_path):
+    from llamadash.core.serverlog import legacy_log_file_name
+    from llamadash.services.manager import InstanceManager
+
+    manager = InstanceManager(data_dir=tmp_path, quit_with_app=False)
+    try:
+        name = "org/model:Q4"
+        old = manager.log_path(name).with_name(legacy_log_file_name(name))
+        assert old != manager.log_path(name)
+        old.parent.mkdir(parents=True, exist_ok=True)
+        old.write_text(ERROR + "\n")
+        dock = LogsDock(manager)
+        qtbot.addWidget(dock)
+        dock.show_instance(name)
+        assert lines_of(dock) == [f"(the end of {name}'s log file from an earlier run)", ERROR]
+        assert dock.log_path() == old and dock.open_button.isEnabled()
+        manager.log_path(name).write_text(INFO + "\n")  # once it ran with this version, its own file
+        dock.show_instance(name, reload=True)
+        assert lines_of(dock)[1:] == [INFO] and dock.log_path() == manager.log_path(name)
+    finally:
+        manager.close()
+
+
+@pytest.mark.integration
+def test_a_real_server_whose_log_file_fails_is_shown_then_recovers(qtbot, tmp_path, llama_server, tiny_model):
+    # The whole path: llama-server's output -> the instance's log file (a link to /dev/full: every
+    # write fails with ENOSPC, as on a full disk) -> the manager's logFileProblem -> the dock.
+    import json
+    import urllib.request
+
+    from support import tiny_model_record
+
+    from llamadash.core import database
+    from llamadash.core.llama_server import METADATA_KEY
+    from llamadash.services.instance import InstanceState
+    from llamadash.services.manager import InstanceManager
+
+    database.init_database(data_dir=tmp_path)
+    database.set_metadata(METADATA_KEY, str(llama_server))
+    database.save_model(tiny_model_record(tiny_model, "tiny/q4", threads=1, n_parallel=1))
+    manager = InstanceManager(data_dir=tmp_path, quit_with_app=False, stop_timeout_s=5)
+    signals: list[tuple[str, str]] = []
+    manager.logFileProblem.connect(lambda name, text: signals.append((name, text)))
+    log = manager.log_path("tiny/q4")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.symlink_to("/dev/full")
+    try:
+        dock = LogsDock(manager)
+        qtbot.addWidget(dock)
+        dock.show()
+        dock.show_instance("tiny/q4")
+        inst = manager.start("tiny/q4")
+        qtbot.waitUntil(lambda: inst.state is InstanceState.RUNNING, timeout=30_000)
+        assert signals == [("tiny/q4", f"cannot write the log file {log}: No space left on device")]
+        assert "No space left on device" in dock.log_file_notice()
+        qtbot.waitUntil(lambda: "model loaded" in dock.text.toPlainText(), timeout=5_000)  # the view goes on
+        log.unlink()
+        qtbot.wait(1100)  # the retry interval
+        body = json.dumps({"prompt": "Hi", "n_predict": 4}).encode()
+        request = urllib.request.Request(f"{inst.url}/completion", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        qtbot.waitUntil(lambda: len(signals) == 2, timeout=5_000)
+        assert signals[1] == ("tiny/q4", "")
+        assert dock.log_file_notice().startswith("tiny/q4's log file is written again: ")
+        assert "lines of output could not be written to this log" in log.read_text()
+        assert "print_timing" in log.read_text()
+    finally:
+        assert manager.stop_all(10)
+        manager.close()
+        database.close_database()

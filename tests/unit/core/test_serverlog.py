@@ -188,6 +188,7 @@ class TestLogFileFailures:
         assert not path.exists() and log.error is not None
         clock.now += 0.6  # past the 1 s retry interval: the next write tries again and works
         log.write_lines(["back"])
+        log.close()
         assert log.error is None
         lines = path.read_text().splitlines()
         assert lines[1:] == ["back"]
@@ -208,6 +209,7 @@ class TestLogFileFailures:
         path.unlink()
         clock.now += 1.5
         log.write_lines(["d"])
+        log.close()
         assert path.read_text().splitlines()[1:] == ["d"] and "5 lines" in log.recovery_note
 
     def test_a_second_episode_counts_only_its_own_lines(self, tmp_path: Path):
@@ -223,6 +225,7 @@ class TestLogFileFailures:
             path.unlink()
             clock.now += 1.5
             log.write_lines(["ok again"])
+            log.close()
             assert f"{lost} lines" in log.recovery_note and log.error is None
         assert path.read_text().count("could not be written") == 1  # one note per episode
 
@@ -236,6 +239,7 @@ class TestLogFileFailures:
         blocker.unlink()
         clock.now += 1.5
         log.write_lines(["y"])
+        log.close()
         assert log.error is None and (blocker / "m.log").read_text().splitlines()[1:] == ["y"]
 
     def test_a_half_line_of_an_earlier_run_is_ended_before_new_lines(self, tmp_path: Path):
@@ -243,6 +247,7 @@ class TestLogFileFailures:
         path.write_text("cut short by a full dis")
         log = RotatingLogFile(path)
         log.write_lines(["next run"])
+        log.close()
         assert path.read_text() == "cut short by a full dis\nnext run\n"
 
 
