@@ -25,6 +25,9 @@ def short_repr(value: Any, limit: int = QUOTE_LIMIT) -> str:
     ``short_repr("x" * 10_000)`` is ``'xxxx…xx' (10000 characters)``: enough to recognise the
     value, never a screenful of it.
     """
+    whole = value
+    if isinstance(value, (str, bytes)) and len(value) > 4 * limit:
+        value = value[: 2 * limit] + value[-limit:]  # the repr of 50 MB would only be cut again
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the message it is quoted in
@@ -33,7 +36,7 @@ def short_repr(value: Any, limit: int = QUOTE_LIMIT) -> str:
         return text
     keep = max(limit - 12, 8)
     head, tail = text[: keep - keep // 4], text[-(keep // 4) :]
-    size = f"{len(value)} characters" if isinstance(value, (str, bytes)) else f"{len(text)} characters shown"
+    size = f"{len(whole)} characters" if isinstance(whole, (str, bytes)) else f"{len(text)} characters shown"
     return f"{head}…{tail} ({size})"
 
 

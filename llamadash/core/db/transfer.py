@@ -48,6 +48,7 @@ from llamadash.core.db.models import (
     MODEL_COLUMNS,
     ModelConfig,
 )
+from llamadash.core.messages import short_repr
 from llamadash.core.params import META_COLUMNS
 
 #: Metadata keys that describe this computer, never taken from an imported file: a program it
@@ -240,11 +241,8 @@ def inspect_database_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # reading an imported file's rows as input
 def _text_of(value: Any) -> str:
-    """``value`` as a message shows it: its repr, cut to 60 characters (a cell may hold megabytes)."""
-    if isinstance(value, (str, bytes)) and len(value) > 60:
-        value = value[:60]
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """``value`` as a message quotes it: at most 60 characters (a cell may hold megabytes)."""
+    return short_repr(value, 60)
 
 
 class _RowReader:
