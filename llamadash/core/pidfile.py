@@ -12,6 +12,15 @@ sorts the records out with :func:`scan`:
   llama-server executable): an *orphan*, to adopt (monitor) or stop;
 * neither: a stale record, dropped.
 
+A record is written the moment the child exists, but a dashboard can be killed even sooner (between
+the fork and the write). So every launch also puts marker variables in the child's environment
+(:func:`marker_environment`: which database launched it, the model, the owner's PID and create
+time), and :func:`scan` also finds llama-server processes that carry this database's markers but
+have no record (:func:`discover`). Where a process's environment cannot be read, a llama-server
+whose command line is what llamadash would use for a library model (its ``--model`` and
+``--port``) and which listens on that port counts too. Processes launched from another database
+(another data directory) are never taken for ours.
+
 A PID alone is not trusted: after a reboot or a long time the number belongs to another program, so
 the process's create time and executable must match too.
 """
@@ -31,17 +40,24 @@ from typing import Any
 import psutil
 
 from llamadash.core import database as db
+from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 
 __all__ = [
     "METADATA_KEY",
     "InstanceRecord",
     "Leftovers",
+    "ERROR_KEY_PREFIX",
     "add_record",
+    "clear_error_reason",
+    "discover",
     "is_llama_server",
+    "load_error_reason",
     "load_records",
+    "marker_environment",
     "owner_identity",
     "remove_record",
     "reset_stale_statuses",
+    "save_error_reason",
     "save_records",
     "scan",
     "stop_processes",
@@ -52,6 +68,33 @@ _log = logging.getLogger(__name__)
 METADATA_KEY = "instance_pids"
 #: Create times are floats from /proc; a record matches its process within this many seconds.
 CREATE_TIME_SLACK_S = 1.0
+
+#: The marker variables every launched llama-server carries (see :func:`marker_environment`).
+ENV_DATABASE = "LLAMADASH_INSTANCE_DATABASE"
+ENV_MODEL = "LLAMADASH_INSTANCE_MODEL"
+ENV_MODEL_ID = "LLAMADASH_INSTANCE_MODEL_ID"
+ENV_HOST = "LLAMADASH_INSTANCE_HOST"
+ENV_PORT = "LLAMADASH_INSTANCE_PORT"
+ENV_BINARY = "LLAMADASH_INSTANCE_BINARY"
+ENV_STARTED_AT_MS = "LLAMADASH_INSTANCE_STARTED_AT_MS"
+ENV_OWNER_PID = "LLAMADASH_INSTANCE_OWNER_PID"
+ENV_OWNER_CREATE_TIME = "LLAMADASH_INSTANCE_OWNER_CREATE_TIME"
+#: Why a model is in error (metadata ``instance_error:<model id>``), for ``status`` and ``models show``.
+ERROR_KEY_PREFIX = "instance_error:"
+#: Characters of an error reason kept (a crash reason ends with a log tail).
+MAX_ERROR_REASON_CHARS = 4000
+
+MARKER_VARIABLES = (
+    ENV_DATABASE,
+    ENV_MODEL,
+    ENV_MODEL_ID,
+    ENV_HOST,
+    ENV_PORT,
+    ENV_BINARY,
+    ENV_STARTED_AT_MS,
+    ENV_OWNER_PID,
+    ENV_OWNER_CREATE_TIME,
+)
 
 
 @dataclass(frozen=True)
@@ -195,6 +238,23 @@ def remove_record(pid: int) -> None:
         save_records(kept)
 
 
+def save_error_reason(model_id: int, reason: str) -> None:
+    """Remember why model ``model_id`` is in error (cut to :data:`MAX_ERROR_REASON_CHARS`)."""
+    if len(reason) > MAX_ERROR_REASON_CHARS:
+        reason = reason[: MAX_ERROR_REASON_CHARS - 1] + "…"
+    db.set_metadata(f"{ERROR_KEY_PREFIX}{int(model_id)}", reason)
+
+
+def load_error_reason(model_id: int) -> str | None:
+    """Why model ``model_id`` last ended in error, or ``None`` (never, or it has run since)."""
+    return db.get_metadata(f"{ERROR_KEY_PREFIX}{int(model_id)}") or None
+
+
+def clear_error_reason(model_id: int) -> None:
+    """Forget the error reason of model ``model_id`` (it started successfully)."""
+    db.delete_metadata(f"{ERROR_KEY_PREFIX}{int(model_id)}")
+
+
 def is_llama_server(proc: psutil.Process, binary: str = "") -> bool:
     """Whether ``proc`` runs llama-server (or the recorded ``binary``)."""
     try:
@@ -245,29 +305,264 @@ def record_is_live(record: InstanceRecord) -> bool:
     return _process_of(record) is not None
 
 
-def scan(*, prune: bool = True) -> Leftovers:
+def scan(*, prune: bool = True, unrecorded: bool = True) -> Leftovers:
     """Sort the stored records into orphans, foreign instances and stale records.
 
     Records of this very process count as foreign (they are not left behind).
 
     Args:
         prune: Remove stale records from the database.
+        unrecorded: Also look for servers launched from this database that have no record
+            (:func:`discover`), sorted the same way by their owner.
     """
     found = Leftovers()
     records = load_records()
     me = owner_identity()
-    for record in records:
-        live = _process_of(record) is not None
-        if not live:
-            found.dropped.append(record)
-        elif (record.owner_pid, record.owner_create_time) == me or _owner_alive(record):
+
+    def sort(record: InstanceRecord) -> None:
+        if (record.owner_pid, record.owner_create_time) == me or _owner_alive(record):
             found.foreign.append(record)
         else:
             found.orphans.append(record)
+
+    live_pids: set[int] = set()
+    for record in records:
+        if _process_of(record) is None:
+            found.dropped.append(record)
+        else:
+            live_pids.add(record.pid)
+            sort(record)
+    if unrecorded:
+        for record in discover(live_pids):
+            sort(record)
     if prune and found.dropped:
         dropped = {r.pid for r in found.dropped}
         save_records([r for r in load_records() if r.pid not in dropped])
     return found
+
+
+def _canonical(path: str | Path) -> str:
+    return os.path.normcase(os.path.realpath(os.fspath(path)))
+
+
+def marker_environment(
+    *,
+    model: str,
+    model_id: int | None,
+    host: str,
+    port: int | None,
+    binary: str,
+    started_at_ms: int | None = None,
+    database_path: Path | None = None,
+) -> dict[str, str]:
+    """The variables a launched llama-server carries, so that it is found even without a record.
+
+    Args:
+        model: The model's name.
+        model_id: Its database id.
+        host: The address the server binds.
+        port: Its port.
+        binary: The llama-server executable.
+        started_at_ms: When the launch began (Unix ms).
+        database_path: The database that launches it (default: the open one).
+    """
+    owner_pid, owner_created = owner_identity()
+    path = database_path if database_path is not None else db.get_database_path()
+    values = {
+        ENV_DATABASE: _canonical(path),
+        ENV_MODEL: model,
+        ENV_MODEL_ID: "" if model_id is None else str(model_id),
+        ENV_HOST: host,
+        ENV_PORT: "" if port is None else str(port),
+        ENV_BINARY: binary,
+        ENV_STARTED_AT_MS: "" if started_at_ms is None else str(started_at_ms),
+        ENV_OWNER_PID: str(owner_pid),
+        ENV_OWNER_CREATE_TIME: repr(owner_created),
+    }
+    return {key: value.replace("\0", "") for key, value in values.items()}
+
+
+def _optional_int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _record_from_markers(proc: psutil.Process, env: dict[str, str], database: str) -> InstanceRecord | None:
+    """The record a marked process stands for, or ``None`` when another database launched it."""
+    marked = env.get(ENV_DATABASE)
+    if not marked or _canonical(marked) != database:
+        return None
+    try:
+        owner_created = float(env.get(ENV_OWNER_CREATE_TIME) or 0.0)
+    except ValueError:
+        owner_created = 0.0
+    try:
+        created = proc.create_time()
+    except psutil.Error:
+        return None
+    return InstanceRecord(
+        pid=proc.pid,
+        create_time=created,
+        model=env.get(ENV_MODEL) or "",
+        model_id=_optional_int(env.get(ENV_MODEL_ID)),
+        host=env.get(ENV_HOST) or "127.0.0.1",
+        port=_optional_int(env.get(ENV_PORT)),
+        binary=env.get(ENV_BINARY) or "",
+        started_at_ms=_optional_int(env.get(ENV_STARTED_AT_MS)),
+        owner_pid=_optional_int(env.get(ENV_OWNER_PID)) or 0,
+        owner_create_time=owner_created,
+    )
+
+
+def _flag_value(argv: list[str], names: tuple[str, ...]) -> str | None:
+    """The value of the last of ``names`` in ``argv`` (``--port 8080`` or ``--port=8080``)."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg in names and i + 1 < len(argv):
+            value = argv[i + 1]
+        else:
+            for name in names:
+                if arg.startswith(name + "="):
+                    value = arg[len(name) + 1 :]
+    return value
+
+
+def _listens_on(proc: psutil.Process, port: int) -> bool:
+    try:
+        connections = proc.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        try:  # another user's process: the system-wide table still says whether the port is taken
+            connections = [c for c in psutil.net_connections(kind="tcp") if c.pid in (None, proc.pid)]
+        except (psutil.Error, OSError):
+            return False
+    except (psutil.Error, OSError):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections)
+
+
+_LLAMADASH_PROGRAMS = frozenset({"llamadash", "llamadash-cli", "llamadash.exe", "llamadash-cli.exe"})
+
+
+def _is_llamadash(argv: list[str]) -> bool:
+    """Whether a command line runs llamadash (``llamadash ...``, ``python -m llamadash ...``)."""
+    if any(Path(part).name in _LLAMADASH_PROGRAMS for part in argv[:2]):
+        return True
+    return any(argv[i] == "-m" and argv[i + 1] == "llamadash" for i in range(len(argv) - 1))
+
+
+def _owner_of_unmarked(proc: psutil.Process) -> tuple[int, float]:
+    """The llamadash process that runs ``proc`` (its parent, when that is llamadash), else (0, 0)."""
+    try:
+        parent = proc.parent()
+        if parent is not None and _is_llamadash(parent.cmdline()):
+            return parent.pid, parent.create_time()
+    except psutil.Error:
+        pass
+    return 0, 0.0
+
+
+def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
+    """Unmarked-looking llama-servers (environment unreadable) that run a library model as we would.
+
+    A process counts when its ``--model`` is a library model's file, its ``--port`` is that model's
+    port, and it listens on that port.
+    """
+    try:
+        models = db.get_models()
+    except db.DatabaseError as exc:
+        _log.warning("cannot read the library to look for unrecorded servers: %s", exc)
+        return []
+    wanted: dict[tuple[str, int], dict[str, Any]] = {}
+    for model in models:
+        port = _optional_int(str(model.get("port") or 8080))
+        path = model.get("model_path")
+        if port is not None and path:
+            wanted[(_canonical(Path(str(path)).expanduser()), port)] = model
+    found = []
+    for proc in procs:
+        try:
+            argv = proc.cmdline()
+            created = proc.create_time()
+        except psutil.Error:
+            continue
+        port = _optional_int(_flag_value(argv, ("--port",)))
+        path = _flag_value(argv, ("-m", "--model"))
+        if port is None or not path:
+            continue
+        model = wanted.get((_canonical(path), port))
+        if model is None or not _listens_on(proc, port):
+            continue
+        owner_pid, owner_created = _owner_of_unmarked(proc)
+        found.append(
+            InstanceRecord(
+                pid=proc.pid,
+                create_time=created,
+                model=str(model["name"]),
+                model_id=int(model["id"]),
+                host=_flag_value(argv, ("--host",)) or "127.0.0.1",
+                port=port,
+                binary=argv[0] if argv else "",
+                owner_pid=owner_pid,
+                owner_create_time=owner_created,
+            )
+        )
+    return found
+
+
+def _configured_binary() -> str:
+    try:
+        return db.get_metadata(BINARY_METADATA_KEY) or ""
+    except db.DatabaseError:
+        return ""
+
+
+def discover(known_pids: Iterable[int] = (), *, database_path: Path | None = None) -> list[InstanceRecord]:
+    """llama-server processes launched from this database that have no record (``known_pids``).
+
+    A process counts when its environment carries this database's markers
+    (:func:`marker_environment`); where the environment cannot be read, when it runs a library
+    model as llamadash would (see :func:`_match_library`). A server's own children (router mode)
+    inherit the markers: only the topmost process is returned.
+
+    Args:
+        known_pids: PIDs that are recorded already (skipped).
+        database_path: The database whose servers to find (default: the open one).
+    """
+    known = set(known_pids)
+    database = _canonical(database_path if database_path is not None else db.get_database_path())
+    binary = _configured_binary()
+    me = os.getpid()
+    found: list[InstanceRecord] = []
+    unreadable: list[psutil.Process] = []
+    for proc in psutil.process_iter():
+        if proc.pid in known or proc.pid == me or not is_llama_server(proc, binary):
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            env = proc.environ()
+        except psutil.AccessDenied:
+            unreadable.append(proc)
+            continue
+        except psutil.Error:
+            continue
+        record = _record_from_markers(proc, env, database)
+        if record is not None:
+            found.append(record)
+    if unreadable:
+        found.extend(_match_library(unreadable))
+    tops = known | {r.pid for r in found}
+    result = []
+    for record in found:
+        try:
+            parent = psutil.Process(record.pid).ppid()
+        except psutil.Error:
+            continue
+        if parent not in tops:
+            result.append(record)
+    return result
 
 
 def reset_stale_statuses(live_models: Iterable[str]) -> list[str]:

@@ -10,7 +10,14 @@ adopt or stop them.
 Auto-restart is a per-model setting kept in the metadata key ``autorestart:<model name>``
 (``"1"``/``"0"``, off by default): :meth:`InstanceManager.set_autorestart`. A crash is followed by a
 restart after a backoff (``restart_backoff_s``, doubling); ``crash_loop_max`` crashes within
-``crash_loop_window_s`` seconds leave the instance in ``error``.
+``crash_loop_window_s`` seconds leave the instance in ``error``, and so do ``failed_restart_max``
+automatic restarts in a row that each ended within ``stable_run_s`` seconds (a slow loop). The
+reason of the latest error is kept per model (:func:`llamadash.core.pidfile.save_error_reason`) for
+``llamadash status`` and ``models show``, and cleared when the model next runs.
+
+Every launch carries marker variables in its environment (:func:`llamadash.core.pidfile.marker_environment`)
+and is recorded the moment its process exists (:attr:`ServerInstance.spawned`), so a dashboard killed at
+any moment leaves nothing that the next start cannot find.
 
 It implements the sampler's ``InstanceStats`` protocol (:meth:`active_models`,
 :meth:`requests_per_minute`). QtCore/QtNetwork only.
@@ -40,6 +47,7 @@ from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
 from llamadash.core.metrics import Nvml
 from llamadash.core.params import CapabilityError, CommandError, build_command, probe_binary, validate_config
 from llamadash.core.params.schema import META_COLUMNS
+from llamadash.core.params.validate import exposure_warning
 from llamadash.core.pidfile import InstanceRecord
 from llamadash.services.instance import (
     DEFAULT_BUFFER_LINES,
@@ -141,6 +149,9 @@ class InstanceManager(QObject):
         restart_backoff_s: First delay of an automatic restart (it doubles with each crash).
         crash_loop_max: Crashes within ``crash_loop_window_s`` after which auto-restart gives up.
         crash_loop_window_s: The crash-loop window.
+        failed_restart_max: Automatic restarts in a row that may fail (end within ``stable_run_s``)
+            before auto-restart gives up.
+        stable_run_s: Seconds a run must stay up for its automatic restart to count as a success.
         log_buffer_lines: Lines of output kept in memory per instance.
         nvml: The NVML session for per-process VRAM (share the sampler's); ``None`` makes one,
             initialised off the GUI thread.
@@ -184,6 +195,8 @@ class InstanceManager(QObject):
         restart_backoff_s: float = 2.0,
         crash_loop_max: int = 3,
         crash_loop_window_s: float = 60.0,
+        failed_restart_max: int = 5,
+        stable_run_s: float = 300.0,
         log_buffer_lines: int = DEFAULT_BUFFER_LINES,
         nvml: Nvml | None = None,
         scan_orphans: bool = True,
@@ -197,7 +210,11 @@ class InstanceManager(QObject):
         self._load_timeout_s = load_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._crash_policy = CrashPolicy(
-            backoff_s=restart_backoff_s, max_crashes=crash_loop_max, window_s=crash_loop_window_s
+            backoff_s=restart_backoff_s,
+            max_crashes=crash_loop_max,
+            window_s=crash_loop_window_s,
+            max_failed_restarts=failed_restart_max,
+            stable_run_s=stable_run_s,
         )
         self._buffer_lines = log_buffer_lines
         self._instances: dict[str, ServerInstance] = {}
@@ -534,6 +551,7 @@ class InstanceManager(QObject):
         # the C++ destructor after deleteLater() (a crash).
         inst.setParent(self)
         self._instances[name] = inst
+        inst.spawned.connect(self._on_instance_spawned)
         inst.stateChanged.connect(self._on_instance_state)
         inst.figuresChanged.connect(self._on_instance_figures)
         inst.logLine.connect(self._on_instance_line)
@@ -551,6 +569,7 @@ class InstanceManager(QObject):
                 inst.kill()
                 inst.wait_stopped(2.0)
         for signal_, slot in (
+            (inst.spawned, self._on_instance_spawned),
             (inst.stateChanged, self._on_instance_state),
             (inst.figuresChanged, self._on_instance_figures),
             (inst.logLine, self._on_instance_line),
@@ -566,6 +585,11 @@ class InstanceManager(QObject):
     def _sender(self) -> ServerInstance | None:
         sender = self.sender()
         return sender if isinstance(sender, ServerInstance) else None
+
+    def _on_instance_spawned(self, _pid: int) -> None:
+        inst = self._sender()
+        if inst is not None:
+            self._update_record(inst)
 
     def _on_instance_state(self, state: str, reason: str) -> None:
         inst = self._sender()
@@ -594,9 +618,22 @@ class InstanceManager(QObject):
 
     def _on_state(self, inst: ServerInstance, state: str, reason: str) -> None:
         if not inst.external:
+            self._update_record(inst)  # first: the record is what finds the process again
             self._set_status(inst.model_id, inst.name, InstanceState(state))
-            self._update_record(inst)
+            self._keep_error_reason(inst.model_id, InstanceState(state), reason)
         self.stateChanged.emit(inst.name, state, reason)
+
+    def _keep_error_reason(self, model_id: int | None, state: InstanceState, reason: str) -> None:
+        """Remember why a model is in error (for ``status``/``models show``); forget it once it runs."""
+        if model_id is None:
+            return
+        try:
+            if state is InstanceState.ERROR:
+                pidfile.save_error_reason(model_id, reason or "failed")
+            elif state is InstanceState.RUNNING:
+                pidfile.clear_error_reason(model_id)
+        except db.DatabaseError as exc:
+            _log.warning("cannot save the error reason of model %s: %s", model_id, exc)
 
     def _set_status(self, model_id: int | None, name: str, state: InstanceState) -> None:
         try:
@@ -689,9 +726,19 @@ class InstanceManager(QObject):
         secure = bool(config.get("ssl_key_file") and config.get("ssl_cert_file"))
         verbosity = config.get("log_verbose")
         counts_requests = not config.get("log_disable") and (verbosity is None or int(verbosity) >= 3)
+        markers = pidfile.marker_environment(
+            model=name,
+            model_id=model_id,
+            host=host,
+            port=port,
+            binary=str(located.path),
+            started_at_ms=time.time_ns() // 1_000_000,
+        )
+        warning = exposure_warning(config)
         return LaunchPlan(
             argv=tuple(argv),
-            env=env,
+            env={**env, **markers},
+            warnings=(warning,) if warning else (),
             host=host,
             port=port,
             api_key=_first_api_key(config),

@@ -137,3 +137,107 @@ def test_stop_processes_terminates_then_kills(tmp_path: Path):
     if os.name == "posix":
         assert polite.wait(5) == -15  # SIGTERM was enough
         assert stubborn.wait(5) == -9  # it ignored SIGTERM: killed
+
+
+# -- servers launched from this database that have no record -------------------------------------
+
+
+def marked_server(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """A real process called llama-server (a link to ``sleep``) that carries ``env``."""
+    sleep = shutil.which("sleep")
+    assert sleep
+    link = tmp_path / "marked-bin" / "llama-server"
+    link.parent.mkdir(exist_ok=True)
+    if not link.exists():
+        link.symlink_to(sleep)
+    return subprocess.Popen([str(link), "60", *args], env={**os.environ, **env})
+
+
+def markers(owner: tuple[int, float], **overrides) -> dict[str, str]:
+    env = pidfile.marker_environment(model="tiny", model_id=7, host="127.0.0.1", port=8123, binary="/x/llama-server")
+    env[pidfile.ENV_OWNER_PID], env[pidfile.ENV_OWNER_CREATE_TIME] = str(owner[0]), repr(owner[1])
+    return {**env, **overrides}
+
+
+def test_an_unrecorded_server_with_this_databases_markers_is_found(db, tmp_path: Path):
+    # the dashboard was killed between the fork and the record: only the environment tells
+    orphan = marked_server(tmp_path, markers(dead_pid()))
+    live_owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    foreign = marked_server(tmp_path, markers((live_owner.pid, psutil.Process(live_owner.pid).create_time())))
+    other_db = marked_server(tmp_path, markers(dead_pid(), **{pidfile.ENV_DATABASE: str(tmp_path / "other.db")}))
+    try:
+        assert pidfile.load_records() == []
+        found = pidfile.scan()
+        assert [(r.pid, r.model, r.model_id, r.port) for r in found.orphans] == [(orphan.pid, "tiny", 7, 8123)]
+        assert [r.pid for r in found.foreign] == [foreign.pid]
+        assert other_db.pid not in {r.pid for r in found.orphans + found.foreign}  # another data dir's
+        assert found.orphans[0].create_time == psutil.Process(orphan.pid).create_time()
+        # a recorded process is not reported twice
+        pidfile.add_record(found.orphans[0])
+        again = pidfile.scan()
+        assert [r.pid for r in again.orphans] == [orphan.pid]
+    finally:
+        for proc in (orphan, foreign, other_db, live_owner):
+            proc.kill()
+            proc.wait()
+
+
+LISTENER = (
+    "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[sys.argv.index('--port') + 1])));"
+    " s.listen(); print('ready', flush=True); time.sleep(60)"
+)
+
+
+def listening_server(tmp_path: Path, model: Path, port: int) -> subprocess.Popen:
+    """A real process called llama-server that listens on ``port`` with llamadash's ``--model``/``--port``."""
+    link = tmp_path / "listen-bin" / "llama-server"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(Path(sys.executable).resolve())
+    proc = subprocess.Popen(
+        [str(link), "-c", LISTENER, "--model", str(model), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LLAMADASH_INSTANCE_")},
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def test_where_the_environment_cannot_be_read_the_command_line_and_port_tell(db, tmp_path: Path, monkeypatch):
+    from support import free_port
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    port, other_port = free_port(), free_port()
+    database.save_model({"name": "lib", "type": "llama", "status": "stopped", "model_path": str(model), "port": port})
+    ours = listening_server(tmp_path, model, port)
+    (tmp_path / "b").mkdir()
+    not_ours = listening_server(tmp_path / "b", model, other_port)  # no library model on that port
+    # As root every environment is readable: make it unreadable, as another user's process on macOS is.
+    real_environ = psutil.Process.environ
+
+    def environ(self):
+        if self.pid in (ours.pid, not_ours.pid):
+            raise psutil.AccessDenied(self.pid)
+        return real_environ(self)
+
+    monkeypatch.setattr(psutil.Process, "environ", environ)
+    try:
+        found = pidfile.scan()
+        assert [(r.pid, r.model, r.port) for r in found.orphans] == [(ours.pid, "lib", port)]
+        assert not_ours.pid not in {r.pid for r in found.foreign}
+    finally:
+        for proc in (ours, not_ours):
+            proc.kill()
+            proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+
+def test_error_reasons_are_kept_per_model_and_bounded(db):
+    pidfile.save_error_reason(3, "llama-server exited with code 1: boom")
+    assert pidfile.load_error_reason(3) == "llama-server exited with code 1: boom"
+    assert pidfile.load_error_reason(4) is None
+    pidfile.save_error_reason(4, "x" * 100_000)
+    assert len(pidfile.load_error_reason(4)) == pidfile.MAX_ERROR_REASON_CHARS
+    pidfile.clear_error_reason(3)
+    assert pidfile.load_error_reason(3) is None
