@@ -411,11 +411,14 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         model = _get_model(args.name)
         _warn_stored([model], err)
         shown = model if args.show_secrets else _mask(model)
+        reason = _error_reason(model)
         if args.json:
-            json.dump(shown, out, indent=2)
+            json.dump({**shown, "error_reason": reason}, out, indent=2)
             print(file=out)
             return 0
         print(f"{shown['name']}  ({shown['type']}, {shown['status']})", file=out)
+        if reason:
+            print("error: " + reason.replace("\n", "\n  "), file=out)
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
@@ -631,6 +634,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
         quit_with_app=False,
     )
     outcome = {"code": 0, "ready": False}
+    warned: set[int | None] = set()
 
     def on_line(name: str, line: str) -> None:
         if name == args.name:
@@ -640,6 +644,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
         if name != args.name:
             return
         inst = manager.instance(name)
+        if state == "loading" and inst is not None and inst.pid not in warned:
+            warned.add(inst.pid)  # once per run (a restart warns again)
+            for warning in inst.warnings:
+                print(f"llamadash: warning: {warning}", file=err, flush=True)
         if state == "running" and not outcome["ready"]:
             outcome["ready"] = True
             url = inst.url if inst else ""
@@ -696,6 +704,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     return int(outcome["code"])
 
 
+def _error_reason(model: dict[str, Any]) -> str | None:
+    """Why a model in ``error`` failed (kept by whoever ran it), or ``None``."""
+    from llamadash.core import pidfile
+
+    if model.get("status") != "error":
+        return None
+    return pidfile.load_error_reason(int(model["id"])) or "the reason was not recorded"
+
+
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Every model's state, PID and port; the llama-servers a killed dashboard left behind."""
     from llamadash.core import pidfile
@@ -732,6 +749,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "url": record.url if record else None,
                 "orphan": m["name"] in orphans and record is orphans[m["name"]],
                 "managed_by": record.owner_pid if record and m["name"] in live else None,
+                "reason": _error_reason(m) if state == "error" else None,
             }
         )
     orphan_rows = [
@@ -748,6 +766,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         rows = [("NAME", "STATE", "PID", "PORT", "")]
         for m in models:
             note = "orphan" if m["orphan"] else (f"run by llamadash pid {m['managed_by']}" if m["managed_by"] else "")
+            if m["reason"]:
+                note = m["reason"].splitlines()[0]
             port = str(m["port"]) if m["port"] is not None else "invalid"
             rows.append((m["name"], m["state"], str(m["pid"] or "-"), port, note))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]

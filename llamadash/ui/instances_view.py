@@ -275,6 +275,16 @@ class InstancesModel(QAbstractTableModel):
         row = self._index.get(name)
         return self._rows[row].reason if row is not None else ""
 
+    def warnings_of(self, name: str) -> list[str]:
+        """What the user should know about the running instance of ``name`` (e.g. exposed without a key)."""
+        instance = self.instance(name)
+        if instance is None or self.state_of(name) not in _ACTIVE:
+            return []
+        try:
+            return [str(w) for w in getattr(instance, "warnings", ())]
+        except Exception:  # noqa: BLE001 - a warning is a courtesy; the status still shows
+            return []
+
     def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last ``lines`` lines of the instance's log (empty when there is no instance)."""
         instance = self.instance(name)
@@ -463,6 +473,9 @@ class InstancesModel(QAbstractTableModel):
                 lines.append(f"URL: {html.escape(str(url))}")
             if pid:
                 lines.append(f"PID: {pid}")
+            colour = status_color("loading").name()
+            for warning in self.warnings_of(item.name):
+                lines.append(f"<span style='color:{colour}'>⚠ {html.escape(warning)}</span>")
         vram = self._figure(item, "vram_mb")
         if vram is not None and item.state in _ACTIVE:
             lines.append(f"VRAM: {vram:,.0f} MB")
@@ -625,6 +638,14 @@ class InstancesView(QWidget):
         detail_layout.addWidget(self.detail_log)
         self.detail.hide()
 
+        # a running server's warnings (e.g. reachable from other machines without an API key)
+        self.warning_label = QLabel()
+        self.warning_label.setObjectName("instanceWarning")
+        self.warning_label.setTextFormat(Qt.TextFormat.RichText)
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warning_label.hide()
+
         # shown instead of the table while there is no model at all (a first run)
         self.empty_label = QLabel(EMPTY_TEXT)
         self.empty_label.setObjectName("instancesEmptyText")
@@ -655,6 +676,7 @@ class InstancesView(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty_state, 1)
         layout.addWidget(self.detail)
+        layout.addWidget(self.warning_label)
 
         model.dataChanged.connect(self._on_data_changed)
         # a reset (the library re-read after an edit) must not lose the selection
@@ -767,6 +789,7 @@ class InstancesView(QWidget):
 
     def _update_detail(self) -> None:
         name = self.current_name()
+        self._update_warning(name)
         if not name or self.model.state_of(name) != "error":
             self.detail.hide()
             return
@@ -781,6 +804,16 @@ class InstancesView(QWidget):
         self.detail_log.setPlainText("\n".join(tail) if tail else "(no log output)")
         self.detail_log.verticalScrollBar().setValue(self.detail_log.verticalScrollBar().maximum())
         self.detail.show()
+
+    def _update_warning(self, name: str) -> None:
+        warnings = self.model.warnings_of(name) if name else []
+        if not warnings:
+            self.warning_label.hide()
+            return
+        colour = status_color("loading").name()
+        text = "<br>".join(f"⚠ {html.escape(w)}" for w in warnings)
+        self.warning_label.setText(f"<b style='color:{colour}'>{html.escape(name)}:</b> {text}")
+        self.warning_label.show()
 
     # -- actions ----------------------------------------------------------------------------------
 

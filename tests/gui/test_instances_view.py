@@ -446,3 +446,28 @@ def test_a_refused_start_says_whether_no_llama_server_was_found(view, manager, q
     with qtbot.waitSignal(view.refused) as refused:
         view.start_action.trigger()
     assert refused.args == ["start", "mistral", "Could not start mistral: port 8083 is already in use", False]
+
+
+@pytest.mark.integration
+def test_a_server_reachable_without_an_api_key_is_warned_about_in_the_pane(qtbot, real_setup, tiny_model: Path):
+    database, manager = real_setup
+    database.save_model(tiny_model_record(tiny_model, name="exposed", host="0.0.0.0"))
+    database.save_model(tiny_model_record(tiny_model, name="keyed", host="0.0.0.0", api_key="sekret"))
+    model = InstancesModel(database.get_models, manager)
+    view = InstancesView(model)
+    qtbot.addWidget(view)
+    view.show()
+    for name in ("exposed", "keyed"):
+        view.select(name)
+        view.start_action.trigger()
+        qtbot.waitUntil(lambda name=name: model.state_of(name) == "running", timeout=60_000)
+    view.select("exposed")
+    qtbot.waitUntil(view.warning_label.isVisible, timeout=5_000)
+    assert "0.0.0.0 without an API key" in view.warning_label.text()
+    assert "0.0.0.0 without an API key" in cell(view, "exposed", "name", Qt.ItemDataRole.ToolTipRole)
+    view.select("keyed")
+    assert not view.warning_label.isVisible()
+    view.select("exposed")
+    view.stop_action.trigger()
+    qtbot.waitUntil(lambda: model.state_of("exposed") == "stopped", timeout=20_000)
+    assert not view.warning_label.isVisible()

@@ -545,3 +545,81 @@ def test_sampler_follows_the_manager_active_models_and_requests(qtbot, manager: 
         qtbot.waitUntil(lambda: samples[-1].active_models == 0, timeout=5_000)
     finally:
         sampler.stop()
+
+
+# -- slow crash loops, error reasons, warnings at start --------------------------------------------
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
+        capture_output=True, text=True, check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_a_slow_crash_loop_gives_up_after_failed_restarts_and_status_says_why(
+    qtbot, managers: list[InstanceManager], data_dir: Path, add_model, tmp_path: Path, tiny_model: Path
+):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)  # a real llama-server refuses it and exits
+    model = add_model("crashloop", model_path=str(broken))
+    # The rate cap never fires (each crash is alone in its 1 ms window), as with a crash every 31 s
+    # under the default 3-in-60-s cap: only the count of failed restarts can stop it.
+    manager = InstanceManager(
+        data_dir=data_dir, poll_interval_s=0.25, stop_timeout_s=5, restart_backoff_s=0.05, crash_loop_max=1000,
+        crash_loop_window_s=0.001, failed_restart_max=3, stable_run_s=60, quit_with_app=False,
+    )
+    managers.append(manager)
+    manager.set_autorestart("crashloop", True)
+    starts: list[str] = []
+    manager.eventOccurred.connect(lambda name, event, _ms: starts.append(name) if event == "started" else None)
+    inst = manager.start("crashloop")
+    qtbot.waitUntil(
+        lambda: inst.state is InstanceState.ERROR and not inst.restart_pending and not inst.active, timeout=60_000
+    )
+    qtbot.wait(1000)
+    assert len(starts) == 4  # the user's start and 3 automatic restarts, then no more
+    assert inst.state is InstanceState.ERROR and not inst.restart_pending and llama_children() == []
+    assert inst.reason.startswith("llama-server exited with code")
+    assert "automatic restart gave up: 3 restarts in a row failed, none stayed up 60 s" in inst.reason
+    assert database.get_model_by_name("crashloop")["status"] == "error"
+
+    database.release_connection()
+    status = cli(data_dir, "status")
+    assert status.returncode == 0, status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.startswith("crashloop"))
+    assert "error" in row and "llama-server exited with code" in row
+    shown = cli(data_dir, "models", "show", "crashloop")
+    assert "error: llama-server exited with code" in shown.stdout
+    assert "3 restarts in a row failed" in shown.stdout
+    as_json = json.loads(cli(data_dir, "status", "--json").stdout)
+    reason = next(m["reason"] for m in as_json["models"] if m["name"] == "crashloop")
+    assert reason == inst.reason
+
+    # a successful start forgets the reason
+    database.update_model(model["id"], {"model_path": str(tiny_model)})
+    manager.start("crashloop")
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    assert pidfile.load_error_reason(model["id"]) is None
+    manager.stop("crashloop")
+    wait_state(qtbot, inst, InstanceState.STOPPED)
+    database.release_connection()
+    shown = cli(data_dir, "models", "show", "crashloop")
+    assert "error:" not in shown.stdout and "(llama, stopped)" in shown.stdout
+
+
+def test_cli_run_warns_at_start_when_the_server_is_reachable_without_an_api_key(data_dir: Path, add_model):
+    add_model("exposed", host="0.0.0.0")
+    add_model("keyed", host="0.0.0.0", api_key="sekret")
+    database.release_connection()
+    for name, warned in (("exposed", True), ("keyed", False)):
+        proc = run_cli(data_dir, name, "--wait-ready", "--ready-timeout", "60")
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().strip().startswith("http://127.0.0.1:")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        warning = "llamadash: warning: llama-server listens on 0.0.0.0 without an API key"
+        assert (warning in err) is warned, err

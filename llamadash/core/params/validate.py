@@ -135,6 +135,26 @@ def _is_local_host(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def exposure_warning(config: Mapping[str, Any]) -> str | None:
+    """The warning for a server that other machines can reach without an API key, or ``None``.
+
+    One rule for every front end: ``models add``/``set`` and the editor (through
+    :func:`validate_config`), and the start of a server (``llamadash run``, the instances pane).
+
+    Args:
+        config: column -> value; ``None`` and empty values count as not set.
+    """
+    host = config.get("host") or load_schema()["host"].default or "127.0.0.1"
+    hosts = host if isinstance(host, (list, tuple)) else str(host).split(",")
+    exposed = [str(h).strip() for h in hosts if str(h).strip() and not _is_local_host(str(h))]
+    if not exposed or config.get("api_key") or config.get("api_key_file"):
+        return None
+    return (
+        f"llama-server listens on {', '.join(exposed)} without an API key: anyone who can reach "
+        "it can use it; set api_key or api_key_file"
+    )
+
+
 def _check_cross_fields(values: Mapping[str, Any], custom: Any, error: Any, warning: Any) -> None:
     schema = load_schema()
 
@@ -145,14 +165,9 @@ def _check_cross_fields(values: Mapping[str, Any], custom: Any, error: Any, warn
     if isinstance(batch, int) and isinstance(ubatch, int) and ubatch > batch:
         error("ubatch_size", f"ubatch_size ({ubatch}) must not be larger than batch_size ({batch})")
 
-    host = effective("host") or "127.0.0.1"
-    exposed = [h.strip() for h in str(host).split(",") if h.strip() and not _is_local_host(h)]
-    if exposed and "api_key" not in values and "api_key_file" not in values:
-        warning(
-            "host",
-            f"llama-server listens on {', '.join(exposed)} without an API key: anyone who can reach "
-            "it can use it; set api_key or api_key_file",
-        )
+    exposed = exposure_warning(values)
+    if exposed:
+        warning("host", exposed)
 
     custom_flags = _custom_flag_names(custom)
     speculation = any(flag in custom_flags for flag in _SPECULATION_FLAGS)
