@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
+from llamadash.core.messages import format_size
 
 #: The ``type`` stored for a model whose architecture is not known (yet): an HF repo, a URL.
 UNKNOWN_TYPE = "unknown"
@@ -619,18 +620,6 @@ def model_source(model: Mapping[str, Any]) -> tuple[str, str] | None:
 
 # ------------------------------------------------------------------------------------------------
 # display
-
-
-def format_size(size: int | None) -> str:
-    """Bytes as people read them: ``512 B``, ``1.5 KiB``, ``4.37 GiB``; ``n/a`` for ``None``."""
-    if size is None:
-        return "n/a"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.3g} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_count(count: int | None) -> str:

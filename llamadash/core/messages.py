@@ -47,12 +47,14 @@ def shorten(text: str, limit: int = 400) -> str:
     return f"{text[:limit]}… ({len(text)} characters)"
 
 
-def format_bytes(size: int) -> str:
-    """Bytes as people read them: ``0 B``, ``512 B``, ``1.5 KiB``, ``3.2 GiB``."""
+def format_size(size: int | None) -> str:
+    """Bytes as people read them: ``512 B``, ``1.5 KiB``, ``4.37 GiB``; ``n/a`` for ``None``."""
+    if size is None:
+        return "n/a"
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{int(value)} B" if unit == "B" else f"{value:.3g} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 
@@ -71,7 +73,7 @@ def free_bytes(path: str | os.PathLike[str]) -> int | None:
 def disk_full_text(folder: str | os.PathLike[str]) -> str:
     """``the disk holding /data is full (12.0 KiB free)``: the reason, for any message."""
     free = free_bytes(folder)
-    amount = "free space unknown" if free is None else f"{format_bytes(free)} free"
+    amount = "free space unknown" if free is None else f"{format_size(free)} free"
     return f"the disk holding {folder} is full ({amount})"
 
 
