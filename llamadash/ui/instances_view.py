@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import library
 from llamadash.core.llama_server import binary_missing
+from llamadash.core.messages import short_repr
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
 
@@ -135,6 +136,7 @@ class _Row:
     name: str
     port: int | None = None
     configured_port: int | None = None  # the library's; ``port`` is the running server's
+    bad_port: str | None = None  # the stored value, quoted, when it is not a port (another program wrote it)
     configured: bool = True
     state: str = "stopped"
     reason: str = ""
@@ -211,6 +213,8 @@ class InstancesModel(QAbstractTableModel):
             row.configured = True
             # the port the next start uses; None: the stored value is not a port (the editor says so)
             row.port = row.configured_port = library.configured_port(model)
+            stored = model.get("port")
+            row.bad_port = None if row.configured_port is not None else short_repr(stored, 24)
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured
             if row.state in _ACTIVE:
@@ -421,6 +425,8 @@ class InstancesModel(QAbstractTableModel):
                     return f"Loading… {fraction * 100:.0f}%"
             return _STATE_TEXT.get(item.state, item.state.capitalize())
         if key == "port":
+            if item.port is None and item.bad_port is not None:
+                return f"⚠ {item.bad_port}"
             return "" if item.port is None else str(item.port)
         if key == "uptime":
             return format_uptime(self._uptime_s(item))
@@ -476,6 +482,11 @@ class InstancesModel(QAbstractTableModel):
             colour = status_color("loading").name()
             for warning in self.warnings_of(item.name):
                 lines.append(f"<span style='color:{colour}'>⚠ {html.escape(warning)}</span>")
+        if item.bad_port is not None and item.state not in _ACTIVE:
+            lines.append(
+                f"The stored port {html.escape(item.bad_port, quote=False)} is not a port: fix it in the "
+                "Configuration tab before starting"
+            )
         vram = self._figure(item, "vram_mb")
         if vram is not None and item.state in _ACTIVE:
             lines.append(f"VRAM: {vram:,.0f} MB")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from support import launch_gui, raw_sqlite
 
 from llamadash.app import shutdown
 from llamadash.core import database
 from llamadash.core.llama_server import METADATA_KEY
+from llamadash.ui.instances_view import COLUMN
 from llamadash.ui.param_editor import ParamEditor
 
 
@@ -29,6 +31,9 @@ def test_the_library_and_editor_show_a_bad_stored_value_and_name_it(
         window = gui.window
         assert window.library_widget.visible_names() == ["tiny"]
         assert window.instances_model.names() == ["tiny"]
+        port_cell = window.instances_model.index(0, COLUMN["port"])
+        assert port_cell.data() == "⚠ 'abc'"  # what is stored, not a made-up 8080
+        assert "The stored port 'abc' is not a port" in port_cell.data(Qt.ItemDataRole.ToolTipRole)
         window.open_configuration("tiny")
         editor = window.findChild(ParamEditor)
         problems = {issue.column: issue.message for issue in editor.issues() if issue.severity == "error"}
