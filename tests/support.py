@@ -203,3 +203,17 @@ def launch_gui(qtbot, data_dir: Path, *args: str):
     assert isinstance(gui, Gui), f"build_gui refused to start: {gui}"
     qtbot.addWidget(gui.window)
     return gui
+
+
+def run_cli(data_dir: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None):
+    """``python -m llamadash --data-dir DIR ARGS`` in a child process; its CompletedProcess (text)."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
 pytestmark = [pytest.mark.reliability]
 
@@ -46,13 +47,7 @@ time.sleep(60)
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(data_dir, *args, timeout=60)
 
 
 def rows_in(info: str, table: str) -> int:

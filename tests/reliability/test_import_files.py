@@ -17,18 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(data_dir, *args)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
 from llamadash.core import database
 from llamadash.core.metrics import MetricsCollector
@@ -50,13 +51,7 @@ WORKER = textwrap.dedent(
 
 def _cli(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "LLAMA_SERVER_BIN"}
-    return subprocess.run(
-        [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_cli(data_dir, *args, timeout=timeout, env=env)
 
 
 def _race(data_dir: Path, action: str, model_file: Path) -> list[list[str]]:
