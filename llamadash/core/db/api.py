@@ -251,8 +251,12 @@ def _create_database_file(path: Path) -> None:
     if not path.exists():
         # SQLite gives the -wal and -shm files the mode of the database file, so creating the
         # file 0o600 before SQLite sees it keeps all three private (POSIX; ignored on Windows).
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            pass  # another process (a second command started at the same moment) made it first
+        else:
+            os.close(fd)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         for name, value in NEW_DATABASE_PRAGMAS:

@@ -241,3 +241,20 @@ class TestStoredValues:
             )
         got = database.get_model(model_id)
         assert invalid_stored_values(got) == []
+
+
+def test_a_database_another_process_creates_at_the_same_moment_opens(tmp_path: Path, monkeypatch) -> None:
+    """Two commands started at once on a new data folder: the second must not fail on "File exists".
+
+    The other process's file appears between this one's "does it exist?" and its exclusive create;
+    the check is made to miss it, which is that moment, deterministically.
+    """
+    path = tmp_path / "llama-dashboard.db"
+    path.touch(mode=0o600)  # the other process has just made it (still empty)
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self, *a, **k: False if self == path else real_exists(self, *a, **k))
+    api._create_database_file(path)
+    monkeypatch.undo()
+    database.init_database(path)
+    database.save_model({"name": "m", "type": "llama", "status": "stopped"})
+    assert [m["name"] for m in database.get_models()] == ["m"]
