@@ -217,3 +217,14 @@ def run_cli(data_dir: Path, *args: str, timeout: float = 120, env: dict[str, str
         timeout=timeout,
         env=env,
     )
+
+
+def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
+    """``llamadash --data-dir DIR ARGS`` in this process: (exit status, stdout, stderr)."""
+    import io
+
+    from llamadash.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["--data-dir", str(data_dir), *args], out, err)
+    return code, out.getvalue(), err.getvalue()

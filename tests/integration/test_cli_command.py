@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -12,17 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import free_port, health_status
+from support import cli, free_port, health_status
 
-from llamadash.cli import run
 
 pytestmark = pytest.mark.integration
-
-
-def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(["--data-dir", str(data_dir), *args], out, err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def start_in_shell(line: str, log: Path) -> subprocess.Popen:

@@ -12,15 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import cli
 
 from llamadash import __version__
 from llamadash.cli import run
-
-
-def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(["--data-dir", str(data_dir), *args], out, err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from pathlib import Path
 
-from llamadash.cli import run
+from support import cli
+
 from llamadash.core import database
-
-
-def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(["--data-dir", str(data_dir), *args], out, err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_the_output_lists_what_was_left_out_and_kept(tmp_path: Path) -> None:

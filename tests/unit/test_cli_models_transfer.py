@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
 import pytest
+from support import cli
 
-from llamadash.cli import run
-
-
-def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(["--data-dir", str(data_dir), *args], out, err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def models(data_dir: Path) -> list[dict]:

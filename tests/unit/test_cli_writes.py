@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from support import raw_sqlite
+from support import cli, raw_sqlite
 
-from llamadash.cli import run
-
-
-def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(["--data-dir", str(data_dir), *args], out, err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
