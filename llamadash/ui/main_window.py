@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
         if sampler is not None:
             sampler.sampled.connect(self._on_sample)
             sampler.sampled.connect(self.tray_controller.on_sample)
-            sampler.failed.connect(lambda text: self.statusBar().showMessage(text, 5000))
+            sampler.failed.connect(self._on_sample_failed)
             saving_changed = getattr(sampler, "saving_changed", None)
             if saving_changed is not None:
                 saving_changed.connect(self.show_saving)
@@ -548,6 +548,12 @@ class MainWindow(QMainWindow):
             label.setContentsMargins(6, 0, 6, 0)
             bar.addPermanentWidget(label)
 
+    def _on_sample_failed(self, text: str) -> None:
+        # While saves keep failing the permanent "History is not being saved" label says so: the
+        # same failure every second must not flash over it (nor outlive the recovery by 5 s).
+        if not self.saving_message:
+            self.statusBar().showMessage(text, 5000)
+
     def show_saving(self, saving: bool, reason: str = "") -> None:
         """Say in the status bar that the metrics history is not being saved (and why), or no more."""
         if saving:
@@ -555,6 +561,7 @@ class MainWindow(QMainWindow):
             self.saving_label.setToolTip("")
         else:
             first = reason.splitlines()[0] if reason else "saving failed"
+            self.statusBar().clearMessage()  # the label below says it, for as long as it lasts
             self.saving_label.setText(f"History is not being saved: {first}")
             self.saving_label.setToolTip(
                 f"The latest metrics sample could not be saved:\n{reason}\n\nThe charts go on; "

@@ -29,6 +29,10 @@ def test_the_status_bar_says_while_history_is_not_saved(qtbot, tmp_path: Path, m
             "History is not being saved: could not save metrics: the database is busy"
         ), window.saving_message
         assert "could not be saved" in window.saving_label.toolTip()
+        for _ in range(2):  # later failures do not flash the same text over the label
+            with qtbot.waitSignal(gui.sampler.failed, timeout=10_000):
+                pass
+            assert window.statusBar().currentMessage() == ""
         holder.execute("ROLLBACK")
         qtbot.waitUntil(lambda: window.saving_message == "", timeout=10_000)
         assert window.saving_label.isHidden()
