@@ -37,7 +37,6 @@ from llamadash.core.params import (
     build_command,
     format_command,
     load_schema,
-    parse_command_line,
     probe_binary,
     validate_config,
 )
@@ -270,25 +269,6 @@ def _refuse_while_running(name: str, done: str) -> None:
             raise CliError(f"{name} is running (pid {record.pid}); stop it before it can be {done}")
 
 
-def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
-    """File and folder parameters of a pasted command line, made absolute against the current folder.
-
-    A relative path in a pasted command line means "from where I am now", which is not where
-    llamadash starts llama-server from later.
-    """
-    schema = load_schema()
-
-    def absolute(value: Any) -> Any:
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            return str(Path(value).expanduser().resolve())
-        return value
-
-    for column, value in config.items():
-        if column in schema and schema[column].kind in ("file", "dir"):
-            config[column] = [absolute(v) for v in value] if isinstance(value, list) else absolute(value)
-    return config
-
-
 def _configured_caps(data_dir: Path) -> Any:
     """The configured build's capabilities, or None (it may run the binary: never inside a transaction)."""
     caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
@@ -442,11 +422,14 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         if db.get_model_by_name(args.name) is not None:
             raise CliError(f"a model named {args.name!r} already exists")
         if args.from_command is not None:
-            config = _absolute_paths(parse_command_line(args.from_command))
+            config = library.config_from_command_line(args.from_command)
         else:
             model_path = Path(args.model_path).expanduser()
             if not model_path.is_file():
                 raise CliError(f"model file {model_path} does not exist")
+            refusal = library.model_file_refusal(library.read_model_info(model_path))
+            if refusal is not None:  # the window refuses the same files, for the same reason
+                raise CliError(f"{model_path}: {refusal}")
             config = {"model_path": str(model_path.resolve())}
         values, custom = _parse_assignments(args.set)
         config.update({k: v for k, v in values.items() if k not in ("name", "type")})

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
 from llamadash.core.messages import format_size
+from llamadash.core.params import load_schema, parse_command_line
 
 #: The ``type`` stored for a model whose architecture is not known (yet): an HF repo, a URL.
 UNKNOWN_TYPE = "unknown"
@@ -552,6 +553,58 @@ def add_model(store: ModelStore, model: Mapping[str, Any], *, new_port: bool = F
         if new_port or not model.get("port"):
             model = {**model, "port": next_free_port(store.get_models())}
         return store.save_model(model)
+
+
+def config_from_command_line(text: str) -> dict[str, Any]:
+    """The configuration of a pasted ``llama-server ...`` line, with its file and folder paths absolute.
+
+    A relative path in a pasted line means "from where I am now", which is not where llamadash
+    starts llama-server from later; the window and the CLI both add pasted lines through here.
+
+    Raises:
+        CommandLineError: the line cannot be read; the message says why.
+    """
+    config = parse_command_line(text)
+    schema = load_schema()
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            return str(Path(value).expanduser().resolve())
+        return value
+
+    for column, value in config.items():
+        if column in schema and schema[column].kind in ("file", "dir"):
+            config[column] = [absolute(v) for v in value] if isinstance(value, list) else absolute(value)
+    return config
+
+
+def model_file_refusal(info: ModelInfo) -> str | None:
+    """Why a file cannot be added as a model (not GGUF, a projector, parts missing), or None."""
+    if info.error:
+        return info.error
+    if info.is_projector:
+        return "a multimodal projector, not a model; choose it as the mmproj of a model"
+    if info.missing_parts:
+        missing = ", ".join(str(i) for i in info.missing_parts)
+        return f"part(s) {missing} of {info.expected_parts} are missing"
+    return None
+
+
+def entry_of_file(info: ModelInfo, models: Iterable[Mapping[str, Any]]) -> str | None:
+    """The name of the library entry that already serves the model file ``info`` describes, if any."""
+    wanted = {_resolved(part) for part in (info.path, *info.parts)}
+    for model in models:
+        path = model.get("model_path")
+        if isinstance(path, str) and path and _resolved(Path(path).expanduser()) in wanted:
+            return str(model.get("name"))
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path.absolute()
 
 
 def merge_custom_params(stored: Any, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

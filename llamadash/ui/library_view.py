@@ -58,7 +58,7 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import library
 from llamadash.core.library import ModelInfo, ScanResult
-from llamadash.core.params import CommandLineError, parse_command_line
+from llamadash.core.params import CommandLineError
 from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -301,7 +301,7 @@ class CommandLineDialog(QDialog):
 
     def accept(self) -> None:
         try:
-            self.config = parse_command_line(self.text_edit.toPlainText())
+            self.config = library.config_from_command_line(self.text_edit.toPlainText())
         except CommandLineError as exc:
             self.config = None
             self.error_label.setText(str(exc))
@@ -688,6 +688,7 @@ class LibraryView(QWidget):
         Projector files and files that are not readable GGUF are refused with a message.
         """
         names = self._names()
+        models = self._service.get_models()
         added: list[int] = []
         done: set[Path] = set()
         refused: list[str] = []
@@ -696,17 +697,11 @@ class LibraryView(QWidget):
             if info.path in done:
                 continue
             done.add(info.path)
-            if info.error:
-                refused.append(f"{raw}: {info.error}")
-                continue
-            if info.is_projector:
-                refused.append(
-                    f"{raw}: a multimodal projector, not a model; choose it as the mmproj of a model"
-                )
-                continue
-            if info.missing_parts:
-                missing = ", ".join(str(i) for i in info.missing_parts)
-                refused.append(f"{raw}: part(s) {missing} of {info.expected_parts} are missing")
+            refusal = library.model_file_refusal(info)
+            if refusal is None and (entry := library.entry_of_file(info, models)) is not None:
+                refusal = f"already in the library as {entry!r} (Duplicate makes a second entry)"
+            if refusal is not None:
+                refused.append(f"{raw}: {refusal}")
                 continue
             model = library.new_model_from_file(info, names)
             model_id = self._save(model)
@@ -735,7 +730,7 @@ class LibraryView(QWidget):
         Raises:
             CommandLineError: the command line cannot be read; the message says why.
         """
-        return self.add_config(parse_command_line(text), name)
+        return self.add_config(library.config_from_command_line(text), name)
 
     def add_config(self, config: Mapping[str, Any], name: str | None = None) -> int | None:
         """Add a parsed configuration: ``type`` from the model file's header when it has one."""

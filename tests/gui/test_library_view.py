@@ -94,11 +94,18 @@ def test_adding_the_tiny_gguf_fills_type_and_metadata(view: LibraryView, db, tin
     assert view.table_model.index(0, 3).data() == "file: tiny-llama.gguf"
 
 
-def test_adding_the_same_file_twice_gives_a_distinct_name(view: LibraryView, db, tiny_model: Path):
+def test_adding_a_file_that_is_already_in_the_library_says_so_and_adds_nothing(
+    view: LibraryView, db, tiny_model: Path
+):
+    # (it used to add "tiny-test-llama (copy)" silently; Duplicate is the way to a second entry,
+    # with its own name and port: test_duplicate_copies_the_settings_under_a_new_name)
     view.add_files([tiny_model])
-    view.add_files([tiny_model])
-    assert [m["name"] for m in db.get_models()] == ["tiny-test-llama", "tiny-test-llama (copy)"]
-    assert [m["port"] for m in db.get_models()] == [8080, 8081]  # each can run beside the other
+    assert view.add_files([tiny_model]) == []
+    assert [m["name"] for m in db.get_models()] == ["tiny-test-llama"]
+    assert view.errors == [
+        ("Some files were not added", f"{tiny_model}: already in the library as 'tiny-test-llama' "
+         "(Duplicate makes a second entry)")
+    ]
 
 
 def test_dropping_gguf_files_adds_them(view: LibraryView, db, tiny_model: Path, tmp_path: Path):
