@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llamadash import __version__
+from llamadash.core import library
 from llamadash.core.params import (
     META_COLUMNS,
     CommandError,
@@ -543,7 +544,9 @@ def plan_import(
                 number += 1
             new_name = f"{name} ({number})"
             taken.add(new_name)
-            plan.append(ImportAction("add", new_name, {**model, "name": new_name}))
+            # a second entry of the same model runs beside the first: it gets a port no entry uses
+            port = library.next_free_port([*existing, *incoming, *(a.model for a in plan)])
+            plan.append(ImportAction("add", new_name, {**model, "name": new_name, "port": port}))
     return plan
 
 

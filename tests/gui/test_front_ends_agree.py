@@ -70,3 +70,33 @@ def test_a_file_already_in_the_library_is_not_added_again_unasked(
     assert window_library.add_files([tiny_model]) == []  # a drop of the same file: said, not added
     assert "already in the library as 'tiny-test-llama'" in window_library.errors[0][1]
     assert [m["name"] for m in database.get_models()] == ["tiny-test-llama"]
+
+
+def test_keep_both_gives_the_second_entry_a_free_port_in_both(qtbot, tmp_path: Path, tiny_model: Path):
+    from llamadash.core import model_export
+    from llamadash.ui.transfer_dialog import TransferDialog
+
+    models_file = tmp_path / "models.json"
+    for front_end in ("window", "cli"):
+        data_dir = tmp_path / front_end
+        database.init_database(data_dir / "llama-dashboard.db")
+        database.save_model({"name": "tiny", "type": "llama", "status": "stopped",
+                             "model_path": str(tiny_model), "port": 8080})
+        models_file.write_text(model_export.export_json(database.get_models()), encoding="utf-8")
+        if front_end == "window":
+            dialog = TransferDialog(database)
+            qtbot.addWidget(dialog)
+            dialog.tabs.setCurrentIndex(3)  # Import models
+            dialog.import_models_path.set_path(models_file)
+            assert dialog.read_models_file()
+            dialog.set_policy("keep_both")
+            assert dialog.apply_models() is not None
+            ports = {m["name"]: m["port"] for m in database.get_models()}
+            database.close_database()
+        else:
+            database.close_database()
+            code, _out, err = cli("models", "import", str(models_file), "--on-conflict", "keep-both",
+                                  data_dir=data_dir)
+            assert code == 0, err
+            ports = {m["name"]: m["port"] for m in _cli_models(data_dir)}
+        assert ports == {"tiny": 8080, "tiny (2)": 8081}, front_end

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import cli
-
+from support import cli, write_tiny_gguf
 
 
 def models(data_dir: Path) -> list[dict]:
@@ -25,8 +24,7 @@ def settings(model: dict) -> dict:
 def library(tmp_path: Path) -> Path:
     """A realistic library: a local GGUF with tuned sampling, a HF model with a key, a router."""
     data_dir = tmp_path / "lib"
-    gguf = tmp_path / "Qwen3-8B-Q4_K_M.gguf"
-    gguf.write_bytes(b"GGUF")
+    gguf = write_tiny_gguf(tmp_path / "Qwen3-8B-Q4_K_M.gguf")  # a real GGUF: `models add` reads its header
     steps = [
         ("models", "add", "qwen3-8b", "--model-path", str(gguf), "--type", "qwen3",
          "--set", "ctx_size=32768", "--set", "temperature=0.6", "--set", "top_k=20", "--set", "gpu_layers=all",
