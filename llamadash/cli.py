@@ -703,16 +703,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     found = pidfile.scan()
     stopped: list[int] = []
     if args.stop_orphans and found.orphans:
-        left = set(pidfile.stop_processes([r.pid for r in found.orphans], timeout_s=5.0))
-        for orphan in found.orphans:
-            if orphan.pid in left:
-                continue
-            stopped.append(orphan.pid)
-            pidfile.remove_record(orphan.pid)
-            model = db.get_model_by_name(orphan.model)
-            if model is not None and model["status"] in ("running", "loading"):
-                db.update_model(model["id"], {"status": "stopped"})
-        found.orphans = [r for r in found.orphans if r.pid in left]
+        done, found.orphans = pidfile.stop_orphans(found.orphans, timeout_s=5.0)
+        stopped = [r.pid for r in done]
     live = {r.model: r for r in found.foreign}
     orphans = {r.model: r for r in found.orphans}
     models = []

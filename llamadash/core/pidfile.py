@@ -640,3 +640,29 @@ def stop_processes(pids: Iterable[int], timeout_s: float = 5.0) -> list[int]:
             pass
     still = {p.pid for p in _wait_gone(alive, 2.0)}
     return [pid for pid in wanted if pid in still]
+
+
+def stop_orphans(
+    orphans: Iterable[InstanceRecord], timeout_s: float = 5.0
+) -> tuple[list[InstanceRecord], list[InstanceRecord]]:
+    """Stop leftover servers (their process trees), forget their records and mark their models stopped.
+
+    The one way to stop orphans: ``llamadash status --stop-orphans`` and the window's *Stop leftover
+    servers* (:meth:`InstanceManager.stop_orphans`) both come here. Blocking but bounded.
+
+    Returns:
+        (the records whose processes were stopped, those still alive afterwards).
+    """
+    records = list(orphans)
+    if not records:
+        return [], []
+    left = set(stop_processes([r.pid for r in records], timeout_s))
+    stopped = [r for r in records if r.pid not in left]
+    for record in stopped:
+        remove_record(record.pid)
+        model = db.get_model(record.model_id) if record.model_id is not None else None
+        if model is None:
+            model = db.get_model_by_name(record.model)
+        if model is not None and model["status"] != "stopped":
+            db.update_model(model["id"], {"status": "stopped"})
+    return stopped, [r for r in records if r.pid in left]

@@ -504,16 +504,12 @@ class InstanceManager(QObject):
         Returns:
             The PIDs that were stopped.
         """
-        records = list(self._orphans)
-        if not records:
+        if not self._orphans:
             return []
-        left = set(pidfile.stop_processes([r.pid for r in records], timeout_s))
-        stopped = [r for r in records if r.pid not in left]
-        for record in stopped:
-            pidfile.remove_record(record.pid)
-            self._set_status(record.model_id, record.model, InstanceState.STOPPED)
-        self._orphans = [r for r in records if r.pid in left]
-        self.orphansChanged.emit()
+        try:
+            stopped, self._orphans = pidfile.stop_orphans(self._orphans, timeout_s)
+        finally:
+            self.orphansChanged.emit()
         return [r.pid for r in stopped]
 
     # -- InstanceStats ------------------------------------------------------------------------------

@@ -241,3 +241,19 @@ def test_error_reasons_are_kept_per_model_and_bounded(db):
     assert len(pidfile.load_error_reason(4)) == pidfile.MAX_ERROR_REASON_CHARS
     pidfile.clear_error_reason(3)
     assert pidfile.load_error_reason(3) is None
+
+
+def test_stop_orphans_stops_forgets_and_marks_the_model_stopped(db, fake_server: subprocess.Popen):
+    # the one home of "stop the leftovers": `status --stop-orphans` and the window's manager call it
+    model_id = database.save_model({"name": "left", "type": "llama", "status": "running"})
+    record = InstanceRecord(
+        pid=fake_server.pid, create_time=psutil.Process(fake_server.pid).create_time(), model="left",
+        model_id=model_id, port=18099, owner_pid=2**22 + 7, owner_create_time=1.0,
+    )
+    pidfile.add_record(record)
+    assert [r.pid for r in pidfile.scan().orphans] == [fake_server.pid]
+    stopped, left = pidfile.stop_orphans(pidfile.scan().orphans, timeout_s=2.0)
+    assert [r.pid for r in stopped] == [fake_server.pid] and left == []
+    assert fake_server.wait(5) is not None
+    assert pidfile.load_records() == []
+    assert database.get_model(model_id)["status"] == "stopped"
