@@ -21,7 +21,6 @@ from llamadash import __version__
 from llamadash.core import database as db
 from llamadash.core import library, model_export, paths
 from llamadash.core.gguf_info import model_type
-from llamadash.core.messages import disk_full_text, is_no_space
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
@@ -29,6 +28,7 @@ from llamadash.core.llama_server import (
     configured_capabilities,
     find_llama_server,
 )
+from llamadash.core.messages import disk_full_text, is_no_space
 from llamadash.core.params import (
     CapabilityError,
     CommandError,
@@ -41,6 +41,7 @@ from llamadash.core.params import (
     validate_config,
 )
 from llamadash.core.params.schema import invalid_stored_values
+from llamadash.core.states import ACTIVE_STATES
 
 EXPORT_FORMATS = ("json", "sh", "ini")
 META_KEYS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
@@ -713,7 +714,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for m in library_models:
         record = live.get(m["name"]) or orphans.get(m["name"])
         state = m["status"]
-        if record is None and state in ("running", "loading"):
+        if record is None and state in ACTIVE_STATES:
             state = "stopped"  # the database says otherwise, but no process is left
         models.append(
             {

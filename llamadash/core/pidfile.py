@@ -41,6 +41,7 @@ import psutil
 
 from llamadash.core import database as db
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
+from llamadash.core.states import ACTIVE_STATES
 
 __all__ = [
     "METADATA_KEY",
@@ -576,7 +577,7 @@ def reset_stale_statuses(live_models: Iterable[str]) -> list[str]:
     """
     live = set(live_models)
     reset = []
-    for status in ("running", "loading"):
+    for status in sorted(ACTIVE_STATES):
         for model in db.get_models(status=status):
             if model["name"] not in live:
                 db.update_model(model["id"], {"status": "stopped"})

@@ -33,7 +33,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from enum import Enum
 from pathlib import Path
 
 import psutil
@@ -44,6 +43,7 @@ from llamadash.core import serverlog
 from llamadash.core.pidfile import InstanceRecord, connect_host
 from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, CounterRates, parse_metrics
 from llamadash.core.serverlog import EventKind, LineSplitter, LogEvent, RotatingLogFile
+from llamadash.core.states import InstanceState
 
 __all__ = [
     "CrashPolicy",
@@ -68,15 +68,6 @@ CRASH_TAIL_LINES = 10
 #: Requests per minute are counted over this window.
 REQUEST_WINDOW_S = 60.0
 _MIB = 1024 * 1024
-
-
-class InstanceState(str, Enum):
-    """The state of an instance, as stored in the ``models.status`` column."""
-
-    STOPPED = "stopped"
-    LOADING = "loading"
-    RUNNING = "running"
-    ERROR = "error"
 
 
 class InstanceError(Exception):

@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 from llamadash.core import library
 from llamadash.core.llama_server import binary_missing
 from llamadash.core.messages import short_repr
+from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
 
@@ -83,7 +84,7 @@ NameRole = Qt.ItemDataRole.UserRole + 1
 StateRole = Qt.ItemDataRole.UserRole + 2
 SortRole = Qt.ItemDataRole.UserRole + 3
 _Index = QModelIndex | QPersistentModelIndex
-_ACTIVE = ("loading", "running")
+_ACTIVE = ACTIVE_STATES
 _STATE_TEXT = {"stopped": "Stopped", "loading": "Loading…", "running": "Running", "error": "Error"}
 
 
@@ -102,8 +103,8 @@ def format_uptime(seconds: float | None) -> str:
 
 
 def _state_name(state: Any) -> str:
-    """The plain state name, whether given as ``InstanceState.RUNNING`` or ``"running"``."""
-    return str(getattr(state, "value", state) or "stopped")
+    """The plain state name, whether given as ``InstanceState.RUNNING`` or ``"running"`` (a ``StrEnum``)."""
+    return str(state or "stopped")
 
 
 def count_text(count: int, noun: str) -> str:

@@ -25,12 +25,12 @@ from llamadash.core.llama_server import (
     configured_capabilities,
     find_llama_server,
 )
+from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.instances_view import failure_text
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.param_editor import ParamEditor
 
 _log = logging.getLogger(__name__)
-_ACTIVE_STATES = ("loading", "running")
 #: What the editor lists when no llama-server is found anywhere llamadash looks.
 NO_BINARY_PROBLEM = "no llama-server found: set it in File ▸ Settings ▸ llama-server binary"
 
@@ -170,7 +170,7 @@ class LibraryController(QObject):
     # ------------------------------------------------------------------------------------------
     def _is_active(self, name: str) -> bool:
         instance = self._manager.instance(name) if self._manager is not None else None
-        return instance is not None and str(getattr(instance.state, "value", instance.state)) in _ACTIVE_STATES
+        return instance is not None and instance.state in ACTIVE_STATES
 
     def _editing(self) -> dict[str, Any] | None:
         if self.editor is None or self.editor.model_id is None:
@@ -187,7 +187,7 @@ class LibraryController(QObject):
         self.library.refresh()  # the status column (the manager has written it to the database)
         model = self._editing()
         if model is not None and model["name"] == name and self.editor is not None:
-            self.editor.set_running(state in _ACTIVE_STATES)
+            self.editor.set_running(state in ACTIVE_STATES)
 
     @Slot(int, dict)
     def _on_saved(self, _model_id: int, _changes: dict) -> None:

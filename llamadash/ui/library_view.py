@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
 from llamadash.core import library
 from llamadash.core.library import ModelInfo, ScanResult
 from llamadash.core.params import CommandLineError
+from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -837,7 +838,7 @@ class LibraryView(QWidget):
         name = str(model.get("name", ""))
         if self._is_active is not None:
             return bool(self._is_active(name))
-        return model.get("status") in ("running", "loading")
+        return model.get("status") in ACTIVE_STATES
 
     def rename_selected(self, new_name: str | None = None) -> bool:
         """Rename the selected entry (asks for the name when not given); not while its server runs."""

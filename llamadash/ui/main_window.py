@@ -54,6 +54,7 @@ from llamadash.core import settings as settings_mod
 from llamadash.core.events import InstanceEvent
 from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.settings import MetadataStore, Settings
+from llamadash.core.states import ACTIVE_STATES, InstanceState
 from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
@@ -645,7 +646,7 @@ class MainWindow(QMainWindow):
 
     def _on_state_changed(self, name: str, state: str, reason: str) -> None:
         self._update_stop_all()
-        if str(getattr(state, "value", state)) == "error":
+        if state == InstanceState.ERROR:
             self.statusBar().showMessage(f"{name}: {reason or 'error'}", 10000)
 
     def _show_log(self, name: str) -> None:
@@ -830,8 +831,7 @@ class MainWindow(QMainWindow):
             return []
         active = []
         for instance in list(self.manager.instances()):
-            state = str(getattr(getattr(instance, "state", ""), "value", getattr(instance, "state", "")))
-            if state in ("running", "loading") or getattr(instance, "restart_pending", False):
+            if getattr(instance, "state", None) in ACTIVE_STATES or getattr(instance, "restart_pending", False):
                 active.append(instance)  # a pending automatic restart is stopped (cancelled) too
         return active
 

@@ -55,6 +55,7 @@ from llamadash.core.params import (
 )
 from llamadash.core.params.command import looks_like_flag
 from llamadash.core.params.schema import META_COLUMNS
+from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.param_delegates import ParamDelegate
 from llamadash.ui.param_model import (
     CHANGED_ROLE,
@@ -481,7 +482,7 @@ class ParamEditor(QWidget):
 
     def _on_value_changed(self, key: str, _value: Any) -> None:
         self.message_label.hide()  # an undo or redo that went through: the message is old news
-        if self._meta.get("status") in ("running", "loading"):
+        if self._meta.get("status") in ACTIVE_STATES:
             self.restart_bar.show()
         self._refresh()
         self._update_actions()

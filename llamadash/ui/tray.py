@@ -24,6 +24,7 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from llamadash import APP_NAME
+from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.icons import app_icon, status_icon
 from llamadash.ui.instances_view import failure_text
 
@@ -38,7 +39,7 @@ _URGENCY = ("error", "loading", "running")
 
 
 def _state_text(state: Any) -> str:
-    return str(getattr(state, "value", state))
+    return str(state)  # an InstanceState is a StrEnum: its text is its value
 
 
 def overall_state(states: list[str]) -> str:
@@ -164,7 +165,7 @@ class TrayController(QObject):
         for name in names:
             instance = manager.instance(name) if manager is not None else None
             state = _state_text(instance.state) if instance is not None else "stopped"
-            active = state in ("running", "loading")
+            active = state in ACTIVE_STATES
             action = menu.addAction(status_icon(state), f"{'Stop' if active else 'Start'} {name}")
             action.setEnabled(manager is not None)
             action.triggered.connect(lambda _=False, n=name, a=active: self._start_or_stop(n, a))

@@ -69,3 +69,23 @@ def test_importing_every_core_module_loads_no_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_instance_states_are_named_in_one_place():
+    """The set of active states lives in core/states.py: no ("running", "loading") literal anywhere
+    else, and no hedge for a state that might be an enum or its text (a StrEnum is both)."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "states.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Tuple)
+                and len(node.elts) == 2
+                and all(isinstance(e, ast.Constant) and e.value in ("running", "loading") for e in node.elts)
+                and {e.value for e in node.elts} == {"running", "loading"}
+            ):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: an active-states literal")
+        if 'getattr(state, "value"' in path.read_text(encoding="utf-8"):
+            offenders.append(f"{path.relative_to(PACKAGE)}: getattr(state, 'value', ...)")
+    assert offenders == []

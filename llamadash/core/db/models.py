@@ -20,6 +20,7 @@ import peewee
 from playhouse.sqlite_ext import AutoIncrementField  # type: ignore[import-untyped]
 
 from llamadash.core.params import META_COLUMNS, Param, load_schema
+from llamadash.core.states import MODEL_STATUSES  # noqa: F401 - the statuses a model may have, re-exported
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ NEW_DATABASE_PRAGMAS: tuple[tuple[str, Any], ...] = (
     ("journal_mode", "wal"),
 )
 
-#: Statuses a model may have (the seed's list).
-MODEL_STATUSES = ("running", "stopped", "loading", "error")
 
 database_proxy = peewee.DatabaseProxy()
 
