@@ -382,8 +382,8 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         _warn_stored(models, err)
         rows = [("NAME", "TYPE", "STATUS", "PORT", "MODEL")]
         for m in models:
-            source = m.get("model_path") or m.get("hf_repo") or m.get("model_url") or m.get("docker_repo") or ""
-            rows.append((m["name"], m["type"], m["status"], _port_text(m), str(source)))
+            source = library.model_source(m)
+            rows.append((m["name"], m["type"], m["status"], _port_text(m), source[1] if source else ""))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
             print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4], file=out)

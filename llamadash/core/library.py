@@ -499,7 +499,8 @@ def unique_name(name: str, existing: Iterable[str], *, copy: bool = False) -> st
     return candidate
 
 
-LLAMA_SERVER_DEFAULT_PORT = 8080
+#: llama-server's own default port (the schema's ``port`` default).
+LLAMA_SERVER_DEFAULT_PORT: int = int(load_schema()["port"].default)
 
 
 class ModelStore(Protocol):

@@ -40,6 +40,7 @@ from typing import Any
 import psutil
 
 from llamadash.core import database as db
+from llamadash.core import library
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.states import ACTIVE_STATES
 
@@ -477,7 +478,7 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
         return []
     wanted: dict[tuple[str, int], dict[str, Any]] = {}
     for model in models:
-        port = _optional_int(str(model.get("port") or 8080))
+        port = library.configured_port(model)
         path = model.get("model_path")
         if port is not None and path:
             wanted[(_canonical(Path(str(path)).expanduser()), port)] = model

@@ -41,7 +41,7 @@ import psutil
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, QUrl, Signal
 
 from llamadash.core import database as db
-from llamadash.core import paths, pidfile, serverlog
+from llamadash.core import library, paths, pidfile, serverlog
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
 from llamadash.core.metrics import Nvml
@@ -72,7 +72,7 @@ _log = logging.getLogger(__name__)
 
 AUTORESTART_KEY_PREFIX = "autorestart:"
 #: llama-server's own default port.
-DEFAULT_PORT = 8080
+DEFAULT_PORT = library.LLAMA_SERVER_DEFAULT_PORT
 #: Columns of a ``models`` row that are not llama-server parameters.
 _NOT_PARAMS = frozenset(c for c in META_COLUMNS if c != "custom_params")
 

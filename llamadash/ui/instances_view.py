@@ -77,8 +77,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 COLUMN = {key: index for index, (_title, key) in enumerate(COLUMNS)}
 #: How many of the last log lines an error shows.
 LOG_TAIL_LINES = 12
-#: The port llama-server listens on when none is configured.
-DEFAULT_PORT = 8080
 
 NameRole = Qt.ItemDataRole.UserRole + 1
 StateRole = Qt.ItemDataRole.UserRole + 2

@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llamadash.core import model_export
+from llamadash.core import library, model_export
 from llamadash.core.model_export import ImportAction, ModelFormatError
 from llamadash.ui.theme import error_style_sheet
 
@@ -144,10 +144,11 @@ def _show(label: QLabel, text: str, *, error: bool = False) -> None:
 
 
 def _model_file(model: dict[str, Any]) -> str:
-    for key in ("model_path", "hf_repo", "model_url"):
-        if model.get(key):
-            return Path(str(model[key])).name if key == "model_path" else str(model[key])
-    return ""
+    source = library.model_source(model)
+    if source is None:
+        return ""
+    column, value = source
+    return Path(value).name if column == "model_path" else value
 
 
 class TransferDialog(QDialog):
