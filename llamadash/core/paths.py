@@ -104,9 +104,11 @@ def make_private_dir(path: Path) -> Path:
     """Create ``path`` (and missing parents); a directory created here gets mode 0o700 on POSIX."""
     if path.is_dir():
         return path
-    if path.exists():
-        raise NotADirectoryError(f"the data directory {path} exists but is not a directory")
-    path.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR_MODE)
+    try:
+        # exist_ok: another process (a second command started at the same moment) may make it first
+        path.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR_MODE)
+    except FileExistsError:  # raised despite exist_ok only when the path is not a directory
+        raise NotADirectoryError(f"the data directory {path} exists but is not a directory") from None
     if os.name == "posix":
         os.chmod(path, _PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
     return path

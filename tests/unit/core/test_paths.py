@@ -133,3 +133,26 @@ class TestResolve:
         logs = paths.logs_dir(tmp_path / "d")
         assert logs == tmp_path / "d" / "logs"
         assert logs.is_dir()
+
+
+def test_a_data_directory_another_process_makes_at_the_same_moment_is_used(tmp_path, monkeypatch):
+    # two commands on a new data folder: the other one makes it between this one's look and its mkdir
+    from pathlib import Path
+
+    target = tmp_path / "data"
+    target.mkdir()
+    real_is_dir = Path.is_dir
+    looked = []
+
+    def is_dir_before_the_other_made_it(self: Path) -> bool:
+        if self == target and not looked:  # the first look: not there yet
+            looked.append(self)
+            return False
+        return real_is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir_before_the_other_made_it)
+    assert paths.make_private_dir(target) == target
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        paths.make_private_dir(tmp_path / "file")
