@@ -538,8 +538,14 @@ def discover(known_pids: Iterable[int] = (), *, database_path: Path | None = Non
     me = os.getpid()
     found: list[InstanceRecord] = []
     unreadable: list[psutil.Process] = []
-    for proc in psutil.process_iter():
-        if proc.pid in known or proc.pid == me or not is_llama_server(proc, binary):
+    # The process name alone (one cheap read per process) rules out nearly every process; the full
+    # check (executable, command line) only runs for the few whose name could be a llama-server.
+    # Linux keeps 15 characters of a process name.
+    names = {n[:15] for n in ("llama-server", "llama-server.exe", Path(binary).name if binary else "") if n}
+    for proc in psutil.process_iter(["name"]):
+        if proc.pid in known or proc.pid == me or (proc.info.get("name") or "")[:15] not in names:
+            continue
+        if not is_llama_server(proc, binary):
             continue
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
