@@ -28,7 +28,7 @@ from llamadash.core.llama_server import (
     configured_capabilities,
     find_llama_server,
 )
-from llamadash.core.messages import disk_full_text, is_no_space
+from llamadash.core.messages import disk_full_text, is_no_space, short_repr
 from llamadash.core.params import (
     CapabilityError,
     CommandError,
@@ -311,7 +311,7 @@ def import_notes(info: dict[str, Any]) -> list[str]:
     if kept:
         lines.append(
             "kept this computer's own settings, not the file's: "
-            + ", ".join(f"{key} (the file says {str(value)[:60]!r})" for key, value in sorted(kept.items()))
+            + ", ".join(f"{key} (the file says {short_repr(str(value), 60)})" for key, value in sorted(kept.items()))
         )
     return lines
 
@@ -601,9 +601,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     from llamadash.services.manager import InstanceManager, quit_on_signals
     from llamadash.services.sampler import MetricsSampler
 
-    problems = invalid_stored_values(_get_model(args.name))
+    model = _get_model(args.name)
+    problems = invalid_stored_values(model)
     if problems:  # llama-server would get (or silently lose) a value nobody chose: say which
-        model = _get_model(args.name)
         details = "; ".join(_stored_problem(model, column, problem) for column, problem in problems)
         raise CliError(f"{args.name} is not started: {details}")
     if args.ready_timeout is not None and not 0 < args.ready_timeout <= MAX_READY_TIMEOUT_S:
