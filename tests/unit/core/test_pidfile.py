@@ -182,51 +182,56 @@ def test_an_unrecorded_server_with_this_databases_markers_is_found(db, tmp_path:
             proc.wait()
 
 
-LISTENER = (
-    "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[sys.argv.index('--port') + 1])));"
-    " s.listen(); print('ready', flush=True); time.sleep(60)"
-)
+def listening_server(tmp_path: Path, model: Path, stack: list[subprocess.Popen]) -> int:
+    """Start a real process called llama-server that listens with llamadash's ``--model``/``--port``.
 
-
-def listening_server(tmp_path: Path, model: Path, port: int) -> subprocess.Popen:
-    """A real process called llama-server that listens on ``port`` with llamadash's ``--model``/``--port``."""
+    The process binds a port the kernel picks (two ``free_port()`` calls can collide with each other or
+    with another test's server) and then shows it on its command line by re-executing itself with
+    ``--port N``; it is appended to ``stack`` at once so the caller always cleans it up. Returns the port.
+    """
     link = tmp_path / "listen-bin" / "llama-server"
     link.parent.mkdir(exist_ok=True)
     link.symlink_to(Path(sys.executable).resolve())
-    proc = subprocess.Popen(
-        [str(link), "-c", LISTENER, "--model", str(model), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if not k.startswith("LLAMADASH_INSTANCE_")},
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMADASH_INSTANCE_")}
+    # bind first, then exec with the bound socket inherited, so the argv names the port it holds
+    bind = (
+        "import os, socket, sys; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); s.set_inheritable(True);"
+        " port = s.getsockname()[1]; print(port, flush=True);"
+        " os.execv(sys.argv[1], [sys.argv[1], '-c', 'import time; time.sleep(60)',"
+        " '--model', sys.argv[2], '--port', str(port), '--fd', str(s.fileno())])"
     )
-    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-    return proc
+    proc = subprocess.Popen([str(link), "-c", bind, str(link), str(model)], stdout=subprocess.PIPE, env=env)
+    stack.append(proc)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip().isdigit(), line
+    return int(line)
 
 
 def test_where_the_environment_cannot_be_read_the_command_line_and_port_tell(db, tmp_path: Path, monkeypatch):
-    from support import free_port
-
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
-    port, other_port = free_port(), free_port()
-    database.save_model({"name": "lib", "type": "llama", "status": "stopped", "model_path": str(model), "port": port})
-    ours = listening_server(tmp_path, model, port)
-    (tmp_path / "b").mkdir()
-    not_ours = listening_server(tmp_path / "b", model, other_port)  # no library model on that port
-    # As root every environment is readable: make it unreadable, as another user's process on macOS is.
-    real_environ = psutil.Process.environ
-
-    def environ(self):
-        if self.pid in (ours.pid, not_ours.pid):
-            raise psutil.AccessDenied(self.pid)
-        return real_environ(self)
-
-    monkeypatch.setattr(psutil.Process, "environ", environ)
+    procs: list[subprocess.Popen] = []
     try:
+        port = listening_server(tmp_path, model, procs)
+        (tmp_path / "b").mkdir()
+        listening_server(tmp_path / "b", model, procs)  # no library model on that port
+        ours, not_ours = procs
+        database.save_model({"name": "lib", "type": "llama", "status": "stopped", "model_path": str(model), "port": port})
+        # As root every environment is readable: make it unreadable, as another user's process on macOS is.
+        real_environ = psutil.Process.environ
+
+        def environ(self):
+            if self.pid in (ours.pid, not_ours.pid):
+                raise psutil.AccessDenied(self.pid)
+            return real_environ(self)
+
+        monkeypatch.setattr(psutil.Process, "environ", environ)
         found = pidfile.scan()
         assert [(r.pid, r.model, r.port) for r in found.orphans] == [(ours.pid, "lib", port)]
         assert not_ours.pid not in {r.pid for r in found.foreign}
     finally:
-        for proc in (ours, not_ours):
+        for proc in procs:
             proc.kill()
             proc.wait()
             assert proc.stdout is not None
