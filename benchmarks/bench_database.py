@@ -147,7 +147,10 @@ def bench_history(workdir: Path, rows: int, step_ms: int, repeat: int) -> tuple[
 
     def raw_dicts() -> list[dict]:
         cutoff = api.now_ms() - RETENTION_MS
-        return [dict(zip(METRICS_COLUMNS, row)) for row in conn.execute(SQL["history"], (cutoff,)).fetchall()]
+        return [
+            dict(zip(METRICS_COLUMNS, row, strict=False))
+            for row in conn.execute(SQL["history"], (cutoff,)).fetchall()
+        ]
 
     def raw_tuples() -> list[tuple]:
         return conn.execute(SQL["history"], (api.now_ms() - RETENTION_MS,)).fetchall()

@@ -112,15 +112,23 @@ def main(argv: list[str] | None = None) -> int:
         ok_bound = len(lines) <= DEFAULT_BUFFER_LINES
         ok_stall = worst_stall < TARGET_STALL_MS
 
-        print(f"machine:          {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+        print(
+            f"machine:          {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        )
         print(f"child:            {args.lines} lines of ~{args.line_length} chars, as fast as it can")
         print(f"finished in:      {elapsed:.2f} s ({args.lines / elapsed:,.0f} lines/s through the instance)")
-        print(f"state at the end: {inst.state.value} ({'exit 0' if inst.state is InstanceState.STOPPED else inst.reason})")
+        print(
+            f"state at the end: {inst.state.value} ({'exit 0' if inst.state is InstanceState.STOPPED else inst.reason})"
+        )
         print(f"lines emitted:    {received[0]} (logLine), {inst.lines_received} received")
-        print(f"event loop:       worst stall {worst_stall:.1f} ms, 99th percentile {p99:.1f} ms "
-              f"({len(gaps)} ticks of {TICK_MS} ms); target < {TARGET_STALL_MS:.0f} ms")
-        print(f"buffer:           {len(lines)} lines held (bound {DEFAULT_BUFFER_LINES}), "
-              f"{memory / 1024:.0f} KiB")
+        print(
+            f"event loop:       worst stall {worst_stall:.1f} ms, 99th percentile {p99:.1f} ms "
+            f"({len(gaps)} ticks of {TICK_MS} ms); target < {TARGET_STALL_MS:.0f} ms"
+        )
+        print(
+            f"buffer:           {len(lines)} lines held (bound {DEFAULT_BUFFER_LINES}), "
+            f"{memory / 1024:.0f} KiB"
+        )
         print(f"log file:         {file_size / 1024 / 1024:.1f} MiB written (rotated at 5 MiB x 3)")
         verdict = ok_lines and ok_bound and ok_stall
         print("result:           " + ("PASS" if verdict else "FAIL"))

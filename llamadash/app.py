@@ -128,7 +128,10 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
 
     args = _parse_gui_args(argv)
     if args.data_dir is not None and not args.data_dir.strip():
-        print("llamadash: error: --data-dir is empty; leave it out to use the default data folder", file=sys.stderr)
+        print(
+            "llamadash: error: --data-dir is empty; leave it out to use the default data folder",
+            file=sys.stderr,
+        )
         return 2
     app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
     app.setApplicationName(APP_NAME)
@@ -227,7 +230,7 @@ def shutdown(gui: Gui) -> bool:
     gui.services_started = True  # a start still pending must not come after this
     try:
         gui.window.save_layout()  # also when quitting without closing the window (a signal, the tray)
-    except Exception as exc:  # noqa: BLE001 - the layout is a convenience, quitting goes on
+    except Exception as exc:
         _log.warning("could not save the window layout: %s", exc)
     gui.sampler.stop()
     if gui.single_instance is not None:

@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = db_sub.add_parser("export", help="write a consistent backup of the database to FILE")
     p.add_argument("file")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    p = db_sub.add_parser("import", help="replace the database with FILE (a backup of the current one is kept)")
+    p = db_sub.add_parser(
+        "import", help="replace the database with FILE (a backup of the current one is kept)"
+    )
     p.add_argument("file")
     db_sub.add_parser("vacuum", help="compact the database file")
 
@@ -112,16 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--show-secrets", action="store_true", help="print API keys and tokens in clear")
 
-    p = m_sub.add_parser("export", help="write models to FILE: llamadash JSON, a shell script or router presets")
+    p = m_sub.add_parser(
+        "export", help="write models to FILE: llamadash JSON, a shell script or router presets"
+    )
     p.add_argument("file")
     p.add_argument("names", metavar="NAME", nargs="*", help="the models to export (default: all)")
     p.add_argument("--format", choices=EXPORT_FORMATS, help="default: from FILE's extension, else json")
     p.add_argument("--include-secrets", action="store_true", help="put API keys and tokens in the file")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    p = m_sub.add_parser("import", help="add models from a llamadash JSON file, a presets INI or command lines")
+    p = m_sub.add_parser(
+        "import", help="add models from a llamadash JSON file, a presets INI or command lines"
+    )
     p.add_argument("file")
-    p.add_argument("--on-conflict", choices=("skip", "overwrite", "keep-both"), default="skip",
-                   help="what to do with a name already in the library (default: skip)")
+    p.add_argument(
+        "--on-conflict",
+        choices=("skip", "overwrite", "keep-both"),
+        default="skip",
+        help="what to do with a name already in the library (default: skip)",
+    )
 
     p = sub.add_parser("llama-server", help="show or set the llama-server binary")
     p.add_argument("--path", metavar="BIN", help="use BIN from now on")
@@ -311,7 +321,9 @@ def import_notes(info: dict[str, Any]) -> list[str]:
     if kept:
         lines.append(
             "kept this computer's own settings, not the file's: "
-            + ", ".join(f"{key} (the file says {short_repr(str(value), 60)})" for key, value in sorted(kept.items()))
+            + ", ".join(
+                f"{key} (the file says {short_repr(str(value), 60)})" for key, value in sorted(kept.items())
+            )
         )
     return lines
 
@@ -377,7 +389,9 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             if args.status or args.type:
                 print("no model matches", file=out)
             else:
-                print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
+                print(
+                    "no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out
+                )
             return 0
         _warn_stored(models, err)
         rows = [("NAME", "TYPE", "STATUS", "PORT", "MODEL")]
@@ -494,8 +508,11 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         with db.transaction():  # planned and carried out on the same, locked, library
             plan = model_export.plan_import(incoming, db.get_models(), args.on_conflict.replace("-", "_"))
             counts = model_export.apply_import(db, plan)
-        print(f"imported {args.file}: {counts['add']} added, {counts['overwrite']} overwritten, "
-              f"{counts['skip']} skipped", file=out)
+        print(
+            f"imported {args.file}: {counts['add']} added, {counts['overwrite']} overwritten, "
+            f"{counts['skip']} skipped",
+            file=out,
+        )
         for item in plan:
             print(f"  {item.action:<9} {item.name}", file=out)
         return 0
@@ -506,7 +523,9 @@ def _export_models(args: argparse.Namespace, out: TextIO) -> int:
     target = Path(args.file).expanduser()
     fmt = args.format or {".sh": "sh", ".ini": "ini"}.get(target.suffix.lower(), "json")
     if fmt == "ini" and args.include_secrets:
-        raise CliError("a presets INI never holds secrets (llama-server's router passes no keys to its models)")
+        raise CliError(
+            "a presets INI never holds secrets (llama-server's router passes no keys to its models)"
+        )
     names = list(dict.fromkeys(args.names))  # a name given twice is exported once
     models = [_get_model(name) for name in names] if names else db.get_models()
     if not models:
@@ -568,12 +587,21 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if not rows:
         unit = "minute" if args.minutes == 1 else "minutes"
-        print(f"no metrics in the last {args.minutes:g} {unit} (they are sampled while llamadash runs)", file=out)
+        print(
+            f"no metrics in the last {args.minutes:g} {unit} (they are sampled while llamadash runs)",
+            file=out,
+        )
         return 0
     columns = [
-        ("TIME", "timestamp", None), ("CPU%", "cpu_usage", 1), ("MEM%", "memory_usage", 1),
-        ("DISK%", "disk_usage", 1), ("GPU%", "gpu_usage", 1), ("GPU°C", "gpu_temperature", 0),
-        ("VRAM MB", "gpu_memory_used", 0), ("GPU W", "gpu_power_usage", 0), ("MODELS", "active_models", None),
+        ("TIME", "timestamp", None),
+        ("CPU%", "cpu_usage", 1),
+        ("MEM%", "memory_usage", 1),
+        ("DISK%", "disk_usage", 1),
+        ("GPU%", "gpu_usage", 1),
+        ("GPU°C", "gpu_temperature", 0),
+        ("VRAM MB", "gpu_memory_used", 0),
+        ("GPU W", "gpu_power_usage", 0),
+        ("MODELS", "active_models", None),
         ("REQ/MIN", "requests_per_minute", 1),
     ]
 
@@ -651,17 +679,25 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
                 print(f"llamadash: {name}: {reason}", file=err, flush=True)
             app.quit()
 
-    def on_log_file(name: str, problem: str) -> None:  # once per failure of the log file, and once it recovers
+    def on_log_file(
+        name: str, problem: str
+    ) -> None:  # once per failure of the log file, and once it recovers
         if name != args.name:
             return
         if problem:
-            print(f"llamadash: {name}: warning: {problem}; the server goes on, its output is not saved", file=err,
-                  flush=True)
+            print(
+                f"llamadash: {name}: warning: {problem}; the server goes on, its output is not saved",
+                file=err,
+                flush=True,
+            )
             return
         inst = manager.instance(name)
         note = inst.log_file_recovery_note if inst is not None else ""
-        print(f"llamadash: {name}: the log file is written again" + (f": {note}" if note else ""), file=err,
-              flush=True)
+        print(
+            f"llamadash: {name}: the log file is written again" + (f": {note}" if note else ""),
+            file=err,
+            flush=True,
+        )
 
     manager.logLine.connect(on_line)
     manager.stateChanged.connect(on_state)
@@ -737,18 +773,27 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(file=out)
         return 0
     if stopped:
-        print(f"stopped {len(stopped)} orphaned llama-server process(es): {', '.join(map(str, stopped))}", file=out)
+        print(
+            f"stopped {len(stopped)} orphaned llama-server process(es): {', '.join(map(str, stopped))}",
+            file=out,
+        )
     if models:
         rows = [("NAME", "STATE", "PID", "PORT", "")]
         for m in models:
-            note = "orphan" if m["orphan"] else (f"run by llamadash pid {m['managed_by']}" if m["managed_by"] else "")
+            note = (
+                "orphan"
+                if m["orphan"]
+                else (f"run by llamadash pid {m['managed_by']}" if m["managed_by"] else "")
+            )
             if m["reason"]:
                 note = m["reason"].splitlines()[0]
             port = str(m["port"]) if m["port"] is not None else "invalid"
             rows.append((m["name"], m["state"], str(m["pid"] or "-"), port, note))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
-            print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + ("  " + r[4] if r[4] else ""), file=out)
+            print(
+                "  ".join(r[i].ljust(widths[i]) for i in range(4)) + ("  " + r[4] if r[4] else ""), file=out
+            )
     else:
         print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
     if orphan_rows:
@@ -834,7 +879,10 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
     except USER_ERRORS as exc:
         print(f"llamadash: error: {_error_text(exc)}", file=err)
         if binary_missing(exc):
-            print("llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN", file=err)
+            print(
+                "llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN",
+                file=err,
+            )
         return 1
     except KeyboardInterrupt:
         return 130
@@ -847,4 +895,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

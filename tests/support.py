@@ -80,7 +80,9 @@ class ServerRun:
     output: str
 
 
-def health_status(port: int, timeout: float = 1.0, host: str = "127.0.0.1", path: str = "/health") -> int | None:
+def health_status(
+    port: int, timeout: float = 1.0, host: str = "127.0.0.1", path: str = "/health"
+) -> int | None:
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as resp:
             return resp.status
@@ -113,7 +115,9 @@ def run_server_until_healthy(
     """Start llama-server, wait until /health says 200 or the process exits, then stop it."""
     full_env = {**os.environ, **(env or {})}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env
+        )
         healthy = False
         deadline = time.monotonic() + timeout
         try:
@@ -142,8 +146,15 @@ def help_capabilities(build: str):
 
 def tiny_model_record(model_path: Path, name: str = "tiny", **settings) -> dict:
     """A ``models`` row for the tiny GGUF on a free port, small enough to load in milliseconds."""
-    return {"name": name, "type": "llama", "status": "stopped", "model_path": str(model_path),
-            "port": free_port(), "ctx_size": 256, **settings}
+    return {
+        "name": name,
+        "type": "llama",
+        "status": "stopped",
+        "model_path": str(model_path),
+        "port": free_port(),
+        "ctx_size": 256,
+        **settings,
+    }
 
 
 @contextlib.contextmanager
@@ -169,7 +180,11 @@ def text_contrast(label) -> float:
             c = value / 255
             return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
 
-        return 0.2126 * channel(colour.red()) + 0.7152 * channel(colour.green()) + 0.0722 * channel(colour.blue())
+        return (
+            0.2126 * channel(colour.red())
+            + 0.7152 * channel(colour.green())
+            + 0.0722 * channel(colour.blue())
+        )
 
     image = label.grab().toImage()
     background = luminance(image.pixelColor(2, 2))

@@ -37,7 +37,9 @@ shot = app.primaryScreen().grabWindow(0).copy(QRect(x, y, w, h))
 sys.exit(0 if shot.save(sys.argv[1]) else 1)
 """
 # xwininfo -tree: 0x400007 "llamadash": ("llamadash" "llamadash")  22x28+0+0  +1001+1
-_TREE_LINE = re.compile(r'"(?P<name>[^"]*)": \((?P<cls>[^)]*)\)\s+(?P<w>\d+)x(?P<h>\d+)\S*\s+\+(?P<x>-?\d+)\+(?P<y>-?\d+)')
+_TREE_LINE = re.compile(
+    r'"(?P<name>[^"]*)": \((?P<cls>[^)]*)\)\s+(?P<w>\d+)x(?P<h>\d+)\S*\s+\+(?P<x>-?\d+)\+(?P<y>-?\d+)'
+)
 
 
 class DesktopError(RuntimeError):
@@ -74,7 +76,9 @@ def _free_display() -> int:
 class Desktop:
     """An Xvfb display, with the trayer tray host at the top right when ``tray`` is true."""
 
-    def __init__(self, *, tray: bool = True, size: tuple[int, int] = (1024, 640), background: str = "") -> None:
+    def __init__(
+        self, *, tray: bool = True, size: tuple[int, int] = (1024, 640), background: str = ""
+    ) -> None:
         self.size = size
         self.procs: list[subprocess.Popen[bytes]] = []
         number = _free_display()

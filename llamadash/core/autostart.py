@@ -10,8 +10,16 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+import contextlib
 
-__all__ = ["DESKTOP_FILE_NAME", "RUN_VALUE_NAME", "autostart_path", "default_command", "is_enabled", "set_enabled"]
+__all__ = [
+    "DESKTOP_FILE_NAME",
+    "RUN_VALUE_NAME",
+    "autostart_path",
+    "default_command",
+    "is_enabled",
+    "set_enabled",
+]
 
 DESKTOP_FILE_NAME = "io.github.llamadash.llamadash.desktop"
 RUN_VALUE_NAME = "llamadash"
@@ -72,10 +80,8 @@ def set_enabled(enabled: bool, command: Sequence[str] | None = None, platform: s
             if enabled:
                 winreg.SetValueEx(key, RUN_VALUE_NAME, 0, winreg.REG_SZ, subprocess.list2cmdline(argv))
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     winreg.DeleteValue(key, RUN_VALUE_NAME)
-                except FileNotFoundError:
-                    pass
         return
     path = autostart_path()
     if not enabled:

@@ -13,5 +13,5 @@
     database.close_database()
 """
 
-from llamadash.core.db import *  # the public face of llamadash.core.db
+from llamadash.core.db import *  # noqa: F403 - the public face of llamadash.core.db
 from llamadash.core.db import __all__  # noqa: F401 - re-exported

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -339,10 +339,8 @@ def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
     first = parts[0]
     size = 0
     for part in parts:
-        try:
+        with suppress(OSError):
             size += part.stat().st_size
-        except OSError:
-            pass
     projector = is_projector_file(first)
     try:
         metadata, weights = _read_header(first)

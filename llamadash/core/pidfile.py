@@ -43,12 +43,13 @@ from llamadash.core import database as db
 from llamadash.core import library
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.states import ACTIVE_STATES
+import contextlib
 
 __all__ = [
+    "ERROR_KEY_PREFIX",
     "METADATA_KEY",
     "InstanceRecord",
     "Leftovers",
-    "ERROR_KEY_PREFIX",
     "add_record",
     "clear_error_reason",
     "discover",
@@ -262,10 +263,8 @@ def is_llama_server(proc: psutil.Process, binary: str = "") -> bool:
     try:
         with proc.oneshot():
             names = [proc.name()]
-            try:
+            with contextlib.suppress(psutil.AccessDenied, psutil.ZombieProcess, OSError):
                 names.append(proc.exe())
-            except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
-                pass
             cmdline = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
@@ -642,10 +641,8 @@ def stop_processes(pids: Iterable[int], timeout_s: float = 5.0) -> list[int]:
             pass
     alive = _wait_gone(procs, timeout_s if gentle else 1.0)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     still = {p.pid for p in _wait_gone(alive, 2.0)}
     return [pid for pid in wanted if pid in still]
 

@@ -32,9 +32,10 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
+import contextlib
 
 __all__ = [
     "DEFAULT_LOG_BACKUPS",
@@ -120,7 +121,7 @@ def _pieces(line: str, size: int) -> list[str]:
     return [line[i : i + size] for i in range(0, len(line), size)]
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     """What a recognised log line says."""
 
     LOAD_PROGRESS = "load_progress"
@@ -161,10 +162,25 @@ _PREFIX = re.compile(r"^\s*\d+\.\d+\.\d+\.\d+ [IWEDT] (?:\w+\s+)?")
 _SLOT_TASK = re.compile(r"id\s+(\d+)\s*\|\s*task\s+(-?\d+)")
 _URL = re.compile(r"listening on (\S+?)(?:\s|$)")
 _TIMING = re.compile(r"(prompt eval|eval) time\s*=.*?([\d.]+) tokens per second")
-_OOM = ("out of memory", "failed to allocate", "cudamalloc failed", "unable to allocate", "insufficient memory",
-        "not enough memory", "std::bad_alloc", "failed to fit params")
-_LOAD_FAILED = ("failed to load model", "error loading model", "failed to open gguf", "failed to create context",
-                "failed to create_context", "exiting due to model loading error", "unknown model architecture")
+_OOM = (
+    "out of memory",
+    "failed to allocate",
+    "cudamalloc failed",
+    "unable to allocate",
+    "insufficient memory",
+    "not enough memory",
+    "std::bad_alloc",
+    "failed to fit params",
+)
+_LOAD_FAILED = (
+    "failed to load model",
+    "error loading model",
+    "failed to open gguf",
+    "failed to create context",
+    "failed to create_context",
+    "exiting due to model loading error",
+    "unknown model architecture",
+)
 _BIND_FAILED = ("couldn't bind", "address already in use", "exiting due to http server error")
 _ERROR_WORDS = ("error:", "failed", "ggml_assert", "abort", "terminate called", "segmentation fault")
 _STAGES = (
@@ -239,10 +255,11 @@ def progress_from_dots(text: str) -> float | None:
         return None
     return min(1.0, len(stripped) / 100.0)
 
+
 #: The readable part of a log file's name is cut to this many bytes (UTF-8).
 LOG_NAME_PREFIX_BYTES = 64
 _NAME_HASH_CHARS = 10
-_LOOKS_HASHED = re.compile(r"-[0-9a-f]{%d}$" % _NAME_HASH_CHARS)
+_LOOKS_HASHED = re.compile(rf"-[0-9a-f]{{{_NAME_HASH_CHARS}}}$")
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"{dev}{n}" for dev in ("COM", "LPT") for n in [*"123456789", "\u00b9", "\u00b2", "\u00b3"]]
@@ -439,10 +456,8 @@ class RotatingLogFile:
     def close(self) -> None:
         """Close the file; a later write opens it again."""
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
             self._file = None
 
 

@@ -44,6 +44,7 @@ from llamadash.core.pidfile import InstanceRecord, connect_host
 from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, CounterRates, parse_metrics
 from llamadash.core.serverlog import EventKind, LineSplitter, LogEvent, RotatingLogFile
 from llamadash.core.states import InstanceState
+import contextlib
 
 __all__ = [
     "CrashPolicy",
@@ -369,7 +370,9 @@ class ServerInstance(QObject):
 
         self._lines: collections.deque[str] = collections.deque(maxlen=max(1, buffer_lines))
         self._splitter = LineSplitter()
-        self._logfile = RotatingLogFile(self._log_path, log_max_bytes, log_backups) if self._log_path else None
+        self._logfile = (
+            RotatingLogFile(self._log_path, log_max_bytes, log_backups) if self._log_path else None
+        )
         self._drain_scheduled = False
         self._finished_at: collections.deque[float] = collections.deque()
         self._last_error_line: str | None = None
@@ -717,7 +720,9 @@ class ServerInstance(QObject):
             # Own session: a Ctrl-C in the dashboard's terminal must not reach the servers (the dashboard
             # stops them itself); default signal dispositions (Python ignores SIGPIPE); no leaked fds.
             params = QProcess.UnixProcessParameters()
-            flags = QProcess.UnixProcessFlag.ResetSignalHandlers | QProcess.UnixProcessFlag.CloseFileDescriptors
+            flags = (
+                QProcess.UnixProcessFlag.ResetSignalHandlers | QProcess.UnixProcessFlag.CloseFileDescriptors
+            )
             if hasattr(QProcess.UnixProcessFlag, "CreateNewSession"):
                 flags |= QProcess.UnixProcessFlag.CreateNewSession
             params.flags = flags
@@ -922,9 +927,7 @@ class ServerInstance(QObject):
             self._crashes.popleft()
         count = len(self._crashes)
         if count >= policy.max_crashes:
-            return (
-                f" (crash loop: {count} crashes within {policy.window_s:g} s; automatic restart gave up)"
-            )
+            return f" (crash loop: {count} crashes within {policy.window_s:g} s; automatic restart gave up)"
         delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (count - 1))
         self._restart_timer.start(max(0, round(delay * 1000)))
         return f" (restarting in {delay:g} s: crash {count} of {policy.max_crashes} allowed within {policy.window_s:g} s)"
@@ -980,15 +983,11 @@ class ServerInstance(QObject):
         if self._process is not None:
             self._process.kill()
         elif self._adopted is not None:
-            try:
+            with contextlib.suppress(psutil.Error):
                 self._adopted.kill()
-            except psutil.Error:
-                pass
         for child in children:  # router mode's per-model servers, or anything the server spawned
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
-            except psutil.Error:
-                pass
 
     # -- adopted processes --------------------------------------------------------------------------
 
@@ -1229,7 +1228,11 @@ class ServerInstance(QObject):
         polling_http = self._port is not None and (
             self._state is InstanceState.RUNNING or self._external or self._adopted is not None
         )
-        if polling_http and (self._external or self._adopted is not None) and self._request("/health", "health", auth=False):
+        if (
+            polling_http
+            and (self._external or self._adopted is not None)
+            and self._request("/health", "health", auth=False)
+        ):
             sent.add("health")
         if polling_http and self._state is InstanceState.RUNNING:
             if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
@@ -1245,7 +1248,7 @@ class ServerInstance(QObject):
             return None
         try:
             used = self._vram_reader()
-        except Exception:  # noqa: BLE001 - a GPU reading must never break the poll
+        except Exception:
             return None
         known = [used[pid] for pid in pids if pid in used]
         if not known or any(value is None for value in known):

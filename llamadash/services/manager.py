@@ -58,6 +58,7 @@ from llamadash.services.instance import (
     PortInUseError,
     ServerInstance,
 )
+import contextlib
 
 __all__ = [
     "AUTORESTART_KEY_PREFIX",
@@ -481,7 +482,12 @@ class InstanceManager(QObject):
         options = self._instance_options(name)
         config = self._config(model) if model else {}
         inst = ServerInstance(
-            name, prepare=prepare, model_id=model_id, adopted=record, api_key=_first_api_key(config), **options
+            name,
+            prepare=prepare,
+            model_id=model_id,
+            adopted=record,
+            api_key=_first_api_key(config),
+            **options,
         )
         if existing is not None:
             self._instances.pop(name)
@@ -572,10 +578,8 @@ class InstanceManager(QObject):
             (inst.eventOccurred, self._on_instance_event),
             (inst.logFileProblem, self._on_instance_log_file),
         ):
-            try:
+            with contextlib.suppress(RuntimeError, TypeError):
                 signal_.disconnect(slot)
-            except (RuntimeError, TypeError):
-                pass
         inst.deleteLater()
 
     def _sender(self) -> ServerInstance | None:
@@ -756,7 +760,9 @@ class InstanceManager(QObject):
             taken_by = f" by {ours[port]}"
         elif port in orphan_ports:
             orphan = orphan_ports[port]
-            taken_by = f" by a llama-server ({orphan.model}, pid {orphan.pid}) left behind by a killed dashboard"
+            taken_by = (
+                f" by a llama-server ({orphan.model}, pid {orphan.pid}) left behind by a killed dashboard"
+            )
         else:
             try:
                 if port_is_free(host, port):
@@ -821,4 +827,3 @@ def quit_on_signals(
             signal.signal(signum, old)
 
     return restore
-

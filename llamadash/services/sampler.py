@@ -76,14 +76,14 @@ class _SampleWorker(QObject):
         saved: str | None = None
         try:
             sample = self._collector.gather(instances)
-        except Exception as exc:  # noqa: BLE001 - a broken source must not kill the thread; the next tick retries
+        except Exception as exc:
             _log.exception("gathering a metrics sample failed")
             error = f"gathering a sample failed: {exc}"
         if sample is not None and self._save is not None:
             try:
                 self._save(sample.as_row())
                 saved = ""
-            except Exception as exc:  # noqa: BLE001 - e.g. disk full or database locked: live readings go on
+            except Exception as exc:
                 error = f"saving a sample failed: {exc}"
                 saved = str(exc) or type(exc).__name__
         self.done.emit(sample, time.perf_counter() - started, error, saved)

@@ -237,7 +237,7 @@ class InstancesModel(QAbstractTableModel):
     def _instances(self) -> list[Any]:
         try:
             return list(self._manager.instances()) if self._manager is not None else []
-        except Exception:  # noqa: BLE001 - a manager that fails to list must not break the table
+        except Exception:
             return []
 
     def instance(self, name: str) -> Any | None:
@@ -285,7 +285,7 @@ class InstancesModel(QAbstractTableModel):
             return []
         try:
             return [str(w) for w in getattr(instance, "warnings", ())]
-        except Exception:  # noqa: BLE001 - a warning is a courtesy; the status still shows
+        except Exception:
             return []
 
     def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -295,7 +295,7 @@ class InstancesModel(QAbstractTableModel):
             return []
         try:
             return [str(line) for line in list(instance.log_lines())[-lines:]]
-        except Exception:  # noqa: BLE001 - the log is a courtesy; the status still shows
+        except Exception:
             return []
 
     # -- manager signals --------------------------------------------------------------------------
@@ -834,7 +834,7 @@ class InstancesView(QWidget):
             return
         try:
             getattr(manager, verb)(name)
-        except Exception as exc:  # noqa: BLE001 - any refusal is shown to the user, not raised into Qt
+        except Exception as exc:
             text = failure_text(verb, name, exc)
             self.refused.emit(verb, name, text, binary_missing(exc))
             self.message.emit(text)

@@ -113,7 +113,9 @@ class LibraryController(QObject):
             self.editor.set_capabilities(caps, binary, binary_problem=problem)
             self.editor.set_model(model)
         self.editor.set_running(self._is_active(name))
-        self._on_start_status(self.editor.model_name, self.editor.start_allowed, self.editor.start_problem or "")
+        self._on_start_status(
+            self.editor.model_name, self.editor.start_allowed, self.editor.start_problem or ""
+        )
         self._set_title(name)
         self._window.workspace.setCurrentWidget(self.editor)
 
@@ -132,7 +134,9 @@ class LibraryController(QObject):
     def _set_title(self, name: str | None) -> None:
         if self.editor is not None:
             workspace = self._window.workspace
-            workspace.setTabText(workspace.indexOf(self.editor), f"Configuration — {name}" if name else "Configuration")
+            workspace.setTabText(
+                workspace.indexOf(self.editor), f"Configuration — {name}" if name else "Configuration"
+            )
 
     @Slot()
     def _follow_edited_model(self) -> None:
@@ -151,7 +155,9 @@ class LibraryController(QObject):
     @Slot(object, bool, str)
     def _on_start_status(self, name: str | None, allowed: bool, problem: str) -> None:
         """The editor found (or no longer finds) an error that keeps its model from starting."""
-        self._window.instances_view.set_start_blocked(name, None if allowed else (problem or "invalid configuration"))
+        self._window.instances_view.set_start_blocked(
+            name, None if allowed else (problem or "invalid configuration")
+        )
 
     @Slot(object)
     def _on_settings_changed(self, settings: Any) -> None:
@@ -201,10 +207,12 @@ class LibraryController(QObject):
             return
         try:
             self._manager.restart(model["name"])
-        except Exception as exc:  # noqa: BLE001 - InstanceError and friends: told to the user
+        except Exception as exc:
             show_refusal = getattr(self._window, "show_refusal", None)
             if callable(show_refusal):  # the whole reason, and a way to Settings for a missing binary
                 name = model["name"]
                 show_refusal("restart", name, failure_text("restart", name, exc), binary_missing(exc))
             else:
-                QMessageBox.warning(self._window, "Restart", f"{model['name']} could not be restarted:\n\n{exc}")
+                QMessageBox.warning(
+                    self._window, "Restart", f"{model['name']} could not be restarted:\n\n{exc}"
+                )

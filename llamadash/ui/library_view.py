@@ -541,7 +541,7 @@ class LibraryView(QWidget):
         keep = select_id if select_id is not None else (self.selected_model() or {}).get("id")
         try:
             models = self._service.get_models()
-        except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message, keep the list
+        except Exception as exc:
             self._show_error("The library could not be read", str(exc))
             return
         self.table_model.set_models(models)
@@ -679,7 +679,7 @@ class LibraryView(QWidget):
         lowest one no other entry uses, so several models can run at once unedited."""
         try:  # the port choice and the insert are one write transaction (another process may add too)
             return library.add_model(self._service, model, new_port=new_port)
-        except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message
+        except Exception as exc:
             self._show_error("The model was not added", str(exc))
             return None
 
@@ -857,7 +857,7 @@ class LibraryView(QWidget):
             return False
         try:
             self._service.update_model(model["id"], {"name": new_name})
-        except Exception as exc:  # noqa: BLE001 - the storage boundary: e.g. the name is taken
+        except Exception as exc:
             self._show_error("The model was not renamed", str(exc))
             return False
         self.refresh(select_id=model["id"])
@@ -880,7 +880,7 @@ class LibraryView(QWidget):
             return False
         try:
             self._service.delete_model(model["id"])
-        except Exception as exc:  # noqa: BLE001 - the storage boundary: show its message
+        except Exception as exc:
             self._show_error("The model was not deleted", str(exc))
             return False
         self.refresh()

@@ -100,6 +100,7 @@ def _tail_of_file(path: Path | None, count: int, max_bytes: int = 512 * 1024) ->
         lines = lines[1:]  # the read began inside a line
     return lines[-count:]
 
+
 class LogHighlighter(QSyntaxHighlighter):
     """Colours each line by its level and marks search matches."""
 
@@ -264,14 +265,16 @@ class LogsDock(QDockWidget):
         self.text.clear()
         self.setWindowTitle(f"Log — {name}" if name else "Log")
         self.text.setPlaceholderText(
-            f"{name} has written no output yet." if name else "Select an instance to see its llama-server output."
+            f"{name} has written no output yet."
+            if name
+            else "Select an instance to see its llama-server output."
         )
         instance = self._instance()
         lines: list[str] = []
         if instance is not None:
             try:
                 lines = list(instance.log_lines())[-MAX_LINES:]
-            except Exception:  # noqa: BLE001 - an unreadable buffer shows as an empty log
+            except Exception:
                 lines = []
         elif name:
             lines = _tail_of_file(self.log_path(), MAX_LINES - 1)  # and the line that says so

@@ -263,7 +263,7 @@ class MainWindow(QMainWindow):
             return []
         try:
             return list(self.manager.orphans())
-        except Exception:  # noqa: BLE001 - a failed scan only hides the offer
+        except Exception:
             return []
 
     def _update_orphan_actions(self) -> None:
@@ -282,7 +282,7 @@ class MainWindow(QMainWindow):
         for orphan in self._orphans():
             try:
                 manager.adopt_orphan(orphan["pid"])
-            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            except Exception as exc:
                 self.statusBar().showMessage(f"Could not adopt {orphan.get('model')}: {exc}", 8000)
         self._update_orphan_actions()
 
@@ -595,7 +595,9 @@ class MainWindow(QMainWindow):
         self.settingsChanged.connect(self.tray_controller.apply_settings)
         if self.tray is None and (self.settings.start_minimized or self.settings.close_to_tray):
             # Said once at start: the user asked for the tray and there is none.
-            QTimer.singleShot(0, lambda: self.statusBar().showMessage(self.tray_controller.fallback_message, 15000))
+            QTimer.singleShot(
+                0, lambda: self.statusBar().showMessage(self.tray_controller.fallback_message, 15000)
+            )
 
     def show_from_tray(self) -> None:
         """Bring the window back from the tray (or from minimized)."""
@@ -767,7 +769,9 @@ class MainWindow(QMainWindow):
         dialog = TransferDialog(
             database,
             on_changed=self._after_transfer,
-            capabilities=lambda: configured_capabilities(self.settings.llama_server_path, self.data_dir / "cache")[0],
+            capabilities=lambda: configured_capabilities(
+                self.settings.llama_server_path, self.data_dir / "cache"
+            )[0],
             parent=self,
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -794,7 +798,7 @@ class MainWindow(QMainWindow):
         def work() -> None:
             try:
                 ok, _binary, text = describe_binary(path, cache)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, never raised on a thread
+            except Exception as exc:
                 ok, text = False, str(exc)
             info.done.emit(ok, text)
 
@@ -831,7 +835,9 @@ class MainWindow(QMainWindow):
             return []
         active = []
         for instance in list(self.manager.instances()):
-            if getattr(instance, "state", None) in ACTIVE_STATES or getattr(instance, "restart_pending", False):
+            if getattr(instance, "state", None) in ACTIVE_STATES or getattr(
+                instance, "restart_pending", False
+            ):
                 active.append(instance)  # a pending automatic restart is stopped (cancelled) too
         return active
 
@@ -844,7 +850,7 @@ class MainWindow(QMainWindow):
         for instance in self._active_instances():
             try:
                 self.manager.stop(instance.name)  # type: ignore[union-attr]  # active means a manager
-            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            except Exception as exc:
                 self.statusBar().showMessage(f"Could not stop {instance.name}: {exc}", 8000)
 
     def quit(self) -> None:
@@ -863,7 +869,7 @@ class MainWindow(QMainWindow):
             return
         try:
             self.save_layout()
-        except Exception as exc:  # noqa: BLE001 - a full disk must not keep the window open
+        except Exception as exc:
             _log.warning("could not save the window layout: %s", exc)
         if self.tray is not None:
             self.tray.hide()

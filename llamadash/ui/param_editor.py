@@ -372,7 +372,11 @@ class ParamEditor(QWidget):
         self._refresh()
 
     def set_capabilities(
-        self, capabilities: Capabilities | None, binary: str | None = None, *, binary_problem: str | None = None
+        self,
+        capabilities: Capabilities | None,
+        binary: str | None = None,
+        *,
+        binary_problem: str | None = None,
     ) -> None:
         """Check and preview for another llama-server build.
 
@@ -554,7 +558,9 @@ class ParamEditor(QWidget):
             return "\n".join([*binary_note, _shell_lines(argv, env)])
         except CommandError as exc:
             problems = exc.problems
-        notes = binary_note + [f"# left out, cannot start: {column}: {message}" for column, message in problems]
+        notes = binary_note + [
+            f"# left out, cannot start: {column}: {message}" for column, message in problems
+        ]
         rest = {k: v for k, v in config.items() if k not in {column for column, _ in problems}}
         try:
             argv, env = build_command(rest, caps, binary=self._binary)

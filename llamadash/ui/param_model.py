@@ -429,7 +429,7 @@ class ParamTreeModel(QAbstractItemModel):
                 return QBrush(
                     QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
                 )
-            if column == DEFAULT_COLUMN or column == FLAG_COLUMN:
+            if column in (DEFAULT_COLUMN, FLAG_COLUMN):
                 return QBrush(QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText))
             return None
         if role == Qt.ItemDataRole.DecorationRole and column == VALUE_COLUMN:

@@ -406,7 +406,7 @@ class SettingsDialog(QDialog):
         def work() -> None:
             try:
                 ok, binary, text = describe_binary(path, cache_dir)
-            except Exception as exc:  # noqa: BLE001 - anything odd is shown, never raised on a thread
+            except Exception as exc:
                 ok, binary, text = False, "", f"could not check the binary: {exc}"
             prober.done.emit(serial, ok, binary, text)
 

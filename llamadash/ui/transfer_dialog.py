@@ -254,7 +254,7 @@ class TransferDialog(QDialog):
                 written = database.export_database(
                     path, overwrite=overwrite, progress=lambda done, total: bridge.progress.emit(done, total)
                 )
-            except Exception as exc:  # noqa: BLE001 - every failure is shown in the dialog
+            except Exception as exc:
                 bridge.done.emit(False, str(exc))
             else:
                 bridge.done.emit(True, str(written))
@@ -310,7 +310,11 @@ class TransferDialog(QDialog):
         self.replace_button.clicked.connect(self.replace_database)
         # Merge: only the file's models come in, by name, the rest of the current database stays.
         self.merge_policy = QComboBox()
-        for label, policy in (("skip them", "skip"), ("overwrite them", "overwrite"), ("keep both", "keep_both")):
+        for label, policy in (
+            ("skip them", "skip"),
+            ("overwrite them", "overwrite"),
+            ("keep both", "keep_both"),
+        ):
             self.merge_policy.addItem(label, policy)
         self.merge_button = QPushButton("Merge its models")
         self.merge_button.setEnabled(False)
@@ -351,7 +355,7 @@ class TransferDialog(QDialog):
             return None
         try:
             info = self.database.inspect_database_file(path)
-        except Exception as exc:  # noqa: BLE001 - DatabaseError and friends: said in words
+        except Exception as exc:
             self.import_db_summary.setText("This file cannot be imported.")
             _show(self.import_db_status, str(exc), error=True)
             return None
@@ -389,9 +393,7 @@ class TransferDialog(QDialog):
         kept = sorted(str(k) for k in (info.get("machine_settings") or {}))
         if kept:
             rows.append(("Kept from this computer", ", ".join(kept) + " (the file's values are not taken)"))
-        cells = "".join(
-            f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{html.escape(v)}</td></tr>" for k, v in rows
-        )
+        cells = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
         return f"<table>{cells}</table>"
 
     def replace_database(self) -> bool:
@@ -402,7 +404,7 @@ class TransferDialog(QDialog):
             return False
         try:
             backup = self.database.import_database(path)
-        except Exception as exc:  # noqa: BLE001 - the database layer put the old one back
+        except Exception as exc:
             _show(self.import_db_status, f"{exc}\nThe current database has not changed.", error=True)
             return False
         self._forget_inspection()
@@ -425,20 +427,24 @@ class TransferDialog(QDialog):
                 {k: v for k, v in m.items() if k not in ("id", "status", "created_at", "updated_at")}
                 for m in self.database.read_database_models(path)
             ]
-            plan = model_export.plan_import(incoming, self.database.get_models(), self.merge_policy.currentData())
+            plan = model_export.plan_import(
+                incoming, self.database.get_models(), self.merge_policy.currentData()
+            )
             db_path = Path(self.database.get_database_path())
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             backup = self.database.export_database(db_path.with_name(f"{db_path.name}.bak-merge-{stamp}"))
-        except Exception as exc:  # noqa: BLE001 - said in words; nothing was written yet
+        except Exception as exc:
             _show(self.import_db_status, f"{exc}\nThe current database has not changed.", error=True)
             return None
         try:
             counts = model_export.apply_import(self.database, plan)
-        except Exception as exc:  # noqa: BLE001 - roll back to the backup taken just before
+        except Exception as exc:
             try:
                 self.database.import_database(backup)
-            except Exception as restore_exc:  # noqa: BLE001
-                _show(self.import_db_status, f"{exc}\nRestoring {backup} failed too: {restore_exc}", error=True)
+            except Exception as restore_exc:
+                _show(
+                    self.import_db_status, f"{exc}\nRestoring {backup} failed too: {restore_exc}", error=True
+                )
                 return None
             _show(self.import_db_status, f"{exc}\nThe merge was undone from the backup {backup}.", error=True)
             self._library_changed()
@@ -500,7 +506,7 @@ class TransferDialog(QDialog):
         self.models_list.clear()
         try:
             models = self.database.get_models()
-        except Exception as exc:  # noqa: BLE001 - shown, the dialog stays usable for the rest
+        except Exception as exc:
             _show(self.export_models_status, f"cannot read the models: {exc}", error=True)
             return
         for model in sorted(models, key=lambda m: str(m["name"]).lower()):
@@ -706,7 +712,7 @@ class TransferDialog(QDialog):
             return
         try:
             existing = self.database.get_models()
-        except Exception as exc:  # noqa: BLE001 - shown
+        except Exception as exc:
             _show(self.import_models_status, f"cannot read the library: {exc}", error=True)
             return
         self.plan = model_export.plan_import(self._incoming, existing, self.policy())
@@ -732,7 +738,7 @@ class TransferDialog(QDialog):
             return None
         try:
             counts = model_export.apply_import(self.database, self.plan)
-        except Exception as exc:  # noqa: BLE001 - a DatabaseError: said in words
+        except Exception as exc:
             _show(self.import_models_status, str(exc), error=True)
             return None
         _show(
@@ -755,4 +761,3 @@ class TransferDialog(QDialog):
     def done(self, result: int) -> None:  # QDialog's: the export thread ends first
         self.wait_for_export()
         super().done(result)
-

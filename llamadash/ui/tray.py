@@ -158,7 +158,7 @@ class TrayController(QObject):
         manager = self.window.manager
         try:
             names = list(self._model_names())
-        except Exception as exc:  # noqa: BLE001 - a locked database must not break the tray menu
+        except Exception as exc:
             _log.warning("cannot list the models for the tray menu: %s", exc)
             names = []
         self.model_actions: dict[str, QAction] = {}
@@ -187,7 +187,7 @@ class TrayController(QObject):
                 manager.stop(name)
             else:
                 manager.start(name)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, the tray goes on
+        except Exception as exc:
             self.notify(APP_NAME, failure_text("stop" if active else "start", name, exc))
 
     def open_logs(self) -> None:
@@ -224,7 +224,11 @@ class TrayController(QObject):
             return
         used, total = row.get("gpu_memory_used"), row.get("gpu_memory_total")
         vram = 100.0 * used / total if used is not None and total else None
-        readings = {"gpu_temperature": row.get("gpu_temperature"), "vram": vram, "ram": row.get("memory_usage")}
+        readings = {
+            "gpu_temperature": row.get("gpu_temperature"),
+            "vram": vram,
+            "ram": row.get("memory_usage"),
+        }
         messages = {
             "gpu_temperature": "The GPU is at {value:.0f} °C (alert at {limit:.0f} °C)",
             "vram": "GPU memory is {value:.0f}% full (alert at {limit:.0f}%)",
@@ -233,7 +237,9 @@ class TrayController(QObject):
         for key, value in readings.items():
             alarm = self._alarms[key]
             if alarm.update(value):
-                self.notify(f"{APP_NAME}: threshold crossed", messages[key].format(value=value, limit=alarm.limit))
+                self.notify(
+                    f"{APP_NAME}: threshold crossed", messages[key].format(value=value, limit=alarm.limit)
+                )
 
     def apply_settings(self, _settings: Any = None) -> None:
         """Take new thresholds from the window's settings."""
@@ -309,7 +315,9 @@ class TrayController(QObject):
             return
         self.notified.emit(title, message)
         if self.icon is not None and QSystemTrayIcon.supportsMessages():
-            kind = QSystemTrayIcon.MessageIcon.Critical if critical else QSystemTrayIcon.MessageIcon.Information
+            kind = (
+                QSystemTrayIcon.MessageIcon.Critical if critical else QSystemTrayIcon.MessageIcon.Information
+            )
             self.icon.showMessage(title, message, kind, 8000)
         else:
             self.window.statusBar().showMessage(f"{title}: {message}", 10000)

@@ -80,8 +80,15 @@ def test_keep_both_gives_the_second_entry_a_free_port_in_both(qtbot, tmp_path: P
     for front_end in ("window", "cli"):
         data_dir = tmp_path / front_end
         database.init_database(data_dir / "llama-dashboard.db")
-        database.save_model({"name": "tiny", "type": "llama", "status": "stopped",
-                             "model_path": str(tiny_model), "port": 8080})
+        database.save_model(
+            {
+                "name": "tiny",
+                "type": "llama",
+                "status": "stopped",
+                "model_path": str(tiny_model),
+                "port": 8080,
+            }
+        )
         models_file.write_text(model_export.export_json(database.get_models()), encoding="utf-8")
         if front_end == "window":
             dialog = TransferDialog(database)
@@ -95,8 +102,9 @@ def test_keep_both_gives_the_second_entry_a_free_port_in_both(qtbot, tmp_path: P
             database.close_database()
         else:
             database.close_database()
-            code, _out, err = cli("models", "import", str(models_file), "--on-conflict", "keep-both",
-                                  data_dir=data_dir)
+            code, _out, err = cli(
+                "models", "import", str(models_file), "--on-conflict", "keep-both", data_dir=data_dir
+            )
             assert code == 0, err
             ports = {m["name"]: m["port"] for m in _cli_models(data_dir)}
         assert ports == {"tiny": 8080, "tiny (2)": 8081}, front_end

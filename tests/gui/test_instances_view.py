@@ -418,7 +418,9 @@ def refusal_like_the_managers(name: str) -> Exception:
 
     try:
         try:
-            raise LlamaServerNotFound("no llama-server found: not configured (llamadash llama-server --path BIN)")
+            raise LlamaServerNotFound(
+                "no llama-server found: not configured (llamadash llama-server --path BIN)"
+            )
         except LlamaServerNotFound as exc:
             raise InstanceError(f"cannot start {name}: {exc}") from None
     except InstanceError as refused:
@@ -449,7 +451,9 @@ def test_a_refused_start_says_whether_no_llama_server_was_found(view, manager, q
 
 
 @pytest.mark.integration
-def test_a_server_reachable_without_an_api_key_is_warned_about_in_the_pane(qtbot, real_setup, tiny_model: Path):
+def test_a_server_reachable_without_an_api_key_is_warned_about_in_the_pane(
+    qtbot, real_setup, tiny_model: Path
+):
     database, manager = real_setup
     database.save_model(tiny_model_record(tiny_model, name="exposed", host="0.0.0.0"))
     database.save_model(tiny_model_record(tiny_model, name="keyed", host="0.0.0.0", api_key="sekret"))

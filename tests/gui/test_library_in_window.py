@@ -92,7 +92,10 @@ def test_start_is_not_offered_while_the_editor_finds_an_error(launched, qtbot):
     path = editor.param_model.value("model_path") if hasattr(editor.param_model, "value") else None
     editor.param_model.set_value("model_path", None)  # no model source: it cannot start
     assert not view.start_action.isEnabled() and not view.restart_action.isEnabled()
-    assert view.start_action.toolTip().startswith("tiny cannot start: "), (view.start_action.toolTip(), editor.start_problem)
+    assert view.start_action.toolTip().startswith("tiny cannot start: "), (
+        view.start_action.toolTip(),
+        editor.start_problem,
+    )
     editor.param_model.set_value("model_path", path or database.get_model_by_name("tiny")["model_path"] or "")
     qtbot.waitUntil(view.start_action.isEnabled, timeout=2_000)
     assert "cannot start" not in view.start_action.toolTip()

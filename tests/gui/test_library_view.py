@@ -103,8 +103,10 @@ def test_adding_a_file_that_is_already_in_the_library_says_so_and_adds_nothing(
     assert view.add_files([tiny_model]) == []
     assert [m["name"] for m in db.get_models()] == ["tiny-test-llama"]
     assert view.errors == [
-        ("Some files were not added", f"{tiny_model}: already in the library as 'tiny-test-llama' "
-         "(Duplicate makes a second entry)")
+        (
+            "Some files were not added",
+            f"{tiny_model}: already in the library as 'tiny-test-llama' (Duplicate makes a second entry)",
+        )
     ]
 
 

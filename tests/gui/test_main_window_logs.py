@@ -174,7 +174,9 @@ def test_a_model_that_ran_before_a_restart_shows_the_end_of_its_log_file(qtbot, 
 
     manager = InstanceManager(data_dir=tmp_path, quit_with_app=False)
     try:
-        manager.log_path("alpha").write_text("".join(f"line {i}\n" for i in range(MAX_LINES + 50)) + ERROR + "\n")
+        manager.log_path("alpha").write_text(
+            "".join(f"line {i}\n" for i in range(MAX_LINES + 50)) + ERROR + "\n"
+        )
         dock = LogsDock(manager)
         qtbot.addWidget(dock)
         dock.show_instance("alpha")
@@ -224,7 +226,10 @@ def test_a_log_file_that_cannot_be_written_shows_a_notice_until_it_is_written_ag
     assert not dock.notice_bar.isVisible()  # another model's log: not this view's notice
     manager.logFileProblem.emit("a", problem)
     assert dock.notice_bar.isVisible() and dock.notice_label.isVisible()  # shown, not a tooltip
-    assert "a's log is not being saved" in dock.log_file_notice() and "No space left on device" in dock.log_file_notice()
+    assert (
+        "a's log is not being saved" in dock.log_file_notice()
+        and "No space left on device" in dock.log_file_notice()
+    )
     assert not dock.notice_dismiss.isVisible()  # it stays while the problem lasts
     dock.show_instance("b")
     assert "b's log is not being saved" in dock.log_file_notice()

@@ -899,7 +899,13 @@ def test_a_missing_llama_server_is_listed_as_a_warning_that_leads_to_settings(
 def test_the_missing_llama_server_comes_before_the_configurations_own_problems(
     qtbot, store: Store, tmp_path: Path
 ):
-    model = {"id": 7, "name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tmp_path / "gone")}
+    model = {
+        "id": 7,
+        "name": "tiny",
+        "type": "llama",
+        "status": "stopped",
+        "model_path": str(tmp_path / "gone"),
+    }
     editor = ParamEditor(model, store.save, None, binary_problem=NO_BINARY)
     qtbot.addWidget(editor)
     assert [i.severity for i in editor.issues()] == ["warning", "error"]

@@ -55,8 +55,13 @@ def test_an_edit_of_custom_flags_keeps_a_flag_another_process_set_meanwhile(
     database.init_database(data_dir / "llama-dashboard.db")
     database.set_metadata(METADATA_KEY, str(llama_server))
     database.save_model(
-        {"name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tiny_model),
-         "custom_params": {"--keep": "8"}}
+        {
+            "name": "tiny",
+            "type": "llama",
+            "status": "stopped",
+            "model_path": str(tiny_model),
+            "custom_params": {"--keep": "8"},
+        }
     )
     database.close_database()
     gui = launch_gui(qtbot, data_dir)

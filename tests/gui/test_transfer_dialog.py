@@ -260,7 +260,11 @@ def test_import_models_with_each_merge_policy(dialog, tmp_path, policy, names, a
     actions = {(row.action, row.name) for row in dialog.plan}
     assert dialog.preview.rowCount() == 2
     assert {m["name"] for m in database.get_models()} == {"alpha", "beta"}  # a preview changes nothing
-    expected_alpha = {"skip": ("skip", "alpha"), "overwrite": ("overwrite", "alpha"), "keep_both": ("add", "alpha (2)")}
+    expected_alpha = {
+        "skip": ("skip", "alpha"),
+        "overwrite": ("overwrite", "alpha"),
+        "keep_both": ("add", "alpha (2)"),
+    }
     assert actions == {expected_alpha[policy], ("add", "delta")}
     shown = {dialog.preview.item(r, 1).text() for r in range(2)}
     assert expected_alpha[policy][1] in shown and "delta" in shown

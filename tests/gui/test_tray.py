@@ -134,8 +134,14 @@ def test_the_tooltip_has_the_figures_and_the_running_models(parts):
     manager.set("beta", "loading")
     manager.figuresChanged.emit("alpha", SimpleNamespace(generation_tokens_per_s=42.25))
     tray.on_sample(
-        {"cpu_usage": 12.4, "memory_usage": 55.0, "gpu_usage": 80.0, "gpu_temperature": 66.0,
-         "gpu_memory_used": 4096.0, "gpu_memory_total": 8192.0}
+        {
+            "cpu_usage": 12.4,
+            "memory_usage": 55.0,
+            "gpu_usage": 80.0,
+            "gpu_temperature": 66.0,
+            "gpu_memory_used": 4096.0,
+            "gpu_memory_total": 8192.0,
+        }
     )
     text = tray.tooltip_text()
     assert "CPU 12%" in text and "RAM 55%" in text
@@ -281,11 +287,15 @@ def _run_tray(display: str, wait: bool) -> dict:
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(Path(__file__).parent), "wait" if wait else "nowait"],
-        check=False, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_a_real_tray_host_shows_the_icon_and_its_menu_works(tray_display):

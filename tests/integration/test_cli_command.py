@@ -19,8 +19,13 @@ pytestmark = pytest.mark.integration
 
 def start_in_shell(line: str, log: Path) -> subprocess.Popen:
     with open(log, "wb") as handle:
-        return subprocess.Popen(["/bin/sh", "-c", line], stdout=handle, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            ["/bin/sh", "-c", line],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 60) -> bool:
@@ -54,9 +59,22 @@ def status_of(url: str, key: str | None = None) -> int:
 def test_printed_command_starts_the_server(tmp_path: Path, tiny_model: Path, llama_server: Path):
     data_dir = tmp_path / "data"
     port = free_port()
-    code, _, err = cli("models", "add", "tiny", "--model-path", str(tiny_model), "--set", f"port={port}",
-                       "--set", "ctx_size=256", "--set", "mmap=false", "--set", "flash_attn=off",
-                       data_dir=data_dir)
+    code, _, err = cli(
+        "models",
+        "add",
+        "tiny",
+        "--model-path",
+        str(tiny_model),
+        "--set",
+        f"port={port}",
+        "--set",
+        "ctx_size=256",
+        "--set",
+        "mmap=false",
+        "--set",
+        "flash_attn=off",
+        data_dir=data_dir,
+    )
     assert code == 0, err
     code, line, err = cli("models", "command", "tiny", data_dir=data_dir)
     assert code == 0, err
@@ -68,12 +86,23 @@ def test_printed_command_starts_the_server(tmp_path: Path, tiny_model: Path, lla
         stop(proc)
 
 
-def test_secrets_are_masked_and_the_revealed_command_enforces_the_key(tmp_path: Path, tiny_model: Path,
-                                                                      llama_server: Path):
+def test_secrets_are_masked_and_the_revealed_command_enforces_the_key(
+    tmp_path: Path, tiny_model: Path, llama_server: Path
+):
     data_dir = tmp_path / "data"
     port = free_port()
-    cli("models", "add", "guarded", "--model-path", str(tiny_model), "--set", f"port={port}",
-        "--set", "api_key=k-123", data_dir=data_dir)
+    cli(
+        "models",
+        "add",
+        "guarded",
+        "--model-path",
+        str(tiny_model),
+        "--set",
+        f"port={port}",
+        "--set",
+        "api_key=k-123",
+        data_dir=data_dir,
+    )
     _, masked, _ = cli("models", "command", "guarded", data_dir=data_dir)
     assert "k-123" not in masked and "LLAMA_API_KEY=***" in masked and "--api-key" not in masked
     code, line, err = cli("models", "command", "guarded", "--show-secrets", data_dir=data_dir)
@@ -106,7 +135,9 @@ def test_llama_server_command_shows_and_sets_the_binary(tmp_path: Path, llama_se
     assert code == 1 and "does not exist" in err
 
 
-def test_a_custom_flag_the_build_does_not_know_is_refused_when_set(tmp_path: Path, tiny_model: Path, llama_server: Path):
+def test_a_custom_flag_the_build_does_not_know_is_refused_when_set(
+    tmp_path: Path, tiny_model: Path, llama_server: Path
+):
     data_dir = tmp_path / "data"
     assert cli("llama-server", "--path", str(llama_server), data_dir=data_dir)[0] == 0
     assert cli("models", "add", "t", "--model-path", str(tiny_model), data_dir=data_dir)[0] == 0

@@ -53,10 +53,12 @@ CASES: dict[str, Case] = {
     "model_path": Case("{model}"),
     "model_url": Case("http://127.0.0.1:9/tiny.gguf"),  # the file is already there: no download
     "docker_repo": Case("ai/smollm2", "fails", r"SSL|OpenSSL", extra={"offline": True}, router=True),
-    "hf_repo": Case("ggml-org/tiny-model-GGUF", "fails", r"failed to load model", extra={"offline": True},
-                    router=True),
-    "hf_repo_draft": Case("ggml-org/tiny-draft-GGUF", "fails", r"failed to load draft model",
-                          extra={"offline": True}),
+    "hf_repo": Case(
+        "ggml-org/tiny-model-GGUF", "fails", r"failed to load model", extra={"offline": True}, router=True
+    ),
+    "hf_repo_draft": Case(
+        "ggml-org/tiny-draft-GGUF", "fails", r"failed to load draft model", extra={"offline": True}
+    ),
     "hf_file": Case("tiny.gguf"),
     "hf_file_v": Case("vocoder.gguf", "unsupported"),
     "hf_token": Case("hf_test_token_not_real"),
@@ -196,8 +198,12 @@ CASES: dict[str, Case] = {
     "api_key": Case(["test-key-1", "test-key-2"]),  # /health stays public
     "api_key_file": Case("{api_key_file}"),
     # SSL needs both files; this build (LLAMA_OPENSSL=OFF) then refuses for want of SSL support
-    "ssl_key_file": Case("{pem}", "build_lacks", r"built without SSL support", extra={"ssl_cert_file": "{pem}"}),
-    "ssl_cert_file": Case("{pem}", "build_lacks", r"built without SSL support", extra={"ssl_key_file": "{pem}"}),
+    "ssl_key_file": Case(
+        "{pem}", "build_lacks", r"built without SSL support", extra={"ssl_cert_file": "{pem}"}
+    ),
+    "ssl_cert_file": Case(
+        "{pem}", "build_lacks", r"built without SSL support", extra={"ssl_key_file": "{pem}"}
+    ),
     "timeout": Case(60),
     "threads_http": Case(2),
     "cache_reuse": Case(64),
@@ -252,7 +258,9 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[st
     (root / "webui.json").write_text('{"theme": "dark"}\n')
     (root / "keys.txt").write_text("# keys\nfile-key-1\n")
     (root / "template.jinja").write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
-    (root / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\nnot a real certificate\n-----END CERTIFICATE-----\n")
+    (root / "cert.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nnot a real certificate\n-----END CERTIFICATE-----\n"
+    )
     for name in ("static", "slots", "media", "models"):
         (root / name).mkdir()
     (root / "static" / "index.html").write_text("<html><body>llamadash test</body></html>")
@@ -276,7 +284,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[st
 
 
 def _fill(value: Any, names: dict[str, Any]) -> Any:
-    if isinstance(value, str) and "{" in value and not value.lstrip().startswith(("{\"", "{ ")):
+    if isinstance(value, str) and "{" in value and not value.lstrip().startswith(('{"', "{ ")):
         filled = value.format(**names)
         return int(filled) if filled.isdigit() and value == "{port}" else filled
     if isinstance(value, list):
@@ -320,13 +328,16 @@ def test_llama_server_accepts_the_row(column: str, capabilities, files, tmp_path
         assert secret not in " ".join(argv)
         assert env[param.secret_env] == secret
     else:
-        assert any(flag in argv for flag in (*param.flags, *param.negative_flags, *param.legacy_flags, "--load-mode")), argv
+        assert any(
+            flag in argv for flag in (*param.flags, *param.negative_flags, *param.legacy_flags, "--load-mode")
+        ), argv
 
     if case.host != "127.0.0.1":
         argv_host_ok = case.host in argv
         assert argv_host_ok
-    run = run_server_until_healthy(argv, env, port, tmp_path / "server.log", host=case.host,
-                                   health_path=case.health_path, timeout=60)
+    run = run_server_until_healthy(
+        argv, env, port, tmp_path / "server.log", host=case.host, health_path=case.health_path, timeout=60
+    )
     if case.expect != "build_lacks":
         assert not ARGUMENT_ERROR.search(run.output), run.output[-3000:]
     if case.expect == "ok":

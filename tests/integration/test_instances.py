@@ -62,7 +62,9 @@ def wait_gone(pids: list[int], timeout: float = 10.0) -> bool:
     return False
 
 
-def post_json(url: str, body: dict[str, Any], api_key: str | None = None, timeout: float = 30) -> dict[str, Any]:
+def post_json(
+    url: str, body: dict[str, Any], api_key: str | None = None, timeout: float = 30
+) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -219,7 +221,9 @@ def test_kill_9_is_an_error_with_signal_and_log_tail_and_auto_restart_has_a_cap(
         pids.append(inst.pid)
         os.kill(inst.pid, signal.SIGKILL)
         if round_ < 2:  # crashes 1 and 2 come back on their own
-            qtbot.waitUntil(lambda: inst.state is InstanceState.RUNNING and inst.pid not in pids, timeout=30_000)
+            qtbot.waitUntil(
+                lambda: inst.state is InstanceState.RUNNING and inst.pid not in pids, timeout=30_000
+            )
     wait_state(qtbot, inst, InstanceState.ERROR, timeout=10_000)
     assert "crash loop: 3 crashes within 60 s" in inst.reason
     qtbot.wait(1000)
@@ -292,7 +296,9 @@ print("quit", flush=True)
 """
 
 
-def start_dashboard(data_dir: Path, names: list[str], tmp_path: Path) -> tuple[subprocess.Popen, dict[str, int]]:
+def start_dashboard(
+    data_dir: Path, names: list[str], tmp_path: Path
+) -> tuple[subprocess.Popen, dict[str, int]]:
     script = tmp_path / "dashboard.py"
     script.write_text(textwrap.dedent(DASHBOARD))
     proc = subprocess.Popen(
@@ -375,7 +381,9 @@ def test_sigkill_of_the_dashboard_leaves_orphans_the_next_start_finds_adopts_and
     assert proc.stdout is not None
     proc.stdout.close()
     out = io.StringIO()
-    assert cli_run(["--data-dir", str(data_dir), "status", "--stop-orphans", "--json"], out, io.StringIO()) == 0
+    assert (
+        cli_run(["--data-dir", str(data_dir), "status", "--stop-orphans", "--json"], out, io.StringIO()) == 0
+    )
     report = json.loads(out.getvalue())
     assert report["stopped_orphans"] == [pids["o1"]] and report["orphans"] == []
     assert wait_gone([pids["o1"]], timeout=2)
@@ -404,7 +412,7 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
                 answer = post_json(f"{inst.url}/completion", body, key)
                 assert answer["tokens_predicted"] == 24
                 time.sleep(0.04)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(exc)
 
     sender = threading.Thread(target=send)
@@ -428,14 +436,17 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
     assert idle.cpu_percent is not None and idle.rss_mb is not None and idle.rss_mb > 1
 
 
-def test_attach_an_external_server_by_url(qtbot, manager: InstanceManager, llama_server: Path, tiny_model: Path,
-                                          tmp_path: Path):
+def test_attach_an_external_server_by_url(
+    qtbot, manager: InstanceManager, llama_server: Path, tiny_model: Path, tmp_path: Path
+):
     port = free_port()
     key = "ext-key"
     log = open(tmp_path / "external.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [str(llama_server), "-m", str(tiny_model), "--port", str(port), "-c", "256", "-t", "1", "--metrics"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "LLAMA_API_KEY": key},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "LLAMA_API_KEY": key},
     )
     try:
         inst = manager.attach(f"http://127.0.0.1:{port}", api_key=key)
@@ -444,7 +455,9 @@ def test_attach_an_external_server_by_url(qtbot, manager: InstanceManager, llama
         inst.figuresChanged.connect(figures.append)
         wait_state(qtbot, inst, InstanceState.RUNNING)
         post_json(f"{inst.url}/completion", {"prompt": "Hi", "n_predict": 4}, key)
-        qtbot.waitUntil(lambda: len([f for f in figures if f.generation_tokens_per_s is not None]) >= 2, timeout=10_000)
+        qtbot.waitUntil(
+            lambda: len([f for f in figures if f.generation_tokens_per_s is not None]) >= 2, timeout=10_000
+        )
         last = figures[-1]
         assert last.total_slots is not None and last.requests_processing == 0.0
         assert last.requests_per_minute is None and last.cpu_percent is None  # no log, no process: n/a
@@ -488,7 +501,11 @@ def test_cli_run_wait_ready_then_sigterm(data_dir: Path, add_model):
     for change in (["set", "headless", "name=renamed"], ["remove", "headless"]):
         refused = subprocess.run(
             [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), "models", *change],
-            capture_output=True, text=True, check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         assert refused.returncode == 1 and "headless is running" in refused.stderr, refused.stderr
     assert database.get_model_by_name("headless") is not None
@@ -515,8 +532,9 @@ def test_cli_run_exits_non_zero_when_never_ready(data_dir: Path, add_model, tmp_
     assert not [p for p in psutil.process_iter(["name", "ppid"]) if p.info["ppid"] == proc.pid]
 
 
-def test_sampler_follows_the_manager_active_models_and_requests(qtbot, manager: InstanceManager, add_model,
-                                                               tmp_path: Path):
+def test_sampler_follows_the_manager_active_models_and_requests(
+    qtbot, manager: InstanceManager, add_model, tmp_path: Path
+):
     # The metrics sampler (issue 5) reads its dashboard figures from the real instance manager.
     from llamadash.core.metrics import MetricsCollector
     from llamadash.services.sampler import MetricsSampler
@@ -553,7 +571,11 @@ def test_sampler_follows_the_manager_active_models_and_requests(qtbot, manager: 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
 
@@ -566,16 +588,26 @@ def test_a_slow_crash_loop_gives_up_after_failed_restarts_and_status_says_why(
     # The rate cap never fires (each crash is alone in its 1 ms window), as with a crash every 31 s
     # under the default 3-in-60-s cap: only the count of failed restarts can stop it.
     manager = InstanceManager(
-        data_dir=data_dir, poll_interval_s=0.25, stop_timeout_s=5, restart_backoff_s=0.05, crash_loop_max=1000,
-        crash_loop_window_s=0.001, failed_restart_max=3, stable_run_s=60, quit_with_app=False,
+        data_dir=data_dir,
+        poll_interval_s=0.25,
+        stop_timeout_s=5,
+        restart_backoff_s=0.05,
+        crash_loop_max=1000,
+        crash_loop_window_s=0.001,
+        failed_restart_max=3,
+        stable_run_s=60,
+        quit_with_app=False,
     )
     managers.append(manager)
     manager.set_autorestart("crashloop", True)
     starts: list[str] = []
-    manager.eventOccurred.connect(lambda name, event, _ms: starts.append(name) if event == "started" else None)
+    manager.eventOccurred.connect(
+        lambda name, event, _ms: starts.append(name) if event == "started" else None
+    )
     inst = manager.start("crashloop")
     qtbot.waitUntil(
-        lambda: inst.state is InstanceState.ERROR and not inst.restart_pending and not inst.active, timeout=60_000
+        lambda: inst.state is InstanceState.ERROR and not inst.restart_pending and not inst.active,
+        timeout=60_000,
     )
     qtbot.wait(1000)
     assert len(starts) == 4  # the user's start and 3 automatic restarts, then no more

@@ -20,15 +20,25 @@ def test_the_router_lists_the_exported_presets(tmp_path, tiny_model, llama_serve
     preset = tmp_path / "models.ini"
     preset.write_text(model_export.export_presets(models))
     port = free_port()
-    argv = [str(llama_server), "--models-preset", str(preset), "--no-models-autoload",
-            "--port", str(port), "--host", "127.0.0.1"]
+    argv = [
+        str(llama_server),
+        "--models-preset",
+        str(preset),
+        "--no-models-autoload",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
     log_path = tmp_path / "router.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
             while health_status(port) != 200:
-                assert proc.poll() is None, f"llama-server exited ({proc.returncode}):\n{log_path.read_text()}"
+                assert proc.poll() is None, (
+                    f"llama-server exited ({proc.returncode}):\n{log_path.read_text()}"
+                )
                 assert time.monotonic() < deadline, f"no /health 200 in 60 s:\n{log_path.read_text()}"
                 time.sleep(0.1)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=10) as response:

@@ -45,7 +45,7 @@ def figures() -> Figures:
     return Figures()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _FIGURES:
         return
     terminalreporter.section("reliability figures")

@@ -7,6 +7,7 @@ deterministically: the file exactly as a checkpoint killed after page 1 (the new
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -98,10 +99,9 @@ def hold_and_checkpoint(db: Path, kill_after_s: float | None) -> float | None:
         holder.wait()
         for pipe in (holder.stdin, holder.stdout):
             if pipe is not None:
-                try:
+                # the holder is gone: what it did not read is moot
+                with contextlib.suppress(BrokenPipeError):
                     pipe.close()
-                except BrokenPipeError:  # the holder is gone: what it did not read is moot
-                    pass
 
 
 def test_checkpoints_killed_at_staggered_moments_lose_nothing(tmp_path, figures):

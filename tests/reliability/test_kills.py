@@ -32,6 +32,7 @@ from support import free_port, raw_sqlite
 from llamadash import cli
 from llamadash.core import database
 from llamadash.core.llama_server import METADATA_KEY
+import contextlib
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -61,8 +62,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, llama_server: Path, tiny_model
     try:
         database.set_metadata(METADATA_KEY, str(llama_server))
         database.save_model(
-            {"name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tiny_model),
-             "port": free_port(), "ctx_size": 256, "threads": 1, "n_parallel": 1}
+            {
+                "name": "tiny",
+                "type": "llama",
+                "status": "stopped",
+                "model_path": str(tiny_model),
+                "port": free_port(),
+                "ctx_size": 256,
+                "threads": 1,
+                "n_parallel": 1,
+            }
         )
         port = int(database.get_model_by_name("tiny")["port"])
     finally:
@@ -100,10 +109,8 @@ def servers_of(lab: Lab) -> list[psutil.Process]:
 
 def kill_all(procs: list[psutil.Process]) -> None:
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(procs, timeout=5)
 
 

@@ -157,7 +157,9 @@ def test_run_on_a_full_disk_says_so_once_and_its_log_recovers(
     cycles, failures = 3, 0
     started = time.monotonic()
     try:
-        wait_for(lambda: "is ready at " in stderr() or proc.poll() is not None, 60, "run says the model is ready")
+        wait_for(
+            lambda: "is ready at " in stderr() or proc.poll() is not None, 60, "run says the model is ready"
+        )
         assert proc.poll() is None, stderr()
         url = stderr().split("is ready at ", 1)[1].split()[0]
         port = int(url.rsplit(":", 1)[1])

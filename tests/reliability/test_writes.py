@@ -60,8 +60,17 @@ def _race(data_dir: Path, action: str, model_file: Path) -> list[list[str]]:
     env = {k: v for k, v in os.environ.items() if k != "LLAMA_SERVER_BIN"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(data_dir), who, str(ROUNDS), str(start_at), action,
-             str(model_file)],
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(data_dir),
+                who,
+                str(ROUNDS),
+                str(start_at),
+                action,
+                str(model_file),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

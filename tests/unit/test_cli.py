@@ -39,7 +39,9 @@ def digest(path: Path) -> str:
 
 
 def test_version_through_python_dash_m():
-    result = subprocess.run([sys.executable, "-m", "llamadash", "--version"], check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "llamadash", "--version"], check=False, capture_output=True, text=True
+    )
     assert result.returncode == 0
     assert result.stdout.strip() == f"llamadash {__version__}"
 
@@ -62,8 +64,18 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_add_list_show_and_remove_a_model(data_dir: Path, model_file: Path):
-    code, out, err = cli("models", "add", "tiny", "--model-path", str(model_file), "--set", "ctx_size=256",
-                         "--set", "temperature=0.5", data_dir=data_dir)
+    code, out, err = cli(
+        "models",
+        "add",
+        "tiny",
+        "--model-path",
+        str(model_file),
+        "--set",
+        "ctx_size=256",
+        "--set",
+        "temperature=0.5",
+        data_dir=data_dir,
+    )
     assert code == 0, err
     assert "type llama" in out  # read from the GGUF header
 
@@ -97,8 +109,9 @@ def test_add_from_a_pasted_command_line(data_dir: Path, model_file: Path):
 
 def test_set_changes_and_resets_parameters(data_dir: Path, model_file: Path):
     cli("models", "add", "tiny", "--model-path", str(model_file), data_dir=data_dir)
-    code, _, err = cli("models", "set", "tiny", "ctx_size=1024", "flash_attn=off", "kv_offload=false",
-                       data_dir=data_dir)
+    code, _, err = cli(
+        "models", "set", "tiny", "ctx_size=1024", "flash_attn=off", "kv_offload=false", data_dir=data_dir
+    )
     assert code == 0, err
     model = json.loads(cli("models", "show", "tiny", "--json", data_dir=data_dir)[1])
     assert (model["ctx_size"], model["flash_attn"], model["kv_offload"]) == (1024, "off", False)
@@ -110,7 +123,9 @@ def test_set_changes_and_resets_parameters(data_dir: Path, model_file: Path):
 
 
 def test_secrets_are_masked_unless_asked(data_dir: Path, model_file: Path):
-    cli("models", "add", "tiny", "--model-path", str(model_file), "--set", "api_key=s3cret", data_dir=data_dir)
+    cli(
+        "models", "add", "tiny", "--model-path", str(model_file), "--set", "api_key=s3cret", data_dir=data_dir
+    )
     _, out, _ = cli("models", "show", "tiny", data_dir=data_dir)
     assert "s3cret" not in out and "api_key = ***" in out
     _, out, _ = cli("models", "show", "tiny", "--json", data_dir=data_dir)
@@ -137,7 +152,9 @@ def test_secrets_are_masked_unless_asked(data_dir: Path, model_file: Path):
         (["metrics", "--minutes", "0"], "positive"),
     ],
 )
-def test_user_mistakes_are_one_line_errors_and_change_nothing(data_dir: Path, model_file: Path, args, message):
+def test_user_mistakes_are_one_line_errors_and_change_nothing(
+    data_dir: Path, model_file: Path, args, message
+):
     assert cli("models", "add", "tiny", "--model-path", str(model_file), data_dir=data_dir)[0] == 0
     before = json.loads(cli("models", "list", "--json", data_dir=data_dir)[1])
     code, out, err = cli(*args, data_dir=data_dir)
@@ -232,8 +249,9 @@ def test_custom_flags_are_set_as_switches_and_taken_out(data_dir: Path, model_fi
 
 def test_a_pasted_command_lines_relative_paths_are_made_absolute(data_dir, model_file, monkeypatch):
     monkeypatch.chdir(model_file.parent)
-    code, _, err = cli("models", "add", "rel", "--from-command", f"llama-server -m {model_file.name}",
-                       data_dir=data_dir)
+    code, _, err = cli(
+        "models", "add", "rel", "--from-command", f"llama-server -m {model_file.name}", data_dir=data_dir
+    )
     assert code == 0, err
     shown = json.loads(cli("models", "show", "rel", "--json", data_dir=data_dir)[1])
     assert shown["model_path"] == str(model_file.resolve())
@@ -289,7 +307,10 @@ def test_a_closed_pipe_is_not_an_error(data_dir: Path):
     db.close_database()
     proc = subprocess.run(
         f"{sys.executable} -m llamadash --data-dir {data_dir} metrics --json | head -c 1",
-        shell=True, capture_output=True, text=True, check=False,
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.stdout == "["
     assert proc.stderr == ""  # no "llamadash: error: [Errno 32] Broken pipe"
@@ -319,5 +340,7 @@ def test_no_llama_server_says_how_to_set_one(data_dir: Path, model_file: Path, t
     cli("models", "add", "a", "--model-path", str(model_file), data_dir=data_dir)
     code, _, err = cli("models", "command", "a", data_dir=data_dir)
     first, hint = err.splitlines()
-    assert code == 1 and first.startswith("llamadash: error: no llama-server found: not configured in Settings")
+    assert code == 1 and first.startswith(
+        "llamadash: error: no llama-server found: not configured in Settings"
+    )
     assert hint == "llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN"

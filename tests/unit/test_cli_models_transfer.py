@@ -26,11 +26,36 @@ def library(tmp_path: Path) -> Path:
     data_dir = tmp_path / "lib"
     gguf = write_tiny_gguf(tmp_path / "Qwen3-8B-Q4_K_M.gguf")  # a real GGUF: `models add` reads its header
     steps = [
-        ("models", "add", "qwen3-8b", "--model-path", str(gguf), "--type", "qwen3",
-         "--set", "ctx_size=32768", "--set", "temperature=0.6", "--set", "top_k=20", "--set", "gpu_layers=all",
-         "--set", "flash_attn=on", "--set", "mmap=false", "--set", "port=8081"),
-        ("models", "add", "gemma-hf", "--from-command",
-         "llama-server -hf ggml-org/gemma-3-1b-it-GGUF:Q4_K_M -c 8192 --port 8082 --api-key k-1 --jinja"),
+        (
+            "models",
+            "add",
+            "qwen3-8b",
+            "--model-path",
+            str(gguf),
+            "--type",
+            "qwen3",
+            "--set",
+            "ctx_size=32768",
+            "--set",
+            "temperature=0.6",
+            "--set",
+            "top_k=20",
+            "--set",
+            "gpu_layers=all",
+            "--set",
+            "flash_attn=on",
+            "--set",
+            "mmap=false",
+            "--set",
+            "port=8081",
+        ),
+        (
+            "models",
+            "add",
+            "gemma-hf",
+            "--from-command",
+            "llama-server -hf ggml-org/gemma-3-1b-it-GGUF:Q4_K_M -c 8192 --port 8082 --api-key k-1 --jinja",
+        ),
         ("models", "add", "phi", "--from-command", f"llama-server -m {gguf} --port 8083 -ngl 10 --no-warmup"),
     ]
     for step in steps:
@@ -86,8 +111,13 @@ def test_presets_ini_and_conflict_policies(library: Path, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "content",
-    ["", "\x00\x01 random", '{"format": "something-else", "models": []}',
-     '{"format": "llamadash-models", "version": 99, "models": []}', "version = 1\n[m]\nno-such-key = 1\n"],
+    [
+        "",
+        "\x00\x01 random",
+        '{"format": "something-else", "models": []}',
+        '{"format": "llamadash-models", "version": 99, "models": []}',
+        "version = 1\n[m]\nno-such-key = 1\n",
+    ],
 )
 def test_bad_files_change_nothing(library: Path, tmp_path: Path, content: str):
     db = library / "llama-dashboard.db"

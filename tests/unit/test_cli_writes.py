@@ -9,7 +9,6 @@ import pytest
 from support import cli, raw_sqlite
 
 
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
@@ -115,4 +114,3 @@ def test_a_10_kb_value_is_not_repeated_in_full(data_dir: Path, tiny: str):
     code, _out, err = cli("models", "set", "tiny", "flash_attn=" + "x" * 10_000, data_dir=data_dir)
     assert code == 1
     assert "10000 characters" in err and len(err) < 400
-

@@ -63,15 +63,26 @@ def _run_spec(platform: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Execute the spec as PyInstaller would on ``platform``; returns its namespace."""
     monkeypatch.setattr(sys, "platform", platform)
     versioninfo = types.ModuleType("PyInstaller.utils.win32.versioninfo")
-    for cls in ("FixedFileInfo", "StringFileInfo", "StringStruct", "StringTable", "VarFileInfo",
-                "VarStruct", "VSVersionInfo"):
+    for cls in (
+        "FixedFileInfo",
+        "StringFileInfo",
+        "StringStruct",
+        "StringTable",
+        "VarFileInfo",
+        "VarStruct",
+        "VSVersionInfo",
+    ):
         setattr(versioninfo, cls, lambda *a, **k: (a, k))
     monkeypatch.setitem(sys.modules, "PyInstaller.utils.win32.versioninfo", versioninfo)
     namespace: dict[str, Any] = {
-        "SPECPATH": str(SPEC.parent), "Analysis": _Analysis, "PYZ": lambda *a, **k: None,
-        "EXE": _Exe, "COLLECT": _Collect, "__file__": str(SPEC),
+        "SPECPATH": str(SPEC.parent),
+        "Analysis": _Analysis,
+        "PYZ": lambda *a, **k: None,
+        "EXE": _Exe,
+        "COLLECT": _Collect,
+        "__file__": str(SPEC),
     }
-    exec(compile(SPEC.read_text(encoding="utf-8"), str(SPEC), "exec"), namespace)  # noqa: S102
+    exec(compile(SPEC.read_text(encoding="utf-8"), str(SPEC), "exec"), namespace)
     return namespace
 
 
@@ -195,7 +206,11 @@ def test_scripts_are_strict_bash(script: str) -> None:
 def test_smoke_test_from_source() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "llamadash", "--smoke-test"],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "llamadash --smoke-test: OK" in result.stdout

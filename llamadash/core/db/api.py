@@ -129,10 +129,9 @@ class TrackingSqliteDatabase(peewee.SqliteDatabase):
 
     def close_all(self) -> None:
         """Close the connections of every thread."""
-        try:
+        # this thread may be inside a transaction; its connection is closed below anyway
+        with contextlib.suppress(peewee.PeeweeException):
             self.close()
-        except peewee.PeeweeException:  # this thread is inside a transaction; closed below anyway
-            pass
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for conn, _thread in opened:
@@ -219,8 +218,10 @@ def describe_failure(what: str, exc: BaseException, folder: Path | None) -> Data
     codes = {_primary_code(c) for c in causes}
     texts = [str(c).lower() for c in causes]
     full = _SQLITE_FULL in codes or is_no_space(exc) or any("database or disk is full" in t for t in texts)
-    if not full and folder is not None and (
-        _SQLITE_IOERR in codes or any(symptom in t for t in texts for symptom in _DISK_SYMPTOMS)
+    if (
+        not full
+        and folder is not None
+        and (_SQLITE_IOERR in codes or any(symptom in t for t in texts for symptom in _DISK_SYMPTOMS))
     ):
         free = free_bytes(folder)
         full = free is not None and free < LOW_SPACE_BYTES
@@ -535,7 +536,7 @@ def get_metrics_history(minutes: float = 10) -> list[dict[str, Any]]:
             rows = state.db.connection().execute(_METRICS_HISTORY_SQL, (cutoff,)).fetchall()
         except _SQL_ERRORS as exc:
             raise _wrap("read the metrics history", exc) from exc
-    return [dict(zip(columns, row)) for row in rows]
+    return [dict(zip(columns, row, strict=False)) for row in rows]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -767,7 +768,7 @@ def get_model(model_id: int) -> dict[str, Any] | None:
     with _lock:
         _require()
         try:
-            return _get_one(_MODEL_ID == model_id)
+            return _get_one(model_id == _MODEL_ID)
         except _SQL_ERRORS as exc:
             raise _wrap("read the model", exc) from exc
 
@@ -806,10 +807,10 @@ def update_model(model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
         state = _require()
         try:
             with state.db.atomic():
-                count = ModelConfig.update(row).where(_MODEL_ID == model_id).execute()
+                count = ModelConfig.update(row).where(model_id == _MODEL_ID).execute()
                 if count == 0:
                     raise DatabaseError(f"there is no model with id {model_id}")
-                updated = _get_one(_MODEL_ID == model_id)
+                updated = _get_one(model_id == _MODEL_ID)
         except peewee.IntegrityError as exc:
             raise _integrity_error(exc, row) from None
         except _SQL_ERRORS as exc:
@@ -824,7 +825,7 @@ def delete_model(model_id: int) -> bool:
     with _lock:
         _require()
         try:
-            return ModelConfig.delete().where(_MODEL_ID == model_id).execute() > 0
+            return ModelConfig.delete().where(model_id == _MODEL_ID).execute() > 0
         except _SQL_ERRORS as exc:
             raise _wrap("delete the model", exc) from exc
 
@@ -976,10 +977,8 @@ def get_database_size() -> int:
         path = _require().path
         total = 0
         for part in (path, Path(f"{path}-wal")):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += part.stat().st_size
-            except FileNotFoundError:
-                pass
         return total
 
 

@@ -284,7 +284,7 @@ class _RowReader:
         """(columns, row) of ``metrics_history``: numbers or NULL only."""
         columns, rows = self._select("metrics_history")
         for row in rows:
-            for column, value in zip(columns, row):
+            for column, value in zip(columns, row, strict=False):
                 if value is None:
                     continue
                 is_number = type(value) in (int, float)
@@ -301,7 +301,7 @@ class _RowReader:
         columns, rows = self._select("models")
         fields = ModelConfig._meta.columns
         for raw in rows:
-            data = dict(zip(columns, raw))
+            data = dict(zip(columns, raw, strict=False))
             model_id = data.get("id")
             name = data.get("name")
             where = f"row id {model_id!r}" + (f" (model {_text_of(name)})" if isinstance(name, str) else "")
@@ -349,7 +349,7 @@ class _RowReader:
         """(key, value, updated_at) of ``metadata``: text keys and values, times in ms or NULL."""
         columns, rows = self._select("metadata")
         for raw in rows:
-            data = dict(zip(columns, raw))
+            data = dict(zip(columns, raw, strict=False))
             key, value, updated = data.get("key"), data.get("value"), data.get("updated_at")
             where = f"the row of key {_text_of(key)}"
             if not isinstance(key, str) or not key.strip():
@@ -430,7 +430,7 @@ def _copy_rows(
     metadata_sql = _insert_sql("metadata", ("key", "value", "updated_at"))
     seen: set[str] = set()
     for key, value, updated in reader.metadata():
-        if is_machine_key(key) and machine_rows is not None or key in seen:
+        if (is_machine_key(key) and machine_rows is not None) or key in seen:
             continue  # this computer's own settings stay as they are (below)
         seen.add(key)
         conn.execute(metadata_sql, (key, value, updated))

@@ -227,7 +227,7 @@ def dashboard_start_time_ms() -> int | None:
         return None
     try:
         value = database.get_metadata("server_start_time")
-    except Exception as exc:  # noqa: BLE001 - no database open yet, or a broken one: uptime is n/a, not fatal
+    except Exception as exc:
         _log.debug("cannot read server_start_time: %s", exc)
         return None
     try:
@@ -296,7 +296,7 @@ def _lower_median(values: Sequence[float]) -> float:
 def _ask(getter: Callable[[], Any], kind: type) -> Any:
     try:
         return kind(getter())
-    except Exception:  # noqa: BLE001 - someone else's code must not cost us the whole sample
+    except Exception:
         _log.exception("the instance statistics provider failed; that figure is n/a for this sample")
         return None
 

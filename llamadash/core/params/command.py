@@ -249,10 +249,7 @@ def _load_mode_args(
     if mmap is None and mlock is None:
         return []
     if capabilities is None or capabilities.accepts(LOAD_MODE_FLAG):
-        if mlock:
-            mode = "mlock" if mmap is False else "mmap+mlock"
-        else:
-            mode = "none"
+        mode = ("mlock" if mmap is False else "mmap+mlock") if mlock else "none"
         return [LOAD_MODE_FLAG, mode]
     schema = load_schema()
     args: list[str] = []

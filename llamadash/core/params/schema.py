@@ -79,7 +79,7 @@ _TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
 _FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
 
 
-class InvalidStoredValue(str):  # noqa: SLOT000 - it carries two attributes
+class InvalidStoredValue(str):
     """A value read back from the database that does not fit its parameter.
 
     Only another program (``sqlite3``, an old or foreign writer) can store one: llamadash checks
@@ -365,7 +365,11 @@ class Param:
                 return str(raw)
         except (TypeError, ValueError):
             return raw  # coerce says what is wrong with it
-        return raw if not isinstance(raw, (int, float)) or self.kind not in ("string", "enum", "file", "dir") else str(raw)
+        return (
+            raw
+            if not isinstance(raw, (int, float)) or self.kind not in ("string", "enum", "file", "dir")
+            else str(raw)
+        )
 
     def differs_from_default(self, value: Any) -> bool:
         """True when ``value`` is set and is not what llama-server does without the flag."""

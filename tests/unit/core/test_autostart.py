@@ -9,7 +9,9 @@ import pytest
 from llamadash.core import autostart
 
 
-def test_enabling_writes_an_entry_that_starts_minimized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enabling_writes_an_entry_that_starts_minimized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert not autostart.is_enabled("linux")
     autostart.set_enabled(True, ["/opt/llama dash/llamadash", "--minimized"], platform="linux")

@@ -35,8 +35,6 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
-
-
 def model(**extra):
     return {"name": "llama-3-8b", "type": "llama", "status": "stopped", **extra}
 
@@ -544,7 +542,7 @@ class TestThreads:
             try:
                 for i in range(150):
                     database.save_metrics({"uptime": i})
-            except Exception as exc:  # noqa: BLE001 - any failure in the thread is reported below
+            except Exception as exc:
                 errors.append(exc)
             finally:
                 database.release_connection()

@@ -131,8 +131,6 @@ def _close_after_test():
     database.close_database()
 
 
-
-
 def digest(path: Path) -> dict[str, str | None]:
     """Hashes of the database file and its companions (None: absent)."""
     out: dict[str, str | None] = {}

@@ -298,7 +298,7 @@ class TestInterruptedCheckpoint:
         path, _total = interrupted_checkpoint(tmp_path / "data")
         Path(f"{path}-wal").write_bytes(os.urandom(3 * 4096))  # not a WAL SQLite can use
         before = digest(path)
-        with pytest.raises(DatabaseFileError, match="is truncated.*does not hold the missing pages"):
+        with pytest.raises(DatabaseFileError, match=r"is truncated.*does not hold the missing pages"):
             migrations.probe_file(path, for_import=False, check_integrity=False)
         assert digest(path)[""] == before[""]
 

@@ -252,7 +252,9 @@ def test_a_database_another_process_creates_at_the_same_moment_opens(tmp_path: P
     path = tmp_path / "llama-dashboard.db"
     path.touch(mode=0o600)  # the other process has just made it (still empty)
     real_exists = Path.exists
-    monkeypatch.setattr(Path, "exists", lambda self, *a, **k: False if self == path else real_exists(self, *a, **k))
+    monkeypatch.setattr(
+        Path, "exists", lambda self, *a, **k: False if self == path else real_exists(self, *a, **k)
+    )
     api._create_database_file(path)
     monkeypatch.undo()
     database.init_database(path)

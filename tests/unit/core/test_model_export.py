@@ -11,8 +11,17 @@ from llamadash.core import database as db
 from llamadash.core import model_export as mx
 
 LIBRARY = [
-    {"name": "qwen-7b", "type": "llama", "status": "stopped", "model_path": "/m/qwen.gguf", "ctx_size": 8192,
-     "gpu_layers": 99, "port": 8081, "api_key": ["secret-key"], "custom_params": {"--foo": "1"}},
+    {
+        "name": "qwen-7b",
+        "type": "llama",
+        "status": "stopped",
+        "model_path": "/m/qwen.gguf",
+        "ctx_size": 8192,
+        "gpu_layers": 99,
+        "port": 8081,
+        "api_key": ["secret-key"],
+        "custom_params": {"--foo": "1"},
+    },
     {"name": "tiny", "type": "llama", "status": "stopped", "model_path": "/m/tiny.gguf", "ctx_size": 512},
 ]
 
@@ -50,7 +59,11 @@ def test_presets_round_trip(library) -> None:
     text = mx.export_presets(models)
     assert text.startswith("version = 1") and "[*]" in text and "[tiny]" in text and "ctx-size = 512" in text
     parsed = mx.parse_models_text(text)
-    assert parsed[0]["name"] == "tiny" and parsed[0]["ctx_size"] == 512 and parsed[0]["model_path"] == "/m/tiny.gguf"
+    assert (
+        parsed[0]["name"] == "tiny"
+        and parsed[0]["ctx_size"] == 512
+        and parsed[0]["model_path"] == "/m/tiny.gguf"
+    )
 
 
 def test_command_line_import_names_the_model_after_its_file() -> None:
@@ -59,13 +72,17 @@ def test_command_line_import_names_the_model_after_its_file() -> None:
 
 
 def test_command_line_import_names_the_model_after_its_alias_and_keeps_it() -> None:
-    parsed = mx.parse_models_text("llama-server -m /x/q.gguf --alias coder\nllama-server -m /x/r.gguf -a chat,c2\n")
+    parsed = mx.parse_models_text(
+        "llama-server -m /x/q.gguf --alias coder\nllama-server -m /x/r.gguf -a chat,c2\n"
+    )
     assert [m["name"] for m in parsed] == ["coder", "chat"]
     assert parsed[0]["custom_params"] == {"--alias": "coder"}  # clients still call it by that id
 
 
-@pytest.mark.parametrize("policy,expected", [("skip", {"tiny": 512}), ("overwrite", {"tiny": 1024}),
-                                             ("keep_both", {"tiny": 512, "tiny (2)": 1024})])
+@pytest.mark.parametrize(
+    "policy,expected",
+    [("skip", {"tiny": 512}), ("overwrite", {"tiny": 1024}), ("keep_both", {"tiny": 512, "tiny (2)": 1024})],
+)
 def test_merge_by_name(library, policy, expected) -> None:
     incoming = mx.parse_models_text("llama-server -m /m/tiny.gguf -c 1024 --alias tiny")
     mx.apply_import(library, mx.plan_import(incoming, library.get_models(), policy))
@@ -80,8 +97,9 @@ BAD = {
     "newer version": json.dumps({"format": "llamadash-models", "version": 99, "models": []}).encode(),
     "other json": b'{"hello": [1, 2, 3]}',
     "ini unknown key": b"version = 1\n\n[*]\n\n[m]\nmodel = /x.gguf\nno-such-flag = 3\n",
-    "bad value": json.dumps({"format": "llamadash-models", "version": 1,
-                              "models": [{"name": "x", "ctx_size": "lots"}]}).encode(),
+    "bad value": json.dumps(
+        {"format": "llamadash-models", "version": 1, "models": [{"name": "x", "ctx_size": "lots"}]}
+    ).encode(),
 }
 
 
@@ -117,7 +135,7 @@ def test_an_import_that_fails_midway_keeps_none_of_its_models(library) -> None:
     [
         ("[1,2,3]", "a list of 3 items"),
         (json.dumps([{"name": "x", "type": "llama", "model_path": "/m/x.gguf"}]), "a list of 1 item,"),
-        ("  [\n  {\"name\": \"x\"},\n  {\"name\": \"y\"}\n]\n", "a list of 2 items"),
+        ('  [\n  {"name": "x"},\n  {"name": "y"}\n]\n', "a list of 2 items"),
         ("[]", "an empty list"),
         ("42", "a number"),
         ('"models"', "a string"),
@@ -147,7 +165,9 @@ def test_broken_json_arrays_are_called_invalid_json(text: str) -> None:
 def test_an_object_without_the_format_is_json_but_not_a_models_file() -> None:
     with pytest.raises(mx.ModelFormatError) as info:
         mx.parse_models_text('{"hello": [1, 2, 3]}')
-    assert str(info.value) == 'this is JSON, but not a llamadash models file (no "format": "llamadash-models")'
+    assert (
+        str(info.value) == 'this is JSON, but not a llamadash models file (no "format": "llamadash-models")'
+    )
 
 
 @pytest.mark.parametrize("text", ["[*]\nctx-size = 1\n", "[tiny]\nctx-size = 4096\n"])
@@ -165,11 +185,24 @@ def test_deeply_nested_json_is_refused_in_words() -> None:
 # the shell script and presets INI that llamadash writes come back as the same models
 
 SHARED = [  # three models of one GGUF, one with an alias, one with a custom flag and keys
-    {"name": "chat model", "type": "llama", "status": "stopped", "model_path": "/m/one.gguf", "ctx_size": 4096,
-     "api_key": ["k1"], "hf_token": "t1", "custom_params": {"--cors-origins": "http://x"}},
+    {
+        "name": "chat model",
+        "type": "llama",
+        "status": "stopped",
+        "model_path": "/m/one.gguf",
+        "ctx_size": 4096,
+        "api_key": ["k1"],
+        "hf_token": "t1",
+        "custom_params": {"--cors-origins": "http://x"},
+    },
     {"name": "fast", "type": "llama", "status": "stopped", "model_path": "/m/one.gguf", "ctx_size": 1024},
-    {"name": "aliased", "type": "llama", "status": "stopped", "model_path": "/m/one.gguf",
-     "custom_params": {"--alias": "the-id"}},
+    {
+        "name": "aliased",
+        "type": "llama",
+        "status": "stopped",
+        "model_path": "/m/one.gguf",
+        "custom_params": {"--alias": "the-id"},
+    },
 ]
 
 
@@ -193,7 +226,9 @@ def test_a_shell_export_imports_back_with_its_names_and_without_placeholder_keys
 
 
 def test_a_shell_export_with_secrets_keeps_them(shared) -> None:
-    parsed = {m["name"]: m for m in mx.parse_models_text(mx.export_shell(shared.get_models(), include_secrets=True))}
+    parsed = {
+        m["name"]: m for m in mx.parse_models_text(mx.export_shell(shared.get_models(), include_secrets=True))
+    }
     assert parsed["chat model"]["api_key"] == ["k1"] and parsed["chat model"]["hf_token"] == "t1"
 
 
@@ -202,7 +237,7 @@ def test_a_presets_export_with_custom_flags_imports_back_when_the_build_knows_th
 
     text = mx.export_presets([m for m in shared.get_models() if m["name"] == "chat model"])
     assert "cors-origins = http://x" in text
-    with pytest.raises(mx.ModelFormatError, match="unknown key.*cors-origins"):
+    with pytest.raises(mx.ModelFormatError, match=r"unknown key.*cors-origins"):
         mx.parse_models_text(text)  # without a build to ask, a key llamadash does not know is refused
     parsed = mx.parse_models_text(text, help_capabilities("b11434"))
     assert parsed[0]["custom_params"] == {"--cors-origins": "http://x"} and parsed[0]["ctx_size"] == 4096
@@ -213,17 +248,20 @@ def test_a_presets_export_with_custom_flags_imports_back_when_the_build_knows_th
 
 def test_overwriting_from_a_file_without_secrets_keeps_the_keys(shared) -> None:
     text = mx.export_json(shared.get_models())  # secrets left out
-    incoming = [dict(m, ctx_size=8192) if m["name"] == "chat model" else m for m in mx.parse_models_text(text)]
+    incoming = [
+        dict(m, ctx_size=8192) if m["name"] == "chat model" else m for m in mx.parse_models_text(text)
+    ]
     mx.apply_import(shared, mx.plan_import(incoming, shared.get_models(), "overwrite"))
     chat = shared.get_model_by_name("chat model")
     assert chat["ctx_size"] == 8192 and chat["api_key"] == ["k1"] and chat["hf_token"] == "t1"
 
 
 @pytest.mark.parametrize(
-    "text", ["hello", "ls -la", "set -e\ncd /models\n", '{"format": "llamadash-models", "version": 1, "models": []}']
+    "text",
+    ["hello", "ls -la", "set -e\ncd /models\n", '{"format": "llamadash-models", "version": 1, "models": []}'],
 )
 def test_text_with_no_llama_server_command_or_no_model_is_refused(text: str) -> None:
-    with pytest.raises(mx.ModelFormatError, match="no llama-server command line|holds no models"):
+    with pytest.raises(mx.ModelFormatError, match=r"no llama-server command line|holds no models"):
         mx.parse_models_text(text)
 
 
@@ -233,8 +271,10 @@ def test_a_script_s_other_commands_are_not_models() -> None:
 
 
 def _many(count: int) -> str:
-    models = [{"name": f"m-{i:05d}", "model_path": f"/m/{i}.gguf", "ctx_size": 4096, "port": 20000 + i}
-              for i in range(count)]
+    models = [
+        {"name": f"m-{i:05d}", "model_path": f"/m/{i}.gguf", "ctx_size": 4096, "port": 20000 + i}
+        for i in range(count)
+    ]
     return json.dumps({"format": mx.FORMAT_NAME, "version": mx.FORMAT_VERSION, "models": models})
 
 
@@ -259,14 +299,20 @@ def test_a_big_import_is_one_transaction(library) -> None:
 
 def test_a_bad_model_in_a_bulk_add_adds_none(library) -> None:
     before = _settings(library.get_models())
-    models = [{"name": "ok-1", "type": "llama", "status": "stopped"},
-              {"name": "bad", "type": "llama", "status": "stopped", "port": "abc"},
-              {"name": "ok-2", "type": "llama", "status": "stopped"}]
+    models = [
+        {"name": "ok-1", "type": "llama", "status": "stopped"},
+        {"name": "bad", "type": "llama", "status": "stopped", "port": "abc"},
+        {"name": "ok-2", "type": "llama", "status": "stopped"},
+    ]
     with pytest.raises(db.DatabaseError, match=r"model 2 \('bad'\): .*port"):
         db.save_models(models)
     with pytest.raises(db.DatabaseError, match="'tiny' already exists"):
-        db.save_models([{"name": "new", "type": "llama", "status": "stopped"},
-                        {"name": "tiny", "type": "llama", "status": "stopped"}])
+        db.save_models(
+            [
+                {"name": "new", "type": "llama", "status": "stopped"},
+                {"name": "tiny", "type": "llama", "status": "stopped"},
+            ]
+        )
     assert _settings(library.get_models()) == before
 
 
@@ -276,9 +322,12 @@ def test_no_models_file_sets_the_program_that_runs(library) -> None:
     assert "/tmp/evil-server.sh" not in json.dumps(shelly)
     with pytest.raises(mx.ModelFormatError, match="no llama-server command line"):
         mx.parse_models_text("/tmp/evil.sh -m /m/x.gguf\n")
-    document = {"format": mx.FORMAT_NAME, "version": 1,
-                "models": [{"name": "j", "model_path": "/m/x.gguf", "llama_server_path": "/tmp/evil.sh"}]}
-    with pytest.raises(mx.ModelFormatError, match="unknown setting.*llama_server_path"):
+    document = {
+        "format": mx.FORMAT_NAME,
+        "version": 1,
+        "models": [{"name": "j", "model_path": "/m/x.gguf", "llama_server_path": "/tmp/evil.sh"}],
+    }
+    with pytest.raises(mx.ModelFormatError, match=r"unknown setting.*llama_server_path"):
         mx.parse_models_text(json.dumps(document))
     with pytest.raises(mx.ModelFormatError, match="unknown key"):
         mx.parse_models_text("version = 1\n[p]\nmodel = /m/x.gguf\nllama-server-path = /tmp/evil.sh\n")

@@ -59,7 +59,9 @@ def record_for(proc: subprocess.Popen, owner: tuple[int, float], **extra) -> Ins
 
 
 def test_records_round_trip(db):
-    record = InstanceRecord(pid=1234, create_time=1.5, model="m", model_id=3, port=8081, binary="/x/llama-server")
+    record = InstanceRecord(
+        pid=1234, create_time=1.5, model="m", model_id=3, port=8081, binary="/x/llama-server"
+    )
     pidfile.add_record(record)
     pidfile.add_record(InstanceRecord(pid=99, create_time=2.0, model="n"))
     assert pidfile.load_records() == [record, InstanceRecord(pid=99, create_time=2.0, model="n")]
@@ -154,7 +156,9 @@ def marked_server(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess
 
 
 def markers(owner: tuple[int, float], **overrides) -> dict[str, str]:
-    env = pidfile.marker_environment(model="tiny", model_id=7, host="127.0.0.1", port=8123, binary="/x/llama-server")
+    env = pidfile.marker_environment(
+        model="tiny", model_id=7, host="127.0.0.1", port=8123, binary="/x/llama-server"
+    )
     env[pidfile.ENV_OWNER_PID], env[pidfile.ENV_OWNER_CREATE_TIME] = str(owner[0]), repr(owner[1])
     return {**env, **overrides}
 
@@ -164,11 +168,15 @@ def test_an_unrecorded_server_with_this_databases_markers_is_found(db, tmp_path:
     orphan = marked_server(tmp_path, markers(dead_pid()))
     live_owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     foreign = marked_server(tmp_path, markers((live_owner.pid, psutil.Process(live_owner.pid).create_time())))
-    other_db = marked_server(tmp_path, markers(dead_pid(), **{pidfile.ENV_DATABASE: str(tmp_path / "other.db")}))
+    other_db = marked_server(
+        tmp_path, markers(dead_pid(), **{pidfile.ENV_DATABASE: str(tmp_path / "other.db")})
+    )
     try:
         assert pidfile.load_records() == []
         found = pidfile.scan()
-        assert [(r.pid, r.model, r.model_id, r.port) for r in found.orphans] == [(orphan.pid, "tiny", 7, 8123)]
+        assert [(r.pid, r.model, r.model_id, r.port) for r in found.orphans] == [
+            (orphan.pid, "tiny", 7, 8123)
+        ]
         assert [r.pid for r in found.foreign] == [foreign.pid]
         assert other_db.pid not in {r.pid for r in found.orphans + found.foreign}  # another data dir's
         assert found.orphans[0].create_time == psutil.Process(orphan.pid).create_time()
@@ -217,7 +225,9 @@ def test_where_the_environment_cannot_be_read_the_command_line_and_port_tell(db,
         (tmp_path / "b").mkdir()
         listening_server(tmp_path / "b", model, procs)  # no library model on that port
         ours, not_ours = procs
-        database.save_model({"name": "lib", "type": "llama", "status": "stopped", "model_path": str(model), "port": port})
+        database.save_model(
+            {"name": "lib", "type": "llama", "status": "stopped", "model_path": str(model), "port": port}
+        )
         # As root every environment is readable: make it unreadable, as another user's process on macOS is.
         real_environ = psutil.Process.environ
 
@@ -252,8 +262,13 @@ def test_stop_orphans_stops_forgets_and_marks_the_model_stopped(db, fake_server:
     # the one home of "stop the leftovers": `status --stop-orphans` and the window's manager call it
     model_id = database.save_model({"name": "left", "type": "llama", "status": "running"})
     record = InstanceRecord(
-        pid=fake_server.pid, create_time=psutil.Process(fake_server.pid).create_time(), model="left",
-        model_id=model_id, port=18099, owner_pid=2**22 + 7, owner_create_time=1.0,
+        pid=fake_server.pid,
+        create_time=psutil.Process(fake_server.pid).create_time(),
+        model="left",
+        model_id=model_id,
+        port=18099,
+        owner_pid=2**22 + 7,
+        owner_create_time=1.0,
     )
     pidfile.add_record(record)
     assert [r.pid for r in pidfile.scan().orphans] == [fake_server.pid]

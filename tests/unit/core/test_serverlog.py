@@ -29,7 +29,9 @@ EVAL_TIMING = (
     "(    0.11 ms per token,  9505.70 tokens per second)"
 )
 LOAD_FAILED = "0.00.006.436 E srv    load_model: failed to load model, 'nope.gguf'"
-BIND_FAILED = "0.00.003.151 E srv         start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 18093"
+BIND_FAILED = (
+    "0.00.003.151 E srv         start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 18093"
+)
 OOM = "0.00.100.000 E ggml_backend_cuda_buffer_type_alloc_buffer: allocating 8000.00 MiB on device 0: cudaMalloc failed: out of memory"
 WARNING = "0.00.002.661 W srv  llama_server: security: no API key is set and CORS allows all origins"
 PLAIN = "0.02.006.059 I slot get_availabl: id  3 | task -1 | selected slot by LRU, t_last = -1"
@@ -117,7 +119,9 @@ class TestParseLine:
         assert parse_line(line) is None
 
     def test_load_stages_and_dots(self):
-        stage = parse_line("0.00.007.008 I load_tensors: loading model tensors, this can take a while... (mmap)")
+        stage = parse_line(
+            "0.00.007.008 I load_tensors: loading model tensors, this can take a while... (mmap)"
+        )
         assert stage is not None and stage.kind is EventKind.LOAD_PROGRESS and stage.text == "loading tensors"
         dots = parse_line("." * 100)
         assert dots is not None and dots.kind is EventKind.LOAD_PROGRESS and dots.value == 1.0
@@ -252,11 +256,35 @@ class TestLogFileFailures:
 
 
 class TestLogFileName:
-    NAMES = [
-        "a/b", "a_b", "a\\b", ".", "..", "...", "model", "CON", "con", "Con.txt", "nul", "COM1", "LPT9", "lpt¹",
-        "x" * 300, "x" * 299 + "y", "é" * 200, "é" * 199 + "e", "🦙" * 80, "tail.", "tail", " lead", "_lead",
-        "a_b-f3e8c5f1a0", "qwen2.5:7b", "qwen2.5_7b", "",
-    ]
+    NAMES = (
+        "a/b",
+        "a_b",
+        "a\\b",
+        ".",
+        "..",
+        "...",
+        "model",
+        "CON",
+        "con",
+        "Con.txt",
+        "nul",
+        "COM1",
+        "LPT9",
+        "lpt¹",
+        "x" * 300,
+        "x" * 299 + "y",
+        "é" * 200,
+        "é" * 199 + "e",
+        "🦙" * 80,
+        "tail.",
+        "tail",
+        " lead",
+        "_lead",
+        "a_b-f3e8c5f1a0",
+        "qwen2.5:7b",
+        "qwen2.5_7b",
+        "",
+    )
 
     def test_every_name_gets_a_file_of_its_own(self):
         names = {log_file_name(name) for name in self.NAMES}
@@ -274,7 +302,9 @@ class TestLogFileName:
         assert len(list(tmp_path.iterdir())) == len(self.NAMES)
 
     def test_plain_names_keep_their_name_and_changed_ones_a_readable_prefix(self):
-        assert log_file_name("Qwen2.5-7B-Instruct") == "Qwen2.5-7B-Instruct.log"  # as before: old logs stay found
+        assert (
+            log_file_name("Qwen2.5-7B-Instruct") == "Qwen2.5-7B-Instruct.log"
+        )  # as before: old logs stay found
         assert log_file_name("tiny") == legacy_log_file_name("tiny") == "tiny.log"
         assert log_file_name("org/model:Q4").startswith("org_model_Q4-")
         assert log_file_name("x" * 300).startswith("x" * 64 + "-")

@@ -253,7 +253,9 @@ def test_restart_picks_up_a_new_plan(qtbot, instances):
 
 
 def test_requests_are_counted_from_the_log(qtbot, instances):
-    release = "0.0{i}.000.000 I slot      release: id  0 | task {i} | stop processing: n_tokens = 9, truncated = 0"
+    release = (
+        "0.0{i}.000.000 I slot      release: id  0 | task {i} | stop processing: n_tokens = 9, truncated = 0"
+    )
     plan = python_plan(
         f"""
         for i in range(7):
@@ -289,7 +291,9 @@ def test_vram_is_the_process_trees_reading_and_never_a_made_up_zero(qtbot, insta
             return {pid: None}  # Windows WDDM: the driver does not say
         return {}  # containers: the process is not listed
 
-    inst = make(instances, python_plan("import time; time.sleep(30)"), vram_reader=reader, poll_interval_s=0.1)
+    inst = make(
+        instances, python_plan("import time; time.sleep(30)"), vram_reader=reader, poll_interval_s=0.1
+    )
     figures: list = []
     inst.figuresChanged.connect(figures.append)
     inst.start()
@@ -300,7 +304,9 @@ def test_vram_is_the_process_trees_reading_and_never_a_made_up_zero(qtbot, insta
 def test_requests_per_minute_is_unknown_when_the_log_does_not_show_requests(qtbot, instances):
     import dataclasses
 
-    plan = dataclasses.replace(python_plan("import time; time.sleep(30)"), counts_requests=False)  # --log-disable
+    plan = dataclasses.replace(
+        python_plan("import time; time.sleep(30)"), counts_requests=False
+    )  # --log-disable
     inst = make(instances, plan, poll_interval_s=0.1)
     figures: list = []
     inst.figuresChanged.connect(figures.append)

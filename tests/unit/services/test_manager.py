@@ -120,7 +120,10 @@ def test_quit_on_signals_ends_the_event_loop(tmp_path: Path, signum: int):
         )
     )
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"

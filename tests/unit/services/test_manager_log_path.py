@@ -15,7 +15,7 @@ NAMES = ["a/b", "a_b", ".", "..", "CON", "con.txt", "x" * 300, "x" * 299 + "y", 
 
 
 @pytest.fixture
-def manager(qapp, tmp_path: Path) -> Iterator[InstanceManager]:  # noqa: ARG001 - Qt needs the application
+def manager(qapp, tmp_path: Path) -> Iterator[InstanceManager]:
     made = InstanceManager(data_dir=tmp_path, quit_with_app=False, scan_orphans=False)
     yield made
     made.close()

@@ -31,6 +31,8 @@ def test_many_signal_emits_keep_the_interpreter_alive():
         print(before - sys.getrefcount(True))
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert abs(int(result.stdout.strip())) < 100

@@ -157,7 +157,11 @@ def test_label_from_version_text_or_given_or_generic() -> None:
     assert parse_help(HELP_B11434, unknown, label="llama-server b11434").label == "llama-server b11434"
     assert parse_help(HELP_B11434, unknown).label == "llama-server 0.6.0-dev"  # a version, no build number
     assert parse_help(HELP_B11434, unknown).build is None
-    assert parse_help(HELP_B11434, "version: 0 (unknown)").label == UNKNOWN_BUILD_LABEL == "this llama-server build"
+    assert (
+        parse_help(HELP_B11434, "version: 0 (unknown)").label
+        == UNKNOWN_BUILD_LABEL
+        == "this llama-server build"
+    )
 
 
 def test_uncovered_lists_the_other_flags_of_the_build() -> None:
@@ -321,7 +325,7 @@ def test_probe_nonzero_exit_without_help(tmp_path: Path) -> None:
 @posix_only
 def test_probe_times_out(tmp_path: Path) -> None:
     binary = _fake_binary(tmp_path, sleep=5)
-    with pytest.raises(CapabilityError, match="did not finish within 0.3 s"):
+    with pytest.raises(CapabilityError, match=r"did not finish within 0\.3 s"):
         probe_binary(binary, timeout=0.3)
 
 

@@ -24,7 +24,6 @@ from llamadash.core.params.schema import Param, load_schema
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-
 B11434 = help_capabilities("b11434")
 B10001 = help_capabilities("b10001")
 
@@ -320,7 +319,9 @@ def test_round_trip_of_every_row_at_once() -> None:
             config[param.column] = [1, 4]
         elif param.kind == "list":
             sample = {"float": ("3", "1.5"), "int": ("7", "-2")}
-            first, second = zip(*(sample.get(p, ("one", "two words")) for p in param.item_parts or ("text",)))
+            first, second = zip(
+                *(sample.get(p, ("one", "two words")) for p in param.item_parts or ("text",)), strict=False
+            )
             config[param.column] = [":".join(first), ":".join(second)]
         elif param.kind in ("int", "int_or_keyword"):
             config[param.column] = int(param.max) if param.max is not None else 12345

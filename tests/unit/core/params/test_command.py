@@ -23,7 +23,6 @@ from llamadash.core.params.schema import Param, load_schema
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-
 B11434 = help_capabilities("b11434")
 B10001 = help_capabilities("b10001")
 # an older build whose help still has --draft-max (and no --spec-draft-n-max, no --load-mode)
@@ -313,10 +312,13 @@ def test_numeric_list_items_are_checked_before_llama_server_sees_them() -> None:
         ("tensor_split", "'a' is not a number; expected numbers >= 0 separated by ','")
     ]
     # numbers that std::stof cannot hold: out of its range
-    assert problems({"tensor_split": "1,1e39"}) == [("tensor_split", "1e+39 does not fit llama-server's 32-bit float")]
+    assert problems({"tensor_split": "1,1e39"}) == [
+        ("tensor_split", "1e+39 does not fit llama-server's 32-bit float")
+    ]
     assert problems({"tensor_split": "1e-40"})[0][0] == "tensor_split"
     assert problems({"lora_scaled": ["/m/a.gguf:1e39"]})[0] == (
-        "lora_scaled", "1e+39 does not fit llama-server's 32-bit float"
+        "lora_scaled",
+        "1e+39 does not fit llama-server's 32-bit float",
     )
     assert problems({"control_vector_scaled": ["/m/cv.gguf:x"]})[0][0] == "control_vector_scaled"
     assert args({"lora_scaled": ["/m/a.gguf:0.5", "/m/b.gguf:-1"]}) == [

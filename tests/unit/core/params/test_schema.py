@@ -22,7 +22,6 @@ from llamadash.core.params.schema import (
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-
 B11434 = help_capabilities("b11434")
 B10001 = help_capabilities("b10001")
 
@@ -203,7 +202,11 @@ def test_list_rows_whose_help_names_numbers_declare_numeric_items() -> None:
             problems.append(f"{p.column}: numeric item {p.item!r}, but --help says {entry.value_hint}")
     assert problems == []
     numeric = {p.column: p.item for p in load_schema() if any(x in ("float", "int") for x in p.item_parts)}
-    assert numeric == {"tensor_split": "float", "lora_scaled": "file:float", "control_vector_scaled": "file:float"}
+    assert numeric == {
+        "tensor_split": "float",
+        "lora_scaled": "file:float",
+        "control_vector_scaled": "file:float",
+    }
 
 
 @pytest.mark.parametrize(
@@ -221,7 +224,11 @@ def test_list_rows_whose_help_names_numbers_declare_numeric_items() -> None:
 )
 def test_tensor_split_refuses_what_is_not_a_number(text: str, message: str) -> None:
     param = load_schema()["tensor_split"]
-    for attempt in (lambda: param.from_text(text), lambda: param.coerce(text), lambda: param.coerce(text.split(","))):
+    for attempt in (
+        lambda: param.from_text(text),
+        lambda: param.coerce(text),
+        lambda: param.coerce(text.split(",")),
+    ):
         with pytest.raises(ParamValueError) as info:
             attempt()
         assert info.value.column == "tensor_split"
@@ -258,7 +265,9 @@ def test_tensor_split_keeps_numbers_as_typed(value: object, canonical: list[str]
         ("/m/a.gguf:0.5,/m/b.gguf:", "'' in '/m/b.gguf:' is not a number"),
     ],
 )
-def test_scaled_adapters_refuse_an_item_that_is_not_fname_colon_scale(column: str, text: str, message: str) -> None:
+def test_scaled_adapters_refuse_an_item_that_is_not_fname_colon_scale(
+    column: str, text: str, message: str
+) -> None:
     param = load_schema()[column]
     with pytest.raises(ParamValueError) as info:
         param.from_text(text)
@@ -312,10 +321,17 @@ help = "DIR:N pairs"
     counts, pairs = schema["counts"], schema["pairs"]
     assert counts.from_text("1,8") == ["1", "8"]
     assert counts.describe_type() == "whole numbers from 1 to 8 separated by ','"
-    for bad, message in (("1.5", "not a whole number"), ("9", "above the maximum 8"), ("0", "below the minimum 1")):
+    for bad, message in (
+        ("1.5", "not a whole number"),
+        ("9", "above the maximum 8"),
+        ("0", "below the minimum 1"),
+    ):
         with pytest.raises(ParamValueError, match=message):
             counts.from_text(bad)
     assert pairs.from_text("/d:3;/e:-4") == ["/d:3", "/e:-4"]
-    assert pairs.describe_type() == "DIR:N items (a directory path and a whole number joined by ':') separated by ';'"
+    assert (
+        pairs.describe_type()
+        == "DIR:N items (a directory path and a whole number joined by ':') separated by ';'"
+    )
     with pytest.raises(ParamValueError, match="'x' in '/d:x' is not a whole number"):
         pairs.from_text("/d:x")

@@ -18,7 +18,6 @@ from llamadash.core.params.validate import Issue, has_errors, validate_config
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-
 B11434 = help_capabilities("b11434")
 B10001 = help_capabilities("b10001")
 MODEL = {"hf_repo": "org/model-GGUF"}  # a model source that needs no file
