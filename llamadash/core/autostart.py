@@ -5,12 +5,12 @@ Pure Python, no Qt. The entry starts ``llamadash --minimized`` so the dashboard 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-import contextlib
 
 __all__ = [
     "DESKTOP_FILE_NAME",

@@ -27,6 +27,7 @@ the process's create time and executable must match too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,7 +44,6 @@ from llamadash.core import database as db
 from llamadash.core import library
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.states import ACTIVE_STATES
-import contextlib
 
 __all__ = [
     "ERROR_KEY_PREFIX",

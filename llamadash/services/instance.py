@@ -25,6 +25,7 @@ stall the loop; nothing waits on the process except :meth:`ServerInstance.wait_s
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import math
@@ -44,7 +45,6 @@ from llamadash.core.pidfile import InstanceRecord, connect_host
 from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, CounterRates, parse_metrics
 from llamadash.core.serverlog import EventKind, LineSplitter, LogEvent, RotatingLogFile
 from llamadash.core.states import InstanceState
-import contextlib
 
 __all__ = [
     "CrashPolicy",

@@ -25,6 +25,7 @@ It implements the sampler's ``InstanceStats`` protocol (:meth:`active_models`,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import signal
@@ -58,7 +59,6 @@ from llamadash.services.instance import (
     PortInUseError,
     ServerInstance,
 )
-import contextlib
 
 __all__ = [
     "AUTORESTART_KEY_PREFIX",

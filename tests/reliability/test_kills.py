@@ -13,6 +13,7 @@ in a tight loop and kills at the spawn plus an offset spread evenly over 0-50 ms
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -32,7 +33,6 @@ from support import free_port, raw_sqlite
 from llamadash import cli
 from llamadash.core import database
 from llamadash.core.llama_server import METADATA_KEY
-import contextlib
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
