@@ -18,7 +18,6 @@ What llama-server (b11434, default verbosity) prints, one line each::
     0.00.006.436 E srv    load_model: failed to load model, 'nope.gguf'
 
 The letter after the timestamp is the level (``E`` = error, ``W`` = warning). While tensors load
-import contextlib
 from a file that is not memory-mapped, llama.cpp prints up to 100 dots with no newline, one per
 percent; :func:`progress_from_dots` reads them from the unfinished line.
 """
