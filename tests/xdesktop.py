@@ -141,7 +141,9 @@ class Desktop:
         return None
 
     def tray_icon_centre(self, timeout_s: float = 30) -> tuple[int, int]:
-        x, y, w, h = wait_until(self.tray_icon, timeout_s, "llamadash's icon in the tray", 0.25)
+        found = wait_until(self.tray_icon, timeout_s, "llamadash's icon in the tray", 0.25)
+        assert found is not None  # wait_until returns a true value or raises
+        x, y, w, h = found
         return x + w // 2, y + h // 2
 
     def xdotool(self, *args: str) -> str:

@@ -6,11 +6,13 @@ Pure Python, no Qt. The entry starts ``llamadash --minimized`` so the dashboard 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DESKTOP_FILE_NAME",
@@ -44,12 +46,16 @@ def _desktop_exec(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a).replace("%", "%%") for a in argv)
 
 
+def _winreg() -> Any:
+    """The ``winreg`` module (Windows only; typed ``Any`` so type checks pass on every platform)."""
+    return importlib.import_module("winreg")
+
+
 def is_enabled(platform: str | None = None) -> bool:
     """Whether llamadash starts at login."""
     platform = platform or sys.platform
     if platform == "win32":  # pragma: no cover - Windows only
-        import winreg
-
+        winreg = _winreg()
         try:
             with winreg.OpenKey(winreg.HKEY_CURRENT_USER, _RUN_KEY) as key:
                 winreg.QueryValueEx(key, RUN_VALUE_NAME)
@@ -74,8 +80,8 @@ def set_enabled(enabled: bool, command: Sequence[str] | None = None, platform: s
     argv = list(command or default_command())
     if platform == "win32":  # pragma: no cover - Windows only
         import subprocess
-        import winreg
 
+        winreg = _winreg()
         with winreg.CreateKey(winreg.HKEY_CURRENT_USER, _RUN_KEY) as key:
             if enabled:
                 winreg.SetValueEx(key, RUN_VALUE_NAME, 0, winreg.REG_SZ, subprocess.list2cmdline(argv))

@@ -26,7 +26,9 @@ def short_repr(value: Any, limit: int = QUOTE_LIMIT) -> str:
     value, never a screenful of it.
     """
     whole = value
-    if isinstance(value, (str, bytes)) and len(value) > 4 * limit:
+    if isinstance(value, str) and len(value) > 4 * limit:
+        value = value[: 2 * limit] + value[-limit:]  # the repr of 50 MB would only be cut again
+    elif isinstance(value, bytes) and len(value) > 4 * limit:
         value = value[: 2 * limit] + value[-limit:]  # the repr of 50 MB would only be cut again
     try:
         text = repr(value)

@@ -293,7 +293,7 @@ def _owner_alive(record: InstanceRecord) -> bool:
         return False
     try:
         owner = psutil.Process(record.owner_pid)
-        return (
+        return bool(
             abs(owner.create_time() - record.owner_create_time) <= CREATE_TIME_SLACK_S
             and owner.status() != psutil.STATUS_ZOMBIE
         )
@@ -492,16 +492,16 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
         path = _flag_value(argv, ("-m", "--model"))
         if port is None or not path:
             continue
-        model = wanted.get((_canonical(path), port))
-        if model is None or not _listens_on(proc, port):
+        listed = wanted.get((_canonical(path), port))
+        if listed is None or not _listens_on(proc, port):
             continue
         owner_pid, owner_created = _owner_of_unmarked(proc)
         found.append(
             InstanceRecord(
                 pid=proc.pid,
                 create_time=created,
-                model=str(model["name"]),
-                model_id=int(model["id"]),
+                model=str(listed["name"]),
+                model_id=int(listed["id"]),
                 host=_flag_value(argv, ("--host",)) or "127.0.0.1",
                 port=port,
                 binary=argv[0] if argv else "",
@@ -602,7 +602,7 @@ def _tree(pid: int) -> list[psutil.Process]:
 def _alive(proc: psutil.Process) -> bool:
     """Running and not a zombie (an orphan's zombie waits for init to reap it: it is gone for us)."""
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -27,8 +27,8 @@ NOW_S = 1_800_000_000.0
 COLUMNS = [series.column for spec in CHART_SPECS for series in spec.series]
 
 
-def row(t_s: float, **values) -> dict:
-    base = {column: None for column in COLUMNS}
+def row(t_s: float, **values: float | None) -> dict[str, float | int | None]:
+    base: dict[str, float | int | None] = dict.fromkeys(COLUMNS)
     base.update(
         cpu_usage=30.0,
         memory_usage=50.0,

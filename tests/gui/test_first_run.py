@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QMessageBox, QPushButton
 from support import hide_llama_server, launch_gui
 
 from llamadash.app import Gui, shutdown
@@ -197,7 +197,9 @@ def test_the_editor_lists_the_missing_llama_server_and_follows_the_settings(no_b
     assert len(visible_settings_dialogs(window)) == 1
     dialog = visible_settings_dialogs(window)[0]
     binary = no_binary_run.hidden_binary
-    dialog.editors["llama_server_path"].setText(str(binary))
+    path_editor = dialog.editors["llama_server_path"]
+    assert isinstance(path_editor, QLineEdit)
+    path_editor.setText(str(binary))
     qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     assert not dialog.isVisible(), dialog.error_label.text()
 

@@ -234,7 +234,7 @@ class _LeftoverManager(QObject):
     stateChanged = Signal(str, str, str)
     figuresChanged = Signal(str, object)
     logLine = Signal(str, str)
-    eventOccurred = Signal(str, str, "qint64")
+    eventOccurred = Signal(str, str, "qint64")  # type: ignore[arg-type]  # a 64-bit int: Unix ms overflow int
     orphansChanged = Signal()
 
     def __init__(self) -> None:

@@ -147,7 +147,12 @@ def test_copy_takes_the_selection_or_everything(dock):
 
 def test_open_log_file_hands_the_file_to_the_desktop(dock, log_file, monkeypatch):
     opened = []
-    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+
+    def open_url(url):
+        opened.append(url.toLocalFile())
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
     dock.show_instance("b")  # no log file
     assert not dock.open_button.isEnabled()
     assert dock.open_log_file() is False

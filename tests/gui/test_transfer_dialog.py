@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMenu
 from support import text_contrast
 
 from llamadash.core import database, model_export
@@ -38,7 +38,7 @@ def dialog(qtbot, db):
     _add("beta", gpu_layers=20)
     changed: list[int] = []
     dlg = TransferDialog(database, on_changed=lambda: changed.append(1))
-    dlg.changed_calls = changed
+    dlg.changed_calls = changed  # type: ignore[attr-defined]  # what the tests read back
     qtbot.addWidget(dlg)
     dlg.show()
     yield dlg
@@ -49,7 +49,7 @@ def _export_db(qtbot, dlg: TransferDialog, target: Path) -> tuple[bool, str]:
     dlg.export_db_path.set_path(target)
     with qtbot.waitSignal(dlg.databaseExported, timeout=20_000) as blocker:
         assert dlg.export_database()
-    return tuple(blocker.args)  # type: ignore[return-value]
+    return tuple(blocker.args)
 
 
 def test_export_database_reaches_100_percent_on_a_worker_thread(qtbot, dialog, tmp_path):
@@ -236,7 +236,7 @@ def test_export_models_needs_a_ticked_model(dialog, tmp_path):
 
 def _incoming_file(tmp_path: Path) -> Path:
     path = tmp_path / "incoming.json"
-    models = [
+    models: list[dict[str, object]] = [
         {"name": "alpha", "type": "llama", "model_path": "/new/alpha.gguf", "ctx_size": 8192},
         {"name": "delta", "type": "llama", "model_path": "/new/delta.gguf"},
     ]
@@ -314,6 +314,7 @@ def test_the_window_opens_the_dialog_and_refreshes_after_an_import(qtbot, db, tm
     window = MainWindow(store=database, db_path=db, load_models=database.get_models, restore_layout=False)
     qtbot.addWidget(window)
     file_menu = window.menuBar().actions()[0].menu()
+    assert isinstance(file_menu, QMenu)
     assert window.transfer_action in file_menu.actions()
     window.transfer_action.trigger()
     dlg = window.transfer_dialog

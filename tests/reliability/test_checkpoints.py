@@ -108,7 +108,7 @@ def test_checkpoints_killed_at_staggered_moments_lose_nothing(tmp_path, figures)
     calibration = new_database(tmp_path / "calibration")
     duration = hold_and_checkpoint(calibration, None) or 0.01
     trials, failures, short_files = 10, 0, 0
-    problems = []
+    problems: list[tuple[object, ...]] = []
     for trial in range(trials):
         data_dir = tmp_path / f"trial-{trial}"
         db = new_database(data_dir)

@@ -250,7 +250,7 @@ class Nvml:
         self._teardown()
         if self._module is None:
             try:
-                import pynvml  # type: ignore[import-untyped]
+                import pynvml
             except ImportError as exc:  # the dependency is missing: nothing changes until a restart
                 self._disable(f"the nvidia-ml-py package is not installed ({exc})")
                 return False
@@ -361,4 +361,4 @@ def _text(value: Any) -> str | None:
     # Bindings older than nvidia-ml-py 11.5 returned bytes.
     if isinstance(value, bytes):
         return value.decode(errors="replace")
-    return value
+    return None if value is None else str(value)

@@ -58,7 +58,7 @@ class SystemMetrics:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if psutil_module is None:
-            import psutil  # type: ignore[import-untyped]
+            import psutil
 
             psutil_module = psutil
         self._psutil: Any = psutil_module

@@ -142,7 +142,7 @@ def test_a_data_directory_another_process_makes_at_the_same_moment_is_used(tmp_p
     target = tmp_path / "data"
     target.mkdir()
     real_is_dir = Path.is_dir
-    looked = []
+    looked: list[Path] = []
 
     def is_dir_before_the_other_made_it(self: Path) -> bool:
         if self == target and not looked:  # the first look: not there yet

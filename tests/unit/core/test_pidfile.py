@@ -253,7 +253,7 @@ def test_error_reasons_are_kept_per_model_and_bounded(db):
     assert pidfile.load_error_reason(3) == "llama-server exited with code 1: boom"
     assert pidfile.load_error_reason(4) is None
     pidfile.save_error_reason(4, "x" * 100_000)
-    assert len(pidfile.load_error_reason(4)) == pidfile.MAX_ERROR_REASON_CHARS
+    assert len(pidfile.load_error_reason(4) or "") == pidfile.MAX_ERROR_REASON_CHARS
     pidfile.clear_error_reason(3)
     assert pidfile.load_error_reason(3) is None
 
