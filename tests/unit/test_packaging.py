@@ -183,7 +183,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_the_icons_are_rendered() -> None:
-    from render_icons import ICO_SIZES, PNG_SIZES  # type: ignore[import-not-found]  # packaging/ is put on the path
+    from render_icons import ICO_SIZES, PNG_SIZES  # packaging/ is on the path below
 
     for size in PNG_SIZES:
         assert _png_size(ROOT / "resources" / "icons" / f"llamadash-{size}.png") == (size, size)
