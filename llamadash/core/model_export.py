@@ -8,7 +8,7 @@ Pure Python, no Qt. Three formats go out:
 * a llama-server router presets INI (``models.ini`` for ``--models-preset``): ``version = 1``, a
   ``[*]`` section and one section per model whose keys are the long flags without their dashes
   (``ctx-size = 4096``; a switch is ``flag = true``). The router chooses host, port, alias and API
-  key itself, so those are not written.
+  key itself (the schema's ``ROUTER_MANAGED_FLAGS``), so those are not written.
 
 And three come in: those JSON files, a presets INI and pasted command lines (one per line).
 Reading never touches the database; :func:`plan_import` says what an import would do, and
@@ -33,13 +33,17 @@ from typing import Any, Protocol
 from llamadash import __version__
 from llamadash.core import library
 from llamadash.core.params import (
+    COLUMN,
     META_COLUMNS,
+    ROUTER_MANAGED_FLAGS,
+    SECRET_COLUMNS,
     CommandError,
     CommandLineError,
     build_command,
     format_command,
     load_schema,
     normalize_config,
+    parse_bool,
     parse_command_line,
 )
 from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, Capabilities
@@ -68,8 +72,6 @@ FORMAT_NAME = "llamadash-models"
 FORMAT_VERSION = 1
 #: How a model whose name is already in the library is imported.
 MERGE_POLICIES = ("skip", "overwrite", "keep_both")
-#: Flags the router sets itself (it removes or overwrites them in a preset), never written to one.
-_ROUTER_FLAGS = frozenset({"--host", "--port", "--alias", "--api-key", "--api-key-file"})
 #: Keys only a preset knows (llama-server's README).
 _PRESET_ONLY_KEYS = frozenset({"load-on-startup", "stop-timeout", "dedup-cache-models"})
 _DEFAULT_TYPE = "llama"
@@ -91,17 +93,13 @@ class ModelStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
 
-def _secret_columns() -> frozenset[str]:
-    return frozenset(p.column for p in load_schema() if p.secret)
-
-
 def _columns() -> frozenset[str]:
     return frozenset(p.column for p in load_schema())
 
 
 def model_config(model: Mapping[str, Any], *, include_secrets: bool = False) -> dict[str, Any]:
     """A model's name, type and set values, as exported (no id, status or timestamps)."""
-    secrets = set() if include_secrets else _secret_columns()
+    secrets = () if include_secrets else SECRET_COLUMNS
     config: dict[str, Any] = {"name": model["name"], "type": model.get("type") or _DEFAULT_TYPE}
     for key, value in model.items():
         if key in META_COLUMNS or key in secrets or value is None:
@@ -164,7 +162,7 @@ def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
         argv, _env = _argv(model)
         seen: set[str] = set()
         for flag, value in _flag_pairs(argv[1:]):
-            if flag in _ROUTER_FLAGS:
+            if flag in ROUTER_MANAGED_FLAGS:  # the router sets them itself
                 continue
             key = flag.lstrip("-")
             if key in seen:
@@ -330,9 +328,9 @@ def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[d
             value = entries.pop(key).strip()
             if capabilities is not None and capabilities.takes_value("--" + key):
                 custom["--" + key] = value
-            elif value.lower() in ("true", "on", "yes", "1"):
+            elif parse_bool(value):
                 custom["--" + key] = True
-            elif value.lower() not in ("false", "off", "no", "0"):
+            elif parse_bool(value) is None:
                 raise ModelFormatError(f"[{section}]: {key} is a switch; write true or false, not {value!r}")
         unknown = sorted(k for k in candidates if k in entries)
         if unknown:
@@ -345,10 +343,10 @@ def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[d
         for key, value in entries.items():
             if key.isupper() or key in _PRESET_ONLY_KEYS:
                 continue
-            lowered = value.strip().lower()
-            if lowered in ("true", "on", "yes", "1") and _is_switch("--" + key):
+            switch = parse_bool(value)
+            if switch is True and _is_switch("--" + key):
                 words.append("--" + key)
-            elif lowered in ("false", "off", "no", "0") and _is_switch("--" + key):
+            elif switch is False and _is_switch("--" + key):
                 negative = _negative_of("--" + key)
                 if negative:
                     words.append(negative)
@@ -423,7 +421,7 @@ def parse_command_lines(text: str) -> list[dict[str, Any]]:
         name = comment or (str(alias).split(",")[0].strip() if alias not in (None, True) else "")
         comment = ""
         if not name:
-            path = config.get("model_path") or config.get("hf_repo")
+            path = config.get(COLUMN.model_path) or config.get(COLUMN.hf_repo)
             name = Path(str(path)).stem if path else "imported"
         models.append(_checked({"name": str(name), **config}, f"line {number}"))
     if not models:
@@ -451,7 +449,7 @@ _SHELL_VARIABLE = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*(:?[-?=+][^}]*)?\}|[A
 
 def _without_variable_secrets(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` without secrets that are shell variables (``${LLAMA_API_KEY:?}``), not keys."""
-    for column in _secret_columns():
+    for column in SECRET_COLUMNS:
         value = config.get(column)
         values = value if isinstance(value, list) else [value]
         if value is not None and all(isinstance(v, str) and _SHELL_VARIABLE.match(v) for v in values):
@@ -550,7 +548,7 @@ def plan_import(
             taken.add(new_name)
             # a second entry of the same model runs beside the first: it gets a port no entry uses
             port = library.next_free_port([*existing, *incoming, *(a.model for a in plan)])
-            plan.append(ImportAction("add", new_name, {**model, "name": new_name, "port": port}))
+            plan.append(ImportAction("add", new_name, {**model, "name": new_name, COLUMN.port: port}))
     return plan
 
 
@@ -566,7 +564,7 @@ def apply_import(store: ModelStore, plan: Sequence[ImportAction]) -> dict[str, i
     with store.transaction():
         # Every column the file does not set goes back to unset: the model becomes the file's.
         # Except the secrets: a file leaves them out unless asked, which is not "no key".
-        cleared: dict[str, Any] = {c: None for c in columns - _secret_columns()}
+        cleared: dict[str, Any] = {c: None for c in columns - set(SECRET_COLUMNS)}
         cleared["custom_params"] = None
         added: list[dict[str, Any]] = []
         for item in plan:

@@ -44,11 +44,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llamadash.core.params import HelpEntry, Param
+from llamadash.core.params import INT32_RANGE, HelpEntry, Param
 from llamadash.ui.param_model import DESCRIPTOR_ROLE, TEXT_EDIT_ROLE, VALUE_ROLE
 
 _Index = QModelIndex | QPersistentModelIndex
-_INT32 = (-(2**31), 2**31 - 1)
 #: A finite range for float rows without limits (a spin box needs one).
 _FLOAT_LIMIT = 1e12
 _EDIT_ROLE = Qt.ItemDataRole.EditRole.value
@@ -132,9 +131,7 @@ class IntEditor(_TypedNumber, QSpinBox):
     def __init__(self, param: Param, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._param = param
-        low = int(param.min) if param.min is not None else _INT32[0]
-        high = int(param.max) if param.max is not None else _INT32[1]
-        self.setRange(low, high)
+        self.setRange(*param.int_range)
         if param.unit:
             self.setSuffix(f" {param.unit}")
         self.setAccelerated(True)
@@ -367,9 +364,8 @@ def editor_class(descriptor: Param | HelpEntry | None) -> type[QWidget]:
         return SecretEditor
     kind = descriptor.kind
     if kind == "int":
-        fits = (descriptor.max is None or descriptor.max <= _INT32[1]) and (
-            descriptor.min is None or descriptor.min >= _INT32[0]
-        )
+        low, high = descriptor.int_range
+        fits = INT32_RANGE[0] <= low and high <= INT32_RANGE[1]  # a QSpinBox holds a C int
         return IntEditor if fits else TextEditor
     return {
         "float": FloatEditor,

@@ -2,7 +2,8 @@
 
 One group node per schema section, one row per parameter, and (given a build's capabilities) a
 last group "Other flags of this build" for the options no schema row covers; their values live in
-the model's ``custom_params``. Columns: parameter, value, default, flag.
+the model's ``custom_params``. Columns: parameter (the schema's human label, "Context size"; the
+column name and every flag are in the tooltip and found by the search), value, default, flag.
 
 The model holds the configuration being edited. An edit is checked with the parameter's
 ``coerce``/``from_text`` first (an invalid value is refused with its message and nothing is
@@ -26,7 +27,16 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistent
 from PySide6.QtGui import QBrush, QFont, QGuiApplication, QPalette, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QApplication, QStyle
 
-from llamadash.core.params import Capabilities, CommandError, HelpEntry, Issue, Param, ParamValueError, Schema
+from llamadash.core.params import (
+    Capabilities,
+    CommandError,
+    HelpEntry,
+    Issue,
+    Param,
+    ParamValueError,
+    Schema,
+    parse_bool,
+)
 from llamadash.core.params.command import build_label, custom_params_dict, expressible, unsupported_message
 from llamadash.core.params.schema import load_schema
 
@@ -48,7 +58,7 @@ VALUE_ROLE = _USER + 3
 CHANGED_ROLE = _USER + 4
 #: Why the configured build cannot take this row, or ``None``.
 UNSUPPORTED_ROLE = _USER + 5
-#: The text the search box matches: name, flags and help.
+#: The text the search box matches: label, name, flags and help.
 SEARCH_ROLE = _USER + 6
 #: ``setData`` with this role parses text typed by a person (``from_text``) instead of a value.
 TEXT_EDIT_ROLE = _USER + 7
@@ -58,14 +68,7 @@ ISSUES_ROLE = _USER + 8
 GROUP_ROLE = _USER + 9
 
 _MASK = "\u2022" * 8
-_TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
-_FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
 _DEFAULT_IN_HELP = re.compile(r"\(default:\s*(.*?)\)\s*$", re.DOTALL)
-
-
-#: The numbers llama-server's argument parser reads (``std::stoi``): 32-bit. A row without its
-#: own limit on a side is held to these, so a number llama-server would reject is refused here.
-INT32_RANGE = (-(2**31), 2**31 - 1)
 
 
 def _check_int32(param: Param, value: Any) -> None:
@@ -80,10 +83,12 @@ def _check_int32(param: Param, value: Any) -> None:
 def _check_int32_number(param: Param, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         return
-    low, high = INT32_RANGE
-    if param.min is None and value < low:
+    # The numbers llama-server's argument parser reads (``std::stoi``) are 32-bit: a row without its
+    # own limit on a side is held to these, so a number llama-server would reject is refused here.
+    low, high = param.int_range
+    if value < low:
         raise ParamValueError(param.column, f"{value} is below the minimum {low}")
-    if param.max is None and value > high:
+    if value > high:
         raise ParamValueError(param.column, f"{value} is above the maximum {high}")
 
 
@@ -363,7 +368,7 @@ class ParamTreeModel(QAbstractItemModel):
             return self.createIndex(row, column, parent.row() + 1)
         return QModelIndex()
 
-    def parent(self, index: _Index | None = None) -> Any:  # type: ignore[override]
+    def parent(self, index: _Index | None = None) -> Any:
         if index is None:  # QObject.parent()
             return super().parent()
         if not index.isValid() or index.internalId() == 0:
@@ -486,7 +491,7 @@ class ParamTreeModel(QAbstractItemModel):
     # display
     def _display(self, row: _Row, column: int) -> str:
         if column == PARAMETER_COLUMN:
-            return row.key if row.param is not None else row.key.lstrip("-")
+            return row.param.label if row.param is not None else row.key.lstrip("-")
         if column == VALUE_COLUMN:
             value = self.value(row.key)
             if value is None:
@@ -547,11 +552,16 @@ class ParamTreeModel(QAbstractItemModel):
         return row.entry.help if row.entry is not None else "A flag stored with this model."
 
     def _search_text(self, row: _Row) -> str:
-        return " ".join((row.key, *self._all_flags(row), self._help(row)))
+        label = (row.param.label,) if row.param is not None else ()
+        return " ".join((*label, row.key, *self._all_flags(row), self._help(row)))
 
     def _tooltip(self, row: _Row) -> str:
         flags = html.escape(", ".join(self._all_flags(row)))
-        parts = [f"<b>{html.escape(row.key)}</b> &nbsp; <code>{flags}</code>"]
+        if row.param is not None:
+            name = f"<b>{html.escape(row.param.label)}</b> &nbsp; <code>{html.escape(row.key)}</code>"
+        else:
+            name = f"<b>{html.escape(row.key)}</b>"
+        parts = [f"{name} &nbsp; <code>{flags}</code>"]
         parts.append(html.escape(self._help(row)).replace("\n", "<br>"))
         if row.param is not None:
             parts.append(f"<i>Value:</i> {html.escape(row.param.describe_type())}")
@@ -620,10 +630,9 @@ class ParamTreeModel(QAbstractItemModel):
         if isinstance(value, str):
             words = value.strip()
             if takes_value is False and words:
-                if words.lower() in _TRUE_WORDS:
-                    return True
-                if words.lower() in _FALSE_WORDS:
-                    return None
+                switch = parse_bool(words)
+                if switch is not None:
+                    return True if switch else None
                 raise ParamValueError(row.key, f"{row.key} takes no value: it is either on or not set")
             value = words or None
         if value is None or value is False:

@@ -15,11 +15,9 @@ from typing import Any
 
 from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, normalize_flag
 from llamadash.core.params.command import LOAD_MODES, _merge_custom, looks_like_flag
-from llamadash.core.params.schema import Param, ParamValueError, load_schema
+from llamadash.core.params.schema import Param, ParamValueError, load_schema, parse_bool
 
 _ENV_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
-_TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
-_FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
 #: Kinds whose text is the value itself: no stripping, no number parsing.
 _TEXT_KINDS = ("string", "file", "dir", "enum", "list")
 #: Environment variables of the load mode (b11434) and of the flags it replaced (older builds).
@@ -233,11 +231,9 @@ class _State:
 
     @staticmethod
     def _bool_word(where: str, text: str) -> bool:
-        word = text.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
+        flag = parse_bool(text)
+        if flag is not None:
+            return flag
         raise CommandLineError(f"{where}: expected true/false, on/off or 1/0, got {text!r}")
 
     def _set(self, param: Param, value: Any) -> None:

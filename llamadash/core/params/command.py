@@ -16,11 +16,20 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from llamadash.core.messages import short_repr
 from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, Capabilities, normalize_flag
-from llamadash.core.params.schema import META_COLUMNS, SECRET_ENV, Param, ParamValueError, load_schema
+from llamadash.core.params.schema import (
+    FLOAT32_MAX,
+    FLOAT32_MIN_NORMAL,
+    META_COLUMNS,
+    SECRET_ENV,
+    Param,
+    ParamValueError,
+    load_schema,
+)
 
 #: The build the schema's ``flags`` are spelled for; used in messages when no capabilities are given.
 REFERENCE_BUILD_LABEL = "llama-server b11434"
@@ -39,13 +48,10 @@ LOAD_MODES: dict[str, tuple[bool | None, bool | None] | None] = {
 IGNORED_COLUMNS = frozenset(c for c in META_COLUMNS if c != "custom_params")
 #: Row statuses whose flags the reference build (b11434) does not have.
 _UNSUPPORTED_ON_REFERENCE = ("absent", "not_server")
-_INT32 = (-(2**31), 2**31 - 1)
-_FLOAT32_MAX = 3.4028234663852886e38
-_FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
-#: Values inside a row's range that llama-server still rejects, with the reason.
+#: Values inside a row's range that llama-server still rejects, with the reason (the rows'
+#: ``rejected``, by ``(column, value)``).
 REJECTED_VALUES: dict[tuple[str, int], str] = {
-    ("n_parallel", 0): "0 is rejected; -1 = auto",
-    ("sleep_idle_seconds", 0): "0 is rejected; -1 = disabled",
+    (param.column, value): reason for param in load_schema() for value, reason in param.rejected
 }
 _FLAG_SYNTAX = re.compile(r"--?[A-Za-z][A-Za-z0-9_.+-]*")
 
@@ -147,8 +153,9 @@ def is_unset(param: Param, value: Any) -> bool:
 
 def argv_value_problem(param: Param, value: Any) -> str | None:
     """Values that pass ``coerce`` but that llama-server (C ``int``/``float``, argv) cannot take."""
-    if isinstance(value, int) and not isinstance(value, bool) and (param.column, value) in REJECTED_VALUES:
-        return REJECTED_VALUES[(param.column, value)]
+    rejected = param.rejected_reason(value)
+    if rejected:
+        return rejected
     items = value if isinstance(value, list) else [value]
     if param.kind == "list" and any(part in ("float", "int") for part in param.item_parts):
         items = [_number_in_text(kind, piece) for text in value for kind, piece in _item_pieces(param, text)]
@@ -158,12 +165,10 @@ def argv_value_problem(param: Param, value: Any) -> str | None:
         if isinstance(item, bool):
             continue
         if isinstance(item, int) and param.kind in ("int", "int_or_keyword", "int_pair", "list"):
-            low, high = _INT32
-            if param.max is not None and param.max > high:
-                high = int(param.max)  # e.g. seed is read as unsigned
+            low, high = param.int_range  # a row's own max may pass 32 bits: seed is read as unsigned
             if not low <= item <= high:
                 return f"{item} does not fit llama-server's 32-bit integer"
-        if isinstance(item, float) and not (item == 0 or _FLOAT32_MIN_NORMAL <= abs(item) <= _FLOAT32_MAX):
+        if isinstance(item, float) and not (item == 0 or FLOAT32_MIN_NORMAL <= abs(item) <= FLOAT32_MAX):
             return f"{short_repr(item)} does not fit llama-server's 32-bit float"
     return None
 
@@ -562,3 +567,27 @@ def expressible(param: Param, capabilities: Capabilities | None) -> bool:
     if param.kind == "bool_pair":
         return any(unsupported_message(param, capabilities, v) is None for v in (True, False))
     return unsupported_message(param, capabilities) is None
+
+
+def first_api_key(config: Mapping[str, Any]) -> str | None:
+    """The first API key llama-server started with ``config`` accepts, for a client of it to send.
+
+    From ``api_key`` (a list, or its comma-separated text) first, else the first line of
+    ``api_key_file`` that is neither blank nor a ``#`` comment (llama-server's format); ``None``
+    when there is none or the file cannot be read.
+    """
+    keys = config.get("api_key")
+    if isinstance(keys, str):
+        keys = keys.split(",")
+    for key in keys or []:
+        if str(key).strip():
+            return str(key).strip()
+    key_file = config.get("api_key_file")
+    if key_file:
+        try:
+            for line in Path(key_file).read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    return line.strip()
+        except OSError:
+            return None
+    return None

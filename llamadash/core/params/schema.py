@@ -1,8 +1,13 @@
 """The llama-server parameter schema, loaded from ``schema.toml`` into frozen dataclasses.
 
 The descriptor is data: one row per seed ``models`` column that is a llama-server parameter. This
-module only loads it and knows how a value of each *kind* is checked, stored and read back; what a
-build accepts on its command line lives in :mod:`llamadash.core.params.capabilities` and
+module loads it, knows how a value of each *kind* is checked, stored and read back, and derives
+the facts other code needs from the rows' data (their ``roles``, ``source_rank``, ``rejected``
+values) and the descriptor's tables (``[numbers]``, ``[booleans]``, ``[router]``):
+:data:`SOURCE_COLUMNS`, :data:`SECRET_COLUMNS`, :func:`secret_env_var`, :data:`INT32_RANGE`,
+:data:`TRUE_WORDS`/:func:`parse_bool`, :data:`ROUTER_MANAGED_FLAGS`, :data:`DEFAULT_PORT` and
+:data:`COLUMN` (a column's name without writing it as a literal). None of them is written twice.
+What a build accepts on its command line lives in :mod:`llamadash.core.params.capabilities` and
 :mod:`llamadash.core.params.command`.
 """
 
@@ -11,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -59,9 +64,23 @@ SECTIONS = (
     "Advanced",
 )
 #: Columns of the seed's ``models`` table that are not llama-server parameters.
-META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
-#: Where a secret goes instead of the command line.
-SECRET_ENV = {"api_key": "LLAMA_API_KEY", "hf_token": "HF_TOKEN"}
+SEED_META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
+#: Every ``models`` column that is not a llama-server parameter: the seed's, then the per-model
+#: settings llamadash keeps itself (``auto_restart``: restart the server after a crash).
+META_COLUMNS = (*SEED_META_COLUMNS, "auto_restart")
+#: What a row can be to llamadash (its ``roles``), and what each role means.
+ROLES = {
+    "source": "where llama-server gets the model's weights (one is needed unless it is a router)",
+    "router_source": "where llama-server running as a router finds its models",
+    "draft_source": "where llama-server gets the draft model for speculative decoding",
+    "draft": "a setting that only does something with a draft model",
+    "secret": "never on a command line or in an export unless asked: its value travels in its env",
+    "auth": "an API key clients must present (the server is not open to anyone)",
+    "network": "where the server listens",
+    "router_managed": "set by llama-server's router for each model it starts: never in a preset",
+}
+#: The roles of a row whose model a library entry is: they carry ``source_rank``/``source_label``.
+SOURCE_ROLES = ("source", "router_source")
 
 # Plain decimal numbers only: no "inf"/"nan", hex or "1_000", which Python reads but stof does not
 # (or reads differently).
@@ -74,9 +93,6 @@ _ITEM_WORDS = {
     "float": ("a number", "numbers", "NUMBER"),
     "int": ("a whole number", "whole numbers", "N"),
 }
-
-_TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
-_FALSE_WORDS = {"0", "false", "off", "no", "disabled"}
 
 
 class InvalidStoredValue(str):
@@ -148,10 +164,19 @@ class Param:
     repeatable: bool = False
     env: str | None = None
     env_negative: str | None = None
-    secret: bool = False
     note: str | None = None
     #: The longest text value (characters; per kind from the schema's ``[limits]``, or per row).
     max_length: int | None = None
+    #: The short human name the editor shows ("Context size"); from the column when a row has none.
+    label: str = ""
+    #: What the row is to llamadash (keys of :data:`ROLES`).
+    roles: tuple[str, ...] = ()
+    #: A source row's place in the order a model's source is looked up (1 first).
+    source_rank: int | None = None
+    #: What the library calls a source row ("Hugging Face").
+    source_label: str | None = None
+    #: ``(value, reason)``: values inside ``min``/``max`` that llama-server still refuses.
+    rejected: tuple[tuple[int, str], ...] = ()
 
     @property
     def long_flag(self) -> str | None:
@@ -163,8 +188,29 @@ class Param:
         return self.kind in ("switch", "bool_pair")
 
     @property
+    def secret(self) -> bool:
+        """Never on a command line: the value travels in :attr:`secret_env`."""
+        return "secret" in self.roles
+
+    @property
     def secret_env(self) -> str | None:
-        return SECRET_ENV.get(self.column) if self.secret else None
+        """The environment variable a secret's value goes into instead of the command line."""
+        return self.env if self.secret else None
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """The whole numbers llama-server can take here: the row's limits, else a C ``int``'s."""
+        low, high = INT32_RANGE
+        return (
+            int(self.min) if self.min is not None else low,
+            int(self.max) if self.max is not None else high,
+        )
+
+    def rejected_reason(self, value: Any) -> str | None:
+        """Why llama-server refuses ``value`` though it is in range (``n_parallel`` 0), or ``None``."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        return next((reason for rejected, reason in self.rejected if rejected == value), None)
 
     @property
     def all_flags(self) -> tuple[str, ...]:
@@ -283,12 +329,10 @@ class Param:
             if kind == "float":
                 return self.coerce(float(text))
             if kind in ("switch", "bool_pair"):
-                word = text.lower()
-                if word in _TRUE_WORDS:
-                    return True
-                if word in _FALSE_WORDS:
-                    return False
-                raise self._error(f"expected true/false, on/off or 1/0, got {short_repr(text)}")
+                flag = parse_bool(text)
+                if flag is None:
+                    raise self._error(f"expected true/false, on/off or 1/0, got {short_repr(text)}")
+                return flag
             if kind == "int_or_keyword":
                 return self.coerce(text if text in self.keywords else int(text))
         except ValueError as exc:
@@ -349,8 +393,8 @@ class Param:
         try:
             if self.kind in ("switch", "bool_pair"):
                 if isinstance(raw, str):
-                    word = raw.strip().lower()
-                    return True if word in _TRUE_WORDS else False if word in _FALSE_WORDS else raw
+                    flag = parse_bool(raw)
+                    return raw if flag is None else flag
                 return raw
             if self.kind == "int":
                 return int(raw) if not isinstance(raw, float) or raw.is_integer() else raw
@@ -379,7 +423,7 @@ class Param:
             return True
         if self.kind == "float":
             return not math.isclose(float(value), float(self.default), rel_tol=1e-9, abs_tol=1e-12)
-        return value != self.default
+        return bool(value != self.default)
 
     def describe_type(self) -> str:
         """A short human description of what the value must be."""
@@ -496,13 +540,24 @@ def _num(value: float) -> str:
 
 @dataclass(frozen=True)
 class Schema:
-    """All parameters, in descriptor order, with lookups by column and by flag."""
+    """All parameters, in descriptor order, with lookups by column and by flag.
+
+    Besides the rows, what the descriptor's tables say about all of them: the numbers llama-server
+    reads (``[numbers]``), the words for true and false (``[booleans]``) and the flags the router
+    sets that no row holds (``[router]``). A descriptor without a table leaves its fields empty.
+    """
 
     params: tuple[Param, ...]
     by_column: dict[str, Param] = field(repr=False, compare=False, hash=False)
     by_flag: dict[str, Param] = field(repr=False, compare=False, hash=False)
+    #: ``[numbers]``: ``int_min``, ``int_max``, ``float_max``, ``float_min_normal``.
+    numbers: dict[str, float] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    true_words: frozenset[str] = frozenset()
+    false_words: frozenset[str] = frozenset()
+    #: Flags llama-server's router sets for each model that no row holds (``--alias``).
+    router_flags: tuple[str, ...] = ()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Param]:
         return iter(self.params)
 
     def __len__(self) -> int:
@@ -525,8 +580,21 @@ class Schema:
             grouped[param.section].append(param)
         return {name: rows for name, rows in grouped.items() if rows}
 
+    def with_role(self, role: str) -> tuple[Param, ...]:
+        """The rows that have ``role`` (a key of :data:`ROLES`), in descriptor order."""
+        return tuple(p for p in self.params if role in p.roles)
 
-_TUPLE_FIELDS = ("flags", "negative_flags", "legacy_flags", "choices", "keywords")
+
+_TUPLE_FIELDS = ("flags", "negative_flags", "legacy_flags", "choices", "keywords", "roles")
+#: Words a derived label writes in capitals or spells out ("ctx_size" -> "Context size").
+_LABEL_WORDS = {"ctx": "context", "kv": "KV", "gpu": "GPU", "cpu": "CPU", "url": "URL", "hf": "Hugging Face"}
+
+
+def label_from_column(column: str) -> str:
+    """A readable label for a row without one: ``"ctx_size_draft"`` -> ``"Context size draft"``."""
+    words = [_LABEL_WORDS.get(word, word) for word in column.split("_") if word]
+    text = " ".join(words) or column
+    return text[:1].upper() + text[1:]
 
 
 def _param_from_row(row: dict[str, Any]) -> Param:
@@ -534,6 +602,8 @@ def _param_from_row(row: dict[str, Any]) -> Param:
     for name in _TUPLE_FIELDS:
         if name in values:
             values[name] = tuple(values[name])
+    values["rejected"] = tuple((item["value"], item["reason"]) for item in values.get("rejected", ()))
+    values.setdefault("label", label_from_column(str(values.get("column", ""))))
     return Param(**values)
 
 
@@ -541,7 +611,8 @@ def load_schema_text(text: str) -> Schema:
     """Build a :class:`Schema` from descriptor text (TOML with ``[[param]]`` rows).
 
     A ``[limits]`` table gives the longest text of each kind (``file = 4096``); a row's own
-    ``max_length`` wins.
+    ``max_length`` wins. ``[numbers]``, ``[booleans]`` and ``[router]`` fill the schema's fields of
+    the same meaning.
     """
     data = tomllib.loads(text)
     limits = data.get("limits", {})
@@ -551,7 +622,16 @@ def load_schema_text(text: str) -> Schema:
     for param in params:
         for flag in param.all_flags:
             by_flag.setdefault(flag, param)
-    return Schema(params=params, by_column={p.column: p for p in params}, by_flag=by_flag)
+    booleans = data.get("booleans", {})
+    return Schema(
+        params=params,
+        by_column={p.column: p for p in params},
+        by_flag=by_flag,
+        numbers=dict(data.get("numbers", {})),
+        true_words=frozenset(booleans.get("true", ())),
+        false_words=frozenset(booleans.get("false", ())),
+        router_flags=tuple(data.get("router", {}).get("managed_flags", ())),
+    )
 
 
 @cache
@@ -559,3 +639,83 @@ def load_schema() -> Schema:
     """The schema shipped with llamadash (cached; the descriptor never changes at run time)."""
     text = resources.files(__package__).joinpath("schema.toml").read_text(encoding="utf-8")
     return load_schema_text(text)
+
+
+# ------------------------------------------------------------------------------------------------
+# facts derived from the shipped descriptor: import these, never write their values again
+
+_SHIPPED = load_schema()
+
+#: The whole numbers llama-server's argument parser reads (``std::stoi``: a C ``int``).
+INT32_RANGE: tuple[int, int] = (int(_SHIPPED.numbers["int_min"]), int(_SHIPPED.numbers["int_max"]))
+#: The largest finite C ``float`` (``std::stof``) and its smallest normal magnitude.
+FLOAT32_MAX: float = float(_SHIPPED.numbers["float_max"])
+FLOAT32_MIN_NORMAL: float = float(_SHIPPED.numbers["float_min_normal"])
+#: What a person may write for true and for false (compared in lower case).
+TRUE_WORDS: frozenset[str] = _SHIPPED.true_words
+FALSE_WORDS: frozenset[str] = _SHIPPED.false_words
+#: Where a model's weights come from, in the order a model's source is looked up (its
+#: ``source_rank``): the file, Hugging Face, a URL, Docker, then a router's folder or preset.
+SOURCE_COLUMNS: tuple[str, ...] = tuple(
+    p.column
+    for p in sorted((p for p in _SHIPPED if p.source_rank is not None), key=lambda p: p.source_rank or 0)
+)
+#: What the library calls each source (``"hf_repo"`` -> ``"Hugging Face"``), in that order.
+SOURCE_LABELS: dict[str, str] = {c: _SHIPPED[c].source_label or c for c in SOURCE_COLUMNS}
+#: The sources of one model (``source``), of a router (``router_source``), of a draft model.
+MODEL_SOURCE_COLUMNS: tuple[str, ...] = tuple(c for c in SOURCE_COLUMNS if "source" in _SHIPPED[c].roles)
+ROUTER_SOURCE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in SOURCE_COLUMNS if "router_source" in _SHIPPED[c].roles
+)
+DRAFT_SOURCE_COLUMNS: tuple[str, ...] = tuple(p.column for p in _SHIPPED.with_role("draft_source"))
+#: Settings that only do something with a draft model.
+DRAFT_COLUMNS: tuple[str, ...] = tuple(p.column for p in _SHIPPED.with_role("draft"))
+#: Columns whose values never go on a command line or into an export unless asked.
+SECRET_COLUMNS: tuple[str, ...] = tuple(p.column for p in _SHIPPED.with_role("secret"))
+#: Each secret column's environment variable (``api_key`` -> ``LLAMA_API_KEY``).
+SECRET_ENV: dict[str, str] = {p.column: p.env for p in _SHIPPED.with_role("secret") if p.env}
+#: Columns llama-server's router sets for each model it starts, and every spelling of their flags
+#: with those of ``[router]`` (``--alias``): a presets file holds none of them.
+ROUTER_MANAGED_COLUMNS: tuple[str, ...] = tuple(p.column for p in _SHIPPED.with_role("router_managed"))
+ROUTER_MANAGED_FLAGS: frozenset[str] = frozenset(
+    (*(f for p in _SHIPPED.with_role("router_managed") for f in p.all_flags), *_SHIPPED.router_flags)
+)
+#: The port llama-server listens on when a model sets none.
+DEFAULT_PORT: int = int(_SHIPPED["port"].default)
+
+
+def secret_env_var(column: str) -> str | None:
+    """The environment variable a secret column's value goes into (``"hf_token"`` -> ``"HF_TOKEN"``);
+    ``None`` for a column that is not a secret."""
+    return SECRET_ENV.get(column)
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``False`` for a word of :data:`TRUE_WORDS`/:data:`FALSE_WORDS` (any case, spaces
+    around it), ``None`` for any other text."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+class _Columns:
+    """Column names by attribute: ``COLUMN.ctx_size == "ctx_size"``, an ``AttributeError`` for a
+    name the schema has no row for, so that code outside the schema names a column without a
+    string literal (``tests/unit/test_column_literals.py`` keeps it so) and a typo fails loudly."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> str:
+        if name in _SHIPPED:
+            return name
+        raise AttributeError(f"the parameter schema has no column {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return list(_SHIPPED.columns)
+
+
+#: See :class:`_Columns`.
+COLUMN = _Columns()

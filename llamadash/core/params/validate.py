@@ -22,16 +22,21 @@ from llamadash.core.params.command import (
     set_values,
     unsupported_message,
 )
-from llamadash.core.params.schema import Param, load_schema
+from llamadash.core.params.schema import (
+    DRAFT_COLUMNS,
+    DRAFT_SOURCE_COLUMNS,
+    MODEL_SOURCE_COLUMNS,
+    ROUTER_SOURCE_COLUMNS,
+    Param,
+    load_schema,
+)
 
 Severity = Literal["error", "warning"]
 
 #: Where llama-server can get its model from; one is needed unless it runs as a router.
-MODEL_SOURCES = ("model_path", "hf_repo", "model_url", "docker_repo")
-ROUTER_SOURCES = ("models_dir", "models_preset")
-DRAFT_MODEL_SOURCES = ("model_draft", "hf_repo_draft", "model_url_draft")
-#: Settings that only do something with a draft model.
-DRAFT_SETTINGS = ("draft_max", "draft_min", "draft_p_min")
+MODEL_SOURCES = MODEL_SOURCE_COLUMNS
+ROUTER_SOURCES = ROUTER_SOURCE_COLUMNS
+DRAFT_MODEL_SOURCES = DRAFT_SOURCE_COLUMNS
 #: Custom flags that turn on speculative decoding without a draft model (n-gram, MTP, presets).
 _SPECULATION_FLAGS = ("--spec-type", "--spec-default")
 
@@ -144,10 +149,11 @@ def exposure_warning(config: Mapping[str, Any]) -> str | None:
     Args:
         config: column -> value; ``None`` and empty values count as not set.
     """
-    host = config.get("host") or load_schema()["host"].default or "127.0.0.1"
+    schema = load_schema()
+    host = config.get("host") or schema["host"].default
     hosts = host if isinstance(host, (list, tuple)) else str(host).split(",")
     exposed = [str(h).strip() for h in hosts if str(h).strip() and not _is_local_host(str(h))]
-    if not exposed or config.get("api_key") or config.get("api_key_file"):
+    if not exposed or any(config.get(p.column) for p in schema.with_role("auth")):
         return None
     return (
         f"llama-server listens on {', '.join(exposed)} without an API key: anyone who can reach "
@@ -172,12 +178,8 @@ def _check_cross_fields(values: Mapping[str, Any], custom: Any, error: Any, warn
     custom_flags = _custom_flag_names(custom)
     speculation = any(flag in custom_flags for flag in _SPECULATION_FLAGS)
     if not any(col in values for col in DRAFT_MODEL_SOURCES) and not speculation:
-        for param in schema:
-            column = param.column
-            is_draft_setting = column in DRAFT_SETTINGS or (
-                column.endswith("_draft") and column not in DRAFT_MODEL_SOURCES
-            )
-            if is_draft_setting and column in values:
+        for column in DRAFT_COLUMNS:
+            if column in values:
                 warning(
                     column, f"{column} only applies with a draft model (set model_draft or hf_repo_draft)"
                 )
@@ -186,9 +188,9 @@ def _check_cross_fields(values: Mapping[str, Any], custom: Any, error: Any, warn
     preset = any(flag.endswith(("-default", "-spec")) and flag != "--spec-default" for flag in custom_flags)
     if not router and not preset and not any(col in values for col in MODEL_SOURCES):
         error(
-            "model_path",
-            "no model: set model_path, hf_repo, model_url or docker_repo "
-            "(or models_dir / models_preset to run llama-server as a router)",
+            MODEL_SOURCES[0],
+            f"no model: set {', '.join(MODEL_SOURCES[:-1])} or {MODEL_SOURCES[-1]} "
+            f"(or {' / '.join(ROUTER_SOURCES)} to run llama-server as a router)",
         )
 
 

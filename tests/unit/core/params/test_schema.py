@@ -7,14 +7,35 @@ from pathlib import Path
 import pytest
 from support import help_capabilities
 
+from llamadash.core.params import (
+    COLUMN,
+    DEFAULT_PORT,
+    FALSE_WORDS,
+    INT32_RANGE,
+    MODEL_SOURCE_COLUMNS,
+    ROLES,
+    ROUTER_MANAGED_COLUMNS,
+    ROUTER_MANAGED_FLAGS,
+    ROUTER_SOURCE_COLUMNS,
+    SECRET_COLUMNS,
+    SECRET_ENV,
+    SOURCE_COLUMNS,
+    SOURCE_LABELS,
+    TRUE_WORDS,
+    parse_bool,
+    secret_env_var,
+)
 from llamadash.core.params.schema import (
     ITEM_KINDS,
     KINDS,
     META_COLUMNS,
     SECTIONS,
+    SEED_META_COLUMNS,
+    SOURCE_ROLES,
     SQL_TYPES,
     STATUSES,
     ParamValueError,
+    label_from_column,
     load_schema,
     load_schema_text,
 )
@@ -133,7 +154,8 @@ def test_every_seed_column_is_covered_exactly_once() -> None:
     columns = load_schema().columns
     assert len(columns) == len(set(columns)) == 168
     assert not set(columns) & set(META_COLUMNS)
-    assert set(columns) | set(META_COLUMNS) == set(seed)
+    assert set(columns) | set(SEED_META_COLUMNS) == set(seed)
+    assert set(META_COLUMNS) - set(SEED_META_COLUMNS) == {"auto_restart"}  # llamadash's own, after the seed's
 
 
 @pytest.mark.parametrize(
@@ -335,3 +357,102 @@ help = "DIR:N pairs"
     )
     with pytest.raises(ParamValueError, match="'x' in '/d:x' is not a whole number"):
         pairs.from_text("/d:x")
+
+
+def test_every_row_s_label_roles_and_limits_are_valid() -> None:
+    """The fields other code derives its facts from, checked on every row in one pass."""
+    schema = load_schema()
+    problems: list[str] = []
+    labels: dict[str, str] = {}
+    ranks: dict[int, str] = {}
+    int_kinds = ("int", "int_or_keyword", "int_pair")
+    for p in schema:
+        where = p.column
+        label = p.label
+        if not label or label != label.strip() or not label[0].isupper() or "_" in label or len(label) > 32:
+            problems.append(f"{where}: label {label!r} is not a short human name")
+        if label.lower() in labels:
+            problems.append(f"{where}: label {label!r} is also {labels[label.lower()]}'s")
+        labels[label.lower()] = where
+        unknown = [role for role in p.roles if role not in ROLES]
+        if unknown or len(set(p.roles)) != len(p.roles):
+            problems.append(f"{where}: roles {p.roles} (unknown or repeated)")
+        is_source = any(role in SOURCE_ROLES for role in p.roles)
+        if is_source != (p.source_rank is not None) or is_source != bool(p.source_label):
+            problems.append(
+                f"{where}: a source row needs source_rank and source_label, no other row has them"
+            )
+        if p.source_rank is not None:
+            if p.source_rank in ranks:
+                problems.append(f"{where}: source_rank {p.source_rank} is also {ranks[p.source_rank]}'s")
+            ranks[p.source_rank] = where
+        if p.secret and not p.env:
+            problems.append(f"{where}: a secret needs the env variable its value travels in")
+        if secret_env_var(p.column) != (p.env if p.secret else None):
+            problems.append(f"{where}: secret_env_var gives {secret_env_var(p.column)!r}")
+        if ("router_managed" in p.roles or "network" in p.roles) and not p.flags:
+            problems.append(f"{where}: a router-managed or network row without flags")
+        for value, reason in p.rejected:
+            if p.kind not in int_kinds or isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{where}: rejected {value!r} on a {p.kind}")
+            elif p.coerce(value) != value:
+                problems.append(f"{where}: rejected {value!r} is not a value the row otherwise takes")
+            if not reason.strip():
+                problems.append(f"{where}: rejected {value!r} without a reason")
+        if p.kind in int_kinds:
+            low, high = p.int_range
+            # llama-server reads C ints; only an unsigned one (seed) may go past INT32's top
+            if low < INT32_RANGE[0] or high > 2**32 - 1:
+                problems.append(f"{where}: int_range {p.int_range} is wider than llama-server reads")
+        is_draft_setting = p.column.endswith("_draft") and "draft_source" not in p.roles
+        if is_draft_setting and "draft" not in p.roles:
+            problems.append(f"{where}: a _draft setting without the draft role")
+    if sorted(ranks) != list(range(1, len(ranks) + 1)):
+        problems.append(f"source ranks {sorted(ranks)} are not 1..{len(ranks)}")
+    assert problems == []
+
+
+def test_the_facts_derived_from_the_schema() -> None:
+    """What other modules import instead of writing the values again."""
+    schema = load_schema()
+    assert SOURCE_COLUMNS[0] == "model_path"  # a file on disk is a model's source before any other
+    assert set(SOURCE_COLUMNS) == set(MODEL_SOURCE_COLUMNS) | set(ROUTER_SOURCE_COLUMNS)
+    assert list(SOURCE_LABELS) == list(SOURCE_COLUMNS) and SOURCE_LABELS["hf_repo"] == "Hugging Face"
+    assert set(SECRET_COLUMNS) == {"api_key", "hf_token"}
+    assert SECRET_ENV == {"api_key": "LLAMA_API_KEY", "hf_token": "HF_TOKEN"}
+    assert secret_env_var("api_key") == "LLAMA_API_KEY" and secret_env_var("ctx_size") is None
+    assert {"--host", "--port", "--alias", "--api-key", "--api-key-file"} <= ROUTER_MANAGED_FLAGS
+    assert {"host", "port", "api_key", "api_key_file"} == set(ROUTER_MANAGED_COLUMNS)
+    # a flag [router] names must not be a row's: that row would carry the router_managed role
+    assert not any(flag in schema.by_flag for flag in schema.router_flags)
+    assert schema["port"].default == DEFAULT_PORT == 8080
+    assert INT32_RANGE == (-(2**31), 2**31 - 1)
+    assert schema["ctx_size"].int_range == (0, 2**31 - 1)
+    assert schema["seed"].int_range == (-1, 2**32 - 1)  # read as unsigned
+    assert schema["n_parallel"].rejected_reason(0) == "0 is rejected; -1 = auto"
+    assert schema["n_parallel"].rejected_reason(4) is None
+    assert TRUE_WORDS.isdisjoint(FALSE_WORDS) and all(w == w.lower() for w in TRUE_WORDS | FALSE_WORDS)
+    assert {"1", "true", "on", "yes", "enabled"} == TRUE_WORDS
+    assert {"0", "false", "off", "no", "disabled"} == FALSE_WORDS
+    assert [parse_bool(w) for w in (" On ", "DISABLED", "maybe", "")] == [True, False, None, None]
+    assert COLUMN.ctx_size == "ctx_size"
+    with pytest.raises(AttributeError, match="no column 'ctx_sise'"):
+        _ = COLUMN.ctx_sise
+
+
+def test_a_row_without_a_label_gets_one_from_its_column() -> None:
+    schema = load_schema_text(
+        """
+[[param]]
+column = "ctx_size_draft"
+section = "Draft Model"
+sql_type = "INTEGER"
+kind = "int"
+flags = ["--ctx-size-draft"]
+status = "clean"
+help = "draft context"
+"""
+    )
+    assert schema["ctx_size_draft"].label == "Context size draft"
+    assert label_from_column("n_gpu_layers") == "N GPU layers"
+    assert load_schema()["ctx_size"].label == "Context size"  # the shipped rows have their own
