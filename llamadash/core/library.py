@@ -25,14 +25,12 @@ from typing import Any, Literal, Protocol
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
 from llamadash.core.messages import format_size
-from llamadash.core.params import load_schema, parse_command_line
+from llamadash.core.params import SOURCE_COLUMNS, load_schema, parse_command_line
 
 #: The ``type`` stored for a model whose architecture is not known (yet): an HF repo, a URL.
 UNKNOWN_TYPE = "unknown"
 #: The status a newly added model gets.
 NEW_MODEL_STATUS = "stopped"
-#: Where a model's weights come from, in the order llama-server looks at them.
-SOURCE_COLUMNS = ("model_path", "hf_repo", "model_url", "docker_repo", "models_dir", "models_preset")
 #: Columns a duplicate must not copy: the database assigns or stamps them.
 _NOT_COPIED = ("id", "created_at", "updated_at")
 

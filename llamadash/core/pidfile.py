@@ -43,6 +43,7 @@ import psutil
 from llamadash.core import database as db
 from llamadash.core import library
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
+from llamadash.core.params import COLUMN
 from llamadash.core.states import ACTIVE_STATES
 
 __all__ = [
@@ -478,7 +479,7 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
     wanted: dict[tuple[str, int], dict[str, Any]] = {}
     for model in models:
         port = library.configured_port(model)
-        path = model.get("model_path")
+        path = model.get(COLUMN.model_path)
         if port is not None and path:
             wanted[(_canonical(Path(str(path)).expanduser()), port)] = model
     found = []

@@ -58,7 +58,7 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import library
 from llamadash.core.library import ModelInfo, ScanResult
-from llamadash.core.params import CommandLineError
+from llamadash.core.params import SOURCE_LABELS, CommandLineError
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.theme import error_style_sheet
 
@@ -66,14 +66,7 @@ _Index = QModelIndex | QPersistentModelIndex
 #: The statuses a library entry can have (the database's ``MODEL_STATUSES``).
 STATUSES = ("running", "stopped", "loading", "error")
 ALL = "All"
-_SOURCE_LABELS = {
-    "model_path": "file",
-    "hf_repo": "Hugging Face",
-    "model_url": "URL",
-    "docker_repo": "Docker",
-    "models_dir": "router: directory",
-    "models_preset": "router: preset",
-}
+_SOURCE_LABELS = SOURCE_LABELS  # the schema's source_label of each source column
 #: What the library says while it holds no model (rich text).
 EMPTY_TEXT = (
     "<h3>Your library is empty</h3>"
