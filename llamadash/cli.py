@@ -2,6 +2,10 @@
 
 Without a command, ``llamadash`` opens the window (see :mod:`llamadash.__main__`). User mistakes
 print one line to stderr and exit with status 1 (2 for bad usage); they never show a traceback.
+
+The ``models`` commands parse and print only: the library's operations and rules are the
+:class:`llamadash.core.library_service.Library`'s, the same the window uses. The CLI's
+``is_running`` is :func:`~llamadash.core.library_service.running_by_process_records`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, TextIO
 from llamadash import __version__
 from llamadash.core import database as db
 from llamadash.core import library, model_export, paths
-from llamadash.core.gguf_info import model_type
+from llamadash.core.library_service import Library, LibraryError, running_by_process_records
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
@@ -195,13 +199,15 @@ def _time(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _library() -> Library:
+    """The library service over the open database; a model runs when its process records say so."""
+    from llamadash.core import db as store  # the functions of llamadash.core.database, typed
+
+    return Library(store, is_running=running_by_process_records)
+
+
 def _get_model(name: str) -> dict[str, Any]:
-    model = db.get_model_by_name(name)
-    if model is None:
-        names = [m["name"] for m in db.get_models()]
-        hint = f" (models: {', '.join(names)})" if names else " (the library is empty)"
-        raise CliError(f"no model named {name!r}{hint}")
-    return model
+    return _library().get(name)
 
 
 def _warn_stored(models: Sequence[dict[str, Any]], err: TextIO) -> None:
@@ -268,16 +274,6 @@ def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, 
                 "llama-server flags go in as --flag=value"
             )
     return values, custom
-
-
-def _refuse_while_running(name: str, done: str) -> None:
-    """CliError when a llama-server of model ``name`` is running (its process records are by name)."""
-    from llamadash.core import pidfile
-
-    found = pidfile.scan()
-    for record in [*found.foreign, *found.orphans]:
-        if record.model == name:
-            raise CliError(f"{name} is running (pid {record.pid}); stop it before it can be {done}")
 
 
 def _configured_caps(data_dir: Path) -> Any:
@@ -417,10 +413,10 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
-            rows = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]
-            if rows:
+            shown_values = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]
+            if shown_values:
                 print(f"\n[{section}]", file=out)
-                for param, value in rows:
+                for param, value in shown_values:
                     text = value if value == MASK else param.to_text(value)
                     print(f"  {param.column} = {text}", file=out)
         if shown.get("custom_params"):
@@ -428,68 +424,43 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             print("  " + json.dumps(shown["custom_params"]), file=out)
         return 0
     if action == "remove":
-        model = _get_model(args.name)
-        _refuse_while_running(model["name"], "removed")
-        db.delete_model(model["id"])
-        print(f"removed {args.name}", file=out)
+        removed = _library().delete(args.name)  # refused while it runs
+        print(f"removed {removed['name']}", file=out)
         return 0
     if action == "add":
-        if db.get_model_by_name(args.name) is not None:
-            raise CliError(f"a model named {args.name!r} already exists")
-        if args.from_command is not None:
-            config = library.config_from_command_line(args.from_command)
-        else:
-            model_path = Path(args.model_path).expanduser()
-            if not model_path.is_file():
-                raise CliError(f"model file {model_path} does not exist")
-            refusal = library.model_file_refusal(library.read_model_info(model_path))
-            if refusal is not None:  # the window refuses the same files, for the same reason
-                raise CliError(f"{model_path}: {refusal}")
-            config = {"model_path": str(model_path.resolve())}
         values, custom = _parse_assignments(args.set)
-        config.update({k: v for k, v in values.items() if k not in ("name", "type")})
-        custom = {flag: value for flag, value in custom.items() if value is not None}
-        if custom:
-            config["custom_params"] = {**(config.get("custom_params") or {}), **custom}
-        _report_issues(config, set(), err, _configured_caps(data_dir))
-        model_type_ = args.type or values.get("type")
-        if not model_type_ and config.get("model_path"):
-            model_type_ = model_type(config["model_path"])
-        record = {**config, "name": args.name, "type": model_type_ or "unknown", "status": "stopped"}
-        # without a port, the lowest free one: several models can then run at once, each on its own;
-        # chosen and saved in one write transaction, so that a `models add` at the same moment cannot
-        # take the same one
-        model_id = library.add_model(db, record)
-        print(f"added {args.name.strip()} (id {model_id}, type {record['type']})", file=out)
+        settings: dict[str, Any] = {k: v for k, v in values.items() if k not in ("name", "type")}
+        flags = {flag: value for flag, value in custom.items() if value is not None}
+        if flags:
+            settings["custom_params"] = flags
+        caps = _configured_caps(data_dir)  # before the transaction: it may run llama-server --help
+
+        def check(config: Any, changed: set[str]) -> None:
+            _report_issues(dict(config), changed, err, caps)
+
+        options: dict[str, Any] = {
+            "model_type": args.type or values.get("type"),
+            "settings": settings,
+            "check": check,
+        }
+        # without a port, the lowest free one (chosen and saved in one write transaction)
+        if args.from_command is not None:
+            added = _library().add_command_line(args.from_command, args.name, **options)
+        else:
+            added = _library().add_file(args.model_path, name=args.name, **options)
+        if added.note is not None:
+            print(f"llamadash: note: {added.note}", file=err)
+        print(f"added {added.name} (id {added.id}, type {added.model['type']})", file=out)
         return 0
     if action == "set":
         values, custom = _parse_assignments(args.assignments)
         caps = _configured_caps(data_dir)  # before the transaction: it may run llama-server --help
-        # Read, change and write back in one write transaction: a `models set` of another process
-        # at the same moment waits for this one and then changes what this one wrote (no lost flag).
-        with db.transaction():
-            model = _get_model(args.name)
-            changes: dict[str, Any] = dict(values)
-            if custom:
-                stored = model.get("custom_params")
-                merged = dict(stored) if isinstance(stored, dict) else {}
-                for flag, value in custom.items():
-                    if value is None:  # --flag= : take it out
-                        if flag not in merged:
-                            has = ", ".join(merged) or "none"
-                            raise CliError(f"{args.name} has no custom flag {flag} (it has: {has})")
-                        del merged[flag]
-                    else:
-                        merged[flag] = value
-                changes["custom_params"] = merged or None
-            if "name" in changes and changes["name"] != model["name"]:
-                if db.get_model_by_name(changes["name"]):
-                    raise CliError(f"a model named {changes['name']!r} already exists")
-                _refuse_while_running(model["name"], "renamed")
-            config = {**_params_of(model), **{k: v for k, v in changes.items() if k not in ("name", "type")}}
-            _report_issues(config, set(changes) - {"name", "type"} or {"-"}, err, caps)
-            db.update_model(model["id"], changes)
-        print(f"updated {changes.get('name', model['name'])}: " + ", ".join(sorted(changes)), file=out)
+
+        def check_set(config: Any, changed: set[str]) -> None:
+            _report_issues(dict(config), changed, err, caps)
+
+        changed = _library().set_parameters(args.name, values, custom, check=check_set)
+        print(f"updated {changed.model['name']}: " + ", ".join(sorted(changed.changes)), file=out)
         return 0
     if action == "command":
         model = _get_model(args.name)
@@ -505,15 +476,14 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         # a presets INI may hold flags llamadash has no parameter for: the user's build says which are real
         caps, _binary = configured_capabilities(db.get_metadata(METADATA_KEY), data_dir / "cache")
         incoming = model_export.parse_models_file(Path(args.file).expanduser(), caps)
-        with db.transaction():  # planned and carried out on the same, locked, library
-            plan = model_export.plan_import(incoming, db.get_models(), args.on_conflict.replace("-", "_"))
-            counts = model_export.apply_import(db, plan)
+        imported = _library().import_models(incoming, args.on_conflict.replace("-", "_"))
+        counts = imported.counts
         print(
             f"imported {args.file}: {counts['add']} added, {counts['overwrite']} overwritten, "
             f"{counts['skip']} skipped",
             file=out,
         )
-        for item in plan:
+        for item in imported.plan:
             print(f"  {item.action:<9} {item.name}", file=out)
         return 0
     raise AssertionError(action)
@@ -810,6 +780,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------------------------
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CliError,
+    LibraryError,
     model_export.ModelFormatError,
     db.DatabaseError,
     ParamValueError,

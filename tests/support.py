@@ -243,3 +243,38 @@ def cli(*args: str, data_dir: Path) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = run(["--data-dir", str(data_dir), *args], out, err)
     return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def recorded_llama_server(tmp_path: Path, model: str) -> Iterator[subprocess.Popen]:
+    """A model that runs, as any llamadash sees it: a real process called llama-server (a link to
+    ``sleep``) in the open database's process records as ``model``'s, owned by this live process."""
+    import shutil
+
+    import psutil
+
+    from llamadash.core import pidfile
+
+    sleep = shutil.which("sleep")
+    assert sleep
+    link = tmp_path / "fake-server-bin" / "llama-server"
+    link.parent.mkdir(exist_ok=True)
+    if not link.exists():
+        link.symlink_to(sleep)
+    proc = subprocess.Popen([str(link), "60"])
+    try:
+        owner_pid, owner_created = pidfile.owner_identity()
+        created = psutil.Process(proc.pid).create_time()
+        pidfile.add_record(
+            pidfile.InstanceRecord(
+                pid=proc.pid,
+                create_time=created,
+                model=model,
+                owner_pid=owner_pid,
+                owner_create_time=owner_created,
+            )
+        )
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -6,6 +6,11 @@ central area: ~170 rows with four columns); it opens on double-click (in either 
 the configured llama-server build, saves every edit at once, and offers "Restart to apply" while the
 model's server runs. When no llama-server can be found, the editor lists that as a warning (with a
 way to the settings) and follows the settings when the binary is set there.
+
+The library tab and the editor change the library through one core
+:class:`~llamadash.core.library_service.Library`. Its ``is_running`` is the window's knowledge: an
+active instance of the instance manager, or (before the manager is there, and for servers of another
+llamadash) the process records, which the CLI asks too.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QMessageBox
 
-from llamadash.core import library
+from llamadash.core.library_service import Library, running_by_process_records
 from llamadash.core.llama_server import (
     LlamaServerNotFound,
     binary_missing,
@@ -44,7 +49,8 @@ class LibraryController(QObject):
         self._store = store
         self._data_dir = data_dir
         self._manager: Any | None = None
-        self.library = LibraryView(store)
+        self.service = Library(store, is_running=self._is_running)
+        self.library = LibraryView(store, service=self.service)
         self.editor: ParamEditor | None = None
         window.set_library_widget(self.library, "Library")
         window.configureRequested.connect(self.configure)
@@ -58,7 +64,6 @@ class LibraryController(QObject):
     def set_manager(self, manager: Any | None) -> None:
         """Follow the instance manager, so the editor knows when its model's server runs."""
         self._manager = manager
-        self.library.set_activity_check(self._is_active if manager is not None else None)
         if manager is not None:
             manager.stateChanged.connect(self._on_state_changed)
 
@@ -122,14 +127,10 @@ class LibraryController(QObject):
     def _save_edit(self, model_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Save one edit of the editor. A change of custom flags is applied to the flags stored
         *now*, in one write transaction: a flag another process set meanwhile is not lost."""
-        if "custom_params" not in changes or self.editor is None:
-            return self._store.update_model(model_id, changes)
-        loaded = self.editor.param_model.config().get("custom_params") or {}  # before this edit
-        with self._store.transaction():
-            stored = self._store.get_model(model_id)
-            current = stored.get("custom_params") if stored is not None else None
-            merged = library.merge_custom_params(current, loaded, changes["custom_params"] or {})
-            return self._store.update_model(model_id, {**changes, "custom_params": merged or None})
+        loaded: dict[str, Any] = {}
+        if "custom_params" in changes and self.editor is not None:
+            loaded = self.editor.param_model.config().get("custom_params") or {}  # before this edit
+        return self.service.save_edit(model_id, changes, loaded)
 
     def _set_title(self, name: str | None) -> None:
         if self.editor is not None:
@@ -175,8 +176,14 @@ class LibraryController(QObject):
 
     # ------------------------------------------------------------------------------------------
     def _is_active(self, name: str) -> bool:
+        """Whether the instance manager has an active instance of ``name``."""
         instance = self._manager.instance(name) if self._manager is not None else None
         return instance is not None and instance.state in ACTIVE_STATES
+
+    def _is_running(self, name: str) -> bool:
+        """The library's ``is_running``: this window's manager, else the process records (a server
+        of another llamadash, or one whose start the manager has not reported yet)."""
+        return self._is_active(name) or running_by_process_records(name)
 
     def _editing(self) -> dict[str, Any] | None:
         if self.editor is None or self.editor.model_id is None:

@@ -3,19 +3,20 @@
 :class:`LibraryView` lists the library (name, type, status, source), filters it by status and
 type, and adds models from ``.gguf`` files (file dialog or drag and drop), from a Hugging Face
 spec, from a pasted llama-server command line, or from a directory scan. It duplicates, renames
-and deletes entries and shows the GGUF metadata of the selected model. Storage goes through a
-:class:`LibraryService` it is given (the ``llamadash.core.database`` module is one); the view never
-opens the database itself. While the library is empty it explains, in place of the list, the ways
-to add a model.
+and deletes entries and shows the GGUF metadata of the selected model. Every change goes through
+the core's :class:`~llamadash.core.library_service.Library`, which owns the rules (the CLI uses the
+same one); the view keeps the dialogs and shows the service's refusals. Storage is a
+:class:`~llamadash.core.library_service.LibraryStore` it is given (the ``llamadash.core.database``
+module is one); the view never opens the database itself. While the library is empty it explains,
+in place of the list, the ways to add a model.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -58,8 +59,20 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import library
 from llamadash.core.library import ModelInfo, ScanResult
+from llamadash.core.messages import format_size
+from llamadash.core.library_service import (
+    AddReport,
+    Added,
+    InvalidSource,
+    IsRunning,
+    Library,
+    LibraryError,
+    LibraryStore,
+    ModelRunning,
+    NoModelsFound,
+    running_by_process_records,
+)
 from llamadash.core.params import SOURCE_LABELS, CommandLineError
-from llamadash.core.states import ACTIVE_STATES
 from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -75,34 +88,6 @@ EMPTY_TEXT = (
     "<b>Add ▸ Hugging Face repo…</b> — a model llama-server downloads on its first start<br>"
     "<b>Add ▸ Command line…</b> — paste a <code>llama-server …</code> line you already use</p>"
 )
-
-
-class LibraryService(Protocol):
-    """Where the library is stored. ``llamadash.core.database`` satisfies it.
-
-    Each call may raise an exception whose message is meant for the user (``DatabaseError``);
-    the view shows it and leaves the library as it was.
-    """
-
-    def get_models(self) -> list[dict[str, Any]]:
-        """Every library entry: dicts of columns (``id``, ``name``, ``type``, ``status``...)."""
-        ...
-
-    def save_model(self, model: Mapping[str, Any]) -> int:
-        """Add an entry; returns its id."""
-        ...
-
-    def update_model(self, model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Change some columns of an entry; returns the entry."""
-        ...
-
-    def delete_model(self, model_id: int) -> bool:
-        """Remove an entry; returns whether it existed."""
-        ...
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """One write transaction: what is read inside cannot change before it commits."""
-        ...
 
 
 def source_text(model: Mapping[str, Any]) -> str:
@@ -325,7 +310,7 @@ class ScanDialog(QDialog):
             self.table.setItem(row, 0, name)
             self.table.setItem(row, 1, QTableWidgetItem(info.quantization or "n/a"))
             self.table.setItem(row, 2, QTableWidgetItem(library.format_count(info.parameter_count)))
-            size = library.format_size(info.size_bytes)
+            size = format_size(info.size_bytes)
             if info.expected_parts > 1:
                 size += f" ({len(info.parts)} of {info.expected_parts} parts)"
             self.table.setItem(row, 3, QTableWidgetItem(size))
@@ -405,8 +390,11 @@ class LibraryView(QWidget):
     """The model library.
 
     Args:
-        service: where the library is stored (see :class:`LibraryService`).
+        store: where the library is stored (see :class:`~llamadash.core.library_service.LibraryStore`).
         parent: the parent widget.
+        service: the library service to change it through (default: one over ``store`` that asks
+            the process records whether a model runs; the window gives it its instance manager's
+            check with :meth:`set_running_check`).
     """
 
     #: The selection changed: the selected model dict, or ``None``.
@@ -416,10 +404,12 @@ class LibraryView(QWidget):
     #: Entries were added, renamed, duplicated or deleted (the list has been re-read).
     libraryChanged = Signal()
 
-    def __init__(self, service: LibraryService, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, store: LibraryStore, parent: QWidget | None = None, *, service: Library | None = None
+    ) -> None:
         super().__init__(parent)
-        self._service = service
-        self._is_active: Callable[[str], bool] | None = None
+        self._store = store
+        self.service = service if service is not None else Library(store, running_by_process_records)
         self._info_cache: dict[tuple[str, int, int], ModelInfo] = {}
         self.setAcceptDrops(True)
 
@@ -533,7 +523,7 @@ class LibraryView(QWidget):
         """Re-read the library; keeps (or moves to ``select_id``) the selection."""
         keep = select_id if select_id is not None else (self.selected_model() or {}).get("id")
         try:
-            models = self._service.get_models()
+            models = self._store.get_models()
         except Exception as exc:
             self._show_error("The library could not be read", str(exc))
             return
@@ -593,9 +583,6 @@ class LibraryView(QWidget):
 
     def _apply_filter(self, *_: Any) -> None:
         self.proxy.set_filter(self.status_filter.currentData(), self.type_filter.currentData())
-
-    def _names(self) -> list[str]:
-        return [str(m.get("name", "")) for m in self.table_model.models()]
 
     # ------------------------------------------------------------------------------------------
     # details
@@ -666,46 +653,14 @@ class LibraryView(QWidget):
             self.modelActivated.emit(model)
 
     # ------------------------------------------------------------------------------------------
-    # adding
-    def _save(self, model: dict[str, Any], *, new_port: bool = False) -> int | None:
-        """Store a new entry. Without a port (or with ``new_port``: a duplicate), it takes the
-        lowest one no other entry uses, so several models can run at once unedited."""
-        try:  # the port choice and the insert are one write transaction (another process may add too)
-            return library.add_model(self._service, model, new_port=new_port)
-        except Exception as exc:
-            self._show_error("The model was not added", str(exc))
-            return None
-
+    # adding (the service's rules; the view shows what it refused)
     def add_files(self, paths: Iterable[str | os.PathLike[str]]) -> list[int]:
         """Add ``.gguf`` files (any part of a split model adds the model once); returns new ids.
 
-        Projector files and files that are not readable GGUF are refused with a message.
+        Files that are not readable GGUF models, projectors and files already in the library are
+        refused with one message that says why for each.
         """
-        names = self._names()
-        models = self._service.get_models()
-        added: list[int] = []
-        done: set[Path] = set()
-        refused: list[str] = []
-        for raw in paths:
-            info = library.read_model_info(raw)
-            if info.path in done:
-                continue
-            done.add(info.path)
-            refusal = library.model_file_refusal(info)
-            if refusal is None and (entry := library.entry_of_file(info, models)) is not None:
-                refusal = f"already in the library as {entry!r} (Duplicate makes a second entry)"
-            if refusal is not None:
-                refused.append(f"{raw}: {refusal}")
-                continue
-            model = library.new_model_from_file(info, names)
-            model_id = self._save(model)
-            if model_id is not None:
-                added.append(model_id)
-                names.append(model["name"])
-        if refused:
-            self._show_error("Some files were not added", "\n".join(refused))
-        self._after_add(added)
-        return added
+        return self._show_report(self._adding(lambda: self.service.add_files(paths)))
 
     def add_hf_spec(self, text: str, name: str | None = None) -> int | None:
         """Add a model that llama-server downloads from Hugging Face (``user/model[:quant]``).
@@ -713,54 +668,53 @@ class LibraryView(QWidget):
         Raises:
             ValueError: ``text`` is not such a spec.
         """
-        spec = library.parse_hf_spec(text)
-        model_id = self._save(library.new_model_from_hf(spec, self._names(), name or None))
-        self._after_add([model_id] if model_id is not None else [])
-        return model_id
+        return self._add_one(lambda: self.service.add_hf(text, name or None), raises=(InvalidSource,))
 
     def add_command_line(self, text: str, name: str | None = None) -> int | None:
-        """Add a model configured by a pasted llama-server command line.
+        """Add a model configured by a pasted llama-server command line (paths made absolute).
 
         Raises:
             CommandLineError: the command line cannot be read; the message says why.
         """
-        return self.add_config(library.config_from_command_line(text), name)
+        return self._add_one(
+            lambda: self.service.add_command_line(text, name or None), raises=(CommandLineError,)
+        )
 
     def add_config(self, config: Mapping[str, Any], name: str | None = None) -> int | None:
-        """Add a parsed configuration: ``type`` from the model file's header when it has one."""
-        model = dict(config)
-        info = self.model_info(model)
-        model_type = info.architecture if info is not None and info.architecture else library.UNKNOWN_TYPE
-        if not name:
-            if info is not None and not info.error:
-                name = info.display_name
-            elif model.get("hf_repo"):
-                try:
-                    name = library.parse_hf_spec(str(model["hf_repo"])).suggested_name
-                except ValueError:
-                    name = str(model["hf_repo"])
-            else:
-                source = library.model_source(model)
-                name = Path(source[1]).stem if source else "imported model"
-        model.update(
-            name=library.unique_name(name, self._names()), type=model_type, status=library.NEW_MODEL_STATUS
-        )
-        model_id = self._save(model)
-        self._after_add([model_id] if model_id is not None else [])
-        return model_id
+        """Add a parsed configuration: ``type`` (and the name) from the model file's header when it has one."""
+        return self._add_one(lambda: self.service.add_config(config, name or None))
 
     def add_scanned(self, chosen: Iterable[tuple[ModelInfo, Path | None]]) -> list[int]:
         """Add models picked from a directory scan, each with its projector (``mmproj``)."""
-        names = self._names()
-        added = []
-        for info, projector in chosen:
-            model = library.new_model_from_file(info, names, projector)
-            model_id = self._save(model)
-            if model_id is not None:
-                added.append(model_id)
-                names.append(model["name"])
-        self._after_add(added)
-        return added
+        return self._show_report(self._adding(lambda: self.service.add_scanned(chosen)))
+
+    def _adding(self, add: Callable[[], AddReport]) -> AddReport:
+        try:
+            report = add()
+        except Exception as exc:  # the database refused (a full disk...): nothing more was added
+            self._show_error("The model was not added", str(exc))
+            return AddReport()
+        return report
+
+    def _show_report(self, report: AddReport) -> list[int]:
+        if report.refused:
+            self._show_error("Some files were not added", "\n".join(str(e) for e in report.refused))
+        self._after_add(report.ids)
+        return report.ids
+
+    def _add_one(self, add: Callable[[], Added], raises: tuple[type[Exception], ...] = ()) -> int | None:
+        """Run one add of the service; a refusal is shown, except one of ``raises`` (the caller's)."""
+        try:
+            added = add()
+        except raises:
+            raise
+        except Exception as exc:  # the service's refusal (a name taken...) or the database's
+            self._show_error("The model was not added", str(exc))
+            return None
+        if added.note is not None:
+            self._show_info("Already in the library", added.note)
+        self._after_add([added.id])
+        return added.id
 
     def _after_add(self, added: list[int]) -> None:
         if not added:
@@ -797,12 +751,12 @@ class LibraryView(QWidget):
                 return
         root = Path(directory)
         try:
-            result = library.scan_directory(root)
-        except OSError as exc:
-            self._show_error("The directory could not be scanned", str(exc))
+            result = self.service.scan(root)
+        except NoModelsFound as exc:
+            self._show_error("No models found", str(exc))
             return
-        if not result.models:
-            self._show_error("No models found", f"{root} holds no readable .gguf models.")
+        except LibraryError as exc:
+            self._show_error("The directory could not be scanned", str(exc))
             return
         dialog = ScanDialog(result, root, self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
@@ -811,35 +765,32 @@ class LibraryView(QWidget):
     # ------------------------------------------------------------------------------------------
     # changing
     def duplicate_selected(self) -> int | None:
-        """Copy the selected entry as "name (copy)", stopped; returns the new id."""
+        """Copy the selected entry as "name (copy)", stopped, on a port of its own; returns the new id."""
         model = self.selected_model()
         if model is None:
             return None
-        model_id = self._save(library.duplicate_model(model, self._names()), new_port=True)
-        self._after_add([model_id] if model_id is not None else [])
-        return model_id
+        return self._add_one(lambda: self.service.duplicate(int(model["id"])))
 
-    def set_activity_check(self, is_active: Callable[[str], bool] | None) -> None:
-        """Ask ``is_active(name)`` (the instance manager) whether a model's server runs.
+    def set_running_check(self, is_running: IsRunning) -> None:
+        """Ask ``is_running(name)`` whether a model's server runs (the window's: its instance
+        manager, and the process records). A running model is neither renamed nor deleted: that
+        would leave its server without its library entry."""
+        self.service.set_running_check(is_running)
 
-        The status column is what the database said when the list was last read; renaming or
-        deleting a model whose server runs would leave that server without its library entry.
-        """
-        self._is_active = is_active
-
-    def _runs(self, model: Mapping[str, Any]) -> bool:
-        name = str(model.get("name", ""))
-        if self._is_active is not None:
-            return bool(self._is_active(name))
-        return model.get("status") in ACTIVE_STATES
+    def _refused_while_running(self, model: Mapping[str, Any], doing: str) -> bool:
+        try:
+            self.service.refuse_if_running(model, doing)
+        except ModelRunning as exc:
+            self._show_error("The model is running", exc.advice)
+            return True
+        return False
 
     def rename_selected(self, new_name: str | None = None) -> bool:
         """Rename the selected entry (asks for the name when not given); not while its server runs."""
         model = self.selected_model()
         if model is None:
             return False
-        if self._runs(model):
-            self._show_error("The model is running", f"Stop {model.get('name', '')} before renaming it.")
+        if self._refused_while_running(model, "renaming"):  # before asking for a name in vain
             return False
         if new_name is None:
             new_name = self._ask_text("Rename model", "New name:", str(model.get("name", "")))
@@ -849,7 +800,10 @@ class LibraryView(QWidget):
         if not new_name or new_name == model.get("name"):
             return False
         try:
-            self._service.update_model(model["id"], {"name": new_name})
+            self.service.rename(int(model["id"]), new_name)
+        except ModelRunning as exc:
+            self._show_error("The model is running", exc.advice)
+            return False
         except Exception as exc:
             self._show_error("The model was not renamed", str(exc))
             return False
@@ -863,8 +817,7 @@ class LibraryView(QWidget):
         if model is None:
             return False
         name = model.get("name", "")
-        if self._runs(model):
-            self._show_error("The model is running", f"Stop {name} before deleting it.")
+        if self._refused_while_running(model, "deleting"):
             return False
         question = (
             f"Delete {name} from the library?\n\nIts settings are removed; the model file stays on disk."
@@ -872,7 +825,10 @@ class LibraryView(QWidget):
         if confirm and not self._confirm("Delete model", question):
             return False
         try:
-            self._service.delete_model(model["id"])
+            self.service.delete(int(model["id"]))
+        except ModelRunning as exc:
+            self._show_error("The model is running", exc.advice)
+            return False
         except Exception as exc:
             self._show_error("The model was not deleted", str(exc))
             return False
@@ -931,3 +887,6 @@ class LibraryView(QWidget):
 
     def _show_error(self, title: str, text: str) -> None:
         QMessageBox.warning(self, title, text)
+
+    def _show_info(self, title: str, text: str) -> None:
+        QMessageBox.information(self, title, text)

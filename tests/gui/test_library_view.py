@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDialog, QDialogButtonBox
+from support import recorded_llama_server
 
 from llamadash.core import database
 from llamadash.ui import library_view
@@ -305,13 +306,19 @@ def test_delete_asks_first(view: LibraryView, db, tiny_model: Path):
     assert tiny_model.exists()
 
 
-def test_a_running_model_is_not_deleted(view: LibraryView, db, tiny_model: Path):
+def test_a_running_model_is_not_deleted(view: LibraryView, db, tiny_model: Path, tmp_path: Path):
+    # running as every llamadash sees it: a live llama-server process in the process records (the
+    # status column alone is what the database said when the list was read; it may be stale)
     model_id = view.add_files([tiny_model])[0]
     db.update_model(model_id, {"status": "running"})
     view.refresh()
-    assert view.delete_selected(confirm=False) is False
-    assert db.get_model(model_id) is not None
-    assert view.errors[-1][0] == "The model is running"
+    with recorded_llama_server(tmp_path, "tiny-test-llama"):
+        assert view.delete_selected(confirm=False) is False
+        assert db.get_model(model_id) is not None
+        assert view.errors[-1] == ("The model is running", "Stop tiny-test-llama before deleting it.")
+        assert view.rename_selected("renamed") is False
+        assert view.errors[-1] == ("The model is running", "Stop tiny-test-llama before renaming it.")
+    assert view.delete_selected(confirm=False) is True  # its server is gone: the status was stale
 
 
 # ------------------------------------------------------------------------------------------------
