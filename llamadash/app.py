@@ -154,8 +154,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         db.init_database(db_path)
         store = cast(settings_mod.MetadataStore, db)
         settings = _start_at_login_as_found(settings_mod.load_settings(store))
-        if settings.history_minutes != db.METRICS_RETENTION_MINUTES:
-            db.init_database(db_path, retention_minutes=settings.history_minutes, record_start=False)
+        db.set_retention_minutes(settings.history_minutes)  # the database stays open
         history = db.get_metrics_history(settings.history_minutes)
         events = events_mod.load_events(store, window_minutes=settings.history_minutes)
     except (db.DatabaseError, OSError) as exc:
@@ -168,7 +167,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
 
     def set_retention(minutes: float) -> None:
         try:
-            db.init_database(db_path, retention_minutes=minutes, record_start=False)
+            db.set_retention_minutes(minutes)  # from the next save on, on the same connections
         except db.DatabaseError as exc:
             _log.warning("cannot change how long metrics are kept: %s", exc)
 

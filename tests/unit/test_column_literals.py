@@ -1,0 +1,127 @@
+"""No ``models`` parameter column is written as a string literal outside the schema and the database.
+
+The parameter schema (``llamadash/core/params/schema.toml``) is the one home of what a column is:
+code elsewhere names columns through what :mod:`llamadash.core.params` derives from it
+(``SOURCE_COLUMNS``, ``SECRET_COLUMNS``, ``COLUMN.port``, ...). A literal ``"hf_repo"`` in a view is
+a copy of that knowledge that the schema cannot see: rename or retire the row and the view quietly
+reads ``None``. This test finds every such literal (with :mod:`ast`, so comments and parts of
+longer strings do not count) and fails naming file and line.
+
+:data:`ALLOWED` lists the literals that are there today, each to be replaced and then removed from
+the list; a second test fails when an entry is no longer needed, so the list only shrinks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from llamadash.core.params import load_schema
+
+PACKAGE = Path(__file__).resolve().parents[2] / "llamadash"
+#: Where column names belong: the schema and what it generates, and the database built from it.
+EXEMPT = ("core/params/", "core/db/")
+
+#: ``(path under llamadash/, literal)`` written today outside the schema, in files of other work in
+#: progress; replace each by an import from ``llamadash.core.params`` (``COLUMN.port``, ``SOURCE_COLUMNS``,
+#: ``first_api_key``, ...) and delete its entry. Not a place for new ones.
+ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {
+        # the CLI: a model's port in `models list`/`run`
+        ("cli.py", "port"),
+        # launch planning (core/launch.py): what the plan reads from a configuration
+        ("core/launch.py", "api_prefix"),
+        ("core/launch.py", "host"),
+        ("core/launch.py", "log_disable"),
+        ("core/launch.py", "log_verbose"),
+        ("core/launch.py", "metrics_enabled"),
+        ("core/launch.py", "model_path"),
+        ("core/launch.py", "port"),
+        ("core/launch.py", "ssl_cert_file"),
+        ("core/launch.py", "ssl_key_file"),
+        # the library's rules: new entries from a file or a Hugging Face spec, ports, projectors
+        ("core/library.py", "hf_repo"),
+        ("core/library.py", "mmproj"),
+        ("core/library.py", "model_path"),
+        ("core/library.py", "port"),
+        ("core/library_service.py", "hf_repo"),
+        ("core/library_service.py", "model_path"),
+        # not the columns: keys of a process record (the JSON pidfile), which happen to match
+        ("core/pidfile.py", "host"),
+        ("core/pidfile.py", "port"),
+        # the manager (being rewritten): _first_api_key (-> core.params.first_api_key) and launch
+        ("services/manager.py", "api_key"),
+        ("services/manager.py", "api_key_file"),
+        ("services/manager.py", "api_prefix"),
+        ("services/manager.py", "host"),
+        ("services/manager.py", "log_disable"),
+        ("services/manager.py", "log_verbose"),
+        ("services/manager.py", "metrics_enabled"),
+        ("services/manager.py", "model_path"),
+        ("services/manager.py", "port"),
+        ("services/manager.py", "ssl_cert_file"),
+        ("services/manager.py", "ssl_key_file"),
+        # the instances table's "port" column key and the instances' ports
+        ("ui/instances_view.py", "port"),
+        # the library view: a model's file, its projector, where a remote model comes from
+        ("ui/library_view.py", "docker_repo"),
+        ("ui/library_view.py", "hf_repo"),
+        ("ui/library_view.py", "mmproj"),
+        ("ui/library_view.py", "model_path"),
+        ("ui/library_view.py", "model_url"),
+        # not the column: the *setting* models_dir (core/settings.py), whose name matches
+        ("ui/main_window.py", "models_dir"),
+        # the transfer dialog's preview shows a model file by its name
+        ("ui/transfer_dialog.py", "model_path"),
+    }
+)
+
+
+def _parameter_columns() -> frozenset[str]:
+    """The ``models`` columns that are llama-server parameters (not ``name``, ``status``, ...)."""
+    return frozenset(load_schema().columns)
+
+
+def column_literals(package: Path = PACKAGE) -> dict[tuple[str, str], list[int]]:
+    """``(path under the package, literal)`` -> the lines where a parameter column is a literal."""
+    columns = _parameter_columns()
+    found: dict[tuple[str, str], list[int]] = {}
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(EXEMPT):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in columns:
+                found.setdefault((relative, node.value), []).append(node.lineno)
+    return found
+
+
+def test_no_new_column_literals_outside_the_schema() -> None:
+    new = {key: lines for key, lines in column_literals().items() if key not in ALLOWED}
+    listing = [
+        f"llamadash/{path}:{line}: {literal!r}"
+        for (path, literal), lines in new.items()
+        for line in sorted(lines)
+    ]
+    assert listing == [], (
+        "parameter columns written as literals outside llamadash/core/params and core/db; use "
+        "llamadash.core.params (COLUMN.<name>, SOURCE_COLUMNS, SECRET_COLUMNS, ...):\n" + "\n".join(listing)
+    )
+
+
+def test_the_allowed_list_only_holds_literals_that_are_still_there() -> None:
+    gone = sorted(ALLOWED - set(column_literals()))
+    assert gone == [], f"no longer written, delete from ALLOWED: {gone}"
+
+
+def test_the_check_sees_a_new_literal(tmp_path: Path) -> None:
+    """A literal in a new module is found with its line; one in core/params or a comment is not."""
+    package = tmp_path / "llamadash"
+    (package / "ui").mkdir(parents=True)
+    (package / "core" / "params").mkdir(parents=True)
+    (package / "ui" / "new_view.py").write_text(
+        '# "ctx_size" in a comment is fine\nTITLE = "ctx_size is the context"\nKEY = "ctx_size"\n'
+    )
+    (package / "core" / "params" / "rows.py").write_text('KEY = "ctx_size"\n')
+    assert column_literals(package) == {("ui/new_view.py", "ctx_size"): [3]}
