@@ -1,8 +1,10 @@
 """The user's settings: declared once as data, stored as text in the database's ``metadata`` table.
 
-Every setting is a row of :data:`SPECS` (key, type, default, title, limits), in the manner of
-Picard's ``options.py``: the settings dialog, loading, saving and validation all read that one
-table. A value that was never stored is its default. A stored value that cannot be parsed (a hand
+Every setting is declared once, as a field of the frozen dataclass :class:`Settings`: its type is
+the annotation, its default and the rest (metadata key, title, help, dialog section, limits, unit)
+are what :func:`setting` puts in the field's metadata. :data:`SPECS` is made from those fields, in
+the manner of Picard's ``options.py``: the settings dialog, loading, saving and validation all read
+that one table. A value that was never stored is its default. A stored value that cannot be parsed (a hand
 edit, an older llamadash) falls back to the default with a log message instead of failing the start.
 
 Pure Python, no Qt::
@@ -40,6 +42,7 @@ __all__ = [
     "check_value",
     "load_settings",
     "save_settings",
+    "setting",
     "validate_settings",
 ]
 
@@ -80,7 +83,7 @@ class MetadataStore(Protocol):
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """One setting, declared once.
+    """One setting's declaration, as :data:`SPECS` lists it (made from the fields of :class:`Settings`).
 
     Attributes:
         name: The field of :class:`Settings`.
@@ -89,6 +92,7 @@ class SettingSpec:
         default: The value when nothing is stored.
         title: The label the settings dialog shows.
         help: One sentence for the dialog's tooltip.
+        group: The settings dialog's section that shows it.
         minimum: The smallest number allowed (numbers only).
         maximum: The largest number allowed (numbers only).
         choices: The allowed values (``choice`` only).
@@ -101,163 +105,172 @@ class SettingSpec:
     default: Any
     title: str
     help: str = ""
+    group: str = ""
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     unit: str = ""
 
 
-SPECS: tuple[SettingSpec, ...] = (
-    SettingSpec(
-        name="llama_server_path",
-        key=LLAMA_SERVER_PATH_KEY,
-        kind="file",
-        default="",
-        title="llama-server binary",
-        help="The llama-server executable to run; empty finds one on PATH and in the usual places.",
-    ),
-    SettingSpec(
-        name="models_dir",
-        key="models_dir",
-        kind="dir",
-        default="",
-        title="Models directory",
-        help="Where your .gguf files are; the disk chart shows this disk. Empty: the data directory's disk.",
-    ),
-    SettingSpec(
-        name="sample_interval_s",
-        key="sample_interval_s",
-        kind="float",
-        default=1.0,
-        title="Sample interval",
-        help="Seconds between two metrics samples.",
-        minimum=SAMPLE_INTERVAL_MIN_S,
-        maximum=SAMPLE_INTERVAL_MAX_S,
-        unit="s",
-    ),
-    SettingSpec(
-        name="history_minutes",
-        key="history_minutes",
-        kind="int",
-        default=10,
-        title="History window",
-        help="Minutes of metrics the charts show and the database keeps.",
-        minimum=HISTORY_MIN_MINUTES,
-        maximum=HISTORY_MAX_MINUTES,
-        unit="min",
-    ),
-    SettingSpec(
-        name="theme_preference",
-        key="theme_preference",
-        kind="choice",
-        default="system",
-        title="Theme",
-        help="Light, dark, or whatever the desktop uses.",
-        choices=THEMES,
-    ),
-    SettingSpec(
-        name="chart_theme_follows_app",
-        key="chart_theme_follows_app",
-        kind="bool",
-        default=True,
-        title="Charts follow the app theme",
-        help="Off: charts keep pyqtgraph's classic black background whatever the theme.",
-    ),
-    SettingSpec(
-        name="start_minimized",
-        key="start_minimized",
-        kind="bool",
-        default=False,
-        title="Start minimized to the tray",
-        help="Open with the window hidden in the system tray (minimized where there is no tray).",
-    ),
-    SettingSpec(
-        name="close_to_tray",
-        key="close_to_tray",
-        kind="bool",
-        default=False,
-        title="Close to the tray",
-        help="Closing the window hides it in the tray; quit from the tray or the File menu.",
-    ),
-    SettingSpec(
-        name="stop_on_quit",
-        key="stop_on_quit",
-        kind="bool",
-        default=True,
-        title="Stop instances on quit",
-        help="Stop every llama-server llamadash started when llamadash quits.",
-    ),
-    SettingSpec(
-        name="start_at_login",
-        key="start_at_login",
-        kind="bool",
-        default=False,
-        title="Start at login",
-        help="Open llamadash (minimized to the tray) when you log in to this computer.",
-    ),
-    SettingSpec(
-        name="notifications",
-        key="notifications",
-        kind="bool",
-        default=True,
-        title="Tray notifications",
-        help="Tell me when a model is ready, crashes, or a threshold below is crossed.",
-    ),
-    SettingSpec(
-        name="gpu_temp_alert_c",
-        key="gpu_temp_alert_c",
-        kind="int",
-        default=85,
-        title="GPU temperature alert",
-        help="Notify when the GPU reaches this temperature (°C); again only after it cooled 5 °C.",
-        minimum=40,
-        maximum=120,
-        unit="°C",
-    ),
-    SettingSpec(
-        name="vram_alert_percent",
-        key="vram_alert_percent",
-        kind="int",
-        default=95,
-        title="VRAM alert",
-        help="Notify when this much of the GPU memory is in use (%); again only after it fell 5 points.",
-        minimum=10,
-        maximum=100,
-        unit="%",
-    ),
-    SettingSpec(
-        name="ram_alert_percent",
-        key="ram_alert_percent",
-        kind="int",
-        default=95,
-        title="RAM alert",
-        help="Notify when this much of the system memory is in use (%); again only after it fell 5 points.",
-        minimum=10,
-        maximum=100,
-        unit="%",
-    ),
-)
-_BY_NAME = {spec.name: spec for spec in SPECS}
+#: The key of a :class:`Settings` field's metadata that holds what :func:`setting` declared.
+_DECLARED = "llamadash.setting"
+#: The kind a field's annotation gives when :func:`setting` names none.
+_KIND_OF_TYPE = {"bool": "bool", "int": "int", "float": "float", "str": "str"}
+
+
+def setting(
+    default: Any,
+    *,
+    title: str,
+    help: str,
+    group: str,
+    kind: str | None = None,
+    key: str | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] = (),
+    unit: str = "",
+) -> Any:
+    """A field of :class:`Settings`: its default, and the rest of its declaration in the field's metadata.
+
+    Args:
+        default: The value when nothing is stored.
+        title: The label the settings dialog shows.
+        help: One sentence for the dialog's tooltip.
+        group: The dialog's section.
+        kind: ``file`` or ``dir`` for a path; None: ``choice`` when ``choices`` are given, else the
+            field's type (``bool``, ``int``, ``float``, ``str``).
+        key: The ``metadata`` key; None: the field's name.
+        minimum: The smallest number allowed (numbers only).
+        maximum: The largest number allowed (numbers only).
+        choices: The allowed values.
+        unit: What a number counts.
+    """
+    declared = {
+        "kind": kind or ("choice" if choices else None),
+        "key": key,
+        "title": title,
+        "help": help,
+        "group": group,
+        "minimum": minimum,
+        "maximum": maximum,
+        "choices": choices,
+        "unit": unit,
+    }
+    return dataclasses.field(default=default, metadata={_DECLARED: declared})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting with its value; the defaults are :data:`SPECS`' defaults."""
+    """Every setting with its value, each declared once here: type, default, title, limits.
 
-    llama_server_path: str = ""
-    models_dir: str = ""
-    sample_interval_s: float = 1.0
-    history_minutes: int = 10
-    theme_preference: str = "system"
-    chart_theme_follows_app: bool = True
-    start_minimized: bool = False
-    close_to_tray: bool = False
-    stop_on_quit: bool = True
-    start_at_login: bool = False
-    notifications: bool = True
-    gpu_temp_alert_c: int = 85
-    vram_alert_percent: int = 95
-    ram_alert_percent: int = 95
+    The declarations (:func:`setting`) become :data:`SPECS`, which the dialog, loading, saving and
+    validation read.
+    """
+
+    llama_server_path: str = setting(
+        "",
+        kind="file",
+        key=LLAMA_SERVER_PATH_KEY,
+        title="llama-server binary",
+        help="The llama-server executable to run; empty finds one on PATH and in the usual places.",
+        group="llama-server",
+    )
+    models_dir: str = setting(
+        "",
+        kind="dir",
+        title="Models directory",
+        help="Where your .gguf files are; the disk chart shows this disk. Empty: the data directory's disk.",
+        group="llama-server",
+    )
+    sample_interval_s: float = setting(
+        1.0,
+        title="Sample interval",
+        help="Seconds between two metrics samples.",
+        group="Monitoring",
+        minimum=SAMPLE_INTERVAL_MIN_S,
+        maximum=SAMPLE_INTERVAL_MAX_S,
+        unit="s",
+    )
+    history_minutes: int = setting(
+        10,
+        title="History window",
+        help="Minutes of metrics the charts show and the database keeps.",
+        group="Monitoring",
+        minimum=HISTORY_MIN_MINUTES,
+        maximum=HISTORY_MAX_MINUTES,
+        unit="min",
+    )
+    theme_preference: str = setting(
+        "system",
+        title="Theme",
+        help="Light, dark, or whatever the desktop uses.",
+        group="Appearance",
+        choices=THEMES,
+    )
+    chart_theme_follows_app: bool = setting(
+        True,
+        title="Charts follow the app theme",
+        help="Off: charts keep pyqtgraph's classic black background whatever the theme.",
+        group="Appearance",
+    )
+    start_minimized: bool = setting(
+        False,
+        title="Start minimized to the tray",
+        help="Open with the window hidden in the system tray (minimized where there is no tray).",
+        group="Behaviour",
+    )
+    close_to_tray: bool = setting(
+        False,
+        title="Close to the tray",
+        help="Closing the window hides it in the tray; quit from the tray or the File menu.",
+        group="Behaviour",
+    )
+    stop_on_quit: bool = setting(
+        True,
+        title="Stop instances on quit",
+        help="Stop every llama-server llamadash started when llamadash quits.",
+        group="Behaviour",
+    )
+    start_at_login: bool = setting(
+        False,
+        title="Start at login",
+        help="Open llamadash (minimized to the tray) when you log in to this computer.",
+        group="Behaviour",
+    )
+    notifications: bool = setting(
+        True,
+        title="Tray notifications",
+        help="Tell me when a model is ready, crashes, or a threshold below is crossed.",
+        group="Notifications",
+    )
+    gpu_temp_alert_c: int = setting(
+        85,
+        title="GPU temperature alert",
+        help="Notify when the GPU reaches this temperature (°C); again only after it cooled 5 °C.",
+        group="Notifications",
+        minimum=40,
+        maximum=120,
+        unit="°C",
+    )
+    vram_alert_percent: int = setting(
+        95,
+        title="VRAM alert",
+        help="Notify when this much of the GPU memory is in use (%); again only after it fell 5 points.",
+        group="Notifications",
+        minimum=10,
+        maximum=100,
+        unit="%",
+    )
+    ram_alert_percent: int = setting(
+        95,
+        title="RAM alert",
+        help="Notify when this much of the system memory is in use (%); again only after it fell 5 points.",
+        group="Notifications",
+        minimum=10,
+        maximum=100,
+        unit="%",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (not validated: see :func:`validate_settings`)."""
@@ -266,6 +279,19 @@ class Settings:
     def changed_from(self, other: Settings) -> set[str]:
         """The names of the settings whose values differ from ``other``'s."""
         return {spec.name for spec in SPECS if getattr(self, spec.name) != getattr(other, spec.name)}
+
+
+def _spec_of(field: dataclasses.Field[Any]) -> SettingSpec:
+    declared = dict(field.metadata[_DECLARED])
+    type_name = field.type if isinstance(field.type, str) else field.type.__name__
+    kind = declared.pop("kind") or _KIND_OF_TYPE[type_name]
+    key = declared.pop("key") or field.name
+    return SettingSpec(name=field.name, key=key, kind=kind, default=field.default, **declared)
+
+
+#: Every setting's declaration, in the order of :class:`Settings`' fields (the dialog's order).
+SPECS: tuple[SettingSpec, ...] = tuple(_spec_of(field) for field in dataclasses.fields(Settings))
+_BY_NAME = {spec.name: spec for spec in SPECS}
 
 
 def spec(name: str) -> SettingSpec:

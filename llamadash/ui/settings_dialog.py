@@ -1,5 +1,7 @@
 """The settings dialog, built from the settings table (:data:`llamadash.core.settings.SPECS`).
 
+Its sections are the settings' ``group`` declarations, in the order the settings are declared.
+
 The dialog only edits values: it hands them to a ``save`` function (the window's, which stores them
 in the database) and stays open with the reason in red when that refuses them. Changing the theme
 previews it at once (``themePreviewRequested``); Cancel puts the previous theme back.
@@ -50,13 +52,15 @@ from llamadash.ui.theme import error_style_sheet
 
 __all__ = ["SettingsDialog", "describe_binary"]
 
-_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("llama-server", ("llama_server_path", "models_dir")),
-    ("Monitoring", ("sample_interval_s", "history_minutes")),
-    ("Appearance", ("theme_preference", "chart_theme_follows_app")),
-    ("Behaviour", ("start_minimized", "close_to_tray", "stop_on_quit", "start_at_login")),
-    ("Notifications", ("notifications", "gpu_temp_alert_c", "vram_alert_percent", "ram_alert_percent")),
-)
+
+def _groups() -> list[tuple[str, list[str]]]:
+    """The dialog's sections in the order of the settings, each with its settings' names."""
+    groups: dict[str, list[str]] = {}
+    for item in settings_mod.SPECS:
+        groups.setdefault(item.group, []).append(item.name)
+    return list(groups.items())
+
+
 _THEME_TEXT = {"system": "Follow the desktop", "light": "Light", "dark": "Dark"}
 #: How far a number field lets a person type. Far beyond every setting's limits, so that what is
 #: typed stays as typed (a spin box drops a keystroke past its range) and the limits are checked,
@@ -232,7 +236,7 @@ class SettingsDialog(QDialog):
         self._prober.done.connect(self._on_probe_done)
 
         layout = QVBoxLayout(self)
-        for title, names in _GROUPS:
+        for title, names in _groups():
             box = QGroupBox(title)
             form = QFormLayout(box)
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
+import typing
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,38 @@ def test_every_setting_is_declared_once_with_a_matching_field():
         assert item.title and item.help
         assert getattr(Settings(), item.name) == item.default
         settings.check_value(item.name, item.default)  # every default is allowed
+
+
+def test_each_spec_agrees_with_its_field():
+    """SPECS is made from the fields: name, default and type agree, and every field is declared."""
+    fields = {field.name: field for field in dataclasses.fields(Settings)}
+    assert [item.name for item in settings.SPECS] == list(fields)  # the dialog's order is the fields'
+    types = typing.get_type_hints(Settings)
+    python_type = {"bool": bool, "int": int, "float": float}
+    for item in settings.SPECS:
+        field = fields[item.name]
+        assert field.default == item.default, item.name
+        assert type(item.default) is types[item.name], item.name  # the default has the field's type
+        assert python_type.get(item.kind, str) is types[item.name], item.name
+        assert item.group, item.name
+        if item.kind in ("int", "float"):
+            assert item.minimum is not None and item.maximum is not None, item.name
+            assert item.minimum <= item.default <= item.maximum, item.name
+        else:
+            assert item.minimum is item.maximum is None, item.name
+        assert bool(item.choices) == (item.kind == "choice"), item.name
+    keys = [item.key for item in settings.SPECS]
+    assert len(keys) == len(set(keys))
+    assert settings.spec("llama_server_path").key == METADATA_KEY
+
+
+def test_a_field_without_a_declaration_is_refused():
+    """A field added to Settings without setting(...) fails at import, not later in the dialog."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Broken:
+        declared: int = settings.setting(1, title="t", help="h", group="g", minimum=0, maximum=2)
+        undeclared: int = 3
+
+    with pytest.raises(KeyError):
+        [settings._spec_of(field) for field in dataclasses.fields(Broken)]
