@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -25,14 +26,27 @@ def db():
     database.close_database()
 
 
+class RecordingView(LibraryView):
+    """The library view with its message boxes recorded (title, text) instead of shown."""
+
+    def __init__(self, store: Any) -> None:
+        self.errors: list[tuple[str, str]] = []
+        self.infos: list[tuple[str, str]] = []
+        super().__init__(store)
+
+    def _show_error(self, title: str, text: str) -> None:
+        self.errors.append((title, text))
+
+    def _show_info(self, title: str, text: str) -> None:
+        self.infos.append((title, text))
+
+
 @pytest.fixture
 def view(qtbot, db):
-    widget = LibraryView(db)
+    widget = RecordingView(db)
     qtbot.addWidget(widget)
     widget.resize(900, 600)
     widget.show()
-    widget.errors = []  # type: ignore[attr-defined]
-    widget._show_error = lambda title, text: widget.errors.append((title, text))  # type: ignore[method-assign]
     return widget
 
 
@@ -75,7 +89,7 @@ def drop_event(cls, paths: list[Path]):
 # adding
 
 
-def test_adding_the_tiny_gguf_fills_type_and_metadata(view: LibraryView, db, tiny_model: Path, qtbot):
+def test_adding_the_tiny_gguf_fills_type_and_metadata(view: RecordingView, db, tiny_model: Path, qtbot):
     with qtbot.waitSignal(view.libraryChanged):
         added = view.add_files([tiny_model])
     stored = db.get_model(added[0])
@@ -96,7 +110,7 @@ def test_adding_the_tiny_gguf_fills_type_and_metadata(view: LibraryView, db, tin
 
 
 def test_adding_a_file_that_is_already_in_the_library_says_so_and_adds_nothing(
-    view: LibraryView, db, tiny_model: Path
+    view: RecordingView, db, tiny_model: Path
 ):
     # (it used to add "tiny-test-llama (copy)" silently; Duplicate is the way to a second entry,
     # with its own name and port: test_duplicate_copies_the_settings_under_a_new_name)
@@ -111,7 +125,7 @@ def test_adding_a_file_that_is_already_in_the_library_says_so_and_adds_nothing(
     ]
 
 
-def test_dropping_gguf_files_adds_them(view: LibraryView, db, tiny_model: Path, tmp_path: Path):
+def test_dropping_gguf_files_adds_them(view: RecordingView, db, tiny_model: Path, tmp_path: Path):
     text = tmp_path / "readme.txt"
     text.write_text("no model")
     _, enter = drop_event(QDragEnterEvent, [text])
@@ -126,7 +140,7 @@ def test_dropping_gguf_files_adds_them(view: LibraryView, db, tiny_model: Path, 
 
 
 def test_a_projector_or_broken_file_is_not_added_as_a_model(
-    view: LibraryView, db, tiny_model: Path, tmp_path: Path
+    view: RecordingView, db, tiny_model: Path, tmp_path: Path
 ):
     projector = shutil.copy(tiny_model, tmp_path / "mmproj-tiny.gguf")
     broken = tmp_path / "broken.gguf"
@@ -137,7 +151,7 @@ def test_a_projector_or_broken_file_is_not_added_as_a_model(
     assert "multimodal projector" in text and "not a GGUF file" in text
 
 
-def test_adding_one_part_adds_the_whole_split_model(view: LibraryView, db, tmp_path: Path):
+def test_adding_one_part_adds_the_whole_split_model(view: RecordingView, db, tmp_path: Path):
     parts = split_model(tmp_path)
     view.add_files([parts[1]])
     (model,) = db.get_models()
@@ -161,7 +175,7 @@ def test_hf_spec_dialog_accepts_only_a_spec(qtbot):
     assert dialog.name_edit.placeholderText() == "gemma-3-1b-it-Q4_K_M"
 
 
-def test_adding_from_an_hf_spec(view: LibraryView, db):
+def test_adding_from_an_hf_spec(view: RecordingView, db):
     model_id = view.add_hf_spec("ggml-org/gemma-3-1b-it-GGUF:Q4_K_M")
     stored = db.get_model(model_id)
     assert (stored["name"], stored["type"], stored["hf_repo"]) == (
@@ -187,12 +201,13 @@ def test_command_line_dialog_shows_errors_and_stays_open(qtbot):
     assert not dialog.error_label.isHidden()
 
 
-def test_adding_from_a_pasted_command_line(view: LibraryView, db, tiny_model: Path, qtbot):
+def test_adding_from_a_pasted_command_line(view: RecordingView, db, tiny_model: Path, qtbot):
     dialog = CommandLineDialog()
     qtbot.addWidget(dialog)
     dialog.text_edit.setPlainText(f"llama-server \\\n  -m {tiny_model} -c 4096 \\\n  --port 8081 --perf")
     dialog.accept()
     assert dialog.result() == QDialog.DialogCode.Accepted
+    assert dialog.config is not None
     model_id = view.add_config(dialog.config)
     stored = db.get_model(model_id)
     assert stored["type"] == "llama"  # read from the file the command line names
@@ -201,7 +216,7 @@ def test_adding_from_a_pasted_command_line(view: LibraryView, db, tiny_model: Pa
     assert stored["custom_params"] == {"--perf": True}
 
 
-def test_command_line_errors_reach_the_caller(view: LibraryView, db):
+def test_command_line_errors_reach_the_caller(view: RecordingView, db):
     with pytest.raises(ValueError, match="unexpected argument"):
         view.add_command_line("llama-server stray -m x.gguf")
     assert db.get_models() == []
@@ -240,7 +255,7 @@ def test_scan_dialog_lists_split_models_once_and_offers_projectors(qtbot, tmp_pa
 
 
 def test_scan_adds_the_checked_models_with_their_projector(
-    view: LibraryView, db, tmp_path: Path, tiny_model: Path, monkeypatch
+    view: RecordingView, db, tmp_path: Path, tiny_model: Path, monkeypatch
 ):
     root = make_models_dir(tmp_path / "models", tiny_model)
 
@@ -257,7 +272,7 @@ def test_scan_adds_the_checked_models_with_their_projector(
     assert dict(view.details_rows())["Projector"] == str(root / "qwen" / "mmproj-x.gguf")
 
 
-def test_scan_of_a_directory_without_models_says_so(view: LibraryView, tmp_path: Path):
+def test_scan_of_a_directory_without_models_says_so(view: RecordingView, tmp_path: Path):
     view.scan_dialog(tmp_path)
     assert view.errors == [("No models found", f"{tmp_path} holds no readable .gguf models.")]
 
@@ -266,7 +281,7 @@ def test_scan_of_a_directory_without_models_says_so(view: LibraryView, tmp_path:
 # duplicate, rename, delete
 
 
-def test_duplicate_copies_the_settings_under_a_new_name(view: LibraryView, db, tiny_model: Path):
+def test_duplicate_copies_the_settings_under_a_new_name(view: RecordingView, db, tiny_model: Path):
     original = view.add_files([tiny_model])[0]
     db.update_model(original, {"ctx_size": 8192, "status": "running"})
     view.refresh(select_id=original)
@@ -280,7 +295,7 @@ def test_duplicate_copies_the_settings_under_a_new_name(view: LibraryView, db, t
     assert view.selected_model()["id"] == second
 
 
-def test_rename(view: LibraryView, db, tiny_model: Path):
+def test_rename(view: RecordingView, db, tiny_model: Path):
     first = view.add_files([tiny_model])[0]
     view.add_hf_spec("user/other-GGUF")
     view.select_model(first)
@@ -293,10 +308,15 @@ def test_rename(view: LibraryView, db, tiny_model: Path):
     assert "already exists" in view.errors[-1][1]
 
 
-def test_delete_asks_first(view: LibraryView, db, tiny_model: Path):
+def test_delete_asks_first(view: RecordingView, db, tiny_model: Path):
     model_id = view.add_files([tiny_model])[0]
     asked = []
-    view._confirm = lambda title, text: asked.append(text) or False  # type: ignore[method-assign]
+
+    def refuse(title: str, text: str) -> bool:
+        asked.append(text)
+        return False
+
+    view._confirm = refuse  # type: ignore[method-assign]
     assert view.delete_selected() is False
     assert db.get_model(model_id) is not None
     assert "Delete tiny-test-llama" in asked[0] and "file stays on disk" in asked[0]
@@ -306,7 +326,7 @@ def test_delete_asks_first(view: LibraryView, db, tiny_model: Path):
     assert tiny_model.exists()
 
 
-def test_a_running_model_is_not_deleted(view: LibraryView, db, tiny_model: Path, tmp_path: Path):
+def test_a_running_model_is_not_deleted(view: RecordingView, db, tiny_model: Path, tmp_path: Path):
     # running as every llamadash sees it: a live llama-server process in the process records (the
     # status column alone is what the database said when the list was read; it may be stale)
     model_id = view.add_files([tiny_model])[0]
@@ -325,7 +345,7 @@ def test_a_running_model_is_not_deleted(view: LibraryView, db, tiny_model: Path,
 # filters and selection
 
 
-def test_filter_by_status_and_type(view: LibraryView, db):
+def test_filter_by_status_and_type(view: RecordingView, db):
     db.save_model({"name": "a", "type": "llama", "status": "running"})
     db.save_model({"name": "b", "type": "qwen3", "status": "stopped"})
     db.save_model({"name": "c", "type": "llama", "status": "stopped"})
@@ -347,7 +367,7 @@ def test_filter_by_status_and_type(view: LibraryView, db):
     assert view.visible_names() == ["a", "b", "c"]
 
 
-def test_selection_is_signalled_and_activation_opens(view: LibraryView, db, qtbot, tiny_model: Path):
+def test_selection_is_signalled_and_activation_opens(view: RecordingView, db, qtbot, tiny_model: Path):
     model_id = view.add_files([tiny_model])[0]
     view.table.clearSelection()
     assert view.selected_model() is None
@@ -365,7 +385,7 @@ def test_selection_is_signalled_and_activation_opens(view: LibraryView, db, qtbo
 # the first run: an empty library says how to fill it
 
 
-def test_an_empty_library_explains_how_to_add_models(view: LibraryView, db, tiny_model: Path, monkeypatch):
+def test_an_empty_library_explains_how_to_add_models(view: RecordingView, db, tiny_model: Path, monkeypatch):
     assert view.showing_empty_state and view.empty_state.isVisible() and not view.table.isVisible()
     text = view.empty_label.text()
     for way in ("Add ▸ GGUF file…", "drop .gguf files here", "Add ▸ Scan a directory…", "Hugging Face"):
@@ -378,18 +398,18 @@ def test_an_empty_library_explains_how_to_add_models(view: LibraryView, db, tiny
     assert [m["name"] for m in db.get_models()] == ["tiny-test-llama"]
     assert not view.showing_empty_state and view.table.isVisible()
     # deleting the last model brings the explanation back
-    view._confirm = lambda title, text: True  # type: ignore[method-assign]
+    monkeypatch.setattr(view, "_confirm", lambda title, text: True)
     assert view.delete_selected()
     assert view.showing_empty_state and view.empty_state.isVisible()
 
 
-def test_the_empty_librarys_scan_button_scans_a_folder(view: LibraryView, tmp_path: Path, monkeypatch):
+def test_the_empty_librarys_scan_button_scans_a_folder(view: RecordingView, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(library_view.QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(tmp_path))
     view.empty_scan_button.click()
     assert view.errors == [("No models found", f"{tmp_path} holds no readable .gguf models.")]
 
 
-def test_dropping_a_file_on_the_empty_library_adds_it(view: LibraryView, db, tiny_model: Path):
+def test_dropping_a_file_on_the_empty_library_adds_it(view: RecordingView, db, tiny_model: Path):
     assert view.showing_empty_state
     _, enter = drop_event(QDragEnterEvent, [tiny_model])
     view.dragEnterEvent(enter)

@@ -271,7 +271,7 @@ def test_set_parameters_and_custom_flags(lib: Library, db: ModuleType, tiny_mode
     checked: list[set[str]] = []
     lib.set_parameters("m", {"type": "other"}, check=lambda config, columns: checked.append(columns))
     assert checked == [{"-"}]  # only the type: nothing llama-server sees
-    assert db.get_model(model.id)["type"] == "other"  # type: ignore[index]
+    assert db.get_model(model.id)["type"] == "other"
 
 
 def test_an_editors_custom_flag_edit_keeps_a_flag_set_meanwhile(
