@@ -23,9 +23,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from llamadash import APP_NAME, __version__
+
+if TYPE_CHECKING:  # the modules themselves are imported once the QApplication exists
+    from llamadash.core.metrics.nvml import Nvml
+    from llamadash.services.manager import InstanceManager
+    from llamadash.services.protocols import Manager
 
 _log = logging.getLogger(__name__)
 
@@ -42,27 +47,24 @@ def _parse_gui_args(argv: Sequence[str]) -> argparse.Namespace:
 class Gui:
     """The running application's parts (what :func:`run_gui` wires and shuts down).
 
-    ``manager`` is ``None`` until the window has been painted (see ``build_gui``), and stays ``None``
-    in a build without the instance manager.
+    ``manager`` is ``None`` until the window has been painted (see ``build_gui``): quitting before
+    then has no instance to stop.
     """
 
     app: Any
     window: Any
     sampler: Any
-    manager: Any | None
+    manager: Manager | None
     data_dir: Path
     db_path: Path
     services_started: bool = False
     single_instance: Any | None = None
 
 
-def _make_manager(data_dir: Path, nvml: Any) -> Any | None:
-    """The instance manager, or ``None`` (with the reason in the log) when it cannot be made."""
-    try:
-        from llamadash.services.manager import InstanceManager
-    except ImportError as exc:  # a build without the manager still shows the dashboard
-        _log.warning("the instance manager is not available: %s", exc)
-        return None
+def _make_manager(data_dir: Path, nvml: Nvml) -> InstanceManager:
+    """The instance manager."""
+    from llamadash.services.manager import InstanceManager
+
     # quit_with_app=False: whether the instances stop on quit is the user's setting, handled below.
     return InstanceManager(data_dir=data_dir, nvml=nvml, quit_with_app=False)
 
@@ -202,11 +204,10 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
             return
         gui.services_started = True
         manager = _make_manager(data_dir, collector.nvml)
-        if manager is not None:
-            manager.eventOccurred.connect(record)
-            window.set_manager(manager)
-            library.set_manager(manager)
-            sampler.set_instance_stats(manager)
+        manager.eventOccurred.connect(record)
+        window.set_manager(manager)
+        library.set_manager(manager)
+        sampler.set_instance_stats(manager)
         gui.manager = manager
         sampler.start()
 
@@ -252,15 +253,11 @@ def run_gui(argv: Sequence[str]) -> int:
     built = build_gui(argv)
     if isinstance(built, int):
         return built
-    try:
-        from llamadash.services.manager import quit_on_signals
+    from llamadash.services.manager import quit_on_signals
 
-        restore = quit_on_signals(built.app)
-    except ImportError:
-        restore = None
+    restore = quit_on_signals(built.app)
     status = built.app.exec()
-    if restore is not None:
-        restore()
+    restore()
     if shutdown(built):
         # The user chose to keep the servers running. Qt would kill them while destroying their
         # QProcess objects, so leave without running destructors; their PIDs are recorded, and the

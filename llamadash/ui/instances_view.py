@@ -5,8 +5,10 @@
 shows it with start/stop/restart actions, a context menu, and a detail pane that explains an error
 (the reason and the end of the log).
 
-The manager is duck-typed to the contract of :mod:`llamadash.services.manager`; without one (a build
-without it, or tests) every model is listed as stopped and the actions are disabled.
+The manager is a :class:`~llamadash.services.protocols.Manager` (the real
+:class:`~llamadash.services.manager.InstanceManager`, or the tests' stand-in). The window is built
+before the launcher starts it (after the first paint); until then every model is listed as stopped
+and the actions are disabled.
 
 With no model at all, the view shows what to do instead of an empty table (the first run).
 """
@@ -51,6 +53,7 @@ from llamadash.core import library
 from llamadash.core.llama_server import binary_missing
 from llamadash.core.messages import short_repr
 from llamadash.core.states import ACTIVE_STATES
+from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
 
@@ -149,14 +152,14 @@ class InstancesModel(QAbstractTableModel):
 
     Args:
         load_models: Returns the model library (dicts with at least ``name`` and ``port``).
-        manager: The instance manager, or ``None``.
+        manager: The instance manager; ``None`` until it has started (:meth:`set_manager`).
         clock_ms: Wall clock in Unix ms (uptime).
     """
 
     def __init__(
         self,
         load_models: Callable[[], list[dict[str, Any]]],
-        manager: Any | None = None,
+        manager: Manager | None = None,
         *,
         clock_ms: Callable[[], int] | None = None,
         parent: Any = None,
@@ -173,30 +176,29 @@ class InstancesModel(QAbstractTableModel):
         self._tick_timer.setInterval(1000)
         self._tick_timer.timeout.connect(self.tick)
         self._tick_timer.start()
-        self._manager = None
-        self.set_manager(manager, refresh=False)
+        self._manager: Manager | None = None  # the window's, until the launcher has started it
+        if manager is not None:
+            self.set_manager(manager, refresh=False)
         self.refresh()
 
     @property
-    def manager(self) -> Any | None:
+    def manager(self) -> Manager | None:
+        """The instance manager followed (``None`` until one was given)."""
         return self._manager
 
-    def set_manager(self, manager: Any | None, *, refresh: bool = True) -> None:
-        """Follow another instance manager (or none), e.g. one started after the window appeared."""
-        signals = ("stateChanged", "figuresChanged", "instanceAdded", "instanceRemoved")
-        slots = (
-            self._on_state_changed,
-            self._on_figures_changed,
-            self._on_instance_added,
-            self._on_instance_removed,
-        )
-        if self._manager is not None:
-            for signal, slot in zip(signals, slots, strict=True):
-                getattr(self._manager, signal).disconnect(slot)
+    def set_manager(self, manager: Manager, *, refresh: bool = True) -> None:
+        """Follow an instance manager, e.g. the one started after the window appeared."""
+        old = self._manager
+        if old is not None:
+            old.stateChanged.disconnect(self._on_state_changed)
+            old.figuresChanged.disconnect(self._on_figures_changed)
+            old.instanceAdded.disconnect(self._on_instance_added)
+            old.instanceRemoved.disconnect(self._on_instance_removed)
         self._manager = manager
-        if manager is not None:
-            for signal, slot in zip(signals, slots, strict=True):
-                getattr(manager, signal).connect(slot)
+        manager.stateChanged.connect(self._on_state_changed)
+        manager.figuresChanged.connect(self._on_figures_changed)
+        manager.instanceAdded.connect(self._on_instance_added)
+        manager.instanceRemoved.connect(self._on_instance_removed)
         if refresh:
             self.refresh()
 
@@ -222,7 +224,7 @@ class InstancesModel(QAbstractTableModel):
         if self._manager is not None:
             names = {row.name for row in rows}
             for instance in self._instances():
-                name = str(getattr(instance, "name", ""))
+                name = instance.name
                 if name and name not in names:
                     rows.append(_Row(name, configured=False))
                     names.add(name)
@@ -234,32 +236,24 @@ class InstancesModel(QAbstractTableModel):
             self._read_instance(row)
         self.endResetModel()
 
-    def _instances(self) -> list[Any]:
-        try:
-            return list(self._manager.instances()) if self._manager is not None else []
-        except Exception:
-            return []
+    def _instances(self) -> list[Instance]:
+        return list(self._manager.instances()) if self._manager is not None else []
 
-    def instance(self, name: str) -> Any | None:
-        """The manager's instance object for ``name``, if it has one."""
-        if self._manager is None:
-            return None
-        try:
-            return self._manager.instance(name)
-        except (KeyError, LookupError, ValueError):
-            return None
+    def instance(self, name: str) -> Instance | None:
+        """The manager's instance for ``name``, if it has one."""
+        return self._manager.instance(name) if self._manager is not None else None
 
     def _read_instance(self, row: _Row) -> None:
         instance = self.instance(row.name)
         if instance is None:
             return
-        row.state = _state_name(getattr(instance, "state", row.state))
-        row.reason = str(getattr(instance, "reason", "") or "")
+        row.state = _state_name(instance.state)
+        row.reason = instance.reason or ""
         if row.state in _ACTIVE:  # a running server's real port; else the one the next start uses
-            row.port = getattr(instance, "port", None) or row.port
+            row.port = instance.port or row.port
         else:
             row.port = row.configured_port or row.port
-        row.started_at_ms = getattr(instance, "started_at_ms", None)
+        row.started_at_ms = instance.started_at_ms
 
     def names(self) -> list[str]:
         """The row names, in row order."""
@@ -283,20 +277,14 @@ class InstancesModel(QAbstractTableModel):
         instance = self.instance(name)
         if instance is None or self.state_of(name) not in _ACTIVE:
             return []
-        try:
-            return [str(w) for w in getattr(instance, "warnings", ())]
-        except Exception:
-            return []
+        return [str(w) for w in instance.warnings]
 
     def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last ``lines`` lines of the instance's log (empty when there is no instance)."""
         instance = self.instance(name)
         if instance is None:
             return []
-        try:
-            return [str(line) for line in list(instance.log_lines())[-lines:]]
-        except Exception:
-            return []
+        return instance.log_lines()[-lines:]
 
     # -- manager signals --------------------------------------------------------------------------
 
@@ -313,8 +301,8 @@ class InstancesModel(QAbstractTableModel):
         item.state = _state_name(state)
         item.reason = reason or ""
         instance = self.instance(name)
-        item.started_at_ms = getattr(instance, "started_at_ms", None) if instance is not None else None
-        if item.state in _ACTIVE and instance is not None and getattr(instance, "port", None):
+        item.started_at_ms = instance.started_at_ms if instance is not None else None
+        if item.state in _ACTIVE and instance is not None and instance.port:
             item.port = instance.port
         elif item.state not in _ACTIVE:
             item.port = item.configured_port or item.port
@@ -404,10 +392,8 @@ class InstancesModel(QAbstractTableModel):
     def _load_fraction(self, item: _Row) -> float | None:
         """How far the model has loaded (0..1), when the server's log says."""
         instance = self.instance(item.name)
-        progress = getattr(instance, "load_progress", None) if instance is not None else None
-        if isinstance(progress, tuple) and progress and isinstance(progress[0], (int, float)):
-            return float(progress[0])
-        return None
+        fraction = instance.load_progress[0] if instance is not None else None
+        return None if fraction is None else float(fraction)
 
     def _uptime_s(self, item: _Row) -> float | None:
         if item.state not in _ACTIVE or not item.started_at_ms:
@@ -472,12 +458,10 @@ class InstancesModel(QAbstractTableModel):
                 text = html.escape("\n".join(tail))
                 lines.append(f"<pre style='font-size:small'>{text}</pre>")
         elif instance is not None and item.state in _ACTIVE:
-            url = getattr(instance, "url", None)
-            pid = getattr(instance, "pid", None)
-            if url:
-                lines.append(f"URL: {html.escape(str(url))}")
-            if pid:
-                lines.append(f"PID: {pid}")
+            if instance.url:
+                lines.append(f"URL: {html.escape(instance.url)}")
+            if instance.pid:
+                lines.append(f"PID: {instance.pid}")
             colour = status_color("loading").name()
             for warning in self.warnings_of(item.name):
                 lines.append(f"<span style='color:{colour}'>⚠ {html.escape(warning)}</span>")
@@ -780,7 +764,8 @@ class InstancesView(QWidget):
             has_manager and bool(name) and state in ("stopped", "error") and problem is None
         )
         # an instance in error with an automatic restart on its way can be stopped: that cancels it
-        pending = bool(getattr(self.model.instance(name), "restart_pending", False)) if name else False
+        instance = self.model.instance(name) if name else None
+        pending = instance is not None and instance.restart_pending
         self.stop_action.setEnabled(has_manager and (state in _ACTIVE or pending))
         self.restart_action.setEnabled(
             has_manager and bool(name) and state in ("running", "loading", "error") and problem is None
@@ -793,7 +778,7 @@ class InstancesView(QWidget):
         self.log_action.setEnabled(bool(name))
         self.copy_url_action.setEnabled(state in _ACTIVE)
         if not has_manager:
-            tip = "The instance manager is not available in this build"
+            tip = "The instance manager has not started yet"
             for action in (self.start_action, self.stop_action, self.restart_action):
                 action.setStatusTip(tip)
 
@@ -830,10 +815,11 @@ class InstancesView(QWidget):
     def _act(self, verb: str) -> None:
         name = self.current_name()
         manager = self.model.manager
-        if not name or manager is None:
+        if not name or manager is None:  # the actions are disabled until the manager has started
             return
+        operations = {"start": manager.start, "stop": manager.stop, "restart": manager.restart}
         try:
-            getattr(manager, verb)(name)
+            operations[verb](name)
         except Exception as exc:
             text = failure_text(verb, name, exc)
             self.refused.emit(verb, name, text, binary_missing(exc))
@@ -851,9 +837,8 @@ class InstancesView(QWidget):
 
     def _copy_url(self) -> None:
         instance = self.model.instance(self.current_name())
-        url = getattr(instance, "url", None) if instance is not None else None
-        if url:
-            QGuiApplication.clipboard().setText(str(url))
+        if instance is not None and instance.url:
+            QGuiApplication.clipboard().setText(instance.url)
 
     def context_menu(self) -> QMenu:
         """The menu the table shows on right-click (for the selected row)."""

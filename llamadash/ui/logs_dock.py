@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.theme import error_style_sheet
 
 __all__ = ["FLUSH_INTERVAL_MS", "MAX_LINES", "LogHighlighter", "LogsDock", "line_level"]
@@ -151,14 +152,16 @@ class LogsDock(QDockWidget):
     """Shows one instance's log, live.
 
     Args:
-        manager: The instance manager (its ``logLine`` signal and ``instance(name)``), or ``None``.
+        manager: The instance manager (its ``logLine``, ``instanceAdded`` and ``logFileProblem``
+            signals, ``instance(name)`` and ``log_path(name)``); ``None`` until the launcher has
+            started it (:meth:`set_manager`): the window is built before.
         parent: The Qt parent.
     """
 
-    def __init__(self, manager: Any | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, manager: Manager | None = None, parent: QWidget | None = None) -> None:
         super().__init__("Log", parent)
         self.setObjectName("logs")
-        self._manager = manager
+        self._manager: Manager | None = None  # set below, or by set_manager once it has started
         self._name = ""
         self._pending: deque[str] = deque(maxlen=MAX_LINES)
         self._log_problems: dict[str, str] = {}  # model name -> why its log file cannot be written
@@ -235,7 +238,8 @@ class LogsDock(QDockWidget):
         QShortcut(QKeySequence.StandardKey.Find, body, self.search_edit.setFocus)
         QShortcut(QKeySequence.StandardKey.FindNext, body, self.find_next)
         QShortcut(QKeySequence.StandardKey.FindPrevious, body, self.find_previous)
-        self._connect(manager, True)
+        if manager is not None:
+            self.set_manager(manager)
         self._update_buttons()
 
     def _tool_button(self, text: str, tip: str, *, checkable: bool = False) -> QToolButton:
@@ -290,19 +294,16 @@ class LogsDock(QDockWidget):
         if name == self._name:  # started or adopted while shown: its buffer replaces the file's tail
             self.show_instance(name, reload=True)
 
-    def _instance(self) -> Any | None:
+    def _instance(self) -> Instance | None:
         if self._manager is None or not self._name:
             return None
-        try:
-            return self._manager.instance(self._name)
-        except (KeyError, LookupError, ValueError):
-            return None
+        return self._manager.instance(self._name)
 
     def log_path(self) -> Path | None:
         """The shown model's log file: its instance's, or where the manager keeps it (earlier runs)."""
         instance = self._instance()
-        path = getattr(instance, "log_path", None) if instance is not None else None
-        if not path and self._name and self._manager is not None and hasattr(self._manager, "log_path"):
+        path = instance.log_path if instance is not None else None
+        if not path and self._name and self._manager is not None:
             path = self._manager.log_path(self._name, existing=True)  # an earlier version's name, if only it
         return Path(path) if path else None
 
@@ -319,7 +320,7 @@ class LogsDock(QDockWidget):
             self._log_recoveries.pop(name, None)
         elif self._log_problems.pop(name, None) is not None:
             instance = self._manager.instance(name) if self._manager is not None else None
-            note = getattr(instance, "log_file_recovery_note", "") if instance is not None else ""
+            note = instance.log_file_recovery_note if instance is not None else ""
             self._log_recoveries[name] = note
         if name == self._name:
             self._update_notice()
@@ -331,7 +332,7 @@ class LogsDock(QDockWidget):
     def _update_notice(self) -> None:
         name = self._name
         instance = self._instance()
-        problem = self._log_problems.get(name) or str(getattr(instance, "log_file_problem", "") or "")
+        problem = self._log_problems.get(name) or (instance.log_file_problem if instance is not None else "")
         if problem:
             self.notice_label.setText(
                 f"{name}'s log is not being saved: {problem}. The server goes on and its new lines"
@@ -475,9 +476,10 @@ class LogsDock(QDockWidget):
         """Follow the theme: level colours that read on this background."""
         self.highlighter.set_dark(palette.color(QPalette.ColorRole.Base).lightness() < 128)
 
-    def set_manager(self, manager: Any | None) -> None:
-        """Take lines from another manager (or none)."""
-        self._connect(self._manager, False)
+    def set_manager(self, manager: Manager) -> None:
+        """Take lines from this manager (the one started after the window appeared)."""
+        if self._manager is not None:
+            self._connect(self._manager, False)
         self._manager = manager
         self._log_problems.clear()
         self._log_recoveries.clear()
@@ -485,17 +487,13 @@ class LogsDock(QDockWidget):
         name, self._name = self._name, ""
         self.show_instance(name)
 
-    def _connect(self, manager: Any | None, connect: bool) -> None:
-        if manager is None:
-            return
-        for signal_name, slot in (
-            ("logLine", self._on_log_line),
-            ("instanceAdded", self._on_instance_added),
-            ("logFileProblem", self._on_log_file_problem),
+    def _connect(self, manager: Manager, connect: bool) -> None:
+        for signal_, slot in (
+            (manager.logLine, self._on_log_line),
+            (manager.instanceAdded, self._on_instance_added),
+            (manager.logFileProblem, self._on_log_file_problem),
         ):
-            signal_ = getattr(manager, signal_name, None)
-            if signal_ is not None:
-                (signal_.connect if connect else signal_.disconnect)(slot)
+            (signal_.connect if connect else signal_.disconnect)(slot)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)

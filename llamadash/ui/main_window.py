@@ -6,8 +6,10 @@ The window owns no process and no database connection. It is given:
   module, or anything with ``get_metadata``/``set_metadata``/``delete_metadata``);
 * ``load_models``, which returns the model library;
 * the saved metrics ``history`` and instance ``events``, drawn before the first new sample;
-* the services to follow: the metrics ``sampler`` (``sampled``) and the instance ``manager``
-  (``stateChanged``, ``figuresChanged``, ``logLine``, ``eventOccurred``, ...), both optional.
+* the metrics ``sampler`` to follow (``sampled``), optional;
+* later, once it has been painted, the instance ``manager`` (:meth:`MainWindow.set_manager`, a
+  :class:`~llamadash.services.protocols.Manager`): the launcher starts it after the first paint so
+  the window appears sooner. Until then the instances are listed as stopped and cannot be started.
 
 Places kept for the model library and the parameter editor (another part of llamadash fills them):
 :meth:`MainWindow.set_library_widget` adds the library as a tab of the central area, next to the
@@ -55,6 +57,7 @@ from llamadash.core.events import InstanceEvent
 from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
+from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
@@ -101,7 +104,6 @@ class MainWindow(QMainWindow):
         history: Saved metrics rows, oldest first, drawn at once.
         events: Saved instance events, shown as markers.
         sampler: The metrics sampler, followed through ``sampled``.
-        manager: The instance manager, or ``None`` where there is none.
         data_dir: The data directory (the disk chart's fallback, "Open data folder").
         set_retention: Called with the new history window (minutes) so the database keeps as much.
         restore_layout: Restore the saved dock layout and geometry (off: start from the default).
@@ -126,7 +128,6 @@ class MainWindow(QMainWindow):
         history: Sequence[Mapping[str, Any]] = (),
         events: Iterable[InstanceEvent] = (),
         sampler: Any | None = None,
-        manager: Any | None = None,
         data_dir: Path | None = None,
         set_retention: Callable[[float], None] | None = None,
         restore_layout: bool = True,
@@ -136,7 +137,8 @@ class MainWindow(QMainWindow):
         self.db_path = Path(db_path)
         self.data_dir = Path(data_dir) if data_dir else self.db_path.parent
         self.sampler = sampler
-        self.manager: Any | None = None
+        # None until the launcher starts the manager, after the first paint (see set_manager)
+        self.manager: Manager | None = None
         self._painted = False
         self._set_retention = set_retention
         self.settings = settings or settings_mod.load_settings(store)
@@ -214,7 +216,7 @@ class MainWindow(QMainWindow):
             if saving_changed is not None:
                 saving_changed.connect(self.show_saving)
                 self.show_saving(getattr(sampler, "save_problem", None) is None, sampler.save_problem or "")
-        self.set_manager(manager)
+        self._update_orphan_actions()  # none yet: disabled until a manager has found some
         self.firstPainted.connect(self.board.start_drawing)
 
         self._default_geometry = self.saveGeometry()
@@ -224,26 +226,26 @@ class MainWindow(QMainWindow):
         # lock) and maybe a process: not while the window is being built and painted.
         self.firstPainted.connect(lambda: QTimer.singleShot(1000, self._describe_binary_later))
 
-    def set_manager(self, manager: Any | None) -> None:
-        """Follow the instance manager (or none): the table, the log, the tokens chart, the markers.
+    def set_manager(self, manager: Manager) -> None:
+        """Follow the instance manager: the table, the log, the tray, the tokens chart, the markers.
 
         The launcher starts the manager once the window is painted, so the window appears sooner.
         """
+        if manager is self.manager:
+            return
         if self.manager is not None:
             self.manager.figuresChanged.disconnect(self._on_figures)
             self.manager.eventOccurred.disconnect(self._on_event)
             self.manager.stateChanged.disconnect(self._on_state_changed)
+            self.manager.orphansChanged.disconnect(self._update_orphan_actions)
         self.manager = manager
         self.tray_controller.set_manager(manager)
-        if manager is not self.instances_model.manager:
-            self.instances_model.set_manager(manager)
-            self.logs_dock.set_manager(manager)
-        if manager is not None:
-            manager.figuresChanged.connect(self._on_figures)
-            manager.eventOccurred.connect(self._on_event)
-            manager.stateChanged.connect(self._on_state_changed)
-            if hasattr(manager, "orphansChanged"):
-                manager.orphansChanged.connect(self._update_orphan_actions)
+        self.instances_model.set_manager(manager)
+        self.logs_dock.set_manager(manager)
+        manager.figuresChanged.connect(self._on_figures)
+        manager.eventOccurred.connect(self._on_event)
+        manager.stateChanged.connect(self._on_state_changed)
+        manager.orphansChanged.connect(self._update_orphan_actions)
         self._update_stop_all()
         self.instances_view._update_actions()
         self._update_orphan_actions()
@@ -259,11 +261,11 @@ class MainWindow(QMainWindow):
     # servers left running by an earlier session
 
     def _orphans(self) -> list[dict[str, Any]]:
-        if self.manager is None or not hasattr(self.manager, "orphans"):
+        if self.manager is None:
             return []
         try:
             return list(self.manager.orphans())
-        except Exception:
+        except Exception:  # a listing that fails offers nothing; the servers go on either way
             return []
 
     def _update_orphan_actions(self) -> None:
@@ -449,7 +451,7 @@ class MainWindow(QMainWindow):
         self.stop_all_action.setShortcut(QKeySequence("Ctrl+Shift+T"))
         self.stop_all_action.setToolTip("Stop every running llama-server (Ctrl+Shift+T)")
         self.stop_all_action.triggered.connect(self.stop_all)
-        self.stop_all_action.setEnabled(self.manager is not None)
+        self.stop_all_action.setEnabled(False)  # nothing runs yet
         self.adopt_orphans_action = QAction("Adopt &leftover servers", self)
         self.adopt_orphans_action.setToolTip("Monitor the llama-servers an earlier session left running")
         self.adopt_orphans_action.triggered.connect(self.adopt_orphans)
@@ -829,17 +831,12 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------
     # stopping and quitting
 
-    def _active_instances(self) -> list[Any]:
+    def _active_instances(self) -> list[Instance]:
         """The instances that are loading, running or about to restart (what Stop all stops)."""
         if self.manager is None:
             return []
-        active = []
-        for instance in list(self.manager.instances()):
-            if getattr(instance, "state", None) in ACTIVE_STATES or getattr(
-                instance, "restart_pending", False
-            ):
-                active.append(instance)  # a pending automatic restart is stopped (cancelled) too
-        return active
+        # a pending automatic restart is stopped (cancelled) too
+        return [i for i in self.manager.instances() if i.state in ACTIVE_STATES or i.restart_pending]
 
     def _update_stop_all(self) -> None:
         """Stop all is offered (menu, toolbar, tray) only while something is loading or running."""
@@ -847,9 +844,12 @@ class MainWindow(QMainWindow):
 
     def stop_all(self) -> None:
         """Stop every instance (asynchronously; the table follows the status signals)."""
+        manager = self.manager
+        if manager is None:
+            return
         for instance in self._active_instances():
             try:
-                self.manager.stop(instance.name)  # type: ignore[union-attr]  # active means a manager
+                manager.stop(instance.name)
             except Exception as exc:
                 self.statusBar().showMessage(f"Could not stop {instance.name}: {exc}", 8000)
 

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from llamadash import APP_NAME
 from llamadash.core.states import ACTIVE_STATES
+from llamadash.services.protocols import Manager
 from llamadash.ui.icons import app_icon, status_icon
 from llamadash.ui.instances_view import failure_text
 
@@ -78,8 +79,11 @@ class ThresholdAlarm:
 class TrayController(QObject):
     """The tray icon of ``window`` (a :class:`~llamadash.ui.main_window.MainWindow`).
 
+    The instance manager comes later (:meth:`set_manager`): the launcher starts it once the window
+    is painted. Until then every model is offered as stopped, and its entry is disabled.
+
     Args:
-        window: The main window: its settings, manager, ``quit``, ``stop_all`` and library.
+        window: The main window: its settings, ``quit_action``, ``stop_all_action`` and status bar.
         model_names: Returns the library's model names (for the start/stop entries).
         logs_dir: The folder "Open logs folder" opens.
         available: Override the platform's answer (tests); ``None`` asks Qt.
@@ -107,6 +111,7 @@ class TrayController(QObject):
         self._logs_dir = logs_dir
         self.available = QSystemTrayIcon.isSystemTrayAvailable() if available is None else available
         self.state = "idle"
+        self._manager: Manager | None = None  # until the launcher has started it
         self._tokens: dict[str, float | None] = {}
         self._last_sample: Mapping[str, Any] = {}
         self._alarms: dict[str, ThresholdAlarm] = {}
@@ -155,7 +160,7 @@ class TrayController(QObject):
         self._update_toggle_text()
         menu.addAction(self.toggle_action)
         menu.addSeparator()
-        manager = self.window.manager
+        manager = self._manager
         try:
             names = list(self._model_names())
         except Exception as exc:
@@ -179,8 +184,8 @@ class TrayController(QObject):
         menu.addAction(self.window.quit_action)
 
     def _start_or_stop(self, name: str, active: bool) -> None:
-        manager = self.window.manager
-        if manager is None:
+        manager = self._manager
+        if manager is None:  # the entry was disabled: the manager had not started
             return
         try:
             if active:
@@ -201,7 +206,7 @@ class TrayController(QObject):
 
     def update_state(self) -> None:
         """Show the instances' overall state in the icon and the tooltip."""
-        manager = self.window.manager
+        manager = self._manager
         states = [_state_text(i.state) for i in manager.instances()] if manager is not None else []
         state = overall_state(states)
         if state != self.state:
@@ -270,7 +275,7 @@ class TrayController(QObject):
         temperature = row.get("gpu_temperature")
         gpu = pct("gpu_usage") + ("" if temperature is None else f" {temperature:.0f}°C")
         lines = [APP_NAME, f"CPU {pct('cpu_usage')} · RAM {pct('memory_usage')}", f"GPU {gpu} · VRAM {vram}"]
-        manager = self.window.manager
+        manager = self._manager
         running = []
         if manager is not None:
             for instance in manager.instances():
@@ -322,16 +327,15 @@ class TrayController(QObject):
         else:
             self.window.statusBar().showMessage(f"{title}: {message}", 10000)
 
-    def set_manager(self, manager: Any | None) -> None:
-        """Follow the instance manager's states, events and figures."""
-        old = getattr(self, "_manager", None)
-        if old is not None and old is not manager:
+    def set_manager(self, manager: Manager) -> None:
+        """Follow the instance manager: its states, events and figures, and its models in the menu."""
+        old = self._manager
+        if manager is old:
+            return
+        if old is not None:
             old.stateChanged.disconnect(self.on_state_changed)
             old.eventOccurred.disconnect(self.on_event)
             old.figuresChanged.disconnect(self.on_figures)
-        if manager is None or manager is old:
-            self._manager = manager
-            return
         self._manager = manager
         manager.stateChanged.connect(self.on_state_changed)
         manager.eventOccurred.connect(self.on_event)

@@ -7,97 +7,19 @@ on cue); the last ones follow a real llama-server run through the real instance 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QObject, Qt, Signal
+from fakes import FakeFigures, FakeManager
+from PySide6.QtCore import Qt
 from support import free_port, tiny_model_record
 
 from llamadash.ui.instances_view import COLUMN, InstancesModel, InstancesView, NameRole, format_uptime
 
 NOW_MS = 1_800_000_000_000
 
-
-@dataclass
-class FakeFigures:
-    generation_tokens_per_s: float | None = None
-    requests_per_minute: float | None = None
-    cpu_percent: float | None = None
-    rss_mb: float | None = None
-    vram_mb: float | None = None
-    busy_slots: float | None = None
-    total_slots: float | None = None
-
-
-@dataclass
-class FakeInstance:
-    name: str
-    state: str = "stopped"
-    reason: str = ""
-    port: int | None = None
-    url: str = ""
-    pid: int | None = None
-    started_at_ms: int | None = None
-    log_path: Path | None = None
-    external: bool = False
-    load_progress: tuple[float | None, str] = (None, "")
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("loading", "running")
-
-    def log_lines(self) -> list[str]:
-        return list(self.lines)
-
-
-class FakeManager(QObject):
-    """The instance manager's signals and lookups, driven by the test."""
-
-    instanceAdded = Signal(str)
-    instanceRemoved = Signal(str)
-    stateChanged = Signal(str, str, str)
-    figuresChanged = Signal(str, object)
-    logLine = Signal(str, str)
-    eventOccurred = Signal(str, str, "qint64")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._instances: dict[str, FakeInstance] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.refuse: str | None = None
-
-    def instance(self, name: str) -> FakeInstance | None:
-        return self._instances.get(name)
-
-    def instances(self) -> list[FakeInstance]:
-        return list(self._instances.values())
-
-    def set_state(self, name: str, state: str, reason: str = "", **attributes: Any) -> None:
-        inst = self._instances.get(name)
-        if inst is None:
-            inst = self._instances[name] = FakeInstance(name)
-            self.instanceAdded.emit(name)
-        inst.state, inst.reason = state, reason
-        for key, value in attributes.items():
-            setattr(inst, key, value)
-        self.stateChanged.emit(name, state, reason)
-
-    def start(self, name: str) -> None:
-        if self.refuse:
-            raise RuntimeError(self.refuse)
-        self.calls.append(("start", name))
-
-    def stop(self, name: str) -> None:
-        self.calls.append(("stop", name))
-
-    def restart(self, name: str) -> None:
-        self.calls.append(("restart", name))
-
-
-LIBRARY = [
+LIBRARY: list[dict[str, Any]] = [
     {"name": "llama-3-8b", "port": 8081},
     {"name": "qwen-coder", "port": None},
     {"name": "mistral", "port": 8083},

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QObject, Qt, Signal
+from fakes import FakeManager
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel
 from support import launch_gui
@@ -226,49 +227,16 @@ def test_minimized_start(qtbot, data_dir):
         shutdown(gui)
 
 
-class _LeftoverManager(QObject):
-    """The manager's signals, with two servers an earlier (killed) session left running."""
-
-    instanceAdded = Signal(str)
-    instanceRemoved = Signal(str)
-    stateChanged = Signal(str, str, str)
-    figuresChanged = Signal(str, object)
-    logLine = Signal(str, str)
-    eventOccurred = Signal(str, str, "qint64")  # type: ignore[arg-type]  # a 64-bit int: Unix ms overflow int
-    orphansChanged = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.left = [{"pid": 101, "model": "a", "port": 8081}, {"pid": 102, "model": "b", "port": 8082}]
-        self.adopted: list[int] = []
-
-    def instance(self, name):
-        return None
-
-    def instances(self):
-        return []
-
-    def orphans(self):
-        return list(self.left)
-
-    def adopt_orphan(self, pid: int):
-        self.adopted.append(pid)
-        self.left = [o for o in self.left if o["pid"] != pid]
-        self.orphansChanged.emit()
-
-    def stop_orphans(self):
-        stopped, self.left = [o["pid"] for o in self.left], []
-        self.orphansChanged.emit()
-        return stopped
-
-
 def test_servers_left_by_an_earlier_session_are_offered_for_adoption(qtbot, tmp_path):
     database.init_database(tmp_path / "o.db")
     try:
         window = MainWindow(store=database, db_path=tmp_path / "o.db", load_models=database.get_models)
         qtbot.addWidget(window)
         assert not window.adopt_orphans_action.isEnabled()
-        manager = _LeftoverManager()
+        # two servers an earlier (killed) session left running
+        manager = FakeManager(
+            orphans=[{"pid": 101, "model": "a", "port": 8081}, {"pid": 102, "model": "b", "port": 8082}]
+        )
         window.set_manager(manager)  # as the launcher does once the window is painted
         assert "2 llama-server process(es) from an earlier session" in window.statusBar().currentMessage()
         assert window.adopt_orphans_action.isEnabled() and "(2)" in window.adopt_orphans_action.text()
@@ -279,27 +247,11 @@ def test_servers_left_by_an_earlier_session_are_offered_for_adoption(qtbot, tmp_
         database.close_database()
 
 
-class _Manager:
-    def __init__(self) -> None:
-        self.stopped_with: list[float] = []
-        self.closed = False
-        self.running = [SimpleNamespace(active=True, external=False, name="a")]
-
-    def instances(self):
-        return self.running
-
-    def stop_all(self, timeout_s: float) -> bool:
-        self.stopped_with.append(timeout_s)
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-
 @pytest.mark.parametrize("stop_on_quit", [True, False])
 def test_quitting_stops_the_instances_when_the_setting_says_so(tmp_path, stop_on_quit):
     database.init_database(tmp_path / "q.db")
-    manager = _Manager()
+    manager = FakeManager()
+    manager.set_state("a", "running")
     sampler = SimpleNamespace(stop=lambda: None)
     saved = []
     window = SimpleNamespace(

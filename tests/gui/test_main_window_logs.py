@@ -5,32 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QObject, Signal
+from fakes import FakeInstance, FakeManager
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 
 from llamadash.ui import logs_dock
 from llamadash.ui.logs_dock import FLUSH_INTERVAL_MS, MAX_LINES, LogsDock, line_level
-
-
-class Instance:
-    def __init__(self, name: str, lines: list[str], log_path: Path | None = None) -> None:
-        self.name = name
-        self.lines = lines
-        self.log_path = log_path
-
-    def log_lines(self) -> list[str]:
-        return list(self.lines)
-
-
-class Manager(QObject):
-    logLine = Signal(str, str)
-
-    def __init__(self, instances: dict[str, Instance]) -> None:
-        super().__init__()
-        self._instances = instances
-
-    def instance(self, name: str) -> Instance | None:
-        return self._instances.get(name)
 
 
 ERROR = "0.00.006.436 E srv    load_model: failed to load model, 'nope.gguf'"
@@ -46,8 +25,14 @@ def log_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def dock(qtbot, log_file):
-    manager = Manager({"a": Instance("a", [INFO, WARNING], log_file), "b": Instance("b", ["b was here"])})
+def dock(qtbot, log_file, tmp_path):
+    manager = FakeManager(
+        [
+            FakeInstance("a", lines=[INFO, WARNING], log_path=log_file),
+            FakeInstance("b", lines=["b was here"]),
+        ],
+        logs_dir=tmp_path / "logs",
+    )
     widget = LogsDock(manager)
     qtbot.addWidget(widget)
     widget.resize(800, 300)
@@ -196,17 +181,15 @@ def test_a_model_that_ran_before_a_restart_shows_the_end_of_its_log_file(qtbot, 
         manager.close()
 
 
-def test_an_instance_started_or_adopted_while_shown_replaces_the_files_tail(qtbot, log_file):
-    class AddingManager(Manager):
-        instanceAdded = Signal(str)
-
-    manager = AddingManager({})
+def test_an_instance_started_or_adopted_while_shown_replaces_the_files_tail(qtbot, log_file, tmp_path):
+    manager = FakeManager(logs_dir=tmp_path / "logs")
     dock = LogsDock(manager)
     qtbot.addWidget(dock)
     dock.show_instance("a")
     assert lines_of(dock) == []
-    manager._instances["a"] = Instance("a", ["adopted: its earlier output is in the log file"], log_file)
-    manager.instanceAdded.emit("a")
+    manager.add(
+        FakeInstance("a", lines=["adopted: its earlier output is in the log file"], log_path=log_file)
+    )
     assert lines_of(dock) == ["adopted: its earlier output is in the log file"]
     assert dock.open_button.isEnabled()
 
@@ -214,13 +197,11 @@ def test_an_instance_started_or_adopted_while_shown_replaces_the_files_tail(qtbo
 # -- the log file's health ------------------------------------------------------------------------------
 
 
-class ProblemManager(Manager):
-    logFileProblem = Signal(str, str)
-
-
-def test_a_log_file_that_cannot_be_written_shows_a_notice_until_it_is_written_again(qtbot, log_file):
-    a = Instance("a", [INFO], log_file)
-    manager = ProblemManager({"a": a, "b": Instance("b", [])})
+def test_a_log_file_that_cannot_be_written_shows_a_notice_until_it_is_written_again(
+    qtbot, log_file, tmp_path
+):
+    a = FakeInstance("a", lines=[INFO], log_path=log_file)
+    manager = FakeManager([a, FakeInstance("b")], logs_dir=tmp_path / "logs")
     dock = LogsDock(manager)
     qtbot.addWidget(dock)
     dock.show()

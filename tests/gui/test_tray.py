@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from PySide6.QtCore import QObject, Signal
+from fakes import FakeManager
 from PySide6.QtWidgets import QMainWindow
 from support import health_status, tiny_model_record
 from xdesktop import Desktop, wait_until
@@ -27,47 +27,16 @@ from llamadash.core import database
 from llamadash.ui.tray import ThresholdAlarm, TrayController, overall_state
 
 
-class FakeInstance:
-    def __init__(self, name: str, state: str) -> None:
-        self.name = name
-        self.state = state
-
-
-class FakeManager(QObject):
-    stateChanged = Signal(str, str, str)
-    eventOccurred = Signal(str, str, int)
-    figuresChanged = Signal(str, object)
+class FakeWindow(QMainWindow):
+    """What the tray uses of the main window: its settings, two actions, showing it again."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._instances: dict[str, FakeInstance] = {}
-        self.calls: list[tuple[str, str]] = []
-
-    def set(self, name: str, state: str) -> None:
-        self._instances[name] = FakeInstance(name, state)
-
-    def instances(self) -> list[FakeInstance]:
-        return list(self._instances.values())
-
-    def instance(self, name: str) -> FakeInstance | None:
-        return self._instances.get(name)
-
-    def start(self, name: str) -> None:
-        self.calls.append(("start", name))
-
-    def stop(self, name: str) -> None:
-        self.calls.append(("stop", name))
-
-
-class FakeWindow(QMainWindow):
-    def __init__(self, manager: FakeManager | None = None) -> None:
         super().__init__()
         from PySide6.QtGui import QAction
 
         self.settings = SimpleNamespace(
             notifications=True, gpu_temp_alert_c=85.0, vram_alert_percent=95.0, ram_alert_percent=90.0
         )
-        self.manager = manager
         self.calls: list[str] = []
         self.stop_all_action = QAction("Stop all", self)
         self.stop_all_action.triggered.connect(lambda: self.calls.append("stop_all"))
@@ -82,7 +51,7 @@ class FakeWindow(QMainWindow):
 @pytest.fixture
 def parts(qtbot, tmp_path):
     manager = FakeManager()
-    window = FakeWindow(manager)
+    window = FakeWindow()
     qtbot.addWidget(window)
     names = ["alpha", "beta"]
     tray = TrayController(window, model_names=lambda: names, logs_dir=lambda: tmp_path, available=False)
@@ -112,26 +81,22 @@ def test_the_fallback_makes_no_icon_and_says_so(parts):
 def test_the_state_follows_the_instances(parts):
     manager, tray = parts.manager, parts.tray
     assert tray.state == "idle"
-    manager.set("alpha", "running")
-    manager.stateChanged.emit("alpha", "running", "")
+    manager.set_state("alpha", "running")
     assert tray.state == "running"
-    manager.set("beta", "loading")
-    manager.stateChanged.emit("beta", "loading", "")
+    manager.set_state("beta", "loading")
     assert tray.state == "loading"
-    manager.set("alpha", "error")
-    manager.stateChanged.emit("alpha", "error", "exit 1")
+    manager.set_state("alpha", "error", "exit 1")
     assert tray.state == "error"
-    manager.set("alpha", "stopped")
-    manager.set("beta", "stopped")
-    manager.stateChanged.emit("beta", "stopped", "")
+    manager.set_state("alpha", "stopped")
+    manager.set_state("beta", "stopped")
     assert tray.state == "idle"
 
 
 def test_the_tooltip_has_the_figures_and_the_running_models(parts):
     manager, tray = parts.manager, parts.tray
     assert "no model running" in tray.tooltip_text()
-    manager.set("alpha", "running")
-    manager.set("beta", "loading")
+    manager.set_state("alpha", "running")
+    manager.set_state("beta", "loading")
     manager.figuresChanged.emit("alpha", SimpleNamespace(generation_tokens_per_s=42.25))
     tray.on_sample(
         {
@@ -152,7 +117,7 @@ def test_the_tooltip_has_the_figures_and_the_running_models(parts):
 
 def test_the_menu_actions_call_the_window_and_the_manager(parts):
     manager, window, tray = parts.manager, parts.window, parts.tray
-    manager.set("alpha", "running")
+    manager.set_state("alpha", "running")
     tray.rebuild_menu()
     texts = [a.text() for a in tray.menu.actions() if a.text()]
     assert texts[0] in ("Show llamadash", "Hide llamadash")
@@ -178,8 +143,7 @@ def test_notifications_on_ready_crash_and_crash_loop(parts):
     manager.eventOccurred.emit("alpha", "ready", 0)
     manager.eventOccurred.emit("alpha", "crashed", 0)
     manager.eventOccurred.emit("alpha", "stopped", 0)  # not notified
-    manager.set("alpha", "error")
-    manager.stateChanged.emit("alpha", "error", "crash loop: 5 crashes in 60 s")
+    manager.set_state("alpha", "error", "crash loop: 5 crashes in 60 s")
     assert [text for _title, text in notes[:2]] == ["alpha is ready", "alpha crashed"]
     assert len(notes) == 3 and "keeps crashing" in notes[2][0]
     parts.window.settings.notifications = False
@@ -215,13 +179,12 @@ def test_threshold_alarm_ignores_missing_readings():
 @pytest.mark.qt_log_ignore("systemTrayWindowChanged")  # offscreen has no tray window to follow
 def test_a_forced_available_tray_shows_an_icon_with_the_tooltip(qtbot, tmp_path):
     manager = FakeManager()
-    window = FakeWindow(manager)
+    window = FakeWindow()
     qtbot.addWidget(window)
     tray = TrayController(window, model_names=list, logs_dir=lambda: tmp_path, available=True)
     tray.set_manager(manager)
     assert tray.icon is not None and tray.icon.contextMenu() is tray.menu
-    manager.set("alpha", "running")
-    manager.stateChanged.emit("alpha", "running", "")
+    manager.set_state("alpha", "running")
     assert "alpha" in tray.icon.toolTip()
     shown: list[tuple[str, str]] = []
     tray.icon.showMessage = lambda title, text, *a: shown.append((title, text))  # type: ignore[method-assign]
@@ -241,17 +204,18 @@ _SCRIPT = r"""
 import json, sys
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 app = QApplication(sys.argv)
-sys.path[:0] = [sys.argv[1], __import__("os").path.dirname(sys.argv[1])]  # test_tray, xdesktop
-from test_tray import FakeManager, FakeWindow
+sys.path[:0] = [sys.argv[1], __import__("os").path.dirname(sys.argv[1])]  # test_tray; fakes, xdesktop
+from fakes import FakeManager
+from test_tray import FakeWindow
 from llamadash.ui.tray import TrayController
 from PySide6.QtCore import QTimer
 deadline = __import__("time").monotonic() + 10
 while not QSystemTrayIcon.isSystemTrayAvailable() and __import__("time").monotonic() < deadline and sys.argv[2] == "wait":
     app.processEvents(); __import__("time").sleep(0.1)
-manager = FakeManager(); window = FakeWindow(manager); window.show()
+manager = FakeManager(); window = FakeWindow(); window.show()
 tray = TrayController(window, model_names=lambda: ["alpha"], logs_dir=lambda: sys.argv[1])
 tray.set_manager(manager)
-manager.set("alpha", "running"); manager.stateChanged.emit("alpha", "running", "")
+manager.set_state("alpha", "running")
 for _ in range(20): app.processEvents()
 result = {"available": QSystemTrayIcon.isSystemTrayAvailable(), "controller_available": tray.available,
           "icon": tray.icon is not None, "visible": bool(tray.icon and tray.icon.isVisible()),
