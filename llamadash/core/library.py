@@ -10,6 +10,14 @@ few megabytes for the vocabulary), never the tensor data, so looking at a 30 GB 
   files are projectors.
 * :func:`parse_hf_spec`: ``user/model[:quant]`` -> the ``hf_repo`` value llama-server's ``-hf`` takes.
 * :func:`unique_name`: ``"name"`` -> ``"name (copy)"`` -> ``"name (copy 2)"`` for duplicates.
+* The pieces of the library's rules: :func:`model_file_refusal` (what cannot be added),
+  :func:`entry_of_file` (which entry has a file already), :func:`next_free_port` and
+  :func:`add_model` (a port no entry uses, chosen and saved in one transaction),
+  :func:`config_from_command_line` (a pasted line with absolute paths), :func:`merge_custom_params`.
+
+The operations that put these rules together (add, scan, duplicate, rename, delete, set, import),
+for the window and the CLI alike, are :class:`llamadash.core.library_service.Library`'s; front ends
+call that, not these pieces.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from llamadash.core import library
+from llamadash.core.messages import format_size
 from llamadash.core.library import (
     FILE_TYPES,
     HFSpec,
     duplicate_model,
     find_parts,
     format_count,
-    format_size,
     new_model_from_file,
     parse_hf_spec,
     projector_for,
