@@ -9,6 +9,7 @@ import pytest
 
 from llamadash.core import database as db
 from llamadash.core import model_export as mx
+from llamadash.core.params import ROUTER_MANAGED_FLAGS
 
 LIBRARY = [
     {
@@ -333,3 +334,24 @@ def test_no_models_file_sets_the_program_that_runs(library) -> None:
         mx.parse_models_text("version = 1\n[p]\nmodel = /m/x.gguf\nllama-server-path = /tmp/evil.sh\n")
     mx.apply_import(library, mx.plan_import([shelly], library.get_models()))
     assert db.get_metadata("llama_server_path") is None
+
+
+def test_a_presets_export_leaves_out_what_the_router_sets_itself() -> None:
+    model = {
+        "name": "m",
+        "model_path": "/m/x.gguf",
+        "ctx_size": 2048,
+        "host": "0.0.0.0",
+        "port": 9001,
+        "api_key_file": "/m/keys.txt",
+        "custom_params": {"--alias": "the-id"},
+    }
+    keys = {line.split(" = ")[0] for line in mx.export_presets([model]).splitlines() if " = " in line}
+    assert keys == {"version", "model", "ctx-size"}
+    assert {"--host", "--port", "--api-key-file", "--alias"} <= ROUTER_MANAGED_FLAGS
+
+
+def test_a_preset_switch_takes_the_schema_s_words_for_true_and_false() -> None:
+    text = "version = 1\n\n[m]\nmodel = /m/x.gguf\ncont-batching = disabled\nmetrics = Yes\n"
+    (model,) = mx.parse_models_text(text)
+    assert model["cont_batching"] is False and model["metrics_enabled"] is True
