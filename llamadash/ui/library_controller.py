@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtWidgets import QMessageBox
 
 from llamadash.core.library_service import Library, running_by_process_records
 from llamadash.core.llama_server import (
@@ -31,6 +30,7 @@ from llamadash.core.llama_server import (
     find_llama_server,
 )
 from llamadash.core.states import ACTIVE_STATES
+from llamadash.services.protocols import Manager
 from llamadash.ui.instances_view import failure_text
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.param_editor import ParamEditor
@@ -48,7 +48,7 @@ class LibraryController(QObject):
         self._window = window
         self._store = store
         self._data_dir = data_dir
-        self._manager: Any | None = None
+        self._manager: Manager | None = None
         self.service = Library(store, is_running=self._is_running)
         self.library = LibraryView(store, service=self.service)
         self.editor: ParamEditor | None = None
@@ -61,7 +61,7 @@ class LibraryController(QObject):
         window.settingsChanged.connect(self._on_settings_changed)
 
     # ------------------------------------------------------------------------------------------
-    def set_manager(self, manager: Any | None) -> None:
+    def set_manager(self, manager: Manager | None) -> None:
         """Follow the instance manager, so the editor knows when its model's server runs."""
         self._manager = manager
         if manager is not None:
@@ -212,14 +212,10 @@ class LibraryController(QObject):
         model = self._store.get_model(model_id)
         if model is None or self._manager is None:
             return
+        name = model["name"]
         try:
-            self._manager.restart(model["name"])
-        except Exception as exc:
-            show_refusal = getattr(self._window, "show_refusal", None)
-            if callable(show_refusal):  # the whole reason, and a way to Settings for a missing binary
-                name = model["name"]
-                show_refusal("restart", name, failure_text("restart", name, exc), binary_missing(exc))
-            else:
-                QMessageBox.warning(
-                    self._window, "Restart", f"{model['name']} could not be restarted:\n\n{exc}"
-                )
+            self._manager.restart(name)
+        except Exception as exc:  # the whole reason, and a way to Settings for a missing binary
+            self._window.show_refusal(
+                "restart", name, failure_text("restart", name, exc), binary_missing(exc)
+            )

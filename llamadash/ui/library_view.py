@@ -693,6 +693,8 @@ class LibraryView(QWidget):
             report = add()
         except Exception as exc:  # the database refused (a full disk...): nothing more was added
             self._show_error("The model was not added", str(exc))
+            self.refresh()  # the files before it were added
+            self.libraryChanged.emit()
             return AddReport()
         return report
 
