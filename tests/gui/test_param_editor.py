@@ -467,6 +467,21 @@ def test_search_matches_name_flag_and_help_and_keeps_groups(make_editor):
     assert len(visible_keys(editor)) > len(load_schema())
 
 
+def test_rows_show_their_label_and_the_column_and_flags_stay_findable(make_editor):
+    editor = make_editor()
+    model = editor.param_model
+    ctx = model.index_for("ctx_size")
+    assert ctx.data() == load_schema()["ctx_size"].label == "Context size"
+    assert model.index_for("n_parallel").data() == "Parallel slots"
+    tooltip = ctx.data(Qt.ItemDataRole.ToolTipRole)
+    assert "Context size" in tooltip and "ctx_size" in tooltip and "--ctx-size" in tooltip
+    assert model.index(ctx.row(), 3, ctx.parent()).data() == "--ctx-size"  # the flag beside it
+    editor.search_box.setText("parallel slots")  # the label's words (and an other flag's help)
+    assert visible_keys(editor) & set(load_schema().columns) == {"n_parallel"}
+    editor.search_box.setText("n_parallel")  # the column name, which the row no longer shows
+    assert visible_keys(editor) & set(load_schema().columns) == {"n_parallel"}
+
+
 def test_show_only_changed(make_editor):
     editor = make_editor(ctx_size=4096, temperature=0.8, custom_params={"--perf": True})
     editor.changed_only_box.setChecked(True)
