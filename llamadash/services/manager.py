@@ -7,8 +7,9 @@ the PIDs it started (metadata key ``instance_pids``, see :mod:`llamadash.core.pi
 next start finds the llama-server processes a killed dashboard left behind (:meth:`orphans`) and can
 adopt or stop them.
 
-Auto-restart is a per-model setting kept in the metadata key ``autorestart:<model name>``
-(``"1"``/``"0"``, off by default): :meth:`InstanceManager.set_autorestart`. A crash is followed by a
+Auto-restart is a per-model setting kept on the model's own row (its ``auto_restart`` column, off by
+default, so a renamed model keeps it and a new model given an old name does not inherit it):
+:meth:`InstanceManager.set_autorestart`. A crash is followed by a
 restart after a backoff (``restart_backoff_s``, doubling); ``crash_loop_max`` crashes within
 ``crash_loop_window_s`` seconds leave the instance in ``error``, and so do ``failed_restart_max``
 automatic restarts in a row that each ended within ``stable_run_s`` seconds (a slow loop). The
@@ -71,7 +72,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-AUTORESTART_KEY_PREFIX = "autorestart:"
+AUTORESTART_KEY_PREFIX = db.AUTORESTART_KEY_PREFIX  # before db version 3; the upgrade moves it to the rows
 #: llama-server's own default port.
 DEFAULT_PORT = library.LLAMA_SERVER_DEFAULT_PORT
 #: Columns of a ``models`` row that are not llama-server parameters.
@@ -404,12 +405,16 @@ class InstanceManager(QObject):
     # -- auto-restart ---------------------------------------------------------------------------------
 
     def autorestart(self, name: str) -> bool:
-        """Whether model ``name`` restarts automatically after a crash (metadata ``autorestart:<name>``)."""
-        return db.get_metadata(AUTORESTART_KEY_PREFIX + name) == "1"
+        """Whether model ``name`` restarts automatically after a crash (its row; False: no such model)."""
+        return db.get_auto_restart(name)
 
     def set_autorestart(self, name: str, enabled: bool) -> None:
-        """Turn automatic restart after a crash on or off for model ``name`` (kept in the database)."""
-        db.set_metadata(AUTORESTART_KEY_PREFIX + name, "1" if enabled else "0")
+        """Turn automatic restart after a crash on or off for model ``name`` (kept on its row).
+
+        Raises:
+            DatabaseError: there is no model of that name.
+        """
+        db.set_auto_restart(name, enabled)
         inst = self._instances.get(name)
         if inst is not None and not inst.external:
             inst.auto_restart = enabled

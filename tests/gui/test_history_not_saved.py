@@ -8,13 +8,13 @@ from pathlib import Path
 from support import launch_gui
 
 from llamadash.app import shutdown
-from llamadash.core.db import api
+from llamadash.core.db import connection
 
 
 def test_the_status_bar_says_while_history_is_not_saved(qtbot, tmp_path: Path, monkeypatch):
     # Another program holds the database's write lock for longer than llamadash waits: every save
     # of the sampler fails for real (a full disk does the same; tests/reliability shows that one).
-    monkeypatch.setattr(api, "BUSY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.3)
     gui = launch_gui(qtbot, tmp_path / "data")
     window = gui.window
     holder: sqlite3.Connection | None = None

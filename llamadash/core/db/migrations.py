@@ -10,8 +10,10 @@ Two halves:
   that a newer ``schema.toml`` added), renames duplicate model names ``"name (2)"`` so the name
   index can be unique, replaces indexes whose definition differs (the seed's non-unique
   ``idx_models_name``), creates missing indexes, turns second-valued times of a seed database
-  into milliseconds, drops triggers (llamadash defines none; one can only come from an import made
-  before imports took data only, or another program) and records ``db_version``. It runs in one
+  into milliseconds, moves per-model auto-restart from the metadata keys ``autorestart:<name>``
+  (version 2) onto the rows of those names (version 3), drops triggers (llamadash defines none;
+  one can only come from an import made before imports took data only, or another program) and
+  records ``db_version``. It runs in one
   transaction; a database from the seed (auto_vacuum off) is then VACUUMed once so that
   incremental auto-vacuum takes effect.
 
@@ -36,6 +38,7 @@ from playhouse.migrate import SqliteMigrator, migrate  # type: ignore[import-unt
 from llamadash.core.db.errors import DatabaseFileError, SchemaVersionError
 from llamadash.core.db.models import (
     ALL_MODELS,
+    AUTO_RESTART_COLUMN,
     IDENTITY_TABLES,
     REQUIRED_COLUMNS,
     SCHEMA_VERSION,
@@ -51,7 +54,17 @@ _HEADER_SIZE = 100
 #: A WAL file this long or shorter holds no frame (its header is 32 bytes).
 _WAL_HEADER_SIZE = 32
 #: What a NOT NULL column gets when an old table lacks it and rows are already there.
-_FILL_FOR_MISSING = {"type": "unknown", "status": "stopped", "value": ""}
+_FILL_FOR_MISSING: dict[str, Any] = {
+    "type": "unknown",
+    "status": "stopped",
+    "value": "",
+    AUTO_RESTART_COLUMN: 0,
+}
+#: The metadata keys that held per-model auto-restart before version 3 (``"1"``/``"0"`` after
+#: the prefix and the model's name); the upgrade moves them onto the models' rows.
+AUTORESTART_KEY_PREFIX = "autorestart:"
+#: The version whose upgrade moves those keys.
+_AUTO_RESTART_ON_ROWS_VERSION = 3
 _AUTO_VACUUM_INCREMENTAL = 2
 #: Time columns the seed does not say are milliseconds (``metrics_history.timestamp`` it does).
 _SEED_TIME_COLUMNS = (
@@ -421,6 +434,8 @@ def upgrade_schema(db: peewee.SqliteDatabase, now_ms: int) -> int | None:
             _seconds_to_milliseconds(db)
         _fill_metrics_created_at(db)
         renamed = _rename_duplicate_model_names(db)
+        if before is not None and before < _AUTO_RESTART_ON_ROWS_VERSION:
+            _move_autorestart_to_rows(db)
         triggers = _drop_triggers(db)
         for model in ALL_MODELS:
             _replace_changed_indexes(db, migrator, model)
@@ -515,6 +530,24 @@ def _rename_duplicate_model_names(db: peewee.SqliteDatabase) -> list[tuple[str, 
         db.execute_sql("UPDATE models SET name = ? WHERE id = ?", (new_name, row_id))
         renamed.append((name, new_name))
     return renamed
+
+
+def _move_autorestart_to_rows(db: peewee.SqliteDatabase) -> None:
+    # Keyed by name, the setting followed a name, not a model: a renamed model lost it and a new
+    # model given the old name inherited it. On the row it stays with the model. A key whose
+    # model is gone is dropped with the others.
+    prefix = AUTORESTART_KEY_PREFIX
+    rows = db.execute_sql(
+        "SELECT key, value FROM metadata WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+    ).fetchall()
+    for key, value in rows:
+        enabled = 1 if str(value).strip() == "1" else 0
+        db.execute_sql(
+            f'UPDATE models SET "{AUTO_RESTART_COLUMN}" = ? WHERE name = ?', (enabled, key[len(prefix) :])
+        )
+    db.execute_sql("DELETE FROM metadata WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+    if rows:
+        log.info("moved auto-restart of %d model name(s) from metadata onto the models' rows", len(rows))
 
 
 def _replace_changed_indexes(

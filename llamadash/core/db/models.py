@@ -4,10 +4,12 @@ The ``models`` table has one column per llama-server parameter; those columns ar
 parameter schema (:func:`llamadash.core.params.load_schema`), never written by hand: each keeps the
 row's seed SQL type, is nullable (``NULL`` = not set, llama-server's default) and converts with
 :meth:`Param.to_db` / :meth:`Param.from_db`. A parameter added to ``schema.toml`` therefore becomes a
-column, and :mod:`llamadash.core.db.migrations` adds it to existing databases.
+column, and :mod:`llamadash.core.db.migrations` adds it to existing databases. After them come
+``custom_params`` and the per-model settings llamadash keeps itself (:data:`AUTO_RESTART_COLUMN`).
 
-The models are bound to :data:`database_proxy`; :func:`llamadash.core.db.api.init_database` points it
-at the chosen file.
+The models are bound to :data:`database_proxy`, which stays unset: each
+:class:`~llamadash.core.db.store.Database` runs its queries on its own Peewee database (passed to
+``execute``), so that two open databases never share one binding.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from llamadash.core.states import MODEL_STATUSES  # noqa: F401 - the statuses a 
 log = logging.getLogger(__name__)
 
 #: The schema version this llamadash writes into ``metadata.db_version``. Version 1 is the seed's
-#: own design; version 2 adds the unique model-name index and the per-parameter column contract.
-SCHEMA_VERSION = 2
+#: own design; version 2 adds the unique model-name index and the per-parameter column contract;
+#: version 3 moves per-model auto-restart from the metadata key ``autorestart:<name>`` to the
+#: model's own row (:data:`AUTO_RESTART_COLUMN`).
+SCHEMA_VERSION = 3
 #: The version of a database that has our tables but no ``db_version`` row (the seed's design).
 SEED_SCHEMA_VERSION = 1
 
@@ -100,6 +104,19 @@ class CustomParamsField(peewee.TextField):
         return decoded
 
 
+class FlagField(peewee.BooleanField):
+    """An on/off column; ``NULL`` (a row from before the column existed) reads as off."""
+
+    def python_value(self, value: Any) -> bool:
+        return bool(value)
+
+
+#: The ``models`` column that says whether llamadash restarts the model's server after a crash:
+#: llamadash's own per-model setting (not a llama-server parameter), off by default, kept with the
+#: row so that a renamed model keeps it and a new model given an old name does not inherit it.
+AUTO_RESTART_COLUMN = "auto_restart"
+
+
 class MetricsHistory(BaseModel):
     """One metrics sample; a missing reading is ``NULL``, never 0."""
 
@@ -151,6 +168,7 @@ def _add_parameter_columns() -> None:
             raise RuntimeError(f"parameter column {param.column!r} clashes with a models meta column")
         meta.add_field(param.column, ParamField(param))
     meta.add_field("custom_params", CustomParamsField(null=True))
+    meta.add_field(AUTO_RESTART_COLUMN, FlagField(default=False))
 
 
 _add_parameter_columns()

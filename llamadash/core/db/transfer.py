@@ -34,7 +34,8 @@ from typing import Any
 
 import peewee
 
-from llamadash.core.db import api
+from llamadash.core.db import api, checks
+from llamadash.core.db.connection import SQL_ERRORS, create_database_file, make_database, now_ms
 from llamadash.core.db.errors import DatabaseError, DatabaseFileError
 from llamadash.core.db.migrations import (
     open_readonly,
@@ -169,8 +170,7 @@ def export_database(
             folder is missing, or the copy failed.
     """
     target = Path(path).expanduser().absolute()
-    with api._lock:
-        source = api._require().path
+    source = api.current().path
     if _same_file(target, source) or any(_same_file(target, c) for c in _companions(source)):
         raise DatabaseError(f"{target} is the database itself; export to another file")
     if target.is_dir():
@@ -325,7 +325,7 @@ class _RowReader:
             values.setdefault("type", "unknown")
             values.setdefault("status", "stopped")
             try:
-                checked = api._model_row(values, partial=False)
+                checked = checks.model_row(values, partial=False)
             except DatabaseError as exc:
                 column = self._culprit(values)
                 problem = str(exc)
@@ -340,7 +340,7 @@ class _RowReader:
                 return column
         for column, value in values.items():
             try:
-                api._model_row({column: value}, partial=True)
+                checks.model_row({column: value}, partial=True)
             except DatabaseError:
                 return column
         return "(several)"
@@ -387,12 +387,11 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _machine_rows() -> list[tuple[str, str, int | None]]:
+def _machine_rows(database: api.Database) -> list[tuple[str, str, int | None]]:
     """This computer's settings in the open database (see :data:`MACHINE_METADATA_KEYS`)."""
-    state = api._require()
     try:
-        rows = state.db.connection().execute("SELECT key, value, updated_at FROM metadata").fetchall()
-    except api._SQL_ERRORS as exc:
+        rows = database.db.connection().execute("SELECT key, value, updated_at FROM metadata").fetchall()
+    except SQL_ERRORS as exc:
         raise DatabaseError(f"could not read the current settings: {exc}") from exc
     return [(k, v, u) for k, v, u in rows if isinstance(k, str) and is_machine_key(k)]
 
@@ -450,8 +449,8 @@ def _stage(
     ``machine_rows``: this computer's settings, which replace the file's (None: the file's
     metadata is not wanted at all, only its models and metrics).
     """
-    api._create_database_file(staging)  # private, incremental auto-vacuum, WAL
-    staged = api.make_database(staging)
+    create_database_file(staging)  # private, incremental auto-vacuum, WAL
+    staged = make_database(staging)
     try:
         src = open_readonly(source)
         try:
@@ -461,7 +460,7 @@ def _stage(
                 _copy_rows(_RowReader(src, source, info), staged.connection(), machine_rows)
         finally:
             src.close()
-        upgrade_schema(staged, api.now_ms())
+        upgrade_schema(staged, now_ms())
         problems = [row[0] for row in staged.execute_sql("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
             raise DatabaseFileError(f"{source} is damaged: {'; '.join(problems)}")
@@ -488,13 +487,13 @@ def import_database(path: str | os.PathLike[str]) -> Path:
         DatabaseError: the replacement failed (the previous database has been put back).
     """
     source = Path(path).expanduser().absolute()
-    with api._lock:
-        state = api._require()
-        db_path, retention, record_start = state.path, state.retention_ms, state.record_start
+    database = api.current()
+    with database.lock:
+        db_path = database.path
         if _same_file(source, db_path):
             raise DatabaseFileError(f"{source} is the database in use; there is nothing to import")
         info = probe_file(source, for_import=True, check_integrity=True)
-        machine_rows = _machine_rows()
+        machine_rows = _machine_rows(database)
         # The pid in the name tells a later start that this file is not stale while we live.
         fd, name = tempfile.mkstemp(prefix=staging_prefix(db_path), suffix=".tmp", dir=db_path.parent)
         os.close(fd)
@@ -504,7 +503,7 @@ def import_database(path: str | os.PathLike[str]) -> Path:
                 _stage(source, staging, info, machine_rows)
             except sqlite3.Error as exc:
                 raise DatabaseFileError(f"{source} could not be read: {exc}") from exc
-            return _swap_in(staging, db_path, retention, record_start)
+            return _swap_in(database, staging)
         finally:
             _remove_quietly(staging, *_companions(staging))
 
@@ -540,36 +539,39 @@ def read_database_models(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [{f.column_name: f.python_value(v) for f, v in zip(fields, row, strict=True)} for row in rows]
 
 
-def _swap_in(staging: Path, db_path: Path, retention: int, record_start: bool) -> Path:
+def _swap_in(database: api.Database, staging: Path) -> Path:
+    """Put ``staging`` in the place of the database's file and reopen it; the caller holds its lock."""
+    db_path = database.path
     backup = _backup_name(db_path)
-    api._close_locked()
+    database.disconnect_locked()
     wal = Path(f"{db_path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
         # Another process still has the database open (our last close would have emptied the WAL).
-        api._open_locked(db_path, retention, record_start)
+        database.connect_locked()
         raise DatabaseError(f"{db_path} is in use by another program; close it and import again")
     try:
         _link_or_copy(db_path, backup)
     except OSError as exc:
         _remove_quietly(backup)
-        api._open_locked(db_path, retention, record_start)
+        database.connect_locked()
         raise DatabaseError(
             f"could not keep a copy of the current database ({exc}); nothing was imported"
         ) from exc
     try:
         _remove_quietly(*_companions(db_path))
         os.replace(staging, db_path)
-        api._open_locked(db_path, retention, record_start)
+        database.connect_locked()
     except BaseException as exc:
-        _restore(backup, db_path, retention, record_start, exc)
+        _restore(database, backup, exc)
         if isinstance(exc, Exception) and not isinstance(exc, DatabaseError):
             raise DatabaseError(f"the import failed and the previous database was put back: {exc}") from exc
         raise
     return backup
 
 
-def _restore(backup: Path, db_path: Path, retention: int, record_start: bool, cause: BaseException) -> None:
-    api._close_locked()
+def _restore(database: api.Database, backup: Path, cause: BaseException) -> None:
+    db_path = database.path
+    database.disconnect_locked()
     if backup.exists():  # it is whole: a failed copy is removed before the swap starts
         fd, name = tempfile.mkstemp(prefix=f".{db_path.name}.restore-", suffix=".tmp", dir=db_path.parent)
         os.close(fd)
@@ -580,7 +582,7 @@ def _restore(backup: Path, db_path: Path, retention: int, record_start: bool, ca
         finally:
             _remove_quietly(Path(name))
     try:
-        api._open_locked(db_path, retention, record_start)
+        database.connect_locked()
     except DatabaseError as exc:
         raise DatabaseError(
             f"the import failed ({cause}) and the previous database could not be reopened ({exc}); "

@@ -13,7 +13,7 @@ from support import raw_sqlite as raw
 
 from llamadash.core import database
 from llamadash.core.database import DatabaseError
-from llamadash.core.db import api
+from llamadash.core.db import api, connection, store
 from llamadash.core.params import META_COLUMNS, load_schema
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
@@ -52,7 +52,7 @@ class TestCreate:
             meta = {r[1]: r for r in conn.execute("PRAGMA table_info(metadata)")}
         # one column per seed column, every parameter generated with its seed SQL type, nullable
         assert set(info) == set(META_COLUMNS) | set(SCHEMA.columns)
-        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 175
+        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 176
         for param in SCHEMA:
             assert info[param.column][2] == param.sql_type, param.column
             assert info[param.column][3] == 0, f"{param.column} must be nullable"
@@ -89,7 +89,7 @@ class TestCreate:
 
     def test_pragmas_on_every_connection(self, db_path):
         def settings():
-            conn = api._state.db.connection()
+            conn = api.current().db.connection()
             return (
                 conn.execute("PRAGMA journal_mode").fetchone()[0],
                 conn.execute("PRAGMA synchronous").fetchone()[0],
@@ -104,11 +104,11 @@ class TestCreate:
         assert here == there[0] == ("wal", 1, 2)  # WAL, NORMAL, INCREMENTAL
 
     def test_version_and_start_time(self, db_path, monkeypatch):
-        assert database.get_db_version() == database.SCHEMA_VERSION == 2
-        assert database.get_metadata("db_version") == "2"
+        assert database.get_db_version() == database.SCHEMA_VERSION == 3
+        assert database.get_metadata("db_version") == str(database.SCHEMA_VERSION)
         first = int(database.get_metadata("server_start_time"))
         assert abs(first - api.now_ms()) < 5_000
-        monkeypatch.setattr(api, "now_ms", lambda: first + 123_456)
+        monkeypatch.setattr(connection, "now_ms", lambda: first + 123_456)
         database.init_database(db_path)
         assert database.get_metadata("server_start_time") == str(first + 123_456)
 
@@ -279,7 +279,7 @@ class TestMetrics:
             database.get_metrics_history(minutes)
 
     def test_incremental_vacuum_returns_freed_pages(self, db_path, monkeypatch):
-        monkeypatch.setattr(api, "INCREMENTAL_VACUUM_EVERY", 3)
+        monkeypatch.setattr(store, "INCREMENTAL_VACUUM_EVERY", 3)
         old = api.now_ms() - 60 * MINUTE_MS
         with raw(db_path) as conn:
             conn.executemany(
@@ -287,7 +287,7 @@ class TestMetrics:
                 [(old, old, float(i)) for i in range(5000)],
             )
         database.save_metrics({"cpu_usage": 1.0})  # retention deletes the 5,000 rows
-        conn = api._state.db.connection()
+        conn = api.current().db.connection()
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 10
         database.save_metrics({"cpu_usage": 2.0})
         database.save_metrics({"cpu_usage": 3.0})  # third save: incremental vacuum
@@ -322,12 +322,14 @@ class TestModels:
             "updated_at",
             *SCHEMA.columns,
             "custom_params",
+            "auto_restart",
         ]
         assert got["id"] == model_id
         assert (got["ctx_size"], got["temperature"], got["port"]) == (8192, 0.8, 8080)
         assert got["gpu_layers"] == "auto"  # the seed's -1 means auto
         assert got["mmap"] is True
         assert got["custom_params"] == {"--some-flag": "x", "--n": 2}
+        assert got["auto_restart"] is False  # off unless turned on
         assert got["batch_size"] is None and got["hf_repo"] is None
         assert abs(got["created_at"] - api.now_ms()) < 5_000
         assert got["updated_at"] == got["created_at"]
@@ -350,7 +352,7 @@ class TestModels:
 
     def test_filters_and_order(self, db_path, monkeypatch):
         clock = iter(range(1_000, 100_000, 1_000))
-        monkeypatch.setattr(api, "now_ms", lambda: next(clock))
+        monkeypatch.setattr(connection, "now_ms", lambda: next(clock))
         database.save_model(model(name="b", type="llama", status="running"))
         database.save_model(model(name="a", type="qwen", status="stopped"))
         database.save_model(model(name="c", type="llama", status="stopped"))
@@ -372,7 +374,7 @@ class TestModels:
     def test_update(self, db_path, monkeypatch):
         model_id = database.save_model(model(ctx_size=4096, temperature=0.5))
         created = database.get_model(model_id)["created_at"]
-        monkeypatch.setattr(api, "now_ms", lambda: created + 5_000)
+        monkeypatch.setattr(connection, "now_ms", lambda: created + 5_000)
         got = database.update_model(model_id, {"status": "running", "temperature": 0.7, "ctx_size": None})
         assert (got["status"], got["temperature"], got["ctx_size"]) == ("running", 0.7, None)
         assert got["updated_at"] == created + 5_000 and got["created_at"] == created
@@ -504,7 +506,7 @@ class TestMetadata:
     def test_refusals(self, db_path, call, message):
         with pytest.raises(DatabaseError, match=message):
             call()
-        assert database.get_metadata("db_version") == "2"
+        assert database.get_metadata("db_version") == str(database.SCHEMA_VERSION)
 
 
 class TestMaintenance:
@@ -567,7 +569,7 @@ class TestThreads:
             worker.start()
             worker.join()
         database.get_models()  # this thread connects: the finished threads' connections go
-        assert api._state.db.open_connections <= 2
+        assert api.current().db.open_connections <= 2
 
     def test_timing_sanity(self, db_path):
         start = time.perf_counter()

@@ -15,7 +15,7 @@ from support import raw_sqlite as raw
 
 from llamadash.core import database
 from llamadash.core.database import DatabaseError, DatabaseFileError, SchemaVersionError
-from llamadash.core.db import api, transfer
+from llamadash.core.db import api, store, transfer
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
@@ -154,7 +154,7 @@ class TestSeedUpgrade:
         assert (info["db_version"], info["needs_upgrade"], info["model_count"]) == (1, True, 3)
 
         database.init_database(path)
-        assert database.get_db_version() == 2
+        assert database.get_db_version() == database.SCHEMA_VERSION
 
         models = {m["name"]: m for m in database.get_models()}
         assert set(models) == {"llama-3-8b", "qwen", "llama-3-8b (2)"}  # duplicate renamed
@@ -223,8 +223,8 @@ class TestSeedUpgrade:
         path = tmp_path / "seed.db"
         build_seed_database(path, lacking=(), db_version="1")
         database.init_database(path)
-        assert database.get_db_version() == 2
-        assert database.get_metadata("db_version") == "2"
+        assert database.get_db_version() == database.SCHEMA_VERSION
+        assert database.get_metadata("db_version") == str(database.SCHEMA_VERSION)
 
     def test_missing_tables_are_created(self, tmp_path):
         path = tmp_path / "only-models.db"
@@ -247,10 +247,14 @@ def make_current(path: Path) -> None:
     database.close_database()
 
 
+#: A version this llamadash does not know.
+NEWER = database.SCHEMA_VERSION + 1
+
+
 def make_newer(path: Path) -> None:
     make_current(path)
     with raw(path) as conn:
-        conn.execute("UPDATE metadata SET value = '3' WHERE key = 'db_version'")
+        conn.execute("UPDATE metadata SET value = ? WHERE key = 'db_version'", (str(NEWER),))
 
 
 def make_foreign(path: Path) -> None:
@@ -301,7 +305,11 @@ BAD_FILES = [
     (make_foreign, DatabaseFileError, "not a llamadash database.*posts, users"),
     (make_empty_sqlite, DatabaseFileError, "not a llamadash database.*holds no tables"),
     (make_models_table_of_someone_else, DatabaseFileError, "models table lacks the column"),
-    (make_newer, SchemaVersionError, "newer llamadash.*version 3.*up to version 2"),
+    (
+        make_newer,
+        SchemaVersionError,
+        f"newer llamadash.*version {NEWER}.*up to version {database.SCHEMA_VERSION}",
+    ),
 ]
 BAD_IDS = [maker.__name__.removeprefix("make_") for maker, _, _ in BAD_FILES]
 
@@ -326,7 +334,7 @@ class TestRefusedOnOpen:
         path.write_bytes(b"")
         database.init_database(path)
         assert database.get_models() == []
-        assert database.get_db_version() == 2
+        assert database.get_db_version() == database.SCHEMA_VERSION
 
     def test_newer_version_is_refused_mid_session_too(self, tmp_path):
         path = tmp_path / "db.db"
@@ -352,7 +360,11 @@ class TestExport:
         assert calls and calls[-1][0] == calls[-1][1] > 0
         assert all(0 <= done <= total for done, total in calls)
         info = database.inspect_database_file(target)
-        assert (info["db_version"], info["model_names"], info["metrics_rows"]) == (2, ["exported"], 1)
+        assert (info["db_version"], info["model_names"], info["metrics_rows"]) == (
+            database.SCHEMA_VERSION,
+            ["exported"],
+            1,
+        )
         assert target.read_bytes()[18:20] == b"\x01\x01"  # rollback journal, not WAL
         assert not Path(f"{target}-wal").exists()
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp left
@@ -485,7 +497,7 @@ class TestImport:
         database.init_database(tmp_path / "live.db")
         database.import_database(seed)
         assert digest(seed) == seed_before  # the imported file itself is only read
-        assert database.get_db_version() == 2
+        assert database.get_db_version() == database.SCHEMA_VERSION
         assert sorted(m["name"] for m in database.get_models()) == ["llama-3-8b", "llama-3-8b (2)", "qwen"]
         assert len(database.get_metrics_history()) == 2
 
@@ -544,19 +556,19 @@ class TestImport:
         database.init_database(live)
         database.save_model(model(name="original"))
 
-        real_open = api._open_locked
+        real_open = store.Database.connect_locked
         calls = []
 
-        def flaky_open(path, *args):
-            calls.append(path)
+        def flaky_open(self):
+            calls.append(self.path)
             if len(calls) == 1:
                 raise DatabaseError("simulated failure while opening the imported file")
-            return real_open(path, *args)
+            return real_open(self)
 
-        monkeypatch.setattr(api, "_open_locked", flaky_open)
+        monkeypatch.setattr(store.Database, "connect_locked", flaky_open)
         with pytest.raises(DatabaseError, match="simulated failure"):
             database.import_database(export)
-        monkeypatch.setattr(api, "_open_locked", real_open)
+        monkeypatch.setattr(store.Database, "connect_locked", real_open)
         assert len(calls) == 2  # the imported file, then the restored one
         assert [m["name"] for m in database.get_models()] == ["original"]
         backups = [p for p in tmp_path.iterdir() if ".bak-" in p.name]

@@ -13,7 +13,7 @@ from support import raw_sqlite as raw
 
 from llamadash.core import database, library
 from llamadash.core.database import DatabaseError
-from llamadash.core.db import api
+from llamadash.core.db import api, connection
 from llamadash.core.db.errors import DiskFullError
 from llamadash.core.messages import short_repr
 from llamadash.core.params.schema import InvalidStoredValue, invalid_stored_values
@@ -73,7 +73,7 @@ class TestWriteTransaction:
         assert database.get_models() == []
 
     def test_a_lock_held_too_long_is_said_in_words(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(api, "BUSY_TIMEOUT_S", 0.2)
+        monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.2)
         path = tmp_path / "db.sqlite"
         database.init_database(path)
         model_id = database.save_model(model())
@@ -255,7 +255,7 @@ def test_a_database_another_process_creates_at_the_same_moment_opens(tmp_path: P
     monkeypatch.setattr(
         Path, "exists", lambda self, *a, **k: False if self == path else real_exists(self, *a, **k)
     )
-    api._create_database_file(path)
+    connection.create_database_file(path)
     monkeypatch.undo()
     database.init_database(path)
     database.save_model({"name": "m", "type": "llama", "status": "stopped"})

@@ -64,11 +64,21 @@ def test_stale_running_statuses_are_reset_at_start(qtbot, data_dir: Path):
 
 
 def test_autorestart_is_a_per_model_setting_in_the_database(manager: InstanceManager):
+    model_id = database.save_model({"name": "m", "type": "llama", "status": "stopped"})
     assert manager.autorestart("m") is False
     manager.set_autorestart("m", True)
-    assert database.get_metadata("autorestart:m") == "1" and manager.autorestart("m")
-    manager.set_autorestart("m", False)
-    assert not manager.autorestart("m")
+    assert database.get_model(model_id)["auto_restart"] is True and manager.autorestart("m")
+    assert database.get_metadata("autorestart:m") is None  # on the row, not under the name
+    database.update_model(model_id, {"name": "renamed"})
+    assert manager.autorestart("renamed") and not manager.autorestart("m")  # it follows the model
+    manager.set_autorestart("renamed", False)
+    assert not manager.autorestart("renamed")
+    manager.set_autorestart("renamed", True)
+    database.delete_model(model_id)
+    database.save_model({"name": "renamed", "type": "llama", "status": "stopped"})
+    assert not manager.autorestart("renamed")  # a new model with the old name starts with it off
+    with pytest.raises(database.DatabaseError, match="no model named 'nothing'"):
+        manager.set_autorestart("nothing", True)
 
 
 def test_is_the_samplers_instance_stats(manager: InstanceManager):

@@ -1,0 +1,259 @@
+"""Checking what callers give the database: model rows, metrics samples, metadata keys and values.
+
+Every check raises :class:`~llamadash.core.db.errors.DatabaseError` with a message meant for a
+person; what passes comes back in the form the database stores (a model row through the parameter
+schema, a metrics sample as the row to insert).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from llamadash.core.db import connection
+from llamadash.core.db.errors import DatabaseError
+from llamadash.core.db.models import (
+    AUTO_RESTART_COLUMN,
+    METRICS_INPUT_COLUMNS,
+    METRICS_INTEGER_COLUMNS,
+    MODEL_COLUMNS,
+    MODEL_STATUSES,
+    PARAM_FIELDS,
+)
+from llamadash.core.messages import short_repr
+from llamadash.core.params import ParamValueError, load_schema
+
+#: The longest model name and type, in characters (a name is also a file name of its log).
+MAX_NAME_LENGTH = 200
+#: The longest ``custom_params``, as JSON text.
+MAX_CUSTOM_PARAMS_LENGTH = 256 * 1024
+#: The longest metadata value (window layouts and settings take a few KB).
+MAX_METADATA_LENGTH = 1024 * 1024
+#: Metadata keys that llamadash maintains itself and callers may not set or delete.
+RESERVED_METADATA_KEYS = frozenset({"db_version"})
+
+CREATED_AT_INDEX = METRICS_INPUT_COLUMNS.index("created_at")
+_TIMESTAMP_INDEX = METRICS_INPUT_COLUMNS.index("timestamp")
+_METRICS_INPUT_SET = frozenset(METRICS_INPUT_COLUMNS)
+_METRICS_KINDS = tuple((c, c in METRICS_INTEGER_COLUMNS) for c in METRICS_INPUT_COLUMNS)
+_MODEL_INPUT = frozenset(MODEL_COLUMNS) - {"id"}
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _metric_value(column: str, is_integer: bool, value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        if math.isnan(value):  # SQLite has no NaN; it is a missing reading
+            return None
+        if value in (math.inf, -math.inf):
+            raise DatabaseError(f"metrics value {column} must be finite, got {short_repr(value)}")
+        return round(value) if is_integer else value
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise DatabaseError(f"metrics value {column} is too large to store, got {short_repr(value)}")
+        return value
+    if kind is bool or not isinstance(value, numbers.Real):
+        raise DatabaseError(f"metrics value {column} must be a number or None, got {short_repr(value)}")
+    return _metric_value(column, is_integer, float(value))
+
+
+def metrics_row(metrics: Mapping[str, Any]) -> list[Any]:
+    """The row to insert for a metrics sample (in :data:`METRICS_INPUT_COLUMNS` order), checked."""
+    if not isinstance(metrics, Mapping):
+        raise DatabaseError(f"save_metrics expects a dict of readings, got {type(metrics).__name__}")
+    if not _METRICS_INPUT_SET.issuperset(metrics):
+        unknown = sorted(str(key) for key in metrics if key not in _METRICS_INPUT_SET)
+        raise DatabaseError(
+            f"unknown metrics key(s): {', '.join(unknown)}; known keys: {', '.join(METRICS_INPUT_COLUMNS)}"
+        )
+    row = []
+    get = metrics.get
+    for column, is_integer in _METRICS_KINDS:
+        value = get(column)
+        row.append(None if value is None else _metric_value(column, is_integer, value))
+    now = None
+    if row[_TIMESTAMP_INDEX] is None:
+        now = connection.now_ms()
+        row[_TIMESTAMP_INDEX] = now
+    if row[CREATED_AT_INDEX] is None:
+        row[CREATED_AT_INDEX] = now if now is not None else connection.now_ms()
+    return row
+
+
+# ------------------------------------------------------------------------------------------------
+# models
+def _unknown_key_message(keys: list[str]) -> str:
+    schema = load_schema()
+    hints = []
+    for key in keys:
+        param = schema.by_flag.get(key) or schema.by_column.get(key.lstrip("-").replace("-", "_"))
+        if key == "id":
+            hints.append("id is assigned by the database")
+        elif param is not None:
+            hints.append(f"{short_repr(key)} is the column {short_repr(param.column)}")
+        else:
+            close = difflib.get_close_matches(key[:100], sorted(_MODEL_INPUT), n=1)
+            if close:
+                hints.append(f"did you mean {short_repr(close[0])} instead of {short_repr(key)}?")
+    text = f"unknown model setting(s): {', '.join(short_repr(k) for k in keys[:10])}"
+    if hints:
+        text += " (" + "; ".join(hints) + ")"
+    return (
+        text + ". Extra llama-server flags belong in custom_params, e.g. "
+        "{'custom_params': {'--some-flag': 'value'}}"
+    )
+
+
+def _check_text(column: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise DatabaseError(f"model {column} must be text, got {short_repr(value)}")
+    text = value.strip()
+    if not text:
+        raise DatabaseError(f"model {column} must not be empty")
+    if len(text) > MAX_NAME_LENGTH:
+        raise DatabaseError(
+            f"model {column} must be at most {MAX_NAME_LENGTH} characters, got {len(text):,} "
+            f"({short_repr(text)})"
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+        # a newline in a name would end the comment line it is written in (shell export, INI, logs)
+        raise DatabaseError(
+            f"model {column} must not contain control characters (newlines, tabs), got {short_repr(text)}"
+        )
+    return text
+
+
+def _check_ms(column: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DatabaseError(
+            f"{column} must be Unix milliseconds (a whole number >= 0), got {short_repr(value)}"
+        )
+    return value
+
+
+def check_flag(column: str, value: Any) -> bool:
+    """An on/off column's value: True or False (SQLite's 1 and 0 too, as a file stores them)."""
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise DatabaseError(f"model {column} must be true or false, got {short_repr(value)}")
+
+
+def _check_custom_params(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        bad_keys = [k for k in value if not isinstance(k, str)]
+        if bad_keys:
+            raise DatabaseError(f"custom_params keys must be text (flags), got {short_repr(bad_keys[0])}")
+        value = dict(value)
+    elif isinstance(value, (list, tuple)):
+        bad = [v for v in value if not isinstance(v, str)]
+        if bad:
+            raise DatabaseError(
+                f"custom_params as a list must hold command-line strings only, got {short_repr(bad[0])}"
+            )
+        value = list(value)
+    else:
+        raise DatabaseError(
+            "custom_params must be a dict like {'--flag': value} or a list of command-line "
+            f"strings, got {short_repr(value)}"
+        )
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DatabaseError(f"custom_params must be JSON-serialisable: {exc}") from None
+    if len(text) > MAX_CUSTOM_PARAMS_LENGTH:
+        raise DatabaseError(
+            f"custom_params are {len(text):,} characters long as JSON; at most {MAX_CUSTOM_PARAMS_LENGTH:,} "
+            "are kept (put long text in a file and give its path)"
+        )
+    return value
+
+
+def model_row(data: Any, *, partial: bool) -> dict[str, Any]:
+    """The checked columns of a model given as a dict (``partial``: only some, as an update gives).
+
+    A whole model (not ``partial``) gets the defaults of the columns llamadash keeps itself
+    (``auto_restart`` off).
+    """
+    if not isinstance(data, Mapping):
+        raise DatabaseError(f"a model must be given as a dict, got {type(data).__name__}")
+    unknown = [str(key) for key in data if key not in _MODEL_INPUT]
+    if unknown:
+        raise DatabaseError(_unknown_key_message(unknown))
+    row: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("name", "type"):
+            row[key] = _check_text(key, value)
+        elif key == "status":
+            if value not in MODEL_STATUSES:
+                allowed = ", ".join(MODEL_STATUSES)
+                raise DatabaseError(f"model status must be one of {allowed}, got {short_repr(value)}")
+            row[key] = value
+        elif key in ("created_at", "updated_at"):
+            row[key] = _check_ms(key, value)
+        elif key == "custom_params":
+            row[key] = _check_custom_params(value)
+        elif key == AUTO_RESTART_COLUMN:
+            row[key] = False if value is None else check_flag(key, value)  # None: back to the default
+        else:
+            try:
+                row[key] = PARAM_FIELDS[key].param.coerce(value)
+            except ParamValueError as exc:
+                raise DatabaseError(f"invalid value for {exc.column}: {exc.message}") from None
+    if not partial:
+        missing = [key for key in ("name", "type", "status") if key not in row]
+        if missing:
+            raise DatabaseError(f"a model needs {', '.join(missing)}")
+        row.setdefault(AUTO_RESTART_COLUMN, False)
+    return row
+
+
+def integrity_error(exc: Exception, row: dict[str, Any]) -> DatabaseError:
+    """The error to raise when SQLite refused ``row`` (a taken name, said as one)."""
+    if "models.name" in str(exc) and "name" in row:
+        name = short_repr(row["name"])
+        return DatabaseError(f"a model named {name} already exists; model names must be unique")
+    return DatabaseError(f"the model was not saved: {exc}")
+
+
+def check_id(model_id: Any) -> int:
+    """``model_id`` if it is a model id (a whole number)."""
+    if isinstance(model_id, bool) or not isinstance(model_id, int):
+        raise DatabaseError(f"a model id is a whole number, got {short_repr(model_id)}")
+    return model_id
+
+
+# ------------------------------------------------------------------------------------------------
+# metadata
+def check_key(key: Any) -> str:
+    """``key`` if it is a metadata key (non-empty text)."""
+    if not isinstance(key, str) or not key.strip():
+        raise DatabaseError(f"a metadata key is non-empty text, got {short_repr(key)}")
+    return key
+
+
+def check_metadata_value(key: str, value: Any) -> str:
+    """The text to store for a metadata value (numbers as their text)."""
+    if key in RESERVED_METADATA_KEYS:
+        raise DatabaseError(f"{key} is maintained by llamadash and cannot be set")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DatabaseError(f"a metadata value is text or a number, got {short_repr(value)}")
+    if len(str(value)) > MAX_METADATA_LENGTH:
+        raise DatabaseError(
+            f"the metadata value of {short_repr(key)} is {len(str(value)):,} characters long; "
+            f"at most {MAX_METADATA_LENGTH:,} are kept"
+        )
+    return str(value)

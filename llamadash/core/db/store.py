@@ -1,0 +1,554 @@
+"""One open database file as an object: :class:`Database`.
+
+A :class:`Database` owns its Peewee database (one SQLite connection per thread, opened on first
+use, with the pragmas applied), its path, its metrics retention and its lock. Every method may be
+called from any thread: a re-entrant lock of the object orders the calls so that closing or
+importing never pulls a connection away under a running call. The retention can change while it is
+open (:meth:`Database.set_retention_minutes`): the next save prunes by the new window, on the same
+connections.
+
+The seed's functions (:mod:`llamadash.core.db.api`) are a facade over the current instance.
+Times (``timestamp``, ``created_at``, ``updated_at``) are Unix milliseconds. A missing metrics
+reading is ``None`` (``NULL``), never 0. Every mistake a caller can make raises
+:class:`DatabaseError` with a message meant for a person, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from llamadash.core.db import checks, connection
+from llamadash.core.db.connection import (
+    SQL_ERRORS,
+    TrackingSqliteDatabase,
+    create_database_file,
+    describe_failure,
+    make_database,
+)
+from llamadash.core.db.errors import DatabaseError, DatabaseNotOpenError, DiskFullError
+from llamadash.core.db.migrations import (
+    file_mode_private,
+    probe_file,
+    remove_stale_staging_files,
+    stored_version,
+    upgrade_schema,
+)
+from llamadash.core.db.models import (
+    AUTO_RESTART_COLUMN,
+    METRICS_COLUMNS,
+    METRICS_INPUT_COLUMNS,
+    MODEL_COLUMNS,
+    MODEL_STATUSES,
+    TABLE_NAMES,
+    ModelConfig,
+)
+from llamadash.core.messages import short_repr
+from llamadash.core.paths import make_private_dir
+
+#: How long metrics are kept, in minutes (the seed's 10), unless a database is told otherwise.
+METRICS_RETENTION_MINUTES: float = 10.0
+#: Run ``PRAGMA incremental_vacuum`` after this many ``save_metrics`` calls (10 minutes at 1 Hz):
+#: retention frees a page now and then, returning them one call in 600 costs nothing noticeable.
+INCREMENTAL_VACUUM_EVERY = 600
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_METRICS_INSERT_SQL = (
+    f"INSERT INTO metrics_history ({', '.join(map(_quote, METRICS_INPUT_COLUMNS))}) "
+    f"VALUES ({', '.join('?' for _ in METRICS_INPUT_COLUMNS)})"
+)
+_METRICS_EXPIRE_SQL = "DELETE FROM metrics_history WHERE created_at <= ?"
+_METRICS_HISTORY_SQL = (
+    f"SELECT {', '.join(map(_quote, METRICS_COLUMNS))} FROM metrics_history "
+    "WHERE timestamp >= ? ORDER BY timestamp, id"
+)
+_METADATA_UPDATE_SQL = "UPDATE metadata SET value = ?, updated_at = ? WHERE key = ?"
+_METADATA_INSERT_SQL = "INSERT INTO metadata (key, value, updated_at) VALUES (?, ?, ?)"
+
+#: The SQL that ``save_metrics`` and ``get_metrics_history`` run (the benchmark replays it).
+METRICS_SQL = {
+    "insert": _METRICS_INSERT_SQL,
+    "expire": _METRICS_EXPIRE_SQL,
+    "history": _METRICS_HISTORY_SQL,
+    "metadata_update": _METADATA_UPDATE_SQL,
+    "metadata_insert": _METADATA_INSERT_SQL,
+}
+_MODEL_ID = ModelConfig._meta.primary_key
+_AUTO_RESTART = ModelConfig._meta.columns[AUTO_RESTART_COLUMN]
+
+
+def retention_ms(minutes: Any) -> int:
+    """A retention window in minutes, checked, as milliseconds."""
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+        raise DatabaseError(f"retention_minutes must be a positive number, got {short_repr(minutes)}")
+    if not math.isfinite(minutes):
+        raise DatabaseError(f"retention_minutes must be finite, got {short_repr(minutes)}")
+    return round(minutes * 60_000)
+
+
+def set_metadata_row(conn: sqlite3.Connection, key: str, value: str, now: int) -> None:
+    """Store ``key`` = ``value`` on ``conn`` (inside the caller's transaction)."""
+    # UPDATE first: the key nearly always exists, and this needs no unique index on `key`
+    # (a seed database might lack one), unlike an upsert.
+    if conn.execute(_METADATA_UPDATE_SQL, (value, now, key)).rowcount == 0:
+        conn.execute(_METADATA_INSERT_SQL, (key, value, now))
+
+
+class Database:
+    """One open llamadash database file (created or upgraded when opened).
+
+    Args:
+        path: the database file (made absolute).
+        retention_minutes: how long :meth:`save_metrics` keeps rows (default
+            :data:`METRICS_RETENTION_MINUTES`); :meth:`set_retention_minutes` changes it later.
+        record_start: set ``server_start_time`` to now (the origin of the ``uptime`` metric). A
+            short-lived tool such as the CLI passes False so that it does not reset the uptime of
+            a dashboard running on the same file. Opening a current database so writes nothing.
+
+    Raises:
+        DatabaseFileError: the file is not a llamadash database; it is left as it is.
+        SchemaVersionError: the file was written by a newer llamadash; it is left as it is.
+        DatabaseError: anything else that prevents opening it.
+    """
+
+    def __init__(
+        self, path: str | Path, *, retention_minutes: float | None = None, record_start: bool = True
+    ) -> None:
+        minutes = METRICS_RETENTION_MINUTES if retention_minutes is None else retention_minutes
+        self._retention_ms = retention_ms(minutes)
+        self._path = Path(path).expanduser().absolute()
+        self._record_start = record_start
+        self._saves_since_vacuum = 0
+        self._db: TrackingSqliteDatabase | None = None
+        #: Held by every call; the import holds it across closing, replacing and reopening the file.
+        self.lock = threading.RLock()
+        with self.lock:
+            self.connect_locked()
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<Database {self._path} ({state})>"
+
+    # -- opening and closing -----------------------------------------------------------------------
+    def connect_locked(self) -> None:
+        """Open the file (create, check, upgrade); the caller holds :attr:`lock` and it is closed."""
+        path = self._path
+        if path.is_dir():
+            raise DatabaseError(f"{path} is a folder; give the database file's path")
+        try:
+            make_private_dir(path.parent)
+            if not path.exists() or path.stat().st_size == 0:
+                create_database_file(path)
+            else:
+                probe_file(path, for_import=False, check_integrity=False)  # refuses without changing it
+                remove_stale_staging_files(path)  # what killed imports left beside it
+        except (OSError, sqlite3.Error) as exc:
+            raise describe_failure(f"cannot create the database {path}", exc, path.parent) from exc
+        except DatabaseError as exc:
+            # On a full disk SQLite cannot make its shared-memory index and calls the file damaged.
+            failure = describe_failure(f"cannot open the database {path}", exc, path.parent)
+            if isinstance(failure, DiskFullError):
+                raise failure from exc
+            raise
+        db = make_database(path)
+        try:
+            now = connection.now_ms()
+            upgrade_schema(db, now)
+            if self._record_start:
+                with db.atomic():
+                    set_metadata_row(db.connection(), "server_start_time", str(now), now)
+            file_mode_private(path)
+        except DatabaseError as exc:
+            db.close_all()
+            failure = describe_failure(f"cannot open the database {path}", exc, path.parent)
+            if isinstance(failure, DiskFullError):
+                raise failure from exc
+            raise
+        except SQL_ERRORS as exc:
+            db.close_all()
+            raise describe_failure(f"cannot open the database {path}", exc, path.parent) from exc
+        except BaseException:
+            db.close_all()
+            raise
+        self._db = db
+
+    def disconnect_locked(self) -> None:
+        """Close every thread's connection; the caller holds :attr:`lock`."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close_all()
+
+    def close(self) -> None:
+        """Close the database (all threads' connections); safe to call twice."""
+        with self.lock:
+            self.disconnect_locked()
+
+    def release_connection(self) -> None:
+        """Close the calling thread's connection (a worker that is done); the next call reopens one."""
+        with self.lock:
+            if self._db is not None:
+                self._db.close()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the file is open (not closed, not in the middle of an import's swap)."""
+        return self._db is not None
+
+    @property
+    def db(self) -> TrackingSqliteDatabase:
+        """The Peewee database (its ``connection()`` is the calling thread's).
+
+        Raises:
+            DatabaseNotOpenError: the database has been closed.
+        """
+        db = self._db
+        if db is None:
+            raise DatabaseNotOpenError("the database is not open: call init_database() first")
+        return db
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def record_start(self) -> bool:
+        """Whether opening (and reopening, after an import) records ``server_start_time``."""
+        return self._record_start
+
+    # -- retention ---------------------------------------------------------------------------------
+    @property
+    def retention_minutes(self) -> float:
+        """How long :meth:`save_metrics` keeps rows, in minutes."""
+        return self._retention_ms / 60_000
+
+    def set_retention_minutes(self, minutes: float) -> None:
+        """Keep metrics for ``minutes`` from the next save on; the connections stay as they are.
+
+        Raises:
+            DatabaseError: ``minutes`` is not a positive, finite number.
+        """
+        window = retention_ms(minutes)
+        with self.lock:
+            self._retention_ms = window
+
+    def _wrap(self, action: str, exc: BaseException) -> DatabaseError:
+        """The error to raise for a failed call: what could not be done, and why in plain words."""
+        return describe_failure(f"could not {action}", exc, self._path.parent)
+
+    def get_db_version(self) -> int:
+        """The schema version (``metadata.db_version``)."""
+        with self.lock:
+            db = self.db
+            try:
+                version = stored_version(db)
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the database version", exc) from exc
+            if version is None:
+                raise DatabaseError("the database has no version (its tables are missing)")
+            return version
+
+    @contextlib.contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[None]:
+        """One write transaction: every change in the block is kept, or (on any exception) none.
+
+        See :func:`llamadash.core.db.api.transaction`.
+        """
+        with self.lock:
+            db = self.db
+            try:
+                with db.atomic("IMMEDIATE" if immediate else None):
+                    yield
+            except SQL_ERRORS as exc:
+                raise self._wrap("finish the changes", exc) from exc
+
+    # -- metrics -----------------------------------------------------------------------------------
+    def save_metrics(self, metrics: Mapping[str, Any]) -> int:
+        """Store one sample and drop the rows past the retention window, atomically; returns its id.
+
+        See :func:`llamadash.core.db.api.save_metrics`.
+        """
+        row = checks.metrics_row(metrics)
+        created_at = row[checks.CREATED_AT_INDEX]
+        with self.lock:
+            db = self.db
+            try:
+                conn = db.connection()
+                with db.atomic("IMMEDIATE"):
+                    row_id = conn.execute(_METRICS_INSERT_SQL, row).lastrowid
+                    conn.execute(_METRICS_EXPIRE_SQL, (created_at - self._retention_ms,))
+                    set_metadata_row(conn, "last_metrics_save", str(created_at), created_at)
+                self._saves_since_vacuum += 1
+                if self._saves_since_vacuum >= INCREMENTAL_VACUUM_EVERY:
+                    self._saves_since_vacuum = 0
+                    # executescript steps the pragma to the end; execute() would free a single page.
+                    conn.executescript("PRAGMA incremental_vacuum;")
+            except SQL_ERRORS as exc:
+                raise self._wrap("save metrics", exc) from exc
+        return int(row_id)
+
+    def get_metrics_history(self, minutes: float = 10) -> list[dict[str, Any]]:
+        """The samples of the last ``minutes`` (by ``timestamp``), oldest first."""
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+            raise DatabaseError(f"minutes must be a positive number, got {short_repr(minutes)}")
+        cutoff = connection.now_ms() - round(minutes * 60_000) if math.isfinite(minutes) else -(2**63)
+        with self.lock:
+            db = self.db
+            try:
+                rows = db.connection().execute(_METRICS_HISTORY_SQL, (cutoff,)).fetchall()
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the metrics history", exc) from exc
+        return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
+
+    # -- models ------------------------------------------------------------------------------------
+    def _model_dicts(self, query: Any) -> list[dict[str, Any]]:
+        return [dict(zip(MODEL_COLUMNS, row, strict=True)) for row in query.tuples().execute(self.db)]
+
+    def _get_one(self, condition: Any) -> dict[str, Any] | None:
+        rows = self._model_dicts(ModelConfig.select().where(condition).limit(1))
+        return rows[0] if rows else None
+
+    def save_model(self, model: Mapping[str, Any]) -> int:
+        """Add a model configuration; returns its id (see :func:`llamadash.core.db.api.save_model`)."""
+        row = checks.model_row(model, partial=False)
+        now = connection.now_ms()
+        row.setdefault("created_at", now)
+        row.setdefault("updated_at", now)
+        with self.lock:
+            db = self.db
+            try:
+                with db.atomic():
+                    return int(ModelConfig.insert(row).execute(db))
+            except peewee.IntegrityError as exc:
+                raise checks.integrity_error(exc, row) from None
+            except SQL_ERRORS as exc:
+                raise self._wrap("save the model", exc) from exc
+
+    def save_models(self, models: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Add many models, all or none; returns their ids (see :func:`llamadash.core.db.api.save_models`)."""
+        rows = []
+        now = connection.now_ms()
+        for number, model in enumerate(models, 1):
+            try:
+                row = checks.model_row(model, partial=False)
+            except DatabaseError as exc:
+                name = model.get("name") if isinstance(model, Mapping) else None
+                label = f"model {number}" + (f" ({name!r})" if isinstance(name, str) else "")
+                raise DatabaseError(f"{label}: {exc}") from None
+            row.setdefault("created_at", now)
+            row.setdefault("updated_at", now)
+            rows.append(row)
+        fields = [f for f in ModelConfig._meta.sorted_fields if f.column_name != "id"]
+        sql = (
+            f"INSERT INTO models ({', '.join(_quote(f.column_name) for f in fields)}) "
+            f"VALUES ({', '.join('?' for _ in fields)})"
+        )
+        position = {f.column_name: (index, f) for index, f in enumerate(fields)}
+        ids: list[int] = []
+        with self.lock:
+            db = self.db
+            row = {}
+            try:
+                with db.atomic():
+                    conn = db.connection()
+                    for row in rows:
+                        values: list[Any] = [None] * len(fields)  # only the columns set need converting
+                        for column, value in row.items():
+                            index, field = position[column]
+                            values[index] = field.db_value(value)
+                        ids.append(int(conn.execute(sql, values).lastrowid))
+            except (peewee.IntegrityError, sqlite3.IntegrityError) as exc:
+                raise checks.integrity_error(exc, row) from None
+            except SQL_ERRORS as exc:
+                raise self._wrap("save the models", exc) from exc
+        return ids
+
+    def get_models(self, status: str | None = None, type: str | None = None) -> list[dict[str, Any]]:
+        """All model configurations, optionally filtered, oldest first (by ``created_at``, then id)."""
+        if status is not None and status not in MODEL_STATUSES:
+            allowed = ", ".join(MODEL_STATUSES)
+            raise DatabaseError(f"status must be one of {allowed}, got {short_repr(status)}")
+        if type is not None and not isinstance(type, str):
+            raise DatabaseError(f"type must be text, got {short_repr(type)}")
+        query = ModelConfig.select()
+        if status is not None:
+            query = query.where(ModelConfig.status == status)
+        if type is not None:
+            query = query.where(ModelConfig.type == type)
+        with self.lock:
+            try:
+                return self._model_dicts(query.order_by(ModelConfig.created_at, _MODEL_ID))
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the models", exc) from exc
+
+    def get_model(self, model_id: int) -> dict[str, Any] | None:
+        """The model with this id, or None."""
+        model_id = checks.check_id(model_id)
+        with self.lock:
+            try:
+                return self._get_one(model_id == _MODEL_ID)
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the model", exc) from exc
+
+    def get_model_by_name(self, name: str) -> dict[str, Any] | None:
+        """The model with this name (surrounding spaces ignored), or None."""
+        if not isinstance(name, str):
+            raise DatabaseError(f"a model name is text, got {short_repr(name)}")
+        with self.lock:
+            try:
+                return self._get_one(ModelConfig.name == name.strip())
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the model", exc) from exc
+
+    def update_model(self, model_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change some columns of a model; returns it (see :func:`llamadash.core.db.api.update_model`)."""
+        model_id = checks.check_id(model_id)
+        if isinstance(changes, Mapping) and "id" in changes:
+            if changes["id"] != model_id:
+                raise DatabaseError(
+                    f"a model's id cannot be changed (got id {short_repr(changes['id'])} for model {model_id})"
+                )
+            changes = {k: v for k, v in changes.items() if k != "id"}
+        row = checks.model_row(changes, partial=True)
+        row.setdefault("updated_at", connection.now_ms())
+        with self.lock:
+            db = self.db
+            try:
+                with db.atomic():
+                    count = ModelConfig.update(row).where(model_id == _MODEL_ID).execute(db)
+                    if count == 0:
+                        raise DatabaseError(f"there is no model with id {model_id}")
+                    updated = self._get_one(model_id == _MODEL_ID)
+            except peewee.IntegrityError as exc:
+                raise checks.integrity_error(exc, row) from None
+            except SQL_ERRORS as exc:
+                raise self._wrap("update the model", exc) from exc
+        assert updated is not None
+        return updated
+
+    def delete_model(self, model_id: int) -> bool:
+        """Delete a model; returns whether it existed."""
+        model_id = checks.check_id(model_id)
+        with self.lock:
+            db = self.db
+            try:
+                return int(ModelConfig.delete().where(model_id == _MODEL_ID).execute(db)) > 0
+            except SQL_ERRORS as exc:
+                raise self._wrap("delete the model", exc) from exc
+
+    def delete_all_models(self) -> int:
+        """Delete every model; returns how many there were."""
+        with self.lock:
+            db = self.db
+            try:
+                return int(ModelConfig.delete().execute(db))
+            except SQL_ERRORS as exc:
+                raise self._wrap("delete the models", exc) from exc
+
+    def get_auto_restart(self, name: str) -> bool:
+        """Whether the model ``name`` restarts after a crash (False when there is no such model)."""
+        model = self.get_model_by_name(name)
+        return bool(model is not None and model[AUTO_RESTART_COLUMN])
+
+    def set_auto_restart(self, name: str, enabled: bool) -> None:
+        """Turn restarting after a crash on or off for the model ``name`` (its row; kept on rename).
+
+        Raises:
+            DatabaseError: there is no model of that name, or ``enabled`` is not True or False.
+        """
+        if not isinstance(name, str):
+            raise DatabaseError(f"a model name is text, got {short_repr(name)}")
+        value = checks.check_flag(AUTO_RESTART_COLUMN, enabled)
+        with self.lock:
+            db = self.db
+            try:
+                changes = {_AUTO_RESTART: value, ModelConfig.updated_at: connection.now_ms()}
+                count = ModelConfig.update(changes).where(ModelConfig.name == name.strip()).execute(db)
+            except SQL_ERRORS as exc:
+                raise self._wrap("change the model", exc) from exc
+        if count == 0:
+            raise DatabaseError(f"there is no model named {short_repr(name.strip())}")
+
+    # -- metadata ----------------------------------------------------------------------------------
+    def set_metadata(self, key: str, value: str | float) -> None:
+        """Store a metadata value (see :func:`llamadash.core.db.api.set_metadata`)."""
+        key = checks.check_key(key)
+        text = checks.check_metadata_value(key, value)
+        with self.lock:
+            db = self.db
+            try:
+                with db.atomic():
+                    set_metadata_row(db.connection(), key, text, connection.now_ms())
+            except SQL_ERRORS as exc:
+                raise self._wrap("save the metadata", exc) from exc
+
+    def get_metadata(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        key = checks.check_key(key)
+        with self.lock:
+            db = self.db
+            try:
+                row = db.connection().execute("SELECT value FROM metadata WHERE key = ?", (key,)).fetchone()
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the metadata", exc) from exc
+        return None if row is None else str(row[0])
+
+    def delete_metadata(self, key: str) -> bool:
+        """Delete a metadata key; returns whether it existed."""
+        key = checks.check_key(key)
+        if key in checks.RESERVED_METADATA_KEYS:
+            raise DatabaseError(f"{key} is maintained by llamadash and cannot be deleted")
+        with self.lock:
+            db = self.db
+            try:
+                cursor = db.connection().execute("DELETE FROM metadata WHERE key = ?", (key,))
+            except SQL_ERRORS as exc:
+                raise self._wrap("delete the metadata", exc) from exc
+        return cursor.rowcount > 0
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def vacuum(self) -> None:
+        """Rebuild the file compactly (``VACUUM``) and fold the WAL back into it."""
+        with self.lock:
+            db = self.db
+            try:
+                conn = db.connection()
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except SQL_ERRORS as exc:
+                raise self._wrap("vacuum the database", exc) from exc
+
+    def size(self) -> int:
+        """Bytes the database takes on disk: the file plus its write-ahead log."""
+        with self.lock:
+            self.db  # noqa: B018 - refuses a closed database, as every call does
+            total = 0
+            for part in (self._path, Path(f"{self._path}-wal")):
+                with contextlib.suppress(FileNotFoundError):
+                    total += part.stat().st_size
+            return total
+
+    def count_rows(self) -> dict[str, int]:
+        """Rows per table: ``{"metrics_history": n, "models": n, "metadata": n}``."""
+        with self.lock:
+            db = self.db
+            try:
+                conn = db.connection()
+                return {
+                    table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                    for table in TABLE_NAMES
+                }
+            except SQL_ERRORS as exc:
+                raise self._wrap("count the rows", exc) from exc
