@@ -262,7 +262,7 @@ class ParamEditor(QWidget):
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         em = self.fontMetrics().horizontalAdvance("M")
-        header.resizeSection(PARAMETER_COLUMN, 19 * em)
+        header.resizeSection(PARAMETER_COLUMN, 22 * em)
         header.resizeSection(VALUE_COLUMN, 26 * em)
         header.resizeSection(DEFAULT_COLUMN, 30 * em)
 

@@ -369,7 +369,7 @@ def test_every_row_s_label_roles_and_limits_are_valid() -> None:
     for p in schema:
         where = p.column
         label = p.label
-        if not label or label != label.strip() or not label[0].isupper() or "_" in label or len(label) > 32:
+        if not label or label != label.strip() or not label[0].isupper() or "_" in label or len(label) > 24:
             problems.append(f"{where}: label {label!r} is not a short human name")
         if label.lower() in labels:
             problems.append(f"{where}: label {label!r} is also {labels[label.lower()]}'s")
