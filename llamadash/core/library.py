@@ -560,6 +560,12 @@ def add_model(store: ModelStore, model: Mapping[str, Any], *, new_port: bool = F
         return store.save_model(model)
 
 
+def absolute_path(path: str | os.PathLike[str]) -> Path:
+    """``~`` expanded and made absolute from the working directory, symbolic links kept (a Hugging
+    Face cache's snapshot links keep their file names): how the library stores a path it is given."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def config_from_command_line(text: str) -> dict[str, Any]:
     """The configuration of a pasted ``llama-server ...`` line, with its file and folder paths absolute.
 
@@ -574,7 +580,7 @@ def config_from_command_line(text: str) -> dict[str, Any]:
 
     def absolute(value: Any) -> Any:
         if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            return str(Path(value).expanduser().resolve())
+            return str(absolute_path(value))
         return value
 
     for column, value in config.items():

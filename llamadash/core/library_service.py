@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llamadash.core import library, model_export
-from llamadash.core.library import ModelInfo, ScanResult
+from llamadash.core.library import ModelInfo, ScanResult, absolute_path
 
 #: ``is_running(name)``: whether a llama-server of the model called ``name`` runs now.
 IsRunning = Callable[[str], bool]
@@ -208,12 +208,6 @@ def running_by_process_records(name: str) -> bool:
 
     found = pidfile.scan(prune=False)
     return any(record.model == name for record in (*found.foreign, *found.orphans))
-
-
-def absolute_path(path: str | os.PathLike[str]) -> Path:
-    """``~`` expanded and made absolute from the working directory (symbolic links kept: a Hugging
-    Face cache's snapshot links keep their file names)."""
-    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 # ------------------------------------------------------------------------------------------------
