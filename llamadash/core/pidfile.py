@@ -43,7 +43,7 @@ import psutil
 from llamadash.core import database as db
 from llamadash.core import library
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
-from llamadash.core.params import COLUMN
+from llamadash.core.params import COLUMN, DEFAULT_HOST, load_schema
 from llamadash.core.states import ACTIVE_STATES
 
 __all__ = [
@@ -489,8 +489,8 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
             created = proc.create_time()
         except psutil.Error:
             continue
-        port = _optional_int(_flag_value(argv, ("--port",)))
-        path = _flag_value(argv, ("-m", "--model"))
+        port = _optional_int(_flag_value(argv, load_schema()[COLUMN.port].flags))
+        path = _flag_value(argv, load_schema()[COLUMN.model_path].flags)
         if port is None or not path:
             continue
         listed = wanted.get((_canonical(path), port))
@@ -503,7 +503,7 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
                 create_time=created,
                 model=str(listed["name"]),
                 model_id=int(listed["id"]),
-                host=_flag_value(argv, ("--host",)) or "127.0.0.1",
+                host=_flag_value(argv, load_schema()[COLUMN.host].flags) or DEFAULT_HOST,
                 port=port,
                 binary=argv[0] if argv else "",
                 owner_pid=owner_pid,

@@ -23,6 +23,7 @@ from llamadash.core.params.command import (
 )
 from llamadash.core.params.schema import (
     COLUMN,
+    DEFAULT_HOST,
     DEFAULT_PORT,
     DRAFT_COLUMNS,
     DRAFT_SOURCE_COLUMNS,
@@ -53,6 +54,7 @@ from llamadash.core.params.validate import Issue, has_errors, validate_config
 
 __all__ = [
     "COLUMN",
+    "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DRAFT_COLUMNS",
     "DRAFT_SOURCE_COLUMNS",

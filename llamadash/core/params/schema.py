@@ -680,8 +680,9 @@ ROUTER_MANAGED_COLUMNS: tuple[str, ...] = tuple(p.column for p in _SHIPPED.with_
 ROUTER_MANAGED_FLAGS: frozenset[str] = frozenset(
     (*(f for p in _SHIPPED.with_role("router_managed") for f in p.all_flags), *_SHIPPED.router_flags)
 )
-#: The port llama-server listens on when a model sets none.
+#: The port and the address llama-server listens on when a model sets none.
 DEFAULT_PORT: int = int(_SHIPPED["port"].default)
+DEFAULT_HOST: str = str(_SHIPPED["host"].default)
 
 
 def secret_env_var(column: str) -> str | None:

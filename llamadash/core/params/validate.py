@@ -23,6 +23,7 @@ from llamadash.core.params.command import (
     unsupported_message,
 )
 from llamadash.core.params.schema import (
+    DEFAULT_HOST,
     DRAFT_COLUMNS,
     DRAFT_SOURCE_COLUMNS,
     MODEL_SOURCE_COLUMNS,
@@ -150,7 +151,7 @@ def exposure_warning(config: Mapping[str, Any]) -> str | None:
         config: column -> value; ``None`` and empty values count as not set.
     """
     schema = load_schema()
-    host = config.get("host") or schema["host"].default
+    host = config.get("host") or DEFAULT_HOST
     hosts = host if isinstance(host, (list, tuple)) else str(host).split(",")
     exposed = [str(h).strip() for h in hosts if str(h).strip() and not _is_local_host(str(h))]
     if not exposed or any(config.get(p.column) for p in schema.with_role("auth")):
