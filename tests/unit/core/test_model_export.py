@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,7 +186,8 @@ def test_deeply_nested_json_is_refused_in_words() -> None:
 # ------------------------------------------------------------------------------------------------
 # the shell script and presets INI that llamadash writes come back as the same models
 
-SHARED = [  # three models of one GGUF, one with an alias, one with a custom flag and keys
+# three models of one GGUF, one with an alias, one with a custom flag and keys
+SHARED: list[dict[str, Any]] = [
     {
         "name": "chat model",
         "type": "llama",
