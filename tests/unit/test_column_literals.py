@@ -49,18 +49,13 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         # not the columns: keys of a process record (the JSON pidfile), which happen to match
         ("core/pidfile.py", "host"),
         ("core/pidfile.py", "port"),
-        # the manager (being rewritten): _first_api_key (-> core.params.first_api_key) and launch
-        ("services/manager.py", "api_key"),
-        ("services/manager.py", "api_key_file"),
-        ("services/manager.py", "api_prefix"),
-        ("services/manager.py", "host"),
-        ("services/manager.py", "log_disable"),
-        ("services/manager.py", "log_verbose"),
-        ("services/manager.py", "metrics_enabled"),
-        ("services/manager.py", "model_path"),
-        ("services/manager.py", "port"),
-        ("services/manager.py", "ssl_cert_file"),
-        ("services/manager.py", "ssl_key_file"),
+        # not the column: the name of a log-line pattern (a slot's context shift)
+        ("core/requests_log.py", "context_shift"),
+        # the launcher: a port given for one start overrides the model's
+        ("services/launcher.py", "port"),
+        # not the columns: keys of a process record as the manager lists it
+        ("services/records.py", "host"),
+        ("services/records.py", "port"),
         # the instances table's "port" column key and the instances' ports
         ("ui/instances_view.py", "port"),
         # the library view: a model's file, its projector, where a remote model comes from
