@@ -10,8 +10,10 @@
     model_id = database.save_model({"name": "llama-3-8b", "type": "llama", "status": "stopped",
                                     "ctx_size": 8192, "custom_params": {"--some-flag": "x"}})
     database.update_model(model_id, {"status": "running"})
+    database.set_retention_minutes(30)            # keep 30 minutes of metrics; stays open
     database.close_database()
 """
 
+# The star import alone re-exports llamadash.core.db's __all__; importing that __all__ here as well
+# would hide the functions from mypy's check that this module is a settings MetadataStore.
 from llamadash.core.db import *  # noqa: F403 - the public face of llamadash.core.db
-from llamadash.core.db import __all__  # noqa: F401 - re-exported

@@ -339,18 +339,19 @@ def check_value(name: str, value: Any) -> Any:
 def _check_number(item: SettingSpec, value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SettingsError(item.name, f"{item.title} must be a number, not {value!r}")
+    number: int | float
     if item.kind == "int":
         if isinstance(value, float) and not value.is_integer():
             raise SettingsError(item.name, f"{item.title} must be a whole number, not {value!r}")
-        value = int(value)
+        number = int(value)
     else:
-        value = float(value)
+        number = float(value)
     assert item.minimum is not None and item.maximum is not None
-    if not item.minimum <= value <= item.maximum:
+    if not item.minimum <= number <= item.maximum:
         raise SettingsError(
-            item.name, f"{item.title} must be from {item.minimum:g} to {item.maximum:g}, not {value:g}"
+            item.name, f"{item.title} must be from {item.minimum:g} to {item.maximum:g}, not {number:g}"
         )
-    return value
+    return number
 
 
 def _check_executable(item: SettingSpec, text: str) -> str:

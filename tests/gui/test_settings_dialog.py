@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
@@ -40,6 +41,11 @@ def db(tmp_path: Path):
     database.close_database()
 
 
+def field_of(dialog: Any, name: str) -> Any:
+    """The dialog's editor of the setting ``name``: a spin box, line edit, check box or combo box."""
+    return dialog.editors[name]
+
+
 def open_window(qtbot, db, tmp_path: Path, sampler=None) -> MainWindow:
     retention: list[float] = []
     window = MainWindow(
@@ -66,11 +72,11 @@ def test_settings_persist_and_apply_to_the_running_window(qtbot, db, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     dialog = window.show_settings()
-    dialog.editors["sample_interval_s"].setValue(2.5)
-    dialog.editors["history_minutes"].setValue(20)
-    dialog.editors["models_dir"].setText(str(models))
-    dialog.editors["close_to_tray"].setChecked(True)
-    dialog.editors["stop_on_quit"].setChecked(False)
+    field_of(dialog, "sample_interval_s").setValue(2.5)
+    field_of(dialog, "history_minutes").setValue(20)
+    field_of(dialog, "models_dir").setText(str(models))
+    field_of(dialog, "close_to_tray").setChecked(True)
+    field_of(dialog, "stop_on_quit").setChecked(False)
     qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
     assert not dialog.isVisible()
 
@@ -79,27 +85,27 @@ def test_settings_persist_and_apply_to_the_running_window(qtbot, db, tmp_path):
     assert stored.models_dir == str(models) and stored.close_to_tray and not stored.stop_on_quit
     assert sampler.interval_s == 2.5  # applied without a restart
     assert Path(sampler.collector.system.disk_path) == models
-    assert window.board.window_minutes == 20 and window.retention_calls == [20]
+    assert window.board.window_minutes == 20 and window.retention_calls == [20]  # type: ignore[attr-defined]
 
     window.close()
     again = open_window(qtbot, db, tmp_path)
     assert again.settings == stored
     reopened = again.show_settings()
-    assert reopened.editors["sample_interval_s"].value() == 2.5
-    assert reopened.editors["stop_on_quit"].isChecked() is False
+    assert field_of(reopened, "sample_interval_s").value() == 2.5
+    assert field_of(reopened, "stop_on_quit").isChecked() is False
     reopened.reject()
 
 
 def test_invalid_input_is_refused_with_a_message(qtbot, db, tmp_path):
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
-    dialog.editors["llama_server_path"].setText(str(tmp_path / "no" / "llama-server"))
+    field_of(dialog, "llama_server_path").setText(str(tmp_path / "no" / "llama-server"))
     dialog.accept()
     assert dialog.isVisible()  # still open: nothing was saved
     assert dialog.error_label.isVisible()
     assert "does not exist" in dialog.error_label.text()
     assert database.get_metadata(METADATA_KEY) is None
-    dialog.editors["llama_server_path"].setText(str(tmp_path))
+    field_of(dialog, "llama_server_path").setText(str(tmp_path))
     dialog.accept()
     assert "is a folder" in dialog.error_label.text() and dialog.isVisible()
     dialog.reject()
@@ -110,7 +116,7 @@ def test_the_theme_applies_at_once_and_cancel_puts_it_back(qtbot, db, tmp_path):
     window = open_window(qtbot, db, tmp_path)
     light = window_colour()
     dialog = window.show_settings()
-    combo = dialog.editors["theme_preference"]
+    combo = field_of(dialog, "theme_preference")
     combo.setCurrentIndex(combo.findData("dark"))
     assert window_colour() < light  # before OK
     assert window.board.view("cpu").plot_widget.backgroundBrush().color().lightness() < 100
@@ -119,7 +125,7 @@ def test_the_theme_applies_at_once_and_cancel_puts_it_back(qtbot, db, tmp_path):
     assert settings_mod.load_settings(database).theme_preference == "light"
 
     dialog = window.show_settings()
-    combo = dialog.editors["theme_preference"]
+    combo = field_of(dialog, "theme_preference")
     combo.setCurrentIndex(combo.findData("dark"))
     dialog.accept()
     assert database.get_metadata("theme_preference") == "dark"
@@ -133,8 +139,8 @@ def test_the_binary_field_shows_the_detected_build(qtbot, db, tmp_path, llama_se
     assert dialog.binary_info.property("ok") is True
     assert "llama-server" in dialog.binary_info.text()
     dialog.auto_detect()
-    qtbot.waitUntil(lambda: dialog.editors["llama_server_path"].text() != "", timeout=30_000)
-    found = Path(dialog.editors["llama_server_path"].text())
+    qtbot.waitUntil(lambda: field_of(dialog, "llama_server_path").text() != "", timeout=30_000)
+    found = Path(field_of(dialog, "llama_server_path").text())
     assert found.is_file() and os.access(found, os.X_OK)
     dialog.accept()
     assert database.get_metadata(METADATA_KEY) == str(found)
@@ -149,7 +155,7 @@ def test_a_broken_binary_is_reported_in_the_dialog(qtbot, db, tmp_path):
     fake.chmod(0o755)
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
-    dialog.editors["llama_server_path"].setText(str(fake))
+    field_of(dialog, "llama_server_path").setText(str(fake))
     dialog.probe_binary()
     qtbot.waitUntil(lambda: dialog.binary_info.property("ok") is False, timeout=30_000)
     assert "✖" in dialog.binary_info.text()
@@ -165,7 +171,7 @@ def test_every_number_field_shows_its_own_unit(qtbot, db, tmp_path):
     dialog = window.show_settings()
     numbers = [item.name for item in settings_mod.SPECS if item.kind in ("int", "float")]
     assert all(settings_mod.spec(name).unit for name in numbers)  # a new number setting must declare its unit
-    shown = {name: dialog.editors[name].text() for name in numbers}
+    shown = {name: field_of(dialog, name).text() for name in numbers}
     assert shown == {
         "sample_interval_s": "1 s",
         "history_minutes": "10 min",
@@ -173,7 +179,7 @@ def test_every_number_field_shows_its_own_unit(qtbot, db, tmp_path):
         "vram_alert_percent": "95 %",
         "ram_alert_percent": "95 %",
     }
-    assert "40 to 120 °C" in dialog.editors["gpu_temp_alert_c"].toolTip()
+    assert "40 to 120 °C" in field_of(dialog, "gpu_temp_alert_c").toolTip()
     dialog.reject()
 
 
@@ -200,7 +206,7 @@ def test_a_number_out_of_range_is_refused_with_a_message_and_nothing_is_saved(
     sampler = StandInSampler()
     window = open_window(qtbot, db, tmp_path, sampler)
     dialog = window.show_settings()
-    editor = dialog.editors[name]
+    editor = field_of(dialog, name)
     _type(qtbot, editor, typed)
     assert editor.cleanText() == typed  # every keystroke stays: QA's "99999" became 9
     assert dialog.error_label.isVisible() and dialog.error_label.text() == message  # said while typing
@@ -211,7 +217,7 @@ def test_a_number_out_of_range_is_refused_with_a_message_and_nothing_is_saved(
     assert dialog.saved is None
     assert database.get_metadata(settings_mod.spec(name).key) is None  # nothing was stored
     assert settings_mod.load_settings(database) == settings_mod.Settings()
-    assert window.board.window_minutes == 10 and window.retention_calls == [] and sampler.interval_s == 1.0
+    assert window.board.window_minutes == 10 and window.retention_calls == [] and sampler.interval_s == 1.0  # type: ignore[attr-defined]
 
     # fixed in the field: the message goes away and OK saves
     fixed = {"sample_interval_s": "2.5", "gpu_temp_alert_c": "90"}.get(name, "30")
@@ -225,7 +231,7 @@ def test_a_number_out_of_range_is_refused_with_a_message_and_nothing_is_saved(
 def test_the_arrows_stay_within_the_limits(qtbot, db, tmp_path):
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
-    editor = dialog.editors["history_minutes"]
+    editor = field_of(dialog, "history_minutes")
     editor.setValue(59)
     editor.stepBy(5)
     assert editor.value() == 60
@@ -233,7 +239,7 @@ def test_the_arrows_stay_within_the_limits(qtbot, db, tmp_path):
     editor.setValue(1)
     editor.stepBy(-1)
     assert editor.value() == 1
-    interval = dialog.editors["sample_interval_s"]
+    interval = field_of(dialog, "sample_interval_s")
     interval.setValue(0.25)
     interval.stepBy(-3)
     assert interval.value() == 0.25 and interval.text() == "0.25 s"
@@ -244,7 +250,7 @@ def test_the_arrows_stay_within_the_limits(qtbot, db, tmp_path):
 def test_an_empty_number_field_is_refused_not_taken_as_the_old_value(qtbot, db, tmp_path):
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
-    editor = dialog.editors["ram_alert_percent"]
+    editor = field_of(dialog, "ram_alert_percent")
     editor.setFocus()
     editor.selectAll()
     qtbot.keyClick(editor, Qt.Key.Key_Backspace)
@@ -265,7 +271,7 @@ def test_the_refusal_is_readable_in_both_themes(qtbot, db, tmp_path, theme):
     database.set_metadata("theme_preference", theme)
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
-    dialog.editors["llama_server_path"].setText(str(tmp_path / "no" / "llama-server"))
+    field_of(dialog, "llama_server_path").setText(str(tmp_path / "no" / "llama-server"))
     dialog.accept()
     assert dialog.error_label.isVisible() and "does not exist" in dialog.error_label.text()
     assert text_contrast(dialog.error_label) >= 4.5  # WCAG AA; red text on the dark window was 2.8
@@ -305,7 +311,7 @@ def test_a_long_missing_path_is_shortened_but_the_reason_is_not(qtbot, db, tmp_p
     missing = tmp_path / ("a-very-long-folder-name-" * 8) / "llama-server"
     window = open_window(qtbot, db, tmp_path)
     dialog = window.show_settings()
-    dialog.editors["llama_server_path"].setText(str(missing))
+    field_of(dialog, "llama_server_path").setText(str(missing))
     dialog.probe_binary()
     qtbot.waitUntil(lambda: dialog.binary_info.property("ok") is False, timeout=30_000)
     reason = reason_line(dialog)

@@ -49,7 +49,8 @@ from llamadash.core.db.errors import (
     SchemaVersionError,
 )
 from llamadash.core.db.migrations import AUTORESTART_KEY_PREFIX
-from llamadash.core.db.models import AUTO_RESTART_COLUMN, MODEL_STATUSES, SCHEMA_VERSION
+from llamadash.core.db.models import AUTO_RESTART_COLUMN, SCHEMA_VERSION
+from llamadash.core.states import MODEL_STATUSES
 from llamadash.core.db.transfer import (
     export_database,
     import_database,

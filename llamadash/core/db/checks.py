@@ -21,11 +21,11 @@ from llamadash.core.db.models import (
     METRICS_INPUT_COLUMNS,
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
-    MODEL_STATUSES,
     PARAM_FIELDS,
 )
 from llamadash.core.messages import short_repr
 from llamadash.core.params import ParamValueError, load_schema
+from llamadash.core.states import MODEL_STATUSES
 
 #: The longest model name and type, in characters (a name is also a file name of its log).
 MAX_NAME_LENGTH = 200

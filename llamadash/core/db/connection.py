@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,11 @@ class TrackingSqliteDatabase(peewee.SqliteDatabase):
             self._opened = [(c, t) for c, t in self._opened if c is not conn]
         conn.close()
 
+    def thread_connection(self) -> sqlite3.Connection:
+        """The calling thread's connection (opened on first use, with the pragmas applied)."""
+        conn: sqlite3.Connection = self.connection()  # type: ignore[no-untyped-call]
+        return conn
+
     @property
     def open_connections(self) -> int:
         """How many connections are open (all threads)."""
@@ -85,6 +91,12 @@ def make_database(path: Path) -> TrackingSqliteDatabase:
     return TrackingSqliteDatabase(
         str(path), pragmas=list(PRAGMAS), check_same_thread=False, timeout=BUSY_TIMEOUT_S
     )
+
+
+def run_sql(db: peewee.Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    """Run one statement on the calling thread's connection of ``db`` (Peewee's ``execute_sql``)."""
+    cursor: sqlite3.Cursor = db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+    return cursor
 
 
 def create_database_file(path: Path) -> None:

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import peewee
-from playhouse.migrate import SqliteMigrator, migrate  # type: ignore[import-untyped]
+from playhouse.migrate import SqliteMigrator, migrate
 
+from llamadash.core.db.connection import run_sql
 from llamadash.core.db.errors import DatabaseFileError, SchemaVersionError
 from llamadash.core.db.models import (
     ALL_MODELS,
@@ -408,7 +409,7 @@ def stored_version(db: peewee.SqliteDatabase) -> int | None:
     if not tables.intersection(TABLE_NAMES):
         return None
     if "metadata" in tables:
-        row = db.execute_sql("SELECT value FROM metadata WHERE key = 'db_version'").fetchone()
+        row = run_sql(db, "SELECT value FROM metadata WHERE key = 'db_version'").fetchone()
         if row is not None:
             return _parse_version(row[0], Path(db.database))
     return SEED_SCHEMA_VERSION
@@ -452,17 +453,17 @@ def upgrade_schema(db: peewee.SqliteDatabase, now_ms: int) -> int | None:
         )
     if db.pragma("auto_vacuum") != _AUTO_VACUUM_INCREMENTAL:
         # Only a VACUUM turns auto-vacuum on in a database that already has tables.
-        db.execute_sql("PRAGMA auto_vacuum = INCREMENTAL")
-        db.execute_sql("VACUUM")
+        run_sql(db, "PRAGMA auto_vacuum = INCREMENTAL")
+        run_sql(db, "VACUUM")
     return before
 
 
 def _drop_triggers(db: peewee.SqliteDatabase) -> list[str]:
     # llamadash defines no trigger: one in its database was put there by a file imported before
     # imports took data only, or by another program, and would run on our writes.
-    names = [row[0] for row in db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+    names = [row[0] for row in run_sql(db, "SELECT name FROM sqlite_master WHERE type = 'trigger'")]
     for name in names:
-        db.execute_sql(f"DROP TRIGGER IF EXISTS {_quoted(name)}")
+        run_sql(db, f"DROP TRIGGER IF EXISTS {_quoted(name)}")
     return names
 
 
@@ -490,7 +491,8 @@ def _create_or_extend_table(
         log.info("adding %d column(s) to %s", len(operations), table)
         migrate(*operations)
     for column in fills:
-        db.execute_sql(
+        run_sql(
+            db,
             f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" IS NULL',
             (_FILL_FOR_MISSING.get(column, ""),),
         )
@@ -501,19 +503,20 @@ def _seconds_to_milliseconds(db: peewee.SqliteDatabase) -> None:
     # timestamp"; a value below 1e11 cannot be milliseconds of a real date (1e11 ms is March
     # 1973) and is taken as seconds.
     for table, column in _SEED_TIME_COLUMNS:
-        db.execute_sql(
+        run_sql(
+            db,
             f'UPDATE "{table}" SET "{column}" = "{column}" * 1000 '
-            f"WHERE typeof(\"{column}\") IN ('integer', 'real') AND \"{column}\" BETWEEN 1 AND 99999999999"
+            f"WHERE typeof(\"{column}\") IN ('integer', 'real') AND \"{column}\" BETWEEN 1 AND 99999999999",
         )
 
 
 def _fill_metrics_created_at(db: peewee.SqliteDatabase) -> None:
     # Retention deletes by created_at; a row without one (a foreign writer) would never expire.
-    db.execute_sql("UPDATE metrics_history SET created_at = COALESCE(timestamp, 0) WHERE created_at IS NULL")
+    run_sql(db, "UPDATE metrics_history SET created_at = COALESCE(timestamp, 0) WHERE created_at IS NULL")
 
 
 def _rename_duplicate_model_names(db: peewee.SqliteDatabase) -> list[tuple[str, str]]:
-    rows = db.execute_sql("SELECT id, name FROM models ORDER BY id").fetchall()
+    rows = run_sql(db, "SELECT id, name FROM models ORDER BY id").fetchall()
     taken = {name for _, name in rows}
     seen: set[str] = set()
     renamed: list[tuple[str, str]] = []
@@ -527,7 +530,7 @@ def _rename_duplicate_model_names(db: peewee.SqliteDatabase) -> list[tuple[str, 
         new_name = f"{name} ({number})"
         taken.add(new_name)
         seen.add(new_name)
-        db.execute_sql("UPDATE models SET name = ? WHERE id = ?", (new_name, row_id))
+        run_sql(db, "UPDATE models SET name = ? WHERE id = ?", (new_name, row_id))
         renamed.append((name, new_name))
     return renamed
 
@@ -537,15 +540,15 @@ def _move_autorestart_to_rows(db: peewee.SqliteDatabase) -> None:
     # model given the old name inherited it. On the row it stays with the model. A key whose
     # model is gone is dropped with the others.
     prefix = AUTORESTART_KEY_PREFIX
-    rows = db.execute_sql(
-        "SELECT key, value FROM metadata WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+    rows = run_sql(
+        db, "SELECT key, value FROM metadata WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
     ).fetchall()
     for key, value in rows:
         enabled = 1 if str(value).strip() == "1" else 0
-        db.execute_sql(
-            f'UPDATE models SET "{AUTO_RESTART_COLUMN}" = ? WHERE name = ?', (enabled, key[len(prefix) :])
+        run_sql(
+            db, f'UPDATE models SET "{AUTO_RESTART_COLUMN}" = ? WHERE name = ?', (enabled, key[len(prefix) :])
         )
-    db.execute_sql("DELETE FROM metadata WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+    run_sql(db, "DELETE FROM metadata WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
     if rows:
         log.info("moved auto-restart of %d model name(s) from metadata onto the models' rows", len(rows))
 
@@ -568,12 +571,14 @@ def _replace_changed_indexes(
 
 
 def _write_version(db: peewee.SqliteDatabase, now_ms: int) -> None:
-    cursor = db.execute_sql(
+    cursor = run_sql(
+        db,
         "UPDATE metadata SET value = ?, updated_at = ? WHERE key = 'db_version'",
         (str(SCHEMA_VERSION), now_ms),
     )
     if cursor.rowcount == 0:
-        db.execute_sql(
+        run_sql(
+            db,
             "INSERT INTO metadata (key, value, updated_at) VALUES ('db_version', ?, ?)",
             (str(SCHEMA_VERSION), now_ms),
         )

@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 import peewee
-from playhouse.sqlite_ext import AutoIncrementField  # type: ignore[import-untyped]
+from playhouse.sqlite_ext import AutoIncrementField
 
 from llamadash.core.params import META_COLUMNS, Param, load_schema
 from llamadash.core.states import MODEL_STATUSES  # noqa: F401 - the statuses a model may have, re-exported

@@ -46,12 +46,12 @@ from llamadash.core.db.models import (
     METRICS_COLUMNS,
     METRICS_INPUT_COLUMNS,
     MODEL_COLUMNS,
-    MODEL_STATUSES,
     TABLE_NAMES,
     ModelConfig,
 )
 from llamadash.core.messages import short_repr
 from llamadash.core.paths import make_private_dir
+from llamadash.core.states import MODEL_STATUSES
 
 #: How long metrics are kept, in minutes (the seed's 10), unless a database is told otherwise.
 METRICS_RETENTION_MINUTES: float = 10.0
@@ -167,7 +167,7 @@ class Database:
             upgrade_schema(db, now)
             if self._record_start:
                 with db.atomic():
-                    set_metadata_row(db.connection(), "server_start_time", str(now), now)
+                    set_metadata_row(db.thread_connection(), "server_start_time", str(now), now)
             file_mode_private(path)
         except DatabaseError as exc:
             db.close_all()
@@ -284,7 +284,7 @@ class Database:
         with self.lock:
             db = self.db
             try:
-                conn = db.connection()
+                conn = db.thread_connection()
                 with db.atomic("IMMEDIATE"):
                     row_id = conn.execute(_METRICS_INSERT_SQL, row).lastrowid
                     conn.execute(_METRICS_EXPIRE_SQL, (created_at - self._retention_ms,))
@@ -296,7 +296,8 @@ class Database:
                     conn.executescript("PRAGMA incremental_vacuum;")
             except SQL_ERRORS as exc:
                 raise self._wrap("save metrics", exc) from exc
-        return int(row_id)
+        assert row_id is not None  # an INSERT that succeeded has a row id
+        return row_id
 
     def get_metrics_history(self, minutes: float = 10) -> list[dict[str, Any]]:
         """The samples of the last ``minutes`` (by ``timestamp``), oldest first."""
@@ -306,7 +307,7 @@ class Database:
         with self.lock:
             db = self.db
             try:
-                rows = db.connection().execute(_METRICS_HISTORY_SQL, (cutoff,)).fetchall()
+                rows = db.thread_connection().execute(_METRICS_HISTORY_SQL, (cutoff,)).fetchall()
             except SQL_ERRORS as exc:
                 raise self._wrap("read the metrics history", exc) from exc
         return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
@@ -361,13 +362,15 @@ class Database:
             row = {}
             try:
                 with db.atomic():
-                    conn = db.connection()
+                    conn = db.thread_connection()
                     for row in rows:
                         values: list[Any] = [None] * len(fields)  # only the columns set need converting
                         for column, value in row.items():
                             index, field = position[column]
                             values[index] = field.db_value(value)
-                        ids.append(int(conn.execute(sql, values).lastrowid))
+                        row_id = conn.execute(sql, values).lastrowid
+                        assert row_id is not None  # an INSERT that succeeded has a row id
+                        ids.append(row_id)
             except (peewee.IntegrityError, sqlite3.IntegrityError) as exc:
                 raise checks.integrity_error(exc, row) from None
             except SQL_ERRORS as exc:
@@ -489,7 +492,7 @@ class Database:
             db = self.db
             try:
                 with db.atomic():
-                    set_metadata_row(db.connection(), key, text, connection.now_ms())
+                    set_metadata_row(db.thread_connection(), key, text, connection.now_ms())
             except SQL_ERRORS as exc:
                 raise self._wrap("save the metadata", exc) from exc
 
@@ -499,7 +502,11 @@ class Database:
         with self.lock:
             db = self.db
             try:
-                row = db.connection().execute("SELECT value FROM metadata WHERE key = ?", (key,)).fetchone()
+                row = (
+                    db.thread_connection()
+                    .execute("SELECT value FROM metadata WHERE key = ?", (key,))
+                    .fetchone()
+                )
             except SQL_ERRORS as exc:
                 raise self._wrap("read the metadata", exc) from exc
         return None if row is None else str(row[0])
@@ -512,10 +519,10 @@ class Database:
         with self.lock:
             db = self.db
             try:
-                cursor = db.connection().execute("DELETE FROM metadata WHERE key = ?", (key,))
+                cursor = db.thread_connection().execute("DELETE FROM metadata WHERE key = ?", (key,))
             except SQL_ERRORS as exc:
                 raise self._wrap("delete the metadata", exc) from exc
-        return cursor.rowcount > 0
+        return int(cursor.rowcount) > 0
 
     # -- maintenance -------------------------------------------------------------------------------
     def vacuum(self) -> None:
@@ -523,7 +530,7 @@ class Database:
         with self.lock:
             db = self.db
             try:
-                conn = db.connection()
+                conn = db.thread_connection()
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("VACUUM")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -545,7 +552,7 @@ class Database:
         with self.lock:
             db = self.db
             try:
-                conn = db.connection()
+                conn = db.thread_connection()
                 return {
                     table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
                     for table in TABLE_NAMES

@@ -35,7 +35,7 @@ from typing import Any
 import peewee
 
 from llamadash.core.db import api, checks
-from llamadash.core.db.connection import SQL_ERRORS, create_database_file, make_database, now_ms
+from llamadash.core.db.connection import SQL_ERRORS, create_database_file, make_database, now_ms, run_sql
 from llamadash.core.db.errors import DatabaseError, DatabaseFileError
 from llamadash.core.db.migrations import (
     open_readonly,
@@ -390,7 +390,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def _machine_rows(database: api.Database) -> list[tuple[str, str, int | None]]:
     """This computer's settings in the open database (see :data:`MACHINE_METADATA_KEYS`)."""
     try:
-        rows = database.db.connection().execute("SELECT key, value, updated_at FROM metadata").fetchall()
+        rows = (
+            database.db.thread_connection().execute("SELECT key, value, updated_at FROM metadata").fetchall()
+        )
     except SQL_ERRORS as exc:
         raise DatabaseError(f"could not read the current settings: {exc}") from exc
     return [(k, v, u) for k, v, u in rows if isinstance(k, str) and is_machine_key(k)]
@@ -457,11 +459,11 @@ def _stage(
             with staged.atomic("IMMEDIATE"):
                 for model in ALL_MODELS:  # tables only: the indexes come after the upgrade's renames
                     peewee.SchemaManager(model, database=staged).create_table(safe=False)
-                _copy_rows(_RowReader(src, source, info), staged.connection(), machine_rows)
+                _copy_rows(_RowReader(src, source, info), staged.thread_connection(), machine_rows)
         finally:
             src.close()
         upgrade_schema(staged, now_ms())
-        problems = [row[0] for row in staged.execute_sql("PRAGMA quick_check(5)").fetchall()]
+        problems = [row[0] for row in run_sql(staged, "PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
             raise DatabaseFileError(f"{source} is damaged: {'; '.join(problems)}")
     except peewee.PeeweeException as exc:

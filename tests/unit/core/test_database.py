@@ -106,7 +106,7 @@ class TestCreate:
     def test_version_and_start_time(self, db_path, monkeypatch):
         assert database.get_db_version() == database.SCHEMA_VERSION == 3
         assert database.get_metadata("db_version") == str(database.SCHEMA_VERSION)
-        first = int(database.get_metadata("server_start_time"))
+        first = int(database.get_metadata("server_start_time"))  # type: ignore[arg-type]
         assert abs(first - api.now_ms()) < 5_000
         monkeypatch.setattr(connection, "now_ms", lambda: first + 123_456)
         database.init_database(db_path)
@@ -242,7 +242,7 @@ class TestMetrics:
         assert row_id > 0
         assert database.get_metadata("last_metrics_save") == "1700000000000"
         database.save_metrics({})
-        assert abs(int(database.get_metadata("last_metrics_save")) - api.now_ms()) < 5_000
+        assert abs(int(database.get_metadata("last_metrics_save")) - api.now_ms()) < 5_000  # type: ignore[arg-type]
 
     def test_number_handling(self, db_path):
         database.save_metrics({"uptime": 3600.7, "cpu_usage": 5, "memory_usage": math.nan})
@@ -313,7 +313,7 @@ class TestModels:
             )
         )
         got = database.get_model(model_id)
-        assert list(got) == [
+        assert list(got) == [  # type: ignore[arg-type]
             "id",
             "name",
             "type",
@@ -369,7 +369,7 @@ class TestModels:
         assert database.get_model(model_id + 1) is None
         assert database.get_model_by_name("nope") is None
         with pytest.raises(DatabaseError, match="whole number"):
-            database.get_model("1")
+            database.get_model("1")  # type: ignore[arg-type]
 
     def test_update(self, db_path, monkeypatch):
         model_id = database.save_model(model(ctx_size=4096, temperature=0.5))
@@ -466,7 +466,7 @@ class TestModels:
         with pytest.raises(DatabaseError, match="status must be one of"):
             database.get_models(status="paused")
         with pytest.raises(DatabaseError, match="type must be text"):
-            database.get_models(type=3)
+            database.get_models(type=3)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -497,10 +497,10 @@ class TestMetadata:
             (lambda: database.set_metadata("db_version", "9"), "maintained by llamadash"),
             (lambda: database.delete_metadata("db_version"), "maintained by llamadash"),
             (lambda: database.set_metadata("", "x"), "non-empty text"),
-            (lambda: database.set_metadata(None, "x"), "non-empty text"),
-            (lambda: database.set_metadata("k", None), "text or a number"),
+            (lambda: database.set_metadata(None, "x"), "non-empty text"),  # type: ignore[arg-type]
+            (lambda: database.set_metadata("k", None), "text or a number"),  # type: ignore[arg-type]
             (lambda: database.set_metadata("k", True), "text or a number"),
-            (lambda: database.get_metadata(3), "non-empty text"),
+            (lambda: database.get_metadata(3), "non-empty text"),  # type: ignore[arg-type]
         ],
     )
     def test_refusals(self, db_path, call, message):

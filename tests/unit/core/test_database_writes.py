@@ -215,7 +215,7 @@ class TestStoredValues:
             conn.execute("UPDATE models SET port = 'abc', flash_attn = 'sometimes', temperature = 'hot'")
         got = database.get_model(model_id)
         assert isinstance(got["port"], InvalidStoredValue) and got["port"] == "abc"
-        problems = dict(invalid_stored_values(got))
+        problems = dict(invalid_stored_values(got))  # type: ignore[arg-type]
         assert set(problems) == {"port", "flash_attn", "temperature"}
         assert "whole number" in problems["port"]
         assert got["ctx_size"] == 4096  # the good columns are as they were
@@ -229,7 +229,7 @@ class TestStoredValues:
         with raw(db_path) as conn:
             conn.execute("UPDATE models SET port = 0")
         got = database.get_model(model_id)
-        issues = [i for i in validate_config(got, check_files=False) if i.severity == "error"]
+        issues = [i for i in validate_config(got, check_files=False) if i.severity == "error"]  # type: ignore[arg-type]
         named = [(i.column, "stored in the database is not valid" in i.message) for i in issues]
         assert named == [("port", True)]
 
@@ -240,7 +240,7 @@ class TestStoredValues:
                 "UPDATE models SET gpu_layers = -1, mlock = 1, flash_attn = 'on', n_gpu_layers_draft = '99'"
             )
         got = database.get_model(model_id)
-        assert invalid_stored_values(got) == []
+        assert invalid_stored_values(got) == []  # type: ignore[arg-type]
 
 
 def test_a_database_another_process_creates_at_the_same_moment_opens(tmp_path: Path, monkeypatch) -> None:

@@ -52,7 +52,7 @@ def test_every_setting_survives_a_restart(db, tmp_path: Path):
     path = database.get_database_path()
     database.close_database()
     database.init_database(path)
-    assert settings.load_settings(database) == chosen
+    assert settings.load_settings(db) == chosen
     # the binary is where the CLI and the instance manager look for it
     assert database.get_metadata(METADATA_KEY) == str(binary)
 

@@ -83,7 +83,7 @@ def make(samplers, collector, **kwargs) -> MetricsSampler:
 @pytest.mark.parametrize("bad", [0.2, 10.5, 0, -1, float("nan"), float("inf"), "fast", None, True])
 def test_interval_out_of_range_is_refused_with_a_clear_message(bad):
     with pytest.raises(ValueError, match=r"sampling interval must be from 0\.25 to 10 seconds"):
-        MetricsSampler(SlowCollector(), interval_s=bad, save=None)
+        MetricsSampler(SlowCollector(), interval_s=bad, save=None)  # type: ignore[arg-type]
 
 
 def test_interval_bounds_are_allowed_and_can_change(qtbot, samplers):
