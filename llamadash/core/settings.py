@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llamadash.core.llama_server import METADATA_KEY as LLAMA_SERVER_PATH_KEY
+from llamadash.core.params import FALSE_WORDS, TRUE_WORDS
 
 __all__ = [
     "HISTORY_MAX_MINUTES",
@@ -57,9 +58,6 @@ HISTORY_MIN_MINUTES = 1
 HISTORY_MAX_MINUTES = 60
 #: ``theme_preference`` values (the seed database predefines the key with these).
 THEMES = ("light", "dark", "system")
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
 class SettingsError(ValueError):
@@ -397,9 +395,9 @@ def _parse(item: SettingSpec, text: str) -> Any:
     """A stored text back in the setting's type; raises ValueError when it cannot be."""
     if item.kind == "bool":
         lowered = text.strip().lower()
-        if lowered in _TRUE:
+        if lowered in TRUE_WORDS:
             return True
-        if lowered in _FALSE:
+        if lowered in FALSE_WORDS or not lowered:  # an empty value is "off", as it always was
             return False
         raise ValueError(f"not a yes/no value: {text!r}")
     if item.kind == "int":

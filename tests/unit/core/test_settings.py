@@ -121,12 +121,15 @@ def test_unreadable_stored_values_fall_back_to_defaults(db, caplog):
     db.set_metadata("stop_on_quit", "maybe")
     db.set_metadata("theme_preference", "neon")
     db.set_metadata("close_to_tray", "yes")
+    db.set_metadata("notifications", "disabled")  # the schema's true/false words
+    db.set_metadata("start_minimized", "")
     loaded = settings.load_settings(db)
     assert loaded.sample_interval_s == 1.0
     assert loaded.history_minutes == 10
     assert loaded.stop_on_quit is True
     assert loaded.theme_preference == "system"
     assert loaded.close_to_tray is True
+    assert loaded.notifications is False and loaded.start_minimized is False
     assert "sample_interval_s" in caplog.text
 
 
