@@ -3,8 +3,8 @@
 Import the API from here or from :mod:`llamadash.core.database` (the same names). The functions
 work on the current :class:`Database` (:func:`current`), the object that owns the open file.
 
-The parts: :mod:`~llamadash.core.db.models` (tables), :mod:`~llamadash.core.db.migrations`
-(recognising and upgrading files), :mod:`~llamadash.core.db.connection` (connections, failures in
+The parts: :mod:`~llamadash.core.db.models` (tables), :mod:`~llamadash.core.db.probe` (recognising
+files), :mod:`~llamadash.core.db.migrations` (upgrading them), :mod:`~llamadash.core.db.connection` (connections, failures in
 words), :mod:`~llamadash.core.db.checks` (what callers give), :mod:`~llamadash.core.db.store`
 (:class:`Database`), :mod:`~llamadash.core.db.api` (the seed's functions) and
 :mod:`~llamadash.core.db.transfer` (export and import).

@@ -36,7 +36,6 @@ from llamadash.core.db.connection import (
 from llamadash.core.db.errors import DatabaseError, DatabaseNotOpenError, DiskFullError
 from llamadash.core.db.migrations import (
     file_mode_private,
-    probe_file,
     remove_stale_staging_files,
     stored_version,
     upgrade_schema,
@@ -49,6 +48,7 @@ from llamadash.core.db.models import (
     TABLE_NAMES,
     ModelConfig,
 )
+from llamadash.core.db.probe import probe_file
 from llamadash.core.messages import short_repr
 from llamadash.core.paths import make_private_dir
 from llamadash.core.states import MODEL_STATUSES

@@ -37,18 +37,14 @@ import peewee
 from llamadash.core.db import api, checks
 from llamadash.core.db.connection import SQL_ERRORS, create_database_file, make_database, now_ms, run_sql
 from llamadash.core.db.errors import DatabaseError, DatabaseFileError
-from llamadash.core.db.migrations import (
-    open_readonly,
-    probe_file,
-    staging_prefix,
-    upgrade_schema,
-)
+from llamadash.core.db.migrations import staging_prefix, upgrade_schema
 from llamadash.core.db.models import (
     ALL_MODELS,
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
     ModelConfig,
 )
+from llamadash.core.db.probe import open_readonly, probe_file
 from llamadash.core.messages import short_repr
 from llamadash.core.params import META_COLUMNS
 

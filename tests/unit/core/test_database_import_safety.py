@@ -17,7 +17,7 @@ from support import raw_sqlite as raw
 
 from llamadash.core import database
 from llamadash.core.database import DatabaseFileError
-from llamadash.core.db import migrations, transfer
+from llamadash.core.db import migrations, probe, transfer
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +46,8 @@ def export_of(tmp_path: Path, name: str = "export.db", **metadata: str) -> Path:
     for value in (10.0, 20.0, 30.0):
         database.save_metrics({"cpu_usage": value})
     database.set_metadata("theme_preference", "dark")
-    for key, value in metadata.items():
-        database.set_metadata(key, value)
+    for key, text in metadata.items():
+        database.set_metadata(key, text)
     path = database.export_database(tmp_path / name)
     database.close_database()
     return path
@@ -57,8 +57,8 @@ def live_db(tmp_path: Path, **metadata: str) -> Path:
     path = tmp_path / "data" / "llama-dashboard.db"
     database.init_database(path)
     database.save_model(model(name="mine"))
-    for key, value in metadata.items():
-        database.set_metadata(key, value)
+    for key, text in metadata.items():
+        database.set_metadata(key, text)
     return path
 
 
@@ -299,7 +299,7 @@ class TestInterruptedCheckpoint:
         Path(f"{path}-wal").write_bytes(os.urandom(3 * 4096))  # not a WAL SQLite can use
         before = digest(path)
         with pytest.raises(DatabaseFileError, match=r"is truncated.*does not hold the missing pages"):
-            migrations.probe_file(path, for_import=False, check_integrity=False)
+            probe.probe_file(path, for_import=False, check_integrity=False)
         assert digest(path)[""] == before[""]
 
 
