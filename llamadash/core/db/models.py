@@ -105,7 +105,10 @@ class CustomParamsField(peewee.TextField):
 
 
 class FlagField(peewee.BooleanField):
-    """An on/off column; ``NULL`` (a row from before the column existed) reads as off."""
+    """An on/off column; ``NULL`` (a row from before the column existed) reads as off, None writes off."""
+
+    def db_value(self, value: Any) -> Any:
+        return super().db_value(False if value is None else value)
 
     def python_value(self, value: Any) -> bool:
         return bool(value)
