@@ -107,8 +107,8 @@ class CustomParamsField(peewee.TextField):
 class FlagField(peewee.BooleanField):
     """An on/off column; ``NULL`` (a row from before the column existed) reads as off, None writes off."""
 
-    def db_value(self, value: Any) -> Any:
-        return super().db_value(False if value is None else value)
+    def db_value(self, value: Any) -> bool:
+        return bool(value)  # None: off (the column is NOT NULL)
 
     def python_value(self, value: Any) -> bool:
         return bool(value)
