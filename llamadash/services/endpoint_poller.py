@@ -1,0 +1,285 @@
+"""The HTTP side of an instance: ``/health``, ``/metrics`` and ``/slots``, and the figures of each poll.
+
+:class:`EndpointPoller` asks the server through a ``QNetworkAccessManager`` on the owner's thread:
+``/health`` every 200 ms while a model loads (:meth:`~EndpointPoller.start_health_checks`), and at
+each poll (every ``poll_interval_s``) ``/metrics`` and ``/slots`` of a running server, plus
+``/health`` of a server it only monitors (adopted or external). Each poll also reads the process
+tree (CPU, memory, VRAM) and publishes one :class:`~llamadash.services.figures.InstanceFigures`
+once its replies are in (or late). Requests never pile up (one of each kind on its way at most),
+each closes its connection, and replies of an earlier run are dropped (an epoch tags each).
+
+It reads the instance it serves through :class:`PollSubject` (state, PID, requests per minute)
+and calls it back with each health answer; what a health answer means is the instance's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl
+from PySide6.QtNetwork import QNetworkAccessManager, QNetworkProxy, QNetworkReply, QNetworkRequest
+
+from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, CounterRates, parse_metrics
+from llamadash.core.states import InstanceState
+from llamadash.services.figures import NO_FIGURES, InstanceFigures, ProcessTreeStats, tree_vram_mb
+from llamadash.services.process_driver import Endpoint
+
+__all__ = ["HEALTH_INTERVAL_MS", "EndpointPoller", "PollSubject"]
+
+#: How often /health is asked while a model loads (capped by the poll interval).
+HEALTH_INTERVAL_MS = 200
+
+_Pair = tuple[float | None, float | None]
+
+
+class PollSubject(Protocol):
+    """What the poller reads of the instance it serves."""
+
+    @property
+    def state(self) -> InstanceState: ...
+    @property
+    def stopping(self) -> bool: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def pid(self) -> int | None: ...
+    def requests_per_minute(self) -> float | None: ...
+
+
+class EndpointPoller(QObject):
+    """Polls one server; see the module docstring.
+
+    Args:
+        subject: The instance.
+        poll_interval_s: Seconds between polls.
+        vram_reader: PID -> VRAM MiB, or ``None`` for no GPU figures.
+        on_health: Called with each ``/health`` answer: (HTTP status or ``None``, error text).
+        on_figures: Called with the figures of each poll (and :data:`NO_FIGURES` once halted).
+        before_poll: Called at each poll first; False skips it (the process is found gone).
+        parent: The Qt parent.
+    """
+
+    def __init__(
+        self,
+        subject: PollSubject,
+        *,
+        poll_interval_s: float,
+        vram_reader: Callable[[], dict[int, float | None]] | None,
+        on_health: Callable[[int | None, str], None],
+        on_figures: Callable[[InstanceFigures], None],
+        before_poll: Callable[[], bool],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._subject = subject
+        self._poll_interval_s = poll_interval_s
+        self._vram_reader = vram_reader
+        self._on_health = on_health
+        self._on_figures = on_figures
+        self._before_poll = before_poll
+        self.endpoint = Endpoint()
+        self.api_key: str | None = None
+        """Sent as ``Authorization: Bearer`` to ``/metrics`` and ``/slots``."""
+        self.monitors = False
+        """Ask ``/health`` at each poll (a server whose readiness is not followed from its start)."""
+        self._epoch = 0
+        self._nam = QNetworkAccessManager(self)
+        self._nam.finished.connect(self._on_reply)
+        self._in_flight: dict[str, QNetworkReply] = {}
+        self._tick_pending: set[str] = set()
+        self._rates = CounterRates()
+        self._gauges: _Pair = (None, None)
+        self._slots: _Pair = (None, None)
+        self._metrics_supported = self._slots_supported = True
+        self._tree = ProcessTreeStats()
+        self._proc_figures: tuple[float | None, float | None, float | None] = (None, None, None)
+        self.figures = NO_FIGURES
+        """The latest figures."""
+        interval_ms = max(50, round(poll_interval_s * 1000))
+        self._health_timer = QTimer(self)
+        self._health_timer.setInterval(min(HEALTH_INTERVAL_MS, interval_ms))
+        self._health_timer.timeout.connect(self._check_health)
+        self._poll_timer = QTimer(self)
+        self._poll_timer.setInterval(interval_ms)
+        self._poll_timer.timeout.connect(self.poll)
+
+    @property
+    def polling(self) -> bool:
+        """True while polls are due."""
+        return self._poll_timer.isActive()
+
+    def aim(self, endpoint: Endpoint, api_key: str | None, *, monitors: bool) -> None:
+        """Poll this server from now on."""
+        self.endpoint, self.api_key, self.monitors = endpoint, api_key, monitors
+        if endpoint.local:  # a proxy from the environment must never see requests to this machine
+            self._nam.setProxy(QNetworkProxy(QNetworkProxy.ProxyType.NoProxy))
+
+    def begin(self) -> None:
+        """A new run: forget the readings of the last one and drop its late replies."""
+        self._epoch += 1
+        self._rates.reset()
+        self._gauges = self._slots = (None, None)
+        self._metrics_supported = self._slots_supported = True
+        self._tree = ProcessTreeStats()
+        self._proc_figures = (None, None, None)
+
+    def start_polling(self) -> None:
+        """Poll every interval from now on (the first poll comes after one interval)."""
+        self._poll_timer.start()
+
+    def poll_soon(self) -> None:
+        """Poll at the next event-loop turn."""
+        QTimer.singleShot(0, self.poll)
+
+    def start_health_checks(self) -> None:
+        """Ask ``/health`` now and every 200 ms while the instance loads."""
+        self._health_timer.start()
+        self._check_health()
+
+    def stop_health_checks(self) -> None:
+        """No more load-time ``/health`` requests."""
+        self._health_timer.stop()
+
+    def cancel(self) -> None:
+        """No more requests, and no reply of those on their way is taken.
+
+        Each request closes its connection, so none is left open.
+        ``QNetworkAccessManager.clearConnectionCache()`` is not used: called while replies are being
+        aborted it leaves posted events for deleted objects behind (a crash later on).
+        """
+        self._epoch += 1
+        self._health_timer.stop()
+        self._poll_timer.stop()
+        for reply in list(self._in_flight.values()):
+            reply.abort()
+        self._in_flight.clear()
+        self._tick_pending.clear()
+
+    def halt(self) -> None:
+        """The run is over: :meth:`cancel`, forget the readings, publish :data:`NO_FIGURES`."""
+        self.cancel()
+        self._rates.reset()
+        self._tree = ProcessTreeStats()
+        if self.figures != NO_FIGURES:
+            self.figures = NO_FIGURES
+            self._on_figures(NO_FIGURES)
+
+    def poll(self) -> None:
+        """One poll: process figures now, HTTP figures when their replies arrive."""
+        if not self._before_poll():
+            return
+        if self._tick_pending:
+            self._publish()  # the previous tick's replies are late: report what is known
+        subject = self._subject
+        cpu, rss, pids = self._tree.read(subject.pid)
+        self._proc_figures = (cpu, rss, tree_vram_mb(self._vram_reader, pids))
+        running = subject.state is InstanceState.RUNNING
+        polling_http = self.endpoint.port is not None and (running or self.monitors)
+        sent: set[str] = set()
+        if polling_http and self.monitors and self._request("/health", "health", auth=False):
+            sent.add("health")
+        if polling_http and running:
+            if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
+                sent.add("metrics")
+            if self._slots_supported and self._request("/slots", "slots", auth=True):
+                sent.add("slots")
+        self._tick_pending = sent
+        if not sent:
+            self._publish()
+
+    def _check_health(self) -> None:
+        subject = self._subject
+        if subject.state is InstanceState.LOADING and subject.active and not subject.stopping:
+            self._request("/health", "health", auth=False)
+
+    def _request(self, path: str, kind: str, *, auth: bool) -> bool:
+        if kind in self._in_flight:
+            return False  # the previous one is still on its way: never pile up requests
+        request = QNetworkRequest(QUrl(self.endpoint.url + path))
+        request.setTransferTimeout(max(1000, round(self._poll_interval_s * 1000 * 2)))
+        # A fresh connection per request: an idle keep-alive connection would delay the server's own
+        # graceful shutdown (and a few local connections a second cost nothing).
+        request.setRawHeader(QByteArray(b"Connection"), QByteArray(b"close"))
+        if auth and self.api_key:
+            request.setRawHeader(QByteArray(b"Authorization"), QByteArray(f"Bearer {self.api_key}".encode()))
+        reply = self._nam.get(request)
+        # Tagged, not captured in a closure: the manager's ``finished`` brings the reply back, and
+        # no Python callable outlives it.
+        reply.setProperty("llamadash_kind", kind)
+        reply.setProperty("llamadash_epoch", self._epoch)
+        self._in_flight[kind] = reply
+        return True
+
+    def _on_reply(self, reply: QNetworkReply) -> None:
+        reply.deleteLater()
+        kind, epoch = reply.property("llamadash_kind"), reply.property("llamadash_epoch")
+        if self._in_flight.get(kind) is reply:
+            del self._in_flight[kind]
+        if epoch != self._epoch:
+            return
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+        status = int(status) if status is not None else None
+        body = bytes(reply.readAll().data())
+        if kind == "health":
+            self._on_health(status, reply.errorString() if status is None else "")
+        elif kind == "metrics":
+            self._on_metrics(status, body)
+        elif kind == "slots":
+            self._on_slots(status, body)
+        if kind in self._tick_pending:
+            self._tick_pending.discard(kind)
+            if not self._tick_pending:
+                self._publish()
+
+    def _on_metrics(self, status: int | None, body: bytes) -> None:
+        if status == 200:
+            try:
+                metrics = parse_metrics(body.decode("utf-8", errors="replace"))
+            except ValueError:
+                metrics = {}
+            self._rates.update(metrics, time.monotonic())
+            self._gauges = (metrics.get(REQUESTS_PROCESSING), metrics.get(REQUESTS_DEFERRED))
+            return
+        if status == 501:
+            self._metrics_supported = False  # started without --metrics: stop asking
+        self._rates.reset()
+        self._gauges = (None, None)
+
+    def _on_slots(self, status: int | None, body: bytes) -> None:
+        if status == 200:
+            try:
+                slots = json.loads(body)
+            except ValueError:
+                slots = None
+            if isinstance(slots, list):
+                busy = sum(1 for s in slots if isinstance(s, dict) and s.get("is_processing"))
+                self._slots = (float(busy), float(len(slots)))
+                return
+        if status == 501:
+            self._slots_supported = False
+        self._slots = (None, None)
+
+    def _publish(self) -> None:
+        self._tick_pending.clear()
+        subject = self._subject
+        if not subject.active:
+            return
+        cpu, rss, vram = self._proc_figures
+        running = subject.state is InstanceState.RUNNING
+        figures = InstanceFigures(
+            prompt_tokens_per_s=self._rates.prompt_tokens_per_s if running else None,
+            generation_tokens_per_s=self._rates.generation_tokens_per_s if running else None,
+            requests_processing=self._gauges[0] if running else None,
+            requests_deferred=self._gauges[1] if running else None,
+            busy_slots=self._slots[0] if running else None,
+            total_slots=self._slots[1] if running else None,
+            requests_per_minute=subject.requests_per_minute(),
+            cpu_percent=cpu,
+            rss_mb=rss,
+            vram_mb=vram,
+        )
+        self.figures = figures
+        self._on_figures(figures)

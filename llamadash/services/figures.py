@@ -1,0 +1,161 @@
+"""The live figures of one instance, and the readings of its process tree they come from.
+
+:class:`InstanceFigures` is what an instance publishes after each poll; :class:`ProcessTreeStats`
+reads CPU and memory of the server's process tree (psutil), :func:`tree_vram_mb` sums its GPU
+memory from an NVML reading, and :class:`VramReadings` is the NVML reading all instances of a manager
+share. A figure that is not known is ``None`` (shown as n/a), never a made-up 0. Qt-free;
+:class:`~llamadash.services.endpoint_poller.EndpointPoller` puts the figures together.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import psutil
+
+from llamadash.core.metrics import Nvml
+
+__all__ = ["NO_FIGURES", "InstanceFigures", "ProcessTreeStats", "VramReadings", "tree_vram_mb"]
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InstanceFigures:
+    """Live figures of one instance; every field is ``None`` when not known (shown as n/a).
+
+    Attributes:
+        prompt_tokens_per_s: Prompt tokens processed per second over the last poll interval
+            (from ``/metrics`` counter deltas; 0 when idle, ``None`` until two scrapes exist).
+        generation_tokens_per_s: Tokens generated per second, likewise.
+        requests_processing: Requests being processed now (``/metrics`` gauge).
+        requests_deferred: Requests waiting for a slot (``/metrics`` gauge).
+        busy_slots: Slots processing now (``/slots``).
+        total_slots: Slots in all (``/slots``).
+        requests_per_minute: Requests finished in the last 60 s, counted from the log (managed
+            instances only: an external or adopted server's output is not available).
+        cpu_percent: CPU % of the process tree, summed over processes (100 = one core busy).
+        rss_mb: Resident memory of the process tree, MiB.
+        vram_mb: GPU memory of the process tree as NVML reports it, MiB.
+    """
+
+    prompt_tokens_per_s: float | None = None
+    generation_tokens_per_s: float | None = None
+    requests_processing: float | None = None
+    requests_deferred: float | None = None
+    busy_slots: float | None = None
+    total_slots: float | None = None
+    requests_per_minute: float | None = None
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
+    vram_mb: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        """The figures as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+NO_FIGURES = InstanceFigures()
+
+
+class ProcessTreeStats:
+    """CPU % and RSS of a process and its children, keeping psutil objects between polls.
+
+    psutil's ``cpu_percent`` compares with the previous call on the same object; the first call
+    of each object means nothing, so a brand-new root reads ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+
+    def read(self, pid: int | None) -> tuple[float | None, float | None, list[int]]:
+        """``(cpu %, RSS MiB, PIDs of the tree)`` of the tree under ``pid`` (``None``s when unknown)."""
+        if pid is None:
+            self._procs.clear()
+            return None, None, []
+        try:
+            root = self._procs.get(pid) or psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            self._procs.clear()
+            return None, None, []
+        cpu_total: float | None = 0.0
+        rss_total: float | None = 0.0
+        current: dict[int, psutil.Process] = {}
+        for proc in tree:
+            known = self._procs.get(proc.pid)
+            handle = known if known is not None else proc
+            current[proc.pid] = handle
+            try:
+                with handle.oneshot():
+                    cpu = handle.cpu_percent(None)
+                    rss = handle.memory_info().rss / _MIB
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                current.pop(proc.pid, None)
+                continue
+            except psutil.AccessDenied:
+                cpu, rss = math.nan, math.nan
+            if known is None and proc.pid == pid:
+                cpu_total = None  # first reading of the root: no baseline yet
+            elif cpu_total is not None:
+                cpu_total = None if math.isnan(cpu) else cpu_total + cpu
+            if rss_total is not None:
+                rss_total = None if math.isnan(rss) else rss_total + rss
+        self._procs = current
+        if pid not in current:
+            return None, None, []
+        return cpu_total, rss_total, list(current)
+
+
+def tree_vram_mb(reader: Callable[[], dict[int, float | None]] | None, pids: list[int]) -> float | None:
+    """The GPU memory of the processes ``pids``, from ``reader`` (PID -> MiB); ``None`` when not known.
+
+    A process NVML does not list, or lists without an amount (containers, WDDM), makes the sum
+    unknown: n/a, never 0.
+    """
+    if reader is None or not pids:
+        return None
+    try:
+        used = reader()
+    except Exception:
+        return None
+    known = [used[pid] for pid in pids if pid in used]
+    if not known or any(value is None for value in known):
+        return None
+    return float(sum(v for v in known if v is not None))
+
+
+class VramReadings:
+    """Per-PID VRAM from one NVML session, read at most twice a second (call it: PID -> MiB).
+
+    It never initialises NVML on the caller's thread (``nvmlInit`` can take 100 ms): a session it
+    makes itself is initialised on a thread of its own, and until NVML is up the reading is empty.
+
+    Args:
+        nvml: The session to share (the sampler's); ``None`` makes one, closed by :meth:`close`.
+    """
+
+    def __init__(self, nvml: Nvml | None) -> None:
+        self._own = nvml is None
+        self._nvml = nvml if nvml is not None else Nvml()
+        if self._own:
+            threading.Thread(target=self._nvml.read_all, name="llamadash-nvml-init", daemon=True).start()
+        self._cache: tuple[float, dict[int, float | None]] = (0.0, {})
+
+    def __call__(self) -> dict[int, float | None]:
+        at, cached = self._cache
+        now = time.monotonic()
+        if now - at < 0.5:
+            return cached
+        readings = self._nvml.process_memory_mb() if self._nvml.available else {}
+        self._cache = (now, readings)
+        return readings
+
+    def close(self) -> None:
+        """Release NVML if this made the session."""
+        if self._own:
+            self._nvml.shutdown()
