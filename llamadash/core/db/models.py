@@ -171,7 +171,8 @@ def _add_parameter_columns() -> None:
             raise RuntimeError(f"parameter column {param.column!r} clashes with a models meta column")
         meta.add_field(param.column, ParamField(param))
     meta.add_field("custom_params", CustomParamsField(null=True))
-    meta.add_field(AUTO_RESTART_COLUMN, FlagField(default=False))
+    # DEFAULT 0 in the table too: another program's INSERT that names only the seed's columns works.
+    meta.add_field(AUTO_RESTART_COLUMN, FlagField(default=False, constraints=[peewee.SQL("DEFAULT 0")]))
 
 
 _add_parameter_columns()

@@ -72,8 +72,25 @@ def test_a_version_2_file_moves_auto_restart_onto_the_rows_when_opened(tmp_path)
     database.init_database(path)
     assert_moved_onto_the_rows()
     database.close_database()
+    insert_as_another_program(path, "foreign")  # the added column has a default too
     database.init_database(path)  # opening it again changes nothing more
     assert database.get_auto_restart("always") and not database.get_auto_restart("never")
+    assert database.get_auto_restart("foreign") is False
+
+
+def insert_as_another_program(path: Path, name: str) -> None:
+    """A row written the seed's way: only the seed's columns named."""
+    with raw(path) as conn:
+        conn.execute("INSERT INTO models (name, type, status) VALUES (?, 'llama', 'stopped')", (name,))
+
+
+def test_another_program_may_insert_a_model_without_the_column(tmp_path):
+    path = tmp_path / "db.db"
+    database.init_database(path)
+    database.close_database()
+    insert_as_another_program(path, "seed-style")
+    database.init_database(path)
+    assert database.get_model_by_name("seed-style")["auto_restart"] is False
 
 
 def test_a_version_2_file_imported_is_upgraded_the_same_way(tmp_path):
