@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         )
 
         # central area: the instances, and later the model library, as tabs
+        # no manager yet: set_manager gives it to the table, the log and the tray once it has started
         self.instances_model = InstancesModel(load_models, None, parent=self)
         self.instances_view = InstancesView(self.instances_model, show_buttons=False)
         self.workspace = QTabWidget()
