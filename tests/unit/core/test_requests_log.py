@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -124,13 +125,9 @@ def test_lines_without_prefix_with_colours_or_as_jsonl_give_the_same_record() ->
         ],
     )
     reference = feed_all(RequestLogParser(clock=clock), ONE_REQUEST)[0]
-    assert plain[0] == RequestRecord(**{**_fields(reference), "server_time_ms": None})
+    assert plain[0] == dataclasses.replace(reference, server_time_ms=None)
     assert coloured == [reference]
     assert jsonl == [reference]
-
-
-def _fields(record: RequestRecord) -> dict[str, object]:
-    return {name: getattr(record, name) for name in RequestRecord.__dataclass_fields__}
 
 
 def test_unknown_and_broken_lines_never_raise() -> None:
