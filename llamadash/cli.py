@@ -24,11 +24,11 @@ from typing import Any, TextIO
 from llamadash import __version__
 from llamadash.core import database as db
 from llamadash.core import library, model_export, paths
+from llamadash.core.launch import LaunchError, MissingBinaryError
 from llamadash.core.library_service import Library, LibraryError, running_by_process_records
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
-    binary_missing,
     configured_capabilities,
     find_llama_server,
 )
@@ -595,7 +595,6 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     from PySide6.QtCore import QCoreApplication
 
     from llamadash.core.metrics import MetricsCollector
-    from llamadash.services.instance import InstanceError
     from llamadash.services.manager import InstanceManager, quit_on_signals
     from llamadash.services.sampler import MetricsSampler
 
@@ -675,10 +674,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     sampler: MetricsSampler | None = None
     restore = quit_on_signals(app)
     try:
-        try:
-            manager.start(args.name)
-        except InstanceError as exc:
-            raise CliError(str(exc)) from None
+        manager.start(args.name)  # a refusal is a LaunchError: a user error
         sampler = MetricsSampler(MetricsCollector(disk_path=data_dir), stats=manager, interval_s=1.0)
         sampler.start()
         app.exec()
@@ -788,6 +784,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CommandLineError,
     CapabilityError,
     LlamaServerNotFound,
+    LaunchError,
     OSError,
 )
 
@@ -849,7 +846,7 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         return 141  # what a shell reports for a program ended by SIGPIPE
     except USER_ERRORS as exc:
         print(f"llamadash: error: {_error_text(exc)}", file=err)
-        if binary_missing(exc):
+        if isinstance(exc, (LlamaServerNotFound, MissingBinaryError)):
             print(
                 "llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN",
                 file=err,

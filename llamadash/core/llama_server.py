@@ -146,20 +146,3 @@ def configured_capabilities(
         _log.info("no llama-server build to check against: %s", exc)
         return None, None
     return caps, str(located.path)
-
-
-def binary_missing(exc: BaseException) -> bool:
-    """Whether ``exc`` (a refused start, say) comes down to "no usable llama-server binary".
-
-    The instance manager words a refusal as ``InstanceError("cannot start NAME: ...")`` raised while
-    handling :class:`LlamaServerNotFound`; the exception chain says what it was, whatever the
-    wording. The window offers the Settings for it, the CLI its ``llama-server --path`` command.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, LlamaServerNotFound):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False

@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadash.core import library
-from llamadash.core.llama_server import binary_missing
+from llamadash.core.launch import MissingBinaryError
 from llamadash.core.messages import short_repr
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Instance, Manager
@@ -822,7 +822,7 @@ class InstancesView(QWidget):
             operations[verb](name)
         except Exception as exc:
             text = failure_text(verb, name, exc)
-            self.refused.emit(verb, name, text, binary_missing(exc))
+            self.refused.emit(verb, name, text, isinstance(exc, MissingBinaryError))
             self.message.emit(text)
         self._update_actions()
 

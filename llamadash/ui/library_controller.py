@@ -23,9 +23,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 
 from llamadash.core.library_service import Library, running_by_process_records
+from llamadash.core.launch import MissingBinaryError
 from llamadash.core.llama_server import (
     LlamaServerNotFound,
-    binary_missing,
     configured_capabilities,
     find_llama_server,
 )
@@ -217,5 +217,5 @@ class LibraryController(QObject):
             self._manager.restart(name)
         except Exception as exc:  # the whole reason, and a way to Settings for a missing binary
             self._window.show_refusal(
-                "restart", name, failure_text("restart", name, exc), binary_missing(exc)
+                "restart", name, failure_text("restart", name, exc), isinstance(exc, MissingBinaryError)
             )

@@ -334,26 +334,28 @@ def test_an_instance_outside_the_library_is_no_empty_state(qtbot, manager):
 
 
 def refusal_like_the_managers(name: str) -> Exception:
-    """What the instance manager raises when no llama-server is found (see ``InstanceManager._plan``)."""
-    from llamadash.core.llama_server import LlamaServerNotFound
+    """What the instance manager raises when no llama-server is found (``core.launch.plan_launch``'s refusal)."""
+    from llamadash.core.launch import plan_launch
     from llamadash.services.instance import InstanceError
 
     try:
-        try:
-            raise LlamaServerNotFound(
-                "no llama-server found: not configured (llamadash llama-server --path BIN)"
-            )
-        except LlamaServerNotFound as exc:
-            raise InstanceError(f"cannot start {name}: {exc}") from None
+        plan_launch(
+            {},
+            None,
+            None,
+            name=name,
+            binary_problem="no llama-server found: not configured (llamadash llama-server --path BIN)",
+        )
     except InstanceError as refused:
         return refused
+    raise AssertionError("no binary, yet a plan")
 
 
 def test_a_refused_start_says_whether_no_llama_server_was_found(view, manager, qtbot, monkeypatch):
-    from llamadash.core.llama_server import binary_missing
+    from llamadash.core.launch import MissingBinaryError
 
-    assert binary_missing(refusal_like_the_managers("mistral"))
-    assert not binary_missing(RuntimeError("port 8083 is already in use"))
+    assert isinstance(refusal_like_the_managers("mistral"), MissingBinaryError)
+    assert not isinstance(RuntimeError("port 8083 is already in use"), MissingBinaryError)
     view.select("mistral")
 
     def refuse(_name: str) -> None:

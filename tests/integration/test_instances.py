@@ -23,7 +23,14 @@ from support import free_port, health_status
 
 from llamadash.core import database, pidfile
 from llamadash.core.llama_server import METADATA_KEY
-from llamadash.services.instance import InstanceError, InstanceState, PortInUseError, ServerInstance
+from llamadash.services.instance import (
+    InstanceError,
+    InstanceFigures,
+    InstanceState,
+    MissingBinaryError,
+    PortInUseError,
+    ServerInstance,
+)
 from llamadash.services.manager import InstanceManager
 
 pytestmark = pytest.mark.integration
@@ -34,7 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
+def alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -96,8 +105,9 @@ def add_model(data_dir: Path, tiny_model: Path):
             "port": free_port(),
             **settings,
         }
-        model_id = database.save_model(row)
-        return database.get_model(model_id)
+        model = database.get_model(database.save_model(row))
+        assert model is not None
+        return model
 
     return add
 
@@ -141,7 +151,7 @@ def test_start_loading_running_completion_stop(qtbot, manager: InstanceManager, 
     inst = manager.start("tiny")
     assert inst.state is InstanceState.LOADING and inst.pid in llama_children()
     wait_state(qtbot, inst, InstanceState.RUNNING)
-    assert health_status(inst.port) == 200
+    assert inst.port is not None and health_status(inst.port) == 200
     answer = post_json(f"{inst.url}/completion", {"prompt": "Hello", "n_predict": 8, "ignore_eos": True})
     assert answer["tokens_predicted"] == 8
 
@@ -168,7 +178,7 @@ def test_four_instances_at_once_and_a_taken_port(qtbot, manager: InstanceManager
     for inst in insts:
         wait_state(qtbot, inst, InstanceState.RUNNING)
     assert len({inst.port for inst in insts}) == 4 and len({inst.pid for inst in insts}) == 4
-    assert all(health_status(inst.port) == 200 for inst in insts)
+    assert all(inst.port is not None and health_status(inst.port) == 200 for inst in insts)
     assert manager.active_models() == 4
     before = sorted(llama_children())
 
@@ -204,6 +214,7 @@ def test_kill_9_is_an_error_with_signal_and_log_tail_and_auto_restart_has_a_cap(
     add_model("crashy")
     inst = manager.start("crashy")
     wait_state(qtbot, inst, InstanceState.RUNNING)
+    assert inst.pid is not None
     os.kill(inst.pid, signal.SIGKILL)
     wait_state(qtbot, inst, InstanceState.ERROR, timeout=10_000)
     assert inst.reason.startswith("llama-server killed by signal 9 (SIGKILL)")
@@ -218,6 +229,7 @@ def test_kill_9_is_an_error_with_signal_and_log_tail_and_auto_restart_has_a_cap(
     wait_state(qtbot, inst, InstanceState.RUNNING)
     pids = []
     for round_ in range(3):
+        assert inst.pid is not None
         pids.append(inst.pid)
         os.kill(inst.pid, signal.SIGKILL)
         if round_ < 2:  # crashes 1 and 2 come back on their own
@@ -238,17 +250,35 @@ def test_refusals_launch_nothing(qtbot, manager: InstanceManager, add_model, tmp
     add_model("no-file", model_path=str(tmp_path / "missing.gguf"))
     add_model("bad-param", n_parallel=0)
 
-    with pytest.raises(InstanceError, match=r"the model file .*missing\.gguf does not exist"):
+    with pytest.raises(InstanceError, match=r"the model file .*missing\.gguf does not exist") as refused:
         manager.start("no-file")
+    assert not isinstance(refused.value, MissingBinaryError)
     with pytest.raises(InstanceError, match="invalid configuration: n_parallel: 0 is rejected"):
         manager.start("bad-param")
     database.set_metadata(METADATA_KEY, str(tmp_path / "bin" / "llama-server"))
-    with pytest.raises(InstanceError, match=r"llama-server .*does not exist"):
-        manager.start("ok")
+    with pytest.raises(
+        MissingBinaryError, match=r"^cannot start ok: the configured llama-server .*does not exist"
+    ):
+        manager.start("ok")  # a MissingBinaryError is an InstanceError: every caller catches it
     with pytest.raises(InstanceError, match="no model named"):
         manager.start("unknown")
     assert llama_children() == []
     assert {m["status"] for m in database.get_models()} == {"stopped"}
+
+
+def test_no_llama_server_refuses_run_and_says_how_to_set_one(qtbot, tmp_path: Path, monkeypatch):
+    """The CLI tells a missing binary by its type (MissingBinaryError), not by walking the exception chain."""
+    from support import cli, hide_llama_server, write_tiny_gguf
+
+    hide_llama_server(monkeypatch, tmp_path)
+    data_dir = tmp_path / "cli-data"
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    assert cli("models", "add", "a", "--model-path", str(model), data_dir=data_dir)[0] == 0
+    code, _, err = cli("run", "a", data_dir=data_dir)
+    first, hint = err.splitlines()
+    assert code == 1 and first.startswith("llamadash: error: cannot start a: no llama-server found")
+    assert hint == "llamadash: set one with 'llamadash llama-server --path BIN', or set LLAMA_SERVER_BIN"
+    assert llama_children() == []
 
 
 # -- quitting -----------------------------------------------------------------------------------------
@@ -358,7 +388,7 @@ def test_sigkill_of_the_dashboard_leaves_orphans_the_next_start_finds_adopts_and
     assert all(o["port"] == database.get_model_by_name(o["model"])["port"] for o in orphans)
 
     adopted = manager.adopt_orphan(pids["o0"])
-    figures = []
+    figures: list[InstanceFigures] = []
     adopted.figuresChanged.connect(figures.append)
     wait_state(qtbot, adopted, InstanceState.RUNNING)
     qtbot.waitUntil(lambda: any(f.rss_mb and f.total_slots == 1 for f in figures), timeout=10_000)
@@ -399,9 +429,9 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
     add_model("busy", api_key=[key])
     inst = manager.start("busy")
     wait_state(qtbot, inst, InstanceState.RUNNING)
-    figures = []
+    figures: list[InstanceFigures] = []
     inst.figuresChanged.connect(figures.append)
-    finished = []
+    finished: list[None] = []
     inst.requestFinished.connect(lambda: finished.append(None))
     errors: list[BaseException] = []
 
@@ -426,7 +456,7 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
     qtbot.waitUntil(lambda: figures and figures[-1].requests_per_minute == 30.0, timeout=5_000)
     busy = [f for f in figures if f.generation_tokens_per_s]
     assert busy, "no poll saw tokens being generated"
-    assert all(f.generation_tokens_per_s > 0 and f.prompt_tokens_per_s > 0 for f in busy)
+    assert all((f.generation_tokens_per_s or 0) > 0 and (f.prompt_tokens_per_s or 0) > 0 for f in busy)
     assert figures[-1].total_slots == 1  # /slots answered: the key was sent
     n_before = len(figures)
     qtbot.waitUntil(lambda: len(figures) >= n_before + 3, timeout=10_000)
@@ -451,7 +481,7 @@ def test_attach_an_external_server_by_url(
     try:
         inst = manager.attach(f"http://127.0.0.1:{port}", api_key=key)
         assert inst.external and inst.name == f"127.0.0.1:{port}" and manager.instance(inst.name) is inst
-        figures = []
+        figures: list[InstanceFigures] = []
         inst.figuresChanged.connect(figures.append)
         wait_state(qtbot, inst, InstanceState.RUNNING)
         post_json(f"{inst.url}/completion", {"prompt": "Hi", "n_predict": 4}, key)
@@ -540,7 +570,7 @@ def test_sampler_follows_the_manager_active_models_and_requests(
     from llamadash.services.sampler import MetricsSampler
 
     add_model("sampled")
-    samples = []
+    samples: list[Any] = []
     sampler = MetricsSampler(MetricsCollector(disk_path=tmp_path), interval_s=0.25, stats=manager)
     sampler.sampled.connect(samples.append)
     sampler.start()

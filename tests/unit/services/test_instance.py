@@ -47,11 +47,14 @@ def instances(qtbot) -> Iterator[list[ServerInstance]]:
 
 def make(instances: list[ServerInstance], plan: LaunchPlan | None = None, **kwargs) -> ServerInstance:
     plans = kwargs.pop("plans", None)
-    if plans is not None:
-        iterator = iter(plans)
-        inst = ServerInstance("test", prepare=lambda: next(iterator), **kwargs)
-    else:
-        inst = ServerInstance("test", prepare=lambda: plan, **kwargs)
+    iterator = iter(plans) if plans is not None else None
+
+    def prepare() -> LaunchPlan:
+        chosen = next(iterator) if iterator is not None else plan
+        assert chosen is not None
+        return chosen
+
+    inst = ServerInstance("test", prepare=prepare, **kwargs)
     instances.append(inst)
     return inst
 

@@ -99,7 +99,7 @@ def test_attach_checks_the_url_and_the_name(qtbot, manager: InstanceManager):
     assert inst.name == f"127.0.0.1:{port}" and inst.external
     qtbot.waitUntil(lambda: inst.state is InstanceState.ERROR, timeout=5_000)
     assert "unreachable" in inst.reason
-    removed = []
+    removed: list[str] = []
     manager.instanceRemoved.connect(removed.append)
     manager.detach(inst.name)
     assert removed == [inst.name] and manager.instances() == []
