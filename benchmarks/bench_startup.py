@@ -136,7 +136,9 @@ def child_idle(data_dir: str, instances: list[str]) -> None:
             for name in instances:
                 gui.manager.start(name)
             started = True
-        if all(gui.manager.instance(n).state.value == "running" for n in instances):
+        if all(
+            (inst := gui.manager.instance(n)) is not None and inst.state.value == "running" for n in instances
+        ):
             print("READY", flush=True)
         else:
             QTimer.singleShot(100, step)

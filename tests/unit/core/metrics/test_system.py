@@ -95,7 +95,7 @@ def test_a_failing_call_blanks_only_its_reading(tmp_path: Path, call: str, error
     metrics = SystemMetrics(tmp_path, psutil_module=fake, clock=clock)
     clock.now = 1.0
     reading = metrics.read()
-    expected = {"cpu_percent": 12.5, "virtual_memory": 42.0, "disk_usage": 77.0}
+    expected: dict[str, float | None] = {"cpu_percent": 12.5, "virtual_memory": 42.0, "disk_usage": 77.0}
     expected[call] = None
     assert (reading.cpu_percent, reading.memory_percent, reading.disk_percent) == tuple(expected.values())
 

@@ -216,7 +216,7 @@ def test_malformed_input_names_the_problem(text: str, message: str) -> None:
 
 _INT_LOW, _INT_HIGH = -(2**31), 2**31 - 1
 _FLOAT_MAX = 3.4e38
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
+_text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
 
 
 def _item(param: Param) -> st.SearchStrategy[str]:
@@ -248,9 +248,9 @@ def _value_strategy(param: Param) -> st.SearchStrategy[Any]:
             return ints.filter(lambda v: (param.column, v) not in REJECTED_VALUES)
         return st.tuples(ints, ints).map(sorted)
     if kind == "float":
-        low = param.min if param.min is not None else -_FLOAT_MAX
-        high = param.max if param.max is not None else _FLOAT_MAX
-        floats = st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+        floor = param.min if param.min is not None else -_FLOAT_MAX
+        ceiling = param.max if param.max is not None else _FLOAT_MAX
+        floats = st.floats(floor, ceiling, allow_nan=False, allow_infinity=False, allow_subnormal=False)
         return floats.filter(lambda x: x == 0 or abs(x) >= 1.2e-38)
     if kind == "enum":
         return st.sampled_from(param.choices)

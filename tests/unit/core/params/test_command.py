@@ -416,9 +416,9 @@ def _sample(param: Param) -> Any:
             value += 1
         return min(value, int(param.max)) if param.max is not None else value
     if kind == "float":
-        low = param.min if param.min is not None else 0.0
-        value = low + 0.5 if param.default != low + 0.5 else low + 0.25
-        return min(value, param.max) if param.max is not None else value
+        floor = param.min if param.min is not None else 0.0
+        number = floor + 0.5 if param.default != floor + 0.5 else floor + 0.25
+        return min(number, param.max) if param.max is not None else number
     return "value"
 
 
