@@ -10,7 +10,7 @@ parts: a process driver per kind (:mod:`~llamadash.services.process_driver`), th
 progress), the endpoint poller (:mod:`~llamadash.services.endpoint_poller`: ``/health``,
 ``/metrics``, ``/slots``, figures) and the restart policy (:mod:`~llamadash.services.restart_policy`:
 the exit as one :class:`ExitOutcome`, backoff, crash-loop counting; Qt-free). The read-only
-properties are :class:`~llamadash.services.instance_facts.InstanceFacts`'.
+properties come from its base class, :class:`~llamadash.services.instance_facts.InstanceFacts`.
 
 The states (:class:`InstanceState`): ``start`` sets ``loading`` as soon as the process runs and
 ``running`` only when ``GET /health`` answers 200; a load timeout ends in ``error``. ``stop`` is

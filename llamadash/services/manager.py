@@ -417,12 +417,8 @@ class InstanceManager(QObject):
 
     def requests_per_minute(self) -> float:
         """Requests finished in the last minute over every instance whose log is read."""
-        total = 0.0
-        for inst in self._instances.values():
-            value = inst.requests_per_minute()
-            if value is not None:
-                total += value
-        return total
+        counts = (inst.requests_per_minute() for inst in self._instances.values())
+        return sum((count for count in counts if count is not None), 0.0)
 
     # -- internals ----------------------------------------------------------------------------------
 
