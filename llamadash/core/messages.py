@@ -26,10 +26,11 @@ def short_repr(value: Any, limit: int = QUOTE_LIMIT) -> str:
     value, never a screenful of it.
     """
     whole = value
+    # the repr of 50 MB would only be cut again: cut the value first
     if isinstance(value, str) and len(value) > 4 * limit:
-        value = value[: 2 * limit] + value[-limit:]  # the repr of 50 MB would only be cut again
+        value = "".join((value[: 2 * limit], value[-limit:]))
     elif isinstance(value, bytes) and len(value) > 4 * limit:
-        value = value[: 2 * limit] + value[-limit:]  # the repr of 50 MB would only be cut again
+        value = b"".join((value[: 2 * limit], value[-limit:]))
     try:
         text = repr(value)
     except Exception:
