@@ -30,11 +30,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 __all__ = [
     "DEFAULT_HISTORY_S",
     "DEFAULT_STALE_AFTER_S",
     "DEFAULT_WINDOW_S",
+    "FinishedRequest",
     "SlotReading",
     "Throughput",
     "ThroughputMeter",
@@ -103,6 +105,19 @@ def parse_slots(payload: object) -> list[SlotReading] | None:
             )
         )
     return readings
+
+
+class FinishedRequest(Protocol):
+    """What :meth:`ThroughputMeter.add_request` reads of a finished request (a ``RequestRecord``)."""
+
+    @property
+    def slot(self) -> int: ...
+    @property
+    def task(self) -> int: ...
+    @property
+    def generated_tokens(self) -> int | None: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +300,10 @@ class ThroughputMeter:
                 interval.generated += gained
                 interval.prompt += prompt
                 return
+
+    def add_request(self, at: float, record: FinishedRequest) -> None:
+        """:meth:`add_finished` for a :class:`~llamadash.core.requests_log.RequestRecord`."""
+        self.add_finished(at, record.slot, record.task, record.generated_tokens, record.prompt_tokens)
 
     def _trim(self, newest: float) -> None:
         horizon = newest - self.history_s

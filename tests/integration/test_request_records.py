@@ -266,9 +266,7 @@ def test_live_tokens_per_second_follow_the_servers_own_timing(server: Server) ->
             assert parsed is not None
             meter.add_slots(now, parsed)
             for record in server.new_records():
-                meter.add_finished(
-                    now, record.slot, record.task, record.generated_tokens, record.prompt_tokens
-                )
+                meter.add_request(now, record)
             reading = meter.reading(now)
             readings.append((now, reading.generation_tps, reading.busy_slots))
             spans[now] = reading.span_s or 0.0

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from llamadash.core.requests_log import RequestRecord, RequestStatus
 from llamadash.core.throughput import SlotReading, Throughput, ThroughputMeter, parse_slots
 
 # /slots of the real llama-server b11434 while slot 0 generated (params abridged) and slot 1 was idle
@@ -140,7 +141,8 @@ def test_a_request_wholly_between_two_snapshots_is_counted_by_its_record() -> No
     meter = ThroughputMeter(window_s=10.0)
     meter.add_slots(0.0, [idle(0)])
     meter.add_slots(1.0, [idle(0, 9)])  # it came and went: the slot shows its task, idle
-    meter.add_finished(1.2, 0, 9, generated_tokens=30, prompt_tokens=12)
+    record = RequestRecord(0, 9, 0, RequestStatus.FINISHED, generated_tokens=30, prompt_tokens=12)
+    meter.add_request(1.2, record)
     meter.add_slots(2.0, [idle(0, 9)])
     assert meter.average(0.0).generation_tps == pytest.approx(15.0)
     assert meter.average(0.0).prompt_tps == pytest.approx(6.0)
