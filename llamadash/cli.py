@@ -34,6 +34,7 @@ from llamadash.core.llama_server import (
 )
 from llamadash.core.messages import disk_full_text, is_no_space, short_repr
 from llamadash.core.params import (
+    COLUMN,
     CapabilityError,
     CommandError,
     CommandLineError,
@@ -228,7 +229,7 @@ def _stored_problem(model: dict[str, Any], column: str, problem: str) -> str:
 def _port_text(model: dict[str, Any]) -> str:
     """The port llama-server will use (8080 when none is stored), or the stored value that is not one."""
     port = library.configured_port(model)
-    return str(port) if port is not None else f"{model.get('port')} (invalid)"
+    return str(port) if port is not None else f"{model.get(COLUMN.port)} (invalid)"
 
 
 def _params_of(model: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadash.core.library import LLAMA_SERVER_DEFAULT_PORT
-from llamadash.core.params import Capabilities, CommandError, build_command, validate_config
+from llamadash.core.params import COLUMN, Capabilities, CommandError, build_command, validate_config
 from llamadash.core.params.command import IGNORED_COLUMNS, first_api_key
 from llamadash.core.params.validate import exposure_warning
 
@@ -129,9 +129,9 @@ def plan_launch(
         why = binary_problem or f"the options of {binary} could not be read"
         raise LaunchError(f"cannot start {name}: {why}")
     params = {key: value for key, value in config.items() if key not in IGNORED_COLUMNS}
-    if params.get("metrics_enabled") is None:
-        params["metrics_enabled"] = True
-    model_path = params.get("model_path")
+    if params.get(COLUMN.metrics_enabled) is None:
+        params[COLUMN.metrics_enabled] = True
+    model_path = params.get(COLUMN.model_path)
     if model_path and not Path(str(model_path)).expanduser().is_file():
         raise LaunchError(f"cannot start {name}: the model file {model_path} does not exist")
     errors = [issue for issue in validate_config(params, capabilities) if issue.severity == "error"]
@@ -143,20 +143,20 @@ def plan_launch(
     except CommandError as exc:
         details = "; ".join(f"{column}: {message}" for column, message in exc.problems)
         raise LaunchError(f"cannot start {name}: {details}") from None
-    host = str(params.get("host") or "127.0.0.1")
+    host = str(params.get(COLUMN.host) or "127.0.0.1")
     if host.endswith(".sock"):
         raise LaunchError(f"cannot start {name}: a unix socket host ({host}) cannot be monitored")
-    verbosity = params.get("log_verbose")
+    verbosity = params.get(COLUMN.log_verbose)
     warning = exposure_warning(params)
     return LaunchPlan(
         argv=tuple(argv),
         env=env,
         host=host,
-        port=int(params.get("port") or LLAMA_SERVER_DEFAULT_PORT),
+        port=int(params.get(COLUMN.port) or LLAMA_SERVER_DEFAULT_PORT),
         api_key=first_api_key(params),
-        api_prefix=str(params.get("api_prefix") or "").rstrip("/"),
-        scheme="https" if params.get("ssl_key_file") and params.get("ssl_cert_file") else "http",
+        api_prefix=str(params.get(COLUMN.api_prefix) or "").rstrip("/"),
+        scheme="https" if params.get(COLUMN.ssl_key_file) and params.get(COLUMN.ssl_cert_file) else "http",
         binary=binary,
-        counts_requests=not params.get("log_disable") and (verbosity is None or int(verbosity) >= 3),
+        counts_requests=not params.get(COLUMN.log_disable) and (verbosity is None or int(verbosity) >= 3),
         warnings=(warning,) if warning else (),
     )

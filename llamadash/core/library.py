@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
 from llamadash.core.messages import format_size
-from llamadash.core.params import SOURCE_COLUMNS, load_schema, parse_command_line
+from llamadash.core.params import COLUMN, SOURCE_COLUMNS, load_schema, parse_command_line
 
 #: The ``type`` stored for a model whose architecture is not known (yet): an HF repo, a URL.
 UNKNOWN_TYPE = "unknown"
@@ -504,7 +504,7 @@ def unique_name(name: str, existing: Iterable[str], *, copy: bool = False) -> st
 
 
 #: llama-server's own default port (the schema's ``port`` default).
-LLAMA_SERVER_DEFAULT_PORT: int = int(load_schema()["port"].default)
+LLAMA_SERVER_DEFAULT_PORT: int = int(load_schema()[COLUMN.port].default)
 
 
 class ModelStore(Protocol):
@@ -523,7 +523,7 @@ def configured_port(model: Mapping[str, Any]) -> int | None:
     ``None`` when the stored value is not a port (a row written by another program, such as
     ``'abc'`` or ``0``): llamadash does not start such a model; the value is reported instead.
     """
-    port = model.get("port")
+    port = model.get(COLUMN.port)
     if port is None:
         return LLAMA_SERVER_DEFAULT_PORT
     if isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535:
@@ -555,8 +555,8 @@ def add_model(store: ModelStore, model: Mapping[str, Any], *, new_port: bool = F
         DatabaseError: what ``store.save_model`` refuses (a name taken, a wrong value, a full disk).
     """
     with store.transaction():
-        if new_port or not model.get("port"):
-            model = {**model, "port": next_free_port(store.get_models())}
+        if new_port or not model.get(COLUMN.port):
+            model = {**model, COLUMN.port: next_free_port(store.get_models())}
         return store.save_model(model)
 
 
@@ -605,7 +605,7 @@ def entry_of_file(info: ModelInfo, models: Iterable[Mapping[str, Any]]) -> str |
     """The name of the library entry that already serves the model file ``info`` describes, if any."""
     wanted = {_resolved(part) for part in (info.path, *info.parts)}
     for model in models:
-        path = model.get("model_path")
+        path = model.get(COLUMN.model_path)
         if isinstance(path, str) and path and _resolved(Path(path).expanduser()) in wanted:
             return str(model.get("name"))
     return None
@@ -646,10 +646,10 @@ def new_model_from_file(
         "name": unique_name(info.display_name, existing_names),
         "type": info.architecture or UNKNOWN_TYPE,
         "status": NEW_MODEL_STATUS,
-        "model_path": str(info.path),
+        COLUMN.model_path: str(info.path),
     }
     if projector is not None:
-        model["mmproj"] = str(projector)
+        model[COLUMN.mmproj] = str(projector)
     return model
 
 
@@ -659,7 +659,7 @@ def new_model_from_hf(spec: HFSpec, existing_names: Iterable[str], name: str | N
         "name": unique_name(name or spec.suggested_name, existing_names),
         "type": UNKNOWN_TYPE,  # the architecture is known only once the file is downloaded
         "status": NEW_MODEL_STATUS,
-        "hf_repo": spec.hf_repo,
+        COLUMN.hf_repo: spec.hf_repo,
     }
 
 

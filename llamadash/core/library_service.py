@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from llamadash.core import library, model_export
 from llamadash.core.library import ModelInfo, ScanResult, absolute_path
+from llamadash.core.params import COLUMN
 
 #: ``is_running(name)``: whether a llama-server of the model called ``name`` runs now.
 IsRunning = Callable[[str], bool]
@@ -412,7 +413,7 @@ class Library:
         """
         chosen = self._chosen_name(name)
         model = _with_settings(dict(config), settings)
-        path = model.get("model_path")
+        path = model.get(COLUMN.model_path)
         info = library.read_model_info(path) if isinstance(path, str) and path else None
         readable = info if info is not None and not info.error else None
         with self.store.transaction():
@@ -648,10 +649,10 @@ def _name_for(config: Mapping[str, Any], info: ModelInfo | None) -> str:
     """A name for an entry nobody named: the header's, the Hugging Face repo's, the source's file name."""
     if info is not None:
         return info.display_name
-    if config.get("hf_repo"):
+    if config.get(COLUMN.hf_repo):
         try:
-            return library.parse_hf_spec(str(config["hf_repo"])).suggested_name
+            return library.parse_hf_spec(str(config[COLUMN.hf_repo])).suggested_name
         except ValueError:
-            return str(config["hf_repo"])
+            return str(config[COLUMN.hf_repo])
     source = library.model_source(config)
     return Path(source[1]).stem if source else "imported model"

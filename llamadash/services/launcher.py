@@ -19,7 +19,7 @@ from llamadash.core import pidfile
 from llamadash.core.launch import LaunchError, LaunchPlan, plan_launch
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
-from llamadash.core.params import Capabilities, CapabilityError, probe_binary
+from llamadash.core.params import COLUMN, Capabilities, CapabilityError, probe_binary
 from llamadash.services.ports import check_port
 
 __all__ = ["locate_binary", "plan_model_launch"]
@@ -68,7 +68,7 @@ def plan_model_launch(
     name = model["name"]
     config = dict(model)
     if port_override is not None:
-        config["port"] = port_override
+        config[COLUMN.port] = port_override
     binary, caps, problem = locate_binary(cache_dir)
     plan = plan_launch(config, caps, binary, name=name, binary_problem=problem)
     assert plan.port is not None  # a plan for a model always names its port

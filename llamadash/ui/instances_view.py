@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 from llamadash.core import library
 from llamadash.core.launch import MissingBinaryError
 from llamadash.core.messages import short_repr
+from llamadash.core.params import COLUMN as PARAM
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.icons import action_icon, status_color, status_icon
@@ -214,7 +215,7 @@ class InstancesModel(QAbstractTableModel):
             row.configured = True
             # the port the next start uses; None: the stored value is not a port (the editor says so)
             row.port = row.configured_port = library.configured_port(model)
-            stored = model.get("port")
+            stored = model.get(PARAM.port)
             row.bad_port = None if row.configured_port is not None else short_repr(stored, 24)
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured

@@ -72,7 +72,7 @@ from llamadash.core.library_service import (
     NoModelsFound,
     running_by_process_records,
 )
-from llamadash.core.params import SOURCE_LABELS, CommandLineError
+from llamadash.core.params import COLUMN, SOURCE_LABELS, CommandLineError
 from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -96,7 +96,7 @@ def source_text(model: Mapping[str, Any]) -> str:
     if source is None:
         return "(no model source)"
     column, value = source
-    if column == "model_path":
+    if column == COLUMN.model_path:
         value = Path(value).name
     return f"{_SOURCE_LABELS[column]}: {value}"
 
@@ -588,7 +588,7 @@ class LibraryView(QWidget):
     # details
     def model_info(self, model: Mapping[str, Any]) -> ModelInfo | None:
         """The GGUF header of a model's ``model_path`` (cached per file version), or ``None``."""
-        path = model.get("model_path")
+        path = model.get(COLUMN.model_path)
         if not path:
             return None
         try:
@@ -623,15 +623,15 @@ class LibraryView(QWidget):
         info = self.model_info(model)
         if info is not None:
             rows = info.summary()
-            if model.get("mmproj"):
-                rows.append(("Projector", str(model["mmproj"])))
+            if model.get(COLUMN.mmproj):
+                rows.append(("Projector", str(model[COLUMN.mmproj])))
         else:
             source = library.model_source(model)
             if source is None:
                 rows = [("Source", "no model source: set model_path or hf_repo in the parameters")]
             else:
                 rows = [("Source", f"{_SOURCE_LABELS[source[0]]}: {source[1]}")]
-                if source[0] in ("hf_repo", "model_url", "docker_repo"):
+                if source[0] in (COLUMN.hf_repo, COLUMN.model_url, COLUMN.docker_repo):
                     rows.append(("Metadata", "n/a until llama-server has downloaded the file"))
         for label, text in rows:
             field = QLabel(text)

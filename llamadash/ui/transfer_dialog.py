@@ -56,6 +56,7 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import library, model_export
 from llamadash.core.model_export import ImportAction, ModelFormatError
+from llamadash.core.params import COLUMN
 from llamadash.ui.theme import error_style_sheet
 
 __all__ = ["MODEL_FORMATS", "TransferDialog"]
@@ -148,7 +149,7 @@ def _model_file(model: dict[str, Any]) -> str:
     if source is None:
         return ""
     column, value = source
-    return Path(value).name if column == "model_path" else value
+    return Path(value).name if column == COLUMN.model_path else value
 
 
 class TransferDialog(QDialog):
