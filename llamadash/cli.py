@@ -45,11 +45,10 @@ from llamadash.core.params import (
     probe_binary,
     validate_config,
 )
-from llamadash.core.params.schema import invalid_stored_values
+from llamadash.core.params.schema import META_COLUMNS, invalid_stored_values
 from llamadash.core.states import ACTIVE_STATES
 
 EXPORT_FORMATS = ("json", "sh", "ini")
-META_KEYS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 MASK = "***"
 #: The longest --ready-timeout: a week. The load timer counts milliseconds in a 32-bit int (about 24
 #: days at most); a model that has not loaded in a week never will.
@@ -233,7 +232,7 @@ def _port_text(model: dict[str, Any]) -> str:
 
 
 def _params_of(model: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in model.items() if k not in META_KEYS}
+    return {k: v for k, v in model.items() if k not in META_COLUMNS}
 
 
 def _mask(model: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadash.core import library, model_export
+from llamadash.core.library_service import Library, running_by_process_records
 from llamadash.core.model_export import ImportAction, ModelFormatError
 from llamadash.core.params import COLUMN
 from llamadash.ui.theme import error_style_sheet
@@ -177,6 +178,8 @@ class TransferDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.database = database
+        # the library's one home for imports: the same planning and rules as `llamadash models import`
+        self.library = Library(database, running_by_process_records)
         self._on_changed = on_changed
         self._capabilities = capabilities  # the user's llama-server build: a preset's custom flags
         self._export_thread: threading.Thread | None = None
@@ -428,9 +431,7 @@ class TransferDialog(QDialog):
                 {k: v for k, v in m.items() if k not in ("id", "status", "created_at", "updated_at")}
                 for m in self.database.read_database_models(path)
             ]
-            plan = model_export.plan_import(
-                incoming, self.database.get_models(), self.merge_policy.currentData()
-            )
+            plan = self.library.plan_import(incoming, self.merge_policy.currentData())
             db_path = Path(self.database.get_database_path())
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             backup = self.database.export_database(db_path.with_name(f"{db_path.name}.bak-merge-{stamp}"))
@@ -438,7 +439,7 @@ class TransferDialog(QDialog):
             _show(self.import_db_status, f"{exc}\nThe current database has not changed.", error=True)
             return None
         try:
-            counts = model_export.apply_import(self.database, plan)
+            counts = self.library.apply_import(plan)
         except Exception as exc:
             try:
                 self.database.import_database(backup)
@@ -712,11 +713,10 @@ class TransferDialog(QDialog):
         if not self._incoming:
             return
         try:
-            existing = self.database.get_models()
+            self.plan = self.library.plan_import(self._incoming, self.policy())
         except Exception as exc:
             _show(self.import_models_status, f"cannot read the library: {exc}", error=True)
             return
-        self.plan = model_export.plan_import(self._incoming, existing, self.policy())
         labels = {"add": "Add", "overwrite": "Overwrite", "skip": "Skip (exists)"}
         self.preview.setRowCount(len(self.plan))
         for row, item in enumerate(self.plan):
@@ -738,7 +738,7 @@ class TransferDialog(QDialog):
         if not self.plan:
             return None
         try:
-            counts = model_export.apply_import(self.database, self.plan)
+            counts = self.library.apply_import(self.plan)
         except Exception as exc:
             _show(self.import_models_status, str(exc), error=True)
             return None
