@@ -262,9 +262,9 @@ def main() -> int:
         history=db.get_metrics_history(10),
         events=events_mod.load_events(db),
         sampler=sampler,
-        manager=manager,
         data_dir=data_dir,
     )
+    window.set_manager(manager)
     LibraryController(window, db, data_dir).set_manager(manager)  # the Library and Configuration tabs
     width, height = (int(v) for v in options.size.split("x"))
     window.resize(width, height)
