@@ -5,12 +5,49 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {"db", "models", "llama-server", "metrics", "run", "status"}
+#: The window's options that take a value (``app.run_gui``), and Qt's (they start with one dash).
+_VALUE_OPTIONS = frozenset(
+    {
+        "--data-dir",
+        "-platform",
+        "-platformpluginpath",
+        "-platformtheme",
+        "-plugin",
+        "-qmljsdebugger",
+        "-style",
+        "-stylesheet",
+        "-display",
+        "-geometry",
+        "-title",
+        "-session",
+        "-qwindowgeometry",
+        "-qwindowicon",
+        "-qwindowtitle",
+    }
+)
 
 
 def wants_cli(argv: Sequence[str]) -> bool:
-    """True when the arguments name a CLI command or ask for help/version."""
-    return any(arg in COMMANDS or arg in ("-h", "--help", "--version") for arg in argv)
+    """True when the arguments hold a command (any word that is not an option or an option's value)
+    or ask for help or the version.
+
+    A mistyped command (``llamadash bogus``) goes to the CLI too, which says which commands it knows,
+    instead of opening the window; the window's own options (``--data-dir DIR``, ``--minimized``, Qt's
+    ``-platform NAME``) do not count.
+    """
+    expects_value = False
+    for arg in argv:
+        if expects_value:
+            expects_value = False
+            continue
+        if arg in ("-h", "--help", "--version"):
+            return True
+        if arg in _VALUE_OPTIONS:
+            expects_value = True
+            continue
+        if not arg.startswith("-"):
+            return True
+    return False
 
 
 #: A Windows named mutex held while the window runs: the installer (installer.iss, AppMutex) waits for
