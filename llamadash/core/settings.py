@@ -32,6 +32,8 @@ from llamadash.core.params import FALSE_WORDS, TRUE_WORDS
 __all__ = [
     "HISTORY_MAX_MINUTES",
     "HISTORY_MIN_MINUTES",
+    "REQUEST_RETENTION_MAX_DAYS",
+    "REQUEST_RETENTION_MIN_DAYS",
     "SAMPLE_INTERVAL_MAX_S",
     "SAMPLE_INTERVAL_MIN_S",
     "SPECS",
@@ -42,6 +44,7 @@ __all__ = [
     "SettingsError",
     "check_value",
     "load_settings",
+    "read_setting",
     "save_settings",
     "setting",
     "validate_settings",
@@ -56,6 +59,9 @@ SAMPLE_INTERVAL_MAX_S = 10.0
 #: the upper limit also bounds the database (3,600 rows at 1 Hz).
 HISTORY_MIN_MINUTES = 1
 HISTORY_MAX_MINUTES = 60
+#: How many days of request records the database may be told to keep (the Activity view's history).
+REQUEST_RETENTION_MIN_DAYS = 1
+REQUEST_RETENTION_MAX_DAYS = 365
 #: ``theme_preference`` values (the seed database predefines the key with these).
 THEMES = ("light", "dark", "system")
 
@@ -198,6 +204,15 @@ class Settings:
         minimum=HISTORY_MIN_MINUTES,
         maximum=HISTORY_MAX_MINUTES,
         unit="min",
+    )
+    request_retention_days: int = setting(
+        7,
+        title="Request history",
+        help="Days of request records (the Activity view) the database keeps; daily totals are kept a year.",
+        group="Monitoring",
+        minimum=REQUEST_RETENTION_MIN_DAYS,
+        maximum=REQUEST_RETENTION_MAX_DAYS,
+        unit="days",
     )
     theme_preference: str = setting(
         "system",
@@ -435,6 +450,22 @@ def load_settings(store: MetadataStore) -> Settings:
                 "ignoring the stored setting %s=%r (%s); using %r", item.key, text, exc, item.default
             )
     return Settings(**values)
+
+
+def read_setting(store: MetadataStore, name: str) -> Any:
+    """One setting's stored value; its default when it was never stored or cannot be read.
+
+    Raises:
+        KeyError: There is no such setting.
+    """
+    item = _BY_NAME[name]
+    text = store.get_metadata(item.key)
+    if text is None:
+        return item.default
+    try:
+        return _parse(item, text)
+    except (ValueError, SettingsError):
+        return item.default
 
 
 def save_settings(settings: Settings, store: MetadataStore, *, previous: Settings | None = None) -> Settings:

@@ -175,6 +175,7 @@ def test_every_number_field_shows_its_own_unit(qtbot, db, tmp_path):
     assert shown == {
         "sample_interval_s": "1 s",
         "history_minutes": "10 min",
+        "request_retention_days": "7 days",
         "gpu_temp_alert_c": "85 °C",  # QA saw "85 min"
         "vram_alert_percent": "95 %",
         "ram_alert_percent": "95 %",

@@ -25,21 +25,32 @@ from typing import Any
 
 from llamadash.core.db.connection import BUSY_TIMEOUT_S, describe_failure, now_ms
 from llamadash.core.db.errors import DatabaseError, DatabaseNotOpenError
+from llamadash.core.db.checks import REQUEST_STATUSES, requests_row
 from llamadash.core.db.store import (
+    DAILY_TOTALS_RETENTION_DAYS,
     INCREMENTAL_VACUUM_EVERY,
+    MAX_REQUEST_ROWS,
     METRICS_RETENTION_MINUTES,
     METRICS_SQL,
+    REQUEST_RETENTION_SETTING,
+    REQUESTS_SQL,
     Database,
 )
 from llamadash.core.paths import default_database_path
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "DAILY_TOTALS_RETENTION_DAYS",
     "INCREMENTAL_VACUUM_EVERY",
+    "MAX_REQUEST_ROWS",
     "METRICS_RETENTION_MINUTES",
     "METRICS_SQL",
+    "REQUESTS_SQL",
+    "REQUEST_RETENTION_SETTING",
+    "REQUEST_STATUSES",
     "Database",
     "close_database",
+    "count_requests",
     "count_rows",
     "current",
     "delete_all_models",
@@ -47,21 +58,27 @@ __all__ = [
     "delete_model",
     "describe_failure",
     "get_auto_restart",
+    "get_daily_totals",
     "get_database_path",
     "get_database_size",
     "get_db_version",
+    "get_instance_history",
     "get_metadata",
     "get_metrics_history",
     "get_model",
     "get_model_by_name",
     "get_models",
+    "get_requests",
     "init_database",
     "is_open",
     "now_ms",
     "release_connection",
+    "requests_row",
+    "save_instance_samples",
     "save_metrics",
     "save_model",
     "save_models",
+    "save_requests",
     "set_auto_restart",
     "set_metadata",
     "set_retention_minutes",
@@ -206,6 +223,98 @@ def get_metrics_history(minutes: float = 10) -> list[dict[str, Any]]:
     Each dict has every ``metrics_history`` column; a missing reading is None.
     """
     return current().get_metrics_history(minutes)
+
+
+# ------------------------------------------------------------------------------------------------
+# activity: requests, instance samples, daily totals
+def save_requests(records: Sequence[Mapping[str, Any]]) -> int:
+    """Store request records, adding them to the daily totals, in one transaction; returns how many.
+
+    Args:
+        records: one dict per request, keyed by the ``requests`` columns: ``finished_at`` (Unix
+            ms, default now), ``started_at``, ``model`` (required), ``slot``, ``task``, ``status``
+            (required: ``finished``, ``aborted`` or ``incomplete``), ``prompt_tokens``,
+            ``cached_tokens``, ``prompt_ms``, ``prompt_tps``, ``generated_tokens``,
+            ``generation_ms``, ``generation_tps``, ``total_ms``, ``context_tokens``,
+            ``truncated``, ``context_shifted``. A missing figure (or None, or NaN) is NULL, never 0.
+            :func:`requests_row` turns a :class:`~llamadash.core.requests_log.RequestRecord`
+            into one. Each request adds 1 request and its prompt and generated tokens to the
+            ``daily_totals`` row of its model and local day (``finished_at``'s date here).
+
+    Retention, in the same transaction: records whose ``finished_at`` is more than the
+    ``request_retention_days`` setting (default 7) before now are dropped, and the oldest beyond
+    :data:`MAX_REQUEST_ROWS`; daily totals older than :data:`DAILY_TOTALS_RETENTION_DAYS` days.
+
+    Raises:
+        DatabaseError: a record is refused (the message says which, by position, and why), or a
+            database failure; then nothing was stored.
+    """
+    return current().save_requests(records)
+
+
+def get_requests(
+    *,
+    model: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Request records, newest first (by ``finished_at``, then id).
+
+    Args:
+        model: only this model's.
+        since_ms: only those that finished at or after this Unix time (ms).
+        until_ms: only those that finished before this Unix time (ms).
+        limit: at most this many (the newest).
+
+    Each dict has every ``requests`` column; ``truncated`` and ``context_shifted`` are bools (or
+    None), a figure that was not known is None.
+    """
+    return current().get_requests(model=model, since_ms=since_ms, until_ms=until_ms, limit=limit)
+
+
+def count_requests(
+    *, model: str | None = None, since_ms: int | None = None, until_ms: int | None = None
+) -> int:
+    """How many request records the filters of :func:`get_requests` match."""
+    return current().count_requests(model=model, since_ms=since_ms, until_ms=until_ms)
+
+
+def save_instance_samples(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Store per-instance samples (one per running instance and tick) in one transaction.
+
+    Args:
+        rows: dicts keyed by the ``instance_samples`` columns: ``timestamp`` (Unix ms, default
+            now), ``model`` (required), ``tokens_per_second``, ``prompt_tokens_per_second``,
+            ``busy_slots``, ``total_slots``, ``requests_processing``, ``requests_deferred``,
+            ``cpu_percent``, ``memory_mb``, ``vram_mb``. A missing reading is NULL, never 0.
+
+    Samples are kept as long as metrics (:func:`set_retention_minutes`): those whose
+    ``timestamp`` is the retention window or more before the newest one given are dropped.
+
+    Raises:
+        DatabaseError: a sample is refused (the message says which and why), or a database failure.
+    """
+    current().save_instance_samples(rows)
+
+
+def get_instance_history(minutes: float | None = None, *, model: str | None = None) -> list[dict[str, Any]]:
+    """The instance samples of the last ``minutes`` (None: all that are kept), oldest first.
+
+    Like :func:`get_metrics_history`: each dict has every ``instance_samples`` column.
+    """
+    return current().get_instance_history(minutes, model=model)
+
+
+def get_daily_totals(*, model: str | None = None, since_day: str | None = None) -> list[dict[str, Any]]:
+    """Requests and tokens per model and local day: ``day`` (``YYYY-MM-DD``), ``model``,
+    ``requests``, ``prompt_tokens``, ``generated_tokens``; oldest day first, then by model.
+
+    Args:
+        model: only this model's.
+        since_day: only this day (``YYYY-MM-DD``) and later.
+    """
+    return current().get_daily_totals(model=model, since_day=since_day)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -359,5 +468,5 @@ def get_database_size() -> int:
 
 
 def count_rows() -> dict[str, int]:
-    """Rows per table: ``{"metrics_history": n, "models": n, "metadata": n}``."""
+    """Rows per table: the seed's three, then ``requests``, ``instance_samples``, ``daily_totals``."""
     return current().count_rows()

@@ -1,4 +1,4 @@
-"""Checking what callers give the database: model rows, metrics samples, metadata keys and values.
+"""Checking what callers give the database: model rows, metrics samples, metadata, activity rows.
 
 Every check raises :class:`~llamadash.core.db.errors.DatabaseError` with a message meant for a
 person; what passes comes back in the form the database stores (a model row through the parameter
@@ -11,20 +11,26 @@ import difflib
 import json
 import math
 import numbers
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from llamadash.core.db import connection
 from llamadash.core.db.errors import DatabaseError
 from llamadash.core.db.models import (
+    ACTIVITY_INTEGER_COLUMNS,
     AUTO_RESTART_COLUMN,
+    DAILY_TOTAL_COLUMNS,
+    INSTANCE_SAMPLE_INPUT_COLUMNS,
     METRICS_INPUT_COLUMNS,
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
     PARAM_FIELDS,
+    REQUEST_INPUT_COLUMNS,
 )
 from llamadash.core.messages import short_repr
 from llamadash.core.params import ParamValueError, load_schema
+from llamadash.core.requests_log import RequestRecord, RequestStatus
 from llamadash.core.states import MODEL_STATUSES
 
 #: The longest model name and type, in characters (a name is also a file name of its log).
@@ -257,3 +263,165 @@ def check_metadata_value(key: str, value: Any) -> str:
             f"at most {MAX_METADATA_LENGTH:,} are kept"
         )
     return str(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# activity: requests, instance samples, daily totals
+#: The statuses a request row may have (:class:`~llamadash.core.requests_log.RequestStatus`).
+REQUEST_STATUSES: tuple[str, ...] = tuple(status.value for status in RequestStatus)
+_FLAG_COLUMNS = frozenset({"truncated", "context_shifted"})
+_TEXT_COLUMNS = frozenset({"model", "status", "day"})
+#: Columns that may be negative (a task id; everything else counts or measures something).
+_SIGNED_COLUMNS = frozenset({"task"})
+_REQUEST_INPUT_SET = frozenset(REQUEST_INPUT_COLUMNS)
+_SAMPLE_INPUT_SET = frozenset(INSTANCE_SAMPLE_INPUT_COLUMNS)
+REQUEST_FINISHED_INDEX = REQUEST_INPUT_COLUMNS.index("finished_at")
+REQUEST_MODEL_INDEX = REQUEST_INPUT_COLUMNS.index("model")
+REQUEST_PROMPT_INDEX = REQUEST_INPUT_COLUMNS.index("prompt_tokens")
+REQUEST_GENERATED_INDEX = REQUEST_INPUT_COLUMNS.index("generated_tokens")
+SAMPLE_TIMESTAMP_INDEX = INSTANCE_SAMPLE_INPUT_COLUMNS.index("timestamp")
+
+
+def activity_value(table: str, column: str, value: Any) -> Any:
+    """One cell of an activity row, checked: NULL, a number of the column's kind, a flag, or text.
+
+    ``table`` names the row in the message (``"request"``); flags come back as 0 or 1.
+    """
+    if value is None:
+        return None
+    if column in _FLAG_COLUMNS:
+        if isinstance(value, bool):
+            return int(value)
+        if type(value) is int and value in (0, 1):
+            return value
+        raise DatabaseError(f"{table} {column} must be true, false or None, got {short_repr(value)}")
+    if column == "status":
+        if value not in REQUEST_STATUSES:
+            raise DatabaseError(
+                f"{table} status must be one of {', '.join(REQUEST_STATUSES)}, got {short_repr(value)}"
+            )
+        return str(value)
+    if column in _TEXT_COLUMNS:
+        if column == "day":
+            if not isinstance(value, str) or not is_day(value):
+                raise DatabaseError(f"{table} day must be a date YYYY-MM-DD, got {short_repr(value)}")
+            return value
+        text = value.strip() if isinstance(value, str) else ""
+        if not text or len(text) > MAX_NAME_LENGTH:
+            raise DatabaseError(
+                f"{table} {column} must be a model's name (text of 1 to {MAX_NAME_LENGTH} "
+                f"characters), got {short_repr(value)}"
+            )
+        return text
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DatabaseError(f"{table} {column} must be a number or None, got {short_repr(value)}")
+    if column in ACTIVITY_INTEGER_COLUMNS:
+        if isinstance(value, float):
+            if math.isnan(value):
+                return None
+            if not value.is_integer():
+                raise DatabaseError(f"{table} {column} must be a whole number, got {short_repr(value)}")
+        number: int | float = value if isinstance(value, int) else int(float(value))
+        if not _INT64_MIN <= number <= _INT64_MAX:
+            raise DatabaseError(f"{table} {column} is too large to store, got {short_repr(value)}")
+    else:
+        number = float(value)
+        if math.isnan(number):  # SQLite has no NaN; it is a figure that is not known
+            return None
+        if not math.isfinite(number):
+            raise DatabaseError(f"{table} {column} must be finite, got {short_repr(value)}")
+    if number < 0 and column not in _SIGNED_COLUMNS:
+        raise DatabaseError(f"{table} {column} must not be negative, got {short_repr(value)}")
+    return number
+
+
+def is_day(text: str) -> bool:
+    """Whether ``text`` is a date written ``YYYY-MM-DD``."""
+    if len(text) != 10:
+        return False
+    try:
+        time.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _activity_row(
+    table: str, data: Any, columns: tuple[str, ...], allowed: frozenset[str], time_column: str
+) -> list[Any]:
+    if not isinstance(data, Mapping):
+        raise DatabaseError(f"a {table} row must be given as a dict, got {type(data).__name__}")
+    if not allowed.issuperset(data):
+        unknown = sorted(str(key) for key in data if key not in allowed)
+        raise DatabaseError(f"unknown {table} key(s): {', '.join(unknown)}; known keys: {', '.join(columns)}")
+    get = data.get
+    row = [activity_value(table, column, get(column)) for column in columns]
+    index = columns.index(time_column)
+    if row[index] is None:
+        row[index] = connection.now_ms()
+    if row[columns.index("model")] is None:
+        raise DatabaseError(f"a {table} row needs its model (the model's name)")
+    return row
+
+
+def request_row(data: Mapping[str, Any]) -> list[Any]:
+    """The row to insert for a request (in :data:`REQUEST_INPUT_COLUMNS` order), checked.
+
+    ``finished_at`` defaults to now; ``model`` and ``status`` are required. A missing figure is
+    NULL (a NaN too); counts are whole numbers >= 0, times and speeds finite numbers >= 0.
+    """
+    row = _activity_row("request", data, REQUEST_INPUT_COLUMNS, _REQUEST_INPUT_SET, "finished_at")
+    if row[REQUEST_INPUT_COLUMNS.index("status")] is None:
+        raise DatabaseError(f"a request row needs its status ({', '.join(REQUEST_STATUSES)})")
+    return row
+
+
+def instance_sample_row(data: Mapping[str, Any]) -> list[Any]:
+    """The row to insert for an instance sample (:data:`INSTANCE_SAMPLE_INPUT_COLUMNS` order), checked.
+
+    ``timestamp`` defaults to now; ``model`` is required; a missing reading is NULL.
+    """
+    return _activity_row(
+        "instance sample", data, INSTANCE_SAMPLE_INPUT_COLUMNS, _SAMPLE_INPUT_SET, "timestamp"
+    )
+
+
+def daily_total_row(data: Mapping[str, Any]) -> list[Any]:
+    """A ``daily_totals`` row (:data:`DAILY_TOTAL_COLUMNS` order), checked: an imported file's."""
+    row = [activity_value("daily total", column, data.get(column)) for column in DAILY_TOTAL_COLUMNS]
+    for column, value in zip(DAILY_TOTAL_COLUMNS, row, strict=True):
+        if value is None and column in ("day", "model"):
+            raise DatabaseError(f"a daily total needs its {column}")
+    return [0 if value is None else value for value in row]
+
+
+def local_day(ms: int) -> str:
+    """The local date (``YYYY-MM-DD``) of a Unix time in milliseconds: a daily total's day."""
+    return time.strftime("%Y-%m-%d", time.localtime(ms / 1000))
+
+
+def requests_row(record: RequestRecord) -> dict[str, Any]:
+    """A :class:`~llamadash.core.requests_log.RequestRecord` as the row ``save_requests`` takes.
+
+    The fields the table has no column for (the log's own clock, child tasks, speculative
+    decoding) are left out; what the log did not tell stays None.
+    """
+    return {
+        "finished_at": record.finished_at_ms,
+        "started_at": record.started_at_ms,
+        "model": record.model,
+        "slot": record.slot,
+        "task": record.task,
+        "status": str(record.status),
+        "prompt_tokens": record.prompt_tokens,
+        "cached_tokens": record.cached_tokens,
+        "prompt_ms": record.prompt_ms,
+        "prompt_tps": record.prompt_tps,
+        "generated_tokens": record.generated_tokens,
+        "generation_ms": record.generation_ms,
+        "generation_tps": record.generation_tps,
+        "total_ms": record.total_ms,
+        "context_tokens": record.context_tokens,
+        "truncated": record.truncated,
+        "context_shifted": record.context_shifted,
+    }

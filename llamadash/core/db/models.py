@@ -1,4 +1,9 @@
-"""Peewee models of the seed's three tables: ``metrics_history``, ``models`` and ``metadata``.
+"""Peewee models of the seed's three tables (``metrics_history``, ``models``, ``metadata``) and the activity tables.
+
+The activity tables (version 4) record what the servers did: ``requests`` (one row per request a
+llama-server finished or aborted, from its log), ``instance_samples`` (each running instance's
+live figures at the sampling interval) and ``daily_totals`` (requests and tokens per model and
+local day, kept a year). A figure that was not known is ``NULL``, never 0.
 
 The ``models`` table has one column per llama-server parameter; those columns are generated from the
 parameter schema (:func:`llamadash.core.params.load_schema`), never written by hand: each keeps the
@@ -29,8 +34,9 @@ log = logging.getLogger(__name__)
 #: The schema version this llamadash writes into ``metadata.db_version``. Version 1 is the seed's
 #: own design; version 2 adds the unique model-name index and the per-parameter column contract;
 #: version 3 moves per-model auto-restart from the metadata key ``autorestart:<name>`` to the
-#: model's own row (:data:`AUTO_RESTART_COLUMN`).
-SCHEMA_VERSION = 3
+#: model's own row (:data:`AUTO_RESTART_COLUMN`); version 4 adds the activity tables
+#: (``requests``, ``instance_samples``, ``daily_totals``).
+SCHEMA_VERSION = 4
 #: The version of a database that has our tables but no ``db_version`` row (the seed's design).
 SEED_SCHEMA_VERSION = 1
 
@@ -193,7 +199,80 @@ class Metadata(BaseModel):
         table_name = "metadata"
 
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (MetricsHistory, ModelConfig, Metadata)
+class RequestRow(BaseModel):
+    """One request a llama-server ran (a task on a slot), as its log told it; times are Unix ms.
+
+    ``status`` is a :class:`~llamadash.core.requests_log.RequestStatus` value. ``prompt_tokens``
+    are the prompt tokens evaluated, ``cached_tokens`` those reused from the cache.
+    """
+
+    id = peewee.AutoField()
+    finished_at = peewee.IntegerField()  # Unix ms when the request ended
+    started_at = peewee.IntegerField(null=True)  # Unix ms
+    model = peewee.TextField()
+    slot = peewee.IntegerField(null=True)
+    task = peewee.IntegerField(null=True)
+    status = peewee.TextField()  # finished | aborted | incomplete
+    prompt_tokens = peewee.IntegerField(null=True)
+    cached_tokens = peewee.IntegerField(null=True)
+    prompt_ms = peewee.FloatField(null=True)
+    prompt_tps = peewee.FloatField(null=True)
+    generated_tokens = peewee.IntegerField(null=True)
+    generation_ms = peewee.FloatField(null=True)
+    generation_tps = peewee.FloatField(null=True)
+    total_ms = peewee.FloatField(null=True)
+    context_tokens = peewee.IntegerField(null=True)
+    truncated = peewee.BooleanField(null=True)
+    context_shifted = peewee.BooleanField(null=True)
+
+    class Meta:
+        table_name = "requests"
+
+
+RequestRow.add_index(RequestRow.finished_at, name="idx_requests_finished_at")
+RequestRow.add_index(RequestRow.model, RequestRow.finished_at, name="idx_requests_model_finished_at")
+
+
+class InstanceSample(BaseModel):
+    """One running instance's live figures at one sampling tick; kept as long as ``metrics_history``."""
+
+    id = peewee.AutoField()
+    timestamp = peewee.IntegerField()  # Unix ms of the sample
+    model = peewee.TextField()
+    tokens_per_second = peewee.FloatField(null=True)
+    prompt_tokens_per_second = peewee.FloatField(null=True)
+    busy_slots = peewee.IntegerField(null=True)
+    total_slots = peewee.IntegerField(null=True)
+    requests_processing = peewee.IntegerField(null=True)
+    requests_deferred = peewee.IntegerField(null=True)
+    cpu_percent = peewee.FloatField(null=True)  # the server process's CPU, percent of one core
+    memory_mb = peewee.FloatField(null=True)  # the server process's resident memory
+    vram_mb = peewee.FloatField(null=True)
+
+    class Meta:
+        table_name = "instance_samples"
+
+
+InstanceSample.add_index(InstanceSample.timestamp, name="idx_instance_samples_timestamp")
+
+
+class DailyTotal(BaseModel):
+    """Requests and tokens of one model on one local day (``YYYY-MM-DD``); kept a year."""
+
+    day = peewee.TextField()
+    model = peewee.TextField()
+    requests = peewee.IntegerField(default=0)
+    prompt_tokens = peewee.IntegerField(default=0)
+    generated_tokens = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "daily_totals"
+        primary_key = peewee.CompositeKey("day", "model")
+
+
+#: The tables added by version 4.
+ACTIVITY_MODELS: tuple[type[BaseModel], ...] = (RequestRow, InstanceSample, DailyTotal)
+ALL_MODELS: tuple[type[BaseModel], ...] = (MetricsHistory, ModelConfig, Metadata, *ACTIVITY_MODELS)
 TABLE_NAMES: tuple[str, ...] = tuple(m._meta.table_name for m in ALL_MODELS)
 
 METRICS_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in MetricsHistory._meta.sorted_fields)
@@ -211,12 +290,30 @@ PARAM_FIELDS: dict[str, ParamField] = {
     f.column_name: f for f in ModelConfig._meta.sorted_fields if isinstance(f, ParamField)
 }
 
+REQUEST_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in RequestRow._meta.sorted_fields)
+#: Columns a caller may give to ``save_requests`` (everything but the id).
+REQUEST_INPUT_COLUMNS: tuple[str, ...] = tuple(c for c in REQUEST_COLUMNS if c != "id")
+INSTANCE_SAMPLE_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in InstanceSample._meta.sorted_fields)
+#: Columns a caller may give to ``save_instance_samples`` (everything but the id).
+INSTANCE_SAMPLE_INPUT_COLUMNS: tuple[str, ...] = tuple(c for c in INSTANCE_SAMPLE_COLUMNS if c != "id")
+DAILY_TOTAL_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in DailyTotal._meta.sorted_fields)
+#: Whole-number columns of the activity tables (the others are REAL, TEXT or on/off).
+ACTIVITY_INTEGER_COLUMNS: frozenset[str] = frozenset(
+    f.column_name
+    for model in ACTIVITY_MODELS
+    for f in model._meta.sorted_fields
+    if isinstance(f, peewee.IntegerField) and not isinstance(f, peewee.BooleanField)
+)
+
 #: Columns an existing table must already have for the file to count as ours (they cannot be added
 #: later: a primary key, or what identifies the table's rows).
 REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
     "metrics_history": frozenset({"id", "timestamp"}),
     "models": frozenset({"id", "name"}),
     "metadata": frozenset({"key", "value"}),
+    "requests": frozenset({"id"}),
+    "instance_samples": frozenset({"id"}),
+    "daily_totals": frozenset({"day", "model"}),
 }
 #: Tables that identify a file as a llamadash (or seed) database.
 IDENTITY_TABLES = ("models", "metrics_history")

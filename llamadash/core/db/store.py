@@ -7,6 +7,13 @@ importing never pulls a connection away under a running call. The retention can 
 open (:meth:`Database.set_retention_minutes`): the next save prunes by the new window, on the same
 connections.
 
+The activity tables (requests, instance samples, daily totals) have their own retention: request
+records are kept for the ``request_retention_days`` setting (read from the file's metadata; a
+:meth:`Database.set_metadata` of that key takes effect at the next save) and at most
+:data:`MAX_REQUEST_ROWS` rows, instance samples as long as metrics, daily totals
+:data:`DAILY_TOTALS_RETENTION_DAYS` days. Each prune is an index range delete in the same
+transaction as the insert, so its cost does not grow with the table.
+
 The seed's functions (:mod:`llamadash.core.db.api`) are a facade over the current instance.
 Times (``timestamp``, ``created_at``, ``updated_at``) are Unix milliseconds. A missing metrics
 reading is ``None`` (``NULL``), never 0. Every mistake a caller can make raises
@@ -25,6 +32,7 @@ from typing import Any
 
 import peewee
 
+from llamadash.core import settings as settings_mod
 from llamadash.core.db import checks, connection
 from llamadash.core.db.connection import (
     SQL_ERRORS,
@@ -42,9 +50,14 @@ from llamadash.core.db.migrations import (
 )
 from llamadash.core.db.models import (
     AUTO_RESTART_COLUMN,
+    DAILY_TOTAL_COLUMNS,
+    INSTANCE_SAMPLE_COLUMNS,
+    INSTANCE_SAMPLE_INPUT_COLUMNS,
     METRICS_COLUMNS,
     METRICS_INPUT_COLUMNS,
     MODEL_COLUMNS,
+    REQUEST_COLUMNS,
+    REQUEST_INPUT_COLUMNS,
     TABLE_NAMES,
     ModelConfig,
 )
@@ -84,6 +97,48 @@ METRICS_SQL = {
     "metadata_update": _METADATA_UPDATE_SQL,
     "metadata_insert": _METADATA_INSERT_SQL,
 }
+#: The most request records kept, whatever their age: the oldest (by id, i.e. as stored) go first.
+#: 200,000 rows take about 40 MB; at one request a second that is more than two days.
+MAX_REQUEST_ROWS = 200_000
+#: How long daily totals are kept, in days (a year, and the day it started).
+DAILY_TOTALS_RETENTION_DAYS = 366
+#: The setting that says how many days of request records are kept.
+REQUEST_RETENTION_SETTING = "request_retention_days"
+_DAY_MS = 86_400_000
+
+_REQUEST_INSERT_SQL = (
+    f"INSERT INTO requests ({', '.join(map(_quote, REQUEST_INPUT_COLUMNS))}) "
+    f"VALUES ({', '.join('?' for _ in REQUEST_INPUT_COLUMNS)})"
+)
+_REQUEST_EXPIRE_SQL = "DELETE FROM requests WHERE finished_at < ?"
+_REQUEST_BOUND_SQL = "DELETE FROM requests WHERE id <= ?"
+_DAILY_ADD_SQL = (
+    "INSERT INTO daily_totals (day, model, requests, prompt_tokens, generated_tokens) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, model) DO UPDATE SET "
+    "requests = requests + excluded.requests, "
+    "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+    "generated_tokens = generated_tokens + excluded.generated_tokens"
+)
+_DAILY_EXPIRE_SQL = "DELETE FROM daily_totals WHERE day < ?"
+_SAMPLE_INSERT_SQL = (
+    f"INSERT INTO instance_samples ({', '.join(map(_quote, INSTANCE_SAMPLE_INPUT_COLUMNS))}) "
+    f"VALUES ({', '.join('?' for _ in INSTANCE_SAMPLE_INPUT_COLUMNS)})"
+)
+_SAMPLE_EXPIRE_SQL = "DELETE FROM instance_samples WHERE timestamp <= ?"
+_REQUEST_SELECT = f"SELECT {', '.join(map(_quote, REQUEST_COLUMNS))} FROM requests"
+_SAMPLE_SELECT = f"SELECT {', '.join(map(_quote, INSTANCE_SAMPLE_COLUMNS))} FROM instance_samples"
+_DAILY_SELECT = f"SELECT {', '.join(map(_quote, DAILY_TOTAL_COLUMNS))} FROM daily_totals"
+_REQUEST_FLAGS = tuple(REQUEST_COLUMNS.index(c) for c in ("truncated", "context_shifted"))
+
+#: The SQL that ``save_requests`` runs (the benchmark replays it).
+REQUESTS_SQL = {
+    "insert": _REQUEST_INSERT_SQL,
+    "expire": _REQUEST_EXPIRE_SQL,
+    "bound": _REQUEST_BOUND_SQL,
+    "daily_add": _DAILY_ADD_SQL,
+    "daily_expire": _DAILY_EXPIRE_SQL,
+}
+
 _MODEL_ID = ModelConfig._meta.primary_key
 _AUTO_RESTART = ModelConfig._meta.columns[AUTO_RESTART_COLUMN]
 
@@ -95,6 +150,49 @@ def retention_ms(minutes: Any) -> int:
     if not math.isfinite(minutes):
         raise DatabaseError(f"retention_minutes must be finite, got {short_repr(minutes)}")
     return round(minutes * 60_000)
+
+
+def _check_filter_ms(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DatabaseError(f"{name} must be Unix milliseconds (a whole number), got {short_repr(value)}")
+    return value
+
+
+def _check_filter_model(model: Any) -> str | None:
+    if model is not None and not isinstance(model, str):
+        raise DatabaseError(f"model must be a model's name (text), got {short_repr(model)}")
+    return None if model is None else model.strip()
+
+
+def _request_filters(model: Any, since_ms: Any, until_ms: Any) -> tuple[str, list[Any]]:
+    """The WHERE clause (possibly empty) and its parameters of the request filters, checked."""
+    name = _check_filter_model(model)
+    since = _check_filter_ms("since_ms", since_ms)
+    until = _check_filter_ms("until_ms", until_ms)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if name is not None:
+        clauses.append("model = ?")
+        params.append(name)
+    if since is not None:
+        clauses.append("finished_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("finished_at < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _request_dict(row: Sequence[Any]) -> dict[str, Any]:
+    values = list(row)
+    for index in _REQUEST_FLAGS:
+        if values[index] is not None:
+            values[index] = bool(values[index])
+    return dict(zip(REQUEST_COLUMNS, values, strict=True))
 
 
 def set_metadata_row(conn: sqlite3.Connection, key: str, value: str, now: int) -> None:
@@ -115,6 +213,7 @@ class Database:
         record_start: set ``server_start_time`` to now (the origin of the ``uptime`` metric). A
             short-lived tool such as the CLI passes False so that it does not reset the uptime of
             a dashboard running on the same file. Opening a current database so writes nothing.
+        max_request_rows: the most request records kept (default :data:`MAX_REQUEST_ROWS`).
 
     Raises:
         DatabaseFileError: the file is not a llamadash database; it is left as it is.
@@ -123,10 +222,26 @@ class Database:
     """
 
     def __init__(
-        self, path: str | Path, *, retention_minutes: float | None = None, record_start: bool = True
+        self,
+        path: str | Path,
+        *,
+        retention_minutes: float | None = None,
+        record_start: bool = True,
+        max_request_rows: int = MAX_REQUEST_ROWS,
     ) -> None:
         minutes = METRICS_RETENTION_MINUTES if retention_minutes is None else retention_minutes
         self._retention_ms = retention_ms(minutes)
+        if (
+            isinstance(max_request_rows, bool)
+            or not isinstance(max_request_rows, int)
+            or max_request_rows < 1
+        ):
+            raise DatabaseError(
+                f"max_request_rows must be a whole number >= 1, got {short_repr(max_request_rows)}"
+            )
+        self._max_request_rows = max_request_rows
+        #: Days of request records kept: read from the metadata on first use (None: not read yet).
+        self._request_retention_days: int | None = None
         self._path = Path(path).expanduser().absolute()
         self._record_start = record_start
         self._saves_since_vacuum = 0
@@ -181,6 +296,7 @@ class Database:
         except BaseException:
             db.close_all()
             raise
+        self._request_retention_days = None  # an imported file has its own setting
         self._db = db
 
     def disconnect_locked(self) -> None:
@@ -242,6 +358,20 @@ class Database:
         window = retention_ms(minutes)
         with self.lock:
             self._retention_ms = window
+
+    @property
+    def request_retention_days(self) -> int:
+        """How many days :meth:`save_requests` keeps request records (the setting, default 7)."""
+        with self.lock:
+            if self._request_retention_days is None:
+                days = settings_mod.read_setting(self, REQUEST_RETENTION_SETTING)
+                self._request_retention_days = int(days)
+            return self._request_retention_days
+
+    @property
+    def max_request_rows(self) -> int:
+        """The most request records kept, whatever their age."""
+        return self._max_request_rows
 
     def _wrap(self, action: str, exc: BaseException) -> DatabaseError:
         """The error to raise for a failed call: what could not be done, and why in plain words."""
@@ -311,6 +441,175 @@ class Database:
             except SQL_ERRORS as exc:
                 raise self._wrap("read the metrics history", exc) from exc
         return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
+
+    # -- activity: requests, instance samples, daily totals -----------------------------------------
+    def save_requests(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Store request records and add them to the daily totals, atomically; returns how many.
+
+        See :func:`llamadash.core.db.api.save_requests`.
+        """
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+            raise DatabaseError(f"save_requests expects a list of request rows, got {type(records).__name__}")
+        rows = []
+        for number, record in enumerate(records, 1):
+            try:
+                rows.append(checks.request_row(record))
+            except DatabaseError as exc:
+                raise DatabaseError(f"request {number}: {exc}") from None
+        if not rows:
+            return 0
+        totals: dict[tuple[str, str], list[int]] = {}
+        for row in rows:
+            key = (checks.local_day(row[checks.REQUEST_FINISHED_INDEX]), row[checks.REQUEST_MODEL_INDEX])
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = [0, 0, 0]
+            total[0] += 1
+            total[1] += row[checks.REQUEST_PROMPT_INDEX] or 0
+            total[2] += row[checks.REQUEST_GENERATED_INDEX] or 0
+        now = connection.now_ms()
+        with self.lock:
+            days = self.request_retention_days
+            db = self.db
+            try:
+                conn = db.thread_connection()
+                with db.atomic("IMMEDIATE"):
+                    if len(rows) == 1:
+                        last_id = conn.execute(_REQUEST_INSERT_SQL, rows[0]).lastrowid
+                    else:
+                        conn.executemany(_REQUEST_INSERT_SQL, rows)
+                        last_id = conn.execute("SELECT max(id) FROM requests").fetchone()[0]
+                    conn.executemany(_DAILY_ADD_SQL, [(*key, *total) for key, total in totals.items()])
+                    conn.execute(_REQUEST_EXPIRE_SQL, (now - days * _DAY_MS,))
+                    if last_id is not None and last_id > self._max_request_rows:
+                        conn.execute(_REQUEST_BOUND_SQL, (last_id - self._max_request_rows,))
+                    oldest_day = checks.local_day(now - (DAILY_TOTALS_RETENTION_DAYS - 1) * _DAY_MS)
+                    conn.execute(_DAILY_EXPIRE_SQL, (oldest_day,))
+            except SQL_ERRORS as exc:
+                raise self._wrap("save the request records", exc) from exc
+        return len(rows)
+
+    def get_requests(
+        self,
+        *,
+        model: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Request records, newest first (see :func:`llamadash.core.db.api.get_requests`)."""
+        where, params = _request_filters(model, since_ms, until_ms)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise DatabaseError(f"limit must be a whole number >= 0 or None, got {short_repr(limit)}")
+        sql = f"{_REQUEST_SELECT}{where} ORDER BY finished_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.lock:
+            db = self.db
+            try:
+                rows = db.thread_connection().execute(sql, params).fetchall()
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the request records", exc) from exc
+        return [_request_dict(row) for row in rows]
+
+    def count_requests(
+        self, *, model: str | None = None, since_ms: int | None = None, until_ms: int | None = None
+    ) -> int:
+        """How many request records the filters match (those of :meth:`get_requests`)."""
+        where, params = _request_filters(model, since_ms, until_ms)
+        with self.lock:
+            db = self.db
+            try:
+                row = (
+                    db.thread_connection().execute(f"SELECT count(*) FROM requests{where}", params).fetchone()
+                )
+            except SQL_ERRORS as exc:
+                raise self._wrap("count the request records", exc) from exc
+        return int(row[0])
+
+    def save_instance_samples(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store instance samples, dropping those past the metrics retention, atomically.
+
+        See :func:`llamadash.core.db.api.save_instance_samples`.
+        """
+        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+            raise DatabaseError(f"save_instance_samples expects a list of samples, got {type(rows).__name__}")
+        checked = []
+        for number, sample in enumerate(rows, 1):
+            try:
+                checked.append(checks.instance_sample_row(sample))
+            except DatabaseError as exc:
+                raise DatabaseError(f"instance sample {number}: {exc}") from None
+        if not checked:
+            return
+        newest = max(row[checks.SAMPLE_TIMESTAMP_INDEX] for row in checked)
+        with self.lock:
+            db = self.db
+            try:
+                conn = db.thread_connection()
+                with db.atomic("IMMEDIATE"):
+                    conn.executemany(_SAMPLE_INSERT_SQL, checked)
+                    conn.execute(_SAMPLE_EXPIRE_SQL, (newest - self._retention_ms,))
+            except SQL_ERRORS as exc:
+                raise self._wrap("save the instance samples", exc) from exc
+
+    def get_instance_history(
+        self, minutes: float | None = None, *, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Instance samples of the last ``minutes`` (None: all kept), oldest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if minutes is not None:
+            if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+                raise DatabaseError(f"minutes must be a positive number or None, got {short_repr(minutes)}")
+            if math.isfinite(minutes):
+                clauses.append("timestamp >= ?")
+                params.append(connection.now_ms() - round(minutes * 60_000))
+        name = _check_filter_model(model)
+        if name is not None:
+            clauses.append("model = ?")
+            params.append(name)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.lock:
+            db = self.db
+            try:
+                found = (
+                    db.thread_connection()
+                    .execute(f"{_SAMPLE_SELECT}{where} ORDER BY timestamp, id", params)
+                    .fetchall()
+                )
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the instance history", exc) from exc
+        return [dict(zip(INSTANCE_SAMPLE_COLUMNS, row, strict=True)) for row in found]
+
+    def get_daily_totals(
+        self, *, model: str | None = None, since_day: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Requests and tokens per local day and model, oldest day first (then by model)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        name = _check_filter_model(model)
+        if name is not None:
+            clauses.append("model = ?")
+            params.append(name)
+        if since_day is not None:
+            if not isinstance(since_day, str) or not checks.is_day(since_day):
+                raise DatabaseError(f"since_day must be a date YYYY-MM-DD, got {short_repr(since_day)}")
+            clauses.append("day >= ?")
+            params.append(since_day)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.lock:
+            db = self.db
+            try:
+                found = (
+                    db.thread_connection()
+                    .execute(f"{_DAILY_SELECT}{where} ORDER BY day, model", params)
+                    .fetchall()
+                )
+            except SQL_ERRORS as exc:
+                raise self._wrap("read the daily totals", exc) from exc
+        return [dict(zip(DAILY_TOTAL_COLUMNS, row, strict=True)) for row in found]
 
     # -- models ------------------------------------------------------------------------------------
     def _model_dicts(self, query: Any) -> list[dict[str, Any]]:
@@ -495,6 +794,8 @@ class Database:
                     set_metadata_row(db.thread_connection(), key, text, connection.now_ms())
             except SQL_ERRORS as exc:
                 raise self._wrap("save the metadata", exc) from exc
+            if key == REQUEST_RETENTION_SETTING:
+                self._request_retention_days = None  # read again, checked, at the next use
 
     def get_metadata(self, key: str) -> str | None:
         """The value stored under ``key``, or None."""
@@ -522,6 +823,8 @@ class Database:
                 cursor = db.thread_connection().execute("DELETE FROM metadata WHERE key = ?", (key,))
             except SQL_ERRORS as exc:
                 raise self._wrap("delete the metadata", exc) from exc
+            if key == REQUEST_RETENTION_SETTING:
+                self._request_retention_days = None
         return int(cursor.rowcount) > 0
 
     # -- maintenance -------------------------------------------------------------------------------
@@ -548,7 +851,7 @@ class Database:
             return total
 
     def count_rows(self) -> dict[str, int]:
-        """Rows per table: ``{"metrics_history": n, "models": n, "metadata": n}``."""
+        """Rows per table: ``{"metrics_history": n, "models": n, "metadata": n, "requests": n, ...}``."""
         with self.lock:
             db = self.db
             try:

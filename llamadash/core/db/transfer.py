@@ -7,9 +7,10 @@ into place at the end, so a half-written export never appears under the target's
 
 Import brings in **data only**. The file is checked first (SQLite, whole, ours, not newer) and read
 read-only, never written and never run: a staging database in the data directory is built with
-llamadash's own tables (our DDL, not the file's), and only the rows of our three tables, only the
-columns llamadash knows, are copied into it, each value checked as user input is (a model row
-through the parameter schema). Triggers, views, virtual tables, other tables and indexes of the
+llamadash's own tables (our DDL, not the file's), and only the rows of our tables (the seed's three
+and the activity tables: requests, instance samples, daily totals), only the columns llamadash
+knows, are copied into it, each value checked as user input is (a model row through the parameter
+schema, a request as ``save_requests`` checks it). Triggers, views, virtual tables, other tables and indexes of the
 file are left out, and the preview says which. Settings that name a program or a place on this
 computer (:data:`MACHINE_METADATA_KEYS`: the llama-server binary, the models folder, start at
 login, the window layout, the running servers) are never taken from a file: the current values
@@ -40,6 +41,7 @@ from llamadash.core.db.errors import DatabaseError, DatabaseFileError
 from llamadash.core.db.migrations import staging_prefix, upgrade_schema
 from llamadash.core.db.models import (
     ALL_MODELS,
+    DAILY_TOTAL_COLUMNS,
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
     ModelConfig,
@@ -222,6 +224,9 @@ def inspect_database_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             pass
         for _model in reader.models():
             pass
+        for table in ACTIVITY_TABLES:
+            for _activity in reader.activity(table):
+                pass
         info["machine_settings"] = {
             key: value
             for key, value, _updated in reader.metadata()
@@ -341,6 +346,43 @@ class _RowReader:
                 return column
         return "(several)"
 
+    def activity(self, table: str) -> Iterator[tuple[list[str], tuple[Any, ...]]]:
+        """(columns, row) of an activity table (:data:`ACTIVITY_TABLES`), each cell checked as input.
+
+        A ``requests`` or ``instance_samples`` row needs a whole-number ``id``, its time and
+        ``model`` (and a request its ``status``); a ``daily_totals`` row its ``day`` and ``model``.
+        """
+        label = ACTIVITY_TABLES[table]
+        required = _ACTIVITY_REQUIRED[table]
+        columns, rows = self._select(table)
+        missing = [c for c in required if c not in columns]
+        for raw in rows:
+            data = dict(zip(columns, raw, strict=False))
+            if "id" in columns:
+                where = f"row id {_text_of(data['id'])}"
+            else:
+                where = f"the row of {_text_of(data.get('day'))} and model {_text_of(data.get('model'))}"
+            if missing:
+                raise self._refuse(table, where, missing[0], "is missing")
+            checked: list[Any] = []
+            for column, value in data.items():
+                self._check_size(table, where, column, value)
+                if column == "id":
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise self._refuse(table, where, "id", f"holds {_text_of(value)}, not a whole number")
+                    checked.append(value)
+                    continue
+                if value is None and column in required:
+                    raise self._refuse(table, where, column, "is empty (NULL); every row needs one")
+                try:
+                    cell = checks.activity_value(label, column, value)
+                except DatabaseError as exc:
+                    raise self._refuse(table, where, column, f"holds {_text_of(value)}: {exc}") from None
+                if cell is None and table == "daily_totals":
+                    cell = 0  # a total the file left empty counted nothing
+                checked.append(cell)
+            yield columns, tuple(checked)
+
     def metadata(self) -> Iterator[tuple[str, str, int | None]]:
         """(key, value, updated_at) of ``metadata``: text keys and values, times in ms or NULL."""
         columns, rows = self._select("metadata")
@@ -364,6 +406,17 @@ class _RowReader:
 
 
 _PARAM_COLUMNS = frozenset(f.column_name for f in ModelConfig._meta.sorted_fields) - set(META_COLUMNS)
+#: The activity tables an import copies, with how a message names one of their rows.
+ACTIVITY_TABLES: dict[str, str] = {
+    "requests": "request",
+    "instance_samples": "instance sample",
+    "daily_totals": "daily total",
+}
+_ACTIVITY_REQUIRED: dict[str, tuple[str, ...]] = {
+    "requests": ("id", "finished_at", "model", "status"),
+    "instance_samples": ("id", "timestamp", "model"),
+    "daily_totals": DAILY_TOTAL_COLUMNS[:2],
+}
 
 
 def _backup_name(db_path: Path) -> Path:
@@ -424,6 +477,18 @@ def _copy_rows(
             models = []
     if models:
         conn.executemany(model_sql, models)
+    for table in ACTIVITY_TABLES:
+        activity_sql = ""
+        batch = []
+        for columns, row in reader.activity(table):
+            if not activity_sql:
+                activity_sql = _insert_sql(table, columns)
+            batch.append(row)
+            if len(batch) >= 5000:
+                conn.executemany(activity_sql, batch)
+                batch = []
+        if batch:
+            conn.executemany(activity_sql, batch)
     metadata_sql = _insert_sql("metadata", ("key", "value", "updated_at"))
     seen: set[str] = set()
     for key, value, updated in reader.metadata():
@@ -471,7 +536,7 @@ def _stage(
 def import_database(path: str | os.PathLike[str]) -> Path:
     """Replace the database with the data of ``path``; returns the backup of the replaced one.
 
-    Only data comes in (see the module's description): the rows of our three tables, checked as
+    Only data comes in (see the module's description): the rows of our tables, checked as
     input, in tables built by llamadash; this computer's own settings
     (:data:`MACHINE_METADATA_KEYS`) keep their current values. The staged copy is upgraded to the
     current schema; the current database is kept as ``<db>.bak-<timestamp>`` beside it and the

@@ -235,7 +235,10 @@ class TestSeedUpgrade:
         [bare] = database.get_models()
         assert (bare["name"], bare["type"], bare["status"]) == ("bare", "unknown", "stopped")
         database.save_metrics({"cpu_usage": 1.0})
-        assert database.count_rows() == {"metrics_history": 1, "models": 1, "metadata": 3}
+        assert database.count_rows() == {
+            "metrics_history": 1, "models": 1, "metadata": 3,
+            "requests": 0, "instance_samples": 0, "daily_totals": 0,
+        }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
