@@ -35,6 +35,15 @@ class FakeFigures:
     vram_mb: float | None = None
     busy_slots: float | None = None
     total_slots: float | None = None
+    prompt_tokens_per_s: float | None = None
+
+    @property
+    def tokens_per_second(self) -> float | None:  # the real figures' other name for it
+        return self.generation_tokens_per_s
+
+    @property
+    def prompt_tokens_per_second(self) -> float | None:
+        return self.prompt_tokens_per_s
 
 
 @dataclass
@@ -85,6 +94,7 @@ class FakeManager(QObject):
     eventOccurred = Signal(str, str, "qint64")  # type: ignore[arg-type]  # as the real manager's
     orphansChanged = Signal()
     logFileProblem = Signal(str, str)
+    requestRecorded = Signal(str, object)
 
     def __init__(
         self,

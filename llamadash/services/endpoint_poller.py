@@ -8,6 +8,13 @@ tree (CPU, memory, VRAM) and publishes one :class:`~llamadash.services.figures.I
 once its replies are in (or late). Requests never pile up (one of each kind on its way at most),
 each closes its connection, and replies of an earlier run are dropped (an epoch tags each).
 
+The token rates come from a :class:`~llamadash.core.throughput.ThroughputMeter` (:attr:`meter`):
+each ``/slots`` answer is a snapshot of the tokens every slot has decoded and evaluated, and while a
+slot is busy ``/slots`` is asked every :data:`BUSY_SLOTS_INTERVAL_MS` as well (when the poll
+interval is longer), so the last 2 s hold several snapshots; the owner adds each finished request
+(:meth:`EndpointPoller.add_request`) for the tokens made after the last snapshot. ``/metrics`` gives
+the gauges (requests processing and deferred) only.
+
 It reads the instance it serves through :class:`PollSubject` (state, PID, requests per minute)
 and calls it back with each health answer; what a health answer means is the instance's decision.
 """
@@ -22,15 +29,24 @@ from typing import Protocol
 from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl
 from PySide6.QtNetwork import QNetworkAccessManager, QNetworkProxy, QNetworkReply, QNetworkRequest
 
-from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, CounterRates, parse_metrics
+from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, parse_metrics
 from llamadash.core.states import InstanceState
+from llamadash.core.throughput import (
+    DEFAULT_STALE_AFTER_S,
+    FinishedRequest,
+    Throughput,
+    ThroughputMeter,
+    parse_slots,
+)
 from llamadash.services.figures import NO_FIGURES, InstanceFigures, ProcessTreeStats, tree_vram_mb
 from llamadash.services.process_driver import Endpoint
 
-__all__ = ["HEALTH_INTERVAL_MS", "EndpointPoller", "PollSubject"]
+__all__ = ["BUSY_SLOTS_INTERVAL_MS", "HEALTH_INTERVAL_MS", "EndpointPoller", "PollSubject"]
 
 #: How often /health is asked while a model loads (capped by the poll interval).
 HEALTH_INTERVAL_MS = 200
+#: How often /slots is asked while a slot is busy (capped by the poll interval).
+BUSY_SLOTS_INTERVAL_MS = 500
 
 _Pair = tuple[float | None, float | None]
 
@@ -90,7 +106,9 @@ class EndpointPoller(QObject):
         self._nam.finished.connect(self._on_reply)
         self._in_flight: dict[str, QNetworkReply] = {}
         self._tick_pending: set[str] = set()
-        self._rates = CounterRates()
+        # a reading is stale after a few missed polls (5 s at least)
+        self.meter = ThroughputMeter(stale_after_s=max(DEFAULT_STALE_AFTER_S, 3 * poll_interval_s))
+        """The live token rates, fed by ``/slots`` and :meth:`add_request`."""
         self._gauges: _Pair = (None, None)
         self._slots: _Pair = (None, None)
         self._metrics_supported = self._slots_supported = True
@@ -105,6 +123,11 @@ class EndpointPoller(QObject):
         self._poll_timer = QTimer(self)
         self._poll_timer.setInterval(interval_ms)
         self._poll_timer.timeout.connect(self.poll)
+        self._busy_timer = QTimer(self)  # /slots between polls while a slot is busy
+        self._busy_timer.setInterval(BUSY_SLOTS_INTERVAL_MS)
+        self._busy_timer.timeout.connect(self._poll_busy_slots)
+        self.slots_requests = 0
+        """``/slots`` requests sent since construction (for tests and benchmarks)."""
 
     @property
     def polling(self) -> bool:
@@ -120,7 +143,7 @@ class EndpointPoller(QObject):
     def begin(self) -> None:
         """A new run: forget the readings of the last one and drop its late replies."""
         self._epoch += 1
-        self._rates.reset()
+        self.meter.reset()
         self._gauges = self._slots = (None, None)
         self._metrics_supported = self._slots_supported = True
         self._tree = ProcessTreeStats()
@@ -143,6 +166,10 @@ class EndpointPoller(QObject):
         """No more load-time ``/health`` requests."""
         self._health_timer.stop()
 
+    def add_request(self, record: FinishedRequest) -> None:
+        """A request finished now (its record was read from the log): its tokens count at once."""
+        self.meter.add_request(time.monotonic(), record)
+
     def cancel(self) -> None:
         """No more requests, and no reply of those on their way is taken.
 
@@ -153,6 +180,7 @@ class EndpointPoller(QObject):
         self._epoch += 1
         self._health_timer.stop()
         self._poll_timer.stop()
+        self._busy_timer.stop()
         for reply in list(self._in_flight.values()):
             reply.abort()
         self._in_flight.clear()
@@ -161,7 +189,7 @@ class EndpointPoller(QObject):
     def halt(self) -> None:
         """The run is over: :meth:`cancel`, forget the readings, publish :data:`NO_FIGURES`."""
         self.cancel()
-        self._rates.reset()
+        self.meter.reset()
         self._tree = ProcessTreeStats()
         if self.figures != NO_FIGURES:
             self.figures = NO_FIGURES
@@ -184,11 +212,21 @@ class EndpointPoller(QObject):
         if polling_http and running:
             if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
                 sent.add("metrics")
-            if self._slots_supported and self._request("/slots", "slots", auth=True):
+            if self._slots_supported and self._request_slots():
                 sent.add("slots")
         self._tick_pending = sent
         if not sent:
             self._publish()
+
+    def _request_slots(self) -> bool:
+        if not self._request("/slots", "slots", auth=True):
+            return False
+        self.slots_requests += 1
+        return True
+
+    def _poll_busy_slots(self) -> None:
+        if self._subject.state is InstanceState.RUNNING and self._slots_supported:
+            self._request_slots()  # its answer feeds the meter; the next poll publishes
 
     def _check_health(self) -> None:
         subject = self._subject
@@ -240,27 +278,36 @@ class EndpointPoller(QObject):
                 metrics = parse_metrics(body.decode("utf-8", errors="replace"))
             except ValueError:
                 metrics = {}
-            self._rates.update(metrics, time.monotonic())
             self._gauges = (metrics.get(REQUESTS_PROCESSING), metrics.get(REQUESTS_DEFERRED))
             return
         if status == 501:
             self._metrics_supported = False  # started without --metrics: stop asking
-        self._rates.reset()
         self._gauges = (None, None)
 
     def _on_slots(self, status: int | None, body: bytes) -> None:
         if status == 200:
             try:
-                slots = json.loads(body)
+                readings = parse_slots(json.loads(body))
             except ValueError:
-                slots = None
-            if isinstance(slots, list):
-                busy = sum(1 for s in slots if isinstance(s, dict) and s.get("is_processing"))
-                self._slots = (float(busy), float(len(slots)))
+                readings = None
+            if readings is not None:
+                self.meter.add_slots(time.monotonic(), readings)
+                busy = sum(1 for reading in readings if reading.processing)
+                self._slots = (float(busy), float(len(readings)))
+                self._follow_busy(busy > 0)
                 return
         if status == 501:
-            self._slots_supported = False
+            self._slots_supported = False  # started with --no-slots: no live token rates
+            self.meter.reset()
         self._slots = (None, None)
+        self._follow_busy(False)
+
+    def _follow_busy(self, busy: bool) -> None:
+        """Ask ``/slots`` more often while a slot is busy (when polls are further apart)."""
+        if not busy or not self.polling or self._poll_timer.interval() <= BUSY_SLOTS_INTERVAL_MS:
+            self._busy_timer.stop()
+        elif not self._busy_timer.isActive():
+            self._busy_timer.start()
 
     def _publish(self) -> None:
         self._tick_pending.clear()
@@ -269,9 +316,10 @@ class EndpointPoller(QObject):
             return
         cpu, rss, vram = self._proc_figures
         running = subject.state is InstanceState.RUNNING
+        rates = self.meter.reading(time.monotonic()) if running else Throughput()
         figures = InstanceFigures(
-            prompt_tokens_per_s=self._rates.prompt_tokens_per_s if running else None,
-            generation_tokens_per_s=self._rates.generation_tokens_per_s if running else None,
+            prompt_tokens_per_s=rates.prompt_tps,
+            generation_tokens_per_s=rates.generation_tps,
             requests_processing=self._gauges[0] if running else None,
             requests_deferred=self._gauges[1] if running else None,
             busy_slots=self._slots[0] if running else None,

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import psutil
 
@@ -28,14 +29,20 @@ _MIB = 1024 * 1024
 class InstanceFigures:
     """Live figures of one instance; every field is ``None`` when not known (shown as n/a).
 
+    The token rates are live: a :class:`~llamadash.core.throughput.ThroughputMeter` fed with
+    ``/slots`` snapshots (twice a second while a slot is busy) and each request's record from the
+    log, over its last 2 s. (``/metrics``' token counters move only when a request ends: a delta of
+    them is tokens per request, not per second.)
+
     Attributes:
-        prompt_tokens_per_s: Prompt tokens processed per second over the last poll interval
-            (from ``/metrics`` counter deltas; 0 when idle, ``None`` until two scrapes exist).
-        generation_tokens_per_s: Tokens generated per second, likewise.
+        prompt_tokens_per_s: Prompt tokens evaluated per second, all slots together (0.0 when
+            idle; ``None`` while unknown: no two ``/slots`` snapshots yet, or they stopped coming).
+            Also :attr:`prompt_tokens_per_second`.
+        generation_tokens_per_s: Tokens generated per second, likewise. Also :attr:`tokens_per_second`.
         requests_processing: Requests being processed now (``/metrics`` gauge).
         requests_deferred: Requests waiting for a slot (``/metrics`` gauge).
-        busy_slots: Slots processing now (``/slots``).
-        total_slots: Slots in all (``/slots``).
+        busy_slots: Slots processing now (the latest ``/slots``).
+        total_slots: Slots in all (the latest ``/slots``).
         requests_per_minute: Requests finished in the last 60 s, counted from the log (managed
             instances only: an external or adopted server's output is not available).
         cpu_percent: CPU % of the process tree, summed over processes (100 = one core busy).
@@ -54,9 +61,38 @@ class InstanceFigures:
     rss_mb: float | None = None
     vram_mb: float | None = None
 
+    @property
+    def tokens_per_second(self) -> float | None:
+        """:attr:`generation_tokens_per_s` under the name of the ``instance_samples`` column."""
+        return self.generation_tokens_per_s
+
+    @property
+    def prompt_tokens_per_second(self) -> float | None:
+        """:attr:`prompt_tokens_per_s` under the name of the ``instance_samples`` column."""
+        return self.prompt_tokens_per_s
+
     def as_dict(self) -> dict[str, float | None]:
         """The figures as a plain dict."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def sample_row(self, model: str) -> dict[str, Any]:
+        """One ``instance_samples`` row of model ``model`` (no ``timestamp``: the sampler sets it)."""
+        return {
+            "model": model,
+            "tokens_per_second": self.generation_tokens_per_s,
+            "prompt_tokens_per_second": self.prompt_tokens_per_s,
+            "busy_slots": _int_or_none(self.busy_slots),
+            "total_slots": _int_or_none(self.total_slots),
+            "requests_processing": self.requests_processing,
+            "requests_deferred": self.requests_deferred,
+            "cpu_percent": self.cpu_percent,
+            "memory_mb": self.rss_mb,
+            "vram_mb": self.vram_mb,
+        }
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 NO_FIGURES = InstanceFigures()

@@ -1,16 +1,16 @@
 """One llama-server instance: a small state machine with its signals, over its parts.
 
-A :class:`ServerInstance` is **managed** (started from a :class:`LaunchPlan` that a ``prepare``
-callable builds at each start, so a restart picks up an edited configuration; its output read; stopped
-by us), **adopted** (left running by a killed dashboard: followed through its PID and HTTP endpoints,
-stoppable, its output gone with the dead dashboard's pipe; a restart starts it as a managed one) or
-**external** (attached by URL: monitor only; ``start``/``stop`` begin and end the monitoring). Its
-parts: a process driver per kind (:mod:`~llamadash.services.process_driver`), the output pipe
-(:mod:`~llamadash.services.output_pipe`: lines, rotating log file, buffer, log events, load
-progress), the endpoint poller (:mod:`~llamadash.services.endpoint_poller`: ``/health``,
-``/metrics``, ``/slots``, figures) and the restart policy (:mod:`~llamadash.services.restart_policy`:
-the exit as one :class:`ExitOutcome`, backoff, crash-loop counting; Qt-free). The read-only
-properties come from its base class, :class:`~llamadash.services.instance_facts.InstanceFacts`.
+A :class:`ServerInstance` is **managed** (started from a :class:`LaunchPlan` that a ``prepare`` callable
+builds at each start, so a restart picks up an edited configuration; its output read; stopped by us),
+**adopted** (left running by a killed dashboard: followed through its PID and HTTP endpoints, stoppable,
+its output gone with the dead dashboard's pipe; a restart starts it as a managed one) or **external**
+(attached by URL: monitor only; ``start``/``stop`` begin and end the monitoring). Its parts: a process
+driver per kind (:mod:`~llamadash.services.process_driver`), the output pipe
+(:mod:`~llamadash.services.output_pipe`: lines, log file, buffer, log events, load progress, request
+records), the endpoint poller (:mod:`~llamadash.services.endpoint_poller`: ``/health``, ``/metrics``,
+``/slots``, live figures) and the restart policy (:mod:`~llamadash.services.restart_policy`: the exit
+as one :class:`ExitOutcome`, backoff, crash-loop counting; Qt-free). The read-only properties come
+from its base class, :class:`~llamadash.services.instance_facts.InstanceFacts`.
 
 The states (:class:`InstanceState`): ``start`` sets ``loading`` as soon as the process runs and
 ``running`` only when ``GET /health`` answers 200; a load timeout ends in ``error``. ``stop`` is
@@ -53,8 +53,7 @@ __all__ = [
     "ServerInstance",
 ]
 
-#: A start was refused before anything was launched; the message says why, for the user.
-InstanceError = LaunchError
+InstanceError = LaunchError  # a start was refused before anything was launched (why, for the user)
 
 
 def _now_ms() -> int:
@@ -96,6 +95,10 @@ class ServerInstance(InstanceFacts):
 
     requestFinished = Signal()
     """One finished request was parsed from the log (``slot release: ... stop processing``)."""
+
+    requestRecorded = Signal(object)
+    """A :class:`~llamadash.core.requests_log.RequestRecord` (``model`` set) per request released (finished
+    or aborted), and when the process ends one per request still running (incomplete). Managed only."""
 
     loadProgress = Signal(object, str)
     """(fraction 0..1 or ``None``, stage text) while the model loads, from the log."""
@@ -162,6 +165,8 @@ class ServerInstance(InstanceFacts):
             on_request=self.requestFinished.emit,
             on_progress=self.loadProgress.emit,
             on_file_problem=self.logFileProblem.emit,
+            on_record=self.requestRecorded.emit,
+            model=name,
         )
         self._poller = EndpointPoller(
             self,
@@ -172,6 +177,7 @@ class ServerInstance(InstanceFacts):
             before_poll=self._poll_allowed,
             parent=self,
         )
+        self.requestRecorded.connect(self._poller.add_request)  # first: its tokens count at once
         self._load_timer = self._single_shot(self._on_load_timeout)
         self._restart_timer = self._single_shot(self._auto_restart_now)
 

@@ -23,8 +23,9 @@ Every launch carries marker variables in its environment (:func:`llamadash.core.
 and is recorded the moment its process exists (:attr:`ServerInstance.spawned`, metadata
 ``instance_pids``), so a dashboard killed at any moment leaves nothing the next start cannot find.
 
-It implements the sampler's ``InstanceStats`` protocol (:meth:`active_models`,
-:meth:`requests_per_minute`). QtCore/QtNetwork only.
+The request records of the instances are stored in batches on a thread of their own
+(:mod:`~llamadash.services.request_store`). It implements the sampler's ``InstanceSampleSource``
+protocol (:meth:`active_models`, :meth:`requests_per_minute`, :meth:`instance_samples`). QtCore only.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from llamadash.services.process_driver import Endpoint
 from llamadash.services.quitting import quit_on_signals
 from llamadash.services.records import InstanceRecords
 from llamadash.services.relay import InstanceRelay, stop_instances
+from llamadash.services.request_store import RequestStore
 
 __all__ = [
     "AUTORESTART_KEY_PREFIX",
@@ -120,6 +122,10 @@ class InstanceManager(QObject):
     """(model name, why its log file cannot be written), once per failure; (model name, "") once it
     is written again. The server is not affected either way."""
 
+    requestRecorded = Signal(str, object)
+    """(model name, :class:`~llamadash.core.requests_log.RequestRecord`): one per request its log told
+    of (finished, aborted, or incomplete when the server ended); stored in the ``requests`` table."""
+
     def __init__(
         self,
         *,
@@ -162,8 +168,12 @@ class InstanceManager(QObject):
             log_line=self.logLine,
             event=self.eventOccurred,
             log_file=self.logFileProblem,
+            request=self.requestRecorded,
             parent=self,
         )
+        self.requests = RequestStore(parent=self)
+        """Stores the request records (batched, off this thread)."""
+        self.requestRecorded.connect(self.requests.record)
         self._read_vram = VramReadings(nvml)  # never initialises NVML on the GUI thread
         if scan_orphans:
             self.rescan()
@@ -420,6 +430,10 @@ class InstanceManager(QObject):
         counts = (inst.requests_per_minute() for inst in self._instances.values())
         return sum((count for count in counts if count is not None), 0.0)
 
+    def instance_samples(self) -> list[dict[str, Any]]:
+        """One ``instance_samples`` row (no timestamp) per active instance, from its latest figures."""
+        return [inst.figures.sample_row(inst.name) for inst in self._instances.values() if inst.active]
+
     # -- internals ----------------------------------------------------------------------------------
 
     def _instance_options(self, name: str) -> dict[str, Any]:
@@ -462,5 +476,9 @@ class InstanceManager(QObject):
         self.close()
 
     def close(self) -> None:
-        """Release NVML (when this manager made it). Instances are not stopped: see :meth:`stop_all`."""
+        """Store the request records left (bounded) and release NVML (when this manager made it).
+
+        Instances are not stopped: see :meth:`stop_all`.
+        """
+        self.requests.close()
         self._read_vram.close()

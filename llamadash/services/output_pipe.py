@@ -7,7 +7,10 @@ the server: the problem is reported once per failure episode), parses each line 
 a model load (while the owner says it is loading). It calls back the owner
 (:class:`~llamadash.services.instance.ServerInstance`) for each line, event, finished request and
 progress step, and ends each run with its :class:`~llamadash.services.restart_policy.ExitOutcome`
-(the last lines, the last error line). Qt-free: the process driver reads the bytes, the owner emits
+(the last lines, the last error line). Every line also goes through a
+:class:`~llamadash.core.requests_log.RequestLogParser`: each request the server finishes (or
+aborts) is handed to the owner as a :class:`~llamadash.core.requests_log.RequestRecord`, and those
+still running when the output ends as incomplete ones. Qt-free: the process driver reads the bytes, the owner emits
 the signals. :func:`log_file_for` says where a model's log file is.
 """
 
@@ -19,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from llamadash.core import serverlog
+from llamadash.core.requests_log import RequestLogParser, RequestRecord
 from llamadash.core.serverlog import EventKind, LineSplitter, LogEvent, RotatingLogFile
 from llamadash.services.restart_policy import CRASH_TAIL_LINES, ExitOutcome
 
@@ -63,6 +67,9 @@ class OutputPipe:
         on_line: Called with each complete line, after its event.
         on_event: Called with each recognised line's event (not finished requests nor timings).
         on_request: Called for each finished request.
+        on_record: Called with the record of each request the server released (finished or
+            aborted), and at the end of a run with those it never released (incomplete).
+        model: The model's name, for the records.
         on_progress: Called with (fraction 0..1 or ``None``, stage) when the load progress changes.
         on_file_problem: Called with why the log file cannot be written, once per failure
             episode, and with "" once it is written again.
@@ -80,6 +87,8 @@ class OutputPipe:
         on_request: Callable[[], None],
         on_progress: Callable[[float | None, str], None],
         on_file_problem: Callable[[str], None],
+        on_record: Callable[[RequestRecord], None] | None = None,
+        model: str | None = None,
     ) -> None:
         self._lines: collections.deque[str] = collections.deque(maxlen=max(1, buffer_lines))
         self._splitter = LineSplitter()
@@ -90,6 +99,8 @@ class OutputPipe:
         self._on_request = on_request
         self._on_progress = on_progress
         self._on_file_problem = on_file_problem
+        self._on_record = on_record
+        self._requests = RequestLogParser(model)
         self.loading = False
         """Set by the owner while the model loads: only then do progress lines count."""
         self.progress: tuple[float | None, str] = (None, "")
@@ -112,6 +123,7 @@ class OutputPipe:
     def begin_run(self) -> None:
         """A new run: no partial line, request, error line or progress of the last one."""
         self._splitter = LineSplitter()
+        self._requests = RequestLogParser(self._requests.model)
         self._finished_at.clear()
         self.last_error_line = None
         self.progress = (None, "")
@@ -152,6 +164,7 @@ class OutputPipe:
             self.note([f"=== adopted llama-server pid {pid} is gone ==="])
         else:
             self.flush()
+            self._hand_on(self._requests.flush())
             outcome = ExitOutcome.of_process(
                 exit_code,
                 crashed,
@@ -188,12 +201,21 @@ class OutputPipe:
         self.lines_received += len(lines)
         self._lines.extend(lines)
         self._write(lines)
-        on_line, parse = self._on_line, serverlog.parse_line
+        on_line, parse, requests = self._on_line, serverlog.parse_line, self._requests
+        read_at_ms: int | None = None
         for line in lines:
             event = parse(line)
             if event is not None:
                 self._handle_event(event)
+            if "| task" in line:  # a slot line (one substring test for all the others)
+                read_at_ms = read_at_ms or time.time_ns() // 1_000_000
+                self._hand_on(requests.feed(line, read_at_ms))
             on_line(line)
+
+    def _hand_on(self, records: list[RequestRecord]) -> None:
+        if self._on_record is not None:
+            for record in records:
+                self._on_record(record)
 
     def _handle_event(self, event: LogEvent) -> None:
         kind = event.kind

@@ -146,6 +146,10 @@ class Manager(Protocol):
     logFileProblem: SignalInstance
     """``(name, problem)``: its log file cannot be written (why), or ``""`` once it is written again."""
 
+    requestRecorded: SignalInstance
+    """``(name, record)``: a :class:`~llamadash.core.requests_log.RequestRecord` of a request its log
+    told of (finished, aborted, or incomplete when the server ended); already being stored."""
+
     def instance(self, name: str) -> Instance | None:
         """The instance of model ``name``, or ``None`` when it has none (never started)."""
         ...

@@ -36,6 +36,7 @@ class InstanceRelay(QObject):
         log_line: Emitted with (name, line).
         event: Emitted with (name, event, Unix ms).
         log_file: Emitted with (name, log file problem or "").
+        request: Emitted with (name, request record).
         parent: The Qt parent (the manager).
     """
 
@@ -48,12 +49,14 @@ class InstanceRelay(QObject):
         log_line: SignalInstance,
         event: SignalInstance,
         log_file: SignalInstance,
+        request: SignalInstance,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._on_spawned = on_spawned
         self._on_state = on_state
         self._figures, self._log_line, self._event, self._log_file = figures, log_line, event, log_file
+        self._request = request
 
     def connect_instance(self, inst: ServerInstance) -> None:
         """Pass ``inst``'s signals on from now on."""
@@ -88,6 +91,7 @@ class InstanceRelay(QObject):
             (inst.logLine, self._line),
             (inst.eventOccurred, self._event_occurred),
             (inst.logFileProblem, self._log_file_problem),
+            (inst.requestRecorded, self._request_recorded),
         ]
 
     def _sender(self) -> ServerInstance | None:
@@ -123,6 +127,11 @@ class InstanceRelay(QObject):
         inst = self._sender()
         if inst is not None:
             self._log_file.emit(inst.name, problem)
+
+    def _request_recorded(self, record: object) -> None:
+        inst = self._sender()
+        if inst is not None:
+            self._request.emit(inst.name, record)
 
 
 def stop_instances(instances: Iterable[ServerInstance], timeout_s: float) -> list[str]:

@@ -6,22 +6,36 @@ living in its own ``QThread`` to gather the system and GPU readings and save the
 back by queued signal. At most one sample is in flight: a tick that finds the previous sample still
 running is skipped and counted, so a stalled driver never queues up work.
 
+When the instance figures' provider is also an :class:`InstanceSampleSource` (the instance manager
+is), each tick also takes one ``instance_samples`` row per active instance there, and the worker
+stores them with the sample's timestamp, in the same transaction as the ``metrics_history`` row.
+
 QtCore only, so it runs under a plain ``QCoreApplication`` as well as under the GUI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from llamadash.core.metrics import InstanceFigures, InstanceStats, MetricsCollector, Sample
 
-__all__ = ["MAX_INTERVAL_S", "MIN_INTERVAL_S", "MetricsSampler", "check_interval", "save_to_database"]
+__all__ = [
+    "MAX_INTERVAL_S",
+    "MIN_INTERVAL_S",
+    "InstanceSampleSource",
+    "MetricsSampler",
+    "check_interval",
+    "save_instance_samples_to_database",
+    "save_to_database",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +43,17 @@ MIN_INTERVAL_S = 0.25
 MAX_INTERVAL_S = 10.0
 
 SaveFunction = Callable[[dict[str, Any]], object]
+SaveRowsFunction = Callable[[Sequence[dict[str, Any]]], object]
+Transaction = Callable[[], AbstractContextManager[object]]
+
+
+@runtime_checkable
+class InstanceSampleSource(InstanceStats, Protocol):
+    """An :class:`~llamadash.core.metrics.InstanceStats` that also gives per-instance samples."""
+
+    def instance_samples(self) -> list[dict[str, Any]]:
+        """One ``instance_samples`` row (without ``timestamp``) per active instance; a cheap getter."""
+        ...
 
 
 def save_to_database(row: dict[str, Any]) -> None:
@@ -36,6 +61,20 @@ def save_to_database(row: dict[str, Any]) -> None:
     from llamadash.core import database
 
     database.save_metrics(row)
+
+
+def save_instance_samples_to_database(rows: Sequence[dict[str, Any]]) -> None:
+    """Save per-instance sample rows with ``database.save_instance_samples``."""
+    from llamadash.core import database
+
+    database.save_instance_samples(rows)
+
+
+def database_transaction() -> AbstractContextManager[object]:
+    """``database.transaction()``: the sample's rows are kept together or not at all."""
+    from llamadash.core import database
+
+    return database.transaction()
 
 
 def check_interval(seconds: float) -> float:
@@ -63,13 +102,21 @@ class _SampleWorker(QObject):
     thread. The save outcome is None when nothing was saved (no sample, or no save function), ""
     when the sample was saved, else why it was not."""
 
-    def __init__(self, collector: MetricsCollector, save: SaveFunction | None) -> None:
+    def __init__(
+        self,
+        collector: MetricsCollector,
+        save: SaveFunction | None,
+        save_instances: SaveRowsFunction | None = None,
+        transaction: Transaction | None = None,
+    ) -> None:
         super().__init__()
         self._collector = collector
         self._save = save
+        self._save_instances = save_instances
+        self._transaction = transaction
 
-    @Slot(object)
-    def take_sample(self, instances: InstanceFigures) -> None:
+    @Slot(object, object)
+    def take_sample(self, instances: InstanceFigures, instance_rows: list[dict[str, Any]]) -> None:
         started = time.perf_counter()
         sample: Sample | None = None
         error = ""
@@ -79,9 +126,18 @@ class _SampleWorker(QObject):
         except Exception as exc:
             _log.exception("gathering a metrics sample failed")
             error = f"gathering a sample failed: {exc}"
-        if sample is not None and self._save is not None:
+        save, save_rows = self._save, self._save_instances
+        rows = instance_rows if save_rows is not None else []
+        if sample is not None and (save is not None or rows):
+            for row in rows:
+                row["timestamp"] = sample.timestamp  # the moment of the metrics row they go with
+            transaction = self._transaction if save is not None and rows else None
             try:
-                self._save(sample.as_row())
+                with transaction() if transaction is not None else contextlib.nullcontext():
+                    if save is not None:
+                        save(sample.as_row())
+                    if rows and save_rows is not None:
+                        save_rows(rows)
                 saved = ""
             except Exception as exc:
                 error = f"saving a sample failed: {exc}"
@@ -99,6 +155,10 @@ class MetricsSampler(QObject):
         stats: The instance manager's figures, read on this object's thread at each tick; ``None``
             means no instance runs (0 models, 0 requests per minute).
         save: Persists one row; defaults to ``database.save_metrics``; ``None`` keeps nothing.
+        save_instances: Persists the per-instance rows of a sample; defaults to
+            ``database.save_instance_samples``; ``None`` keeps none.
+        transaction: Wraps the saves of one sample when there are both (default:
+            ``database.transaction``); ``None``: each save on its own.
         parent: The Qt parent.
 
     Raises:
@@ -119,8 +179,9 @@ class MetricsSampler(QObject):
     tick_skipped = Signal(int)
     """A tick came while the previous sample was still running; carries the total skipped so far."""
 
-    _request = Signal(object)
-    """Private: asks the worker for one sample, carrying the tick's :class:`InstanceFigures`."""
+    _request = Signal(object, object)
+    """Private: asks the worker for one sample, carrying the tick's :class:`InstanceFigures` and
+    per-instance rows."""
 
     def __init__(
         self,
@@ -129,12 +190,16 @@ class MetricsSampler(QObject):
         interval_s: float = 1.0,
         stats: InstanceStats | None = None,
         save: SaveFunction | None = save_to_database,
+        save_instances: SaveRowsFunction | None = save_instance_samples_to_database,
+        transaction: Transaction | None = database_transaction,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._interval_s = check_interval(interval_s)
         self._collector = collector
         self._save = save
+        self._save_instances = save_instances
+        self._transaction = transaction
         self._stats = stats
         self._timer = QTimer(self)
         self._timer.setInterval(round(self._interval_s * 1000))
@@ -170,7 +235,7 @@ class MetricsSampler(QObject):
         self._timer.setInterval(round(self._interval_s * 1000))
 
     def set_instance_stats(self, stats: InstanceStats | None) -> None:
-        """Take active models and requests per minute from ``stats`` from the next tick on."""
+        """Take active models, requests per minute (and instance samples) from ``stats`` from the next tick on."""
         self._stats = stats
 
     @property
@@ -216,7 +281,7 @@ class MetricsSampler(QObject):
             return
         thread = QThread()
         thread.setObjectName("llamadash-sampler")
-        worker = _SampleWorker(self._collector, self._save)
+        worker = _SampleWorker(self._collector, self._save, self._save_instances, self._transaction)
         worker.moveToThread(thread)
         # The worker lives on `thread`, so these connections are queued: requests run there, results
         # come back here.
@@ -268,7 +333,17 @@ class MetricsSampler(QObject):
             self.tick_skipped.emit(self._skipped)
             return
         self._busy = True
-        self._request.emit(InstanceFigures.from_provider(self._stats))
+        self._request.emit(InstanceFigures.from_provider(self._stats), self._instance_rows())
+
+    def _instance_rows(self) -> list[dict[str, Any]]:
+        stats = self._stats
+        if self._save_instances is None or not isinstance(stats, InstanceSampleSource):
+            return []
+        try:
+            return [dict(row) for row in stats.instance_samples()]
+        except Exception:  # the rows of one tick are lost, never the sample
+            _log.exception("reading the per-instance samples failed")
+            return []
 
     @Slot(object, float, str, object)
     def _on_done(self, sample: Sample | None, seconds: float, error: str, saved: str | None) -> None:

@@ -23,6 +23,7 @@ from support import free_port, health_status
 
 from llamadash.core import database, pidfile
 from llamadash.core.llama_server import METADATA_KEY
+from llamadash.core.throughput import ThroughputMeter
 from llamadash.services.instance import (
     InstanceError,
     InstanceFigures,
@@ -459,7 +460,10 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
     assert all((f.generation_tokens_per_s or 0) > 0 and (f.prompt_tokens_per_s or 0) > 0 for f in busy)
     assert figures[-1].total_slots == 1  # /slots answered: the key was sent
     n_before = len(figures)
+    # idle: 0.0 (never None) once the live rate's 2-s window has passed the last request
+    window_s = ThroughputMeter().window_s
     qtbot.waitUntil(lambda: len(figures) >= n_before + 3, timeout=10_000)
+    qtbot.wait(round(window_s * 1000) + 500)
     idle = figures[-1]
     assert idle.generation_tokens_per_s == 0.0 and idle.prompt_tokens_per_s == 0.0
     assert idle.requests_processing == 0.0 and idle.busy_slots == 0.0
@@ -588,6 +592,13 @@ def test_sampler_follows_the_manager_active_models_and_requests(
         stored = database.get_metrics_history(1)
         assert stored[-1]["active_models"] == 1 and stored[-1]["requests_per_minute"] == 5.0
         assert stored[-1]["uptime"] is not None and stored[-1]["uptime"] >= stored[0]["uptime"]
+        # one instance_samples row per tick for the running instance, at the metrics row's timestamp
+        qtbot.waitUntil(lambda: len(database.get_instance_history(1, model="sampled")) >= 2, timeout=5_000)
+        rows = database.get_instance_history(1, model="sampled")
+        metric_times = {row["timestamp"] for row in database.get_metrics_history(1)}
+        assert {row["timestamp"] for row in rows} <= metric_times
+        assert rows[-1]["total_slots"] == 1 and rows[-1]["memory_mb"] and rows[-1]["memory_mb"] > 1
+        assert rows[-1]["tokens_per_second"] is not None  # /slots answered: a rate (0.0 idle), not NULL
         manager.stop("sampled")
         wait_state(qtbot, inst, InstanceState.STOPPED)
         qtbot.waitUntil(lambda: samples[-1].active_models == 0, timeout=5_000)

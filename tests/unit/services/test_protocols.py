@@ -71,6 +71,7 @@ def test_the_members_are_read_from_the_protocols():
         "eventOccurred",
         "orphansChanged",
         "logFileProblem",
+        "requestRecorded",
     } == MANAGER_SIGNALS
     assert not any(name.startswith("_") for name in INSTANCE_MEMBERS | MANAGER_MEMBERS)
 
