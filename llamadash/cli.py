@@ -15,15 +15,17 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from llamadash import __version__
 from llamadash.core import database as db
-from llamadash.core import library, model_export, paths
+from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
 from llamadash.core.library_service import Library, LibraryError, running_by_process_records
 from llamadash.core.llama_server import (
@@ -144,6 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="the recent metrics history")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="the per-instance samples (tokens/s, slots, CPU, RAM) instead of the system's; with "
+        '--json, both: {"system": [...], "instances": [...]}',
+    )
+
+    p = sub.add_parser("activity", help="the record of requests the servers answered, newest first")
+    p.add_argument("--model", metavar="NAME", help="only this model's requests")
+    p.add_argument(
+        "--since", metavar="AGE", help="only the last AGE: 30m, 1h, 1d, 7d, 2w (default: all stored)"
+    )
+    p.add_argument("--limit", metavar="N", type=int, default=None, help="at most N requests (the newest)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="the stored records as a JSON list")
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header row (empty cells: not known)")
 
     p = sub.add_parser(
         "run",
@@ -331,8 +349,9 @@ def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"path:     {path}", file=out)
         print(f"size:     {_human_size(db.get_database_size())}", file=out)
         print(f"version:  {db.get_db_version()}", file=out)
+        width = max(len(table) for table in counts) + 1
         for table, count in counts.items():
-            print(f"{table + ':':<16} {count} rows", file=out)
+            print(f"{table + ':':<{width}} {count} rows", file=out)  # scripts read the plain number
         return 0
     if args.db_command == "export":
         target = Path(args.file).expanduser()
@@ -551,6 +570,8 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
     if args.minutes <= 0:
         raise CliError("--minutes must be positive")
     rows = db.get_metrics_history(args.minutes)
+    if args.instances:
+        return _print_instance_samples(args, rows, out)
     if args.json:
         json.dump(rows, out, indent=2)
         print(file=out)
@@ -587,6 +608,109 @@ def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     for r in table:
         print("  ".join(r[i].rjust(widths[i]) for i in range(len(columns))), file=out)
+    return 0
+
+
+#: The per-instance samples' table: header, column, decimals (None: as stored).
+_INSTANCE_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("TIME", "timestamp", None),
+    ("MODEL", "model", None),
+    ("TOK/S", "tokens_per_second", 1),
+    ("PROMPT T/S", "prompt_tokens_per_second", 1),
+    ("BUSY", "busy_slots", None),
+    ("SLOTS", "total_slots", None),
+    ("PROC", "requests_processing", None),
+    ("DEFER", "requests_deferred", None),
+    ("CPU%", "cpu_percent", 1),
+    ("RAM MB", "memory_mb", 0),
+    ("VRAM MB", "vram_mb", 0),
+)
+
+
+def _print_instance_samples(args: argparse.Namespace, system: list[dict[str, Any]], out: TextIO) -> int:
+    """``metrics --instances``: each running instance's samples (with ``--json``, the system's too)."""
+    samples = db.get_instance_history(args.minutes)
+    if args.json:
+        json.dump({"system": system, "instances": samples}, out, indent=2)
+        print(file=out)
+        return 0
+    if not samples:
+        unit = "minute" if args.minutes == 1 else "minutes"
+        print(
+            f"no instance samples in the last {args.minutes:g} {unit} "
+            "(they are sampled while llamadash runs a model)",
+            file=out,
+        )
+        return 0
+
+    def cell(row: dict[str, Any], key: str, digits: int | None) -> str:
+        value = row.get(key)
+        if key == "timestamp" and value is not None:
+            return dt.datetime.fromtimestamp(value / 1000).strftime("%H:%M:%S")
+        if value is None:
+            return "n/a"
+        return f"{value:.{digits}f}" if digits is not None else str(value)
+
+    header = [c[0] for c in _INSTANCE_COLUMNS]
+    cells = [[cell(r, c[1], c[2]) for c in _INSTANCE_COLUMNS] for r in samples]
+    _print_table(header, cells, out, numeric=[c[1] not in ("timestamp", "model") for c in _INSTANCE_COLUMNS])
+    return 0
+
+
+def _print_table(header: list[str], rows: list[list[str]], out: TextIO, *, numeric: Sequence[bool]) -> None:
+    """Columns padded to their widest cell: numbers to the right, text to the left."""
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        cells = [r[i].rjust(widths[i]) if numeric[i] else r[i].ljust(widths[i]) for i in range(len(header))]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+_AGE_UNITS_MS = {"s": 1_000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+
+
+def parse_age(text: str) -> int:
+    """An age such as ``30m``, ``1h``, ``1d``, ``7d`` or ``2w`` in milliseconds.
+
+    Raises:
+        CliError: ``text`` is not such an age, or is 0.
+    """
+    match = _AGE.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise CliError(
+            f"--since must be an age such as 30m, 1h, 1d, 7d or 2w (s, m, h, d, w), got {short_repr(text)}"
+        )
+    return round(float(match.group(1)) * _AGE_UNITS_MS[match.group(2).lower()])
+
+
+def cmd_activity(args: argparse.Namespace, out: TextIO) -> int:
+    """``llamadash activity``: the stored request records, newest first (table, JSON or CSV)."""
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be 1 or more, got {args.limit}")
+    since_ms = None if args.since is None else time.time_ns() // 1_000_000 - parse_age(args.since)
+    if args.model is not None and not args.model.strip():
+        raise CliError("--model is empty; give a model's name, or leave it out for all models")
+    rows = db.get_requests(model=args.model, since_ms=since_ms, limit=args.limit)
+    if args.json:
+        json.dump(rows, out, indent=2)
+        print(file=out)
+        return 0
+    if args.csv:
+        activity.write_csv(rows, out)
+        return 0
+    if not rows:
+        which = f" of {args.model.strip()}" if args.model else ""
+        when = f" in the last {args.since.strip()}" if args.since else ""
+        print(
+            f"no requests{which}{when}: llamadash records each request a model it runs answers "
+            "(see 'llamadash run NAME' or the window's Activity tab)",
+            file=out,
+        )
+        return 0
+    columns = activity.TABLE_COLUMNS
+    cells = [[activity.cell_text(row, column.key) for column in columns] for row in rows]
+    _print_table([c.header for c in columns], cells, out, numeric=[c.numeric for c in columns])
     return 0
 
 
@@ -829,6 +953,7 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         "models": lambda d: cmd_models(args, out, err, d),
         "llama-server": lambda d: cmd_llama_server(args, out, err, d),
         "metrics": lambda d: cmd_metrics(args, out),
+        "activity": lambda d: cmd_activity(args, out),
         "run": lambda d: cmd_run(args, out, err, d),
         "status": lambda d: cmd_status(args, out, err),
     }
