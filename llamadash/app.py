@@ -158,6 +158,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         settings = _start_at_login_as_found(settings_mod.load_settings(store))
         db.set_retention_minutes(settings.history_minutes)  # the database stays open
         history = db.get_metrics_history(settings.history_minutes)
+        instance_history = db.get_instance_history(settings.history_minutes)  # the tokens/s chart
         events = events_mod.load_events(store, window_minutes=settings.history_minutes)
     except (db.DatabaseError, OSError) as exc:
         QMessageBox.critical(None, APP_NAME, f"llamadash cannot open its database:\n\n{exc}")
@@ -179,6 +180,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         load_models=db.get_models,
         settings=settings,
         history=history,
+        instance_history=instance_history,
         events=events,
         sampler=sampler,
         data_dir=data_dir,

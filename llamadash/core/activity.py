@@ -33,6 +33,7 @@ __all__ = [
     "TableColumn",
     "TimeRange",
     "cell_text",
+    "figure_text",
     "median",
     "percentile",
     "summarize",
@@ -140,14 +141,18 @@ def _local_time(ms: Any) -> str:
     return datetime.fromtimestamp(number / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _count(value: Any) -> str:
+def figure_text(value: Any, decimals: int = 0) -> str:
+    """A figure with thousands separators and ``decimals`` decimals, or "n/a" when it is missing."""
     number = _number(value)
-    return NA if number is None else f"{number:,.0f}"
+    return NA if number is None else f"{number:,.{decimals}f}"
+
+
+def _count(value: Any) -> str:
+    return figure_text(value, 0)
 
 
 def _rate(value: Any) -> str:
-    number = _number(value)
-    return NA if number is None else f"{number:,.1f}"
+    return figure_text(value, 1)
 
 
 def cell_text(row: Mapping[str, Any], key: str) -> str:

@@ -2,7 +2,10 @@
 
 :data:`CHART_SPECS` declares the charts (title, unit, the ``metrics_history`` columns they draw);
 :class:`ChartBoard` owns their docks and feeds them: first the saved history, then each new sample,
-the instance manager's per-instance tokens/s and the instance events (vertical markers).
+the instance manager's per-instance tokens/s and the instance events (vertical markers). The
+tokens/s chart comes back on launch too, from the stored per-instance samples
+(:meth:`ChartBoard.load_instance_history`), and a moment can be marked on every chart (the Activity
+view marks the selected request's, :meth:`ChartBoard.mark_time`).
 
 How the charts stay cheap whatever the sample rate: every curve is created once and only given new
 data with ``setData``; a new sample updates the readouts (two labels a chart) at once but only marks
@@ -248,6 +251,8 @@ class ChartView(QWidget):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._events: list[InstanceEvent] = []
         self._markers: dict[InstanceEvent, pg.InfiniteLine] = {}
+        self._mark_s: float | None = None
+        self._mark_line: pg.InfiniteLine | None = None
         self._plot_widget: pg.PlotWidget | None = None
         self._readout_text = ""
         self._legend_text = ""
@@ -352,6 +357,8 @@ class ChartView(QWidget):
         for key in self.buffers:
             self._make_curve(key)
         self._apply_plot_colors()
+        if self._mark_s is not None:
+            self._show_mark()
 
     def _make_curve(self, key: str) -> None:
         plot = self.plot
@@ -530,6 +537,43 @@ class ChartView(QWidget):
         for event in [e for e in self._markers if e.ms / 1000 < before]:
             self.plot.removeItem(self._markers.pop(event))
 
+    # -- the marked moment ------------------------------------------------------------------------
+
+    def mark_time(self, seconds: float | None) -> None:
+        """Mark a moment (Unix seconds) with a solid vertical line, or (``None``) mark none.
+
+        One moment at a time: a new one moves the line. It is kept where the plot is not made yet.
+        """
+        self._mark_s = None if seconds is None else float(seconds)
+        if self._plot_widget is not None:
+            self._show_mark()
+
+    @property
+    def marked_time(self) -> float | None:
+        """The marked moment (Unix seconds), if any."""
+        return self._mark_s
+
+    @property
+    def mark_line(self) -> pg.InfiniteLine | None:
+        """The line of the marked moment, once the plot is made and a moment marked (tests)."""
+        return self._mark_line if self._mark_line is not None and self._mark_line.isVisible() else None
+
+    def _show_mark(self) -> None:
+        if self._mark_s is None:
+            if self._mark_line is not None:
+                self._mark_line.hide()
+            return
+        if self._mark_line is None:
+            self._mark_line = pg.InfiniteLine(angle=90, movable=False)
+            self._mark_line.setZValue(5)  # over the curves: it is what the user asked to see
+            self.plot.addItem(self._mark_line, ignoreBounds=True)
+        self._mark_line.setPen(pg.mkPen(self._colors.readout, width=1.5))
+        self._mark_line.setPos(self._mark_s)
+        self._mark_line.setToolTip(
+            "Selected request, " + datetime.fromtimestamp(self._mark_s).strftime("%H:%M:%S")
+        )
+        self._mark_line.show()
+
     # -- theme ------------------------------------------------------------------------------------
 
     def set_colors(self, colors: ChartColors) -> None:
@@ -559,6 +603,8 @@ class ChartView(QWidget):
         self._markers.clear()
         for event in self._events:
             self._add_marker_item(event)
+        if self._mark_line is not None:
+            self._show_mark()
 
 
 class ChartDock(QDockWidget):
@@ -676,6 +722,54 @@ class ChartBoard(QObject):
                 buffer.interval_s = spacing_s
         self._update_gpu_pages()
         self.redraw_shown()
+
+    def load_instance_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Fill the tokens/s chart from stored per-instance samples (oldest first): one curve a model.
+
+        ``rows`` are ``instance_samples`` rows (``timestamp`` in Unix ms, ``model``,
+        ``tokens_per_second``), as :func:`llamadash.core.database.get_instance_history` returns them.
+        Each model's runs are split on its own gaps, as :meth:`load_history` splits the system's; the
+        live figures of an instance of that name carry on its curve.
+        """
+        by_model: dict[str, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            if row.get("model") and row.get("timestamp") is not None:
+                by_model.setdefault(str(row["model"]), []).append(row)
+        if not by_model:
+            return
+        view = self.view(TOKENS_CHART)
+        for model, model_rows in by_model.items():
+            buffer = view.add_series(model, model)
+            runs = split_on_gaps(model_rows, self._interval_s)
+            for run in runs:
+                buffer.add_break(run[0]["timestamp"] / 1000 - self._interval_s / 2)
+                for row in run:
+                    buffer.append(row["timestamp"] / 1000, row.get("tokens_per_second"))
+            if runs:
+                stamps = [row["timestamp"] for row in runs[-1][-(HISTORY_SPACING_STEPS + 1) :]]
+                buffer.interval_s = _spacing_s(stamps)
+        view.dirty = True
+        self.redraw_shown()
+
+    def mark_time(self, ms: int | None) -> bool:
+        """Mark a moment (Unix ms) on every chart, or (``None``) unmark; one moment at a time.
+
+        Returns whether the moment lies within the time the charts show now (an older one is marked
+        all the same, out of view).
+        """
+        seconds = None if ms is None else ms / 1000
+        for view in self.views():
+            view.mark_time(seconds)
+        if seconds is None:
+            return False
+        start, end = self._span()
+        return start <= seconds <= end
+
+    @property
+    def marked_time_ms(self) -> int | None:
+        """The moment marked with :meth:`mark_time`, if any."""
+        seconds = self.view(TOKENS_CHART).marked_time
+        return None if seconds is None else round(seconds * 1000)
 
     def add_sample(self, sample: Sample | Mapping[str, Any]) -> None:
         """Add a new sample: the readouts show it at once, the plots within their redraw step."""

@@ -5,15 +5,21 @@ The window owns no process and no database connection. It is given:
 * ``store``, where settings and the window layout are kept (the :mod:`llamadash.core.database`
   module, or anything with ``get_metadata``/``set_metadata``/``delete_metadata``);
 * ``load_models``, which returns the model library;
-* the saved metrics ``history`` and instance ``events``, drawn before the first new sample;
+* the saved metrics ``history``, per-instance samples (``instance_history``, the tokens/s chart)
+  and instance ``events``, drawn before the first new sample;
 * the metrics ``sampler`` to follow (``sampled``), optional;
 * later, once it has been painted, the instance ``manager`` (:meth:`MainWindow.set_manager`, a
   :class:`~llamadash.services.protocols.Manager`): the launcher starts it after the first paint so
   the window appears sooner. Until then the instances are listed as stopped and cannot be started.
 
+When ``store`` also keeps the record of requests (``get_requests``, ``count_requests``,
+``get_daily_totals``: the database module), an "Activity" tab lists them
+(:class:`~llamadash.ui.activity_view.ActivityView`, read when first shown); selecting a request marks
+its moment on the charts.
+
 Places kept for the model library and the parameter editor (another part of llamadash fills them):
 :meth:`MainWindow.set_library_widget` adds the library as a tab of the central area, next to the
-instances; :meth:`MainWindow.set_editor_widget` puts the editor in a "Configuration" tab.
+instances (before Activity); :meth:`MainWindow.set_editor_widget` puts the editor in a "Configuration" tab.
 Double-clicking an instance calls :meth:`MainWindow.open_configuration`, which emits
 :attr:`MainWindow.configureRequested`.
 
@@ -31,7 +37,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyqtgraph as pg
 from PySide6 import __version__ as pyside_version
@@ -58,6 +64,7 @@ from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
 from llamadash.services.protocols import Instance, Manager
+from llamadash.ui.activity_view import ActivityView, RequestsSource
 from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
@@ -102,6 +109,8 @@ class MainWindow(QMainWindow):
         load_models: Returns the model library as dicts (``name``, ``port``, ...).
         settings: The settings in force (default: read from ``store``).
         history: Saved metrics rows, oldest first, drawn at once.
+        instance_history: Saved per-instance samples (``get_instance_history``), oldest first: the
+            tokens/s chart draws them at once.
         events: Saved instance events, shown as markers.
         sampler: The metrics sampler, followed through ``sampled``.
         data_dir: The data directory (the disk chart's fallback, "Open data folder").
@@ -126,6 +135,7 @@ class MainWindow(QMainWindow):
         load_models: Callable[[], list[dict[str, Any]]],
         settings: Settings | None = None,
         history: Sequence[Mapping[str, Any]] = (),
+        instance_history: Sequence[Mapping[str, Any]] = (),
         events: Iterable[InstanceEvent] = (),
         sampler: Any | None = None,
         data_dir: Path | None = None,
@@ -171,6 +181,12 @@ class MainWindow(QMainWindow):
         self.workspace.setDocumentMode(True)
         self.workspace.setTabBarAutoHide(True)  # one tab needs no tab bar
         self.workspace.addTab(self.instances_view, "Instances")
+        self.activity_view: ActivityView | None = None
+        if all(hasattr(store, name) for name in ("get_requests", "count_requests", "get_daily_totals")):
+            self.activity_view = ActivityView(
+                cast(RequestsSource, store), model_names=self.instances_model.names, colors=self.theme.charts
+            )
+            self.workspace.addTab(self.activity_view, "Activity")
         self.setCentralWidget(self.workspace)
         self.library_widget: QWidget | None = None
         self.editor_widget: QWidget | None = None
@@ -199,6 +215,7 @@ class MainWindow(QMainWindow):
         # Before the window shows: each chart draws this when it is first seen.
         self.board.set_events(events)
         self.board.load_history(history)
+        self.board.load_instance_history(instance_history)
         if history:
             self._show_glance(history[-1])
         self.instances_view.currentInstanceChanged.connect(self.logs_dock.show_instance)
@@ -209,6 +226,8 @@ class MainWindow(QMainWindow):
         self.instances_view.libraryRequested.connect(self.show_library)
         self.refusal_box: QMessageBox | None = None
         self.logs_dock.show_instance(self.instances_view.current_name())
+        if self.activity_view is not None:
+            self.activity_view.requestSelected.connect(self._mark_request)
         if sampler is not None:
             sampler.sampled.connect(self._on_sample)
             sampler.sampled.connect(self.tray_controller.on_sample)
@@ -240,6 +259,8 @@ class MainWindow(QMainWindow):
             self.manager.stateChanged.disconnect(self._on_state_changed)
             self.manager.orphansChanged.disconnect(self._update_orphan_actions)
         self.manager = manager
+        if self.activity_view is not None:
+            self.activity_view.set_manager(manager)
         self.tray_controller.set_manager(manager)
         self.instances_model.set_manager(manager)
         self.logs_dock.set_manager(manager)
@@ -307,13 +328,27 @@ class MainWindow(QMainWindow):
     # places for the model library and the parameter editor
 
     def set_library_widget(self, widget: QWidget, title: str = "Library") -> None:
-        """Show the model library as a tab of the central area (replacing one set before)."""
+        """Show the model library as a tab of the central area, after Instances (replacing one set before)."""
         if self.library_widget is not None:
             self.workspace.removeTab(self.workspace.indexOf(self.library_widget))
             self.library_widget.deleteLater()
         self.library_widget = widget
-        self.workspace.addTab(widget, title)
+        self.workspace.insertTab(1, widget, title)
         self.instances_view.set_library_offered(True)
+
+    def show_activity(self) -> None:
+        """Bring the Activity tab forward (where the store keeps requests)."""
+        if self.activity_view is not None:
+            self.workspace.setCurrentWidget(self.activity_view)
+
+    def _mark_request(self, finished_ms: int | None) -> None:
+        """The Activity view's selected request: its moment on every chart."""
+        within = self.board.mark_time(finished_ms)
+        if finished_ms is not None and not within:
+            self.statusBar().showMessage(
+                f"That request is older than the {self.board.window_minutes:g} minutes the charts show",
+                5000,
+            )
 
     def show_library(self) -> None:
         """Bring the Library tab forward (the instances' empty state asks for it)."""
@@ -697,6 +732,8 @@ class MainWindow(QMainWindow):
         self.theme = apply_theme(preference, charts_follow=charts_follow)
         self.board.set_colors(self.theme.charts)
         self.logs_dock.apply_palette(self.theme.palette)
+        if self.activity_view is not None:
+            self.activity_view.set_colors(self.theme.charts)
 
     def show_settings(self) -> SettingsDialog:
         """Open the settings dialog (non-blocking) and return it; one already open is brought forward."""
