@@ -3,8 +3,8 @@
 The descriptor is data: one row per seed ``models`` column that is a llama-server parameter. This
 module loads it, knows how a value of each *kind* is checked, stored and read back, and derives
 the facts other code needs from the rows' data (their ``roles``, ``source_rank``, ``rejected``
-values) and the descriptor's tables (``[numbers]``, ``[booleans]``, ``[router]``):
-:data:`SOURCE_COLUMNS`, :data:`SECRET_COLUMNS`, :func:`secret_env_var`, :data:`INT32_RANGE`,
+values) and the descriptor's tables (``[numbers]``, ``[booleans]``, ``[router]``, ``[sections]``):
+:data:`SECTIONS`, :data:`SOURCE_COLUMNS`, :data:`SECRET_COLUMNS`, :func:`secret_env_var`, :data:`INT32_RANGE`,
 :data:`TRUE_WORDS`/:func:`parse_bool`, :data:`ROUTER_MANAGED_FLAGS`, :data:`DEFAULT_PORT` and
 :data:`COLUMN` (a column's name without writing it as a literal). None of them is written twice.
 What a build accepts on its command line lives in :mod:`llamadash.core.params.capabilities` and
@@ -45,24 +45,6 @@ ITEM_KINDS = ("text", "file", "dir", "float", "int")
 ITEM_PART_SEPARATOR = ":"
 SQL_TYPES = ("INTEGER", "REAL", "TEXT", "BOOLEAN")
 STATUSES = ("clean", "partial", "renamed", "deprecated", "absent", "not_server", "action")
-SECTIONS = (
-    "Model Path & Loading",
-    "Context & Processing",
-    "Threading",
-    "Memory & Performance",
-    "GPU Offloading",
-    "Advanced Memory",
-    "Sampling",
-    "Grammar & Constraints",
-    "RoPE & Attention",
-    "Multi-modal",
-    "LoRA & Control Vectors",
-    "Draft Model",
-    "Logging",
-    "Server Configuration",
-    "Example-Specific",
-    "Advanced",
-)
 #: Columns of the seed's ``models`` table that are not llama-server parameters.
 SEED_META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 #: Every ``models`` column that is not a llama-server parameter: the seed's, then the per-model
@@ -177,6 +159,25 @@ class Param:
     source_label: str | None = None
     #: ``(value, reason)``: values inside ``min``/``max`` that llama-server still refuses.
     rejected: tuple[tuple[int, str], ...] = ()
+    #: The GGUF metadata key that decides the value while the row is unset (``"{arch}"`` stands
+    #: for ``general.architecture``): ``ctx_size`` -> ``"{arch}.context_length"``.
+    model_default: str | None = None
+
+    def model_value(self, metadata: Mapping[str, Any]) -> Any:
+        """What the model's header says this row is when unset (:attr:`model_default`), or ``None``.
+
+        Args:
+            metadata: a GGUF file's key/value metadata (``ModelInfo.metadata``).
+        """
+        if not self.model_default:
+            return None
+        architecture = metadata.get("general.architecture")
+        if "{arch}" in self.model_default and not isinstance(architecture, str):
+            return None
+        value = metadata.get(self.model_default.replace("{arch}", str(architecture)))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return value
 
     @property
     def long_flag(self) -> str | None:
@@ -544,7 +545,8 @@ class Schema:
 
     Besides the rows, what the descriptor's tables say about all of them: the numbers llama-server
     reads (``[numbers]``), the words for true and false (``[booleans]``) and the flags the router
-    sets that no row holds (``[router]``). A descriptor without a table leaves its fields empty.
+    sets that no row holds (``[router]``) and the order of the sections (``[sections]``). A
+    descriptor without a table leaves its fields empty.
     """
 
     params: tuple[Param, ...]
@@ -556,6 +558,9 @@ class Schema:
     false_words: frozenset[str] = frozenset()
     #: Flags llama-server's router sets for each model that no row holds (``--alias``).
     router_flags: tuple[str, ...] = ()
+    #: ``[sections]``: the order the sections are shown in; sections it does not list follow in
+    #: the order their first row comes.
+    section_order: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Param]:
         return iter(self.params)
@@ -574,10 +579,10 @@ class Schema:
         return tuple(p.column for p in self.params)
 
     def sections(self) -> dict[str, list[Param]]:
-        """Parameters grouped by seed section, sections in the seed's order."""
-        grouped: dict[str, list[Param]] = {name: [] for name in SECTIONS}
+        """Parameters grouped by section, sections in :attr:`section_order`, rows in descriptor order."""
+        grouped: dict[str, list[Param]] = {name: [] for name in self.section_order}
         for param in self.params:
-            grouped[param.section].append(param)
+            grouped.setdefault(param.section, []).append(param)
         return {name: rows for name, rows in grouped.items() if rows}
 
     def with_role(self, role: str) -> tuple[Param, ...]:
@@ -611,8 +616,8 @@ def load_schema_text(text: str) -> Schema:
     """Build a :class:`Schema` from descriptor text (TOML with ``[[param]]`` rows).
 
     A ``[limits]`` table gives the longest text of each kind (``file = 4096``); a row's own
-    ``max_length`` wins. ``[numbers]``, ``[booleans]`` and ``[router]`` fill the schema's fields of
-    the same meaning.
+    ``max_length`` wins. ``[numbers]``, ``[booleans]``, ``[router]`` and ``[sections]`` fill the
+    schema's fields of the same meaning.
     """
     data = tomllib.loads(text)
     limits = data.get("limits", {})
@@ -631,6 +636,7 @@ def load_schema_text(text: str) -> Schema:
         true_words=frozenset(booleans.get("true", ())),
         false_words=frozenset(booleans.get("false", ())),
         router_flags=tuple(data.get("router", {}).get("managed_flags", ())),
+        section_order=tuple(data.get("sections", {}).get("order", ())),
     )
 
 
@@ -645,6 +651,10 @@ def load_schema() -> Schema:
 # facts derived from the shipped descriptor: import these, never write their values again
 
 _SHIPPED = load_schema()
+
+#: The sections, in the order the editor shows them (``[sections]``: the model, its context, the
+#: GPU and sampling first). Every row's section is one of them.
+SECTIONS: tuple[str, ...] = _SHIPPED.section_order
 
 #: The whole numbers llama-server's argument parser reads (``std::stoi``: a C ``int``).
 INT32_RANGE: tuple[int, int] = (int(_SHIPPED.numbers["int_min"]), int(_SHIPPED.numbers["int_max"]))
