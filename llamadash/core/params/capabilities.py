@@ -98,6 +98,41 @@ class HelpEntry:
     def long_flag(self) -> str:
         return next((f for f in self.flags if f.startswith("--")), self.flags[0])
 
+    @property
+    def default(self) -> str | None:
+        """What the help says the default is (see :func:`help_default`), or ``None``."""
+        return help_default(self.help)
+
+
+_DEFAULT_OPEN = "(default:"
+
+
+def help_default(help_text: str) -> str | None:
+    """The text of the help's ``(default: ...)``, on one line, or ``None`` when it has none.
+
+    The parenthesis is matched, so what follows it (``.``, an ``(env: ...)`` line, a link) is left
+    out and one inside it is kept: ``"(default: unset, behavior unchanged).\\nwhen set ..."`` ->
+    ``"unset, behavior unchanged"``; ``"(default: 0, -1 =\\nall)"`` -> ``"0, -1 = all"``.
+    """
+    start = help_text.find(_DEFAULT_OPEN)
+    if start < 0:
+        return None
+    depth = 1
+    end = -1
+    for position in range(start + len(_DEFAULT_OPEN), len(help_text)):
+        if help_text[position] == "(":
+            depth += 1
+        elif help_text[position] == ")":
+            depth -= 1
+            if depth == 0:
+                end = position
+                break
+    if end < 0:  # never closed: up to the end of its line
+        end = help_text.find("\n", start)
+        end = len(help_text) if end < 0 else end
+    text = " ".join(help_text[start + len(_DEFAULT_OPEN) : end].split())
+    return text or None
+
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -15,6 +15,7 @@ from llamadash.core.params.capabilities import (
     CapabilityError,
     build_number,
     clear_probe_cache,
+    help_default,
     parse_help,
     probe_binary,
 )
@@ -354,3 +355,33 @@ def test_probe_ignores_llama_arg_variables_of_the_caller(
     script.chmod(0o755)
     monkeypatch.setenv("LLAMA_ARG_CTX_SIZE", "big")
     assert probe_binary(script).accepts("--load-mode")
+
+
+@pytest.mark.parametrize(
+    ("help_text", "default"),
+    [
+        # the parenthesis is matched: what follows it (".", the env line) is not the default
+        (
+            "context limit per parallel slot (default: unset, behavior unchanged).\nwhen set without"
+            " -c/--ctx-size, the shared KV pool is sized to\nn_parallel*N\n(env: LLAMA_ARG_KV_UNIFIED_PER_SLOT)",
+            "unset, behavior unchanged",
+        ),
+        ("number of tokens to keep (default: 0, -1 =\nall)", "0, -1 = all"),
+        ("whether to enable (default: false)\n(env: LLAMA_ARG_PERF)", "false"),
+        ("normalisation (default: 2) (-1=none, 0=max absolute)", "2"),
+        ("a mask (default: same as (the) --cpu-mask)", "same as (the) --cpu-mask"),
+        ("never closed (default: 4\nnext line", "4"),
+        ("no default here", None),
+    ],
+)
+def test_a_help_default_is_read_up_to_its_closing_parenthesis(help_text: str, default: str | None) -> None:
+    assert help_default(help_text) == default
+
+
+def test_every_uncovered_flag_of_b11434_has_a_one_line_default() -> None:
+    caps = parse_help(HELP_B11434, label="b11434")
+    entries = {entry.long_flag: entry for entry in caps.uncovered(load_schema())}
+    assert entries["--kv-unified-per-slot"].default == "unset, behavior unchanged"
+    for flag, entry in entries.items():
+        default = entry.default
+        assert default is None or ("\n" not in default and "(env:" not in default), flag

@@ -456,3 +456,56 @@ help = "draft context"
     assert schema["ctx_size_draft"].label == "Context size draft"
     assert label_from_column("n_gpu_layers") == "N GPU layers"
     assert load_schema()["ctx_size"].label == "Context size"  # the shipped rows have their own
+
+
+def test_sections_come_in_the_order_users_look_for_them() -> None:
+    schema = load_schema()
+    assert SECTIONS[:4] == ("Model Path & Loading", "Context & Processing", "GPU Offloading", "Sampling")
+    assert tuple(schema.sections()) == SECTIONS  # every listed section has rows, none is missing
+    assert len(set(SECTIONS)) == len(SECTIONS)
+    # weight repacking is for the CPU's kernels: it sits with the memory options, not the GPU's
+    assert schema["repack"].section == "Memory & Performance"
+    assert [p.column for p in schema.sections()["GPU Offloading"]] == [
+        "device",
+        "list_devices",
+        "gpu_layers",
+        "split_mode",
+        "tensor_split",
+        "main_gpu",
+        "kv_offload",
+        "no_host",
+    ]
+
+
+def test_a_descriptor_without_a_section_order_keeps_the_order_of_its_rows() -> None:
+    rows = "".join(
+        f'''
+[[param]]
+column = "{column}"
+section = "{section}"
+sql_type = "INTEGER"
+kind = "int"
+flags = ["--{column}"]
+status = "clean"
+help = "h"
+'''
+        for column, section in (("a", "Second"), ("b", "First"), ("c", "Second"))
+    )
+    assert {k: [p.column for p in v] for k, v in load_schema_text(rows).sections().items()} == {
+        "Second": ["a", "c"],
+        "First": ["b"],
+    }
+    ordered = load_schema_text('[sections]\norder = ["First", "Second"]\n' + rows)
+    assert list(ordered.sections()) == ["First", "Second"]
+
+
+def test_model_defaults_are_read_from_the_models_header() -> None:
+    schema = load_schema()
+    metadata = {"general.architecture": "qwen3", "qwen3.context_length": 32768, "qwen3.rope.freq_base": 1e6}
+    assert schema["ctx_size"].model_value(metadata) == 32768
+    assert schema["rope_freq_base"].model_value(metadata) == 1e6
+    assert schema["ctx_size"].model_value({"qwen3.context_length": 32768}) is None  # no architecture
+    assert schema["ctx_size"].model_value({"general.architecture": "qwen3"}) is None  # not in the file
+    assert schema["ctx_size"].model_value({"general.architecture": "x", "x.context_length": "big"}) is None
+    assert schema["batch_size"].model_value(metadata) is None  # not decided by the model
+    assert {p.column for p in schema if p.model_default} == {"ctx_size", "rope_freq_base"}
