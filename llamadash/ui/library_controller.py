@@ -2,10 +2,12 @@
 
 The library is a tab next to the instances, and the editor a third tab (it needs the room of the
 central area: ~170 rows with four columns); it opens on double-click (in either view), Ctrl+E or
-"Configure…". The editor checks and previews for
-the configured llama-server build, saves every edit at once, and offers "Restart to apply" while the
-model's server runs. When no llama-server can be found, the editor lists that as a warning (with a
-way to the settings) and follows the settings when the binary is set there.
+"Configure…". The editor checks and previews for the configured llama-server build, saves every
+edit at once, and offers "Restart to apply" while the model's server runs and the new configuration
+can start. A restart of a running server is planned (:func:`~llamadash.core.launch.plan_launch`)
+before anything is stopped: one that could not start again is refused with the reason, and the
+working server is kept. When no llama-server can be found, the editor lists that as a warning (with
+a way to the settings) and follows the settings when the binary is set there.
 
 The library tab and the editor change the library through one core
 :class:`~llamadash.core.library_service.Library`. Its ``is_running`` is the window's knowledge: an
@@ -23,7 +25,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Slot
 
 from llamadash.core.library_service import Library, running_by_process_records
-from llamadash.core.launch import MissingBinaryError
+from llamadash.core.launch import LaunchError, MissingBinaryError, plan_launch
 from llamadash.core.llama_server import (
     LlamaServerNotFound,
     configured_capabilities,
@@ -213,6 +215,16 @@ class LibraryController(QObject):
         if model is None or self._manager is None:
             return
         name = model["name"]
+        if self._is_active(name):
+            # the manager stops first and starts after: a start that would be refused must not
+            # cost the working server (the editor offers no restart then; this guards a stale offer)
+            caps, binary, problem = self._build()
+            try:
+                plan_launch(model, caps, binary, name=name, binary_problem=problem or "")
+            except LaunchError as exc:
+                text = f"{failure_text('restart', name, exc)}\n\nThe running server was kept."
+                self._window.show_refusal("restart", name, text, isinstance(exc, MissingBinaryError))
+                return
         try:
             self._manager.restart(name)
         except Exception as exc:  # the whole reason, and a way to Settings for a missing binary

@@ -2,7 +2,11 @@
 
 :class:`ParamEditor` shows a search box, a "show only changed" switch, the parameter tree
 (:class:`~llamadash.ui.param_model.ParamTreeModel` through :class:`ParamFilterProxy`), the
-validation findings, the live command preview and, while the model runs, an offer to restart it.
+help of the selected row (always visible, not only in a tooltip), the validation findings, the live
+command preview and, while the model runs, an offer to restart it: made only when the new
+configuration can start (:func:`~llamadash.core.launch.plan_launch` accepts it), else the bar says
+why and the running server is kept. Defaults the model decides say what they are for the edited
+model's file ("0 (from the model: 32,768)"): its GGUF header is read once per model file.
 When there is no llama-server to check against (none found), that is listed as a warning first.
 Every edit is saved at once through the ``save(model_id, changes)`` callable it is given; the
 editor never opens the database.
@@ -10,6 +14,8 @@ editor never opens the database.
 
 from __future__ import annotations
 
+import html
+import os
 import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,7 +29,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence, QTextDocumentFragment
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -37,6 +43,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QStackedLayout,
     QStyle,
     QTreeView,
@@ -44,10 +51,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llamadash.core import library
+from llamadash.core.launch import LaunchError, plan_launch
 from llamadash.core.params import (
+    COLUMN,
     Capabilities,
     CommandError,
+    HelpEntry,
     Issue,
+    Param,
     build_command,
     format_command,
     has_errors,
@@ -60,13 +72,17 @@ from llamadash.ui.param_delegates import ParamDelegate
 from llamadash.ui.param_model import (
     CHANGED_ROLE,
     DEFAULT_COLUMN,
+    DESCRIPTOR_ROLE,
     GROUP_ROLE,
+    ISSUES_ROLE,
     KEY_ROLE,
     PARAMETER_COLUMN,
     SEARCH_ROLE,
+    UNSUPPORTED_ROLE,
     VALUE_COLUMN,
     CommitRefused,
     ParamTreeModel,
+    model_value_text,
 )
 from llamadash.ui.theme import error_style_sheet
 
@@ -74,6 +90,10 @@ _Index = QModelIndex | QPersistentModelIndex
 #: The ``column`` of the finding about the llama-server binary itself (no row of the tree has it).
 BINARY_ISSUE_COLUMN = "llama-server binary"
 SaveCallable = Callable[[int, dict[str, Any]], Any]
+#: What the help panel says while no parameter row is selected.
+NO_ROW_HELP = "Select a parameter to see what it does."
+#: What the restart bar says when the saved changes can be applied.
+RESTART_OFFER = "This model is running: the saved changes apply after a restart."
 
 
 def _shell_lines(argv: list[str], env: dict[str, str]) -> str:
@@ -191,6 +211,9 @@ class ParamEditor(QWidget):
         self._has_model = False
         self._start_allowed = True
         self._start_status: tuple[str | None, bool, str] = (None, True, "")
+        self._restart_pending = False  # saved changes the running server does not have yet
+        self._restart_problem: str | None = None
+        self._header_key: tuple[str, int, int] | None = None  # the model file whose header is read
         self._build_ui(capabilities)
         if model is None:
             self.clear_model()
@@ -258,6 +281,7 @@ class ParamEditor(QWidget):
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.selectionModel().currentChanged.connect(self._update_actions)
+        self.tree.selectionModel().currentChanged.connect(self._show_help)
         header = self.tree.header()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -265,6 +289,21 @@ class ParamEditor(QWidget):
         header.resizeSection(PARAMETER_COLUMN, 22 * em)
         header.resizeSection(VALUE_COLUMN, 26 * em)
         header.resizeSection(DEFAULT_COLUMN, 30 * em)
+
+        # the help of the selected row, always in view (a tooltip is found by few and read by fewer)
+        self.help_label = QLabel(NO_ROW_HELP)
+        self.help_label.setObjectName("parameterHelp")
+        self.help_label.setWordWrap(True)
+        self.help_label.setTextFormat(Qt.TextFormat.RichText)
+        self.help_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.help_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.help_label.setContentsMargins(6, 4, 6, 4)
+        self.help_panel = QScrollArea()  # a long help scrolls inside its few lines
+        self.help_panel.setWidgetResizable(True)
+        self.help_panel.setFrameShape(QFrame.Shape.StyledPanel)
+        self.help_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.help_panel.setWidget(self.help_label)
+        self.help_panel.setFixedHeight(5 * self.fontMetrics().lineSpacing() + 14)
 
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
@@ -282,7 +321,8 @@ class ParamEditor(QWidget):
         self.restart_bar.setFrameShape(QFrame.Shape.StyledPanel)
         restart_layout = QHBoxLayout(self.restart_bar)
         restart_layout.setContentsMargins(6, 4, 6, 4)
-        self.restart_label = QLabel("This model is running: the saved changes apply after a restart.")
+        self.restart_label = QLabel(RESTART_OFFER)
+        self.restart_label.setWordWrap(True)
         self.restart_button = QPushButton("Restart to apply")
         self.restart_button.clicked.connect(self._on_restart_clicked)
         restart_layout.addWidget(self.restart_label, 1)
@@ -307,6 +347,7 @@ class ParamEditor(QWidget):
         layout.addWidget(self.message_label)
         layout.addWidget(self.restart_bar)
         layout.addWidget(self.tree, 1)  # the findings and the command take what they need
+        layout.addWidget(self.help_panel)
         self.issues_title = QLabel()
         layout.addWidget(self.issues_title)
         layout.addWidget(self.issue_list)
@@ -332,8 +373,9 @@ class ParamEditor(QWidget):
         self._meta = {k: model.get(k) for k in META_COLUMNS if k != "custom_params"}
         self._has_model = True
         self.param_model.set_config(model)
+        self._read_model_header()
         self.message_label.hide()
-        self.restart_bar.hide()
+        self._restart_pending = False
         self._pages.setCurrentWidget(self.content)
         self._refresh()
         self._expand_interesting()
@@ -351,8 +393,9 @@ class ParamEditor(QWidget):
         self._meta = {}
         self._has_model = False
         self.param_model.set_config({})
+        self._read_model_header()
         self.message_label.hide()
-        self.restart_bar.hide()
+        self._restart_pending = False
         hint = (
             "No model is open. Double-click a model in the Library (or select it and press Ctrl+E)"
             " to edit its parameters."
@@ -396,7 +439,8 @@ class ParamEditor(QWidget):
         """Tell the editor whether the model runs; without it, saving offers no restart."""
         self._meta["status"] = "running" if running else "stopped"
         if not running:
-            self.restart_bar.hide()
+            self._restart_pending = False
+        self._update_restart_bar()
 
     @property
     def model_id(self) -> int | None:
@@ -418,6 +462,20 @@ class ParamEditor(QWidget):
     def start_allowed(self) -> bool:
         """False while the configuration has validation errors (the same as ``startAllowed``)."""
         return self._start_allowed
+
+    @property
+    def restart_offered(self) -> bool:
+        """True while the restart bar offers "Restart to apply" (the new configuration can start)."""
+        return self._restart_pending and self._restart_problem is None
+
+    @property
+    def restart_problem(self) -> str | None:
+        """Why the saved changes cannot be applied by a restart now (``None``: they can, or none)."""
+        return self._restart_problem if self._restart_pending else None
+
+    def help_text(self) -> str:
+        """What the help panel shows, as plain text."""
+        return QTextDocumentFragment.fromHtml(self.help_label.text()).toPlainText()
 
     @property
     def start_problem(self) -> str | None:
@@ -487,7 +545,9 @@ class ParamEditor(QWidget):
     def _on_value_changed(self, key: str, _value: Any) -> None:
         self.message_label.hide()  # an undo or redo that went through: the message is old news
         if self._meta.get("status") in ACTIVE_STATES:
-            self.restart_bar.show()
+            self._restart_pending = True
+        if key == COLUMN.model_path:
+            self._read_model_header()
         self._refresh()
         self._update_actions()
 
@@ -500,9 +560,56 @@ class ParamEditor(QWidget):
         self.message_label.hide()
 
     def _on_restart_clicked(self) -> None:
-        self.restart_bar.hide()
-        if self._model_id is not None:
-            self.restartRequested.emit(self._model_id)
+        self._refresh()  # files may have gone since the bar was shown: check again first
+        if not self.restart_offered or self._model_id is None:
+            return
+        self._restart_pending = False
+        self._update_restart_bar()
+        self.restartRequested.emit(self._model_id)
+
+    def _launch_problem(self) -> str | None:
+        """Why the configuration as saved would not start (what a restart would run into), or ``None``.
+
+        The validation's first error, else what launch planning refuses (no llama-server, a build
+        whose options are unknown, a missing model file...): the checks a start makes before it
+        launches anything. A restart that would fail is not offered: it would stop a working server.
+        """
+        if not self._start_allowed:
+            return self.start_problem
+        caps = self.param_model.capabilities
+        binary = None
+        if not self._binary_problem:
+            binary = self._binary or (caps.binary if caps is not None else None) or "llama-server"
+        try:
+            plan_launch(
+                self.param_model.config(),
+                caps,
+                binary,
+                name=self.model_name or "this model",
+                binary_problem=self._binary_problem or "",
+            )
+        except LaunchError as exc:
+            return str(exc)
+        return None
+
+    def _update_restart_bar(self) -> None:
+        """Offer the restart when the saved changes can start; otherwise say why, with no button."""
+        pending = self._has_model and self._restart_pending
+        self._restart_problem = self._launch_problem() if pending else None
+        if not pending:
+            self.restart_bar.hide()
+            return
+        if self._restart_problem is None:
+            self.restart_label.setText(RESTART_OFFER)
+            self.restart_label.setStyleSheet("")
+        else:
+            self.restart_label.setText(
+                "This model is running with its previous settings, which it keeps: the saved "
+                f"changes cannot start ({self._restart_problem}). Fix that to restart and apply them."
+            )
+            self.restart_label.setStyleSheet(error_style_sheet())
+        self.restart_button.setVisible(self._restart_problem is None)
+        self.restart_bar.show()
 
     # ------------------------------------------------------------------------------------------
     # validation and preview
@@ -523,6 +630,8 @@ class ParamEditor(QWidget):
         self._show_issues()
         self._fit_preview()
         self._publish_start_status()
+        self._update_restart_bar()
+        self._show_help()
 
     def _publish_start_status(self) -> None:
         """Emit ``startAllowedChanged`` / ``startStatusChanged`` for what changed since last time."""
@@ -601,6 +710,54 @@ class ParamEditor(QWidget):
             rows = min(len(self._issues), 4)
             frame = 2 * self.issue_list.frameWidth()
             self.issue_list.setFixedHeight(self.issue_list.sizeHintForRow(0) * rows + frame + 2)
+
+    def _read_model_header(self) -> None:
+        """Read the GGUF header of the model file (once per file version) for the model's defaults."""
+        path = self.param_model.value(COLUMN.model_path) if self._has_model else None
+        key: tuple[str, int, int] | None = None
+        if isinstance(path, str) and path:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                key = None
+            else:
+                key = (path, stat.st_mtime_ns, stat.st_size)
+        if key == self._header_key:
+            return
+        self._header_key = key
+        metadata: Mapping[str, Any] = {}
+        if key is not None:
+            info = library.read_model_info(key[0])
+            metadata = info.metadata if info.error is None else {}
+        self.param_model.set_model_metadata(metadata)
+
+    def _show_help(self, *_: Any) -> None:
+        """Show the help of the current row below the tree: label, flags, help, what keeps it."""
+        index = self.tree.currentIndex()
+        descriptor = index.data(DESCRIPTOR_ROLE) if index.isValid() else None
+        key = index.data(KEY_ROLE) if index.isValid() else None
+        if key is None:
+            self.help_label.setText(NO_ROW_HELP)
+            return
+        if isinstance(descriptor, Param):
+            label, flags, help_text = descriptor.label, descriptor.all_flags, descriptor.help
+        elif isinstance(descriptor, HelpEntry):
+            label, flags, help_text = str(key).lstrip("-"), descriptor.flags, descriptor.help
+        else:  # a stored flag the build does not list
+            label, flags, help_text = str(key).lstrip("-"), (str(key),), "A flag stored with this model."
+        parts = [
+            f"<b>{html.escape(label)}</b> &nbsp; <code>{html.escape(', '.join(flags))}</code>",
+            html.escape(help_text.strip()).replace("\n", "<br>"),
+        ]
+        from_model = self.param_model.model_default(str(key))
+        if from_model is not None:
+            parts.append(f"<i>This model:</i> {html.escape(model_value_text(from_model))} (from its file)")
+        unsupported = index.data(UNSUPPORTED_ROLE)
+        if unsupported:
+            parts.append(f"<b>Not available:</b> {html.escape(unsupported)}")
+        for issue in index.data(ISSUES_ROLE) or []:
+            parts.append(f"<b>{issue.severity.capitalize()}:</b> {html.escape(issue.message)}")
+        self.help_label.setText("<br>".join(parts))
 
     def _show_issue_row(self, item: QListWidgetItem) -> None:
         column = item.data(Qt.ItemDataRole.UserRole)

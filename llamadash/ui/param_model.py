@@ -18,7 +18,6 @@ database itself.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +67,13 @@ ISSUES_ROLE = _USER + 8
 GROUP_ROLE = _USER + 9
 
 _MASK = "\u2022" * 8
-_DEFAULT_IN_HELP = re.compile(r"\(default:\s*(.*?)\)\s*$", re.DOTALL)
+
+
+def model_value_text(value: int | float) -> str:
+    """A number from a model's header as the Default column says it: ``32768`` -> ``32,768``."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:g}"
+    return f"{int(value):,}"
 
 
 def _check_int32(param: Param, value: Any) -> None:
@@ -206,6 +211,7 @@ class ParamTreeModel(QAbstractItemModel):
         self._values: dict[str, Any] = {}
         self._custom: dict[str, Any] = {}
         self._issues: dict[str, list[Issue]] = {}
+        self._model_metadata: Mapping[str, Any] = {}
         self._groups: list[_Group] = []
         self._rows_by_key: dict[str, tuple[int, int]] = {}
         self.undo_stack: QUndoStack = _UndoStack(self)
@@ -304,6 +310,17 @@ class ParamTreeModel(QAbstractItemModel):
         if key in self._schema:
             return self._values.get(key)
         return self._custom.get(key)
+
+    def set_model_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """The GGUF metadata of the edited model's file (``{}``: none known): rows whose default the
+        model decides (``model_default``) say what it is, "0 (from the model: 32,768)"."""
+        self._model_metadata = dict(metadata)
+        self._emit_all_changed()
+
+    def model_default(self, key: str) -> Any:
+        """What the model's header says an unset row is (``None``: unknown, or not the model's)."""
+        param = self._schema.by_column.get(key)
+        return param.model_value(self._model_metadata) if param is not None else None
 
     def set_issues(self, issues: Iterable[Issue]) -> None:
         """Show validation findings next to their rows."""
@@ -518,12 +535,14 @@ class ParamTreeModel(QAbstractItemModel):
         except (TypeError, ValueError, IndexError):
             return str(value)
 
-    @staticmethod
-    def _default_text(row: _Row) -> str:
+    def _default_text(self, row: _Row) -> str:
         param = row.param
         if param is None:
-            match = _DEFAULT_IN_HELP.search(row.entry.help) if row.entry is not None else None
-            return match.group(1).strip() if match else ""
+            return (row.entry.default or "") if row.entry is not None else ""
+        from_model = param.model_value(self._model_metadata)
+        if from_model is not None:
+            said = f"from the model: {model_value_text(from_model)}"
+            return f"{param.to_text(param.default)} ({said})" if param.default is not None else said
         if param.default_text is not None:
             return param.default_text
         if param.default is None:

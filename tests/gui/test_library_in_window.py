@@ -131,3 +131,43 @@ def test_the_configuration_tab_gets_room_and_the_docks_get_it_back(launched, qtb
     assert window.logs_dock.height() < log_height  # the log gave way to the parameter tree
     window.workspace.setCurrentWidget(window.instances_view)
     qtbot.waitUntil(lambda: abs(window.logs_dock.height() - log_height) <= 2, timeout=2_000)
+
+
+def test_restart_to_apply_keeps_a_working_server_when_the_new_configuration_cannot_start(
+    launched, qtbot, tmp_path: Path
+):
+    window = launched.window
+    qtbot.waitUntil(lambda: launched.manager is not None, timeout=5_000)
+    launched.manager.start("tiny")
+    qtbot.waitUntil(lambda: window.instances_model.state_of("tiny") == "running", timeout=60_000)
+    first_pid = launched.manager.instance("tiny").pid
+    window.open_configuration("tiny")
+    editor = window.findChild(ParamEditor)
+
+    editor.param_model.set_value("model_path", str(tmp_path / "gone.gguf"))  # saved, but cannot start
+    assert editor.restart_bar.isVisible() and not editor.restart_button.isVisible()
+    assert "file not found" in editor.restart_label.text()
+    editor.restartRequested.emit(editor.model_id)  # an offer made before the error: refused too
+    box = window.refusal_box
+    assert box is not None and box.isVisible() and "The running server was kept." in box.text()
+    assert "does not exist" in box.text()
+    box.close()
+    qtbot.wait(300)
+    assert window.instances_model.state_of("tiny") == "running"
+    assert launched.manager.instance("tiny").pid == first_pid
+
+    editor.undo_button.click()  # the model file again, and a change to apply
+    editor.param_model.set_value("ctx_size", 256)
+    assert editor.restart_offered and editor.restart_button.isVisible()
+    editor.restart_button.click()
+    qtbot.waitUntil(
+        lambda: (
+            launched.manager.instance("tiny").pid not in (None, first_pid)
+            and window.instances_model.state_of("tiny") == "running"
+        ),
+        timeout=60_000,
+    )
+    plan = launched.manager.instance("tiny").launch_plan
+    assert plan is not None and "--ctx-size" in plan.argv  # started with the saved change
+    launched.manager.stop("tiny")
+    qtbot.waitUntil(lambda: window.instances_model.state_of("tiny") == "stopped", timeout=20_000)

@@ -21,7 +21,7 @@ from llamadash.ui.param_delegates import (
     SecretEditor,
     TextEditor,
 )
-from llamadash.ui.param_editor import ParamEditor
+from llamadash.ui.param_editor import NO_ROW_HELP, RESTART_OFFER, ParamEditor
 from llamadash.ui.param_model import (
     CHANGED_ROLE,
     KEY_ROLE,
@@ -930,3 +930,146 @@ def test_the_missing_llama_server_comes_before_the_configurations_own_problems(
         "model_path",
     ]
     assert editor.command_text().splitlines()[0] == f"# {NO_BINARY}"
+
+
+# ------------------------------------------------------------------------------------------------
+# in the user's language: sections, the help of the selected row, defaults for this model
+
+
+def test_sections_come_in_the_order_users_look_for_them(make_editor):
+    editor = make_editor()
+    groups = visible_groups(editor)
+    assert groups[:4] == ["Model Path & Loading", "Context & Processing", "GPU Offloading", "Sampling"]
+    assert groups[-1] == OTHER_FLAGS_GROUP
+    model = editor.param_model
+    assert model.index_for("repack").parent().data() == "Memory & Performance"  # a CPU matter
+    gpu = model.group_index("GPU Offloading")
+    gpu_rows = {model.index(r, 0, gpu).data(KEY_ROLE) for r in range(model.rowCount(gpu))}
+    assert "repack" not in gpu_rows and "gpu_layers" in gpu_rows
+    editor.search_box.setText("weight repacking")  # found by its label, in its new section
+    assert visible_keys(editor) & set(load_schema().columns) == {"repack"}
+    assert visible_groups(editor) == ["Memory & Performance"]
+
+
+def test_the_selected_rows_help_is_shown_below_the_tree(make_editor, qtbot):
+    editor = make_editor()
+    assert editor.help_panel.isVisible()
+    assert editor.help_text() == NO_ROW_HELP
+    editor.select_parameter("ctx_size")
+    text = editor.help_text()
+    assert text.startswith("Context size")
+    assert "-c, --ctx-size" in text and "size of the prompt context" in text
+    assert "This model: 512 (from its file)" in text  # the tiny model's trained context
+    assert editor.help_label.visibleRegion().boundingRect().height() > 0  # on screen, not a tooltip
+
+    editor.select_parameter("--kv-unified-per-slot")  # an "other flag" of the build: its own help
+    assert editor.help_text().startswith("kv-unified-per-slot")
+    assert "context limit per parallel slot" in editor.help_text()
+
+    editor.select_parameter("host")
+    editor.param_model.set_value("host", "0.0.0.0")
+    assert "Warning:" in editor.help_text()  # the row's finding is said there too
+
+    editor.search_box.setText("--mlock")  # search still finds by flag, label, name and help
+    assert visible_keys(editor) == {"mlock"}
+    editor.search_box.setText("Lock the model in RAM")  # the label
+    assert visible_keys(editor) == {"mlock"}
+    editor.search_box.setText("model_path")
+    assert "model_path" in visible_keys(editor)
+
+
+def default_cell(editor: ParamEditor, key: str) -> str:
+    source = editor.param_model.index_for(key)
+    return editor.param_model.index(source.row(), 2, source.parent()).data()
+
+
+def test_defaults_say_what_they_are_for_this_model(make_editor, tmp_path: Path, monkeypatch):
+    import gguf
+
+    from llamadash.core import library
+
+    reads: list[str] = []
+    real_read = library.read_model_info
+    monkeypatch.setattr(library, "read_model_info", lambda path: reads.append(str(path)) or real_read(path))
+    editor = make_editor()
+    assert default_cell(editor, "ctx_size") == "0 (from the model: 512)"
+    assert reads == [editor.param_model.value("model_path")]
+    for _ in range(3):  # painting, selecting and re-checking read nothing again
+        editor.tree.viewport().repaint()
+        editor.revalidate()
+    editor.select_parameter("ctx_size")
+    assert len(reads) == 1
+
+    long_context = tmp_path / "long-context.gguf"
+    writer = gguf.GGUFWriter(str(long_context), "qwen3")
+    writer.add_context_length(32768)
+    writer.add_rope_freq_base(1_000_000.0)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    editor.param_model.set_value("model_path", str(long_context))
+    assert default_cell(editor, "ctx_size") == "0 (from the model: 32,768)"
+    assert default_cell(editor, "rope_freq_base") == "from the model: 1,000,000"
+    assert len(reads) == 2  # once for the new file
+
+    editor.param_model.set_value("model_path", str(tmp_path / "gone.gguf"))  # nothing to read
+    assert default_cell(editor, "ctx_size") == "0 (0 = loaded from model)"
+    assert default_cell(editor, "rope_freq_base") == "loaded from model"
+    editor.set_model({"id": 9, "name": "hf", "hf_repo": "ggml-org/gemma-3-1b-it-GGUF"})
+    assert default_cell(editor, "ctx_size") == "0 (0 = loaded from model)"
+
+
+def test_an_other_flags_default_is_read_up_to_its_closing_parenthesis(make_editor):
+    editor = make_editor()
+    assert default_cell(editor, "--kv-unified-per-slot") == "unset, behavior unchanged"
+    assert default_cell(editor, "--keep") == "0, -1 = all"  # the help's line break is a space
+    assert default_cell(editor, "--perf") == "false"  # no "(env: ...)" after it
+
+
+# ------------------------------------------------------------------------------------------------
+# "Restart to apply" only when the new configuration can start
+
+
+def test_restart_is_not_offered_while_the_new_configuration_cannot_start(make_editor, qtbot, tmp_path):
+    editor = make_editor(status="running")
+    editor.param_model.set_value("model_path", str(tmp_path / "gone.gguf"))
+    assert editor.restart_bar.isVisible() and not editor.restart_button.isVisible()
+    assert not editor.restart_offered
+    assert editor.restart_problem is not None and editor.restart_problem.startswith("model_path: ")
+    label = editor.restart_label.text()
+    assert "keeps" in label and "file not found" in label
+    with qtbot.assertNotEmitted(editor.restartRequested):
+        editor.restart_button.click()  # hidden; even a click that reaches it restarts nothing
+
+    editor.undo_button.click()  # the file is back: the restart can apply the change now
+    assert editor.restart_offered and editor.restart_button.isVisible()
+    assert editor.restart_label.text() == RESTART_OFFER
+    with qtbot.waitSignal(editor.restartRequested) as blocker:
+        editor.restart_button.click()
+    assert blocker.args == [7] and not editor.restart_bar.isVisible()
+
+
+def test_restart_says_why_when_launch_planning_refuses(qtbot, store: Store, tiny_model: Path, b11434):
+    model = {"id": 7, "name": "tiny", "status": "running", "model_path": str(tiny_model)}
+    editor = ParamEditor(model, store.save, None, binary=None, binary_problem=NO_BINARY)
+    qtbot.addWidget(editor)
+    editor.show()
+    editor.param_model.set_value("ctx_size", 1024)  # no error of the configuration itself
+    assert editor.start_allowed and not editor.restart_offered
+    assert editor.restart_problem == f"cannot start tiny: {NO_BINARY}"
+    assert not editor.restart_button.isVisible() and NO_BINARY in editor.restart_label.text()
+    editor.set_capabilities(b11434, "/opt/llama.cpp/bin/llama-server")  # found meanwhile
+    assert editor.restart_offered and editor.restart_button.isVisible()
+
+    tiny_copy = tiny_model.parent / "copy-for-restart.gguf"
+    tiny_copy.write_bytes(tiny_model.read_bytes())
+    editor.param_model.set_value("model_path", str(tiny_copy))
+    assert editor.restart_offered
+    tiny_copy.unlink()  # gone before the click: checked again, nothing restarted
+    with qtbot.assertNotEmitted(editor.restartRequested):
+        editor.restart_button.click()
+    assert not editor.restart_offered and "file not found" in editor.restart_label.text()
+    editor.set_running(False)  # stopped: nothing to restart, nothing said
+    assert not editor.restart_bar.isVisible()
