@@ -6,9 +6,10 @@
   index can be unique, replaces indexes whose definition differs (the seed's non-unique
   ``idx_models_name``), creates missing indexes, turns second-valued times of a seed database
   into milliseconds, moves per-model auto-restart from the metadata keys ``autorestart:<name>``
-  (version 2) onto the rows of those names (version 3), drops triggers (llamadash defines none;
-  one can only come from an import made before imports took data only, or another program) and
-  records ``db_version``. It runs in one
+  (version 2) onto the rows of those names (version 3), creates the activity tables
+  ``requests``, ``instance_samples`` and ``daily_totals`` with their indexes (version 4; they
+  start empty), drops triggers (llamadash defines none; one can only come from an import made
+  before imports took data only, or another program) and records ``db_version``. It runs in one
   transaction; a database from the seed (auto_vacuum off) is then VACUUMed once so that
   incremental auto-vacuum takes effect.
 
