@@ -263,7 +263,7 @@ def _match(
         for pattern in compiled.lines:
             found = pattern.search(line)
             if found:
-                groups = {k: v.strip() for k, v in found.groupdict().items() if v is not None}
+                groups = {k: v for k, v in found.groupdict().items() if v is not None}
                 return line.strip(), groups
     return None
 
@@ -284,7 +284,7 @@ def _diagnosis(
             if found:
                 for name, value in found.groupdict().items():
                     if value is not None:
-                        figures.setdefault(name, value.strip())
+                        figures.setdefault(name, value)
                 break
     for name, column in rule.config_figures:
         value = config.get(column)
