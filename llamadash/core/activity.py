@@ -125,7 +125,12 @@ CSV_FIELDS: tuple[str, ...] = (
 
 def _number(value: Any) -> float | None:
     """A finite number, or ``None`` (missing, NaN)."""
-    if value is None or isinstance(value, bool):
+    kind = type(value)
+    if kind is float:  # what the database gives, first: this runs for every figure of every row
+        return value if value - value == 0 else None  # inf - inf and nan - nan are nan
+    if kind is int:
+        return float(value)
+    if value is None or kind is bool:
         return None
     try:
         number = float(value)
@@ -220,9 +225,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
     The same as numpy's default (``linear``): the median of 1, 2, 3, 4 is 2.5, their p95 3.85.
     """
-    if not values:
+    return _percentile_of_sorted(sorted(values), q)
+
+
+def _percentile_of_sorted(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
         return None
-    ordered = sorted(values)
     position = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)
@@ -264,25 +272,42 @@ class ActivitySummary:
     p95_latency_ms: float | None
 
 
-def _summary(model: str | None, period: TimeRange, rows: Sequence[Mapping[str, Any]]) -> ActivitySummary:
-    speeds = [v for v in (_number(r.get("generation_tps")) for r in rows) if v is not None]
-    latencies = [v for v in (_number(r.get("total_ms")) for r in rows) if v is not None]
+# One request as the summaries need it: (finished_at, generation t/s, total ms, prompt, cached,
+# generated tokens), each figure a finite number or None.
+_Entry = tuple[float, float | None, float | None, float | None, float | None, float | None]
 
-    def total(column: str) -> int:
-        return int(sum(v for v in (_number(r.get(column)) for r in rows) if v is not None))
+
+def _summary(model: str | None, period: TimeRange, entries: Sequence[_Entry]) -> ActivitySummary:
+    speeds = sorted(e[1] for e in entries if e[1] is not None)
+    latencies = sorted(e[2] for e in entries if e[2] is not None)
+
+    def total(position: int) -> int:
+        return int(sum(value for e in entries if (value := e[position]) is not None))
 
     return ActivitySummary(
         model=model,
         period=period,
-        requests=len(rows),
-        prompt_tokens=total("prompt_tokens"),
-        cached_tokens=total("cached_tokens"),
-        generated_tokens=total("generated_tokens"),
-        median_generation_tps=median(speeds),
-        p95_generation_tps=percentile(speeds, 95.0),
-        median_latency_ms=median(latencies),
-        p95_latency_ms=percentile(latencies, 95.0),
+        requests=len(entries),
+        prompt_tokens=total(3),
+        cached_tokens=total(4),
+        generated_tokens=total(5),
+        median_generation_tps=_percentile_of_sorted(speeds, 50.0),
+        p95_generation_tps=_percentile_of_sorted(speeds, 95.0),
+        median_latency_ms=_percentile_of_sorted(latencies, 50.0),
+        p95_latency_ms=_percentile_of_sorted(latencies, 95.0),
     )
+
+
+def _newer_than(entries: Sequence[_Entry], since: float) -> int:
+    """How many of ``entries`` (newest first) finished at or after ``since``."""
+    low, high = 0, len(entries)
+    while low < high:
+        middle = (low + high) // 2
+        if entries[middle][0] >= since:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def summarize(
@@ -304,22 +329,32 @@ def summarize(
     A model with no request in a period still gets that period's summary (0 requests, figures
     ``None``), so each model has a line per period.
     """
-    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    spans = [p.span_ms for p in periods]
+    oldest = None if None in spans or not spans else now_ms - max(span for span in spans if span is not None)
+    by_model: dict[str, list[_Entry]] = {}
+    number = _number
     for row in rows:
-        by_model.setdefault(str(row.get("model") or NA), []).append(row)
-    groups: list[tuple[str | None, list[Mapping[str, Any]]]] = [(m, by_model[m]) for m in sorted(by_model)]
+        finished = number(row.get("finished_at"))
+        if finished is None or finished > now_ms or (oldest is not None and finished < oldest):
+            continue
+        by_model.setdefault(str(row.get("model") or NA), []).append(
+            (
+                finished,
+                number(row.get("generation_tps")),
+                number(row.get("total_ms")),
+                number(row.get("prompt_tokens")),
+                number(row.get("cached_tokens")),
+                number(row.get("generated_tokens")),
+            )
+        )
+    groups: list[tuple[str | None, list[_Entry]]] = [(m, by_model[m]) for m in sorted(by_model)]
     if overall and len(by_model) > 1:
-        groups.append((None, [r for m in sorted(by_model) for r in by_model[m]]))
+        groups.append((None, [e for entries in by_model.values() for e in entries]))
     summaries = []
-    for model, model_rows in groups:
+    for model, entries in groups:
+        entries.sort(key=lambda e: e[0], reverse=True)  # newest first: each period is a prefix
         for period in periods:
             since = period.since_ms(now_ms)
-            within = [
-                r
-                for r in model_rows
-                if (finished := _number(r.get("finished_at"))) is not None
-                and (since is None or finished >= since)
-                and finished <= now_ms
-            ]
+            within = entries if since is None else entries[: _newer_than(entries, since)]
             summaries.append(_summary(model, period, within))
     return summaries

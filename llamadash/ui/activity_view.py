@@ -12,7 +12,8 @@ What keeps it fast with 100,000 stored requests:
   (``canFetchMore``/``fetchMore``, :data:`PAGE_SIZE` rows per page) as the user scrolls;
 * the summaries, which need every request of the last week, are computed on a worker thread and
   come back by signal (no widget is touched off the GUI thread); while requests arrive they are
-  computed again at most every :data:`SUMMARY_REFRESH_MS`;
+  computed again at most every :data:`SUMMARY_REFRESH_MS` (longer where they take long), and
+  only while the tab is seen;
 * the daily tokens chart draws ``daily_totals``, one row a model and day, and live requests are
   added to today's bar, redrawn at most every :data:`DAILY_REDRAW_MS`.
 
@@ -78,6 +79,9 @@ _log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 #: The shortest time between two summaries while requests arrive.
 SUMMARY_REFRESH_MS = 5000
+#: ... and at least this many times as long as the last one took (it reads a week of requests: on
+#: 100,000 of them about a second of a core), so a busy server costs a few % of a core at most.
+SUMMARY_REFRESH_FACTOR = 20
 #: The shortest time between two redraws of the daily chart while requests arrive.
 DAILY_REDRAW_MS = 1000
 #: How many days the daily tokens chart shows (today included).
@@ -290,6 +294,10 @@ class _SummaryJob(QObject):
 
     done = Signal(int, object)  # generation, list[ActivitySummary] (or an Exception)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: float | None = None
+
 
 class DailyTokensChart(QWidget):
     """Prompt and generated tokens per day, stacked bars over the last :data:`DAILY_DAYS` days.
@@ -428,9 +436,28 @@ class ActivityView(QWidget):
         self.summaries: list[ActivitySummary] = []
         self._summary_generation = 0
         self._summary_shown = 0
+        self._summary_stale = False
+        self.summary_seconds: float | None = None
+        """How long the last summary took on its thread."""
         self._summary_jobs: list[_SummaryJob] = []
         self.manager: Any | None = None
 
+        self._colors = colors or chart_colors("light")
+        self.built = False
+        """Whether the widgets are made (when the tab is first shown: the window appears sooner)."""
+        # As small as the Instances tab may be: the window's minimum size must not grow with this
+        # tab (a narrow window clips the filter bar instead).
+        self.setMinimumSize(160, 120)
+        self._summary_timer = QTimer(self)
+        self._summary_timer.setSingleShot(True)
+        self._summary_timer.setInterval(SUMMARY_REFRESH_MS)
+        self._summary_timer.timeout.connect(self.refresh_summary)
+
+    def ensure_built(self) -> None:
+        """Make the widgets, once (the first show does; so does anything that needs them)."""
+        if self.built:
+            return
+        self.built = True
         self.model_combo = QComboBox()
         self.model_combo.setObjectName("activityModel")
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -457,7 +484,7 @@ class ActivityView(QWidget):
         bar.addWidget(self.count_label, 1)
         bar.addWidget(self.export_button)
 
-        self.model = RequestsModel(source, parent=self)
+        self.model = RequestsModel(self.source, parent=self)
         self.table = QTableView()
         self.table.setObjectName("requestsTable")
         self.table.setModel(self.model)
@@ -507,7 +534,7 @@ class ActivityView(QWidget):
         summary_layout.addWidget(self.summary_title)
         summary_layout.addWidget(self.summary_table, 1)
 
-        self.daily_chart = DailyTokensChart(colors or chart_colors("light"))
+        self.daily_chart = DailyTokensChart(self._colors)
         self.daily_chart.setObjectName("dailyTokens")
         self.bottom = QSplitter(Qt.Orientation.Horizontal)
         self.bottom.addWidget(summary_box)
@@ -526,14 +553,7 @@ class ActivityView(QWidget):
         layout.setContentsMargins(0, 0, 0, 4)
         layout.addLayout(bar)
         layout.addWidget(self.splitter, 1)
-        # As small as the Instances tab may be: the window's minimum size must not grow with this
-        # tab (a narrow window clips the filter bar instead).
-        self.setMinimumSize(160, 120)
 
-        self._summary_timer = QTimer(self)
-        self._summary_timer.setSingleShot(True)
-        self._summary_timer.setInterval(SUMMARY_REFRESH_MS)
-        self._summary_timer.timeout.connect(self.refresh_summary)
         self.model_combo.currentIndexChanged.connect(lambda _i: self.reload())
         self.range_combo.currentIndexChanged.connect(lambda _i: self.reload())
 
@@ -562,7 +582,9 @@ class ActivityView(QWidget):
         self.total_count += 1
         self._show_count()
         self.daily_chart.add_request(row)
-        if not self._summary_timer.isActive():
+        if not self.isVisible():
+            self._summary_stale = True  # summarized again when the tab is shown
+        elif not self._summary_timer.isActive():
             self._summary_timer.start()
 
     # -- reading ------------------------------------------------------------------------------------
@@ -570,7 +592,10 @@ class ActivityView(QWidget):
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         if not self.loaded:
+            self.ensure_built()
             self.reload()
+        elif self._summary_stale:
+            self.refresh_summary()
 
     @property
     def model_filter(self) -> str | None:
@@ -585,6 +610,7 @@ class ActivityView(QWidget):
 
     def set_filters(self, model: str | None = None, range_key: str | None = None) -> None:
         """Choose the model (``None``: all) and the time range (``hour``, ``day``, ``week``, ``all``)."""
+        self.ensure_built()
         if model is not None and self.model_combo.findData(model) < 0:
             self.model_combo.addItem(model, model)
         self.model_combo.blockSignals(True)
@@ -598,6 +624,7 @@ class ActivityView(QWidget):
 
     def reload(self) -> None:
         """Read the newest page for the filters, the count, the daily totals; the summary follows."""
+        self.ensure_built()
         self.loaded = True
         model, since = self.model_filter, self.time_range.since_ms(self._clock())
         try:
@@ -652,6 +679,7 @@ class ActivityView(QWidget):
     def refresh_summary(self) -> None:
         """Summarize the last week of the model(s) shown, on a worker thread; the table follows."""
         self._summary_timer.stop()
+        self._summary_stale = False
         self._summary_generation += 1
         generation, model, now = self._summary_generation, self.model_filter, self._clock()
         since = now - max(p.span_ms or 0 for p in activity.SUMMARY_PERIODS)
@@ -661,17 +689,26 @@ class ActivityView(QWidget):
         source = self.source
 
         def work() -> None:
+            started = time.perf_counter()
             try:
                 rows = source.get_requests(model=model, since_ms=since)
                 result: Any = activity.summarize(rows, now_ms=now)
             except Exception as exc:  # the database closed under it: nothing to show
                 result = exc
+            job.seconds = time.perf_counter() - started
             job.done.emit(generation, result)
 
         threading.Thread(target=work, name="llamadash-activity-summary", daemon=True).start()
 
     def _on_summary(self, generation: int, result: Any) -> None:
-        self._summary_jobs = [j for j in self._summary_jobs if j is not self.sender()]
+        job = self.sender()
+        self._summary_jobs = [j for j in self._summary_jobs if j is not job]
+        seconds = getattr(job, "seconds", None)
+        if seconds is not None:
+            self.summary_seconds = seconds
+            self._summary_timer.setInterval(
+                max(SUMMARY_REFRESH_MS, round(seconds * 1000 * SUMMARY_REFRESH_FACTOR))
+            )
         if generation != self._summary_generation:
             return  # a newer one is on its way
         self._summary_shown = generation
@@ -726,6 +763,7 @@ class ActivityView(QWidget):
 
     def export_csv(self, path: Path | str) -> int:
         """Write every request the filters match, newest first, to ``path`` as CSV; returns the count."""
+        self.ensure_built()
         model, since = self.model_filter, self.time_range.since_ms(self._clock())
         rows = self.source.get_requests(model=model, since_ms=since)
         with open(path, "w", encoding="utf-8", newline="") as file:
@@ -750,5 +788,8 @@ class ActivityView(QWidget):
 
     def set_colors(self, colors: ChartColors) -> None:
         """Recolour the daily chart (the table follows the application palette)."""
+        self._colors = colors
+        if not self.built:
+            return
         self.daily_chart.set_colors(colors)
         self.model._muted = QPalette().color(QPalette.ColorRole.PlaceholderText)
