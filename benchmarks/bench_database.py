@@ -12,7 +12,17 @@ The two are called alternately, so that machine noise affects both alike.
 * ``get_metrics_history(10)``: 600 rows (1 Hz) and 6,000 rows (10 Hz) in the window. The plain
   ``sqlite3`` side builds the same list of dicts; a "tuples only" line shows the bare fetch.
 
-Targets: API within 3x of plain sqlite3, ``save_metrics`` under 1 ms median.
+* ``save_requests`` of 1 and of 100 records into a ``requests`` table of 100,000 rows bounded at
+  100,000 (every insert drops as many of the oldest rows), with the daily totals added and the
+  age and daily-total retention checked in the same transaction. The plain ``sqlite3`` side runs
+  the same statements on rows made in advance (no checks); an "insert only" line shows what the
+  pruning itself costs.
+* ``get_requests(limit=1000)`` on those 100,000 rows (newest first); the plain side builds the
+  same dicts.
+
+Targets: API within 3x of plain sqlite3, ``save_metrics`` and ``save_requests`` of one record
+under 1 ms median; pruning adds under 100 µs to a save plus 5 µs per row it drops (the table's
+size does not count: each prune is an index range delete).
 """
 
 from __future__ import annotations
@@ -31,7 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llamadash.core import database
 from llamadash.core.db import api
-from llamadash.core.db.models import METRICS_COLUMNS, METRICS_INPUT_COLUMNS, PRAGMAS
+from llamadash.core.db import checks
+from llamadash.core.db.models import (
+    METRICS_COLUMNS,
+    METRICS_INPUT_COLUMNS,
+    PRAGMAS,
+    REQUEST_COLUMNS,
+    REQUEST_INPUT_COLUMNS,
+)
+from llamadash.core.db.store import DAILY_TOTALS_RETENTION_DAYS, REQUESTS_SQL, Database
 
 SQL = api.METRICS_SQL
 RETENTION_MS = 10 * 60_000
@@ -167,6 +185,128 @@ def bench_history(workdir: Path, rows: int, step_ms: int, repeat: int) -> tuple[
     return medians["api"], medians["raw"], medians["tuples"]
 
 
+REQUEST_ROWS = 100_000
+_DAY_MS = 86_400_000
+
+
+def request(finished_at: int, task: int) -> dict[str, object]:
+    return {
+        "finished_at": finished_at,
+        "started_at": finished_at - 1500,
+        "model": "qwen2.5-7b-instruct",
+        "slot": task % 4,
+        "task": task,
+        "status": "finished",
+        "prompt_tokens": 512,
+        "cached_tokens": 128,
+        "prompt_ms": 120.5,
+        "prompt_tps": 4249.0,
+        "generated_tokens": 256,
+        "generation_ms": 5600.0,
+        "generation_tps": 45.7,
+        "total_ms": 5720.5,
+        "context_tokens": 895,
+        "truncated": False,
+        "context_shifted": False,
+    }
+
+
+def request_tuple(record: dict[str, object]) -> tuple:
+    return tuple(int(v) if isinstance(v, bool) else v for v in (record.get(c) for c in REQUEST_INPUT_COLUMNS))
+
+
+def fill_requests(path: Path, now: int) -> None:
+    """REQUEST_ROWS records over the last day (all inside the retention), and their daily totals."""
+    conn = raw_connect(path)
+    first = now - _DAY_MS
+    step = _DAY_MS // REQUEST_ROWS
+    conn.execute("BEGIN")
+    conn.executemany(
+        REQUESTS_SQL["insert"], [request_tuple(request(first + i * step, i)) for i in range(REQUEST_ROWS)]
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def bench_save_requests(workdir: Path, batch: int, repeat: int) -> tuple[float, float, float]:
+    """Median µs per save_requests of ``batch`` records: API, plain sqlite3, plain insert only."""
+    now = api.now_ms()
+    paths = {name: workdir / f"requests-{batch}-{name}.db" for name in ("api", "raw", "bare")}
+    for path in paths.values():
+        make_file(path)
+        fill_requests(path, now)
+    store = Database(paths["api"], max_request_rows=REQUEST_ROWS, record_start=False)
+    raw, bare = raw_connect(paths["raw"]), raw_connect(paths["bare"])
+    clock = {"api": now, "raw": now, "bare": now}
+    days = int(store.request_retention_days)
+
+    def records(name: str) -> list[dict[str, object]]:
+        start = clock[name]
+        clock[name] = start + batch
+        return [request(start + i, i) for i in range(batch)]
+
+    def api_save() -> None:
+        store.save_requests(records("api"))
+
+    def raw_save() -> None:
+        rows = [request_tuple(r) for r in records("raw")]
+        newest = clock["raw"]
+        raw.execute("BEGIN IMMEDIATE")
+        raw.executemany(REQUESTS_SQL["insert"], rows)
+        last_id = raw.execute("SELECT max(id) FROM requests").fetchone()[0]
+        raw.execute(
+            REQUESTS_SQL["daily_add"],
+            (checks.local_day(newest), "qwen2.5-7b-instruct", batch, 512 * batch, 256 * batch),
+        )
+        raw.execute(REQUESTS_SQL["expire"], (newest - days * _DAY_MS,))
+        raw.execute(REQUESTS_SQL["bound"], (last_id - REQUEST_ROWS,))
+        raw.execute(
+            REQUESTS_SQL["daily_expire"],
+            (checks.local_day(newest - (DAILY_TOTALS_RETENTION_DAYS - 1) * _DAY_MS),),
+        )
+        raw.execute("COMMIT")
+
+    def bare_insert() -> None:
+        rows = [request_tuple(r) for r in records("bare")]
+        bare.execute("BEGIN IMMEDIATE")
+        bare.executemany(REQUESTS_SQL["insert"], rows)
+        bare.execute("COMMIT")
+
+    medians = paired_medians_us({"api": api_save, "raw": raw_save, "bare": bare_insert}, repeat, 20)
+    api_rows = store.count_requests()
+    raw_rows = raw.execute("SELECT count(*) FROM requests").fetchone()[0]
+    store.close()
+    raw.close()
+    bare.close()
+    assert api_rows == raw_rows == REQUEST_ROWS, (api_rows, raw_rows)
+    return medians["api"], medians["raw"], medians["bare"]
+
+
+def bench_get_requests(workdir: Path, repeat: int) -> tuple[float, float]:
+    path = workdir / "requests-read.db"
+    make_file(path)
+    fill_requests(path, api.now_ms())
+    store = Database(path, record_start=False)
+    conn = raw_connect(path)
+    select = f"SELECT {', '.join(chr(34) + c + chr(34) for c in REQUEST_COLUMNS)} FROM requests"
+    flags = [REQUEST_COLUMNS.index("truncated"), REQUEST_COLUMNS.index("context_shifted")]
+
+    def raw_dicts() -> list[dict]:
+        found = []
+        for row in conn.execute(f"{select} ORDER BY finished_at DESC, id DESC LIMIT 1000").fetchall():
+            values = list(row)
+            for index in flags:
+                values[index] = None if values[index] is None else bool(values[index])
+            found.append(dict(zip(REQUEST_COLUMNS, values, strict=True)))
+        return found
+
+    assert raw_dicts() == store.get_requests(limit=1000)
+    medians = paired_medians_us({"api": lambda: store.get_requests(limit=1000), "raw": raw_dicts}, repeat, 10)
+    store.close()
+    conn.close()
+    return medians["api"], medians["raw"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -194,6 +334,24 @@ def main() -> int:
             print(f"{label:44} {'':10} {bare:8.1f}us {through_api / bare:6.2f}x")
             if through_api > 3 * raw:
                 failures.append(f"get_metrics_history with {rows} rows is more than 3x plain sqlite3")
+        for batch, repeat in ((1, 2000), (100, 300)):
+            through_api, raw, bare = bench_save_requests(workdir, batch, max(20, int(repeat * scale)))
+            label = f"save_requests({batch}), {REQUEST_ROWS:,} rows, bounded"
+            print(f"{label:44} {through_api:8.1f}us {raw:8.1f}us {through_api / raw:6.2f}x")
+            label = f"  (sqlite3 insert only, no pruning, {batch})"
+            print(f"{label:44} {'':10} {bare:8.1f}us  pruning adds {raw - bare:.1f}us")
+            print(f"{'  per record through the API':44} {through_api / batch:8.1f}us")
+            if through_api > 3 * raw:
+                failures.append(f"save_requests of {batch} is more than 3x plain sqlite3")
+            if raw - bare > 100 + 5 * batch:
+                failures.append(f"pruning adds more than {100 + 5 * batch} us to a save of {batch}")
+            if batch == 1 and through_api > 1000:
+                failures.append("save_requests of one record is over 1 ms median")
+        through_api, raw = bench_get_requests(workdir, max(10, int(200 * scale)))
+        label = f"get_requests(limit=1000), {REQUEST_ROWS:,} rows"
+        print(f"{label:44} {through_api:8.1f}us {raw:8.1f}us {through_api / raw:6.2f}x")
+        if through_api > 3 * raw:
+            failures.append("get_requests(limit=1000) is more than 3x plain sqlite3")
     for failure in failures:
         print("MISSED TARGET:", failure)
     print("all targets met" if not failures else f"{len(failures)} target(s) missed")

@@ -289,6 +289,16 @@ def activity_value(table: str, column: str, value: Any) -> Any:
     """
     if value is None:
         return None
+    # the usual cells first (a count as an int, a time or speed as a float): one type test each
+    kind = type(value)
+    if kind is int and column in _PLAIN_INTEGER_COLUMNS and 0 <= value <= _INT64_MAX:
+        return value
+    if kind is float and column in _PLAIN_REAL_COLUMNS and 0.0 <= value < math.inf:
+        return value
+    return _activity_value_checked(table, column, value)
+
+
+def _activity_value_checked(table: str, column: str, value: Any) -> Any:
     if column in _FLAG_COLUMNS:
         if isinstance(value, bool):
             return int(value)
@@ -333,6 +343,15 @@ def activity_value(table: str, column: str, value: Any) -> Any:
     if number < 0 and column not in _SIGNED_COLUMNS:
         raise DatabaseError(f"{table} {column} must not be negative, got {short_repr(value)}")
     return number
+
+
+_ACTIVITY_COLUMNS = frozenset(REQUEST_INPUT_COLUMNS) | frozenset(INSTANCE_SAMPLE_INPUT_COLUMNS)
+_PLAIN_INTEGER_COLUMNS = frozenset(c for c in _ACTIVITY_COLUMNS if c in ACTIVITY_INTEGER_COLUMNS) | {
+    "requests",
+    "prompt_tokens",
+    "generated_tokens",
+}
+_PLAIN_REAL_COLUMNS = _ACTIVITY_COLUMNS - ACTIVITY_INTEGER_COLUMNS - _FLAG_COLUMNS - _TEXT_COLUMNS
 
 
 def is_day(text: str) -> bool:
