@@ -30,7 +30,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llamadash.core.diagnosis_rules import BEFORE_START_HTTPS, REMOTE_MODEL_COLUMNS, RULES, Rule
+from llamadash.core.diagnosis_rules import (
+    BEFORE_START_HTTPS,
+    REMOTE_MODEL_COLUMNS,
+    RULES,
+    URL_MODEL_COLUMNS,
+    Rule,
+)
+from llamadash.core.params import FALSE_WORDS, TRUE_WORDS
 
 if TYPE_CHECKING:
     from llamadash.core.params.capabilities import Capabilities
@@ -53,8 +60,6 @@ DIAGNOSIS_TAIL_LINES = 400
 
 _OPTIONAL_PART = re.compile(r"\[([^\[\]]*)\]")
 _FIELD = re.compile(r"\{(\w+)\}")
-_FALSE_WORDS = frozenset({"0", "false", "off", "no", "disabled"})
-_TRUE_WORDS = frozenset({"1", "true", "on", "yes", "enabled"})
 
 
 @dataclass(frozen=True)
@@ -223,7 +228,7 @@ def before_start(
         value = config.get(column)
         if not isinstance(value, str) or not value.strip():
             continue
-        if column.startswith("model_url") and not value.strip().lower().startswith("https://"):
+        if column in URL_MODEL_COLUMNS and not value.strip().lower().startswith("https://"):
             continue  # a plain http:// URL downloads without HTTPS support
         figures = {"column": column, "value": value.strip()}
         if capabilities is not None:
@@ -320,9 +325,9 @@ def _as_bool(value: Any) -> bool | None:
         return bool(value)
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in _FALSE_WORDS:
+        if word in FALSE_WORDS:
             return False
-        if word in _TRUE_WORDS:
+        if word in TRUE_WORDS:
             return True
     return None
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BEFORE_START_HTTPS", "REMOTE_MODEL_COLUMNS", "RULES", "Rule"]
+from llamadash.core.params import COLUMN
+
+__all__ = ["BEFORE_START_HTTPS", "REMOTE_MODEL_COLUMNS", "RULES", "URL_MODEL_COLUMNS", "Rule"]
 
 #: The flag that turns weight repacking off, named in messages.
 _NO_REPACK = "--no-repack"
-_MEMORY_FOCUS = ("ctx_size", "gpu_layers", "cache_type_k", "cache_type_v")
+_MEMORY_FOCUS = (COLUMN.ctx_size, COLUMN.gpu_layers, COLUMN.cache_type_k, COLUMN.cache_type_v)
 _MEMORY_FIX = (
     "Lower the context size[ (now {ctx})], offload fewer layers to the GPU (GPU layers), "
     "or use a quantized KV cache (K and V cache type q8_0)."
@@ -87,7 +89,7 @@ RULES: tuple[Rule, ...] = (
             "Download the GGUF file yourself and choose it as the model file, or use a llama-server "
             "built with HTTPS support[ (-D{rebuild_option})]."
         ),
-        action={"open": "configuration", "focus": ("model_path", "hf_repo", "model_url")},
+        action={"open": "configuration", "focus": (COLUMN.model_path, COLUMN.hf_repo, COLUMN.model_url)},
     ),
     Rule(
         id="unknown_argument",
@@ -120,8 +122,8 @@ RULES: tuple[Rule, ...] = (
         ),
         summary="Port[ {port}] is already in use[ on {host}]: another program is listening there.",
         fix="Stop the program that uses port[ {port}], or give this model another port.",
-        config_figures=(("port", "port"),),
-        action={"open": "configuration", "focus": ("port",)},
+        config_figures=((COLUMN.port, COLUMN.port),),
+        action={"open": "configuration", "focus": (COLUMN.port,)},
     ),
     Rule(
         id="model_missing",
@@ -129,7 +131,7 @@ RULES: tuple[Rule, ...] = (
         lines=(r"failed to open GGUF file '(?P<path>.+)' \(No such file or directory\)",),
         summary="The model file does not exist: {path}",
         fix="Check the model path (was the file moved, renamed or deleted?) or choose the file again.",
-        action={"open": "configuration", "focus": ("model_path",)},
+        action={"open": "configuration", "focus": (COLUMN.model_path,)},
     ),
     Rule(
         id="not_gguf",
@@ -144,7 +146,7 @@ RULES: tuple[Rule, ...] = (
             "llama-server loads GGUF files only: choose a .gguf file, or convert the model with "
             "llama.cpp's convert_hf_to_gguf.py."
         ),
-        action={"open": "configuration", "focus": ("model_path",)},
+        action={"open": "configuration", "focus": (COLUMN.model_path,)},
     ),
     Rule(
         id="out_of_memory",
@@ -173,7 +175,7 @@ RULES: tuple[Rule, ...] = (
             "[ for the {purpose}][ (context size {ctx})]."
         ),
         fix=_MEMORY_FIX,
-        config_figures=(("ctx", "ctx_size"), ("gpu_layers", "gpu_layers")),
+        config_figures=(("ctx", COLUMN.ctx_size), (COLUMN.gpu_layers, COLUMN.gpu_layers)),
         action={"open": "configuration", "focus": _MEMORY_FOCUS},
     ),
     Rule(
@@ -185,7 +187,7 @@ RULES: tuple[Rule, ...] = (
             r"AMX model buffer size",
             r"AMX_INT8 = 1",
         ),
-        unless_config=(("repack", False),),
+        unless_config=((COLUMN.repack, False),),
         figures=(r"(?P<buffer>AMX|CPU_REPACK) model buffer size\s*=\s*(?P<repacked_mib>[\d.]+) MiB",),
         summary=(
             "llama-server crashed ({signal}) running weights repacked for the CPU's AMX "
@@ -193,7 +195,7 @@ RULES: tuple[Rule, ...] = (
             "but cannot run it."
         ),
         fix=f"Turn off weight repacking ({_NO_REPACK}); the model then runs on the plain CPU code.",
-        action={"set": {"repack": False}},
+        action={"set": {COLUMN.repack: False}},
     ),
     Rule(
         # At the default verbosity llama-server prints no buffer lines: an illegal instruction
@@ -201,7 +203,7 @@ RULES: tuple[Rule, ...] = (
         id="repack_illegal_instruction",
         cause="amx_repack",
         signals=("SIGILL",),
-        unless_config=(("repack", False),),
+        unless_config=((COLUMN.repack, False),),
         figures=(r"(?P<buffer>CPU_REPACK) model buffer size\s*=\s*(?P<repacked_mib>[\d.]+) MiB",),
         summary=(
             "llama-server stopped on an illegal instruction ({signal}): the CPU (often a virtual "
@@ -212,7 +214,7 @@ RULES: tuple[Rule, ...] = (
             f"Turn off weight repacking ({_NO_REPACK}); if it still crashes, use a llama-server "
             "built for this CPU."
         ),
-        action={"set": {"repack": False}},
+        action={"set": {COLUMN.repack: False}},
     ),
     Rule(
         id="oom_killed",
@@ -225,13 +227,21 @@ RULES: tuple[Rule, ...] = (
             "likely the system ran out of memory and its out-of-memory killer ended it."
         ),
         fix=_MEMORY_FIX + " (journalctl -k | grep -i oom tells whether the OOM killer did it.)",
-        config_figures=(("ctx", "ctx_size"), ("gpu_layers", "gpu_layers")),
+        config_figures=(("ctx", COLUMN.ctx_size), (COLUMN.gpu_layers, COLUMN.gpu_layers)),
         action={"open": "configuration", "focus": _MEMORY_FOCUS},
     ),
 )
 
 #: Columns whose value makes llama-server download the model over HTTPS.
-REMOTE_MODEL_COLUMNS = ("hf_repo", "docker_repo", "model_url", "hf_repo_draft", "model_url_draft")
+REMOTE_MODEL_COLUMNS = (
+    COLUMN.hf_repo,
+    COLUMN.docker_repo,
+    COLUMN.model_url,
+    COLUMN.hf_repo_draft,
+    COLUMN.model_url_draft,
+)
+#: Of those, the URLs: only an ``https://`` one needs HTTPS.
+URL_MODEL_COLUMNS = (COLUMN.model_url, COLUMN.model_url_draft)
 
 #: What :func:`llamadash.core.diagnosis.before_start` says for a remote model on a build without
 #: HTTPS (``{column}`` and ``{value}`` name the setting that needs the download).
@@ -246,5 +256,5 @@ BEFORE_START_HTTPS = Rule(
         "Download the GGUF file yourself and choose it as the model file, or use a llama-server "
         "built with HTTPS support (-DLLAMA_OPENSSL=ON)."
     ),
-    action={"open": "configuration", "focus": ("model_path", "hf_repo", "model_url")},
+    action={"open": "configuration", "focus": (COLUMN.model_path, COLUMN.hf_repo, COLUMN.model_url)},
 )
