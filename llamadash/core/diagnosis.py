@@ -168,6 +168,9 @@ def diagnose(
 ) -> Diagnosis | None:
     """The known cause of a failed run, or ``None`` when no rule knows it (or it did not fail).
 
+    Call it for an unexpected exit only: a run that llamadash itself stopped (terminate, then
+    kill) ended by llamadash's signal, not by its cause.
+
     Args:
         exit: How the run ended.
         log_lines: What it printed, oldest first (the last :data:`DIAGNOSIS_TAIL_LINES` are enough).

@@ -16,8 +16,10 @@ Actions, for the window to carry out: ``{"set": {column: value}}`` changes the m
 configuration; ``{"open": "configuration", "focus": (columns...)}`` opens the model's
 configuration at those parameters.
 
-The patterns are llama-server's own words, taken from real logs in ``tests/data/crash-logs/``;
-every rule is exercised by one of them (a test checks it).
+The patterns are llama-server's own words, from the logs in ``tests/data/crash-logs/`` (real
+output of b11434 where a CPU machine can produce the failure, recorded lines for a CUDA
+out-of-memory, an AMX crash and the OOM killer); every rule is exercised by one of them (a test
+checks it).
 """
 
 from __future__ import annotations
