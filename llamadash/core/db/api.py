@@ -37,6 +37,7 @@ from llamadash.core.db.store import (
     Database,
 )
 from llamadash.core.paths import default_database_path
+from llamadash.core.requests_log import RequestRecord
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -227,7 +228,7 @@ def get_metrics_history(minutes: float = 10) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------
 # activity: requests, instance samples, daily totals
-def save_requests(records: Sequence[Mapping[str, Any]]) -> int:
+def save_requests(records: Sequence[Mapping[str, Any] | RequestRecord]) -> int:
     """Store request records, adding them to the daily totals, in one transaction; returns how many.
 
     Args:
@@ -238,7 +239,7 @@ def save_requests(records: Sequence[Mapping[str, Any]]) -> int:
             ``generation_ms``, ``generation_tps``, ``total_ms``, ``context_tokens``,
             ``truncated``, ``context_shifted``. A missing figure (or None, or NaN) is NULL, never 0.
             :func:`requests_row` turns a :class:`~llamadash.core.requests_log.RequestRecord`
-            into one. Each request adds 1 request and its prompt and generated tokens to the
+            into one (a record itself is taken too). Each request adds 1 request and its prompt and generated tokens to the
             ``daily_totals`` row of its model and local day (``finished_at``'s date here).
 
     Retention, in the same transaction: records whose ``finished_at`` is more than the

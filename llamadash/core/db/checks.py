@@ -271,6 +271,8 @@ def check_metadata_value(key: str, value: Any) -> str:
 REQUEST_STATUSES: tuple[str, ...] = tuple(status.value for status in RequestStatus)
 _FLAG_COLUMNS = frozenset({"truncated", "context_shifted"})
 _TEXT_COLUMNS = frozenset({"model", "status", "day"})
+#: Whole-number readings of a gauge that may come as floats (``/metrics``): rounded, not refused.
+_GAUGE_COLUMNS = frozenset({"busy_slots", "total_slots", "requests_processing", "requests_deferred"})
 #: Columns that may be negative (a task id; everything else counts or measures something).
 _SIGNED_COLUMNS = frozenset({"task"})
 _REQUEST_INPUT_SET = frozenset(REQUEST_INPUT_COLUMNS)
@@ -329,7 +331,9 @@ def _activity_value_checked(table: str, column: str, value: Any) -> Any:
         if isinstance(value, float):
             if math.isnan(value):
                 return None
-            if not value.is_integer():
+            if column in _GAUGE_COLUMNS and math.isfinite(value):
+                value = round(value)  # a gauge read as a float (Prometheus), as metrics rounds it
+            elif not value.is_integer():
                 raise DatabaseError(f"{table} {column} must be a whole number, got {short_repr(value)}")
         number: int | float = value if isinstance(value, int) else int(float(value))
         if not _INT64_MIN <= number <= _INT64_MAX:
@@ -383,12 +387,15 @@ def _activity_row(
     return row
 
 
-def request_row(data: Mapping[str, Any]) -> list[Any]:
+def request_row(data: Mapping[str, Any] | RequestRecord) -> list[Any]:
     """The row to insert for a request (in :data:`REQUEST_INPUT_COLUMNS` order), checked.
 
     ``finished_at`` defaults to now; ``model`` and ``status`` are required. A missing figure is
-    NULL (a NaN too); counts are whole numbers >= 0, times and speeds finite numbers >= 0.
+    NULL (a NaN too); counts are whole numbers >= 0, times and speeds finite numbers >= 0. A
+    :class:`~llamadash.core.requests_log.RequestRecord` is taken as :func:`requests_row` makes it.
     """
+    if isinstance(data, RequestRecord):
+        data = requests_row(data)
     row = _activity_row("request", data, REQUEST_INPUT_COLUMNS, _REQUEST_INPUT_SET, "finished_at")
     if row[REQUEST_INPUT_COLUMNS.index("status")] is None:
         raise DatabaseError(f"a request row needs its status ({', '.join(REQUEST_STATUSES)})")

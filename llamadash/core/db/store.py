@@ -64,6 +64,7 @@ from llamadash.core.db.models import (
 from llamadash.core.db.probe import probe_file
 from llamadash.core.messages import short_repr
 from llamadash.core.paths import make_private_dir
+from llamadash.core.requests_log import RequestRecord
 from llamadash.core.states import MODEL_STATUSES
 
 #: How long metrics are kept, in minutes (the seed's 10), unless a database is told otherwise.
@@ -443,7 +444,7 @@ class Database:
         return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
 
     # -- activity: requests, instance samples, daily totals -----------------------------------------
-    def save_requests(self, records: Sequence[Mapping[str, Any]]) -> int:
+    def save_requests(self, records: Sequence[Mapping[str, Any] | RequestRecord]) -> int:
         """Store request records and add them to the daily totals, atomically; returns how many.
 
         See :func:`llamadash.core.db.api.save_requests`.

@@ -7,6 +7,7 @@ of the new tables including a crafted bad row.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from llamadash.core import database, settings
 from llamadash.core.database import DatabaseError, DatabaseFileError
 from llamadash.core.db.checks import local_day
 from llamadash.core.db.store import REQUESTS_SQL, Database
-from llamadash.core.requests_log import RequestLogParser, RequestStatus
+from llamadash.core.requests_log import RequestLogParser, RequestRecord, RequestStatus
 
 #: The version before the activity tables.
 NO_ACTIVITY_VERSION = 3
@@ -202,6 +203,21 @@ def test_a_record_parsed_from_a_real_log_is_stored_as_it_was_told(db_path):
         assert row["truncated"] == record.truncated and row["context_shifted"] == record.context_shifted
 
 
+def test_a_record_itself_is_taken_as_its_row(db_path):
+    parser = RequestLogParser(model="tiny")
+    records = []
+    for line in (DATA / "llama-server-requests-b10001.log").read_text().splitlines():
+        records += parser.feed(line)
+    assert database.save_requests(records) == len(records) > 0
+    assert sorted(database.get_requests(), key=lambda r: r["id"])[0]["task"] == records[0].task
+    with pytest.raises(DatabaseError, match=r"request 1: .*needs its model"):
+        database.save_requests([without_model(records[0])])
+
+
+def without_model(record: RequestRecord) -> RequestRecord:
+    return dataclasses.replace(record, model=None)
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
@@ -375,6 +391,14 @@ def test_instance_samples_come_back_oldest_first_and_follow_the_metrics_retentio
     database.set_retention_minutes(1)
     database.save_instance_samples([sample("qwen", now + 61_000)])
     assert [s["timestamp"] for s in database.get_instance_history()] == [now + 61_000]
+
+
+def test_gauges_read_as_floats_are_rounded_like_metrics(db_path):
+    database.save_instance_samples(
+        [sample(busy_slots=1.0, requests_processing=2.4, requests_deferred=float("nan"))]
+    )
+    [row] = database.get_instance_history()
+    assert (row["busy_slots"], row["requests_processing"], row["requests_deferred"]) == (1, 2, None)
 
 
 def test_bad_instance_samples_are_refused(db_path):
