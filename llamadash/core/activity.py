@@ -88,7 +88,7 @@ TABLE_COLUMNS: tuple[TableColumn, ...] = (
     TableColumn("slot", "Slot", "The server slot that ran it"),
     TableColumn(
         "prompt",
-        "Prompt tokens (cached)",
+        "Prompt (cached)",
         "Prompt tokens evaluated, and in brackets those reused from the cache",
     ),
     TableColumn("prompt_tps", "Prompt t/s", "Prompt tokens evaluated per second"),
@@ -251,9 +251,10 @@ class ActivitySummary:
         model: The model, or ``None`` for all of them.
         period: The period (one of :data:`SUMMARY_PERIODS`).
         requests: Requests finished (or aborted) in the period.
-        prompt_tokens: Prompt tokens evaluated (tokens in), missing counts left out.
-        cached_tokens: Prompt tokens reused from the cache.
-        generated_tokens: Tokens generated (tokens out).
+        prompt_tokens: Prompt tokens evaluated (tokens in), missing counts left out; ``None`` when
+            the period has requests but none of them told the count.
+        cached_tokens: Prompt tokens reused from the cache, likewise.
+        generated_tokens: Tokens generated (tokens out), likewise.
         median_generation_tps: Median generation speed over the requests that report one.
         p95_generation_tps: Its 95th percentile.
         median_latency_ms: Median ``total_ms``.
@@ -263,9 +264,9 @@ class ActivitySummary:
     model: str | None
     period: TimeRange
     requests: int
-    prompt_tokens: int
-    cached_tokens: int
-    generated_tokens: int
+    prompt_tokens: int | None
+    cached_tokens: int | None
+    generated_tokens: int | None
     median_generation_tps: float | None
     p95_generation_tps: float | None
     median_latency_ms: float | None
@@ -281,8 +282,10 @@ def _summary(model: str | None, period: TimeRange, entries: Sequence[_Entry]) ->
     speeds = sorted(e[1] for e in entries if e[1] is not None)
     latencies = sorted(e[2] for e in entries if e[2] is not None)
 
-    def total(position: int) -> int:
-        return int(sum(value for e in entries if (value := e[position]) is not None))
+    def total(position: int) -> int | None:
+        known = [value for e in entries if (value := e[position]) is not None]
+        # no request of the period told this count (all aborted, say): unknown, not 0
+        return int(sum(known)) if known or not entries else None
 
     return ActivitySummary(
         model=model,

@@ -100,8 +100,13 @@ _SUMMARY_COLUMNS: tuple[tuple[str, Callable[[ActivitySummary], str]], ...] = (
     ("Model", lambda s: s.model or ALL_MODELS),
     ("Period", lambda s: s.period.label),
     ("Requests", lambda s: activity.figure_text(s.requests)),
-    ("Tokens in", lambda s: activity.figure_text(s.prompt_tokens)),
-    ("Cached", lambda s: activity.figure_text(s.cached_tokens)),
+    (
+        "Tokens in (cached)",
+        # as the table's Prompt (cached) column writes it
+        lambda s: activity.cell_text(
+            {"prompt_tokens": s.prompt_tokens, "cached_tokens": s.cached_tokens}, "prompt"
+        ),
+    ),
     ("Tokens out", lambda s: activity.figure_text(s.generated_tokens)),
     ("Median t/s", lambda s: activity.figure_text(s.median_generation_tps, 1)),
     ("p95 t/s", lambda s: activity.figure_text(s.p95_generation_tps, 1)),
@@ -299,6 +304,23 @@ class _SummaryJob(QObject):
         self.seconds: float | None = None
 
 
+def short_count(value: float) -> str:
+    """A count for an axis: 950, 12k, 1.5M."""
+    size = abs(value)
+    if size >= 1_000_000:
+        return f"{value / 1_000_000:.3g}M"
+    if size >= 1000:
+        return f"{value / 1000:.3g}k"
+    return f"{value:.0f}"
+
+
+class _CountAxis(pg.AxisItem):
+    """A value axis that writes 600k rather than 600000 (the axis stays narrow)."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [short_count(value * scale) for value in values]
+
+
 class DailyTokensChart(QWidget):
     """Prompt and generated tokens per day, stacked bars over the last :data:`DAILY_DAYS` days.
 
@@ -314,12 +336,11 @@ class DailyTokensChart(QWidget):
         self.legend_label = QLabel()
         self.legend_label.setObjectName("dailyLegend")
         self.legend_label.setTextFormat(Qt.TextFormat.RichText)
-        self.plot_widget = pg.PlotWidget(enableMenu=False)
+        self.plot_widget = pg.PlotWidget(enableMenu=False, axisItems={"left": _CountAxis(orientation="left")})
         plot = self.plot_widget.getPlotItem()
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
-        plot.setLabel("left", "tokens")
-        plot.getAxis("left").setWidth(52)
+        plot.getAxis("left").setWidth(44)
         self.generated_bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.prompt_bars = pg.BarGraphItem(x=[], height=[], y0=[], width=0.7)
         plot.addItem(self.generated_bars)
@@ -499,9 +520,11 @@ class ActivityView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        widths = {"time": 150, "model": 170, "slot": 44, "prompt": 150, "status": 110}
+        widths = {"time": 150, "model": 190, "slot": 44, "prompt": 120, "status": 110}
+        metrics = header.fontMetrics()
         for number, column in enumerate(TABLE_COLUMNS):
-            header.resizeSection(number, widths.get(column.key, 104))
+            room = metrics.horizontalAdvance(column.header) + 24  # the header's text is never cut
+            header.resizeSection(number, max(widths.get(column.key, 96), room))
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
 
         self.empty_label = QLabel(EMPTY_TEXT)
@@ -523,7 +546,7 @@ class ActivityView(QWidget):
         self.summary_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
         self.summary_table.horizontalHeader().setStretchLastSection(True)
         self.summary_table.setToolTip(
-            "Per model: requests, tokens in (evaluated; cached apart) and out, and the median and "
+            "Per model: requests, tokens in (evaluated, and reused from the cache) and out, and the median and "
             "95th percentile of the generation speed and of the latency (the server's total ms)"
         )
         self.summary_title = QLabel("<b>Summary</b>")
@@ -541,6 +564,7 @@ class ActivityView(QWidget):
         self.bottom.addWidget(self.daily_chart)
         self.bottom.setStretchFactor(0, 3)
         self.bottom.setStretchFactor(1, 2)
+        self.bottom.setSizes([680, 320])  # the summary's nine columns first
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("activitySplitter")
         self.splitter.addWidget(self.stack)
@@ -548,6 +572,7 @@ class ActivityView(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([400, 330])  # the summary's lines of 3 models, and the table the rest
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 4)

@@ -540,7 +540,7 @@ class ChartView(QWidget):
     # -- the marked moment ------------------------------------------------------------------------
 
     def mark_time(self, seconds: float | None) -> None:
-        """Mark a moment (Unix seconds) with a solid vertical line, or (``None``) mark none.
+        """Mark a moment (Unix seconds) with a solid vertical line (the axes' colour), or (``None``) none.
 
         One moment at a time: a new one moves the line. It is kept where the plot is not made yet.
         """
@@ -567,7 +567,7 @@ class ChartView(QWidget):
             self._mark_line = pg.InfiniteLine(angle=90, movable=False)
             self._mark_line.setZValue(5)  # over the curves: it is what the user asked to see
             self.plot.addItem(self._mark_line, ignoreBounds=True)
-        self._mark_line.setPen(pg.mkPen(self._colors.readout, width=1.5))
+        self._mark_line.setPen(pg.mkPen(self._colors.foreground, width=1.5))
         self._mark_line.setPos(self._mark_s)
         self._mark_line.setToolTip(
             "Selected request, " + datetime.fromtimestamp(self._mark_s).strftime("%H:%M:%S")

@@ -414,24 +414,27 @@ class MainWindow(QMainWindow):
         self.resizeDocks([docks["tokens"]], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.logs_dock, first_chart], [190, 250], Qt.Orientation.Vertical)
 
-    #: The editor's tree wants this much height; the docks below give way while it is shown.
+    #: The editor's tree and the Activity tab want this much height; the docks below give way while
+    #: one of them is shown.
     EDITOR_MIN_HEIGHT = 480
 
     def _fit_workspace(self, _index: int = -1) -> None:
-        """Give the Configuration tab room (~170 rows), and the docks their height back after.
+        """Give the Configuration and Activity tabs room, and the docks their height back after.
 
         With the default layout the central area is a third of a 800-pixel window: the tree showed
-        four rows. While the editor is the current tab, the log and the bottom charts shrink (the
-        user can still drag them); leaving the tab restores what they had.
+        four rows (the requests table as many). While one of these tabs is the current one, the log
+        and the bottom charts shrink (the user can still drag them); leaving them restores what the
+        docks had.
         """
         docks = [self.logs_dock, self.board.docks[_BOTTOM_COLUMNS[0][0]]]
-        editing = self.editor_widget is not None and self.workspace.currentWidget() is self.editor_widget
-        if editing and self._heights_before_editor is None:
+        current = self.workspace.currentWidget()
+        roomy = current is not None and current in (self.editor_widget, self.activity_view)
+        if roomy and self._heights_before_editor is None:
             short = self.workspace.height() < self.EDITOR_MIN_HEIGHT
             if short and all(d.isVisible() and not d.isFloating() for d in docks):
                 self._heights_before_editor = [d.height() for d in docks]
                 self.resizeDocks(docks, [60, 150], Qt.Orientation.Vertical)
-        elif not editing and self._heights_before_editor is not None:
+        elif not roomy and self._heights_before_editor is not None:
             heights, self._heights_before_editor = self._heights_before_editor, None
             if all(d.isVisible() and not d.isFloating() for d in docks):
                 self.resizeDocks(docks, heights, Qt.Orientation.Vertical)

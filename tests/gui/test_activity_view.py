@@ -315,3 +315,16 @@ def test_a_relaunch_restores_the_tokens_chart_from_the_database(qtbot, tmp_path)
         assert int((~np.isnan(chart.curves["tiny"].yData)).sum()) == 20
     finally:
         shutdown(gui)
+
+
+def test_the_activity_tab_gets_room_from_the_docks_below_and_gives_it_back(qtbot, db):
+    window = open_window(qtbot, db)
+    window.resize(1200, 900)  # the default layout leaves the central area a third of it
+    qtbot.waitUntil(lambda: window.workspace.height() > 300)
+    before = (window.logs_dock.height(), window.workspace.height())
+    assert before[1] < window.EDITOR_MIN_HEIGHT
+    open_activity(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace.height() > before[1] + 100)
+    assert window.logs_dock.height() < before[0]
+    window.workspace.setCurrentWidget(window.instances_view)
+    qtbot.waitUntil(lambda: (window.logs_dock.height(), window.workspace.height()) == before)

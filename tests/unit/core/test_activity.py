@@ -86,7 +86,7 @@ def test_a_summary_per_model_and_period_counts_tokens_and_gives_median_and_p95()
     assert week.requests == 7 and week.median_latency_ms == 400.0
     # a request without figures counts as a request; its missing figures are not zeros
     gemma = by["gemma", "hour"]
-    assert gemma.requests == 1 and gemma.generated_tokens == 0
+    assert gemma.requests == 1 and gemma.generated_tokens is None and gemma.prompt_tokens == 10
     assert gemma.median_generation_tps is None and gemma.p95_latency_ms is None
     assert by[None, "hour"].requests == 6
 
@@ -99,6 +99,7 @@ def test_one_model_has_no_overall_line_and_an_empty_period_still_has_its_line():
         ("qwen", "week", 1),
     ]
     assert summaries[0].median_generation_tps is None
+    assert summaries[0].generated_tokens == 0  # no request in the hour: 0 tokens, known
     assert summarize([], now_ms=NOW_MS) == []
 
 
