@@ -374,8 +374,8 @@ def cmd_db(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         info = db.inspect_database_file(Path(args.file).expanduser())
         backup = db.import_database(Path(args.file).expanduser())
         print(
-            f"imported {args.file}: {info.get('models', 0)} models, {info.get('metrics_rows', 0)} metrics rows "
-            f"(version {info.get('db_version')})",
+            f"imported {args.file}: {info.get('models', 0)} models, {info.get('metrics_rows', 0)} metrics rows, "
+            f"{info.get('request_rows', 0)} request records (version {info.get('db_version')})",
             file=out,
         )
         for line in import_notes(info):

@@ -214,3 +214,15 @@ def test_db_info_lists_the_activity_tables(data_dir: Path, stored: int):
         (local_day(stored - minutes * MINUTE_MS), model) for minutes, model in ((1, "q"), (90, "q"), (3, "l"))
     }
     assert lines["daily_totals"].split()[1:] == [str(len(days)), "rows"]
+
+
+def test_db_import_says_how_many_request_records_came(data_dir: Path, stored: int, tmp_path: Path):
+    backup = tmp_path / "backup.db"
+    assert cli("db", "export", str(backup), data_dir=data_dir)[0] == 0
+    other = tmp_path / "other"
+    code, out, err = cli("db", "import", str(backup), data_dir=other)
+    assert code == 0, err
+    assert "4 request records" in out
+    assert json.loads(cli("activity", "--json", data_dir=other)[1]) == json.loads(
+        cli("activity", "--json", data_dir=data_dir)[1]
+    )

@@ -144,10 +144,10 @@ def probe_file(path: Path, *, for_import: bool, check_integrity: bool) -> dict[s
     Returns:
         ``path``, ``size`` (bytes), ``db_version`` (None for a new database), ``needs_upgrade``,
         ``tables`` (all table names), ``model_count`` (also as ``models``), ``model_names`` (by
-        id), ``metrics_rows``, ``foreign_objects`` (what in the file is not llamadash's and an
-        import leaves out: triggers, views, virtual and other tables, indexes, unknown columns;
-        one phrase each, e.g. ``"trigger evil (on metrics_history)"``) and ``columns`` (our
-        tables' columns the file has that llamadash knows).
+        id), ``metrics_rows``, ``request_rows``, ``foreign_objects`` (what in the file is not
+        llamadash's and an import leaves out: triggers, views, virtual and other tables, indexes,
+        unknown columns; one phrase each, e.g. ``"trigger evil (on metrics_history)"``) and
+        ``columns`` (our tables' columns the file has that llamadash knows).
 
     Raises:
         DatabaseFileError: the file is missing, empty (import only), not SQLite, truncated, damaged
@@ -165,6 +165,7 @@ def probe_file(path: Path, *, for_import: bool, check_integrity: bool) -> dict[s
         "models": 0,
         "model_names": [],
         "metrics_rows": 0,
+        "request_rows": 0,
         "foreign_objects": [],
         "columns": {},
     }
@@ -308,6 +309,7 @@ def _describe(
         "models": 0,
         "model_names": [],
         "metrics_rows": 0,
+        "request_rows": 0,
         "foreign_objects": foreign,
         "columns": known_columns,
     }
@@ -345,6 +347,8 @@ def _describe(
         info["model_names"] = names
     if "metrics_history" in columns:
         info["metrics_rows"] = conn.execute("SELECT count(*) FROM metrics_history").fetchone()[0]
+    if "requests" in columns:
+        info["request_rows"] = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
     return info
 
 

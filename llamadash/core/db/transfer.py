@@ -201,7 +201,7 @@ def inspect_database_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns:
         ``path``, ``size`` (bytes), ``db_version`` (1 = the seed's design), ``needs_upgrade``,
         ``tables``, ``model_count`` (also as ``models``), ``model_names`` (by id),
-        ``metrics_rows``, ``foreign_objects`` (what is left out: ``"trigger evil (on
+        ``metrics_rows``, ``request_rows``, ``foreign_objects`` (what is left out: ``"trigger evil (on
         metrics_history)"``, ``"view v"``, ``"column models.extra"``, ...) and
         ``machine_settings`` (``{key: the file's value}`` of the per-machine settings the file
         holds, which an import does not take: see :data:`MACHINE_METADATA_KEYS`).

@@ -440,6 +440,7 @@ def test_export_and_import_carry_the_activity_tables(tmp_path, db_path):
     fill_activity()
     before = (database.get_requests(), database.get_daily_totals(), database.get_instance_history())
     exported = database.export_database(tmp_path / "backup.db")
+    assert database.inspect_database_file(exported)["request_rows"] == 3
     database.close_database()
     database.init_database(tmp_path / "other" / "llama-dashboard.db")
     database.save_requests([request("elsewhere")])
