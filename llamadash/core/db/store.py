@@ -99,7 +99,7 @@ METRICS_SQL = {
     "metadata_insert": _METADATA_INSERT_SQL,
 }
 #: The most request records kept, whatever their age: the oldest (by id, i.e. as stored) go first.
-#: 200,000 rows take about 40 MB; at one request a second that is more than two days.
+#: 200,000 rows take about 31 MB (measured: 15.6 MB per 100,000); at one request a second, 2.3 days.
 MAX_REQUEST_ROWS = 200_000
 #: How long daily totals are kept, in days (a year, and the day it started).
 DAILY_TOTALS_RETENTION_DAYS = 366
