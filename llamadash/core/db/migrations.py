@@ -149,16 +149,16 @@ def _create_or_extend_table(
             # An existing table cannot gain a NOT NULL column without a rebuild; add it nullable
             # and give the rows present a value.
             added.null = True
-            fills.append(field.column_name)
+            fills.append((field.column_name, 0 if isinstance(field, peewee.IntegerField) else ""))
         operations.append(migrator.add_column(table, field.column_name, added))
     if operations:
         log.info("adding %d column(s) to %s", len(operations), table)
         migrate(*operations)
-    for column in fills:
+    for column, fallback in fills:
         run_sql(
             db,
             f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" IS NULL',
-            (_FILL_FOR_MISSING.get(column, ""),),
+            (_FILL_FOR_MISSING.get(column, fallback),),
         )
 
 

@@ -114,6 +114,23 @@ def test_a_version_3_file_gains_the_activity_tables_when_opened(tmp_path):
     assert database.count_requests() == 1
 
 
+def test_a_daily_totals_table_lacking_a_count_gains_it_as_zero(tmp_path):
+    path = tmp_path / "llama-dashboard.db"
+    database.init_database(path)
+    database.close_database()
+    with raw(path) as conn:  # a hand-made file: its daily totals have no generated_tokens column
+        conn.execute("DROP TABLE daily_totals")
+        conn.execute(
+            "CREATE TABLE daily_totals (day TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL, "
+            "prompt_tokens INTEGER NOT NULL, PRIMARY KEY (day, model))"
+        )
+        conn.execute("INSERT INTO daily_totals VALUES ('2026-11-30', 'qwen', 3, 30)")
+    database.init_database(path)
+    assert database.get_daily_totals() == [
+        {"day": "2026-11-30", "model": "qwen", "requests": 3, "prompt_tokens": 30, "generated_tokens": 0}
+    ]
+
+
 def test_an_imported_version_3_file_is_upgraded(tmp_path, db_path):
     old = tmp_path / "old.db"
     database.close_database()
