@@ -4,7 +4,10 @@ summaries, the empty state, the selected request on the charts, and the tokens/s
 from __future__ import annotations
 
 import csv
+import json
+import threading
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -17,8 +20,8 @@ from llamadash.core.requests_log import RequestRecord, RequestStatus
 from llamadash.ui.activity_view import EMPTY_TEXT, NO_MATCH_TEXT, ActivityView
 from llamadash.ui.charts import TOKENS_CHART
 from llamadash.ui.main_window import MainWindow
-from tests.fakes import FakeManager
-from tests.support import launch_gui
+from fakes import FakeManager
+from support import launch_gui, tiny_model_record
 
 MINUTE_MS = 60_000
 
@@ -328,3 +331,69 @@ def test_the_activity_tab_gets_room_from_the_docks_below_and_gives_it_back(qtbot
     assert window.logs_dock.height() < before[0]
     window.workspace.setCurrentWidget(window.instances_view)
     qtbot.waitUntil(lambda: (window.logs_dock.height(), window.workspace.height()) == before)
+
+
+@pytest.mark.integration
+def test_a_real_servers_requests_are_listed_live_and_again_after_a_relaunch(
+    qtbot, tmp_path, tiny_model, llama_server
+):
+    """The whole loop: llama-server's log, the manager, the tab live; the database after a relaunch."""
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    record = tiny_model_record(tiny_model)
+    database.save_model(record)
+    database.close_database()
+    answers: list[dict] = []
+
+    def ask(n_predict: int) -> None:
+        body = json.dumps(
+            {"prompt": "Once upon a time", "n_predict": n_predict, "cache_prompt": False}
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{record['port']}/completion",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answers.append(json.loads(response.read())["timings"])
+
+    gui = launch_gui(qtbot, data_dir)
+    try:
+        window = gui.window
+        qtbot.waitUntil(lambda: gui.manager is not None, timeout=5_000)
+        view = window.activity_view
+        assert view is not None
+        window.show_activity()
+        qtbot.waitUntil(lambda: view.loaded)
+        assert view.shows_empty_state
+        gui.manager.start("tiny")
+        qtbot.waitUntil(lambda: window.instances_model.state_of("tiny") == "running", timeout=60_000)
+        for n_predict in (7, 3):  # one after the other: the second is the newest
+            worker = threading.Thread(target=ask, args=(n_predict,))
+            worker.start()
+            qtbot.waitUntil(lambda w=worker: not w.is_alive(), timeout=30_000)
+        qtbot.waitUntil(lambda: view.model.rowCount() == 2, timeout=10_000)
+        assert [row["generated_tokens"] for row in view.model.rows] == [
+            a["predicted_n"] for a in reversed(answers)
+        ]
+        assert [row["prompt_tokens"] for row in view.model.rows] == [a["prompt_n"] for a in reversed(answers)]
+        assert column(view, "model") == ["tiny", "tiny"] and not view.shows_empty_state
+        qtbot.waitUntil(lambda: database.count_requests() == 2, timeout=10_000)  # stored in batches
+    finally:
+        shutdown(gui)
+
+    again = launch_gui(qtbot, data_dir)
+    try:
+        view = again.window.activity_view
+        assert view is not None
+        again.window.show_activity()
+        qtbot.waitUntil(lambda: view.loaded)
+        assert [row["generated_tokens"] for row in view.model.rows] == [
+            a["predicted_n"] for a in reversed(answers)
+        ]
+        speeds = [row["generation_tps"] for row in view.model.rows]
+        assert speeds == pytest.approx([a["predicted_per_second"] for a in reversed(answers)], rel=0.01)
+        # the instance's tokens/s, sampled while it ran, come back on the chart
+        assert "tiny" in again.window.board.view(TOKENS_CHART).buffers
+    finally:
+        shutdown(again)
