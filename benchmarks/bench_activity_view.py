@@ -9,8 +9,9 @@ Method: a real database (a temporary file) is filled with ``--requests`` request
 the last six days, across four models, through ``save_requests`` as the manager stores them. Then,
 ``--repeat`` times, a fresh main window is built on it (as the launcher builds it, the Instances tab
 in front), shown and painted; the clock starts when the Activity tab is brought forward and stops
-when the requests table has painted its rows: the model's first page, the count, the daily totals
-and the first paint. In the same window a bare ``QTableView`` over a minimal
+when the requests table has painted its rows: making the tab's widgets (they are made when it is
+first shown), the model's first page, the count, the daily totals, the docks below giving the tab
+room (the window's layout and charts redone) and the first paint. In the same window a bare ``QTableView`` over a minimal
 ``QAbstractTableModel`` with as many rows and columns (fixed text, nothing read) is brought forward
 the same way: the baseline. Medians, and their ratio, are printed.
 
@@ -117,18 +118,21 @@ def main(argv: list[str] | None = None) -> int:
             return None
 
     class Painted(QObject):
-        def __init__(self) -> None:
+        """Sees the first paint of the widget ``viewport()`` returns (made on the way, maybe)."""
+
+        def __init__(self, viewport: Any) -> None:
             super().__init__()
+            self.viewport = viewport
             self.seen = False
 
         def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-            if event.type() == QEvent.Type.Paint:
+            if event.type() == QEvent.Type.Paint and obj is self.viewport():
                 self.seen = True
             return False
 
     def time_until_painted(viewport: Any, bring_forward: Any) -> float:
-        watcher = Painted()
-        viewport.installEventFilter(watcher)
+        watcher = Painted(viewport)
+        app.installEventFilter(watcher)
         started = time.perf_counter()
         bring_forward()
         deadline = started + 30
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
         app.processEvents()  # the rest of that paint batch
         elapsed = (time.perf_counter() - started) * 1000
-        viewport.removeEventFilter(watcher)
+        app.removeEventFilter(watcher)
         return elapsed
 
     opens: list[float] = []
@@ -164,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         view = window.activity_view
         assert view is not None and not view.loaded
 
-        opens.append(time_until_painted(view.table.viewport(), window.show_activity))
+        # the tab's widgets are made when it is first shown: that is part of opening it
+        table_viewport = lambda v=view: v.table.viewport() if v.built else None  # noqa: E731
+        opens.append(time_until_painted(table_viewport, window.show_activity))
         assert view.model.rowCount() > 0, "the Activity tab showed no request"
 
         summary_started = time.perf_counter()
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         window.workspace.setCurrentIndex(0)
         app.processEvents()
         bares.append(
-            time_until_painted(bare.viewport(), lambda b=bare, w=window: w.workspace.setCurrentWidget(b))
+            time_until_painted(bare.viewport, lambda b=bare, w=window: w.workspace.setCurrentWidget(b))
         )
         window.close()
         window.deleteLater()
