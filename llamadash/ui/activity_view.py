@@ -665,6 +665,7 @@ class ActivityView(QWidget):
             return
         self.daily_chart.set_totals(daily)
         self._show_count()
+        self.requestSelected.emit(None)  # the selection went with the rows: its mark goes too
         self.refresh_summary()
 
     def _offer_models(self, with_requests: Iterable[Any]) -> None:

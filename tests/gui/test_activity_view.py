@@ -253,6 +253,7 @@ def test_selecting_a_request_marks_its_moment_on_every_chart(qtbot, db):
     # one older than the charts' window is marked too, and the status bar says why it is not in view
     db.save_requests([stored(2 * 24 * 60, base_ms=base)])
     view.set_filters(range_key="week")
+    assert window.board.marked_time_ms is None  # new rows, no selection: no mark
     view.select_row(view.model.rowCount() - 1)
     assert "older than the 10 minutes" in window.statusBar().currentMessage()
 

@@ -404,6 +404,40 @@ def test_each_instance_gets_its_own_tokens_curve(board, clock):
     assert "tok/s" in view.readout_label.text()
 
 
+def test_stored_instance_samples_come_back_one_curve_a_model_with_their_gaps(board, clock):
+    def sample(t_s: float, model: str, tps: float | None) -> dict:
+        return {"timestamp": round(t_s * 1000), "model": model, "tokens_per_second": tps}
+
+    rows = [sample(NOW_S - 300 + i, "a", 40.0 + i % 3) for i in range(60)]  # a minute...
+    rows += [sample(NOW_S - 100 + i, "a", 0.0) for i in range(30)]  # ...a pause of 140 s, then idle
+    rows += [sample(NOW_S - 50 + i, "b", None if i == 2 else 12.5) for i in range(5)]
+    rows.sort(key=lambda r: r["timestamp"])
+    board.load_instance_history(rows)
+    board.flush()
+    view = board.view(TOKENS_CHART)
+    assert set(view.curves) == {"a", "b"}
+    assert finite_points(view.curves["a"]) == 90 and line_segments(view.curves["a"]) == 59 + 29  # not bridged
+    assert finite_points(view.curves["b"]) == 4  # a missing reading stays a hole, not a 0
+    # live figures of an instance of that name carry on its curve
+    board.add_instance_figures("a", 55.0, NOW_S + 1)
+    clock.now[0] = NOW_S + 2
+    board.flush()
+    assert finite_points(view.curves["a"]) == 91 and view.buffers["a"].latest == 55.0
+
+
+def test_a_marked_moment_is_a_line_on_every_chart_even_those_drawn_later(board, clock):
+    assert board.mark_time(round((NOW_S - 60) * 1000)) is True
+    assert board.marked_time_ms == round((NOW_S - 60) * 1000)
+    board.flush()  # the plots are made now, after the mark
+    for view in board.views():
+        assert view.mark_line is not None and view.mark_line.value() == pytest.approx(NOW_S - 60)
+    assert board.mark_time(round((NOW_S - 3600) * 1000)) is False  # older than the 10 minutes shown
+    assert board.view("cpu").mark_line.value() == pytest.approx(NOW_S - 3600)
+    board.mark_time(None)
+    assert board.marked_time_ms is None
+    assert all(view.mark_line is None for view in board.views())
+
+
 def test_changing_the_window_and_theme_applies_at_once(board, clock):
     board.load_history([row(NOW_S - 599 + i) for i in range(600)])
     board.set_window_minutes(5)
