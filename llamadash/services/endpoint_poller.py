@@ -212,7 +212,8 @@ class EndpointPoller(QObject):
         if polling_http and running:
             if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
                 sent.add("metrics")
-            if self._slots_supported and self._request_slots():
+            # one on its way (asked while busy) is waited for too: the figures take the freshest
+            if self._slots_supported and (self._request_slots() or "slots" in self._in_flight):
                 sent.add("slots")
         self._tick_pending = sent
         if not sent:

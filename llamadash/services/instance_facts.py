@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from llamadash.core.launch import LaunchPlan
 from llamadash.core.states import InstanceState
+from llamadash.core.throughput import ThroughputMeter
 from llamadash.services.endpoint_poller import EndpointPoller
 from llamadash.services.figures import InstanceFigures
 from llamadash.services.output_pipe import OutputPipe
@@ -154,6 +155,11 @@ class InstanceFacts(QObject):
     def figures(self) -> InstanceFigures:
         """The latest figures."""
         return self._poller.figures
+
+    @property
+    def throughput(self) -> ThroughputMeter:
+        """The meter of the live token rates (``/slots`` snapshots, finished requests): averages over a span."""
+        return self._poller.meter
 
     @property
     def load_progress(self) -> tuple[float | None, str]:
