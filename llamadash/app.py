@@ -235,6 +235,8 @@ def shutdown(gui: Gui) -> bool:
     except Exception as exc:
         _log.warning("could not save the window layout: %s", exc)
     gui.sampler.stop()
+    if not gui.window.wait_for_background():
+        _log.warning("the llama-server check of the window had not ended at quit")
     if gui.single_instance is not None:
         gui.single_instance.close()
     left_running = False

@@ -29,6 +29,7 @@ reason is that no llama-server was found, the box offers to open the settings.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import itertools
 import logging
@@ -843,9 +844,24 @@ class MainWindow(QMainWindow):
                 ok, _binary, text = describe_binary(path, cache)
             except Exception as exc:
                 ok, text = False, str(exc)
-            info.done.emit(ok, text)
+            # the window may be gone by now (closed within the second): the answer is then moot
+            with contextlib.suppress(RuntimeError):
+                info.done.emit(ok, text)
 
-        threading.Thread(target=work, name="llamadash-describe", daemon=True).start()
+        self._describe_thread = threading.Thread(target=work, name="llamadash-describe", daemon=True)
+        self._describe_thread.start()
+
+    def wait_for_background(self, timeout_s: float = 5.0) -> bool:
+        """Wait (bounded) for the window's worker thread to end; whether it has.
+
+        Called when the application quits, so that no thread of ours still runs Python while Qt and
+        the interpreter are torn down (a window closed within a second of its first paint crashed so).
+        """
+        thread = getattr(self, "_describe_thread", None)
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
 
     def _on_binary_described(self, ok: bool, text: str) -> None:
         self.binary_text = text if ok else f"llama-server not usable: {text}"
