@@ -106,3 +106,38 @@ def test_the_log_file_of_a_name_and_an_older_one_to_read(tmp_path: Path):
     path = log_file_for(tmp_path, "my model")
     assert path.parent == tmp_path and path.suffix == ".log"
     assert log_file_for(tmp_path, "my model", existing=True) == path  # nothing older: the new one
+
+
+def test_every_request_of_the_log_becomes_one_record_and_the_unfinished_ones_come_at_the_end(tmp_path: Path):
+    from llamadash.core.requests_log import RequestRecord, RequestStatus
+
+    saved = (Path(__file__).resolve().parents[2] / "data" / "llama-server-requests-b11434.log").read_bytes()
+    records: list[RequestRecord] = []
+    seen = Recorder()
+    pipe = OutputPipe(
+        None,
+        buffer_lines=100,
+        log_max_bytes=1_000_000,
+        log_backups=1,
+        on_line=seen.lines.append,
+        on_event=seen.events.append,
+        on_request=seen.request,
+        on_progress=lambda fraction, stage: None,
+        on_file_problem=seen.problems.append,
+        on_record=records.append,
+        model="slow",
+    )
+    pipe.begin_run()
+    for start in range(0, len(saved), 333):  # chunks that cut lines anywhere
+        pipe.feed(saved[start : start + 333])
+    released = saved.count(b"stop processing")
+    assert len(records) == released == seen.requests
+    assert all(r.model == "slow" and r.status is not RequestStatus.INCOMPLETE for r in records)
+    assert records[0].prompt_tokens == 92 and records[0].generated_tokens == 9 and records[0].slot == 1
+    # a request still running when the process ends: recorded incomplete, once
+    pipe.feed(b"0.20.000.000 I slot launch_slot_: id  0 | task 999 | processing task, is_child = 0\n")
+    pipe.end_run(0, False, pid=1)
+    assert [(r.task, r.status) for r in records[released:]] == [(999, RequestStatus.INCOMPLETE)]
+    pipe.begin_run()
+    pipe.end_run(0, False, pid=2)
+    assert len(records) == released + 1

@@ -147,6 +147,75 @@ def test_instance_figures_are_read_on_the_gui_thread_and_stored(qtbot, samplers,
     assert (stored["active_models"], stored["requests_per_minute"]) == (2, 12.5)
 
 
+class InstancesManager:
+    """A provider with per-instance samples (the real manager is an InstanceSampleSource too)."""
+
+    def __init__(self) -> None:
+        self.rows = [{"model": "a", "tokens_per_second": 41.5, "busy_slots": 1, "total_slots": 2}]
+        self.calls_from: set[int] = set()
+        self.broken = False
+
+    def active_models(self) -> int:
+        return len(self.rows)
+
+    def requests_per_minute(self) -> float:
+        return 3.0
+
+    def instance_samples(self) -> list[dict]:
+        self.calls_from.add(threading.get_ident())
+        if self.broken:
+            raise RuntimeError("instance table is being rebuilt")
+        return self.rows
+
+
+def test_one_instance_row_per_instance_is_stored_with_the_metrics_row(qtbot, samplers, db):
+    from llamadash.services.manager import InstanceManager
+    from llamadash.services.sampler import InstanceSampleSource
+
+    assert issubclass(InstanceManager, InstanceSampleSource)  # the real manager gives them
+    manager = InstancesManager()
+    sampler = make(samplers, SlowCollector(delay_s=0), interval_s=0.25, save=database.save_metrics)
+    sampler.set_instance_stats(manager)
+    with qtbot.waitSignal(sampler.sampled, timeout=2000) as signal:
+        sampler.start()
+    qtbot.waitUntil(lambda: len(database.get_instance_history(1)) >= 1, timeout=2000)
+    sampler.stop()
+    assert manager.calls_from == {threading.get_ident()}  # read on the GUI thread, stored on the worker
+    rows = database.get_instance_history(1)
+    assert rows[0]["model"] == "a" and rows[0]["tokens_per_second"] == 41.5 and rows[0]["total_slots"] == 2
+    assert rows[0]["prompt_tokens_per_second"] is None  # not given: NULL, never 0
+    stamps = {row["timestamp"] for row in database.get_metrics_history(1)}
+    assert signal.args[0].timestamp in stamps and {row["timestamp"] for row in rows} <= stamps
+
+
+def test_the_metrics_and_instance_rows_of_a_sample_are_kept_together_or_not_at_all(qtbot, samplers, db):
+    manager = InstancesManager()
+    manager.rows = [{"model": "a", "tokens_per_second": "fast"}]  # refused by the database
+    errors: list[str] = []
+    sampler = make(samplers, SlowCollector(delay_s=0), interval_s=0.25, save=database.save_metrics)
+    sampler.set_instance_stats(manager)
+    sampler.failed.connect(errors.append)
+    sampler.start()
+    qtbot.waitUntil(lambda: len(errors) >= 1, timeout=2000)
+    sampler.stop()
+    assert "saving a sample failed" in errors[0]
+    assert database.get_metrics_history(1) == [] and database.get_instance_history(1) == []
+
+
+def test_failing_instance_rows_never_cost_the_sample(qtbot, samplers, db, caplog):
+    manager = InstancesManager()
+    manager.broken = True
+    received: list[Sample] = []
+    sampler = make(samplers, SlowCollector(delay_s=0), interval_s=0.25, save=database.save_metrics)
+    sampler.set_instance_stats(manager)
+    sampler.sampled.connect(received.append)
+    sampler.start()
+    qtbot.waitUntil(lambda: len(received) >= 2, timeout=2000)
+    sampler.stop()
+    assert database.get_metrics_history(1) and database.get_instance_history(1) == []
+    assert "instance table is being rebuilt" in caplog.text
+
+
 def test_a_slow_source_skips_ticks_and_never_overlaps(qtbot, samplers):
     collector = SlowCollector(delay_s=0.5)
     sampler = make(samplers, collector, interval_s=0.25, save=None)
