@@ -561,7 +561,9 @@ def cmd_llama_server(args: argparse.Namespace, out: TextIO, err: TextIO, data_di
     print(f"found by: {located.source}", file=out)
     print(f"build:    {caps.label}", file=out)
     if caps.version_text:
-        print(f"version:  {caps.version_text.strip().splitlines()[0]}", file=out)
+        first_line = caps.version_text.strip().splitlines()[0]
+        # llama-server says "version: 0.6.0-dev (...)": print the version once, not "version:  version: ..."
+        print(f"version:  {first_line.removeprefix('version:').strip()}", file=out)
     print(f"flags:    {len(caps.flags)} accepted", file=out)
     return 0
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 from llamadash import APP_NAME
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Manager
+from llamadash.ui.charts import GPU_COLUMNS
 from llamadash.ui.icons import app_icon, status_icon
 from llamadash.ui.instances_view import failure_text
 
@@ -114,6 +115,7 @@ class TrayController(QObject):
         self._manager: Manager | None = None  # until the launcher has started it
         self._tokens: dict[str, float | None] = {}
         self._last_sample: Mapping[str, Any] = {}
+        self._gpu_present = False
         self._alarms: dict[str, ThresholdAlarm] = {}
         self._apply_limits()
         self.icon: QSystemTrayIcon | None = None
@@ -224,6 +226,11 @@ class TrayController(QObject):
         """A metrics sample: the tooltip, and the threshold alerts."""
         row = sample.as_row() if hasattr(sample, "as_row") else dict(sample)
         self._last_sample = row
+        # the GPUs NVML listed (a sample's ``gpus``); a plain row tells by whether any GPU figure is there
+        gpus = getattr(sample, "gpus", None)
+        self._gpu_present = (
+            bool(gpus) if gpus is not None else any(row.get(c) is not None for c in GPU_COLUMNS)
+        )
         self._update_tooltip()
         if not self.window.settings.notifications:
             return
@@ -274,7 +281,9 @@ class TrayController(QObject):
         vram = "n/a" if used is None or not total else f"{used / 1024:.1f}/{total / 1024:.0f} GB"
         temperature = row.get("gpu_temperature")
         gpu = pct("gpu_usage") + ("" if temperature is None else f" {temperature:.0f}°C")
-        lines = [APP_NAME, f"CPU {pct('cpu_usage')} · RAM {pct('memory_usage')}", f"GPU {gpu} · VRAM {vram}"]
+        # as the status bar says it: "no GPU" where NVML lists none, "n/a" for a reading a GPU did not give
+        gpu_line = f"GPU {gpu} · VRAM {vram}" if self._gpu_present else "no GPU"
+        lines = [APP_NAME, f"CPU {pct('cpu_usage')} · RAM {pct('memory_usage')}", gpu_line]
         manager = self._manager
         running = []
         if manager is not None:

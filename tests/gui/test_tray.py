@@ -331,3 +331,19 @@ def test_the_app_in_the_tray_starts_and_stops_a_model_from_its_menu(
             app.terminate()
             code = app.wait(30)
     assert code == 0, log.read_text()
+
+
+def test_the_tooltip_says_no_gpu_as_the_status_bar_does_and_n_a_for_a_missing_reading(parts):
+    from llamadash.core.metrics.nvml import GpuReading
+    from llamadash.core.metrics.sample import Sample
+
+    tray = parts.tray
+    tray.on_sample(Sample(timestamp=1, cpu_usage=5.0, memory_usage=40.0))  # NVML lists no GPU
+    text = tray.tooltip_text()
+    assert "no GPU" in text and "VRAM" not in text and "n/a" not in text
+    gpu = GpuReading(
+        index=0, name="GPU", uuid="GPU-1", utilization=None, temperature=None,
+        memory_used_mb=None, memory_total_mb=None, power_w=None,
+    )  # fmt: skip
+    tray.on_sample(Sample(timestamp=2, cpu_usage=5.0, memory_usage=40.0, gpus=(gpu,)))  # a GPU, no readings
+    assert "GPU n/a · VRAM n/a" in tray.tooltip_text()

@@ -121,6 +121,8 @@ def test_llama_server_command_shows_and_sets_the_binary(tmp_path: Path, llama_se
     code, out, err = cli("llama-server", data_dir=data_dir)
     assert code == 0, err
     assert "binary:" in out and "flags:" in out
+    version_line = next(line for line in out.splitlines() if line.startswith("version:"))
+    assert "version:" not in version_line.removeprefix("version:")  # said once (was "version:  version: 0.6")
     code, out, err = cli("llama-server", "--path", str(llama_server), data_dir=data_dir)
     assert code == 0, err
     assert "found by: configured" in out and str(llama_server.resolve()) in out
