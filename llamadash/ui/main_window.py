@@ -446,8 +446,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Layout reset", 3000)
 
     def save_layout(self) -> None:
-        """Store the dock layout and the window geometry in the database."""
-        state = bytes(self.saveState(LAYOUT_VERSION).toBase64().data()).decode("ascii")
+        """Store the dock layout and the window geometry in the database.
+
+        While the Configuration or Activity tab has squeezed the docks below it, the layout stored is
+        the one the docks go back to: quitting there must not start the next session squeezed.
+        """
+        squeezed = self._heights_before_editor
+        docks = [self.logs_dock, self.board.docks[_BOTTOM_COLUMNS[0][0]]]
+        if squeezed is not None:
+            squeezed_heights = [d.height() for d in docks]
+            self.resizeDocks(docks, squeezed, Qt.Orientation.Vertical)
+        try:
+            state = bytes(self.saveState(LAYOUT_VERSION).toBase64().data()).decode("ascii")
+        finally:
+            if squeezed is not None:
+                self.resizeDocks(docks, squeezed_heights, Qt.Orientation.Vertical)
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         self.store.set_metadata(STATE_KEY, state)
         self.store.set_metadata(GEOMETRY_KEY, geometry)

@@ -398,3 +398,19 @@ def test_a_real_servers_requests_are_listed_live_and_again_after_a_relaunch(
         assert "tiny" in again.window.board.view(TOKENS_CHART).buffers
     finally:
         shutdown(again)
+
+
+def test_quitting_on_a_tab_that_squeezed_the_docks_stores_the_normal_layout(qtbot, db):
+    window = open_window(qtbot, db)
+    window.resize(1200, 900)
+    qtbot.waitUntil(lambda: window.workspace.height() > 300)
+    normal_log_height = window.logs_dock.height()
+    open_activity(qtbot, window)
+    qtbot.waitUntil(lambda: window.logs_dock.height() < normal_log_height)
+    window.save_layout()  # as quitting does, on the Activity tab
+    assert window.logs_dock.height() < normal_log_height  # still squeezed while the tab is shown
+    again = open_window(qtbot, db)
+    again.resize(1200, 900)
+    assert again.restore_layout()
+    again.show()
+    qtbot.waitUntil(lambda: abs(again.logs_dock.height() - normal_log_height) <= 4)
