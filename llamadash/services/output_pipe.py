@@ -123,7 +123,7 @@ class OutputPipe:
     def begin_run(self) -> None:
         """A new run: no partial line, request, error line or progress of the last one."""
         self._splitter = LineSplitter()
-        self._requests = RequestLogParser(self._requests.model)
+        self._requests.flush()  # what a killed run left unfinished is not this run's
         self._finished_at.clear()
         self.last_error_line = None
         self.progress = (None, "")
