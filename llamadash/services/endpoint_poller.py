@@ -223,6 +223,8 @@ class EndpointPoller(QObject):
         if not self._request("/slots", "slots", auth=True):
             return False
         self.slots_requests += 1
+        if self._busy_timer.isActive():
+            self._busy_timer.start()  # the next one 0.5 s after this one, not just after a poll's
         return True
 
     def _poll_busy_slots(self) -> None:

@@ -178,8 +178,10 @@ class ServerInstance(InstanceFacts):
             parent=self,
         )
         self.requestRecorded.connect(self._poller.add_request)  # first: its tokens count at once
-        self._load_timer = self._single_shot(self._on_load_timeout)
-        self._restart_timer = self._single_shot(self._auto_restart_now)
+        self._load_timer = QTimer(self, singleShot=True)
+        self._load_timer.timeout.connect(self._on_load_timeout)
+        self._restart_timer = QTimer(self, singleShot=True)
+        self._restart_timer.timeout.connect(self._auto_restart_now)
 
         if external_url is not None:
             self._driver = ExternalServer.of_url(external_url, parent=self)
@@ -187,12 +189,6 @@ class ServerInstance(InstanceFacts):
             self._poller.aim(self._endpoint, api_key, monitors=True)
         if adopted is not None:
             self._adopt(adopted)
-
-    def _single_shot(self, slot: Callable[[], None]) -> QTimer:
-        timer = QTimer(self)
-        timer.setSingleShot(True)
-        timer.timeout.connect(slot)
-        return timer
 
     @property
     def auto_restart(self) -> bool:

@@ -23,9 +23,8 @@ Every launch carries marker variables in its environment (:func:`llamadash.core.
 and is recorded the moment its process exists (:attr:`ServerInstance.spawned`, metadata
 ``instance_pids``), so a dashboard killed at any moment leaves nothing the next start cannot find.
 
-The request records of the instances are stored in batches on a thread of their own
-(:mod:`~llamadash.services.request_store`). It implements the sampler's ``InstanceSampleSource``
-protocol (:meth:`active_models`, :meth:`requests_per_minute`, :meth:`instance_samples`). QtCore only.
+Request records are stored in batches on a thread of their own (:mod:`~llamadash.services.request_store`).
+The sampler reads its figures from the :class:`~llamadash.services.totals.InstanceTotals` mixin. QtCore only.
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ from llamadash.services.quitting import quit_on_signals
 from llamadash.services.records import InstanceRecords
 from llamadash.services.relay import InstanceRelay, stop_instances
 from llamadash.services.request_store import RequestStore
+from llamadash.services.totals import InstanceTotals
 
 __all__ = [
     "AUTORESTART_KEY_PREFIX",
@@ -74,7 +74,7 @@ AUTORESTART_KEY_PREFIX = db.AUTORESTART_KEY_PREFIX  # before db version 3; the u
 DEFAULT_PORT = library.LLAMA_SERVER_DEFAULT_PORT
 
 
-class InstanceManager(QObject):
+class InstanceManager(InstanceTotals, QObject):
     """All server instances of the dashboard, by model name.
 
     Args:
@@ -419,21 +419,6 @@ class InstanceManager(QObject):
         finally:
             self.orphansChanged.emit()
 
-    # -- InstanceStats ------------------------------------------------------------------------------
-
-    def active_models(self) -> int:
-        """How many instances are running (``/health`` 200), external ones included."""
-        return sum(1 for inst in self._instances.values() if inst.state is InstanceState.RUNNING)
-
-    def requests_per_minute(self) -> float:
-        """Requests finished in the last minute over every instance whose log is read."""
-        counts = (inst.requests_per_minute() for inst in self._instances.values())
-        return sum((count for count in counts if count is not None), 0.0)
-
-    def instance_samples(self) -> list[dict[str, Any]]:
-        """One ``instance_samples`` row (no timestamp) per active instance, from its latest figures."""
-        return [inst.figures.sample_row(inst.name) for inst in self._instances.values() if inst.active]
-
     # -- internals ----------------------------------------------------------------------------------
 
     def _instance_options(self, name: str) -> dict[str, Any]:
@@ -476,9 +461,6 @@ class InstanceManager(QObject):
         self.close()
 
     def close(self) -> None:
-        """Store the request records left (bounded) and release NVML (when this manager made it).
-
-        Instances are not stopped: see :meth:`stop_all`.
-        """
+        """Store the request records left (bounded wait), release NVML (if it made it); stops no instance."""
         self.requests.close()
         self._read_vram.close()
