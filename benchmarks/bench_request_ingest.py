@@ -36,9 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_request_log import make_lines
+from benchmarks.bench_request_log import make_lines
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
 from llamadash.core import database

@@ -32,7 +32,8 @@ class InstanceFigures:
     The token rates are live: a :class:`~llamadash.core.throughput.ThroughputMeter` fed with
     ``/slots`` snapshots (twice a second while a slot is busy) and each request's record from the
     log, over its last 2 s. (``/metrics``' token counters move only when a request ends: a delta of
-    them is tokens per request, not per second.)
+    them is tokens per request, not per second.) An external or adopted server's log is not read:
+    the tokens a request made after its last snapshot (up to 0.5 s of them) are not counted there.
 
     Attributes:
         prompt_tokens_per_s: Prompt tokens evaluated per second, all slots together (0.0 when
