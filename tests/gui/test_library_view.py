@@ -106,7 +106,7 @@ def test_adding_the_tiny_gguf_fills_type_and_metadata(view: RecordingView, db, t
     assert details["Quantization"] == "F32"
     assert details["Trained context"] == "512 tokens"
     assert details["Size on disk"].endswith("KiB")
-    assert view.table_model.index(0, 3).data() == "file: tiny-llama.gguf"
+    assert view.column_texts("Source") == ["file: tiny-llama.gguf"]
 
 
 def test_adding_a_file_that_is_already_in_the_library_says_so_and_adds_nothing(
@@ -417,3 +417,128 @@ def test_dropping_a_file_on_the_empty_library_adds_it(view: RecordingView, db, t
     _, drop = drop_event(QDropEvent, [tiny_model])
     view.dropEvent(drop)
     assert not view.showing_empty_state and view.visible_names() == ["tiny-test-llama"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the list compares models at a glance: size, quantization, parameters, context (sortable)
+
+
+def header_model(path: Path, *, context: int, weights: int, quant: Any = None, arch: str = "llama") -> Path:
+    """A GGUF whose header says ``context`` and whose one tensor holds ``weights`` float32s."""
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name(path.stem)
+    writer.add_context_length(context)
+    writer.add_file_type(quant if quant is not None else gguf.LlamaFileType.ALL_F32)
+    writer.add_tensor("token_embd.weight", np.zeros(weights, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def store_models(db, paths: list[Path]) -> None:
+    with db.transaction():
+        for path in paths:
+            db.save_model({"name": path.stem, "type": "llama", "status": "stopped", "model_path": str(path)})
+
+
+def test_the_list_shows_size_quantization_parameters_and_context(view: RecordingView, db, qtbot, tmp_path):
+    header_model(tmp_path / "small.gguf", context=4096, weights=2000, quant=gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    parts = split_model(tmp_path)
+    store_models(db, [tmp_path / "small.gguf", parts[0], tmp_path / "gone.gguf"])
+    view.add_hf_spec("ggml-org/gemma-3-1b-it-GGUF:Q4_K_M")
+    view.refresh()
+    assert view.table_model.COLUMNS == (
+        "Name", "Type", "Status", "Size", "Quantization", "Parameters", "Context", "Source",
+    )  # fmt: skip
+    qtbot.waitUntil(lambda: view.headers_pending == 0, timeout=10_000)
+    qtbot.waitUntil(lambda: library_view.READING not in view.column_texts("Size"), timeout=10_000)
+    names = view.visible_names()
+    rows = {
+        name: {
+            column: view.column_texts(column)[i]
+            for column in ("Size", "Quantization", "Parameters", "Context")
+        }
+        for i, name in enumerate(names)
+    }
+    assert rows["small"]["Quantization"] == "Q4_K_M"
+    assert rows["small"]["Parameters"] == "2 K"  # counted from the tensor shapes
+    assert rows["small"]["Context"] == "4,096"
+    assert rows["small"]["Size"].endswith("KiB")
+    split = parts[0].stem  # x-00001-of-00002: both parts counted
+    assert rows[split] == {
+        "Size": rows[split]["Size"],
+        "Quantization": "F16",
+        "Parameters": "128",
+        "Context": "4,096",
+    }
+    assert rows["gone"] == {"Size": "n/a", "Quantization": "n/a", "Parameters": "n/a", "Context": "n/a"}
+    hf = next(name for name in names if name not in ("small", split, "gone"))
+    assert rows[hf] == {"Size": "n/a", "Quantization": "n/a", "Parameters": "n/a", "Context": "n/a"}
+    small = view.proxy.index(names.index("small"), view.table_model.PARAMETERS)
+    assert small.data(Qt.ItemDataRole.ToolTipRole) == "2 K (counted from the tensor shapes)"
+
+
+def test_size_parameters_and_context_sort_as_numbers(view: RecordingView, db, qtbot, tmp_path):
+    # as text these sort the other way round: "10 K" < "2 K" < "900", "32,768" < "4,096" < "512"
+    store_models(
+        db,
+        [
+            header_model(tmp_path / "a.gguf", context=32768, weights=10_000),
+            header_model(tmp_path / "b.gguf", context=512, weights=900),
+            header_model(tmp_path / "c.gguf", context=4096, weights=2_000),
+        ],
+    )
+    view.refresh()
+    qtbot.waitUntil(lambda: view.headers_pending == 0, timeout=10_000)
+    qtbot.waitUntil(lambda: library_view.READING not in view.column_texts("Context"), timeout=10_000)
+    view.sort_by("Context")
+    assert view.visible_names() == ["b", "c", "a"]
+    assert view.column_texts("Context") == ["512", "4,096", "32,768"]
+    view.sort_by("Parameters", Qt.SortOrder.DescendingOrder)
+    assert view.visible_names() == ["a", "c", "b"]
+    assert view.column_texts("Parameters") == ["10 K", "2 K", "900"]
+    view.sort_by("Size")
+    assert view.visible_names() == ["b", "c", "a"]
+    view.sort_by("Name", Qt.SortOrder.DescendingOrder)
+    assert view.visible_names() == ["c", "b", "a"]
+
+
+def test_two_hundred_models_fill_in_without_blocking_the_window(view: RecordingView, db, qtbot, tmp_path):
+    import time
+
+    paths = [
+        header_model(tmp_path / f"m{i:03}.gguf", context=512 * (1 + i % 64), weights=100 + i)
+        for i in range(200)
+    ]
+    store_models(db, paths)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:  # how long the event loop went without turning, while the list filled
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    from PySide6.QtCore import QTimer
+
+    timer = QTimer(view)
+    timer.timeout.connect(tick)
+    timer.start(5)
+    started = time.perf_counter()
+    view.refresh()
+    listed = time.perf_counter() - started
+    assert len(view.visible_names()) == 200
+    assert set(view.column_texts("Context")) == {library_view.READING}  # read later, not in refresh()
+    last[0] = time.perf_counter()
+    qtbot.waitUntil(lambda: library_view.READING not in view.column_texts("Context"), timeout=60_000)
+    filled = time.perf_counter() - started
+    timer.stop()
+    print(
+        f"\n200 models: listed in {listed * 1000:.0f} ms, headers filled in {filled * 1000:.0f} ms, "
+        f"longest GUI stall while filling {max(gaps, default=0) * 1000:.0f} ms"
+    )
+    assert view.column_texts("Context")[:2] == ["512", "1,024"]
+    view.refresh()  # cached per file version: a second refresh reads nothing
+    assert library_view.READING not in view.column_texts("Context") and view.headers_pending == 0
