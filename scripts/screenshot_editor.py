@@ -32,7 +32,15 @@ def realistic_model(models_dir: Path) -> dict[str, Any]:
     """A library entry as a user would have it after a few edits."""
     model_file = models_dir / "Qwen3-8B-Q4_K_M.gguf"
     models_dir.mkdir(parents=True, exist_ok=True)
-    model_file.touch()  # validation checks that the file exists; its content does not matter here
+    import gguf  # a header as Qwen3-8B's says it: the editor shows the model's own defaults
+
+    writer = gguf.GGUFWriter(str(model_file), "qwen3")
+    writer.add_context_length(40960)
+    writer.add_rope_freq_base(1_000_000.0)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        write()
+    writer.close()
     return {
         "id": 1,
         "name": "Qwen3-8B-Q4_K_M",
