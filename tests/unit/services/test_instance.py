@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,3 +317,57 @@ def test_requests_per_minute_is_unknown_when_the_log_does_not_show_requests(qtbo
     inst.start()
     qtbot.waitUntil(lambda: len(figures) >= 1, timeout=5_000)
     assert inst.requests_per_minute() is None and figures[-1].requests_per_minute is None
+
+
+SLOTS_SERVER = """
+import http.server, json, sys, time
+port, rate, busy_s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+started = time.monotonic()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        elapsed = time.monotonic() - started
+        if self.path == "/slots":
+            print("slots asked", flush=True)
+            busy = elapsed < busy_s
+            decoded = int(rate * min(elapsed, busy_s)) if busy else 0
+            body = json.dumps([
+                {"id": 0, "n_ctx": 512, "is_processing": busy, "id_task": 7,
+                 "next_token": [{"has_next_token": busy, "n_decoded": decoded}]},
+                {"id": 1, "n_ctx": 512, "is_processing": False},
+            ]).encode()
+        else:
+            body = b'{"status":"ok"}' if self.path == "/health" else b""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+
+def test_tokens_per_second_come_from_slots_asked_twice_a_second_while_busy(qtbot, instances):
+    # A stand-in server whose one busy slot decodes 40 tokens/s for 4 s, then idles: a rate a real
+    # llama-server on a shared CPU cannot be made to hold.
+    port = free_port()
+    plan = LaunchPlan(
+        argv=(sys.executable, "-u", "-c", SLOTS_SERVER, str(port), "40", "4"), env={}, port=port
+    )
+    inst = make(instances, plan, poll_interval_s=1.0)
+    figures: list = []
+    inst.figuresChanged.connect(lambda f: figures.append((time.monotonic(), f)))
+    inst.start()
+    qtbot.waitUntil(lambda: inst.state is InstanceState.RUNNING, timeout=10_000)
+    began = time.monotonic()
+    qtbot.waitUntil(lambda: any(f.busy_slots == 0 for _, f in figures), timeout=10_000)
+    busy_for = time.monotonic() - began
+    asked_while_busy = inst.log_lines().count("slots asked")
+    assert asked_while_busy >= 1.6 * busy_for, (asked_while_busy, busy_for)  # twice a second, not once
+    rates = [f.tokens_per_second for _, f in figures if f.busy_slots == 1 and f.tokens_per_second]
+    assert rates and all(abs(rate / 40 - 1) <= 0.15 for rate in rates[1:]), rates  # the live rate
+    assert all(f.total_slots == 2 for _, f in figures)
+    asked = inst.log_lines().count("slots asked")
+    qtbot.wait(3500)  # idle: once a second, and 0.0 once the window has passed
+    assert inst.log_lines().count("slots asked") - asked <= 5
+    assert figures[-1][1].tokens_per_second == 0.0 and figures[-1][1].busy_slots == 0
