@@ -345,7 +345,12 @@ class HeaderReader(QObject):
 
     def _read(self, keys: list[FileKey]) -> None:  # on a worker thread
         for key in keys:
-            self._results.put((key, library.read_model_info(key[0])))
+            try:
+                info = library.read_model_info(key[0])
+            except Exception as exc:  # a header no reader foresaw: that row says so, the rest go on
+                path = Path(key[0])
+                info = ModelInfo(path=path, parts=(path,), error=f"the header could not be read: {exc}")
+            self._results.put((key, info))
             try:
                 self._woken.emit()
             except RuntimeError:  # the reader is gone (the window closed): nobody wants the rest

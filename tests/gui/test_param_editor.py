@@ -990,7 +990,12 @@ def test_defaults_say_what_they_are_for_this_model(make_editor, tmp_path: Path, 
 
     reads: list[str] = []
     real_read = library.read_model_info
-    monkeypatch.setattr(library, "read_model_info", lambda path: reads.append(str(path)) or real_read(path))
+
+    def counted_read(path: Any) -> Any:  # the real reader, counted
+        reads.append(str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(library, "read_model_info", counted_read)
     editor = make_editor()
     assert default_cell(editor, "ctx_size") == "0 (from the model: 512)"
     assert reads == [editor.param_model.value("model_path")]
