@@ -303,7 +303,7 @@ class ParamEditor(QWidget):
         self.help_panel.setFrameShape(QFrame.Shape.StyledPanel)
         self.help_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.help_panel.setWidget(self.help_label)
-        self.help_panel.setFixedHeight(5 * self.fontMetrics().lineSpacing() + 14)
+        self.help_panel.setFixedHeight(4 * self.fontMetrics().lineSpacing() + 14)
 
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
@@ -323,8 +323,14 @@ class ParamEditor(QWidget):
         restart_layout.setContentsMargins(6, 4, 6, 4)
         self.restart_label = QLabel(RESTART_OFFER)
         self.restart_label.setWordWrap(True)
+        self.restart_icon = QLabel()  # a warning sign while the changes cannot be applied
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        warning = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        self.restart_icon.setPixmap(warning.pixmap(size, size))
+        self.restart_icon.hide()
         self.restart_button = QPushButton("Restart to apply")
         self.restart_button.clicked.connect(self._on_restart_clicked)
+        restart_layout.addWidget(self.restart_icon)
         restart_layout.addWidget(self.restart_label, 1)
         restart_layout.addWidget(self.restart_button)
         self.restart_bar.hide()
@@ -599,16 +605,19 @@ class ParamEditor(QWidget):
         if not pending:
             self.restart_bar.hide()
             return
-        if self._restart_problem is None:
+        problem = self._restart_problem
+        if problem is None:
             self.restart_label.setText(RESTART_OFFER)
-            self.restart_label.setStyleSheet("")
         else:
+            column, _, message = problem.partition(": ")
+            if message.startswith(column):  # "hf_file_v: hf_file_v is not supported ...": once
+                problem = message
             self.restart_label.setText(
-                "This model is running with its previous settings, which it keeps: the saved "
-                f"changes cannot start ({self._restart_problem}). Fix that to restart and apply them."
+                f"Not restarted: the saved changes cannot start ({problem}). The server keeps "
+                "running with its previous settings; fix this to restart and apply them."
             )
-            self.restart_label.setStyleSheet(error_style_sheet())
-        self.restart_button.setVisible(self._restart_problem is None)
+        self.restart_icon.setVisible(problem is not None)
+        self.restart_button.setVisible(problem is None)
         self.restart_bar.show()
 
     # ------------------------------------------------------------------------------------------
