@@ -71,18 +71,37 @@ def main() -> int:
     db.init_database(data_dir / "llama-dashboard.db")
     model = write_tiny_gguf(tmp / "tiny-llama.gguf")
     port = free_port()
-    db.save_model({"name": TINY, "type": "llama", "status": "stopped", "port": port,
-                   "model_path": str(model), "ctx_size": 512})
+    db.save_model(
+        {
+            "name": TINY,
+            "type": "llama",
+            "status": "stopped",
+            "port": port,
+            "model_path": str(model),
+            "ctx_size": 512,
+        }
+    )
     for offset, name in enumerate(ELSEWHERE):
-        db.save_model({"name": name, "type": "llama", "status": "stopped", "port": 8091 + offset,
-                       "model_path": f"/srv/models/{name}.gguf", "ctx_size": 8192, "gpu_layers": "all"})
+        db.save_model(
+            {
+                "name": name,
+                "type": "llama",
+                "status": "stopped",
+                "port": 8091 + offset,
+                "model_path": f"/srv/models/{name}.gguf",
+                "ctx_size": 8192,
+                "gpu_layers": "all",
+            }
+        )
     db.close_database()
 
     desktop = Desktop(tray=True, size=SCREEN, background="#5b6b7a")
     log = (tmp / "app.log").open("w")
     app = subprocess.Popen(
         [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), "--minimized"],
-        env={**desktop.env, "LLAMADASH_DATA_DIR": str(data_dir)}, stdout=log, stderr=subprocess.STDOUT,
+        env={**desktop.env, "LLAMADASH_DATA_DIR": str(data_dir)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
     try:
@@ -94,7 +113,9 @@ def main() -> int:
         desktop.click(cx, cy, button=3)
         time.sleep(1.0)
         desktop.key("Down", "Down", "Return")
-        wait_until(lambda: health_status(port) == 200, 60, f"{TINY} to answer /health after the menu's Start", 0.25)
+        wait_until(
+            lambda: health_status(port) == 200, 60, f"{TINY} to answer /health after the menu's Start", 0.25
+        )
         ready_at = time.monotonic()
         print(f"{TINY} started from the tray menu and is healthy on port {port}")
         sw, _sh = SCREEN

@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+import contextlib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -161,10 +162,8 @@ def send_requests(ports: list[int], stop: threading.Event) -> None:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/completion", body, {"Content-Type": "application/json"}
             )
-            try:
+            with contextlib.suppress(OSError):
                 urllib.request.urlopen(request, timeout=10).read()
-            except OSError:
-                pass
         i += 1
         stop.wait(0.6)
 
