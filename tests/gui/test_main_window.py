@@ -256,7 +256,9 @@ def test_quitting_stops_the_instances_when_the_setting_says_so(tmp_path, stop_on
     sampler = SimpleNamespace(stop=lambda: None)
     saved = []
     window = SimpleNamespace(
-        settings=SimpleNamespace(stop_on_quit=stop_on_quit), save_layout=lambda: saved.append(1)
+        settings=SimpleNamespace(stop_on_quit=stop_on_quit),
+        save_layout=lambda: saved.append(1),
+        wait_for_background=lambda: True,
     )
     gui = Gui(
         app=None,
