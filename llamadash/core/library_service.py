@@ -46,8 +46,11 @@ ModelRef = int | str
 #: raises to refuse it. Called with the parameters (no name, type or status) and the columns changed.
 ConfigCheck = Callable[[Mapping[str, Any], set[str]], None]
 
+#: llamadash's own on/off setting on a model's row: restart its server after a crash (not a
+#: llama-server parameter; :meth:`Library.set_parameters` takes it as True or False).
+AUTO_RESTART = "auto_restart"
 #: Columns that describe the entry rather than llama-server's parameters.
-_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at")
+_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", AUTO_RESTART)
 
 
 class LibraryStore(Protocol):
@@ -476,14 +479,18 @@ class Library:
         same moment waits, then applies to what this one wrote (no flag is lost).
 
         Args:
-            values: columns to set (``None`` resets a parameter to llama-server's default).
+            values: columns to set (``None`` resets a parameter to llama-server's default), and
+                :data:`AUTO_RESTART` as True or False (llamadash's own setting: not checked
+                against the build; a running server takes it at its next start, or at once through
+                the window's instance manager, ``set_autorestart``).
             custom: custom flags to set (``{"--flag": "value"}``, ``True`` for a switch) or, with
                 ``None``, to take out.
             check: refuses the configuration; called with the columns changed (``{"-"}`` when only
                 the name or type is).
 
         Raises:
-            LibraryError: an empty name or type, or a flag to take out that is not there.
+            LibraryError: an empty name or type, a flag to take out that is not there, or an
+                :data:`AUTO_RESTART` that is not True or False.
             ModelRunning: a rename of a running model.
             NameTaken: a new name that is another model's.
         """
@@ -619,10 +626,17 @@ class Library:
             self.refuse_if_running(model, "renaming")
             if self.store.get_model_by_name(changes["name"]) is not None:
                 raise NameTaken(changes["name"])
+        if AUTO_RESTART in changes:
+            enabled = changes[AUTO_RESTART]
+            if not isinstance(enabled, bool):
+                raise LibraryError(f"{AUTO_RESTART} is on or off, got {enabled!r}")
+            if enabled == bool(model.get(AUTO_RESTART)):
+                del changes[AUTO_RESTART]
         if not changes:
             return Changed(model, {})
         if check is not None:
-            params = {k: v for k, v in changes.items() if k not in ("name", "type")}
+            # auto_restart is llamadash's own setting, not llama-server's: no check of the build
+            params = {k: v for k, v in changes.items() if k not in ("name", "type", AUTO_RESTART)}
             check({**_params_of(model), **params}, set(params) or {"-"})
         return Changed(self.store.update_model(int(model["id"]), changes), changes)
 
