@@ -27,7 +27,7 @@ from llamadash import __version__
 from llamadash.core import database as db
 from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
-from llamadash.core.library_service import Library, LibraryError, running_by_process_records
+from llamadash.core.library_service import AUTO_RESTART, Library, LibraryError, running_by_process_records
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
@@ -44,6 +44,7 @@ from llamadash.core.params import (
     build_command,
     format_command,
     load_schema,
+    parse_bool,
     probe_binary,
     validate_config,
 )
@@ -112,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = m_sub.add_parser(
         "set",
         help="change parameters: KEY=VALUE (empty VALUE resets to the default); extra llama-server "
-        "flags as --flag=VALUE, --flag (a switch) or --flag= (take it out)",
+        "flags as --flag=VALUE, --flag (a switch) or --flag= (take it out); auto_restart=on|off "
+        "restarts the server after a crash",
     )
     p.add_argument("name")
     p.add_argument("assignments", metavar="KEY=VALUE", nargs="+")
@@ -284,6 +286,11 @@ def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, 
             if not text.strip():
                 raise CliError(f"{key} may not be empty")
             values[key] = text.strip()
+        elif key == AUTO_RESTART:  # llamadash's own setting, not a llama-server parameter
+            enabled = parse_bool(text)
+            if enabled is None:
+                raise CliError(f"{AUTO_RESTART} is on or off (or true/false, 1/0), got {text!r}")
+            values[key] = enabled
         elif key in schema:
             values[key] = schema[key].from_text(text)
         else:
@@ -430,6 +437,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         if reason:
             print("error: " + reason.replace("\n", "\n  "), file=out)
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
+        print(f"{AUTO_RESTART}: {'on' if shown.get(AUTO_RESTART) else 'off'}", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
             shown_values = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]
