@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from llamadash.core.diagnosis import Diagnosis
 from llamadash.core.serverlog import log_file_name
 from llamadash.core.states import ACTIVE_STATES, InstanceState
 
@@ -53,6 +54,7 @@ class FakeInstance:
     name: str
     state: InstanceState = InstanceState.STOPPED
     reason: str = ""
+    diagnosis: Diagnosis | None = None
     port: int | None = None
     url: str = ""
     pid: int | None = None

@@ -17,8 +17,9 @@ carries a free port to offer).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from llamadash.core.library import LLAMA_SERVER_DEFAULT_PORT
@@ -76,6 +77,8 @@ class LaunchPlan:
             a verbosity below 3); when it does not, requests per minute are ``None``, not 0.
         warnings: What the user should know about this launch (e.g. a server reachable from other
             machines without an API key); shown when it starts, never a refusal.
+        config: The parameters it was planned from (what a crash diagnosis weighs: is weight
+            repacking already off, which port); empty for a plan not made from a model.
     """
 
     argv: tuple[str, ...]
@@ -89,6 +92,7 @@ class LaunchPlan:
     health_check: bool = True
     counts_requests: bool = True
     warnings: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def plan_launch(
@@ -159,4 +163,5 @@ def plan_launch(
         binary=binary,
         counts_requests=not params.get(COLUMN.log_disable) and (verbosity is None or int(verbosity) >= 3),
         warnings=(warning,) if warning else (),
+        config=MappingProxyType(dict(params)),
     )

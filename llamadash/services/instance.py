@@ -38,7 +38,7 @@ from llamadash.services.figures import InstanceFigures
 from llamadash.services.instance_facts import InstanceFacts
 from llamadash.services.output_pipe import DEFAULT_BUFFER_LINES, OutputPipe
 from llamadash.services.process_driver import AdoptedProcess, ExternalServer, ManagedProcess, ProcessDriver
-from llamadash.services.restart_policy import CrashPolicy, ExitOutcome, RestartTracker
+from llamadash.services.restart_policy import CrashPolicy, ExitOutcome, RestartTracker, diagnose_exit
 
 __all__ = [
     "DEFAULT_BUFFER_LINES",
@@ -315,6 +315,7 @@ class ServerInstance(InstanceFacts):
         self._stopping = False
         self._error_after_stop = None
         self._exit = None
+        self._diagnosis = None
         self._ready_at_ms = None
         self._pipe.begin_run()
         self._poller.aim(self._endpoint, plan.api_key, monitors=False)
@@ -442,7 +443,11 @@ class ServerInstance(InstanceFacts):
             self.eventOccurred.emit("stopped", now)
         else:
             note = self._schedule_auto_restart() if self._auto_restart and outcome.status_known else ""
-            self._set_state(InstanceState.ERROR, outcome.reason(note))
+            ran_s = time.monotonic() - self._started_mono if self._started_mono is not None else None
+            config = self._plan.config if self._plan is not None else None
+            self._diagnosis = diagnose_exit(outcome, self._pipe, config, self._ready_at_ms is not None, ran_s)
+            known = self._diagnosis.message if self._diagnosis is not None else None
+            self._set_state(InstanceState.ERROR, outcome.reason(note, diagnosis=known))
             self.eventOccurred.emit("crashed", now)
         if self._restart_after_stop:
             self._restart_after_stop = False

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
 
+from llamadash.core.diagnosis import Diagnosis
 from llamadash.core.launch import LaunchPlan
 from llamadash.core.states import InstanceState
 from llamadash.core.throughput import ThroughputMeter
@@ -60,6 +61,7 @@ class InstanceFacts(QObject):
         self._ready_at_ms: int | None = None
         self._stopping = False
         self._exit: ExitOutcome | None = None
+        self._diagnosis: Diagnosis | None = None
 
     @property
     def name(self) -> str:
@@ -170,6 +172,11 @@ class InstanceFacts(QObject):
     def exit_outcome(self) -> ExitOutcome | None:
         """How the last run ended (``None`` while a run is on, and before the first one ends)."""
         return self._exit
+
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        """What a known cause of the last failed run means and what to do (``None``: none known)."""
+        return self._diagnosis
 
     @property
     def exit_code(self) -> int | None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import SignalInstance
 
+from llamadash.core.diagnosis import Diagnosis
 from llamadash.core.states import InstanceState
 
 __all__ = ["Instance", "Manager"]
@@ -46,6 +47,11 @@ class Instance(Protocol):
     @property
     def reason(self) -> str:
         """Why the instance is in its state ("" when there is nothing to say)."""
+        ...
+
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        """A known cause of the last failed run and what to do, or ``None`` (see core/diagnosis)."""
         ...
 
     @property

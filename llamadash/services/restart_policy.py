@@ -3,7 +3,9 @@
 :class:`ExitOutcome` records one exit (code or signal, whether it crashed, the words for it, the
 last log lines, the last error line) and writes the reason the user reads. :class:`RestartTracker`
 applies a :class:`CrashPolicy` to the crashes of one instance: the backoff before an automatic
-restart, and when to give up (a crash loop, or restarts that keep failing). Pure logic on
+restart, and when to give up (a crash loop, or restarts that keep failing). :func:`diagnose_exit`
+names a known cause of an exit and what to do (the rules are data in :mod:`llamadash.core.diagnosis`),
+which then leads the reason. Pure logic on
 monotonic seconds given by the caller, without Qt; :class:`~llamadash.services.instance.ServerInstance`
 owns the timer that carries a restart out.
 """
@@ -11,10 +13,14 @@ owns the timer that carries a restart out.
 from __future__ import annotations
 
 import collections
+import logging
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llamadash.core.diagnosis import DIAGNOSIS_TAIL_LINES, Diagnosis, diagnose_outcome
 
 __all__ = [
     "CRASH_TAIL_LINES",
@@ -22,8 +28,19 @@ __all__ = [
     "ExitOutcome",
     "RestartDecision",
     "RestartTracker",
+    "ServerTail",
     "describe_exit",
+    "diagnose_exit",
 ]
+
+_log = logging.getLogger(__name__)
+
+
+class ServerTail(Protocol):
+    """Where the last lines of a run's own output come from (the output pipe)."""
+
+    def server_tail(self, count: int) -> list[str]: ...
+
 
 #: Log lines quoted in a crash reason.
 CRASH_TAIL_LINES = 10
@@ -95,9 +112,14 @@ class ExitOutcome:
         """It exited by itself with code 0."""
         return self.status_known and not self.crashed and self.code == 0
 
-    def reason(self, restart_note: str = "") -> str:
-        """What the user reads about an unexpected exit, with ``restart_note`` after the first line."""
-        text = f"llama-server {self.description}"
+    def reason(self, restart_note: str = "", diagnosis: str | None = None) -> str:
+        """What the user reads about an unexpected exit, with ``restart_note`` after the exit.
+
+        With a ``diagnosis`` (what a known cause means and what to do, see
+        :func:`llamadash.core.diagnosis.diagnose`), that is the first line and the exit follows.
+        """
+        text = f"{diagnosis}\n" if diagnosis else ""
+        text += f"llama-server {self.description}"
         if self.error_line:
             text += f": {self.error_line}"
         text += restart_note
@@ -188,3 +210,20 @@ class RestartTracker:
             delay,
             f" (restarting in {delay:g} s: crash {count} of {policy.max_crashes} allowed within {policy.window_s:g} s)",
         )
+
+
+def diagnose_exit(
+    outcome: ExitOutcome, pipe: ServerTail, config: Mapping[str, Any] | None, ready: bool, ran_s: float | None
+) -> Diagnosis | None:
+    """A known cause of an unexpected exit, from the exit and the run's log (the rules are in core).
+
+    ``pipe`` gives the run's last :data:`~llamadash.core.diagnosis.DIAGNOSIS_TAIL_LINES` lines of
+    server output: more than the outcome's tail, since a failed download says why near its start.
+    A rule that trips on odd input is logged and gives ``None``: it must not hide the exit itself.
+    """
+    try:
+        tail = pipe.server_tail(DIAGNOSIS_TAIL_LINES)
+        return diagnose_outcome(outcome, tail, config, ready=ready, ran_s=ran_s)
+    except Exception:
+        _log.exception("diagnosing an exit failed")
+        return None

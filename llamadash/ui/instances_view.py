@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ from llamadash.core import library
 from llamadash.core.launch import MissingBinaryError
 from llamadash.core.messages import short_repr
 from llamadash.core.params import COLUMN as PARAM
+from llamadash.core.params import load_schema
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.icons import action_icon, status_color, status_icon
@@ -112,6 +113,27 @@ def _state_name(state: Any) -> str:
 def count_text(count: int, noun: str) -> str:
     """``1 model``, ``2 models``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def fix_text(action: Mapping[str, Any] | None) -> str | None:
+    """The button text for a diagnosis's one-click ``action``, or ``None`` when it has none.
+
+    ``{"set": {"repack": False}}`` reads "Turn Weight repacking off and start"; ``{"open":
+    "configuration"}`` reads "Open the configuration".
+    """
+    if not action:
+        return None
+    if "set" in action:
+        schema = load_schema()
+        parts = []
+        for column, value in dict(action["set"]).items():
+            label = schema[column].label if column in schema else column
+            word = ("on" if value else "off") if isinstance(value, bool) else f"to {value}"
+            parts.append(f"{label} {word}")
+        return f"Turn {', '.join(parts)} and start"
+    if action.get("open") == "configuration":
+        return "Open the configuration"
+    return None
 
 
 def failure_text(verb: str, name: str, exc: BaseException) -> str:
@@ -535,6 +557,10 @@ class InstancesView(QWidget):
     libraryRequested = Signal()
     """The user asked to go to the model library (the empty state's button)."""
 
+    fixRequested = Signal(str, object)
+    """The user took a crash diagnosis's one-click fix: (model name, ``{column: value}`` to set);
+    whoever owns the library applies it and starts the model again."""
+
     def __init__(
         self, model: InstancesModel, parent: QWidget | None = None, *, show_buttons: bool = True
     ) -> None:
@@ -630,6 +656,15 @@ class InstancesView(QWidget):
         detail_layout = QVBoxLayout(self.detail)
         detail_layout.setContentsMargins(8, 6, 8, 6)
         detail_layout.addWidget(self.detail_title)
+        # a known cause's fix in one click (e.g. weight repacking off), or its configuration opened
+        self.fix_button = QPushButton()
+        self.fix_button.setObjectName("diagnosisFix")
+        self.fix_button.clicked.connect(self._apply_fix)
+        self.fix_button.hide()
+        fix_row = QHBoxLayout()
+        fix_row.addWidget(self.fix_button)
+        fix_row.addStretch(1)
+        detail_layout.addLayout(fix_row)
         detail_layout.addWidget(self.detail_log)
         self.detail.hide()
 
@@ -796,6 +831,7 @@ class InstancesView(QWidget):
         self.detail_title.setText(
             f"<b style='color:{colour}'>{html.escape(name)} failed:</b> {html.escape(reason)}"
         )
+        self._show_fix(name)
         tail = self.model.log_tail(name)
         self.detail_log.setPlainText("\n".join(tail) if tail else "(no log output)")
         self.detail_log.verticalScrollBar().setValue(self.detail_log.verticalScrollBar().maximum())
@@ -826,6 +862,25 @@ class InstancesView(QWidget):
             self.refused.emit(verb, name, text, isinstance(exc, MissingBinaryError))
             self.message.emit(text)
         self._update_actions()
+
+    def _show_fix(self, name: str) -> None:
+        instance = self.model.instance(name)
+        action = instance.diagnosis.action if instance is not None and instance.diagnosis else None
+        text = fix_text(action)
+        self.fix_button.setVisible(text is not None)
+        if text is not None:
+            self.fix_button.setText(text)
+
+    def _apply_fix(self) -> None:
+        name = self.current_name()
+        instance = self.model.instance(name) if name else None
+        action = instance.diagnosis.action if instance is not None and instance.diagnosis else None
+        if not name or not action:
+            return
+        if "set" in action:
+            self.fixRequested.emit(name, dict(action["set"]))
+        elif action.get("open") == "configuration":
+            self.configureRequested.emit(name)
 
     def _configure_current(self) -> None:
         name = self.current_name()

@@ -56,6 +56,7 @@ class LibraryController(QObject):
         self.editor: ParamEditor | None = None
         window.set_library_widget(self.library, "Library")
         window.configureRequested.connect(self.configure)
+        window.instances_view.fixRequested.connect(self._apply_fix)
         self.library.modelActivated.connect(self._on_library_activated)
         self.library.libraryChanged.connect(window.refresh_models)
         self.library.libraryChanged.connect(self._follow_edited_model)
@@ -208,6 +209,29 @@ class LibraryController(QObject):
     def _on_saved(self, _model_id: int, _changes: dict) -> None:
         self._window.refresh_models()
         self.library.refresh(select_id=self.editor.model_id if self.editor else None)
+
+    @Slot(str, object)
+    def _apply_fix(self, name: str, values: dict[str, Any]) -> None:
+        """A crash diagnosis's one-click fix: set ``values`` on the model (as the editor would) and
+        start it again; a refusal is shown, and nothing else changes."""
+        try:
+            self.service.set_parameters(name, values)
+        except Exception as exc:
+            self._window.show_refusal("start", name, f"Could not change {name}: {exc}", False)
+            return
+        self._window.refresh_models()
+        self.library.refresh()
+        edited = self._editing()
+        if edited is not None and edited["name"] == name and self.editor is not None:
+            self.editor.set_model(edited)  # the editor shows the value just set
+        if self._manager is None:
+            return
+        try:
+            self._manager.start(name)
+        except Exception as exc:
+            self._window.show_refusal(
+                "start", name, failure_text("start", name, exc), isinstance(exc, MissingBinaryError)
+            )
 
     @Slot(int)
     def _on_restart_requested(self, model_id: int) -> None:

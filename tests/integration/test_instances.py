@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -696,3 +697,24 @@ def test_cli_run_warns_at_start_when_the_server_is_reachable_without_an_api_key(
         proc.stderr.close()
         warning = "llamadash: warning: llama-server listens on 0.0.0.0 without an API key"
         assert (warning in err) is warned, err
+
+
+def test_a_known_crash_cause_leads_the_reason_with_what_to_do(
+    qtbot, manager: InstanceManager, add_model, tmp_path: Path, tiny_model: Path
+):
+    bad = tmp_path / "swapped.gguf"
+    bad.write_bytes(b"NOPE" + bytes(256))  # the file was replaced after it was added: not GGUF now
+    add_model("swapped", model_path=str(bad))
+    inst = manager.start("swapped")
+    wait_state(qtbot, inst, InstanceState.ERROR)
+    diagnosis = inst.diagnosis
+    assert diagnosis is not None and diagnosis.cause == "not_gguf", inst.reason
+    lines = inst.reason.splitlines()
+    assert lines[0] == diagnosis.message  # what it means and what to do, first
+    assert lines[1].startswith("llama-server exited with code")  # then the exit, as before
+    assert str(bad) in diagnosis.message or bad.name in diagnosis.message
+    # the next run that works clears it
+    shutil.copyfile(tiny_model, bad)
+    inst = manager.start("swapped")
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    assert inst.diagnosis is None and inst.reason == ""
