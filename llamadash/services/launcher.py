@@ -2,7 +2,8 @@
 
 :func:`plan_model_launch` reads the model's row, finds the llama-server binary and reads its
 options (:func:`locate_binary`), lets :func:`llamadash.core.launch.plan_launch` decide and build the
-command, checks the port (:func:`llamadash.services.ports.check_port`) and adds the marker variables
+command, refuses a model to download on a build without HTTPS (:func:`refuse_download_without_https`),
+checks the port (:func:`llamadash.services.ports.check_port`) and adds the marker variables
 that let the next dashboard find the process whatever happens
 (:func:`llamadash.core.pidfile.marker_environment`).
 """
@@ -13,9 +14,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from llamadash.core import database as db
 from llamadash.core import pidfile
+from llamadash.core.diagnosis import before_start, probe_https_support
 from llamadash.core.launch import LaunchError, LaunchPlan, plan_launch
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.llama_server import LlamaServerNotFound, find_llama_server
@@ -71,6 +74,7 @@ def plan_model_launch(
         config[COLUMN.port] = port_override
     binary, caps, problem = locate_binary(cache_dir)
     plan = plan_launch(config, caps, binary, name=name, binary_problem=problem)
+    refuse_download_without_https(name, config, caps, plan.binary)
     assert plan.port is not None  # a plan for a model always names its port
     check_port(name, plan.host, plan.port, reserved)
     markers = pidfile.marker_environment(
@@ -82,3 +86,19 @@ def plan_model_launch(
         started_at_ms=time.time_ns() // 1_000_000,
     )
     return replace(plan, env={**plan.env, **markers})
+
+
+def refuse_download_without_https(
+    name: str, config: Mapping[str, Any], capabilities: Capabilities | None, binary: str
+) -> None:
+    """Refuse to start a model llama-server would have to download when this build cannot use HTTPS.
+
+    Such a start fails after a while with "exiting due to model loading error", the cause a dozen
+    lines up in the log; the build is asked once (:func:`~llamadash.core.diagnosis.probe_https_support`,
+    cached per binary) and only for a model to download.
+    """
+    if not binary or before_start(config, https_supported=False) is None:
+        return  # nothing to download: nothing to ask
+    known = before_start(config, capabilities, https_supported=probe_https_support(binary))
+    if known is not None:
+        raise LaunchError(f"cannot start {name}: {known.message}")

@@ -23,6 +23,7 @@ import pytest
 from support import free_port, health_status
 
 from llamadash.core import database, pidfile
+from llamadash.core.launch import LaunchError
 from llamadash.core.llama_server import METADATA_KEY
 from llamadash.core.throughput import ThroughputMeter
 from llamadash.services.instance import (
@@ -718,3 +719,14 @@ def test_a_known_crash_cause_leads_the_reason_with_what_to_do(
     inst = manager.start("swapped")
     wait_state(qtbot, inst, InstanceState.RUNNING)
     assert inst.diagnosis is None and inst.reason == ""
+
+
+def test_a_model_to_download_is_refused_before_start_on_a_build_without_https(
+    qtbot, manager: InstanceManager, add_model
+):
+    # this machine's llama-server is built with LLAMA_CURL=OFF and LLAMA_OPENSSL=OFF
+    add_model("remote", model_path=None, hf_repo="ggml-org/gemma-3-1b-it-GGUF")
+    with pytest.raises(LaunchError, match="HTTPS") as refused:
+        manager.start("remote")
+    assert "cannot start remote" in str(refused.value)
+    assert llama_children() == []  # nothing was launched
