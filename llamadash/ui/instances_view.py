@@ -19,7 +19,7 @@ import html
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -29,9 +29,10 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTimer,
+    QUrl,
     Signal,
 )
-from PySide6.QtGui import QAction, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QDesktopServices, QFontDatabase, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -51,6 +52,7 @@ from PySide6.QtWidgets import (
 
 from llamadash.core import library
 from llamadash.core.launch import MissingBinaryError
+from llamadash.core.library_service import AUTO_RESTART
 from llamadash.core.messages import short_repr
 from llamadash.core.params import COLUMN as PARAM
 from llamadash.core.params import load_schema
@@ -78,6 +80,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Req/min", "requests"),
     ("CPU", "cpu"),
     ("RAM", "ram"),
+    ("Auto-restart", "auto_restart"),
 )
 COLUMN = {key: index for index, (_title, key) in enumerate(COLUMNS)}
 #: How many of the last log lines an error shows.
@@ -89,6 +92,16 @@ SortRole = Qt.ItemDataRole.UserRole + 3
 _Index = QModelIndex | QPersistentModelIndex
 _ACTIVE = ACTIVE_STATES
 _STATE_TEXT = {"stopped": "Stopped", "loading": "Loading…", "running": "Running", "error": "Error"}
+
+
+@runtime_checkable
+class AutoRestartSwitch(Protocol):
+    """A manager that switches a model's automatic restart after a crash (the real
+    :class:`~llamadash.services.manager.InstanceManager`): a running instance follows at once."""
+
+    def autorestart(self, name: str) -> bool: ...
+
+    def set_autorestart(self, name: str, enabled: bool) -> None: ...
 
 
 def format_uptime(seconds: float | None) -> str:
@@ -167,6 +180,7 @@ class _Row:
     reason: str = ""
     figures: Any = None
     started_at_ms: int | None = None
+    auto_restart: bool = False  # the library row's: restart the server after a crash
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -239,6 +253,7 @@ class InstancesModel(QAbstractTableModel):
             row.port = row.configured_port = library.configured_port(model)
             stored = model.get(PARAM.port)
             row.bad_port = None if row.configured_port is not None else short_repr(stored, 24)
+            row.auto_restart = bool(model.get(AUTO_RESTART))
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured
             if row.state in _ACTIVE:
@@ -285,6 +300,16 @@ class InstancesModel(QAbstractTableModel):
     def row_of(self, name: str) -> int:
         """The row of ``name``, or -1."""
         return self._index.get(name, -1)
+
+    def is_configured(self, name: str) -> bool:
+        """Whether ``name`` is a model of the library (not only a server started elsewhere)."""
+        row = self._index.get(name)
+        return row is not None and self._rows[row].configured
+
+    def auto_restart_of(self, name: str) -> bool:
+        """Whether the library row of ``name`` says to restart its server after a crash."""
+        row = self._index.get(name)
+        return row is not None and self._rows[row].auto_restart
 
     def state_of(self, name: str) -> str:
         """The state shown for ``name`` (``stopped`` for an unknown name)."""
@@ -438,6 +463,8 @@ class InstancesModel(QAbstractTableModel):
             return "" if item.port is None else str(item.port)
         if key == "uptime":
             return format_uptime(self._uptime_s(item))
+        if key == "auto_restart":
+            return "on" if item.auto_restart else ""
         if item.state not in _ACTIVE:
             return "–"  # nothing runs, so there is nothing to read
         formats = {
@@ -460,6 +487,8 @@ class InstancesModel(QAbstractTableModel):
             return item.port or 0
         if key == "uptime":
             return self._uptime_s(item) or -1.0
+        if key == "auto_restart":
+            return int(item.auto_restart)
         attribute = {
             "tokens": "generation_tokens_per_s",
             "requests": "requests_per_minute",
@@ -500,6 +529,8 @@ class InstancesModel(QAbstractTableModel):
         if slots[1] is not None and item.state in _ACTIVE:
             busy = "n/a" if slots[0] is None else f"{slots[0]:.0f}"
             lines.append(f"Slots busy: {busy} of {slots[1]:.0f}")
+        if item.auto_restart:
+            lines.append("Auto-restart after a crash: on")
         if not item.configured:
             lines.append("<i>Not in the model library (started elsewhere)</i>")
         return "<br>".join(lines)
@@ -587,6 +618,12 @@ class InstancesView(QWidget):
         self.configure_action.setShortcut(QKeySequence("Ctrl+E"))
         self.log_action = QAction(action_icon("logs"), "Show &log", self)
         self.copy_url_action = QAction("Copy server &URL", self)
+        self.copy_url_action.setToolTip("Copy the selected model's server URL (while it runs)")
+        self.open_web_ui_action = QAction("Open &web UI", self)
+        self.open_web_ui_action.setToolTip("Open the selected model's own web page (llama-server's chat UI)")
+        self.auto_restart_action = QAction("Auto-restart after a &crash", self)
+        self.auto_restart_action.setCheckable(True)
+        self.auto_restart_action.setToolTip("Start the selected model's server again when it crashes")
         for action in (self.start_action, self.stop_action, self.restart_action, self.configure_action):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.start_action.triggered.connect(lambda: self._act("start"))
@@ -595,6 +632,9 @@ class InstancesView(QWidget):
         self.configure_action.triggered.connect(self._configure_current)
         self.log_action.triggered.connect(lambda: self.showLogRequested.emit(self.current_name()))
         self.copy_url_action.triggered.connect(self._copy_url)
+        self.open_web_ui_action.triggered.connect(self._open_web_ui)
+        # triggered, not toggled: setChecked from the row (_update_actions) writes nothing
+        self.auto_restart_action.triggered.connect(self._set_auto_restart)
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter models…")
@@ -632,7 +672,16 @@ class InstancesView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COLUMN["name"], QHeaderView.ResizeMode.Stretch)
         header.setHighlightSections(False)
-        widths = {"state": 124, "port": 64, "uptime": 80, "tokens": 80, "requests": 76, "cpu": 64, "ram": 88}
+        widths = {
+            "state": 124,
+            "port": 64,
+            "uptime": 80,
+            "tokens": 80,
+            "requests": 76,
+            "cpu": 64,
+            "ram": 88,
+            "auto_restart": 92,
+        }
         for key, width in widths.items():
             self.table.setColumnWidth(COLUMN[key], width)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -812,7 +861,13 @@ class InstancesView(QWidget):
             action.setStatusTip(tip)
         self.configure_action.setEnabled(bool(name))
         self.log_action.setEnabled(bool(name))
-        self.copy_url_action.setEnabled(state in _ACTIVE)
+        running = state == "running" and bool(self._url_of(name))
+        self.copy_url_action.setEnabled(running)
+        self.open_web_ui_action.setEnabled(running)
+        switch = self.model.manager
+        configured = bool(name) and self.model.is_configured(name)
+        self.auto_restart_action.setEnabled(configured and isinstance(switch, AutoRestartSwitch))
+        self.auto_restart_action.setChecked(configured and self.model.auto_restart_of(name))
         if not has_manager:
             tip = "The instance manager has not started yet"
             for action in (self.start_action, self.stop_action, self.restart_action):
@@ -891,10 +946,34 @@ class InstancesView(QWidget):
         if index.isValid():
             self.configureRequested.emit(str(index.data(NameRole)))
 
+    def _url_of(self, name: str) -> str:
+        instance = self.model.instance(name) if name else None
+        return instance.url if instance is not None else ""
+
     def _copy_url(self) -> None:
-        instance = self.model.instance(self.current_name())
-        if instance is not None and instance.url:
-            QGuiApplication.clipboard().setText(instance.url)
+        url = self._url_of(self.current_name())
+        if url:
+            QGuiApplication.clipboard().setText(url)
+            self.message.emit(f"Copied {url}")
+
+    def _open_web_ui(self) -> None:
+        url = self._url_of(self.current_name())
+        if url:  # llama-server serves its own web UI at "/"
+            QDesktopServices.openUrl(QUrl(url))
+
+    def _set_auto_restart(self, enabled: bool) -> None:
+        name = self.current_name()
+        switch = self.model.manager
+        if not name or not isinstance(switch, AutoRestartSwitch):
+            return
+        try:
+            switch.set_autorestart(name, enabled)  # a running instance follows at once
+        except Exception as exc:
+            self.message.emit(f"Could not change auto-restart of {name}: {exc}")
+        else:
+            self.message.emit(f"Auto-restart after a crash {'on' if enabled else 'off'} for {name}")
+        self.model.refresh()
+        self._update_actions()
 
     def context_menu(self) -> QMenu:
         """The menu the table shows on right-click (for the selected row)."""
@@ -903,9 +982,12 @@ class InstancesView(QWidget):
         menu.addAction(self.stop_action)
         menu.addAction(self.restart_action)
         menu.addSeparator()
+        menu.addAction(self.open_web_ui_action)
+        menu.addAction(self.copy_url_action)
+        menu.addSeparator()
         menu.addAction(self.configure_action)
         menu.addAction(self.log_action)
-        menu.addAction(self.copy_url_action)
+        menu.addAction(self.auto_restart_action)
         return menu
 
     def keyPressEvent(self, event: Any) -> None:

@@ -67,6 +67,7 @@ class LibraryController(QObject):
     def set_manager(self, manager: Manager | None) -> None:
         """Follow the instance manager, so the editor knows when its model's server runs."""
         self._manager = manager
+        self.library.set_auto_restart_switch(manager)  # a running server follows the switch at once
         if manager is not None:
             manager.stateChanged.connect(self._on_state_changed)
 

@@ -70,6 +70,7 @@ from llamadash.core import library
 from llamadash.core.library import ModelInfo, ScanResult
 from llamadash.core.messages import format_size
 from llamadash.core.library_service import (
+    AUTO_RESTART,
     AddReport,
     Added,
     InvalidSource,
@@ -82,6 +83,7 @@ from llamadash.core.library_service import (
     running_by_process_records,
 )
 from llamadash.core.params import COLUMN, SOURCE_LABELS, CommandLineError
+from llamadash.ui.instances_view import AutoRestartSwitch
 from llamadash.ui.theme import error_style_sheet
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -598,6 +600,7 @@ class LibraryView(QWidget):
         super().__init__(parent)
         self._store = store
         self.service = service if service is not None else Library(store, running_by_process_records)
+        self._auto_restart_switch: AutoRestartSwitch | None = None  # the window's instance manager
         self._info_cache: dict[FileKey, ModelInfo] = {}
         self._requested = 0  # header reads asked for but not handed to the reader yet
         self.setAcceptDrops(True)
@@ -1030,6 +1033,55 @@ class LibraryView(QWidget):
         would leave its server without its library entry."""
         self.service.set_running_check(is_running)
 
+    def set_auto_restart_switch(self, switch: object) -> None:
+        """Switch auto-restart through ``switch`` (the window's instance manager: a running server
+        follows at once) when it can; without one the library row is written, which the next
+        start reads."""
+        self._auto_restart_switch = switch if isinstance(switch, AutoRestartSwitch) else None
+
+    def auto_restart_of_selected(self) -> bool:
+        """Whether the selected entry restarts after a crash, as stored now (another view may have
+        switched it since the list was read)."""
+        model = self.selected_model()
+        if model is None:
+            return False
+        try:
+            return bool(self.service.get(int(model["id"])).get(AUTO_RESTART))
+        except Exception:
+            return bool(model.get(AUTO_RESTART))
+
+    def set_auto_restart_selected(self, enabled: bool) -> bool:
+        """Turn restarting after a crash on or off for the selected entry; returns whether it changed."""
+        model = self.selected_model()
+        if model is None:
+            return False
+        try:
+            if self._auto_restart_switch is not None:
+                self._auto_restart_switch.set_autorestart(str(model["name"]), enabled)
+            else:
+                self.service.set_parameters(int(model["id"]), {AUTO_RESTART: enabled})
+        except Exception as exc:
+            self._show_error("Auto-restart was not changed", str(exc))
+            return False
+        self.refresh(select_id=model["id"])
+        self.libraryChanged.emit()
+        return True
+
+    def context_menu(self) -> QMenu:
+        """The menu of the selected entry (right-click)."""
+        menu = QMenu(self)
+        menu.addAction("Duplicate", self.duplicate_selected)
+        menu.addAction("Rename\u2026", lambda: self.rename_selected())
+        menu.addAction("Delete\u2026", lambda: self.delete_selected())
+        menu.addSeparator()
+        auto = menu.addAction("Auto-restart after a crash")
+        auto.setObjectName("autoRestartAction")
+        auto.setCheckable(True)
+        auto.setChecked(self.auto_restart_of_selected())
+        auto.setToolTip("Start this model's server again when it crashes")
+        auto.triggered.connect(self.set_auto_restart_selected)
+        return menu
+
     def _refused_while_running(self, model: Mapping[str, Any], doing: str) -> bool:
         try:
             self.service.refuse_if_running(model, doing)
@@ -1092,11 +1144,7 @@ class LibraryView(QWidget):
     def _context_menu(self, pos: Any) -> None:
         if self.selected_model() is None:
             return
-        menu = QMenu(self)
-        menu.addAction("Duplicate", self.duplicate_selected)
-        menu.addAction("Rename\u2026", lambda: self.rename_selected())
-        menu.addAction("Delete\u2026", lambda: self.delete_selected())
-        menu.exec(self.table.viewport().mapToGlobal(pos))
+        self.context_menu().exec(self.table.viewport().mapToGlobal(pos))
 
     # ------------------------------------------------------------------------------------------
     # drag and drop

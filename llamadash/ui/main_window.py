@@ -571,6 +571,9 @@ class MainWindow(QMainWindow):
         toolbar.addAction(view.stop_action)
         toolbar.addAction(view.restart_action)
         toolbar.addSeparator()
+        toolbar.addAction(view.open_web_ui_action)  # the selected model's, while it runs
+        toolbar.addAction(view.copy_url_action)
+        toolbar.addSeparator()
         toolbar.addAction(self.stop_all_action)
         toolbar.addSeparator()
         toolbar.addAction(self.settings_action)

@@ -2,10 +2,11 @@
 
 The icon is the worst state of the instances (error, then loading, then running, else idle). The
 tooltip follows each metrics sample: CPU, RAM, GPU, VRAM and the running models with their tokens/s.
-The menu shows or hides the window, starts or stops each model, stops all, opens the logs folder
-and quits. Notifications come when a model is ready, crashes or hits the crash-loop cap, and when
-the GPU temperature, VRAM or RAM crosses its threshold; a threshold notifies again only after the
-reading fell :data:`HYSTERESIS` below it, so a value hovering at the limit does not nag every second.
+The menu shows or hides the window, starts or stops each model, opens a running model's web UI or
+copies its URL, stops all, opens the logs folder and quits. Notifications come when a model is
+ready, crashes or hits the crash-loop cap, and when the GPU temperature, VRAM or RAM crosses its
+threshold; a threshold notifies again only after the reading fell :data:`HYSTERESIS` below it, so
+a value hovering at the limit does not nag every second.
 
 Where the desktop has no tray (:meth:`QSystemTrayIcon.isSystemTrayAvailable` is false),
 :class:`TrayController` makes no icon, ``available`` is false and :attr:`fallback_message` says
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from llamadash import APP_NAME
@@ -169,6 +170,7 @@ class TrayController(QObject):
             _log.warning("cannot list the models for the tray menu: %s", exc)
             names = []
         self.model_actions: dict[str, QAction] = {}
+        running: list[tuple[str, str]] = []  # (name, url) of the models whose server answers
         for name in names:
             instance = manager.instance(name) if manager is not None else None
             state = _state_text(instance.state) if instance is not None else "stopped"
@@ -177,8 +179,21 @@ class TrayController(QObject):
             action.setEnabled(manager is not None)
             action.triggered.connect(lambda _=False, n=name, a=active: self._start_or_stop(n, a))
             self.model_actions[name] = action
+            if instance is not None and state == "running" and instance.url:
+                running.append((name, instance.url))
         if names:
             menu.addSeparator()
+        # each running model's own web page (llama-server's chat UI at "/") and its URL
+        self.web_ui_menu = menu.addMenu("Open web UI")
+        self.copy_url_menu = menu.addMenu("Copy URL")
+        for name, url in running:
+            self.web_ui_menu.addAction(name).triggered.connect(lambda _=False, u=url: self.open_web_ui(u))
+            copy = self.copy_url_menu.addAction(f"{name} — {url}")
+            copy.triggered.connect(lambda _=False, u=url: QGuiApplication.clipboard().setText(u))
+        for submenu in (self.web_ui_menu, self.copy_url_menu):
+            submenu.setEnabled(bool(running))
+            submenu.menuAction().setToolTip("" if running else "No model is running")
+        menu.addSeparator()
         menu.addAction(self.window.stop_all_action)
         self.logs_action = menu.addAction("Open logs folder")
         self.logs_action.triggered.connect(self.open_logs)
@@ -196,6 +211,10 @@ class TrayController(QObject):
                 manager.start(name)
         except Exception as exc:
             self.notify(APP_NAME, failure_text("stop" if active else "start", name, exc))
+
+    def open_web_ui(self, url: str) -> None:
+        """Open a running server's own web page in the browser."""
+        QDesktopServices.openUrl(QUrl(url))
 
     def open_logs(self) -> None:
         """Open the logs folder in the file manager."""

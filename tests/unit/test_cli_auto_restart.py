@@ -95,8 +95,7 @@ def test_add_with_auto_restart_on(data_dir: Path, tmp_path: Path):
     from support import write_tiny_gguf
 
     model_file = write_tiny_gguf(tmp_path / "other.gguf")
-    code, _out, err = cli(
-        "models", "add", "other", "--model-path", str(model_file), "--set", "auto_restart=on", data_dir=data_dir
-    )
+    add = ("models", "add", "other", "--model-path", str(model_file), "--set", "auto_restart=on")
+    code, _out, err = cli(*add, data_dir=data_dir)
     assert code == 0, err
     assert shown(data_dir, "other")[1]["auto_restart"] is True
