@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QPoint,
     QSortFilterProxyModel,
@@ -33,6 +34,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QAction, QDesktopServices, QFontDatabase, QGuiApplication, QKeySequence
+from PySide6.QtNetwork import QNetworkAccessManager, QNetworkRequest
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -102,6 +104,54 @@ class AutoRestartSwitch(Protocol):
     def autorestart(self, name: str) -> bool: ...
 
     def set_autorestart(self, name: str, enabled: bool) -> None: ...
+
+
+class WebUiOpener(QObject):
+    """Opens a running server's own web page (llama-server's chat UI at ``/``) in the browser.
+
+    The server is asked first, once per click: a build made without the web UI answers ``/`` with
+    404 (a JSON error page), which is said instead of opening it. Any other answer, or none, opens
+    the page (the browser says what is wrong then).
+    """
+
+    noWebUi = Signal(str, str)
+    """The server serves no web UI: (its URL, the sentence to tell the user)."""
+
+    #: How long the server may take to answer before the page is opened anyway.
+    TIMEOUT_MS = 3000
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._network = QNetworkAccessManager(self)
+
+    def open(self, url: str) -> None:
+        """Ask ``url`` for its page; open it in the browser unless it has none."""
+        request = QNetworkRequest(QUrl(url.rstrip("/") + "/"))
+        request.setTransferTimeout(self.TIMEOUT_MS)
+        reply = self._network.get(request)
+        answered: list[bool] = []
+
+        def on_answer() -> None:  # the status is known with the headers: the page is not fetched
+            if answered:
+                return
+            status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+            if status is None and not reply.isFinished():
+                return
+            answered.append(True)
+            reply.abort()
+            reply.deleteLater()
+            if status == 404:
+                self.noWebUi.emit(
+                    url,
+                    f"{url} serves no web UI: this llama-server build was made without it. Its API "
+                    f"answers at {url}/v1 (Copy URL gives the address to a client).",
+                )
+            else:
+                QDesktopServices.openUrl(QUrl(url))
+
+        reply.metaDataChanged.connect(on_answer)
+        reply.finished.connect(on_answer)
+        reply.errorOccurred.connect(lambda _code: on_answer())
 
 
 def format_uptime(seconds: float | None) -> str:
@@ -633,6 +683,8 @@ class InstancesView(QWidget):
         self.log_action.triggered.connect(lambda: self.showLogRequested.emit(self.current_name()))
         self.copy_url_action.triggered.connect(self._copy_url)
         self.open_web_ui_action.triggered.connect(self._open_web_ui)
+        self.web_ui = WebUiOpener(self)
+        self.web_ui.noWebUi.connect(self._no_web_ui)
         # triggered, not toggled: setChecked from the row (_update_actions) writes nothing
         self.auto_restart_action.triggered.connect(self._set_auto_restart)
 
@@ -959,7 +1011,12 @@ class InstancesView(QWidget):
     def _open_web_ui(self) -> None:
         url = self._url_of(self.current_name())
         if url:  # llama-server serves its own web UI at "/"
-            QDesktopServices.openUrl(QUrl(url))
+            self.web_ui.open(url)
+
+    def _no_web_ui(self, url: str, text: str) -> None:
+        name = next((n for n in self.model.names() if self._url_of(n) == url), url)
+        self.refused.emit("open the web UI of", name, text, False)
+        self.message.emit(text)
 
     def _set_auto_restart(self, enabled: bool) -> None:
         name = self.current_name()

@@ -29,7 +29,7 @@ from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Manager
 from llamadash.ui.charts import GPU_COLUMNS
 from llamadash.ui.icons import app_icon, status_icon
-from llamadash.ui.instances_view import failure_text
+from llamadash.ui.instances_view import WebUiOpener, failure_text
 
 __all__ = ["HYSTERESIS", "ThresholdAlarm", "TrayController", "overall_state"]
 
@@ -125,6 +125,8 @@ class TrayController(QObject):
         # Owned by the controller: QMenu.clear() deletes the actions the menu owns.
         self.toggle_action = QAction("Hide llamadash", self)
         self.toggle_action.triggered.connect(self.toggle_window)
+        self.web_ui = WebUiOpener(self)
+        self.web_ui.noWebUi.connect(lambda _url, text: self.notify(APP_NAME, text))
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.rebuild_menu()
         if not self.available:
@@ -213,8 +215,8 @@ class TrayController(QObject):
             self.notify(APP_NAME, failure_text("stop" if active else "start", name, exc))
 
     def open_web_ui(self, url: str) -> None:
-        """Open a running server's own web page in the browser."""
-        QDesktopServices.openUrl(QUrl(url))
+        """Open a running server's own web page in the browser (unless the server says it has none)."""
+        self.web_ui.open(url)
 
     def open_logs(self) -> None:
         """Open the logs folder in the file manager."""

@@ -261,6 +261,60 @@ def test_a_real_failed_start_shows_the_reason_and_the_log(qtbot, real_setup):
     assert view.start_action.isEnabled()
 
 
+@pytest.mark.integration
+def test_a_real_server_web_ui_opens_and_the_auto_restart_switch_brings_it_back_after_a_kill(
+    qtbot, real_setup, monkeypatch
+):
+    import os
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from PySide6.QtGui import QDesktopServices, QGuiApplication
+
+    database, manager = real_setup
+    opened: list[str] = []
+
+    def open_url(url: Any) -> bool:
+        opened.append(url.toString())
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
+    model = InstancesModel(database.get_models, manager)
+    view = InstancesView(model)
+    qtbot.addWidget(view)
+    view.show()
+    view.select("tiny")
+    assert not view.open_web_ui_action.isEnabled() and not view.auto_restart_action.isChecked()
+    view.start_action.trigger()
+    qtbot.waitUntil(lambda: model.state_of("tiny") == "running", timeout=60_000)
+    url = manager.instance("tiny").url
+    refusals: list[str] = []
+    view.refused.connect(lambda _verb, _name, text, _missing: refusals.append(text))
+    view.open_web_ui_action.trigger()
+    qtbot.waitUntil(lambda: bool(opened or refusals), timeout=10_000)
+    try:  # llama-server's own web UI, unless this build was made without it (404 at "/")
+        with urllib.request.urlopen(url + "/", timeout=10) as page:
+            assert page.status == 200 and "html" in page.headers.get("Content-Type", "")
+        assert opened == [url] and refusals == []
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+        assert opened == [] and "serves no web UI" in refusals[0]
+    view.copy_url_action.trigger()
+    assert QGuiApplication.clipboard().text() == url
+
+    view.auto_restart_action.trigger()  # on, for the server that runs now
+    assert database.get_auto_restart("tiny") is True and manager.instance("tiny").auto_restart
+    assert cell(view, "tiny", "auto_restart") == "on" and view.auto_restart_action.isChecked()
+    first_pid = manager.instance("tiny").pid
+    os.kill(first_pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: model.state_of("tiny") == "error", timeout=20_000)
+    qtbot.waitUntil(
+        lambda: model.state_of("tiny") == "running" and manager.instance("tiny").pid != first_pid,
+        timeout=60_000,
+    )
+
+
 def test_the_selection_survives_a_reload_of_the_library(view):
     # the library is re-read after every editor save; the selected row must stay selected
     assert view.select("mistral")

@@ -1,4 +1,4 @@
-"""A model's everyday actions in the window: Open web UI, Copy URL, Auto-restart after a crash.
+"""A model's everyday actions in the window: Open web UI, Copy url, Auto-restart after a crash.
 
 Real widgets over a real database file; the instances are the tests' stand-ins
 (:class:`fakes.FakeManager`), which switch auto-restart as the real manager does: on the model's
@@ -7,6 +7,10 @@ row, and on its running instance at once.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +28,42 @@ from llamadash.ui.instances_view import COLUMN, InstancesModel, InstancesView
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.tray import TrayController
 
-URL = "http://127.0.0.1:8081"
+
+class _Page(BaseHTTPRequestHandler):
+    """``/`` as a llama-server build answers it: its web UI (200), or 404 when built without it."""
+
+    status = 200
+
+    def do_GET(self) -> None:  # http.server calls it by this name
+        body = b"<html>chat</html>" if self.status == 200 else b'{"error":{"code":404}}'
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html" if self.status == 200 else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def page_server(status: int) -> Iterator[str]:
+    handler = type("Page", (_Page,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    """A running server's url whose ``/`` is a web page."""
+    with page_server(200) as address:
+        yield address
 
 
 class SwitchingManager(FakeManager):
@@ -80,31 +119,59 @@ def texts(menu: QMenu) -> list[str]:
     return [a.text() for a in menu.actions() if a.text()]
 
 
-# -- Open web UI / Copy URL ----------------------------------------------------------------------
+# -- Open web UI / Copy url ----------------------------------------------------------------------
 
 
-def test_web_ui_and_url_are_offered_only_while_the_model_runs(qtbot, db, opened):
+def test_web_ui_and_url_are_offered_only_while_the_model_runs(qtbot, db, opened, url):
     manager = SwitchingManager()
     view = make_view(qtbot, manager)
     assert view.select("alpha")
     assert not view.open_web_ui_action.isEnabled() and not view.copy_url_action.isEnabled()
-    manager.set_state("alpha", "loading", url=URL)
+    manager.set_state("alpha", "loading", url=url)
     assert not view.open_web_ui_action.isEnabled()  # its page does not answer yet
-    manager.set_state("alpha", "running", url=URL)
+    manager.set_state("alpha", "running", url=url)
     assert view.open_web_ui_action.isEnabled() and view.copy_url_action.isEnabled()
 
     menu = view.context_menu()
     assert view.open_web_ui_action in menu.actions() and view.copy_url_action in menu.actions()
     view.open_web_ui_action.trigger()
-    assert opened == [URL]
+    qtbot.waitUntil(lambda: opened == [url], timeout=5000)  # once the server said it has a page
     QGuiApplication.clipboard().clear()
     view.copy_url_action.trigger()
-    assert QGuiApplication.clipboard().text() == URL
+    assert QGuiApplication.clipboard().text() == url
 
     manager.set_state("alpha", "error", "crashed")
     assert not view.open_web_ui_action.isEnabled() and not view.copy_url_action.isEnabled()
     assert view.select("beta")  # another model, stopped
     assert not view.open_web_ui_action.isEnabled()
+
+
+def test_a_build_without_the_web_ui_is_said_instead_of_opening_its_404(qtbot, db, opened):
+    manager = SwitchingManager()
+    view = make_view(qtbot, manager)
+    refusals: list[tuple[str, str, str, bool]] = []
+    view.refused.connect(lambda *args: refusals.append(args))
+    with page_server(404) as address:
+        manager.set_state("alpha", "running", url=address)
+        assert view.select("alpha")
+        view.open_web_ui_action.trigger()
+        qtbot.waitUntil(lambda: bool(refusals), timeout=5000)
+    verb, name, text, _missing = refusals[0]
+    assert (verb, name) == ("open the web UI of", "alpha")
+    assert "serves no web UI" in text and f"{address}/v1" in text
+    assert opened == []
+
+
+def test_a_server_that_does_not_answer_is_opened_anyway(qtbot, db, opened):
+    from support import free_port
+
+    address = f"http://127.0.0.1:{free_port()}"  # nothing listens: the browser says so
+    manager = SwitchingManager()
+    view = make_view(qtbot, manager)
+    manager.set_state("alpha", "running", url=address)
+    assert view.select("alpha")
+    view.open_web_ui_action.trigger()
+    qtbot.waitUntil(lambda: opened == [address], timeout=5000)
 
 
 def test_the_toolbar_has_web_ui_and_copy_url_after_start_stop_restart(qtbot, db):
@@ -122,7 +189,7 @@ def test_the_toolbar_has_web_ui_and_copy_url_after_start_stop_restart(qtbot, db)
     assert not view.open_web_ui_action.isEnabled()  # nothing runs
 
 
-def test_the_tray_opens_and_copies_each_running_models_url(qtbot, tmp_path, opened):
+def test_the_tray_opens_and_copies_each_running_models_url(qtbot, tmp_path, opened, url):
     window = QMainWindow()
     qtbot.addWidget(window)
 
@@ -139,24 +206,24 @@ def test_the_tray_opens_and_copies_each_running_models_url(qtbot, tmp_path, open
     tray.rebuild_menu()
     assert not tray.web_ui_menu.isEnabled() and not tray.copy_url_menu.isEnabled()
 
-    manager.set_state("alpha", "running", url=URL)
+    manager.set_state("alpha", "running", url=url)
     manager.set_state("beta", "loading", url="http://127.0.0.1:8082")
     tray.rebuild_menu()
     assert tray.web_ui_menu.isEnabled()
     assert texts(tray.web_ui_menu) == ["alpha"]  # beta's page does not answer yet
-    assert texts(tray.copy_url_menu) == [f"alpha — {URL}"]
+    assert texts(tray.copy_url_menu) == [f"alpha — {url}"]
     tray.web_ui_menu.actions()[0].trigger()
-    assert opened == [URL]
+    qtbot.waitUntil(lambda: opened == [url], timeout=5000)  # once the server said it has a page
     QGuiApplication.clipboard().clear()
     tray.copy_url_menu.actions()[0].trigger()
-    assert QGuiApplication.clipboard().text() == URL
+    assert QGuiApplication.clipboard().text() == url
 
 
 # -- Auto-restart after a crash -----------------------------------------------------------------
 
 
 def test_the_instances_menu_switches_auto_restart_through_the_manager(qtbot, db):
-    alpha = FakeInstance("alpha", state=InstanceState.RUNNING, url=URL)
+    alpha = FakeInstance("alpha", state=InstanceState.RUNNING, url="http://127.0.0.1:8081")
     manager = SwitchingManager([alpha])
     view = make_view(qtbot, manager)
     assert view.select("alpha")
@@ -230,7 +297,7 @@ def test_the_library_menu_switches_auto_restart_on_the_row_without_a_manager(qtb
 
 
 def test_the_library_menu_goes_through_the_manager_when_the_window_has_one(qtbot, db):
-    alpha = FakeInstance("alpha", state=InstanceState.RUNNING, url=URL)
+    alpha = FakeInstance("alpha", state=InstanceState.RUNNING, url="http://127.0.0.1:8081")
     manager = SwitchingManager([alpha])
     view = RecordingLibrary(db)
     qtbot.addWidget(view)
