@@ -604,6 +604,8 @@ class InstancesModel(QAbstractTableModel):
             return status_color(item.state)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(item)
+        if role == Qt.ItemDataRole.TextAlignmentRole and key == "auto_restart":
+            return int(Qt.AlignmentFlag.AlignCenter)  # an on/off mark, not a figure
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= COLUMN["port"]:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -184,7 +184,8 @@ def test_menus_toolbar_and_standard_shortcuts(qtbot, tmp_path):
         ]
         assert len(keys) == len(set(keys)), sorted(keys)
         toolbar = [a.text() for a in window.toolbar.actions() if a.text()]
-        assert toolbar == ["&Start", "S&top", "Rest&art", "Stop &all", "&Settings…"]
+        web = ["Open &web UI", "Copy server &URL"]  # the selected model's, while it runs
+        assert toolbar == ["&Start", "S&top", "Rest&art", *web, "Stop &all", "&Settings…"]
         view_menu = [a.text() for a in window.view_menu.actions()]
         assert "&Reset layout" in view_menu and "Log" in view_menu
         about = window.about_text()
