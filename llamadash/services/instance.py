@@ -294,6 +294,11 @@ class ServerInstance(InstanceFacts):
             self._stopping = True
             self._driver.kill()
 
+    @property
+    def api_key(self) -> str | None:
+        """The key clients send as ``Authorization: Bearer`` (the run's ``--api-key``), if any."""
+        return self._api_key
+
     def set_external_api_key(self, api_key: str | None) -> None:
         """Change the key sent to an external or adopted server's ``/metrics`` and ``/slots``."""
         self._api_key = self._poller.api_key = api_key
