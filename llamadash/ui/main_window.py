@@ -72,6 +72,7 @@ from llamadash.ui.instances_view import InstancesModel, InstancesView, count_tex
 from llamadash.ui.logs_dock import LogsDock
 from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
 from llamadash.ui.theme import Theme, apply_theme, error_style_sheet
+from llamadash.ui.try_pane import TryPane
 
 __all__ = ["GEOMETRY_KEY", "LAYOUT_VERSION", "STATE_KEY", "MainWindow"]
 
@@ -188,6 +189,9 @@ class MainWindow(QMainWindow):
                 cast(RequestsSource, store), model_names=self.instances_model.names, colors=self.theme.charts
             )
             self.workspace.addTab(self.activity_view, "Activity")
+        self.try_pane = TryPane()  # send a prompt to a running model: does it work, how fast
+        self.workspace.addTab(self.try_pane, "Try")
+        self.instances_view.currentInstanceChanged.connect(self.try_pane.choose)
         self.setCentralWidget(self.workspace)
         self.library_widget: QWidget | None = None
         self.editor_widget: QWidget | None = None
@@ -265,6 +269,7 @@ class MainWindow(QMainWindow):
         self.tray_controller.set_manager(manager)
         self.instances_model.set_manager(manager)
         self.logs_dock.set_manager(manager)
+        self.try_pane.set_manager(manager)
         manager.figuresChanged.connect(self._on_figures)
         manager.eventOccurred.connect(self._on_event)
         manager.stateChanged.connect(self._on_state_changed)
@@ -336,6 +341,11 @@ class MainWindow(QMainWindow):
         self.library_widget = widget
         self.workspace.insertTab(1, widget, title)
         self.instances_view.set_library_offered(True)
+
+    def show_try(self) -> None:
+        """Bring the Try tab forward, with the selected model chosen when it runs."""
+        self.try_pane.choose(self.instances_view.current_name())
+        self.workspace.setCurrentWidget(self.try_pane)
 
     def show_activity(self) -> None:
         """Bring the Activity tab forward (where the store keeps requests)."""
@@ -429,7 +439,7 @@ class MainWindow(QMainWindow):
         """
         docks = [self.logs_dock, self.board.docks[_BOTTOM_COLUMNS[0][0]]]
         current = self.workspace.currentWidget()
-        roomy = current is not None and current in (self.editor_widget, self.activity_view)
+        roomy = current is not None and current in (self.editor_widget, self.activity_view, self.try_pane)
         if roomy and self._heights_before_editor is None:
             short = self.workspace.height() < self.EDITOR_MIN_HEIGHT
             if short and all(d.isVisible() and not d.isFloating() for d in docks):
@@ -521,6 +531,9 @@ class MainWindow(QMainWindow):
         self.about_action.triggered.connect(self.show_about)
         self.about_qt_action = QAction("About &Qt", self)
         self.about_qt_action.triggered.connect(QApplication.aboutQt)
+        self.try_action = QAction("Tr&y…", self)
+        self.try_action.setToolTip("Send a prompt to the selected running model")
+        self.try_action.triggered.connect(self.show_try)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -540,6 +553,7 @@ class MainWindow(QMainWindow):
         instances.addAction(view.configure_action)
         instances.addAction(view.log_action)
         instances.addAction(view.copy_url_action)
+        instances.addAction(self.try_action)
         instances.addSeparator()
         instances.addAction(self.adopt_orphans_action)
         instances.addAction(self.stop_orphans_action)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -63,8 +64,9 @@ class TryPane(QWidget):
 
         self.model_box = QComboBox()
         self.model_box.setObjectName("tryModel")
-        self.model_box.setMinimumContentsLength(16)
-        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_box.setMinimumContentsLength(8)
+        self.model_box.setMaximumWidth(360)  # wide enough for long model names, not the whole row
+        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 8192)
         self.max_tokens.setValue(DEFAULT_MAX_TOKENS)
@@ -79,38 +81,43 @@ class TryPane(QWidget):
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Write a prompt, then Send (Ctrl+Enter)")
         self.prompt.setTabChangesFocus(True)
-        self.prompt.setMaximumHeight(110)
+        self.prompt.setMaximumHeight(72)
         self.answer = QPlainTextEdit()
         self.answer.setObjectName("tryAnswer")
         self.answer.setReadOnly(True)
         self.answer.setPlaceholderText("The answer streams here.")
         self.hint = QLabel(NO_MODEL_HINT)
         self.hint.setObjectName("tryHint")
+        self.hint.setStyleSheet("font-weight: bold;")
+        self.hint.setWordWrap(True)
         self.status = QLabel("")
         self.status.setObjectName("tryStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setWordWrap(True)  # a long error message must not widen the window
+        self.status.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Model"))
-        top.addWidget(self.model_box)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Max tokens"))
-        top.addWidget(self.max_tokens)
-        top.addStretch(1)
-        top.addWidget(self.hint)
-        form = QFormLayout()
-        form.addRow("System prompt", self.system_prompt)
-        form.addRow("Prompt", self.prompt)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_box, 1)
+        model_row.addSpacing(8)
+        model_row.addWidget(QLabel("Max tokens"))
+        model_row.addWidget(self.max_tokens)
+        model_row.addStretch(1)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.status, 1)
+        buttons.addStretch(1)
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        form = QFormLayout()
+        form.addRow(self.hint)
+        form.addRow("Model", model_row)
+        form.addRow("System prompt", self.system_prompt)
+        form.addRow("Prompt", self.prompt)
+        form.addRow("", buttons)
+        answer_box = QVBoxLayout()
+        answer_box.addWidget(self.answer, 1)
+        answer_box.addWidget(self.status)
+        form.addRow("Answer", answer_box)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(QLabel("Answer"))
-        layout.addWidget(self.answer, 1)
+        layout.addLayout(form, 1)
 
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
@@ -145,8 +152,8 @@ class TryPane(QWidget):
         return [inst.name for inst in self.manager.instances() if inst.state is InstanceState.RUNNING]
 
     def choose(self, name: str) -> bool:
-        """Try ``name`` (a running model); False when it does not run."""
-        index = self.model_box.findText(name)
+        """Try ``name`` (a running model); False when it does not run or an answer is on its way."""
+        index = self.model_box.findText(name) if not self.busy else -1
         if index >= 0:
             self.model_box.setCurrentIndex(index)
         return index >= 0

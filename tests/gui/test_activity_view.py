@@ -93,7 +93,7 @@ def test_the_tab_lists_stored_requests_newest_first_and_filters_them(qtbot, db):
     db.save_requests(rows)
     window = open_window(qtbot, db)
     tabs = [window.workspace.tabText(i) for i in range(window.workspace.count())]
-    assert tabs == ["Instances", "Activity"]
+    assert tabs == ["Instances", "Activity", "Try"]
     view = window.activity_view
     assert view is not None and not view.loaded  # nothing read before the tab is shown
     view = open_activity(qtbot, window)

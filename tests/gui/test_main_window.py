@@ -204,9 +204,10 @@ def test_places_for_the_library_and_the_editor(qtbot, tmp_path):
         library, editor = QLabel("library"), QLabel("editor")
         window.set_library_widget(library)
         window.set_editor_widget(editor)
-        assert window.workspace.count() == 4 and window.workspace.tabText(1) == "Library"
+        assert window.workspace.count() == 5 and window.workspace.tabText(1) == "Library"
         assert window.workspace.tabText(2) == "Activity"  # the record of requests, after the library
-        assert window.workspace.tabText(3) == "Configuration"
+        assert window.workspace.tabText(3) == "Try"  # a prompt to a running model
+        assert window.workspace.tabText(4) == "Configuration"
         assert window.workspace.currentWidget() is window.instances_view
         view = window.instances_view
         index = view.proxy.index(0, 0)

@@ -41,6 +41,13 @@ def start(qtbot, manager, name: str) -> None:
     qtbot.waitUntil(lambda: inst.state.value == "running", timeout=60_000)
 
 
+def as_shown(text: str) -> str:
+    """``text`` as a QPlainTextEdit gives it back (random weights make any character)."""
+    for raw, shown in (("\r\n", "\n"), ("\r", "\n"), ("\u2028", "\n"), ("\u2029", "\n"), ("\xa0", " ")):
+        text = text.replace(raw, shown)
+    return text
+
+
 def make_pane(qtbot, manager) -> TryPane:
     pane = TryPane(manager)
     qtbot.addWidget(pane)
@@ -74,7 +81,7 @@ def test_an_answer_streams_and_ends_with_the_servers_figures(qtbot, real_setup):
         assert pane.stop_button.isEnabled() and not pane.send_button.isEnabled()
     result: ChatResult = finished.args[0]
     assert len(deltas) > 1  # streamed, not one block
-    assert pane.answer.toPlainText() == "".join(deltas) == result.text
+    assert "".join(deltas) == result.text and pane.answer.toPlainText() == as_shown(result.text)
     assert result.generated_tokens == 24 and result.prompt_tokens and result.prompt_tokens > 0
     assert result.generation_tps is not None and result.generation_tps > 0
     # the server's own count of this request (from its log) agrees
@@ -90,16 +97,23 @@ def test_stop_cancels_the_answer_and_a_stopped_model_gives_the_hint(qtbot, real_
     pane = make_pane(qtbot, manager)
     start(qtbot, manager, "tiny")
     pane.prompt.setPlainText("Count to a thousand")
-    pane.max_tokens.setValue(8192)  # far more than the context: the answer is still going when stopped
+    pane.max_tokens.setValue(8192)  # as much as the context holds: many pieces
+    finished: list[object] = []
+    pane.answerFinished.connect(finished.append)
     assert pane.send()
     request = pane.request
     assert request is not None
-    qtbot.waitUntil(lambda: request.deltas >= 2, timeout=60_000)
-    pane.stop_button.click()
-    assert not pane.busy and not request.running and pane.status.text().startswith("Stopped")
+
+    def click_stop_at_the_second_piece(_text: str) -> None:
+        if request.deltas == 2:  # mid-stream, whatever the machine's speed
+            pane.stop_button.click()
+
+    request.delta.connect(click_stop_at_the_second_piece)
+    qtbot.waitUntil(lambda: not request.running, timeout=60_000)
+    assert request.deltas == 2 and not pane.busy and pane.status.text() == "Stopped · 2 pieces received"
     shown = pane.answer.toPlainText()
     qtbot.wait(500)
-    assert pane.answer.toPlainText() == shown  # nothing more arrives after Stop
+    assert pane.answer.toPlainText() == shown and finished == []  # nothing more arrives after Stop
     assert pane.send_button.isEnabled()
 
     manager.stop("tiny")
@@ -133,3 +147,26 @@ def test_a_request_to_no_server_fails_readably(qtbot):
     with qtbot.waitSignal(nowhere.failed, timeout=1_000) as failed:
         nowhere.send()
     assert "not running" in failed.args[0]
+
+
+def test_the_window_has_a_try_tab_that_follows_the_selected_running_model(qtbot, real_setup, tmp_path):
+    from llamadash.core import database
+    from llamadash.ui.main_window import MainWindow
+
+    manager = real_setup
+    window = MainWindow(
+        store=database, db_path=tmp_path / "data" / "llama-dashboard.db", load_models=database.get_models
+    )
+    qtbot.addWidget(window)
+    window.set_manager(manager)
+    window.show()
+    pane = window.try_pane
+    assert pane.hint.isVisibleTo(pane) and pane.model == ""
+    start(qtbot, manager, "tiny")
+    start(qtbot, manager, "keyed")
+    assert pane.running_models() == ["tiny", "keyed"]
+    window.instances_view.select("keyed")
+    window.try_action.trigger()  # Instances ▸ Try…
+    assert window.workspace.currentWidget() is pane and pane.model == "keyed"
+    window.instances_view.select("tiny")
+    assert pane.model == "tiny"  # the pane follows the selection among running models
