@@ -430,7 +430,7 @@ class MainWindow(QMainWindow):
     EDITOR_MIN_HEIGHT = 480
 
     def _fit_workspace(self, _index: int = -1) -> None:
-        """Give the Configuration and Activity tabs room, and the docks their height back after.
+        """Give the Configuration, Activity and Try tabs room, and the docks their height back after.
 
         With the default layout the central area is a third of a 800-pixel window: the tree showed
         four rows (the requests table as many). While one of these tabs is the current one, the log
