@@ -55,6 +55,7 @@ class FakeInstance:
     state: InstanceState = InstanceState.STOPPED
     reason: str = ""
     diagnosis: Diagnosis | None = None
+    api_key: str | None = None
     port: int | None = None
     url: str = ""
     pid: int | None = None

@@ -50,6 +50,11 @@ class Instance(Protocol):
         ...
 
     @property
+    def api_key(self) -> str | None:
+        """The key its server wants (``Authorization: Bearer``), if it has one."""
+        ...
+
+    @property
     def diagnosis(self) -> Diagnosis | None:
         """A known cause of the last failed run and what to do, or ``None`` (see core/diagnosis)."""
         ...

@@ -196,7 +196,7 @@ class TryPane(QWidget):
             prompt,
             system_prompt=self.system_prompt.text(),
             max_tokens=self.max_tokens.value(),
-            api_key=getattr(inst, "api_key", None),
+            api_key=inst.api_key,
             extra=self.request_options,
             parent=self,
         )
