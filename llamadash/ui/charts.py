@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -629,6 +629,9 @@ def _row_of(sample: Sample | Mapping[str, Any]) -> Mapping[str, Any]:
 class ChartBoard(QObject):
     """Owns the chart docks and feeds them; the main window places the docks.
 
+    Signals:
+        gpuPresenceChanged(bool): the GPU charts now draw (an NVIDIA GPU) or show "no GPU".
+
     Args:
         colors: The chart colours (see :func:`llamadash.ui.theme.chart_colors`).
         window_minutes: How many minutes the charts show.
@@ -639,6 +642,8 @@ class ChartBoard(QObject):
             (readouts included) and its plots follow in the next turn of the event loop.
         parent: The Qt parent.
     """
+
+    gpuPresenceChanged = Signal(bool)
 
     def __init__(
         self,
@@ -657,6 +662,7 @@ class ChartBoard(QObject):
         self._interval_s = interval_s
         self._clock = clock
         self.docks: dict[str, ChartDock] = {spec.key: ChartDock(spec, self._colors) for spec in CHART_SPECS}
+        self._gpu_shown: bool | None = None
         self._events: list[InstanceEvent] = []
         self._gpu_last_seen: float | None = None
         self._gpu_present_now = False
@@ -844,6 +850,9 @@ class ChartBoard(QObject):
         for view in self.views():
             if view.spec.gpu and view.shows_no_gpu != no_gpu:
                 view.set_no_gpu(no_gpu)
+        if self._gpu_shown is not (not no_gpu):
+            self._gpu_shown = not no_gpu
+            self.gpuPresenceChanged.emit(self._gpu_shown)
 
     def _span(self) -> tuple[float, float]:
         end = self._clock()

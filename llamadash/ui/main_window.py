@@ -247,6 +247,11 @@ class MainWindow(QMainWindow):
         self._default_geometry = self.saveGeometry()
         if restore_layout:
             self.restore_layout()
+        # without an NVIDIA GPU the four GPU charts fold into one compact note (and back when one shows)
+        self._gpu_folded: list[ChartDock] = []
+        self.board.gpuPresenceChanged.connect(self._fold_gpu_charts)
+        # once the window is laid out: resizing docks of a window not yet shown upsets pyqtgraph
+        self.firstPainted.connect(lambda: self._fold_gpu_charts(self.board.has_gpu))
         # Asking llama-server which build it is runs Python on a thread (sharing the interpreter
         # lock) and maybe a process: not while the window is being built and painted.
         self.firstPainted.connect(lambda: QTimer.singleShot(1000, self._describe_binary_later))
@@ -424,6 +429,9 @@ class MainWindow(QMainWindow):
             dock.show()
         self.resizeDocks([docks["tokens"]], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.logs_dock, first_chart], [190, 250], Qt.Orientation.Vertical)
+        if getattr(self, "_gpu_folded", None):  # every dock is shown again: fold the GPU charts anew
+            self._gpu_folded = []
+            self._fold_gpu_charts(False)
 
     #: The editor's tree and the Activity tab want this much height; the docks below give way while
     #: one of them is shown.
@@ -450,6 +458,37 @@ class MainWindow(QMainWindow):
             if all(d.isVisible() and not d.isFloating() for d in docks):
                 self.resizeDocks(docks, heights, Qt.Orientation.Vertical)
 
+    #: The GPU charts, and the one that stays (as the note) when there is no GPU.
+    _GPU_CHARTS = ("gpu_usage", "gpu_temperature", "gpu_memory", "gpu_power")
+
+    def _fold_gpu_charts(self, present: bool) -> None:
+        """Without an NVIDIA GPU, show one compact "no GPU" note instead of four GPU charts saying so,
+        and give their room to the others; when a GPU reports, the charts come back as they were."""
+        docks = self.board.docks
+        note = docks[self._GPU_CHARTS[0]]
+        if present:
+            for dock in self._gpu_folded:
+                dock.setVisible(True)
+            self._gpu_folded = []
+            note.setWindowTitle(note.view.spec.title)
+            return
+        if self._gpu_folded:
+            return
+        self._gpu_folded = [
+            docks[key]
+            for key in self._GPU_CHARTS[1:]
+            if not docks[key].isHidden() and not docks[key].isFloating()
+        ]
+        for dock in self._gpu_folded:
+            dock.setVisible(False)
+        if not self._gpu_folded:
+            return
+        note.setWindowTitle("GPU")
+        note.setVisible(True)
+        if not note.isFloating():
+            others = [docks[key] for key in ("cpu", "memory") if not docks[key].isHidden()]
+            self.resizeDocks([*others, note], [10_000] * len(others) + [240], Qt.Orientation.Horizontal)
+
     def reset_layout(self) -> None:
         """Back to the default layout (the window keeps its size)."""
         self.apply_default_layout()
@@ -466,9 +505,14 @@ class MainWindow(QMainWindow):
         if squeezed is not None:
             squeezed_heights = [d.height() for d in docks]
             self.resizeDocks(docks, squeezed, Qt.Orientation.Vertical)
+        folded = list(getattr(self, "_gpu_folded", ()))
+        for dock in folded:  # folded for a machine without a GPU: stored as the user had them
+            dock.setVisible(True)
         try:
             state = bytes(self.saveState(LAYOUT_VERSION).toBase64().data()).decode("ascii")
         finally:
+            for dock in folded:
+                dock.setVisible(False)
             if squeezed is not None:
                 self.resizeDocks(docks, squeezed_heights, Qt.Orientation.Vertical)
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
