@@ -15,13 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def write_tiny_gguf(path: Path, name: str = "tiny-test-llama") -> Path:
-    """Write a ~0.5 MB llama-architecture GGUF with random weights that llama-server loads in ms."""
+def write_tiny_gguf(
+    path: Path,
+    name: str = "tiny-test-llama",
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_ff: int | None = None,
+    n_ctx: int = 512,
+) -> Path:
+    """Write a llama-architecture GGUF with random F32 weights.
+
+    The defaults make a ~0.5 MB model that llama-server loads in milliseconds; larger sizes make one
+    whose answers take seconds (see ``tests/integration/test_request_records.write_slow_gguf``).
+    """
     import gguf
     import numpy as np
 
     rng = np.random.default_rng(0)
-    n_vocab, n_embd, n_layer, n_head, n_ff, n_ctx = 260, 64, 2, 4, 128, 512
+    n_vocab = 260
+    n_ff = n_ff if n_ff is not None else n_embd * 2
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
     writer.add_context_length(n_ctx)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port, health_status, stop_process
+from support import free_port, health_status, stop_process, write_tiny_gguf
 
 from llamadash.core.requests_log import (
     LOG_FORMATS,
@@ -39,51 +39,7 @@ POLL_S = 0.25
 
 def write_slow_gguf(path: Path, n_embd: int = 768, n_layer: int = 6, n_ctx: int = 4096) -> Path:
     """A llama GGUF with random F32 weights (~140 MB): ~100 tokens/s on two CPU cores."""
-    import gguf
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    n_vocab, n_head, n_ff = 260, 8, n_embd * 2
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("slow-test-llama")
-    writer.add_context_length(n_ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)] + ["\u2581"]
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0] * len(tokens))
-    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
-    writer.add_token_types(types + [gguf.TokenType.BYTE] * 256 + [gguf.TokenType.NORMAL])
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_unk_token_id(0)
-
-    def tensor(name: str, *shape: int) -> None:
-        writer.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
-
-    tensor("token_embd.weight", n_vocab, n_embd)
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    tensor("output.weight", n_vocab, n_embd)
-    for i in range(n_layer):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        for part in ("q", "k", "v", "output"):
-            tensor(f"blk.{i}.attn_{part}.weight", n_embd, n_embd)
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        tensor(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
-        tensor(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
-        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_tiny_gguf(path, "slow-test-llama", n_embd=n_embd, n_layer=n_layer, n_head=8, n_ctx=n_ctx)
 
 
 @dataclass

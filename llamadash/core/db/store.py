@@ -435,13 +435,17 @@ class Database:
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
             raise DatabaseError(f"minutes must be a positive number, got {short_repr(minutes)}")
         cutoff = connection.now_ms() - round(minutes * 60_000) if math.isfinite(minutes) else -(2**63)
+        rows = self._read(_METRICS_HISTORY_SQL, (cutoff,), "read the metrics history")
+        return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
+
+    def _read(self, sql: str, params: Sequence[Any], doing: str) -> list[tuple[Any, ...]]:
+        """The rows of one read query; a failure is a :class:`DatabaseError` saying what was being done."""
         with self.lock:
             db = self.db
             try:
-                rows = db.thread_connection().execute(_METRICS_HISTORY_SQL, (cutoff,)).fetchall()
+                return list(db.thread_connection().execute(sql, params).fetchall())
             except SQL_ERRORS as exc:
-                raise self._wrap("read the metrics history", exc) from exc
-        return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
+                raise self._wrap(doing, exc) from exc
 
     # -- activity: requests, instance samples, daily totals -----------------------------------------
     def save_requests(self, records: Sequence[Mapping[str, Any] | RequestRecord]) -> int:
@@ -506,12 +510,7 @@ class Database:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self.lock:
-            db = self.db
-            try:
-                rows = db.thread_connection().execute(sql, params).fetchall()
-            except SQL_ERRORS as exc:
-                raise self._wrap("read the request records", exc) from exc
+        rows = self._read(sql, params, "read the request records")
         return [_request_dict(row) for row in rows]
 
     def count_requests(
@@ -519,15 +518,9 @@ class Database:
     ) -> int:
         """How many request records the filters match (those of :meth:`get_requests`)."""
         where, params = _request_filters(model, since_ms, until_ms)
-        with self.lock:
-            db = self.db
-            try:
-                row = (
-                    db.thread_connection().execute(f"SELECT count(*) FROM requests{where}", params).fetchone()
-                )
-            except SQL_ERRORS as exc:
-                raise self._wrap("count the request records", exc) from exc
-        return int(row[0])
+        return int(
+            self._read(f"SELECT count(*) FROM requests{where}", params, "count the request records")[0][0]
+        )
 
     def save_instance_samples(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store instance samples, dropping those past the metrics retention, atomically.
@@ -572,16 +565,9 @@ class Database:
             clauses.append("model = ?")
             params.append(name)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        with self.lock:
-            db = self.db
-            try:
-                found = (
-                    db.thread_connection()
-                    .execute(f"{_SAMPLE_SELECT}{where} ORDER BY timestamp, id", params)
-                    .fetchall()
-                )
-            except SQL_ERRORS as exc:
-                raise self._wrap("read the instance history", exc) from exc
+        found = self._read(
+            f"{_SAMPLE_SELECT}{where} ORDER BY timestamp, id", params, "read the instance history"
+        )
         return [dict(zip(INSTANCE_SAMPLE_COLUMNS, row, strict=True)) for row in found]
 
     def get_daily_totals(
@@ -600,16 +586,7 @@ class Database:
             clauses.append("day >= ?")
             params.append(since_day)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        with self.lock:
-            db = self.db
-            try:
-                found = (
-                    db.thread_connection()
-                    .execute(f"{_DAILY_SELECT}{where} ORDER BY day, model", params)
-                    .fetchall()
-                )
-            except SQL_ERRORS as exc:
-                raise self._wrap("read the daily totals", exc) from exc
+        found = self._read(f"{_DAILY_SELECT}{where} ORDER BY day, model", params, "read the daily totals")
         return [dict(zip(DAILY_TOTAL_COLUMNS, row, strict=True)) for row in found]
 
     # -- models ------------------------------------------------------------------------------------
