@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support import free_port
 
-from llamadash.core.diagnosis import Diagnosis, ExitFacts, diagnose, probe_https_support
+from llamadash.core.diagnosis import Diagnosis, ExitFacts, before_start, diagnose, probe_https_support
 
 pytestmark = pytest.mark.integration
 
@@ -116,8 +116,10 @@ def test_a_context_that_does_not_fit_in_memory(llama_server: Path, tiny_model: P
 
 def test_a_hugging_face_model_on_a_build_without_https(llama_server: Path, tmp_path: Path) -> None:
     supported = probe_https_support(llama_server)
-    if supported is not False:
-        pytest.skip(f"this llama-server can download over HTTPS (probe: {supported})")
+    assert supported is not None, "the probe could not read this llama-server"
+    if supported:  # LLAMA_SERVER_BIN names a build with HTTPS: a download is then not refused
+        assert before_start({"hf_repo": "ggml-org/gemma-3-1b-it-GGUF"}, https_supported=supported) is None
+        return
     env = {"HOME": str(tmp_path), "LLAMA_CACHE": str(tmp_path / "cache")}  # no network is needed
     args = ["-hf", "ggml-org/gemma-3-1b-it-GGUF", "--port", str(free_port())]
     result, output = run_and_diagnose(llama_server, args, env=env)
