@@ -26,7 +26,7 @@ import contextlib
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,20 @@ def _check_filter_model(model: Any) -> str | None:
     if model is not None and not isinstance(model, str):
         raise DatabaseError(f"model must be a model's name (text), got {short_repr(model)}")
     return None if model is None else model.strip()
+
+
+def _checked_rows(rows: object, check: Callable[[Any], list[Any]], call: str, what: str) -> list[list[Any]]:
+    """``rows`` checked one by one as input (``check`` raises :class:`DatabaseError`); the first bad
+    one is named by its position, and nothing is written."""
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise DatabaseError(f"{call} expects a list of {what}s, got {type(rows).__name__}")
+    checked = []
+    for number, row in enumerate(rows, 1):
+        try:
+            checked.append(check(row))
+        except DatabaseError as exc:
+            raise DatabaseError(f"{what} {number}: {exc}") from None
+    return checked
 
 
 def _request_filters(model: Any, since_ms: Any, until_ms: Any) -> tuple[str, list[Any]]:
@@ -453,14 +467,7 @@ class Database:
 
         See :func:`llamadash.core.db.api.save_requests`.
         """
-        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
-            raise DatabaseError(f"save_requests expects a list of request rows, got {type(records).__name__}")
-        rows = []
-        for number, record in enumerate(records, 1):
-            try:
-                rows.append(checks.request_row(record))
-            except DatabaseError as exc:
-                raise DatabaseError(f"request {number}: {exc}") from None
+        rows = _checked_rows(records, checks.request_row, "save_requests", "request")
         if not rows:
             return 0
         totals: dict[tuple[str, str], list[int]] = {}
@@ -527,14 +534,7 @@ class Database:
 
         See :func:`llamadash.core.db.api.save_instance_samples`.
         """
-        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
-            raise DatabaseError(f"save_instance_samples expects a list of samples, got {type(rows).__name__}")
-        checked = []
-        for number, sample in enumerate(rows, 1):
-            try:
-                checked.append(checks.instance_sample_row(sample))
-            except DatabaseError as exc:
-                raise DatabaseError(f"instance sample {number}: {exc}") from None
+        checked = _checked_rows(rows, checks.instance_sample_row, "save_instance_samples", "instance sample")
         if not checked:
             return
         newest = max(row[checks.SAMPLE_TIMESTAMP_INDEX] for row in checked)
