@@ -35,6 +35,43 @@ from llamadash.services.instance import DEFAULT_BUFFER_LINES, InstanceState, Lau
 TARGET_STALL_MS = 100.0
 TICK_MS = 10
 
+
+class StallMeter:
+    """How long the event loop goes without running a timer of ``tick_ms``: its stalls, in ms.
+
+    ``start`` it just before the work, ``stop`` it after; :attr:`gaps` holds every interval between
+    ticks, :meth:`stall_ms` the worst (or a percentile) less the tick itself.
+    """
+
+    def __init__(self, tick_ms: int = TICK_MS) -> None:
+        self.tick_ms = tick_ms
+        self.gaps: list[float] = []
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(tick_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self._last) * 1000.0)
+        self._last = now
+
+    def stall_ms(self, percentile: float = 1.0) -> float:
+        """The worst stall (``percentile`` 1.0), or the one at that share of the sorted gaps."""
+        if not self.gaps:
+            return 0.0
+        ordered = sorted(self.gaps)
+        gap = ordered[-1] if percentile >= 1.0 else ordered[int(len(ordered) * percentile) - 1]
+        return max(0.0, gap - self.tick_ms)
+
+
 CHILD = """
 import sys
 n, width = int(sys.argv[1]), int(sys.argv[2])
@@ -75,19 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             received[0] += 1
 
         inst.logLine.connect(on_line)
-        gaps: list[float] = []
-        last = [time.perf_counter()]
-
-        def tick() -> None:
-            now = time.perf_counter()
-            gaps.append((now - last[0]) * 1000.0)
-            last[0] = now
-
-        timer = QTimer()
-        timer.setInterval(TICK_MS)
-        timer.timeout.connect(tick)
-        timer.start()
-        last[0] = time.perf_counter()
+        meter = StallMeter()
+        meter.start()
         started = time.perf_counter()
         inst.start()
         deadline = started + args.timeout
@@ -98,14 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         end = time.perf_counter() + 0.1
         while time.perf_counter() < end:
             app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        timer.stop()
+        meter.stop()
         if inst.active:
             inst.kill()
             inst.wait_stopped(5)
         lines = inst.log_lines()
-        worst_stall = max(0.0, max(gaps, default=0.0) - TICK_MS)
-        gaps_sorted = sorted(gaps)
-        p99 = max(0.0, gaps_sorted[int(len(gaps_sorted) * 0.99) - 1] - TICK_MS) if gaps_sorted else 0.0
+        worst_stall, p99 = meter.stall_ms(), meter.stall_ms(0.99)
         file_size = sum(p.stat().st_size for p in Path(tmp).glob("flood.log*"))
         memory = buffer_bytes(lines)
         ok_lines = received[0] == args.lines and inst.lines_received == args.lines
@@ -123,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lines emitted:    {received[0]} (logLine), {inst.lines_received} received")
         print(
             f"event loop:       worst stall {worst_stall:.1f} ms, 99th percentile {p99:.1f} ms "
-            f"({len(gaps)} ticks of {TICK_MS} ms); target < {TARGET_STALL_MS:.0f} ms"
+            f"({len(meter.gaps)} ticks of {TICK_MS} ms); target < {TARGET_STALL_MS:.0f} ms"
         )
         print(
             f"buffer:           {len(lines)} lines held (bound {DEFAULT_BUFFER_LINES}), "

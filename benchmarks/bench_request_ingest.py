@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
+from benchmarks.bench_log_flood import TICK_MS, StallMeter
 from benchmarks.bench_request_log import make_lines
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
@@ -46,7 +47,6 @@ from llamadash.services.instance import LaunchPlan, ServerInstance
 from llamadash.services.request_store import RequestStore, save_to_database
 
 TARGET_STALL_MS = 50.0
-TICK_MS = 10
 
 CHILD = """
 import sys, time
@@ -105,18 +105,7 @@ def run_once(
 
     inst.logLine.connect(on_line)
     inst.requestRecorded.connect(on_record)
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append((now - last[0]) * 1000.0)
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(tick)
-    timer.start()
+    meter = StallMeter()
     loop = QEventLoop()
 
     def on_state(_state: str, _reason: str) -> None:
@@ -126,11 +115,11 @@ def run_once(
     inst.stateChanged.connect(on_state)
     QTimer.singleShot(round((seconds * 3 + 30) * 1000), loop.quit)
     cpu_start, wall_start = time.thread_time(), time.perf_counter()
-    last[0] = wall_start
+    meter.start()
     inst.start()
     loop.exec()  # the loop waits for events (a busy processEvents loop would count its own spinning)
     cpu = time.thread_time() - cpu_start
-    timer.stop()
+    meter.stop()
     stored_in_time = store.close(10)
     if inst.active:
         inst.kill()
@@ -140,7 +129,7 @@ def run_once(
     return {
         "cpu_s": cpu,
         "wall_s": time.perf_counter() - wall_start,
-        "stall_ms": max(0.0, max(gaps, default=0.0) - TICK_MS),
+        "stall_ms": meter.stall_ms(),
         "lines": got["lines"],
         "records": got["records"],
         "stored": store.stored if stored_in_time else -1,
