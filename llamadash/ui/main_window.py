@@ -196,6 +196,8 @@ class MainWindow(QMainWindow):
         self.library_widget: QWidget | None = None
         self.editor_widget: QWidget | None = None
         self._heights_before_editor: list[int] | None = None
+        # without an NVIDIA GPU the four GPU charts fold into one compact note (and back when one shows)
+        self._gpu_folded: list[ChartDock] = []
         self.workspace.currentChanged.connect(self._fit_workspace)
 
         # docks
@@ -247,8 +249,6 @@ class MainWindow(QMainWindow):
         self._default_geometry = self.saveGeometry()
         if restore_layout:
             self.restore_layout()
-        # without an NVIDIA GPU the four GPU charts fold into one compact note (and back when one shows)
-        self._gpu_folded: list[ChartDock] = []
         self.board.gpuPresenceChanged.connect(self._fold_gpu_charts)
         # once the window is laid out: resizing docks of a window not yet shown upsets pyqtgraph
         self.firstPainted.connect(lambda: self._fold_gpu_charts(self.board.has_gpu))
@@ -429,7 +429,7 @@ class MainWindow(QMainWindow):
             dock.show()
         self.resizeDocks([docks["tokens"]], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.logs_dock, first_chart], [190, 250], Qt.Orientation.Vertical)
-        if getattr(self, "_gpu_folded", None):  # every dock is shown again: fold the GPU charts anew
+        if self._gpu_folded:  # every dock is shown again: fold the GPU charts anew
             self._gpu_folded = []
             self._fold_gpu_charts(False)
 
@@ -505,7 +505,7 @@ class MainWindow(QMainWindow):
         if squeezed is not None:
             squeezed_heights = [d.height() for d in docks]
             self.resizeDocks(docks, squeezed, Qt.Orientation.Vertical)
-        folded = list(getattr(self, "_gpu_folded", ()))
+        folded = list(self._gpu_folded)
         for dock in folded:  # folded for a machine without a GPU: stored as the user had them
             dock.setVisible(True)
         try:
