@@ -196,6 +196,7 @@ class MainWindow(QMainWindow):
         self.library_widget: QWidget | None = None
         self.editor_widget: QWidget | None = None
         self._heights_before_editor: list[int] | None = None
+        self._describe_thread: threading.Thread | None = None  # asks llama-server what it is
         # without an NVIDIA GPU the four GPU charts fold into one compact note (and back when one shows)
         self._gpu_folded: list[ChartDock] = []
         self.workspace.currentChanged.connect(self._fit_workspace)
@@ -931,7 +932,7 @@ class MainWindow(QMainWindow):
         Called when the application quits, so that no thread of ours still runs Python while Qt and
         the interpreter are torn down (a window closed within a second of its first paint crashed so).
         """
-        thread = getattr(self, "_describe_thread", None)
+        thread = self._describe_thread
         if thread is None:
             return True
         thread.join(timeout_s)
