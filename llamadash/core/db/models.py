@@ -1,4 +1,4 @@
-"""Peewee models of the seed's three tables (``metrics_history``, ``models``, ``metadata``) and the activity tables.
+"""Peewee models of the seed's three tables (``metrics_history``, ``models``, ``metadata``), the activity tables and ``workers``.
 
 The activity tables (version 4) record what the servers did: ``requests`` (one row per request a
 llama-server finished or aborted, from its log), ``instance_samples`` (each running instance's
@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 #: own design; version 2 adds the unique model-name index and the per-parameter column contract;
 #: version 3 moves per-model auto-restart from the metadata key ``autorestart:<name>`` to the
 #: model's own row (:data:`AUTO_RESTART_COLUMN`); version 4 adds the activity tables
-#: (``requests``, ``instance_samples``, ``daily_totals``).
-SCHEMA_VERSION = 4
+#: (``requests``, ``instance_samples``, ``daily_totals``); version 5 adds ``workers`` (llama.cpp RPC
+#: workers: local ``ggml-rpc-server`` processes and remote ones registered by ``host:port``).
+SCHEMA_VERSION = 5
 #: The version of a database that has our tables but no ``db_version`` row (the seed's design).
 SEED_SCHEMA_VERSION = 1
 
@@ -270,9 +271,43 @@ class DailyTotal(BaseModel):
         primary_key = peewee.CompositeKey("day", "model")
 
 
+class WorkerRow(BaseModel):
+    """One llama.cpp RPC worker (see :mod:`llamadash.core.workers`): a local ``ggml-rpc-server`` that
+    llamadash starts (``kind = 'local'``) or one another machine runs (``kind = 'remote'``).
+
+    ``devices`` is the comma-separated ``--device`` list (``NULL``: the worker's default, every
+    device); ``threads`` ``NULL`` is the worker's default. ``open_network`` records that the user
+    confirmed binding a local worker to an address other machines can reach.
+    """
+
+    id = peewee.AutoField()
+    name = peewee.TextField()
+    kind = peewee.TextField()  # local | remote
+    host = peewee.TextField()
+    port = peewee.IntegerField()
+    devices = peewee.TextField(null=True)
+    threads = peewee.IntegerField(null=True)
+    cache = FlagField(default=False, constraints=[peewee.SQL("DEFAULT 0")])
+    open_network = FlagField(default=False, constraints=[peewee.SQL("DEFAULT 0")])
+    created_at = peewee.IntegerField(null=True)  # Unix ms
+    updated_at = peewee.IntegerField(null=True)  # Unix ms
+
+    class Meta:
+        table_name = "workers"
+
+
+WorkerRow.add_index(WorkerRow.name, unique=True, name="idx_workers_name")
+
+
 #: The tables added by version 4.
 ACTIVITY_MODELS: tuple[type[BaseModel], ...] = (RequestRow, InstanceSample, DailyTotal)
-ALL_MODELS: tuple[type[BaseModel], ...] = (MetricsHistory, ModelConfig, Metadata, *ACTIVITY_MODELS)
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    MetricsHistory,
+    ModelConfig,
+    Metadata,
+    *ACTIVITY_MODELS,
+    WorkerRow,
+)
 TABLE_NAMES: tuple[str, ...] = tuple(m._meta.table_name for m in ALL_MODELS)
 
 METRICS_COLUMNS: tuple[str, ...] = tuple(f.column_name for f in MetricsHistory._meta.sorted_fields)
@@ -314,6 +349,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
     "requests": frozenset({"id"}),
     "instance_samples": frozenset({"id"}),
     "daily_totals": frozenset({"day", "model"}),
+    "workers": frozenset({"id", "name"}),
 }
 #: Tables that identify a file as a llamadash (or seed) database.
 IDENTITY_TABLES = ("models", "metrics_history")

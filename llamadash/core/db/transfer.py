@@ -14,7 +14,8 @@ schema, a request as ``save_requests`` checks it). Triggers, views, virtual tabl
 file are left out, and the preview says which. Settings that name a program or a place on this
 computer (:data:`MACHINE_METADATA_KEYS`: the llama-server binary, the models folder, start at
 login, the window layout, the running servers) are never taken from a file: the current values
-stay. The staged copy is then upgraded like any older database. Only then does the import close
+stay; so do this computer's RPC workers (:data:`MACHINE_TABLES`). The staged copy is then
+upgraded like any older database. Only then does the import close
 the database, keep the current file as ``<db>.bak-<timestamp>`` and rename the staged file into
 place. A failure before that point changes nothing; a failure after it puts the kept file back.
 """
@@ -61,6 +62,7 @@ MACHINE_METADATA_KEYS: dict[str, str] = {
     "window_geometry": "the window's size and place on this screen",
     "window_state": "the window's layout on this screen",
     "instance_pids": "the llama-server processes running on this computer",
+    "worker_pids": "the RPC worker processes running on this computer",
     "server_start_time": "when llamadash started on this computer",
 }
 #: Kept like the others, but not worth a line in the preview (every file holds one).
@@ -447,6 +449,25 @@ def _machine_rows(database: api.Database) -> list[tuple[str, str, int | None]]:
     return [(k, v, u) for k, v, u in rows if isinstance(k, str) and is_machine_key(k)]
 
 
+#: Tables of this computer that an import keeps as they are and never takes from the file: the RPC
+#: workers (a local one is a program this computer runs, bound to its network; a remote one is a
+#: machine this computer's network reaches).
+MACHINE_TABLES: tuple[str, ...] = ("workers",)
+
+
+def _machine_tables(database: api.Database) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+    """The rows of :data:`MACHINE_TABLES` in the open database: (table, columns, rows)."""
+    kept = []
+    conn = database.db.thread_connection()
+    for table in MACHINE_TABLES:
+        try:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+        except SQL_ERRORS as exc:
+            raise DatabaseError(f"could not read the current {table}: {exc}") from exc
+        kept.append((table, [d[0] for d in cursor.description], cursor.fetchall()))
+    return kept
+
+
 def _insert_sql(table: str, columns: list[str] | tuple[str, ...]) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
     return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
@@ -506,11 +527,13 @@ def _stage(
     staging: Path,
     info: dict[str, Any],
     machine_rows: list[tuple[str, str, int | None]] | None,
+    machine_tables: list[tuple[str, list[str], list[tuple[Any, ...]]]] | tuple[()] = (),
 ) -> None:
     """Build ``staging``: our DDL, then the checked rows of ``source`` (which is only read).
 
     ``machine_rows``: this computer's settings, which replace the file's (None: the file's
-    metadata is not wanted at all, only its models and metrics).
+    metadata is not wanted at all, only its models and metrics). ``machine_tables``: this
+    computer's rows of :data:`MACHINE_TABLES` (its RPC workers), put in instead of the file's.
     """
     create_database_file(staging)  # private, incremental auto-vacuum, WAL
     staged = make_database(staging)
@@ -521,6 +544,8 @@ def _stage(
                 for model in ALL_MODELS:  # tables only: the indexes come after the upgrade's renames
                     peewee.SchemaManager(model, database=staged).create_table(safe=False)
                 _copy_rows(_RowReader(src, source, info), staged.thread_connection(), machine_rows)
+                for table, columns, rows in machine_tables:
+                    staged.thread_connection().executemany(_insert_sql(table, columns), rows)
         finally:
             src.close()
         upgrade_schema(staged, now_ms())
@@ -557,13 +582,14 @@ def import_database(path: str | os.PathLike[str]) -> Path:
             raise DatabaseFileError(f"{source} is the database in use; there is nothing to import")
         info = probe_file(source, for_import=True, check_integrity=True)
         machine_rows = _machine_rows(database)
+        machine_tables = _machine_tables(database)
         # The pid in the name tells a later start that this file is not stale while we live.
         fd, name = tempfile.mkstemp(prefix=staging_prefix(db_path), suffix=".tmp", dir=db_path.parent)
         os.close(fd)
         staging = Path(name)
         try:
             try:
-                _stage(source, staging, info, machine_rows)
+                _stage(source, staging, info, machine_rows, machine_tables)
             except sqlite3.Error as exc:
                 raise DatabaseFileError(f"{source} could not be read: {exc}") from exc
             return _swap_in(database, staging)
