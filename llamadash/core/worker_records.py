@@ -1,0 +1,158 @@
+"""Which ``ggml-rpc-server`` processes llamadash started, so that a killed dashboard's workers are found.
+
+The same scheme as the llama-servers' records (:mod:`llamadash.core.pidfile`), under its own
+metadata key (:data:`METADATA_KEY`): one :class:`~llamadash.core.pidfile.InstanceRecord` per running
+local worker (its ``model`` field holds the worker's name), written the moment the process exists
+and removed when it ends. :func:`scan` sorts them: the owner is alive (a ``llamadash workers start``
+in a terminal, or the window) -> *foreign*, left alone; the owner is gone but the process is still
+the same worker (PID, create time and a worker executable) -> *orphan*, to stop; neither -> dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+
+from llamadash.core import database as db
+from llamadash.core.pidfile import (
+    CREATE_TIME_SLACK_S,
+    InstanceRecord,
+    Leftovers,
+    owner_identity,
+    stop_processes,
+)
+from llamadash.core.workers import RPC_SERVER_NAMES
+
+__all__ = ["METADATA_KEY", "add_record", "load_records", "remove_record", "scan", "stop_orphans"]
+
+_log = logging.getLogger(__name__)
+
+METADATA_KEY = "worker_pids"
+
+
+def load_records() -> list[InstanceRecord]:
+    """The stored worker records; unreadable entries are skipped (and logged)."""
+    text = db.get_metadata(METADATA_KEY)
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        _log.warning("the %s metadata is not JSON; ignoring it", METADATA_KEY)
+        return []
+    records = []
+    for item in data if isinstance(data, list) else []:
+        try:
+            records.append(InstanceRecord.from_dict(item))
+        except ValueError as exc:
+            _log.warning("%s", exc)
+    return records
+
+
+def _save(records: Iterable[InstanceRecord]) -> None:
+    items = [r.as_dict() for r in records]
+    if items:
+        db.set_metadata(METADATA_KEY, json.dumps(items))
+    else:
+        db.delete_metadata(METADATA_KEY)
+
+
+def add_record(record: InstanceRecord) -> None:
+    """Remember a started worker (replacing a record of the same PID)."""
+    with db.transaction():
+        _save([*(r for r in load_records() if r.pid != record.pid), record])
+
+
+def remove_record(pid: int) -> None:
+    """Forget a worker process."""
+    with db.transaction():
+        records = load_records()
+        kept = [r for r in records if r.pid != pid]
+        if len(kept) != len(records):
+            _save(kept)
+
+
+def is_rpc_server(proc: psutil.Process, binary: str = "") -> bool:
+    """Whether ``proc`` runs ``ggml-rpc-server`` (or the recorded ``binary``)."""
+    try:
+        with proc.oneshot():
+            names = [proc.name()]
+            with contextlib.suppress(psutil.AccessDenied, psutil.ZombieProcess, OSError):
+                names.append(proc.exe())
+            cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    if cmdline:
+        names.append(cmdline[0])
+    wanted = {name + suffix for name in RPC_SERVER_NAMES for suffix in ("", ".exe")}
+    if binary:
+        wanted.add(Path(binary).name)
+    # /proc's name is cut to 15 characters ("ggml-rpc-server" just fits)
+    return any(Path(name).name in wanted for name in names if name)
+
+
+def _alive(record: InstanceRecord) -> bool:
+    try:
+        proc = psutil.Process(record.pid)
+        if abs(proc.create_time() - record.create_time) > CREATE_TIME_SLACK_S:
+            return False
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.Error:
+        return False
+    return is_rpc_server(proc, record.binary)
+
+
+def _owner_alive(record: InstanceRecord) -> bool:
+    if (record.owner_pid, record.owner_create_time) == owner_identity():
+        return True
+    if record.owner_pid <= 0:
+        return False
+    try:
+        owner = psutil.Process(record.owner_pid)
+        return bool(
+            abs(owner.create_time() - record.owner_create_time) <= CREATE_TIME_SLACK_S
+            and owner.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.Error:
+        return False
+
+
+def scan(*, prune: bool = True) -> Leftovers:
+    """Sort the worker records into orphans, foreign (a live llamadash runs them) and stale ones."""
+    found = Leftovers()
+    for record in load_records():
+        if not _alive(record):
+            found.dropped.append(record)
+        elif _owner_alive(record):
+            found.foreign.append(record)
+        else:
+            found.orphans.append(record)
+    if prune and found.dropped:
+        dropped = {r.pid for r in found.dropped}
+        with db.transaction():
+            _save([r for r in load_records() if r.pid not in dropped])
+    return found
+
+
+def stop_orphans(
+    orphans: Iterable[InstanceRecord], timeout_s: float = 5.0
+) -> tuple[list[InstanceRecord], list[InstanceRecord]]:
+    """Stop leftover workers (terminate, then kill) and forget their records; blocking but bounded.
+
+    Returns:
+        (the records whose processes were stopped, those still alive afterwards).
+    """
+    records = list(orphans)
+    if not records:
+        return [], []
+    left = set(stop_processes([r.pid for r in records], timeout_s))
+    stopped = [r for r in records if r.pid not in left]
+    for record in stopped:
+        remove_record(record.pid)
+    return stopped, [r for r in records if r.pid in left]
