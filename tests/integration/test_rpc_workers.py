@@ -1,0 +1,225 @@
+"""One model across two real RPC workers on loopback, driven by the ``llamadash workers`` commands.
+
+Two ``llamadash workers start`` run real ``ggml-rpc-server`` processes; the tiny model is given them
+(``llamadash workers use``) and ``llamadash run`` starts llama-server with ``--rpc`` across them:
+its log shows the RPC devices, each worker's log shows llama-server's connection, and a completion
+answers. Stopping leaves no process. A non-loopback bind is refused without the confirmation, and
+a worker whose llamadash was killed is found as an orphan and stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from support import free_port, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def llamadash(data_dir: Path, *args: str, log: Path) -> subprocess.Popen:
+    """``python -m llamadash --data-dir DIR ARGS`` in the background, stdout and stderr to ``log``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+
+
+def wait_for(
+    predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
+):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            text = log.read_text(errors="replace") if log else ""
+            pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{text[-3000:]}")
+        time.sleep(0.1)
+    text = log.read_text(errors="replace") if log else ""
+    pytest.fail(f"{what}: not within {timeout:g} s\n{text[-3000:]}")
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def interrupt(proc: subprocess.Popen, timeout: float = 30) -> int:
+    """Ctrl-C a foreground llamadash command; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the command did not end after Ctrl-C")
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen]]:
+    """Processes a test started; ended (SIGINT, then kill) at the end even if it failed."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in reversed(started):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def worker_list(data_dir: Path) -> dict[str, dict]:
+    done = run_cli(data_dir, "workers", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    return {item["name"]: item for item in json.loads(done.stdout)}
+
+
+def test_one_model_runs_across_two_loopback_workers(
+    tmp_path: Path, tiny_model: Path, llama_server: Path, background: list[subprocess.Popen]
+) -> None:
+    data = tmp_path / "data"
+    ports = {"w1": free_port(), "w2": free_port()}
+    worker_procs = {}
+    for name, port in ports.items():
+        log = tmp_path / f"{name}.out"
+        proc = llamadash(data, "workers", "start", name, "--port", str(port), "--threads", "1", log=log)
+        background.append(proc)
+        worker_procs[name] = proc
+        wait_for(
+            lambda log=log: "is ready at" in log.read_text(errors="replace"), 60, f"{name} ready", proc, log
+        )
+        assert listening(port)
+    listed = worker_list(data)
+    assert {n: (w["state"], w["endpoint"]) for n, w in listed.items()} == {
+        "w1": ("running", f"127.0.0.1:{ports['w1']}"),
+        "w2": ("running", f"127.0.0.1:{ports['w2']}"),
+    }
+    worker_pids = {n: listed[n]["pid"] for n in ports}
+
+    server_port = free_port()
+    added = run_cli(
+        data, "models", "add", "tiny", "--model-path", str(tiny_model),
+        "--set", f"port={server_port}", "--set", "ctx_size=256", "--set", "gpu_layers=99", "--set", "log_verbose=4",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    used = run_cli(data, "workers", "use", "tiny", "w1,w2")
+    assert used.returncode == 0, used.stderr
+    assert f"127.0.0.1:{ports['w1']},127.0.0.1:{ports['w2']}" in used.stdout
+    command = run_cli(data, "models", "command", "tiny").stdout
+    assert f"--rpc 127.0.0.1:{ports['w1']},127.0.0.1:{ports['w2']}" in command
+
+    server_log = tmp_path / "server.out"
+    server = llamadash(data, "run", "tiny", log=server_log)
+    background.append(server)
+    wait_for(
+        lambda: "is ready at" in server_log.read_text(errors="replace"),
+        180,
+        "model ready",
+        server,
+        server_log,
+    )
+    text = server_log.read_text(errors="replace")
+    for port in ports.values():  # llama-server uses both workers' devices and put weights on each
+        assert re.search(rf"using device RPC\d \(127\.0\.0\.1:{port}\)", text), text[-4000:]
+        assert re.search(rf"RPC\d\[127\.0\.0\.1:{port}\] model buffer size", text), text[-4000:]
+    body = json.dumps({"prompt": "Hello", "n_predict": 4}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server_port}/completion", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.status == 200
+        answer = json.loads(response.read())
+    assert answer["tokens_predicted"] >= 1
+    for name in ports:  # each worker served llama-server
+        worker_log = (tmp_path / f"{name}.out").read_text(errors="replace")
+        assert "ccepted client connection" in worker_log, worker_log[-2000:]
+
+    assert interrupt(server) == 0
+    for name, proc in worker_procs.items():
+        assert interrupt(proc) == 0, (tmp_path / f"{name}.out").read_text(errors="replace")[-2000:]
+    for name, pid in worker_pids.items():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, name
+        assert not listening(ports[name])
+    assert {n: w["state"] for n, w in worker_list(data).items()} == {"w1": "stopped", "w2": "stopped"}
+
+
+def test_a_non_loopback_bind_is_refused_without_the_confirmation(tmp_path: Path, llama_server: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    refused = run_cli(data, "workers", "start", "exposed", "--host", "0.0.0.0", "--port", str(port))
+    assert refused.returncode == 1
+    assert "never run the RPC server on an open network" in refused.stderr
+    assert "0.0.0.0" in refused.stderr
+    assert not listening(port)
+    assert worker_list(data) == {}  # nothing was saved either
+
+
+def test_a_confirmed_open_worker_warns_and_keeps_the_warning(
+    tmp_path: Path, llama_server: Path, background: list[subprocess.Popen]
+) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    log = tmp_path / "open.out"
+    proc = llamadash(
+        data, "workers", "start", "open", "--host", "0.0.0.0", "--port", str(port), "--threads", "1",
+        "--confirm-open-network", log=log,
+    )  # fmt: skip
+    background.append(proc)
+    wait_for(lambda: "is ready at" in log.read_text(errors="replace"), 60, "worker ready", proc, log)
+    assert "never run the RPC server on an open network" in log.read_text(errors="replace")
+    item = worker_list(data)["open"]
+    assert item["state"] == "running" and item["open_network"] is True
+    assert "never run the RPC server on an open network" in item["warning"]
+    table = run_cli(data, "workers", "list").stdout
+    assert "WARNING" in table and "0.0.0.0" in table
+    assert interrupt(proc) == 0
+
+
+def test_a_killed_llamadash_leaves_an_orphan_worker_that_is_found_and_stopped(
+    tmp_path: Path, llama_server: Path, background: list[subprocess.Popen]
+) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    log = tmp_path / "w.out"
+    proc = llamadash(data, "workers", "start", "w1", "--port", str(port), "--threads", "1", log=log)
+    background.append(proc)
+    wait_for(lambda: "is ready at" in log.read_text(errors="replace"), 60, "worker ready", proc, log)
+    proc.kill()  # the dashboard dies; the worker, in its own session, goes on
+    proc.wait()
+    item = worker_list(data)["w1"]
+    assert item["state"] == "orphan" and item["pid"]
+    # (no test connection here: the orphan's output pipe is gone, and the line it logs for a client
+    # would end it with SIGPIPE before 'workers stop' could)
+    assert psutil.Process(item["pid"]).is_running()
+    assert "killed" in run_cli(data, "workers", "list").stdout
+    stopped = run_cli(data, "workers", "stop", "w1")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not psutil.pid_exists(item["pid"]) or psutil.Process(item["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert worker_list(data)["w1"]["state"] == "stopped"
+    assert not listening(port)
+    removed = run_cli(data, "workers", "remove", "w1")
+    assert removed.returncode == 0 and worker_list(data) == {}
