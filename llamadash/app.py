@@ -59,6 +59,7 @@ class Gui:
     db_path: Path
     services_started: bool = False
     single_instance: Any | None = None
+    workers: Any | None = None  # the RPC workers' service (llamadash.services.rpc_workers)
 
 
 def _make_manager(data_dir: Path, nvml: Nvml) -> InstanceManager:
@@ -125,6 +126,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from llamadash.core.metrics import MetricsCollector
     from llamadash.services.sampler import MetricsSampler
     from llamadash.ui.icons import app_icon
+    from llamadash.ui import workers_view
     from llamadash.ui.library_controller import LibraryController
     from llamadash.ui.main_window import MainWindow
 
@@ -189,6 +191,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     library = LibraryController(window, db, data_dir)  # the Library tab and the Configuration dock
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
     gui.single_instance = guard
+    gui.workers = workers_view.install(window, data_dir, library.service)  # the Workers tab
     guard.showRequested.connect(window.show_from_tray)
     window.settingsChanged.connect(_start_at_login_follower(settings.start_at_login))
 
@@ -248,6 +251,9 @@ def shutdown(gui: Gui) -> bool:
         else:
             left_running = bool(active)
         gui.manager.close()
+    # after the servers, which may use them; kept (recorded, found next time) with servers kept running
+    if gui.workers is not None and not left_running and not gui.workers.stop_all(QUIT_STOP_TIMEOUT_S):
+        _log.error("some RPC workers did not stop")
     db.close_database()
     return left_running
 

@@ -18,9 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadash.core import database as db
 from llamadash.core import pidfile, worker_records, workers
-from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
 from llamadash.core.params import COLUMN, load_schema
 from llamadash.core.workers import Worker, WorkerError
 
@@ -205,15 +203,6 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def rpc_server_binary() -> Path | None:
-    """The ``ggml-rpc-server`` beside the configured llama-server (else on ``PATH``), or ``None``."""
-    try:
-        llama_server: Path | None = find_llama_server(db.get_metadata(METADATA_KEY)).path
-    except LlamaServerNotFound:
-        llama_server = None
-    return workers.find_rpc_server(llama_server)
-
-
 def _start_settings(args: argparse.Namespace) -> Worker:
     """The worker to start: the stored one with the options given, or a new one (saved either way)."""
     stored = workers.get_worker(args.name)
@@ -257,7 +246,7 @@ def _start(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -
     if warning:
         print(f"llamadash: warning: worker {worker.name} {warning}", file=err, flush=True)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0] if sys.argv else "llamadash"])
-    service = WorkerService(data_dir=data_dir, rpc_server=rpc_server_binary())
+    service = WorkerService(data_dir=data_dir, rpc_server=workers.configured_rpc_server)
     outcome = {"code": 0}
 
     def on_line(name: str, line: str) -> None:

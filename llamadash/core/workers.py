@@ -43,7 +43,9 @@ __all__ = [
     "add_worker",
     "build_worker_command",
     "check_bind_host",
+    "configured_rpc_server",
     "delete_worker",
+    "devices_from_log",
     "find_rpc_server",
     "format_endpoint",
     "get_worker",
@@ -248,6 +250,27 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     return check_host(match.group(1)), check_port(int(match.group(2)))
 
 
+def devices_from_log(lines: Iterable[str]) -> list[str]:
+    """The devices a ``ggml-rpc-server`` says it exposes, from its start-up lines.
+
+    It prints ``Devices:`` and then one indented ``NAME: description (total MiB, free MiB)`` line
+    per device, e.g. ``  CPU: AMD EPYC (24105 MiB, 24105 MiB free)``.
+    """
+    found: list[str] = []
+    in_devices = False
+    for line in lines:
+        if line.strip() == "Devices:":
+            in_devices, found = True, []
+            continue
+        if in_devices:
+            match = re.match(r"^\s+([A-Za-z][\w.-]*): (.+)$", line)
+            if match is None or match.group(1) in ("transport", "endpoint", "local cache"):
+                in_devices = False
+                continue
+            found.append(f"{match.group(1)}: {match.group(2)}")
+    return found
+
+
 def rpc_list(workers: Iterable[Worker]) -> list[str]:
     """The ``--rpc`` items (``host:port``) of ``workers``, in order, each once."""
     return list(dict.fromkeys(worker.endpoint for worker in workers))
@@ -272,6 +295,21 @@ def find_rpc_server(llama_server: str | os.PathLike[str] | None) -> Path | None:
         if found:
             return Path(found)
     return None
+
+
+def configured_rpc_server() -> Path | None:
+    """The ``ggml-rpc-server`` beside the llama-server llamadash uses (else on ``PATH``), or ``None``.
+
+    Needs the open database (the configured llama-server is one of its settings).
+    """
+    from llamadash.core import database
+    from llamadash.core.llama_server import METADATA_KEY, LlamaServerNotFound, find_llama_server
+
+    try:
+        llama_server: Path | None = find_llama_server(database.get_metadata(METADATA_KEY)).path
+    except LlamaServerNotFound:
+        llama_server = None
+    return find_rpc_server(llama_server)
 
 
 def build_worker_command(binary: str | os.PathLike[str], worker: Worker) -> list[str]:

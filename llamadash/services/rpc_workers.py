@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -354,7 +355,8 @@ class WorkerService(QObject):
 
     Args:
         data_dir: The data directory (worker logs go to its ``logs`` folder). The database must be open.
-        rpc_server: The ``ggml-rpc-server`` to run, or ``None`` (a start is refused, saying so).
+        rpc_server: The ``ggml-rpc-server`` to run, or a function that finds it at each start (the
+            configured llama-server may change); ``None`` (or ``None`` found): a start is refused.
         parent: The Qt parent.
     """
 
@@ -368,13 +370,22 @@ class WorkerService(QObject):
     """(worker name, reachable, reason): the result of :meth:`check`."""
 
     def __init__(
-        self, *, data_dir: Path, rpc_server: str | Path | None, parent: QObject | None = None
+        self,
+        *,
+        data_dir: Path,
+        rpc_server: str | Path | Callable[[], Path | None] | None,
+        parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._data_dir = Path(data_dir)
-        self.rpc_server = None if rpc_server is None else str(rpc_server)
+        self._rpc_server = rpc_server
         self._processes: dict[str, LocalWorkerProcess] = {}
         self._checks: dict[str, ReachabilityCheck] = {}
+
+    def rpc_server(self) -> str | None:
+        """The ``ggml-rpc-server`` a start runs now, or ``None``."""
+        found = self._rpc_server() if callable(self._rpc_server) else self._rpc_server
+        return None if found is None else str(found)
 
     def log_path(self, name: str) -> Path:
         """The log file of worker ``name`` (``<data dir>/logs/worker-<name>.log``)."""
@@ -397,7 +408,8 @@ class WorkerService(QObject):
         """
         if not worker.local:
             raise WorkerError(f"{worker.name} is a remote worker: another machine runs it")
-        if self.rpc_server is None:
+        binary = self.rpc_server()
+        if binary is None:
             raise WorkerError(
                 "no ggml-rpc-server found beside llama-server or on PATH: llama.cpp builds it with "
                 "-DGGML_RPC=ON (see the README)"
@@ -413,7 +425,7 @@ class WorkerService(QObject):
                 )
         if old is not None:
             old.setParent(None)  # ended: dropped with its last reference
-        proc = LocalWorkerProcess(worker, self.rpc_server, log_path=self.log_path(worker.name), parent=self)
+        proc = LocalWorkerProcess(worker, binary, log_path=self.log_path(worker.name), parent=self)
         proc.stateChanged.connect(
             lambda state, reason, n=worker.name: self.stateChanged.emit(n, state, reason)
         )

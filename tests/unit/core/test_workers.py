@@ -184,3 +184,21 @@ def test_an_import_keeps_this_computers_workers_and_never_takes_the_files(tmp_pa
         assert [(w.name, w.port) for w in workers.list_workers()] == [("mine", 50111)]
     finally:
         database.close_database()
+
+
+def test_the_devices_a_worker_exposes_are_read_from_its_log() -> None:
+    lines = [
+        "Starting RPC server v7.0.0",
+        "  endpoint       : 127.0.0.1:50991",
+        "  local cache    : n/a",
+        "Devices:",
+        "  CPU: AMD EPYC (24105 MiB, 24105 MiB free)",
+        "  CUDA0: NVIDIA GeForce RTX 5090 (32109 MiB, 31588 MiB free)",
+        "  transport      : TCP",
+        "Accepted client connection",
+    ]
+    assert workers.devices_from_log(lines) == [
+        "CPU: AMD EPYC (24105 MiB, 24105 MiB free)",
+        "CUDA0: NVIDIA GeForce RTX 5090 (32109 MiB, 31588 MiB free)",
+    ]
+    assert workers.devices_from_log(lines[:3]) == []
