@@ -320,8 +320,14 @@ class WorkersView(QWidget):
         self._recheck.setInterval(round(RECHECK_INTERVAL_S * 1000))
         self._recheck.timeout.connect(self.check_remote_workers)
         self._recheck.start()
+        # a worker's output (the devices it exposes, printed as it starts) refreshes the rows, coalesced
+        self._refresh_soon = QTimer(self)
+        self._refresh_soon.setSingleShot(True)
+        self._refresh_soon.setInterval(250)
+        self._refresh_soon.timeout.connect(self.refresh)
         service.stateChanged.connect(self._on_state)
         service.reachability.connect(self._on_reachability)
+        service.logLine.connect(self._on_log_line)
         self.refresh()
         self.check_remote_workers()
 
@@ -563,6 +569,10 @@ class WorkersView(QWidget):
             self.show_message(f"{name} is running")
         self.refresh()
         self.changed.emit()
+
+    def _on_log_line(self, _name: str, _line: str) -> None:
+        if not self._refresh_soon.isActive():  # at most one refresh per interval, even in a flood
+            self._refresh_soon.start()
 
     def _on_reachability(self, name: str, ok: bool, reason: str) -> None:
         self._reachable[name] = (ok, reason)
