@@ -178,3 +178,35 @@ def test_a_model_is_given_the_selected_workers(qtbot, service, tmp_path: Path) -
     view.clear_button.click()
     model = database.get_model_by_name("big")
     assert model is not None and model[COLUMN.rpc] is None
+
+
+def test_the_launched_window_has_the_tab_and_quitting_stops_its_workers(
+    qtbot, tmp_path: Path, llama_server: Path
+) -> None:
+    from support import launch_gui
+
+    from llamadash.app import shutdown
+    from llamadash.core.llama_server import METADATA_KEY
+
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    database.set_metadata(METADATA_KEY, str(llama_server))  # the worker program is found beside it
+    database.close_database()
+    gui = launch_gui(qtbot, data_dir)
+    try:
+        window = gui.window
+        tabs = [window.workspace.tabText(i) for i in range(window.workspace.count())]
+        assert "Workers" in tabs
+        view = window.workers_view
+        view.new_local_worker()
+        dialog = view.dialog
+        assert isinstance(dialog, LocalWorkerDialog)
+        fill_local(dialog, "w1", free_port())
+        dialog._on_ok()
+        qtbot.waitUntil(lambda: row(view, "w1")["State"] == "running", timeout=30_000)
+        proc = gui.workers.process("w1")
+        assert proc is not None and proc.pid is not None
+        pid = proc.pid
+    finally:
+        shutdown(gui)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
