@@ -218,6 +218,12 @@ def _start_settings(args: argparse.Namespace) -> Worker:
         worker = _checked_start_worker(args, base, host, confirmed)
     except workers.OpenNetworkRefused as exc:
         raise workers.OpenNetworkRefused(f"{exc} ({CONFIRM_FLAG})") from None
+    running = [r for r in _live_records() if r.model == worker.name]
+    if running:  # refused before its settings change under the running process
+        raise WorkerError(
+            f"worker {worker.name} is already running (pid {running[0].pid}); "
+            f"stop it first ('llamadash workers stop {worker.name}')"
+        )
     if stored is None:
         return workers.add_worker(worker)
     return workers.update_worker(worker)
@@ -311,5 +317,5 @@ def _use(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> 
     changed = _library().set_parameters(args.model, values, check=check)
     model = changed.model
     rpc = schema[COLUMN.rpc].to_text(model.get(COLUMN.rpc)) if model.get(COLUMN.rpc) else "(none)"
-    print(f"updated {model['name']}: rpc = {rpc}", file=out)
+    print(f"updated {model['name']}: rpc = {rpc} (from its next start)", file=out)
     return 0

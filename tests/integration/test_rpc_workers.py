@@ -208,6 +208,9 @@ def test_a_killed_llamadash_leaves_an_orphan_worker_that_is_found_and_stopped(
     proc = llamadash(data, "workers", "start", "w1", "--port", str(port), "--threads", "1", log=log)
     background.append(proc)
     wait_for(lambda: "is ready at" in log.read_text(errors="replace"), 60, "worker ready", proc, log)
+    twice = run_cli(data, "workers", "start", "w1", "--port", str(free_port()))
+    assert twice.returncode == 1 and "already running" in twice.stderr
+    assert worker_list(data)["w1"]["port"] == port  # its settings did not change under it
     proc.kill()  # the dashboard dies; the worker, in its own session, goes on
     proc.wait()
     item = worker_list(data)["w1"]
