@@ -1,7 +1,7 @@
 """The Workers tab: llama.cpp RPC workers, local and remote, and which model runs across them.
 
 A table of the workers (name, kind, ``host:port``, state, details, warning) with *New local
-worker…*, *Add remote worker…*, *Start*, *Stop*, *Check* and *Remove*; below it, a model chosen
+worker…*, *Add remote worker…*, *Start*, *Stop*, *Check*, *Remove* and *Log*; below it, a model chosen
 from the library is given the selected workers (its ``--rpc`` list) or taken off them.
 
 A local worker binds loopback; another address needs the user's confirmation in a dialog that
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QStyle,
@@ -267,6 +268,9 @@ class WorkersView(QWidget):
         self.check_button = QPushButton("Check")
         self.check_button.setToolTip("Does it accept a connection now?")
         self.remove_button = QPushButton("Remove")
+        self.log_button = QPushButton("Log")
+        self.log_button.setToolTip("The selected local worker's output (also in the logs folder)")
+        self.log_button.clicked.connect(self.show_log)
         self.new_local_button.clicked.connect(self.new_local_worker)
         self.add_remote_button.clicked.connect(self.add_remote_worker)
         self.start_button.clicked.connect(self.start_selected)
@@ -281,6 +285,7 @@ class WorkersView(QWidget):
             self.stop_button,
             self.check_button,
             self.remove_button,
+            self.log_button,
         ):
             buttons.addWidget(button)
         buttons.addStretch(1)
@@ -433,6 +438,7 @@ class WorkersView(QWidget):
         self.stop_button.setEnabled(bool(local))
         self.check_button.setEnabled(bool(chosen))
         self.remove_button.setEnabled(bool(chosen))
+        self.log_button.setEnabled(len(local) == 1)
         has_model = self.model_box.count() > 0 and self._assign is not None
         self.use_button.setEnabled(has_model and bool(chosen))
         self.clear_button.setEnabled(has_model)
@@ -518,6 +524,43 @@ class WorkersView(QWidget):
                     worker_records.remove_record(record.pid)
                     self.show_message(f"Stopped {worker.name} (pid {record.pid})")
         self.refresh()
+
+    def log_text(self, name: str) -> str:
+        """Local worker ``name``'s output: this run's lines, else its log file, else a note."""
+        proc = self.service.process(name)
+        if proc is not None and proc.log_lines():
+            return "\n".join(proc.log_lines())
+        path = self.service.log_path(name)
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")[-200_000:]
+        except OSError:
+            return f"{name} has written no output yet (its log file is {path})"
+
+    def show_log(self) -> None:
+        """Show the selected local worker's output in a window (non-modal)."""
+        chosen = [w for w in self._selected() if w.local]
+        if len(chosen) != 1:
+            return
+        name = chosen[0].name
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"Log — worker {name}")
+        text = QPlainTextEdit(self.log_text(name))
+        text.setReadOnly(True)
+        text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        text.moveCursor(text.textCursor().MoveOperation.End)
+        path = QLabel(str(self.service.log_path(name)))
+        path.setTextInteractionFlags(
+            path.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.close)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(text)
+        layout.addWidget(path)
+        layout.addWidget(buttons)
+        dialog.resize(820, 420)
+        self.dialog = dialog
+        dialog.show()
 
     def check_selected(self) -> None:
         """Check the selected workers' reachability (non-blocking)."""

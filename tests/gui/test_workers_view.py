@@ -92,8 +92,13 @@ def test_a_local_worker_is_created_started_and_stopped_from_the_tab(qtbot, servi
     assert f"pid {pid}" in shown["Details"]
     view.select("w1")
     assert view.stop_button.isEnabled() and not view.start_button.isEnabled()
+    view.log_button.click()
+    assert "Starting RPC server" in view.log_text("w1")
+    assert view.dialog is not None and view.dialog.isVisible()
+    view.dialog.close()
     view.stop_button.click()
     qtbot.waitUntil(lambda: row(view, "w1")["State"] == "stopped", timeout=15_000)
+    assert "worker w1 stopped" in service.log_path("w1").read_text(encoding="utf-8")
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     view.select("w1")
     view.remove_button.click()
