@@ -128,6 +128,19 @@ RULES: tuple[Rule, ...] = (
         action={"open": "configuration", "focus": (COLUMN.port,)},
     ),
     Rule(
+        id="rpc_worker_unreachable",
+        cause="rpc_worker_unreachable",
+        lines=(r"ggml-rpc\.cpp:\d+: Failed to connect to (?P<endpoint>\S+)",),
+        ready=False,
+        summary="The RPC worker {endpoint} of the model's --rpc list does not answer.",
+        fix=(
+            "Start that worker (Workers tab, or llamadash workers start NAME) or check that its machine "
+            "runs ggml-rpc-server and is reachable (llamadash workers list); or take the model off it "
+            "(llamadash workers use MODEL --none)."
+        ),
+        action={"open": "configuration", "focus": (COLUMN.rpc,)},
+    ),
+    Rule(
         id="model_missing",
         cause="model_missing",
         lines=(r"failed to open GGUF file '(?P<path>.+)' \(No such file or directory\)",),

@@ -602,6 +602,15 @@ class WorkersView(QWidget):
         except Exception as exc:  # the library's refusal, shown as it says it
             self.show_message(str(exc), error=True)
             return
+        found = worker_records.scan()
+        elsewhere = {r.model for r in found.foreign + found.orphans}
+        idle = [
+            w.name
+            for w in chosen or []
+            if w.local and self.service.state(w.name) != WorkerState.RUNNING and w.name not in elsewhere
+        ]
+        if idle:  # llama-server stops at once when a worker of its --rpc list does not answer
+            text += f"; start {', '.join(idle)} before the model"
         self.show_message(text)
 
     # -- service signals ---------------------------------------------------------------------------

@@ -180,6 +180,12 @@ def test_a_model_is_given_the_selected_workers(qtbot, service, tmp_path: Path) -
     model = database.get_model_by_name("big")
     assert model is not None and model[COLUMN.rpc] == ["10.0.0.2:50052", "10.0.0.3:50052"]
     assert "10.0.0.2:50052" in view.message.text()
+    assert "start" not in view.message.text()  # remote workers: nothing to start here
+    workers.add_worker(workers.make_worker("c", port=free_port()))
+    view.refresh()
+    view.select("a", "c")
+    view.use_button.click()
+    assert "start c before the model" in view.message.text()
     view.clear_button.click()
     model = database.get_model_by_name("big")
     assert model is not None and model[COLUMN.rpc] is None

@@ -226,3 +226,18 @@ def test_a_killed_llamadash_leaves_an_orphan_worker_that_is_found_and_stopped(
     assert not listening(port)
     removed = run_cli(data, "workers", "remove", "w1")
     assert removed.returncode == 0 and worker_list(data) == {}
+
+
+def test_a_model_whose_worker_does_not_answer_says_so(
+    tmp_path: Path, tiny_model: Path, llama_server: Path
+) -> None:
+    data = tmp_path / "data"
+    port = free_port()  # nothing listens there: the worker is not started
+    assert run_cli(data, "workers", "add", "off", f"127.0.0.1:{port}").returncode == 0
+    added = run_cli(data, "models", "add", "tiny", "--model-path", str(tiny_model), "--set", "ctx_size=256")
+    assert added.returncode == 0, added.stderr
+    assert run_cli(data, "workers", "use", "tiny", "off").returncode == 0
+    ran = run_cli(data, "run", "tiny", timeout=120)
+    assert ran.returncode == 1
+    assert f"The RPC worker 127.0.0.1:{port} of the model's --rpc list does not answer" in ran.stderr
+    assert "llamadash workers start NAME" in ran.stderr

@@ -72,6 +72,16 @@ def test_a_worker_that_dies_is_an_error_with_the_reason(qtbot, service) -> None:
     assert worker_records.load_records() == []
 
 
+def test_a_worker_that_refuses_its_settings_is_an_error_with_its_own_words(qtbot, service) -> None:
+    worker = workers.add_worker(workers.make_worker("w1", port=free_port(), devices="NOPE0"))
+    proc = service.start(worker)
+    qtbot.waitUntil(lambda: proc.state == WorkerState.ERROR, timeout=15_000)
+    first, *rest = proc.reason.splitlines()
+    assert first == "worker w1 exited with status 1"
+    assert any("unknown device: NOPE0" in line for line in rest)  # the worker's own message
+    assert worker_records.load_records() == []
+
+
 def test_a_taken_port_is_refused_before_anything_runs(qtbot, service) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
