@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QTcpSocket
 
@@ -49,10 +50,6 @@ class WorkerState:
     RUNNING = "running"
     STOPPING = "stopping"
     ERROR = "error"
-
-
-def _probe_host(host: str) -> str:
-    return workers.connect_host(host)
 
 
 class ReachabilityCheck(QObject):
@@ -86,7 +83,7 @@ class ReachabilityCheck(QObject):
     def start(self) -> None:
         """Begin connecting (returns at once)."""
         self._timer.start()
-        self._socket.connectToHost(_probe_host(self.host), self.port)
+        self._socket.connectToHost(workers.connect_host(self.host), self.port)
 
     def _finish(self, ok: bool, reason: str) -> None:
         if self._done:
@@ -216,8 +213,6 @@ class LocalWorkerProcess(QObject):
         self._probe_timer.start(0)
 
     def _record(self, pid: int) -> None:
-        import psutil
-
         try:
             create_time = psutil.Process(pid).create_time()
         except psutil.Error:
