@@ -137,20 +137,26 @@ class LocalWorkerDialog(QDialog):
         Raises:
             WorkerError: a field is not valid, or the user did not confirm the network bind.
         """
-        settings: dict[str, Any] = {
-            "host": self.host_edit.text().strip(),
-            "port": self.port_box.value(),
-            "threads": self.threads_box.value() or None,
-            "devices": self.devices_edit.text(),
-            "cache": self.cache_box.isChecked(),
-        }
         name = self.name_edit.text()
+        host = self.host_edit.text().strip()
+
+        def make(confirmed: bool) -> Worker:
+            return workers.make_worker(
+                name,
+                host=host,
+                port=self.port_box.value(),
+                threads=self.threads_box.value() or None,
+                devices=self.devices_edit.text(),
+                cache=self.cache_box.isChecked(),
+                confirm_open_network=confirmed,
+            )
+
         try:
-            return workers.make_worker(name, **settings)
+            return make(False)
         except OpenNetworkRefused:
-            if not self.confirm_open_network(settings["host"]):
+            if not self.confirm_open_network(host):
                 raise
-            return workers.make_worker(name, confirm_open_network=True, **settings)
+            return make(True)
 
     def _on_ok(self) -> None:
         try:
