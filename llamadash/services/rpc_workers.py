@@ -188,8 +188,9 @@ class LocalWorkerProcess(QObject):
                 f"cannot start worker {self.worker.name}: port {port} is in use{port_owner(port)}; "
                 "choose another with --port"
             )
+        markers = worker_records.marker_environment(self.worker.name, host, port)
         plan = LaunchPlan(
-            argv=tuple(argv), env={}, host=host, port=port, binary=self.binary, health_check=False
+            argv=tuple(argv), env=markers, host=host, port=port, binary=self.binary, health_check=False
         )
         driver = ManagedProcess(plan, on_output=self._on_output, on_exit=self._on_exit, parent=self)
         self._lines.clear()

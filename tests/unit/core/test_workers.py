@@ -202,3 +202,45 @@ def test_the_devices_a_worker_exposes_are_read_from_its_log() -> None:
         "CUDA0: NVIDIA GeForce RTX 5090 (32109 MiB, 31588 MiB free)",
     ]
     assert workers.devices_from_log(lines[:3]) == []
+
+
+def test_a_worker_whose_dashboard_died_before_recording_it_is_found_by_its_markers(
+    open_db: Path, llama_server: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    from support import free_port
+
+    from llamadash.core import pidfile, worker_records
+
+    binary = llama_server.with_name("ggml-rpc-server")
+    dead = subprocess.Popen(["true"])  # the dashboard that launched it, gone since
+    dead.wait()
+    ours = {
+        **worker_records.marker_environment("lost", "127.0.0.1", 1),
+        worker_records.ENV_OWNER_PID: str(dead.pid),
+    }
+    theirs = worker_records.marker_environment("other", "127.0.0.1", 2, database_path=tmp_path / "other.db")
+    procs = [
+        subprocess.Popen(
+            [str(binary), "--port", str(free_port()), "--threads", "1"],
+            env={**os.environ, **markers},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for markers in (ours, theirs)
+    ]
+    try:
+        found = worker_records.scan()
+        assert [(r.model, r.pid) for r in found.orphans] == [("lost", procs[0].pid)]
+        assert found.foreign == []  # the other data directory's worker is not ours
+        stopped, left = worker_records.stop_orphans(found.orphans)
+        assert [r.pid for r in stopped] == [procs[0].pid] and left == []
+        assert procs[0].wait(5) is not None
+        assert procs[1].poll() is None
+    finally:
+        pidfile.stop_processes([p.pid for p in procs if p.poll() is None])
+        for proc in procs:
+            proc.wait(5)
