@@ -183,7 +183,7 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
         if worker.devices:
             details.append("devices " + ",".join(worker.devices))
         if worker.threads:
-            details.append(f"{worker.threads} threads")
+            details.append(f"{worker.threads} thread{'s' if worker.threads != 1 else ''}")
         if worker.cache:
             details.append("cache")
         if item["reason"]:
