@@ -83,7 +83,7 @@ class TestCreate:
             "idx_metrics_timestamp", "idx_metrics_created_at", "idx_models_name",
             "idx_models_status", "idx_models_type", "idx_models_created",
             "idx_requests_finished_at", "idx_requests_model_finished_at",
-            "idx_instance_samples_timestamp",
+            "idx_instance_samples_timestamp", "idx_bench_results_model",
         }  # fmt: skip
         assert indexes["idx_models_name"][1].startswith("CREATE UNIQUE INDEX")
         assert indexes["idx_metrics_created_at"][0] == "metrics_history"
@@ -106,7 +106,7 @@ class TestCreate:
         assert here == there[0] == ("wal", 1, 2)  # WAL, NORMAL, INCREMENTAL
 
     def test_version_and_start_time(self, db_path, monkeypatch):
-        assert database.get_db_version() == database.SCHEMA_VERSION == 4
+        assert database.get_db_version() == database.SCHEMA_VERSION == 5
         assert database.get_metadata("db_version") == str(database.SCHEMA_VERSION)
         first = int(database.get_metadata("server_start_time"))  # type: ignore[arg-type]
         assert abs(first - api.now_ms()) < 5_000
