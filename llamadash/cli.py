@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadash import __version__
+from llamadash import __version__, cli_bench
 from llamadash.core import database as db
 from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop the llama-server processes that a killed dashboard left behind",
     )
+    cli_bench.add_parsers(sub)
     return parser
 
 
@@ -966,6 +967,8 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         "activity": lambda d: cmd_activity(args, out),
         "run": lambda d: cmd_run(args, out, err, d),
         "status": lambda d: cmd_status(args, out, err),
+        "fit": lambda d: cli_bench.cmd_fit(args, out, err, d),
+        "bench": lambda d: cli_bench.cmd_bench(args, out, err, d),
     }
     try:
         db_path = open_database(args.data_dir)
