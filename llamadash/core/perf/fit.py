@@ -250,6 +250,8 @@ class FitReport:
     seconds: float | None = None
     lines: list[str] = field(default_factory=list)
     tables: list[list[MemoryBreakdownRow]] = field(default_factory=list)
+    #: The fitting started (its first line is there), whatever came of it.
+    began: bool = False
 
     # -- what the fitted arguments say ---------------------------------------------------------
     def fitted_value(self, *flags: str) -> str | None:
@@ -318,6 +320,8 @@ class FitReport:
                 return f"does not fit: {gib(short)} short" + (
                     f" (keeping {gib(self.margin)} free)" if self.margin is not None else ""
                 )
+            if self.need_less is None:
+                return f"does not fit ({self.failure or 'llama-fit-params could not fit it'}); how much is missing: not reported"
             return f"does not fit: {self.failure or 'llama-fit-params could not fit it'}"
         if kind == "unknown":
             return "not reported: the tool's output says nothing about the fit"
@@ -416,6 +420,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(rf"default model context size is {_N} which is <= the min\. context size of {_N}"),
     ),
     ("no_devices", re.compile(r"no devices with dedicated memory found")),
+    ("began", re.compile(r"getting device memory data for initial parameters")),
     ("set_ngl", re.compile(rf"set n_gpu_layers to {_N}")),
     ("set_moe", re.compile(rf"set to use {_N} dense-only (?:layers )?and {_N} full (?:GPU )?layers")),
     (
@@ -541,6 +546,8 @@ def _apply(report: FitReport, name: str, found: re.Match[str]) -> None:
         )
     elif name == "no_devices":
         report.no_devices = True
+    elif name == "began":
+        report.began = True
     elif name == "set_ngl":
         report.gpu_layers = int(found.group(1))
     elif name == "set_moe":
@@ -576,7 +583,8 @@ def apply_exit(report: FitReport, returncode: int) -> FitReport:
     llama-fit-params exits 1 when it cannot fit, and b11434 exits before its log thread has
     written the failure line: a non-zero status after fitting lines is a failure to fit.
     """
-    if returncode != 0 and report.success is not False and report.projected_used is not None:
+    measured = report.began or report.projected_used is not None
+    if returncode != 0 and report.success is not False and measured:
         report.success = False
         report.failure = report.failure or f"llama-fit-params exited with status {returncode}"
     return report
