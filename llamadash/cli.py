@@ -863,6 +863,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "orphan": m["name"] in orphans and record is orphans[m["name"]],
                 "managed_by": record.owner_pid if record and m["name"] in live else None,
                 "reason": _error_reason(m) if state == "error" else None,
+                "placement": cli_bench.placement_json(m["name"]) if record else None,
             }
         )
     orphan_rows = [
@@ -967,7 +968,7 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         "activity": lambda d: cmd_activity(args, out),
         "run": lambda d: cmd_run(args, out, err, d),
         "status": lambda d: cmd_status(args, out, err),
-        "fit": lambda d: cli_bench.cmd_fit(args, out, err, d),
+        cli_bench.FIT_COMMAND: lambda d: cli_bench.cmd_fit(args, out, err, d),
         "bench": lambda d: cli_bench.cmd_bench(args, out, err, d),
     }
     try:

@@ -36,7 +36,10 @@ from llamadash.core.perf.run import ToolCancelled, ToolFailed
 from llamadash.core.perf.service import BenchRun, FitOutcome, check_fit, run_bench, store_result
 from llamadash.core.perf.tools import ToolNotFound
 
-__all__ = ["add_parsers", "cmd_bench", "cmd_fit"]
+__all__ = ["FIT_COMMAND", "add_parsers", "cmd_bench", "cmd_fit", "placement_json"]
+
+#: The fit check's command name (``llamadash fit NAME``), which happens to spell the ``fit`` row.
+FIT_COMMAND = "fit"
 
 #: What each objective optimises, in words.
 OBJECTIVE_WORDS = {"gen": "generation speed", "prompt": "prompt speed", "mix": "prompt and generation speed"}
@@ -46,7 +49,7 @@ _ERRORS = (ToolNotFound, FitError, BenchError, ToolFailed)
 def add_parsers(sub: Any) -> None:
     """Register ``fit`` and ``bench`` on the CLI's subparsers."""
     p = sub.add_parser(
-        "fit",
+        FIT_COMMAND,
         help="ask llama-fit-params whether a model's configuration fits in memory, and what it would change",
     )
     p.add_argument("name")
@@ -313,3 +316,18 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
         print(f"llamadash: no run measured {OBJECTIVE_WORDS[args.objective]}: nothing to apply", file=err)
         return 1 if args.apply else 0
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# status --json
+def placement_json(name: str) -> dict[str, Any] | None:
+    """The placement report of model ``name``'s current run, from its log file (``status --json``).
+
+    ``None`` when there is no log to read.
+    """
+    from llamadash.core import paths, serverlog
+    from llamadash.core.perf.placement import placement_of_log_file
+
+    log = paths.logs_dir(db.get_database_path().parent) / serverlog.log_file_name(name)
+    report = placement_of_log_file(log)
+    return report.as_dict() if report is not None else None

@@ -19,13 +19,14 @@ only the lines shared with b11434 (slots and context, buffers) are known to matc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llamadash.core.perf.fit import FitReport, MemoryBreakdownRow, gib, parse_fit_output
 
-__all__ = ["Buffer", "PlacementReport", "parse_placement"]
+__all__ = ["Buffer", "PlacementReport", "current_run", "parse_placement", "placement_of_log_file"]
 
 # "0.00.011.021 I " (b11434's timestamp and level) before the function name, when there is one.
 _STAMP = re.compile(r"^\s*(?:\d+\.\d+\.\d+\.\d+\s+[A-Z]\s+)?(?:[a-z]{3,4}\s+)?")
@@ -216,3 +217,29 @@ def parse_placement(log: str | Iterable[str]) -> PlacementReport:
         if gpu and offloaded is not None:
             report.offloaded, report.total_layers = offloaded
     return report
+
+
+#: How llamadash marks the start of a run in an instance's log (see services/instance.py).
+RUN_START_PREFIX = "=== llamadash: starting "
+#: The most of a log file read for the current run's placement (its start is near the end).
+MAX_LOG_BYTES = 8 * 1024 * 1024
+
+
+def current_run(lines: Sequence[str]) -> list[str]:
+    """The lines of the last run in an instance's log (after its last start note)."""
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith(RUN_START_PREFIX):
+            return list(lines[index + 1 :])
+    return list(lines)
+
+
+def placement_of_log_file(path: Path) -> PlacementReport | None:
+    """The placement of the last run written to an instance's log file; ``None`` without a file."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - MAX_LOG_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    return parse_placement(current_run(text.splitlines()))

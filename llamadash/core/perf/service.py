@@ -56,7 +56,7 @@ __all__ = [
 #: llama-fit-params logs its fitting steps at verbosity 4 ("trace") on b11434; older builds at info.
 _VERBOSITY_FLAGS = ("--verbosity", "-lv", "--log-verbosity")
 FIT_VERBOSITY = "4"
-FIT_CACHE_DIR = "fit"
+FIT_CACHE_DIR = "fit-params"
 #: Bumped when what a cache entry holds changes: older entries are then not read.
 _FIT_CACHE_VERSION = 1
 
