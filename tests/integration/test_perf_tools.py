@@ -127,6 +127,7 @@ def test_a_stored_benchmark_has_the_figures_llama_bench_printed(data_dir, llama_
     database.init_database(data_dir / "llama-dashboard.db", record_start=False)
     try:
         model = database.get_model_by_name("tiny")
+        assert model is not None
         run = run_bench(model, llama_server, prompt_tokens=32, gen_tokens=8, repetitions=2)
         assert run.command.argv[:5] == [_tool(llama_server, BENCH_TOOL), "-m", str(tiny_model), "-t", "1"]
         store_result("tiny", run)
