@@ -41,6 +41,7 @@ from llamadash.core.db.errors import DatabaseError, DatabaseFileError
 from llamadash.core.db.migrations import staging_prefix, upgrade_schema
 from llamadash.core.db.models import (
     ALL_MODELS,
+    BenchResultRow,
     DAILY_TOTAL_COLUMNS,
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
@@ -447,6 +448,34 @@ def _machine_rows(database: api.Database) -> list[tuple[str, str, int | None]]:
     return [(k, v, u) for k, v, u in rows if isinstance(k, str) and is_machine_key(k)]
 
 
+def _bench_rows(database: api.Database) -> list[tuple[Any, ...]]:
+    """The open database's ``bench_results``: what llama-bench measured on this computer.
+
+    An import keeps them (they describe this machine, as its settings do) and takes none from
+    the file.
+    """
+    try:
+        return list(
+            database.db.thread_connection().execute(f"SELECT {', '.join(_BENCH_COLUMNS)} FROM bench_results")
+        )
+    except SQL_ERRORS as exc:
+        raise DatabaseError(f"could not read the benchmark results: {exc}") from exc
+
+
+def _put_bench_rows(staging: Path, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    conn = sqlite3.connect(staging)
+    try:
+        with conn:
+            conn.executemany(_insert_sql("bench_results", _BENCH_COLUMNS), rows)
+    finally:
+        conn.close()
+
+
+_BENCH_COLUMNS = tuple(f.column_name for f in BenchResultRow._meta.sorted_fields)
+
+
 def _insert_sql(table: str, columns: list[str] | tuple[str, ...]) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
     return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
@@ -557,6 +586,7 @@ def import_database(path: str | os.PathLike[str]) -> Path:
             raise DatabaseFileError(f"{source} is the database in use; there is nothing to import")
         info = probe_file(source, for_import=True, check_integrity=True)
         machine_rows = _machine_rows(database)
+        kept_bench = _bench_rows(database)  # this computer's measurements: kept, never the file's
         # The pid in the name tells a later start that this file is not stale while we live.
         fd, name = tempfile.mkstemp(prefix=staging_prefix(db_path), suffix=".tmp", dir=db_path.parent)
         os.close(fd)
@@ -564,6 +594,7 @@ def import_database(path: str | os.PathLike[str]) -> Path:
         try:
             try:
                 _stage(source, staging, info, machine_rows)
+                _put_bench_rows(staging, kept_bench)
             except sqlite3.Error as exc:
                 raise DatabaseFileError(f"{source} could not be read: {exc}") from exc
             return _swap_in(database, staging)

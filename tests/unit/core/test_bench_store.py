@@ -65,3 +65,17 @@ def test_bad_rows_are_refused_and_nothing_is_stored(db, change, message) -> None
     with pytest.raises(database.DatabaseError, match=message):
         save_bench_result(_row(**change))
     assert get_bench_results() == []
+
+
+def test_an_import_keeps_this_computer_s_results_and_takes_none_from_the_file(tmp_path) -> None:
+    other = tmp_path / "other.sqlite"
+    database.init_database(other)
+    save_bench_result(_row(model="theirs"))  # measured on another computer
+    database.close_database()
+    database.init_database(tmp_path / "mine.sqlite")
+    try:
+        save_bench_result(_row(model="mine"))
+        database.import_database(other)
+        assert [r["model"] for r in get_bench_results()] == ["mine"]
+    finally:
+        database.close_database()
