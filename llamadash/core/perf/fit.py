@@ -281,19 +281,32 @@ class FitReport:
         return max(self.need_less - (self.context_reduction or 0), 0)
 
     @property
+    def context_cut(self) -> bool:
+        """The fit cuts the context (``context_to`` is what llama-server will use)."""
+        return (
+            self.context_to is not None
+            and self.context_from is not None
+            and self.context_to < self.context_from
+        )
+
+    @property
+    def partial(self) -> bool:
+        """Only part of the model goes to the GPUs: a layer count was set, or layers overflow."""
+        if self.gpu_layers is not None or any(p.overflowing for p in self.placements):
+            return True
+        layers = self.fitted_gpu_layers
+        return self.memory_kind == GPU_MEMORY and layers is not None and layers >= 0
+
+    @property
     def verdict_kind(self) -> str:
-        """``fits`` | ``context_cut`` | ``partial`` | ``does_not_fit`` | ``unknown``."""
+        """``fits`` | ``context_cut`` | ``partial`` | ``does_not_fit`` | ``unknown`` (the first that holds)."""
         if self.success is False:
             return "does_not_fit"
         if self.success is None and self.spare is None:
             return "unknown"
-        if (
-            self.context_to is not None
-            and self.context_from is not None
-            and self.context_to < self.context_from
-        ):
+        if self.context_cut:
             return "context_cut"
-        if self.gpu_layers is not None or any(p.overflowing for p in self.placements):
+        if self.partial:
             return "partial"
         return "fits"
 
@@ -315,40 +328,46 @@ class FitReport:
         """One plain sentence: "fits on CUDA0 with 3.1 GiB to spare", "does not fit: 2.3 GiB short"."""
         kind = self.verdict_kind
         if kind == "does_not_fit":
+            why = self.failure or "llama-fit-params could not fit it"
             short = self.short_by
             if short is not None:
-                return f"does not fit: {gib(short)} short" + (
-                    f" (keeping {gib(self.margin)} free)" if self.margin is not None else ""
-                )
+                keep = f" (keeping {gib(self.margin)} free)" if self.margin is not None else ""
+                return f"does not fit: {gib(short)} short{keep}"
             if self.need_less is None:
-                return f"does not fit ({self.failure or 'llama-fit-params could not fit it'}); how much is missing: not reported"
-            return f"does not fit: {self.failure or 'llama-fit-params could not fit it'}"
+                return f"does not fit ({why}); how much is missing: not reported"
+            return f"does not fit: {why}"
         if kind == "unknown":
             return "not reported: the tool's output says nothing about the fit"
-        if kind == "context_cut":
-            text = f"context will be cut from {self.context_from:,} to {self.context_to:,}"
-            return text + f" to fit in {self.where}"
-        if kind == "partial":
-            layers = self.gpu_layers
-            if layers is None:
-                layers = sum(p.layers or 0 for p in self.placements) or None
-            where = ", ".join(f"{p.layers} on {p.device}" for p in self.placements if p.layers is not None)
-            text = "fits only in part: "
-            text += f"{layers} layers on the GPU" if layers is not None else "some layers on the GPU"
-            if where and len(self.placements) > 1:
-                text += f" ({where})"
-            return text + ", the rest in system memory"
+        parts = []
+        if self.context_cut:
+            parts.append(f"context will be cut from {self.context_from:,} to {self.context_to:,}")
+        if self.partial:
+            parts.append(self._partial_text())
+        if parts:
+            if not self.partial:
+                parts[-1] += f" to fit in {self.where}"
+            return "; ".join(parts)
         if self.no_devices and self.spare is None:
             return "fits: no GPU with its own memory was found; the model runs in system memory (CPU only)"
         spare = f" with {gib(self.spare)} to spare" if self.spare is not None else ""
         if self.placements and self.spare is None:
             low = min((p.free for p in self.placements if p.free is not None), default=None)
             spare = f" with at least {gib(low)} to spare" if low is not None else ""
-        return (
-            f"fits in {self.where}{spare}"
-            if self.memory_kind == SYSTEM_MEMORY
-            else f"fits on {self.where}{spare}"
-        )
+        preposition = "in" if self.memory_kind == SYSTEM_MEMORY else "on"
+        return f"fits {preposition} {self.where}{spare}"
+
+    def _partial_text(self) -> str:
+        placed = [p for p in self.placements if p.layers is not None]
+        if placed:
+            where = ", ".join(
+                f"{p.layers} layers on {p.device}"
+                + (f" ({p.overflowing} of them partly in system memory)" if p.overflowing else "")
+                for p in placed
+            )
+            return f"only part fits on the GPU: {where}, the rest in system memory"
+        layers = self.gpu_layers if self.gpu_layers is not None else self.fitted_gpu_layers
+        count = f"{layers} layers" if layers is not None else "some layers"
+        return f"only part fits on the GPU: {count} on the GPU, the rest in system memory"
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain data (``llamadash fit --json``); ``None`` = not reported."""

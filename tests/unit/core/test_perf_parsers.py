@@ -224,3 +224,45 @@ def test_fit_command_takes_the_fit_rows_only(tmp_path: Path) -> None:
     assert set(command.passed) == {COLUMN.model_path, COLUMN.ctx_size}
     with pytest.raises(FitError, match="model_path"):
         fit_command({COLUMN.hf_repo: "a/b"}, None, "llama-fit-params")
+
+
+# Lines in the shape of b11434's format strings (common/fit.cpp) for two GPUs: this machine has
+# none, so no real run can show them; the parser must read them, and say nothing it cannot.
+TWO_GPUS = """\
+0.00.001.000 I common_params_fit_impl: projected memory use with initial parameters [MiB]:
+0.00.001.001 I common_params_fit_impl:   - CUDA0 (NVIDIA GeForce RTX 3090):  24135 total,  30100 used,  -6200 free vs. target of   1024
+0.00.001.002 I common_params_fit_impl:   - CUDA1 (NVIDIA GeForce RTX 3090):  24135 total,  21000 used,   2900 free vs. target of   1024
+0.00.001.003 I common_params_fit_impl: projected to use 51100 MiB of device memory vs. 47800 MiB of free device memory
+0.00.001.004 I common_params_fit_impl: cannot meet free memory targets on all devices, need to use 5348 MiB less in total
+0.00.001.005 I common_params_fit_impl: context size set by user to 8192 -> no change
+0.00.001.006 I common_params_fit_impl:   - CUDA0 (NVIDIA GeForce RTX 3090): 30 layers ( 0 overflowing),  22100 MiB used,   1800 MiB free
+0.00.001.007 I common_params_fit_impl:   - CUDA1 (NVIDIA GeForce RTX 3090): 28 layers ( 2 overflowing),  22000 MiB used,   1900 MiB free
+0.00.001.008 I common_fit_params: successfully fit params to free device memory
+"""
+
+
+def test_two_gpus_layers_per_device_and_what_is_not_reported() -> None:
+    report = parse_fit_output(TWO_GPUS, "-c 8192 -ngl 58 -ts 30,28\n")
+    assert report.memory_kind == GPU_MEMORY and report.need_less == 5348 and report.margin is None
+    assert [(d.name, d.total, d.free) for d in report.initial] == [
+        ("CUDA0 (NVIDIA GeForce RTX 3090)", 24135, -6200),
+        ("CUDA1 (NVIDIA GeForce RTX 3090)", 24135, 2900),
+    ]
+    assert [(p.device, p.layers, p.overflowing, p.used, p.free) for p in report.placements] == [
+        ("CUDA0 (NVIDIA GeForce RTX 3090)", 30, 0, 22100, 1800),
+        ("CUDA1 (NVIDIA GeForce RTX 3090)", 28, 2, 22000, 1900),
+    ]
+    assert report.context_kept == "the context size is set to 8,192: not changed"
+    assert report.verdict_kind == "partial" and report.fitted_gpu_layers == 58
+    assert report.verdict == (
+        "only part fits on the GPU: 30 layers on CUDA0 (NVIDIA GeForce RTX 3090), 28 layers on CUDA1 "
+        "(NVIDIA GeForce RTX 3090) (2 of them partly in system memory), the rest in system memory"
+    )
+    assert report.as_dict()["spare_mib"] is None  # not printed for several devices: not made up
+
+
+def test_the_readme_s_gpu_run_says_both_the_cut_and_the_overflow() -> None:
+    report = parse_fit_output((PERF / "fit-b6895-cuda-readme.log").read_text())
+    assert report.verdict.startswith(
+        "context will be cut from 40,960 to 4,096; only part fits on the GPU: 48 layers"
+    )
