@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QProcess, QThread, QTimer, Signal, Slot
 
 from llamadash.core.perf.bench import (
     BenchError,
@@ -29,6 +29,13 @@ from llamadash.core.perf.service import BenchRun, check_fit, store_result
 from llamadash.core.perf.tools import BENCH_TOOL, ToolNotFound, find_tool
 
 __all__ = ["BenchRunner", "FitCheck"]
+
+
+def _stop_when_quitting(stop: Any) -> None:
+    """Quitting the application stops the tool first (no thread or process outlives the window)."""
+    app = QCoreApplication.instance()
+    if app is not None:
+        app.aboutToQuit.connect(stop)
 
 
 class _FitWorker(QObject):
@@ -81,6 +88,7 @@ class FitCheck(QObject):
         super().__init__(parent)
         self._thread: QThread | None = None
         self._worker: _FitWorker | None = None
+        _stop_when_quitting(self.wait)
 
     @property
     def busy(self) -> bool:
@@ -185,6 +193,7 @@ class BenchRunner(QObject):
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._kill)
+        _stop_when_quitting(self.wait)
 
     @property
     def busy(self) -> bool:

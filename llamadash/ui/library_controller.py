@@ -120,6 +120,7 @@ class LibraryController(QObject):
             self.editor.saved.connect(self._on_saved)
             self.editor.startStatusChanged.connect(self._on_start_status)
             self.editor.settingsRequested.connect(self._open_binary_settings)
+            self.editor.add_tool_button(self.perf.editor_button(self.editor))
             self._window.set_editor_widget(self.editor)
         else:
             self.editor.set_capabilities(caps, binary, binary_problem=problem)

@@ -48,6 +48,25 @@ class PerfActions(QObject):
         self.button.setMenu(menu)
         self.dialog: QWidget | None = None  # the last one opened (tests, screenshots)
 
+    def editor_button(self, editor: Any) -> QToolButton:
+        """The same three actions for the model open in ``editor`` (its changes are saved at once)."""
+        button = QToolButton()
+        button.setObjectName("editorPerformanceButton")
+        button.setText("Performance")
+        button.setToolTip("Check fit, benchmark, or find the fastest settings of this model")
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(button)
+
+        def edited() -> dict[str, Any] | None:
+            model_id = editor.model_id
+            return self._controller._store.get_model(model_id) if model_id is not None else None
+
+        menu.addAction("Check fit\u2026", lambda: self.open_fit(edited()))
+        menu.addAction("Benchmark\u2026", lambda: self.open_bench(edited()))
+        menu.addAction("Find the fastest settings\u2026", lambda: self.open_tuner(edited()))
+        button.setMenu(menu)
+        return button
+
     # -- what the dialogs need ------------------------------------------------------------------
     def _selected(self) -> dict[str, Any] | None:
         model = self._controller.library.selected_model()
@@ -78,6 +97,7 @@ class PerfActions(QObject):
 
     # -- the dialogs ----------------------------------------------------------------------------
     def open_fit(self, model: dict[str, Any] | None = None) -> FitDialog | None:
+        """Check the fit of ``model`` (default: the Library's selection)."""
         model = model or self._selected()
         if model is None:
             return None

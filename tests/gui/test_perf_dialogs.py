@@ -164,3 +164,19 @@ def test_the_tuner_runs_a_sweep_and_applies_the_best_as_one_undo_step(launched, 
     stored = database.get_model_by_name("tiny")
     assert stored[COLUMN.threads] is None and stored[COLUMN.flash_attn] is None
     dialog.close()
+
+
+def test_the_editor_offers_them_for_the_model_it_shows(launched, qtbot) -> None:
+    from PySide6.QtWidgets import QToolButton
+
+    launched.window.open_configuration("tiny")
+    editor = launched.window.findChild(ParamEditor)
+    button = editor.findChild(QToolButton, "editorPerformanceButton")
+    assert button is not None and button.isVisibleTo(editor)
+    check_fit = button.menu().actions()[0]
+    assert check_fit.text() == "Check fit\u2026"
+    check_fit.trigger()
+    dialog = launched.window.findChild(PerfActions).dialog
+    assert isinstance(dialog, FitDialog) and dialog.windowTitle() == "Check fit — tiny"
+    qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=60_000)
+    dialog.close()
