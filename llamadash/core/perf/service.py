@@ -150,6 +150,10 @@ def check_fit(
         outcome.notes.append("fit is off for this model: llama-server will not apply these changes")
     for _column, why in command.not_passed:
         outcome.notes.append(f"not checked: {why}")
+    if config.get("custom_params"):
+        outcome.notes.append(
+            "custom flags are not passed to llama-fit-params: what they change is not checked"
+        )
     return outcome
 
 
