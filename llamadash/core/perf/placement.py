@@ -105,16 +105,18 @@ class PlacementReport:
             return ["placement: not reported (the log has no loading lines yet)"]
         lines: list[str] = []
         fit = self.fit
-        if fit.lines:
+        if fit.lines and not fit.context_cut:
             lines.append(f"fit: {fit.verdict}")
+        elif fit.lines:
+            lines.append(
+                f"fit: context reduced from {fit.context_from:,} to {fit.context_to:,} to fit in {fit.where}"
+            )
         elif self.fit_ran:
             lines.append("fit: ran; its steps are logged at verbosity 4 (set log_verbose = 4 to see them)")
         else:
             lines.append(
                 "fit: not reported (llama-server logs its fitting at verbosity 4: set log_verbose = 4)"
             )
-        if fit.context_from is not None and fit.context_to is not None:
-            lines.append(f"context reduced from {fit.context_from:,} to {fit.context_to:,}")
         if self.slots is not None and self.context_per_slot is not None:
             lines.append(f"context: {self.context_per_slot:,} tokens per slot, {self.slots} slots")
         elif self.context is not None:

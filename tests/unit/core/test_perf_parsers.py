@@ -106,7 +106,10 @@ def test_the_placement_of_a_server_that_logged_its_fit() -> None:
     }
     assert [(r.device, r.self_) for r in report.breakdown] == [("Host", 54)]  # the table printed at stop
     assert report.devices == [("CPU", "AMD EPYC", 24105, 24105)]
-    assert "context reduced from 65,536 to 36,352" in report.summary_lines()
+    assert (
+        report.summary_lines()[0]
+        == "fit: context reduced from 65,536 to 36,352 to fit in system memory (CPU only)"
+    )
 
 
 def test_the_placement_at_default_verbosity_says_what_is_not_reported() -> None:
