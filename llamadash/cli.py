@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadash import __version__, cli_workers
+from llamadash import __version__, cli_bench, cli_workers
 from llamadash.core import database as db
 from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the llama-server processes that a killed dashboard left behind",
     )
     cli_workers.add_parser(sub)
+    cli_bench.add_parsers(sub)
     return parser
 
 
@@ -863,6 +864,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "orphan": m["name"] in orphans and record is orphans[m["name"]],
                 "managed_by": record.owner_pid if record and m["name"] in live else None,
                 "reason": _error_reason(m) if state == "error" else None,
+                "placement": cli_bench.placement_json(m["name"]) if record else None,
             }
         )
     orphan_rows = [
@@ -969,6 +971,8 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         "run": lambda d: cmd_run(args, out, err, d),
         "status": lambda d: cmd_status(args, out, err),
         "workers": lambda d: cli_workers.cmd_workers(args, out, err, d),
+        cli_bench.FIT_COMMAND: lambda d: cli_bench.cmd_fit(args, out, err, d),
+        "bench": lambda d: cli_bench.cmd_bench(args, out, err, d),
     }
     try:
         db_path = open_database(args.data_dir)

@@ -60,6 +60,7 @@ from llamadash.core.params import COLUMN as PARAM
 from llamadash.core.params import load_schema
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Instance, Manager
+from llamadash.ui.placement_pane import PlacementLabel
 from llamadash.ui.icons import action_icon, status_color, status_icon
 from llamadash.ui.logs_dock import LogHighlighter
 
@@ -778,6 +779,7 @@ class InstancesView(QWidget):
         self.warning_label.setWordWrap(True)
         self.warning_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.warning_label.hide()
+        self.placement_label = PlacementLabel()  # what --fit chose for the selected run
 
         # shown instead of the table while there is no model at all (a first run)
         self.empty_label = QLabel(EMPTY_TEXT)
@@ -810,6 +812,7 @@ class InstancesView(QWidget):
         layout.addWidget(self.empty_state, 1)
         layout.addWidget(self.detail)
         layout.addWidget(self.warning_label)
+        layout.addWidget(self.placement_label)
 
         model.dataChanged.connect(self._on_data_changed)
         # a reset (the library re-read after an edit) must not lose the selection
@@ -930,6 +933,9 @@ class InstancesView(QWidget):
     def _update_detail(self) -> None:
         name = self.current_name()
         self._update_warning(name)
+        self.placement_label.show_for(
+            name, self.model.instance(name), self.model.state_of(name) if name else ""
+        )
         if not name or self.model.state_of(name) != "error":
             self.detail.hide()
             return

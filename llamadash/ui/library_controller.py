@@ -33,6 +33,7 @@ from llamadash.core.llama_server import (
 )
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Manager
+from llamadash.ui.perf_actions import PerfActions
 from llamadash.ui.instances_view import failure_text
 from llamadash.ui.library_view import LibraryView
 from llamadash.ui.param_editor import ParamEditor
@@ -62,6 +63,8 @@ class LibraryController(QObject):
         self.library.libraryChanged.connect(self._follow_edited_model)
         self._binary_setting = window.settings.llama_server_path
         window.settingsChanged.connect(self._on_settings_changed)
+        self.perf = PerfActions(self)  # Check fit, Benchmark, Find the fastest settings
+        self.library.add_tool_button(self.perf.button)
 
     # ------------------------------------------------------------------------------------------
     def set_manager(self, manager: Manager | None) -> None:
@@ -117,6 +120,7 @@ class LibraryController(QObject):
             self.editor.saved.connect(self._on_saved)
             self.editor.startStatusChanged.connect(self._on_start_status)
             self.editor.settingsRequested.connect(self._open_binary_settings)
+            self.editor.add_tool_button(self.perf.editor_button(self.editor))
             self._window.set_editor_widget(self.editor)
         else:
             self.editor.set_capabilities(caps, binary, binary_problem=problem)

@@ -671,6 +671,7 @@ class LibraryView(QWidget):
         buttons.addWidget(self.rename_button)
         buttons.addWidget(self.delete_button)
         buttons.addStretch(1)
+        self._buttons = buttons  # add_tool_button() puts more after Delete
         buttons.addWidget(QLabel("Status:"))
         buttons.addWidget(self.status_filter)
         buttons.addWidget(QLabel("Type:"))
@@ -723,6 +724,10 @@ class LibraryView(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.pages, 1)
         self.refresh()
+
+    def add_tool_button(self, button: QWidget) -> None:
+        """Add a button after Delete (the window's Performance menu)."""
+        self._buttons.insertWidget(self._buttons.indexOf(self.delete_button) + 1, button)
 
     # ------------------------------------------------------------------------------------------
     # reading

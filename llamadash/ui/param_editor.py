@@ -266,6 +266,7 @@ class ParamEditor(QWidget):
         top.addWidget(self.changed_only_box)
         top.addWidget(self.reset_button)
         top.addWidget(self.undo_button)
+        self._top = top  # add_tool_button() puts more at its end
 
         self.tree = QTreeView()
         self.tree.setModel(self.proxy)
@@ -373,6 +374,10 @@ class ParamEditor(QWidget):
 
     # ------------------------------------------------------------------------------------------
     # public API
+    def add_tool_button(self, button: QWidget) -> None:
+        """Add a button after Undo (the window's Performance menu)."""
+        self._top.addWidget(button)
+
     def set_model(self, model: Mapping[str, Any]) -> None:
         """Edit another library entry (or the same one re-read); clears undo and messages."""
         self._model_id = model.get("id")

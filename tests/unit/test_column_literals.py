@@ -29,6 +29,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
         # the "port" field of `status --json` and of the leftover-server listing
         ("cli.py", "port"),
+        # the command `llamadash fit NAME` (llama-fit-params' check), not the --fit setting
+        ("cli_bench.py", "fit"),
         # a projector's file-name prefix and GGUF `general.type` value
         ("core/library.py", "mmproj"),
         # keys of a process record (the JSON pidfile)

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 #: version 3 moves per-model auto-restart from the metadata key ``autorestart:<name>`` to the
 #: model's own row (:data:`AUTO_RESTART_COLUMN`); version 4 adds the activity tables
 #: (``requests``, ``instance_samples``, ``daily_totals``); version 5 adds ``workers`` (llama.cpp RPC
-#: workers: local ``ggml-rpc-server`` processes and remote ones registered by ``host:port``).
+#: workers: local ``ggml-rpc-server`` processes and remote ones registered by ``host:port``) and
+#: ``bench_results`` (what ``llama-bench`` measured for a model's configuration).
 SCHEMA_VERSION = 5
 #: The version of a database that has our tables but no ``db_version`` row (the seed's design).
 SEED_SCHEMA_VERSION = 1
@@ -299,6 +300,38 @@ class WorkerRow(BaseModel):
 WorkerRow.add_index(WorkerRow.name, unique=True, name="idx_workers_name")
 
 
+class BenchResultRow(BaseModel):
+    """One ``llama-bench`` run of a model's configuration (version 5); tokens/s as llama-bench printed.
+
+    ``params`` is the JSON of the parameters it ran with (column -> value; never the model's
+    path), ``config_hash`` their fingerprint, ``build`` the llama.cpp build, ``machine`` the CPU
+    and GPU llama-bench named. A test that was not run (``--pp 0``) is ``NULL``, never 0. This
+    computer's measurements: an import does not bring another computer's.
+    """
+
+    id = peewee.AutoField()
+    created_at = peewee.IntegerField()  # Unix ms when the run finished
+    model = peewee.TextField()
+    config_hash = peewee.TextField()
+    params = peewee.TextField()  # JSON object
+    build = peewee.TextField(null=True)
+    machine = peewee.TextField(null=True)
+    pp_tokens = peewee.IntegerField(null=True)
+    tg_tokens = peewee.IntegerField(null=True)
+    repetitions = peewee.IntegerField(null=True)
+    pp_tps_mean = peewee.FloatField(null=True)
+    pp_tps_sd = peewee.FloatField(null=True)
+    tg_tps_mean = peewee.FloatField(null=True)
+    tg_tps_sd = peewee.FloatField(null=True)
+    duration_s = peewee.FloatField(null=True)  # wall time of the run
+    sweep = peewee.TextField(null=True)  # the sweep's id when the run was part of one
+
+    class Meta:
+        table_name = "bench_results"
+
+
+BenchResultRow.add_index(BenchResultRow.model, BenchResultRow.created_at, name="idx_bench_results_model")
+
 #: The tables added by version 4.
 ACTIVITY_MODELS: tuple[type[BaseModel], ...] = (RequestRow, InstanceSample, DailyTotal)
 ALL_MODELS: tuple[type[BaseModel], ...] = (
@@ -307,6 +340,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Metadata,
     *ACTIVITY_MODELS,
     WorkerRow,
+    BenchResultRow,
 )
 TABLE_NAMES: tuple[str, ...] = tuple(m._meta.table_name for m in ALL_MODELS)
 
@@ -350,6 +384,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
     "instance_samples": frozenset({"id"}),
     "daily_totals": frozenset({"day", "model"}),
     "workers": frozenset({"id", "name"}),
+    "bench_results": frozenset({"id"}),
 }
 #: Tables that identify a file as a llamadash (or seed) database.
 IDENTITY_TABLES = ("models", "metrics_history")

@@ -14,7 +14,7 @@ schema, a request as ``save_requests`` checks it). Triggers, views, virtual tabl
 file are left out, and the preview says which. Settings that name a program or a place on this
 computer (:data:`MACHINE_METADATA_KEYS`: the llama-server binary, the models folder, start at
 login, the window layout, the running servers) are never taken from a file: the current values
-stay; so do this computer's RPC workers (:data:`MACHINE_TABLES`). The staged copy is then
+stay; so do this computer's RPC workers and benchmark results (:data:`MACHINE_TABLES`). The staged copy is then
 upgraded like any older database. Only then does the import close
 the database, keep the current file as ``<db>.bak-<timestamp>`` and rename the staged file into
 place. A failure before that point changes nothing; a failure after it puts the kept file back.
@@ -451,8 +451,8 @@ def _machine_rows(database: api.Database) -> list[tuple[str, str, int | None]]:
 
 #: Tables of this computer that an import keeps as they are and never takes from the file: the RPC
 #: workers (a local one is a program this computer runs, bound to its network; a remote one is a
-#: machine this computer's network reaches).
-MACHINE_TABLES: tuple[str, ...] = ("workers",)
+#: machine this computer's network reaches) and what llama-bench measured on this computer.
+MACHINE_TABLES: tuple[str, ...] = ("workers", "bench_results")
 
 
 def _machine_tables(database: api.Database) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:

@@ -162,6 +162,15 @@ class Param:
     #: The GGUF metadata key that decides the value while the row is unset (``"{arch}"`` stands
     #: for ``general.architecture``): ``ctx_size`` -> ``"{arch}.context_length"``.
     model_default: str | None = None
+    #: The row goes to ``llama-fit-params`` (it changes the memory the model needs, or where it goes).
+    fit_params: bool = False
+    #: ``llama-bench``'s flag for the row, or ``None`` when llama-bench has no equivalent.
+    bench_flag: str | None = None
+    #: ``(canonical value text, llama-bench text)`` where the two differ (``("true", "0")`` for
+    #: ``-nkvo``); a keyword without an entry leaves llama-bench at its default.
+    bench_values: tuple[tuple[str, str], ...] = ()
+    #: What joins a list's items for llama-bench (its ``,`` separates alternatives).
+    bench_join: str | None = None
 
     def model_value(self, metadata: Mapping[str, Any]) -> Any:
         """What the model's header says this row is when unset (:attr:`model_default`), or ``None``.
@@ -608,6 +617,9 @@ def _param_from_row(row: dict[str, Any]) -> Param:
         if name in values:
             values[name] = tuple(values[name])
     values["rejected"] = tuple((item["value"], item["reason"]) for item in values.get("rejected", ()))
+    values["bench_values"] = tuple(
+        (str(key), str(text)) for key, text in dict(values.get("bench_values", {})).items()
+    )
     values.setdefault("label", label_from_column(str(values.get("column", ""))))
     return Param(**values)
 

@@ -83,7 +83,7 @@ class TestCreate:
             "idx_metrics_timestamp", "idx_metrics_created_at", "idx_models_name",
             "idx_models_status", "idx_models_type", "idx_models_created",
             "idx_requests_finished_at", "idx_requests_model_finished_at",
-            "idx_instance_samples_timestamp", "idx_workers_name",
+            "idx_instance_samples_timestamp", "idx_workers_name", "idx_bench_results_model",
         }  # fmt: skip
         assert indexes["idx_models_name"][1].startswith("CREATE UNIQUE INDEX")
         assert indexes["idx_metrics_created_at"][0] == "metrics_history"

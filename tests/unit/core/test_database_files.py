@@ -237,7 +237,7 @@ class TestSeedUpgrade:
         database.save_metrics({"cpu_usage": 1.0})
         assert database.count_rows() == {
             "metrics_history": 1, "models": 1, "metadata": 3,
-            "requests": 0, "instance_samples": 0, "daily_totals": 0, "workers": 0,
+            "requests": 0, "instance_samples": 0, "daily_totals": 0, "workers": 0, "bench_results": 0,
         }  # fmt: skip
 
 
