@@ -34,6 +34,7 @@ from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
 from llamadash.core.messages import format_size
 from llamadash.core.params import COLUMN, SOURCE_COLUMNS, load_schema, parse_command_line
+from llamadash.core.remote import REMOTE_URL
 
 #: The ``type`` stored for a model whose architecture is not known (yet): an HF repo, a URL.
 UNKNOWN_TYPE = "unknown"
@@ -674,7 +675,12 @@ def duplicate_model(model: Mapping[str, Any], existing_names: Iterable[str]) -> 
 
 
 def model_source(model: Mapping[str, Any]) -> tuple[str, str] | None:
-    """Where a library entry's weights come from: ``("model_path", "/m/x.gguf")``, ... or ``None``."""
+    """Where a library entry's weights come from: ``("model_path", "/m/x.gguf")``, ... or ``None``.
+
+    A remote server's is its address: ``("remote_url", "http://gpu-box:8080")``.
+    """
+    if model.get(REMOTE_URL):
+        return REMOTE_URL, str(model[REMOTE_URL])
     for column in SOURCE_COLUMNS:
         value = model.get(column)
         if value:

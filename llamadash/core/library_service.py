@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from llamadash.core import library, model_export
 from llamadash.core.library import ModelInfo, ScanResult, absolute_path
 from llamadash.core.params import COLUMN
+from llamadash.core.remote import REMOTE_TYPE, REMOTE_URL, RemoteUrlError, check_remote_url
 
 #: ``is_running(name)``: whether a llama-server of the model called ``name`` runs now.
 IsRunning = Callable[[str], bool]
@@ -371,6 +372,37 @@ class Library:
             existing = self._names()
             model = library.new_model_from_hf(spec, existing, chosen)
             return self._save(model)
+
+    def add_remote(self, name: str, url: str, *, api_key: str | None = None) -> Added:
+        """Add a remote server: a llama-server another machine runs, watched at ``url``.
+
+        Its key (if it has one) is kept in the ``api_key`` column, the secret column every model
+        has: masked where models are shown, left out of exports unless secrets are asked for.
+
+        Raises:
+            InvalidSource: ``url`` is not an http(s) server address (see :func:`check_remote_url`).
+            NameTaken: ``name`` is another model's.
+            LibraryError: ``name`` is empty.
+        """
+        try:
+            checked = check_remote_url(url)
+        except RemoteUrlError as exc:
+            raise InvalidSource(str(exc)) from None
+        chosen = self._chosen_name(name)
+        if chosen is None:
+            raise LibraryError("a remote server needs a name")
+        model: dict[str, Any] = {
+            "name": chosen,
+            "type": REMOTE_TYPE,
+            "status": library.NEW_MODEL_STATUS,
+            REMOTE_URL: checked,
+        }
+        if api_key:
+            model[COLUMN.api_key] = [api_key]
+        with self.store.transaction():
+            model_id = self.store.save_model(model)  # no port: nothing listens here
+            stored = self.store.get_model(model_id)
+        return Added(stored if stored is not None else {**model, "id": model_id}, None)
 
     def add_command_line(
         self,
