@@ -212,6 +212,19 @@ def test_a_real_prometheus_scrapes_what_llamadash_shows(qtbot, running, promethe
         info = query(api, f"llamadash_instance_info{selector}")
         assert info and info[0]["metric"]["url"] == inst.url and info[0]["metric"]["remote"] == "false"
 
+        # every query of the shipped Grafana dashboard is valid PromQL to this Prometheus, and those
+        # about this machine's CPU, instances and requests find series
+        dashboard = json.loads((REPO / "resources" / "grafana" / "llamadash-fleet.json").read_text())
+        found = 0
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                promql = target["expr"].replace("$host", ".*").replace("$model", ".*")
+                url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+                status, body = http_get(url)
+                assert status == 200 and json.loads(body)["status"] == "success", (panel["title"], body)
+                found += bool(json.loads(body)["data"]["result"])
+        assert found >= 10, f"only {found} of the dashboard's queries found series"
+
         # the cost of producing one scrape (collect + format), measured on this machine
         rounds = 200
         began = time.perf_counter()
