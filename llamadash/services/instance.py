@@ -429,7 +429,13 @@ class ServerInstance(InstanceFacts):
             what = f"HTTP {status}" if status is not None else error or "no answer"
             retry = self._poller.retry_in_s
             again = f"; trying again in {retry:g} s" if retry and self._external else ""
-            self._set_state(InstanceState.ERROR, f"{self.url} is unreachable: {what}{again}")
+            if self._external and status is not None:  # something answers, but not a llama-server's /health
+                reason = (
+                    f"{self.url}/health answered {what}: is a llama-server there (and is the path right)?"
+                )
+            else:
+                reason = f"{self.url} is unreachable: {what}{again}"
+            self._set_state(InstanceState.ERROR, reason)
 
     def _on_auth(self, status: int | None) -> None:
         """A monitored server refused the key (``status``), or (``None``) accepts it again."""

@@ -130,3 +130,53 @@ def test_attach_and_detach_a_real_remote_server_in_the_instances_view(
         assert manager.stop_all(10)
         manager.close()
         database.close_database()
+
+
+def test_the_window_serves_prometheus_as_its_setting_says(qtbot, tmp_path: Path):
+    import urllib.error
+    import urllib.request
+
+    from llamadash.app import shutdown
+    from llamadash.core import paths
+    from llamadash.core import settings as settings_mod
+    from support import launch_gui
+
+    data_dir = tmp_path / "data"
+    port = free_port()
+    database.init_database(paths.default_database_path(paths.resolve_data_dir(str(data_dir))))
+    settings_mod.save_settings(settings_mod.Settings(prometheus_address=f"127.0.0.1:{port}"), database)
+    database.close_database()
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200 and b"llamadash_info" in response.read()
+        except OSError:
+            return False
+
+    gui = launch_gui(qtbot, data_dir)
+    try:
+        window = gui.window
+        qtbot.waitUntil(answers, timeout=30_000)  # once the manager has started after the first paint
+        with pytest.raises(settings_mod.SettingsError, match="needs a bearer token"):
+            window.save_settings(window.settings.replace(prometheus_address=f"0.0.0.0:{port}"))
+        assert answers()  # refused: nothing changed
+        moved = free_port()
+        window.save_settings(
+            window.settings.replace(prometheus_address=f"0.0.0.0:{moved}", prometheus_token="t")
+        )
+        assert not answers()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{moved}/metrics", headers={"Authorization": "Bearer t"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{moved}/metrics", timeout=5)
+        assert refused.value.code == 401
+        refused.value.close()
+        window.save_settings(window.settings.replace(prometheus_address=""))  # off
+        assert window.prometheus.endpoint is None
+    finally:
+        shutdown(gui)

@@ -262,3 +262,20 @@ def test_an_imported_remote_url_is_checked(data_dir: Path, tmp_path: Path):
     code, _, err = cli("models", "import", str(path), data_dir=data_dir)
     assert code == 1 and "http://" in err
     assert database.get_model_by_name("x") is None
+
+
+def test_an_address_where_no_llama_server_answers_says_so(
+    qtbot, data_dir: Path, manager: InstanceManager, llama_server: Path, tiny_model: Path, tmp_path: Path
+):
+    port = free_port()
+    server = start_server(llama_server, tiny_model, port, tmp_path / "open.log", key=None)
+    try:
+        url = f"http://127.0.0.1:{port}/not-here"  # the server is there, its API is not under that path
+        assert cli("models", "add", "wrong-path", "--url", url, data_dir=data_dir)[0] == 0
+        inst = manager.start("wrong-path")
+        wait_state(qtbot, inst, InstanceState.ERROR, 15_000)
+        assert (
+            inst.reason == f"{url}/health answered HTTP 404: is a llama-server there (and is the path right)?"
+        )
+    finally:
+        stop_process(server)
