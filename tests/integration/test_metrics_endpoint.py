@@ -220,9 +220,9 @@ def test_a_real_prometheus_scrapes_what_llamadash_shows(qtbot, running, promethe
             for target in panel["targets"]:
                 promql = target["expr"].replace("$host", ".*").replace("$model", ".*")
                 url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-                status, body = http_get(url)
-                assert status == 200 and json.loads(body)["status"] == "success", (panel["title"], body)
-                found += bool(json.loads(body)["data"]["result"])
+                status, answer = http_get(url)
+                assert status == 200 and json.loads(answer)["status"] == "success", (panel["title"], answer)
+                found += bool(json.loads(answer)["data"]["result"])
         assert found >= 10, f"only {found} of the dashboard's queries found series"
 
         # the cost of producing one scrape (collect + format), measured on this machine
