@@ -497,6 +497,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         return 0
     if action == "command":
         model = _get_model(args.name)
+        cli_remote.refuse_remote(model, "has no llama-server command here")
         _warn_stored([model], err)
         located = _locate_binary()
         caps = _capabilities(located.path, located.label, data_dir)
@@ -778,7 +779,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
             print(f"llamadash: {name} is ready at {url}", file=err, flush=True)
         elif state == "error":
             first_line = reason.splitlines()[0] if reason else "failed"
-            if inst is not None and inst.restart_pending:
+            if inst is not None and (inst.restart_pending or inst.external):  # a remote one: retried
                 print(f"llamadash: {name}: {first_line}", file=err, flush=True)
                 return
             print(f"llamadash: error: {first_line}", file=err, flush=True)

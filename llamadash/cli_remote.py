@@ -14,6 +14,7 @@ import os
 from typing import Any, TextIO
 
 from llamadash.core.library_service import Library, LibraryError
+from llamadash.core.remote import REMOTE_URL, is_remote
 
 __all__ = [
     "add_models_add_arguments",
@@ -21,6 +22,8 @@ __all__ = [
     "add_run_arguments",
     "is_remote_add",
     "prometheus_options",
+    "refuse_remote",
+    "start_endpoint",
 ]
 
 
@@ -135,3 +138,13 @@ def start_endpoint(
     note = " (bearer token required)" if token else ""
     print(f"llamadash: Prometheus metrics at {endpoint.url}{note}", file=err, flush=True)
     return endpoint
+
+
+def refuse_remote(model: dict[str, Any], what: str) -> None:
+    """Refuse an operation that only a local model has (``what``: ``"has no llama-server command here"``).
+
+    Raises:
+        LibraryError: ``model`` is a remote server.
+    """
+    if is_remote(model):
+        raise LibraryError(f"{model['name']} is a remote server ({model[REMOTE_URL]}): it {what}")

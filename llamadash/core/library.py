@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal, Protocol
 
 from llamadash.core import gguf_info
@@ -523,7 +524,14 @@ def configured_port(model: Mapping[str, Any]) -> int | None:
 
     ``None`` when the stored value is not a port (a row written by another program, such as
     ``'abc'`` or ``0``): llamadash does not start such a model; the value is reported instead.
+    A remote server's is the one in its URL (where it answers, on its own machine).
     """
+    if model.get(REMOTE_URL):
+        try:
+            parts = urlsplit(str(model[REMOTE_URL]))
+            return parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
     port = model.get(COLUMN.port)
     if port is None:
         return LLAMA_SERVER_DEFAULT_PORT
@@ -538,7 +546,8 @@ def next_free_port(models: Iterable[Mapping[str, Any]], start: int = LLAMA_SERVE
     New entries get one, so that several models can run at once without editing each port. A
     stored value that is not a port takes none.
     """
-    taken = {port for m in models if (port := configured_port(m)) is not None}
+    # a remote server's port is on its own machine: it takes none here
+    taken = {port for m in models if not m.get(REMOTE_URL) and (port := configured_port(m)) is not None}
     port = start
     while port in taken and port < 65535:
         port += 1

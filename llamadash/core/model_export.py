@@ -137,6 +137,9 @@ def export_shell(
     """
     lines = ["#!/bin/sh", "# llama-server command lines exported by llamadash", ""]
     for model in models:
+        if model.get(REMOTE_URL):  # another machine runs it: no command line of ours
+            lines += [_remote_note(model), ""]
+            continue
         argv, env = _argv(model, binary=binary)
         # the comment names the model for the import; no control character may end it early
         lines.append("# " + "".join(c if c.isprintable() else "?" for c in str(model["name"])))
@@ -158,6 +161,9 @@ def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
     """
     lines = ["version = 1", "", "[*]", ""]
     for model in models:
+        if model.get(REMOTE_URL):
+            lines += [_remote_note(model), ""]
+            continue
         name = str(model["name"])
         if any(c in name for c in "[]\n\r") or name != name.strip():
             raise ModelFormatError(f"the model name {name!r} cannot be a presets section name")
@@ -174,6 +180,12 @@ def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
             lines.append(f"{key} = {'true' if value is None else value}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _remote_note(model: Mapping[str, Any]) -> str:
+    """A comment line that a remote server was left out (it is not run here)."""
+    text = f"{model['name']}: a remote server at {model[REMOTE_URL]}, left out (not run here)"
+    return "# " + "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _argv(model: Mapping[str, Any], *, binary: str = "llama-server") -> tuple[list[str], dict[str, str]]:

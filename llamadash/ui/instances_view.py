@@ -15,8 +15,6 @@ With no model at all, the view shows what to do instead of an empty table (the f
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import html
 import time
 from collections.abc import Callable, Mapping
@@ -309,9 +307,6 @@ class InstancesModel(QAbstractTableModel):
             row.bad_port = None if row.configured_port is not None else short_repr(stored, 24)
             row.auto_restart = bool(model.get(AUTO_RESTART))
             row.remote_url = str(model[REMOTE_URL]) if is_remote(model) else None
-            if row.remote_url is not None:  # its port is the one in its URL, on its machine
-                row.port = row.configured_port = urlsplit(row.remote_url).port
-                row.bad_port = None
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured
             if row.state in _ACTIVE:

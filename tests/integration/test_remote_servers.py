@@ -224,6 +224,17 @@ def test_a_remote_entry_travels_in_an_export_without_its_key(data_dir: Path, tmp
     assert exported["remote_url"] == "https://far.example:8443/llama" and "api_key" not in exported
     assert KEY not in target.read_text()
 
+    # no llama-server command line of ours: refused for `models command`, a comment in sh/ini exports
+    code, _, err = cli("models", "command", "far", data_dir=data_dir)
+    assert code == 1 and "far is a remote server (https://far.example:8443/llama)" in err
+    for fmt in ("sh", "ini"):
+        script = tmp_path / f"models.{fmt}"
+        assert cli("models", "export", str(script), "far", data_dir=data_dir)[0] == 0
+        assert "# far: a remote server at https://far.example:8443/llama, left out" in script.read_text()
+        assert "llama-server" not in script.read_text().split("exported by llamadash", 1)[-1]
+    code, out, _ = cli("models", "list", data_dir=data_dir)
+    assert code == 0 and out.splitlines()[1].split()[:4] == ["far", "remote", "stopped", "8443"]
+
     other = tmp_path / "other-data"
     code, _, err = cli("models", "import", str(target), data_dir=other)
     assert code == 0, err
