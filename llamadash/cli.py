@@ -295,6 +295,8 @@ def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, 
             if enabled is None:
                 raise CliError(f"{AUTO_RESTART} is on or off (or true/false, 1/0), got {text!r}")
             values[key] = enabled
+        elif key == cli_remote.REMOTE_URL:  # a remote server's address (checked by the library)
+            values[key] = text.strip()
         elif key in schema:
             values[key] = schema[key].from_text(text)
         else:
@@ -442,6 +444,8 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             print("error: " + reason.replace("\n", "\n  "), file=out)
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
         print(f"{AUTO_RESTART}: {'on' if shown.get(AUTO_RESTART) else 'off'}", file=out)
+        if shown.get(cli_remote.REMOTE_URL):
+            print(f"remote server: {shown[cli_remote.REMOTE_URL]} (attached, never started here)", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
             shown_values = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]

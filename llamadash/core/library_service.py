@@ -51,7 +51,7 @@ ConfigCheck = Callable[[Mapping[str, Any], set[str]], None]
 #: llama-server parameter; :meth:`Library.set_parameters` takes it as True or False).
 AUTO_RESTART = "auto_restart"
 #: Columns that describe the entry rather than llama-server's parameters.
-_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", AUTO_RESTART)
+_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", AUTO_RESTART, REMOTE_URL)
 
 
 class LibraryStore(Protocol):
@@ -658,6 +658,23 @@ class Library:
             self.refuse_if_running(model, "renaming")
             if self.store.get_model_by_name(changes["name"]) is not None:
                 raise NameTaken(changes["name"])
+        if model.get(REMOTE_URL):
+            kept = ("name", "type", REMOTE_URL, COLUMN.api_key)
+            other = sorted(k for k in changes if k not in kept)
+            if other:
+                raise LibraryError(
+                    f"{model['name']} is a remote server: its llama-server settings are on its own machine "
+                    f"({', '.join(other)} not changed); here it has only name, remote_url and api_key"
+                )
+        if REMOTE_URL in changes:  # a remote server's address (a local model has none to change)
+            if not model.get(REMOTE_URL):
+                raise LibraryError(f"{model['name']} is not a remote server: it has no URL to change")
+            try:
+                changes[REMOTE_URL] = check_remote_url(changes[REMOTE_URL])
+            except RemoteUrlError as exc:
+                raise InvalidSource(str(exc)) from None
+            if changes[REMOTE_URL] == model[REMOTE_URL]:
+                del changes[REMOTE_URL]
         if AUTO_RESTART in changes:
             enabled = changes[AUTO_RESTART]
             if not isinstance(enabled, bool):
@@ -666,9 +683,9 @@ class Library:
                 del changes[AUTO_RESTART]
         if not changes:
             return Changed(model, {})
-        if check is not None:
+        if check is not None and not model.get(REMOTE_URL):
             # auto_restart is llamadash's own setting, not llama-server's: no check of the build
-            params = {k: v for k, v in changes.items() if k not in ("name", "type", AUTO_RESTART)}
+            params = {k: v for k, v in changes.items() if k not in ("name", "type", AUTO_RESTART, REMOTE_URL)}
             check({**_params_of(model), **params}, set(params) or {"-"})
         return Changed(self.store.update_model(int(model["id"]), changes), changes)
 

@@ -1094,7 +1094,37 @@ class LibraryView(QWidget):
         auto.setChecked(self.auto_restart_of_selected())
         auto.setToolTip("Start this model's server again when it crashes")
         auto.triggered.connect(self.set_auto_restart_selected)
+        selected = self.selected_model()
+        if selected is not None and selected.get(REMOTE_URL):
+            auto.setEnabled(False)  # a remote server is not started here, nor restarted
+            menu.addAction("Server URL and key\u2026", self.edit_remote_selected)
         return menu
+
+    def edit_remote_selected(self) -> None:
+        """Change the selected remote server's URL (and key) in its dialog."""
+        model = self.selected_model()
+        if model is None or not model.get(REMOTE_URL):
+            return
+        dialog = RemoteServerDialog(
+            self, name=str(model["name"]), url=str(model[REMOTE_URL]), has_key=bool(model.get(COLUMN.api_key))
+        )
+        url = dialog.url() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        if url is not None:
+            self.set_remote(int(model["id"]), url, dialog.api_key())
+
+    def set_remote(self, model_id: int, url: str, api_key: str | None = None) -> bool:
+        """A remote server's new URL, and key when one is given (``None`` keeps the one it has)."""
+        changes: dict[str, Any] = {REMOTE_URL: url}
+        if api_key:
+            changes[COLUMN.api_key] = [api_key]
+        try:
+            self.service.set_parameters(model_id, changes)
+        except Exception as exc:  # the library's refusal (a bad URL) or the database's
+            self._show_error("The remote server was not changed", str(exc))
+            return False
+        self.refresh(select_id=model_id)
+        self.libraryChanged.emit()
+        return True
 
     def _refused_while_running(self, model: Mapping[str, Any], doing: str) -> bool:
         try:

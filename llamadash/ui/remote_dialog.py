@@ -26,9 +26,12 @@ __all__ = ["RemoteServerDialog"]
 class RemoteServerDialog(QDialog):
     """Asks for a remote server's name, URL and key; see the module docstring."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, *, name: str = "", url: str = "", has_key: bool = False
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Add a remote llama-server")
+        editing = bool(name)
+        self.setWindowTitle(f"Remote server {name}" if editing else "Add a remote llama-server")
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("e.g. gpu-box")
         self.url_edit = QLineEdit()
@@ -60,6 +63,12 @@ class RemoteServerDialog(QDialog):
         layout.addWidget(self.buttons)
         self.name_edit.textChanged.connect(self._check)
         self.url_edit.textChanged.connect(self._check)
+        if editing:  # changing an entry: its name is changed with Rename, its key kept unless typed
+            self.name_edit.setText(name)
+            self.name_edit.setReadOnly(True)
+            self.url_edit.setText(url)
+            if has_key:
+                self.key_edit.setPlaceholderText("(unchanged: type a new key to replace it)")
         self._check()
         self.resize(520, self.sizeHint().height())
 

@@ -180,3 +180,26 @@ def test_the_window_serves_prometheus_as_its_setting_says(qtbot, tmp_path: Path)
         assert window.prometheus.endpoint is None
     finally:
         shutdown(gui)
+
+
+def test_a_remote_servers_url_and_key_are_changed_from_its_menu(qtbot, db):
+    view = RecordingView(db)
+    qtbot.addWidget(view)
+    model_id = view.add_remote("gpu-box", "http://gpu-box:8080", KEY)
+    assert model_id is not None
+    menu = view.context_menu()
+    texts = {a.text(): a for a in menu.actions()}
+    assert "Server URL and key\u2026" in texts and not texts["Auto-restart after a crash"].isEnabled()
+    # the dialog it opens is filled in: the name read-only, the key kept unless typed
+    dialog = RemoteServerDialog(name="gpu-box", url="http://gpu-box:8080", has_key=True)
+    qtbot.addWidget(dialog)
+    assert dialog.name_edit.isReadOnly() and dialog.url() == "http://gpu-box:8080"
+    assert "unchanged" in dialog.key_edit.placeholderText()
+    assert view.set_remote(model_id, "https://gpu-box.lan:8443")
+    stored = db.get_model(model_id)
+    assert stored["remote_url"] == "https://gpu-box.lan:8443" and stored["api_key"] == [KEY]  # key kept
+    assert view.set_remote(model_id, "https://gpu-box.lan:8443", "new-key")
+    assert db.get_model(model_id)["api_key"] == ["new-key"]
+    assert not view.set_remote(model_id, "ftp://nope")  # refused, told, nothing changed
+    assert "http://" in view.errors[-1][1]
+    assert db.get_model(model_id)["remote_url"] == "https://gpu-box.lan:8443"

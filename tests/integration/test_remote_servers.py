@@ -290,3 +290,24 @@ def test_an_address_where_no_llama_server_answers_says_so(
         )
     finally:
         stop_process(server)
+
+
+def test_a_remote_entry_changes_its_url_and_key_but_keeps_no_llama_server_settings(
+    data_dir: Path, tiny_model: Path
+):
+    assert cli("models", "add", "far", "--url", "http://far:8080", data_dir=data_dir)[0] == 0
+    code, out, err = cli("models", "set", "far", "remote_url=https://far:8443/", data_dir=data_dir)
+    assert (code, err) == (0, "") and "remote_url" in out
+    code, out, _ = cli("models", "show", "far", data_dir=data_dir)
+    assert "remote server: https://far:8443 (attached, never started here)" in out
+    for bad, why in (
+        ("remote_url=file:///bin/sh", "http://"),
+        ("ctx_size=512", "settings are on its own machine"),
+    ):
+        code, _, err = cli("models", "set", "far", bad, data_dir=data_dir)
+        assert code == 1 and why in err
+    model = database.get_model_by_name("far")
+    assert model is not None and model["remote_url"] == "https://far:8443" and model["ctx_size"] is None
+    assert cli("models", "add", "loc", "--model-path", str(tiny_model), data_dir=data_dir)[0] == 0
+    code, _, err = cli("models", "set", "loc", "remote_url=http://x:1", data_dir=data_dir)
+    assert code == 1 and "loc is not a remote server" in err
