@@ -349,7 +349,8 @@ def import_notes(info: dict[str, Any]) -> list[str]:
         lines.append(
             "kept this computer's own settings, not the file's: "
             + ", ".join(
-                f"{key} (the file says {short_repr(str(value), 60)})" for key, value in sorted(kept.items())
+                f"{key} (the file says {short_repr(cli_remote.shown_setting(key, str(value)), 60)})"
+                for key, value in sorted(kept.items())
             )
         )
     return lines

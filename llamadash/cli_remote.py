@@ -23,6 +23,7 @@ __all__ = [
     "is_remote_add",
     "prometheus_options",
     "refuse_remote",
+    "shown_setting",
     "start_endpoint",
 ]
 
@@ -148,3 +149,10 @@ def refuse_remote(model: dict[str, Any], what: str) -> None:
     """
     if is_remote(model):
         raise LibraryError(f"{model['name']} is a remote server ({model[REMOTE_URL]}): it {what}")
+
+
+def shown_setting(key: str, value: str) -> str:
+    """A stored setting as an import's notes print it: a secret one (the endpoint's token) as ``***``."""
+    from llamadash.core.settings import SPECS
+
+    return "***" if any(spec.key == key and spec.kind == "secret" for spec in SPECS) else value
