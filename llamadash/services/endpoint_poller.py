@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -120,6 +121,7 @@ class EndpointPoller(QObject):
         self.slot_requests = SlotRequestTracker()
         """Tells a monitored server's finished requests from its ``/slots`` (no log here)."""
         self._ended: list[RequestRecord] = []  # told by /slots, waiting for the counters
+        self._ended_at: deque[float] = deque()  # when each was told (monotonic), for requests/min
         self._counters: dict[str, float] | None = None  # /metrics when the last ones were told
         self.endpoint = Endpoint()
         self.api_key: str | None = None
@@ -177,6 +179,7 @@ class EndpointPoller(QObject):
         self.auth_refused = None
         self.slot_requests.reset()
         self._ended, self._counters = [], None
+        self._ended_at.clear()
         self._backoff(answered=True)
 
     @property
@@ -396,9 +399,18 @@ class EndpointPoller(QObject):
         if counters is not None:
             ended = with_counters(ended, self._counters, counters)
             self._counters = counters
+        now = time.monotonic()
+        self._ended_at.extend(now for _ in ended)
         if self._on_record is not None:
             for record in ended:
                 self._on_record(record)
+
+    def requests_per_minute(self) -> float:
+        """Requests a monitored server's ``/slots`` showed finished in the last 60 s."""
+        cutoff = time.monotonic() - 60.0
+        while self._ended_at and self._ended_at[0] < cutoff:
+            self._ended_at.popleft()
+        return float(len(self._ended_at))
 
     def _follow_busy(self, busy: bool) -> None:
         """Ask ``/slots`` more often while a slot is busy (when polls are further apart)."""

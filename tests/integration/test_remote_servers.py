@@ -127,6 +127,7 @@ def test_a_remote_server_is_added_by_url_and_attached_with_its_key(
     assert record.prompt_tokens == answer["timings"]["prompt_n"]
     assert record.generation_ms is not None and record.generation_ms > 0
     assert inst.state is InstanceState.RUNNING
+    qtbot.waitUntil(lambda: inst.figures.requests_per_minute == 1.0, timeout=10_000)  # the Req/min column
     manager.requests.flush()  # stored for the Activity view, like a local server's
     qtbot.waitUntil(lambda: len(database.get_requests(model="gpu-box")) >= 1, timeout=10_000)
 
