@@ -471,7 +471,7 @@ class InstanceManager(InstanceTotals, QObject):
         self._relay.dispose_instance(inst)
 
     def _on_state(self, inst: ServerInstance, state: str, reason: str) -> None:
-        if not inst.external:
+        if not inst.external or inst.model_id is not None:  # a remote entry's status shows in the library too
             self._records.note_state(inst, InstanceState(state), reason)
         self.stateChanged.emit(inst.name, state, reason)
 

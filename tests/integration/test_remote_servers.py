@@ -131,8 +131,10 @@ def test_a_remote_server_is_added_by_url_and_attached_with_its_key(
     manager.requests.flush()  # stored for the Activity view, like a local server's
     qtbot.waitUntil(lambda: len(database.get_requests(model="gpu-box")) >= 1, timeout=10_000)
 
+    assert database.get_model_by_name("gpu-box")["status"] == "running"  # the library shows it too
     manager.stop("gpu-box")  # detaching
     assert inst.state is InstanceState.STOPPED
+    assert database.get_model_by_name("gpu-box")["status"] == "stopped"
     assert server.poll() is None and health_status(int(url.rsplit(":", 1)[1])) == 200  # it goes on
 
 
@@ -151,6 +153,8 @@ def test_a_missing_or_wrong_key_is_a_clear_error_and_a_corrected_key_recovers(
     wait_state(qtbot, nokey, InstanceState.ERROR, 15_000)
     wait_state(qtbot, wrong, InstanceState.ERROR, 15_000)
     assert "API key required" in nokey.reason and "HTTP 401" in nokey.reason
+    code, out, _ = cli("models", "show", "nokey", data_dir=data_dir)  # the reason is kept, as a crash's is
+    assert code == 0 and "error: API key required" in out
     assert "API key refused" in wrong.reason and "HTTP 401" in wrong.reason
     # it does not flap back to running while the key is refused
     qtbot.wait(1500)
