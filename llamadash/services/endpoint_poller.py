@@ -18,9 +18,10 @@ the gauges (requests processing and deferred) only.
 It reads the instance it serves through :class:`PollSubject` (state, PID, requests per minute)
 and calls it back with each health answer; what a health answer means is the instance's decision.
 
-A server it only monitors (:attr:`EndpointPoller.monitors`) may be on another machine: while it does
-not answer, the polls back off (:func:`~llamadash.core.remote.retry_delay_s`: 2 s doubling to 60 s,
-back to the poll interval at its first answer); a ``401``/``403`` to ``/metrics`` or ``/slots`` is
+A server it only monitors (:attr:`EndpointPoller.monitors`) may be on another machine: while such a
+one (:attr:`EndpointPoller.backs_off`) does not answer, the polls back off
+(:func:`~llamadash.core.remote.retry_delay_s`: 2 s doubling to 60 s, back to the poll interval at
+its first answer); a ``401``/``403`` to ``/metrics`` or ``/slots`` is
 told once (``on_auth``) and ``/slots`` keeps being asked, so that a corrected key is seen; and its
 finished requests come from ``/slots`` (:class:`~llamadash.core.remote.SlotRequestTracker`,
 ``on_record``), since its log is not here, with their figures from a ``/metrics`` asked right after
@@ -118,6 +119,9 @@ class EndpointPoller(QObject):
         """The HTTP status (401/403) a monitored server refused the key with; ``None``: not refused."""
         self.failures = 0
         """Polls in a row a monitored server did not answer (the backoff follows it)."""
+        self.backs_off = False
+        """Poll a server that does not answer less often (a remote one; an adopted process is
+        looked for at every poll instead)."""
         self.slot_requests = SlotRequestTracker()
         """Tells a monitored server's finished requests from its ``/slots`` (no log here)."""
         self._ended: list[RequestRecord] = []  # told by /slots, waiting for the counters
@@ -313,7 +317,7 @@ class EndpointPoller(QObject):
         status = int(status) if status is not None else None
         body = bytes(reply.readAll().data())
         if kind == "health":
-            if self.monitors:
+            if self.backs_off:
                 self._backoff(answered=status is not None)
             self._on_health(status, reply.errorString() if status is None else "")
         elif kind == "metrics":

@@ -190,6 +190,7 @@ class ServerInstance(InstanceFacts):
             self._driver = ExternalServer.of_url(external_url, parent=self)
             self._endpoint = self._driver.endpoint
             self._poller.aim(self._endpoint, api_key, monitors=True)
+            self._poller.backs_off = True  # on another machine, perhaps: retried with a backoff
         if adopted is not None:
             self._adopt(adopted)
 
