@@ -148,10 +148,10 @@ def test_the_window_serves_prometheus_as_its_setting_says(qtbot, tmp_path: Path)
     database.close_database()
     url = f"http://127.0.0.1:{port}/metrics"
 
-    def answers() -> bool:
+    def answers(series: bytes = b"llamadash_info") -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status == 200 and b"llamadash_info" in response.read()
+                return response.status == 200 and series in response.read()
         except OSError:
             return False
 
@@ -159,6 +159,9 @@ def test_the_window_serves_prometheus_as_its_setting_says(qtbot, tmp_path: Path)
     try:
         window = gui.window
         qtbot.waitUntil(answers, timeout=30_000)  # once the manager has started after the first paint
+        qtbot.waitUntil(
+            lambda: answers(b"llamadash_memory_usage_ratio{host="), timeout=10_000
+        )  # the sampler's
         with pytest.raises(settings_mod.SettingsError, match="needs a bearer token"):
             window.save_settings(window.settings.replace(prometheus_address=f"0.0.0.0:{port}"))
         assert answers()  # refused: nothing changed
