@@ -957,7 +957,8 @@ class InstancesView(QWidget):
         )
         self._show_fix(name)
         tail = self.model.log_tail(name)
-        self.detail_log.setPlainText("\n".join(tail) if tail else "(no log output)")
+        empty = "(its log stays on its own machine)" if self.model.remote_url_of(name) else "(no log output)"
+        self.detail_log.setPlainText("\n".join(tail) if tail else empty)
         self.detail_log.verticalScrollBar().setValue(self.detail_log.verticalScrollBar().maximum())
         self.detail.show()
 

@@ -814,8 +814,11 @@ class MainWindow(QMainWindow):
         self.settingsChanged.emit(new)
 
     def _show_prometheus_problem(self, problem: str) -> None:
+        endpoint = self.prometheus.endpoint
         if problem:
             self.statusBar().showMessage(f"Prometheus endpoint not started: {problem}", 15000)
+        elif endpoint is not None:
+            self.statusBar().showMessage(f"Prometheus metrics at {endpoint.url}", 8000)
 
     def preview_theme(self, preference: str, charts_follow: bool) -> None:
         """Apply a theme now (the settings dialog previews with this)."""

@@ -121,6 +121,8 @@ def test_attach_and_detach_a_real_remote_server_in_the_instances_view(
         stop_process(server)  # the other machine's server goes away: an error with the reason
         qtbot.waitUntil(lambda: model.state_of("gpu-box") == "error", timeout=15_000)
         assert "unreachable" in model.reason_of("gpu-box")
+        qtbot.waitUntil(lambda: view.detail.isVisible(), timeout=5_000)
+        assert view.detail_log.toPlainText() == "(its log stays on its own machine)"
         assert view.stop_action.isEnabled()  # still attached (retrying): it can be detached
         view.stop_action.trigger()
         qtbot.waitUntil(lambda: model.state_of("gpu-box") == "stopped", timeout=5_000)
@@ -170,6 +172,7 @@ def test_the_window_serves_prometheus_as_its_setting_says(qtbot, tmp_path: Path)
             window.settings.replace(prometheus_address=f"0.0.0.0:{moved}", prometheus_token="t")
         )
         assert not answers()
+        assert window.statusBar().currentMessage() == f"Prometheus metrics at http://0.0.0.0:{moved}/metrics"
         request = urllib.request.Request(
             f"http://127.0.0.1:{moved}/metrics", headers={"Authorization": "Bearer t"}
         )
