@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadash import __version__, cli_bench, cli_workers
+from llamadash import __version__, cli_bench, cli_remote, cli_workers
 from llamadash.core import database as db
 from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
@@ -103,11 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-secrets", action="store_true", help="print API keys and tokens in clear")
     p = m_sub.add_parser("remove", help="delete a model from the library (its files stay on disk)")
     p.add_argument("name")
-    p = m_sub.add_parser("add", help="add a model from a GGUF file or a llama-server command line")
+    p = m_sub.add_parser(
+        "add", help="add a model from a GGUF file, a llama-server command line or a remote server's URL"
+    )
     p.add_argument("name")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-path", metavar="FILE", help="the model's .gguf file")
     source.add_argument("--from-command", metavar="CMDLINE", help='a pasted "llama-server ..." command line')
+    cli_remote.add_models_add_arguments(source, p)
     p.add_argument("--type", help="model type (default: the GGUF's architecture)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set a parameter")
     p = m_sub.add_parser(
@@ -183,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds the model may take to load (default: 600)",
     )
+    cli_remote.add_run_arguments(p)
     p = sub.add_parser("status", help="every model's state, PID and port, and llama-servers left behind")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -293,6 +297,8 @@ def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, 
             if enabled is None:
                 raise CliError(f"{AUTO_RESTART} is on or off (or true/false, 1/0), got {text!r}")
             values[key] = enabled
+        elif key == cli_remote.REMOTE_URL:  # a remote server's address (checked by the library)
+            values[key] = text.strip()
         elif key in schema:
             values[key] = schema[key].from_text(text)
         else:
@@ -345,7 +351,8 @@ def import_notes(info: dict[str, Any]) -> list[str]:
         lines.append(
             "kept this computer's own settings, not the file's: "
             + ", ".join(
-                f"{key} (the file says {short_repr(str(value), 60)})" for key, value in sorted(kept.items())
+                f"{key} (the file says {short_repr(cli_remote.shown_setting(key, str(value)), 60)})"
+                for key, value in sorted(kept.items())
             )
         )
     return lines
@@ -440,6 +447,8 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
             print("error: " + reason.replace("\n", "\n  "), file=out)
         print(f"added {_time(shown.get('created_at'))}, changed {_time(shown.get('updated_at'))}", file=out)
         print(f"{AUTO_RESTART}: {'on' if shown.get(AUTO_RESTART) else 'off'}", file=out)
+        if shown.get(cli_remote.REMOTE_URL):
+            print(f"remote server: {shown[cli_remote.REMOTE_URL]} (attached, never started here)", file=out)
         schema = load_schema()
         for section, params in schema.sections().items():
             shown_values = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]
@@ -457,6 +466,8 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         print(f"removed {removed['name']}", file=out)
         return 0
     if action == "add":
+        if cli_remote.is_remote_add(args):
+            return cli_remote.add_remote(args, out, _library())
         values, custom = _parse_assignments(args.set)
         settings: dict[str, Any] = {k: v for k, v in values.items() if k not in ("name", "type")}
         flags = {flag: value for flag, value in custom.items() if value is not None}
@@ -493,6 +504,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         return 0
     if action == "command":
         model = _get_model(args.name)
+        cli_remote.refuse_remote(model, "has no llama-server command here")
         _warn_stored([model], err)
         located = _locate_binary()
         caps = _capabilities(located.path, located.label, data_dir)
@@ -743,6 +755,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
         raise CliError(
             f"--ready-timeout must be a number of seconds above 0 and at most {MAX_READY_TIMEOUT_S:g} (a week)"
         )
+    prometheus = cli_remote.prometheus_options(args)  # refused before anything starts
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0] if sys.argv else "llamadash"])
     log_out = err if args.wait_ready else out
     manager = InstanceManager(
@@ -773,7 +786,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
             print(f"llamadash: {name} is ready at {url}", file=err, flush=True)
         elif state == "error":
             first_line = reason.splitlines()[0] if reason else "failed"
-            if inst is not None and inst.restart_pending:
+            if inst is not None and (inst.restart_pending or inst.external):  # a remote one: retried
                 print(f"llamadash: {name}: {first_line}", file=err, flush=True)
                 return
             print(f"llamadash: error: {first_line}", file=err, flush=True)
@@ -808,14 +821,18 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     manager.stateChanged.connect(on_state)
     manager.logFileProblem.connect(on_log_file)
     sampler: MetricsSampler | None = None
+    endpoint = None
     restore = quit_on_signals(app)
     try:
         manager.start(args.name)  # a refusal is a LaunchError: a user error
         sampler = MetricsSampler(MetricsCollector(disk_path=data_dir), stats=manager, interval_s=1.0)
         sampler.start()
+        endpoint = cli_remote.start_endpoint(prometheus, manager, sampler, err)
         app.exec()
     finally:
         restore()
+        if endpoint is not None:
+            endpoint.stop()
         if sampler is not None:
             sampler.stop()
         if not manager.stop_all(timeout_s=15.0):

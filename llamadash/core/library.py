@@ -28,12 +28,14 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal, Protocol
 
 from llamadash.core import gguf_info
 from llamadash.core.gguf_info import GGUFError
 from llamadash.core.messages import format_size
 from llamadash.core.params import COLUMN, SOURCE_COLUMNS, load_schema, parse_command_line
+from llamadash.core.remote import REMOTE_URL
 
 #: The ``type`` stored for a model whose architecture is not known (yet): an HF repo, a URL.
 UNKNOWN_TYPE = "unknown"
@@ -522,7 +524,14 @@ def configured_port(model: Mapping[str, Any]) -> int | None:
 
     ``None`` when the stored value is not a port (a row written by another program, such as
     ``'abc'`` or ``0``): llamadash does not start such a model; the value is reported instead.
+    A remote server's is the one in its URL (where it answers, on its own machine).
     """
+    if model.get(REMOTE_URL):
+        try:
+            parts = urlsplit(str(model[REMOTE_URL]))
+            return parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
     port = model.get(COLUMN.port)
     if port is None:
         return LLAMA_SERVER_DEFAULT_PORT
@@ -537,7 +546,8 @@ def next_free_port(models: Iterable[Mapping[str, Any]], start: int = LLAMA_SERVE
     New entries get one, so that several models can run at once without editing each port. A
     stored value that is not a port takes none.
     """
-    taken = {port for m in models if (port := configured_port(m)) is not None}
+    # a remote server's port is on its own machine: it takes none here
+    taken = {port for m in models if not m.get(REMOTE_URL) and (port := configured_port(m)) is not None}
     port = start
     while port in taken and port < 65535:
         port += 1
@@ -674,7 +684,12 @@ def duplicate_model(model: Mapping[str, Any], existing_names: Iterable[str]) -> 
 
 
 def model_source(model: Mapping[str, Any]) -> tuple[str, str] | None:
-    """Where a library entry's weights come from: ``("model_path", "/m/x.gguf")``, ... or ``None``."""
+    """Where a library entry's weights come from: ``("model_path", "/m/x.gguf")``, ... or ``None``.
+
+    A remote server's is its address: ``("remote_url", "http://gpu-box:8080")``.
+    """
+    if model.get(REMOTE_URL):
+        return REMOTE_URL, str(model[REMOTE_URL])
     for column in SOURCE_COLUMNS:
         value = model.get(column)
         if value:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from llamadash.core import library, model_export
 from llamadash.core.library import ModelInfo, ScanResult, absolute_path
 from llamadash.core.params import COLUMN
+from llamadash.core.remote import REMOTE_TYPE, REMOTE_URL, RemoteUrlError, check_remote_url
 
 #: ``is_running(name)``: whether a llama-server of the model called ``name`` runs now.
 IsRunning = Callable[[str], bool]
@@ -50,7 +51,7 @@ ConfigCheck = Callable[[Mapping[str, Any], set[str]], None]
 #: llama-server parameter; :meth:`Library.set_parameters` takes it as True or False).
 AUTO_RESTART = "auto_restart"
 #: Columns that describe the entry rather than llama-server's parameters.
-_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", AUTO_RESTART)
+_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", AUTO_RESTART, REMOTE_URL)
 
 
 class LibraryStore(Protocol):
@@ -372,6 +373,37 @@ class Library:
             model = library.new_model_from_hf(spec, existing, chosen)
             return self._save(model)
 
+    def add_remote(self, name: str, url: str, *, api_key: str | None = None) -> Added:
+        """Add a remote server: a llama-server another machine runs, watched at ``url``.
+
+        Its key (if it has one) is kept in the ``api_key`` column, the secret column every model
+        has: masked where models are shown, left out of exports unless secrets are asked for.
+
+        Raises:
+            InvalidSource: ``url`` is not an http(s) server address (see :func:`check_remote_url`).
+            NameTaken: ``name`` is another model's.
+            LibraryError: ``name`` is empty.
+        """
+        try:
+            checked = check_remote_url(url)
+        except RemoteUrlError as exc:
+            raise InvalidSource(str(exc)) from None
+        chosen = self._chosen_name(name)
+        if chosen is None:
+            raise LibraryError("a remote server needs a name")
+        model: dict[str, Any] = {
+            "name": chosen,
+            "type": REMOTE_TYPE,
+            "status": library.NEW_MODEL_STATUS,
+            REMOTE_URL: checked,
+        }
+        if api_key:
+            model[COLUMN.api_key] = [api_key]
+        with self.store.transaction():
+            model_id = self.store.save_model(model)  # no port: nothing listens here
+            stored = self.store.get_model(model_id)
+        return Added(stored if stored is not None else {**model, "id": model_id}, None)
+
     def add_command_line(
         self,
         text: str,
@@ -626,6 +658,23 @@ class Library:
             self.refuse_if_running(model, "renaming")
             if self.store.get_model_by_name(changes["name"]) is not None:
                 raise NameTaken(changes["name"])
+        if model.get(REMOTE_URL):
+            kept = ("name", "type", REMOTE_URL, COLUMN.api_key)
+            other = sorted(k for k in changes if k not in kept)
+            if other:
+                raise LibraryError(
+                    f"{model['name']} is a remote server: its llama-server settings are on its own machine "
+                    f"({', '.join(other)} not changed); here it has only name, remote_url and api_key"
+                )
+        if REMOTE_URL in changes:  # a remote server's address (a local model has none to change)
+            if not model.get(REMOTE_URL):
+                raise LibraryError(f"{model['name']} is not a remote server: it has no URL to change")
+            try:
+                changes[REMOTE_URL] = check_remote_url(changes[REMOTE_URL])
+            except RemoteUrlError as exc:
+                raise InvalidSource(str(exc)) from None
+            if changes[REMOTE_URL] == model[REMOTE_URL]:
+                del changes[REMOTE_URL]
         if AUTO_RESTART in changes:
             enabled = changes[AUTO_RESTART]
             if not isinstance(enabled, bool):
@@ -634,9 +683,9 @@ class Library:
                 del changes[AUTO_RESTART]
         if not changes:
             return Changed(model, {})
-        if check is not None:
+        if check is not None and not model.get(REMOTE_URL):
             # auto_restart is llamadash's own setting, not llama-server's: no check of the build
-            params = {k: v for k, v in changes.items() if k not in ("name", "type", AUTO_RESTART)}
+            params = {k: v for k, v in changes.items() if k not in ("name", "type", AUTO_RESTART, REMOTE_URL)}
             check({**_params_of(model), **params}, set(params) or {"-"})
         return Changed(self.store.update_model(int(model["id"]), changes), changes)
 

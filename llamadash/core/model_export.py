@@ -48,6 +48,7 @@ from llamadash.core.params import (
 )
 from llamadash.core.params.capabilities import LOAD_MODE_FLAGS, Capabilities
 from llamadash.core.params.command import looks_like_flag
+from llamadash.core.remote import REMOTE_URL, RemoteUrlError, check_remote_url
 
 __all__ = [
     "FORMAT_NAME",
@@ -107,6 +108,8 @@ def model_config(model: Mapping[str, Any], *, include_secrets: bool = False) -> 
         config[key] = value
     if model.get("custom_params"):
         config["custom_params"] = model["custom_params"]
+    if model.get(REMOTE_URL):  # a remote server's address: data, like a path
+        config[REMOTE_URL] = model[REMOTE_URL]
     return config
 
 
@@ -134,6 +137,9 @@ def export_shell(
     """
     lines = ["#!/bin/sh", "# llama-server command lines exported by llamadash", ""]
     for model in models:
+        if model.get(REMOTE_URL):  # another machine runs it: no command line of ours
+            lines += [_remote_note(model), ""]
+            continue
         argv, env = _argv(model, binary=binary)
         # the comment names the model for the import; no control character may end it early
         lines.append("# " + "".join(c if c.isprintable() else "?" for c in str(model["name"])))
@@ -155,6 +161,9 @@ def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
     """
     lines = ["version = 1", "", "[*]", ""]
     for model in models:
+        if model.get(REMOTE_URL):
+            lines += [_remote_note(model), ""]
+            continue
         name = str(model["name"])
         if any(c in name for c in "[]\n\r") or name != name.strip():
             raise ModelFormatError(f"the model name {name!r} cannot be a presets section name")
@@ -171,6 +180,12 @@ def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
             lines.append(f"{key} = {'true' if value is None else value}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _remote_note(model: Mapping[str, Any]) -> str:
+    """A comment line that a remote server was left out (it is not run here)."""
+    text = f"{model['name']}: a remote server at {model[REMOTE_URL]}, left out (not run here)"
+    return "# " + "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _argv(model: Mapping[str, Any], *, binary: str = "llama-server") -> tuple[list[str], dict[str, str]]:
@@ -203,13 +218,21 @@ def _checked(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip():
         raise ModelFormatError(f"{where}: a model needs a name")
     columns = _columns()
-    unknown = sorted(k for k in raw if k not in columns and k not in ("name", "type", "custom_params"))
+    unknown = sorted(
+        k for k in raw if k not in columns and k not in ("name", "type", "custom_params", REMOTE_URL)
+    )
     if unknown:
         raise ModelFormatError(f"{where} ({name}): unknown setting(s) {', '.join(unknown)}")
     model_type = raw.get("type") or _DEFAULT_TYPE
     if not isinstance(model_type, str):
         raise ModelFormatError(f"{where} ({name}): type must be text")
-    settings = {k: v for k, v in raw.items() if k not in ("name", "type")}
+    settings = {k: v for k, v in raw.items() if k not in ("name", "type", REMOTE_URL)}
+    remote: dict[str, Any] = {}
+    if raw.get(REMOTE_URL) is not None:
+        try:  # an address to connect to, checked like the database checks it; never a program
+            remote[REMOTE_URL] = check_remote_url(raw[REMOTE_URL])
+        except RemoteUrlError as exc:
+            raise ModelFormatError(f"{where} ({name}): {exc}") from None
     try:
         normalize_config(settings)  # refuses what no llama-server command line could hold
     except CommandError as exc:
@@ -219,7 +242,7 @@ def _checked(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     values = {k: schema[k].coerce(v) for k, v in settings.items() if k in schema and v is not None}
     if settings.get("custom_params"):
         values["custom_params"] = settings["custom_params"]
-    return {"name": name.strip(), "type": model_type, **values}
+    return {"name": name.strip(), "type": model_type, **values, **remote}
 
 
 def parse_models_json(text: str) -> list[dict[str, Any]]:

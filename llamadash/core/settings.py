@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from llamadash.core.endpoint_address import EndpointConfigError, check_bind, parse_bind
 from llamadash.core.llama_server import METADATA_KEY as LLAMA_SERVER_PATH_KEY
 from llamadash.core.params import FALSE_WORDS, TRUE_WORDS
 
@@ -92,7 +93,8 @@ class SettingSpec:
     Attributes:
         name: The field of :class:`Settings`.
         key: The ``metadata`` key it is stored under.
-        kind: ``bool``, ``int``, ``float``, ``str``, ``choice``, ``file`` (an executable) or ``dir``.
+        kind: ``bool``, ``int``, ``float``, ``str``, ``choice``, ``file`` (an executable), ``dir``,
+            ``address`` (``[HOST:]PORT`` or empty) or ``secret`` (text the dialog does not show).
         default: The value when nothing is stored.
         title: The label the settings dialog shows.
         help: One sentence for the dialog's tooltip.
@@ -142,7 +144,7 @@ def setting(
         title: The label the settings dialog shows.
         help: One sentence for the dialog's tooltip.
         group: The dialog's section.
-        kind: ``file`` or ``dir`` for a path; None: ``choice`` when ``choices`` are given, else the
+        kind: ``file`` or ``dir`` for a path, ``address``, ``secret``; None: ``choice`` when ``choices`` are given, else the
             field's type (``bool``, ``int``, ``float``, ``str``).
         key: The ``metadata`` key; None: the field's name.
         minimum: The smallest number allowed (numbers only).
@@ -285,6 +287,22 @@ class Settings:
         unit="%",
     )
 
+    prometheus_address: str = setting(
+        "",
+        kind="address",
+        title="Prometheus endpoint",
+        help="Serve Prometheus metrics at http://[HOST:]PORT/metrics, e.g. 9464 (this machine only) or "
+        "0.0.0.0:9464 (needs the token); empty: off.",
+        group="Prometheus",
+    )
+    prometheus_token: str = setting(
+        "",
+        kind="secret",
+        title="Bearer token",
+        help="Scrapers must send 'Authorization: Bearer TOKEN'; required on any address but loopback.",
+        group="Prometheus",
+    )
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (not validated: see :func:`validate_settings`)."""
         return dataclasses.replace(self, **changes)
@@ -346,6 +364,12 @@ def check_value(name: str, value: Any) -> Any:
         return _check_executable(item, text)
     if item.kind == "dir":
         return _check_directory(item, text)
+    if item.kind == "address" and text:
+        try:
+            host, port = parse_bind(text)
+        except EndpointConfigError as exc:
+            raise SettingsError(name, f"{item.title}: {exc}") from None
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return text
 
 
@@ -401,7 +425,13 @@ def validate_settings(settings: Settings, names: Iterable[str] | None = None) ->
         for item in SPECS
         if item.name in wanted
     }
-    return settings.replace(**changes)
+    checked = settings.replace(**changes)
+    if wanted & {"prometheus_address", "prometheus_token"} and checked.prometheus_address:
+        try:  # on another address than loopback, a token is not optional
+            check_bind(checked.prometheus_address, checked.prometheus_token)
+        except EndpointConfigError as exc:
+            raise SettingsError("prometheus_address", str(exc)) from None
+    return checked
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,12 +17,22 @@ the gauges (requests processing and deferred) only.
 
 It reads the instance it serves through :class:`PollSubject` (state, PID, requests per minute)
 and calls it back with each health answer; what a health answer means is the instance's decision.
+
+A server it only monitors (:attr:`EndpointPoller.monitors`) may be on another machine: while such a
+one (:attr:`EndpointPoller.backs_off`) does not answer, the polls back off
+(:func:`~llamadash.core.remote.retry_delay_s`: 2 s doubling to 60 s, back to the poll interval at
+its first answer); a ``401``/``403`` to ``/metrics`` or ``/slots`` is
+told once (``on_auth``) and ``/slots`` keeps being asked, so that a corrected key is seen; and its
+finished requests come from ``/slots`` (:class:`~llamadash.core.remote.SlotRequestTracker`,
+``on_record``), since its log is not here, with their figures from a ``/metrics`` asked right after
+(:func:`~llamadash.core.remote.with_counters`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,6 +40,8 @@ from PySide6.QtCore import QByteArray, QObject, QTimer, QUrl
 from PySide6.QtNetwork import QNetworkAccessManager, QNetworkProxy, QNetworkReply, QNetworkRequest
 
 from llamadash.core.prometheus import REQUESTS_DEFERRED, REQUESTS_PROCESSING, parse_metrics
+from llamadash.core.remote import SlotRequestTracker, retry_delay_s, with_counters
+from llamadash.core.requests_log import RequestRecord
 from llamadash.core.states import InstanceState
 from llamadash.core.throughput import (
     DEFAULT_STALE_AFTER_S,
@@ -75,6 +87,9 @@ class EndpointPoller(QObject):
         on_health: Called with each ``/health`` answer: (HTTP status or ``None``, error text).
         on_figures: Called with the figures of each poll (and :data:`NO_FIGURES` once halted).
         before_poll: Called at each poll first; False skips it (the process is found gone).
+        on_auth: Called when a monitored server refuses the key (its HTTP status), and with
+            ``None`` once it accepts it again.
+        on_record: Called with each request a monitored server's ``/slots`` showed finished.
         parent: The Qt parent.
     """
 
@@ -87,6 +102,8 @@ class EndpointPoller(QObject):
         on_health: Callable[[int | None, str], None],
         on_figures: Callable[[InstanceFigures], None],
         before_poll: Callable[[], bool],
+        on_auth: Callable[[int | None], None] | None = None,
+        on_record: Callable[[RequestRecord], None] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -96,6 +113,20 @@ class EndpointPoller(QObject):
         self._on_health = on_health
         self._on_figures = on_figures
         self._before_poll = before_poll
+        self._on_auth = on_auth
+        self._on_record = on_record
+        self.auth_refused: int | None = None
+        """The HTTP status (401/403) a monitored server refused the key with; ``None``: not refused."""
+        self.failures = 0
+        """Polls in a row a monitored server did not answer (the backoff follows it)."""
+        self.backs_off = False
+        """Poll a server that does not answer less often (a remote one; an adopted process is
+        looked for at every poll instead)."""
+        self.slot_requests = SlotRequestTracker()
+        """Tells a monitored server's finished requests from its ``/slots`` (no log here)."""
+        self._ended: list[RequestRecord] = []  # told by /slots, waiting for the counters
+        self._ended_at: deque[float] = deque()  # when each was told (monotonic), for requests/min
+        self._counters: dict[str, float] | None = None  # /metrics when the last ones were told
         self.endpoint = Endpoint()
         self.api_key: str | None = None
         """Sent as ``Authorization: Bearer`` to ``/metrics`` and ``/slots``."""
@@ -116,7 +147,7 @@ class EndpointPoller(QObject):
         self._proc_figures: tuple[float | None, float | None, float | None] = (None, None, None)
         self.figures = NO_FIGURES
         """The latest figures."""
-        interval_ms = max(50, round(poll_interval_s * 1000))
+        interval_ms = self._base_interval_ms = max(50, round(poll_interval_s * 1000))
         self._health_timer = QTimer(self)
         self._health_timer.setInterval(min(HEALTH_INTERVAL_MS, interval_ms))
         self._health_timer.timeout.connect(self._check_health)
@@ -137,6 +168,7 @@ class EndpointPoller(QObject):
     def aim(self, endpoint: Endpoint, api_key: str | None, *, monitors: bool) -> None:
         """Poll this server from now on."""
         self.endpoint, self.api_key, self.monitors = endpoint, api_key, monitors
+        self.auth_refused = None
         if endpoint.local:  # a proxy from the environment must never see requests to this machine
             self._nam.setProxy(QNetworkProxy(QNetworkProxy.ProxyType.NoProxy))
 
@@ -148,6 +180,23 @@ class EndpointPoller(QObject):
         self._metrics_supported = self._slots_supported = True
         self._tree = ProcessTreeStats()
         self._proc_figures = (None, None, None)
+        self.auth_refused = None
+        self.slot_requests.reset()
+        self._ended, self._counters = [], None
+        self._ended_at.clear()
+        self._backoff(answered=True)
+
+    @property
+    def retry_in_s(self) -> float:
+        """Seconds until the next poll of a monitored server that does not answer (0: no backoff)."""
+        return retry_delay_s(self.failures) if self.failures else 0.0
+
+    def _backoff(self, *, answered: bool) -> None:
+        """A monitored server answered ``/health`` (any status) or not: the next polls follow."""
+        self.failures = 0 if answered else self.failures + 1
+        interval = max(self._base_interval_ms, round(self.retry_in_s * 1000))
+        if self._poll_timer.interval() != interval:
+            self._poll_timer.setInterval(interval)  # an active timer restarts with the new interval
 
     def start_polling(self) -> None:
         """Poll every interval from now on (the first poll comes after one interval)."""
@@ -209,6 +258,9 @@ class EndpointPoller(QObject):
         sent: set[str] = set()
         if polling_http and self.monitors and self._request("/health", "health", auth=False):
             sent.add("health")
+        refused = polling_http and self.monitors and not running and self.auth_refused is not None
+        if refused and self._request_slots():  # is the key taken now? (a corrected key, or the server's)
+            sent.add("slots")
         if polling_http and running:
             if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
                 sent.add("metrics")
@@ -265,9 +317,13 @@ class EndpointPoller(QObject):
         status = int(status) if status is not None else None
         body = bytes(reply.readAll().data())
         if kind == "health":
+            if self.backs_off:
+                self._backoff(answered=status is not None)
             self._on_health(status, reply.errorString() if status is None else "")
         elif kind == "metrics":
             self._on_metrics(status, body)
+        elif kind == "counters":
+            self._on_counters(status, body)
         elif kind == "slots":
             self._on_slots(status, body)
         if kind in self._tick_pending:
@@ -275,19 +331,38 @@ class EndpointPoller(QObject):
             if not self._tick_pending:
                 self._publish()
 
+    def _follow_auth(self, status: int | None) -> bool:
+        """Whether a monitored server refused the key with ``status``; tells when that changes."""
+        if not self.monitors:
+            return False
+        refused = status in (401, 403)
+        if refused and self.auth_refused != status:
+            self.auth_refused = status
+            if self._on_auth is not None:
+                self._on_auth(status)
+        elif status == 200 and self.auth_refused is not None:
+            self.auth_refused = None
+            if self._on_auth is not None:
+                self._on_auth(None)
+        return refused
+
     def _on_metrics(self, status: int | None, body: bytes) -> None:
+        self._follow_auth(status)
         if status == 200:
             try:
                 metrics = parse_metrics(body.decode("utf-8", errors="replace"))
             except ValueError:
                 metrics = {}
             self._gauges = (metrics.get(REQUESTS_PROCESSING), metrics.get(REQUESTS_DEFERRED))
+            if self.monitors and self._counters is None:
+                self._counters = metrics  # the baseline of the first requests /slots tells
             return
         if status == 501:
             self._metrics_supported = False  # started without --metrics: stop asking
         self._gauges = (None, None)
 
     def _on_slots(self, status: int | None, body: bytes) -> None:
+        self._follow_auth(status)
         if status == 200:
             try:
                 readings = parse_slots(json.loads(body))
@@ -295,6 +370,10 @@ class EndpointPoller(QObject):
                 readings = None
             if readings is not None:
                 self.meter.add_slots(time.monotonic(), readings)
+                if self.monitors and self._on_record is not None:
+                    self._ended.extend(self.slot_requests.feed(readings))
+                    if self._ended and not (self._metrics_supported and self._request_counters()):
+                        self._tell_ended(None)
                 busy = sum(1 for reading in readings if reading.processing)
                 self._slots = (float(busy), float(len(readings)))
                 self._follow_busy(busy > 0)
@@ -304,6 +383,38 @@ class EndpointPoller(QObject):
             self.meter.reset()
         self._slots = (None, None)
         self._follow_busy(False)
+
+    def _request_counters(self) -> bool:
+        """Ask ``/metrics`` now: requests just ended; their tokens are in its counters."""
+        return "counters" in self._in_flight or self._request("/metrics", "counters", auth=True)
+
+    def _on_counters(self, status: int | None, body: bytes) -> None:
+        metrics: dict[str, float] | None = None
+        if status == 200:
+            try:
+                metrics = parse_metrics(body.decode("utf-8", errors="replace"))
+            except ValueError:
+                metrics = None
+        self._tell_ended(metrics)
+
+    def _tell_ended(self, counters: dict[str, float] | None) -> None:
+        """Hand on the requests ``/slots`` told ended, with the counters' figures where they are exact."""
+        ended, self._ended = self._ended, []
+        if counters is not None:
+            ended = with_counters(ended, self._counters, counters)
+            self._counters = counters
+        now = time.monotonic()
+        self._ended_at.extend(now for _ in ended)
+        if self._on_record is not None:
+            for record in ended:
+                self._on_record(record)
+
+    def requests_per_minute(self) -> float:
+        """Requests a monitored server's ``/slots`` showed finished in the last 60 s."""
+        cutoff = time.monotonic() - 60.0
+        while self._ended_at and self._ended_at[0] < cutoff:
+            self._ended_at.popleft()
+        return float(len(self._ended_at))
 
     def _follow_busy(self, busy: bool) -> None:
         """Ask ``/slots`` more often while a slot is busy (when polls are further apart)."""

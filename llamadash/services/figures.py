@@ -44,8 +44,8 @@ class InstanceFigures:
         requests_deferred: Requests waiting for a slot (``/metrics`` gauge).
         busy_slots: Slots processing now (the latest ``/slots``).
         total_slots: Slots in all (the latest ``/slots``).
-        requests_per_minute: Requests finished in the last 60 s, counted from the log (managed
-            instances only: an external or adopted server's output is not available).
+        requests_per_minute: Requests finished in the last 60 s, counted from the log (an external
+            or adopted server's output is not available: from its ``/slots`` there).
         cpu_percent: CPU % of the process tree, summed over processes (100 = one core busy).
         rss_mb: Resident memory of the process tree, MiB.
         vram_mb: GPU memory of the process tree as NVML reports it, MiB.

@@ -175,8 +175,11 @@ class ServerInstance(InstanceFacts):
             on_health=self._on_health,
             on_figures=self.figuresChanged.emit,
             before_poll=self._poll_allowed,
+            on_auth=self._on_auth,
+            on_record=self.requestRecorded.emit,
             parent=self,
         )
+        self._poller.slot_requests.model = name
         self.requestRecorded.connect(self._poller.add_request)  # first: its tokens count at once
         self._load_timer = QTimer(self, singleShot=True)
         self._load_timer.timeout.connect(self._on_load_timeout)
@@ -187,6 +190,7 @@ class ServerInstance(InstanceFacts):
             self._driver = ExternalServer.of_url(external_url, parent=self)
             self._endpoint = self._driver.endpoint
             self._poller.aim(self._endpoint, api_key, monitors=True)
+            self._poller.backs_off = True  # on another machine, perhaps: retried with a backoff
         if adopted is not None:
             self._adopt(adopted)
 
@@ -411,7 +415,9 @@ class ServerInstance(InstanceFacts):
             if status == 200 and self._state is InstanceState.LOADING and not self._stopping:
                 self._became_ready()
             return
-        if status == 200:
+        if status == 200 and self._poller.auth_refused is not None:
+            self._set_state(InstanceState.ERROR, self._auth_reason(self._poller.auth_refused))
+        elif status == 200:
             if self._state is not InstanceState.RUNNING:
                 first = self._ready_at_ms is None
                 self._ready_at_ms = self._ready_at_ms or _now_ms()
@@ -422,7 +428,27 @@ class ServerInstance(InstanceFacts):
             self._set_state(InstanceState.LOADING, "the server is loading its model")
         elif not (isinstance(driver, AdoptedProcess) and driver.check_gone()):
             what = f"HTTP {status}" if status is not None else error or "no answer"
-            self._set_state(InstanceState.ERROR, f"{self.url} is unreachable: {what}")
+            retry = self._poller.retry_in_s
+            again = f"; trying again in {retry:g} s" if retry and self._external else ""
+            if self._external and status is not None:  # something answers, but not a llama-server's /health
+                reason = (
+                    f"{self.url}/health answered {what}: is a llama-server there (and is the path right)?"
+                )
+            else:
+                reason = f"{self.url} is unreachable: {what}{again}"
+            self._set_state(InstanceState.ERROR, reason)
+
+    def _on_auth(self, status: int | None) -> None:
+        """A monitored server refused the key (``status``), or (``None``) accepts it again."""
+        if status is not None:
+            self._set_state(InstanceState.ERROR, self._auth_reason(status))
+        elif self._state is InstanceState.ERROR:
+            self._set_state(InstanceState.RUNNING, "")
+
+    def _auth_reason(self, status: int) -> str:
+        if self._api_key:
+            return f"API key refused by {self.url} (HTTP {status}): check the key set for {self._name}"
+        return f"API key required by {self.url} (HTTP {status}): none is set for {self._name}"
 
     def _on_exit(self, driver: ProcessDriver, exit_code: int | None, crashed: bool) -> None:
         """The process of ``driver`` is gone (all its output handed on); ``exit_code`` None: unknown."""

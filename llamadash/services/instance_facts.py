@@ -213,8 +213,11 @@ class InstanceFacts(QObject):
         return self._pipe.lines()
 
     def requests_per_minute(self) -> float | None:
-        """Requests finished in the last 60 s (from the log); ``None`` when the log is not available."""
-        if self._external or self.adopted or self._started_at_ms is None:
+        """Requests finished in the last 60 s: from the log, or (a server whose log is not here:
+        external or adopted) from its ``/slots``; ``None`` while not known."""
+        if self._external or self.adopted:
+            return self._poller.requests_per_minute() if self._poller.polling else None
+        if self._started_at_ms is None:
             return None
         if self._plan is not None and not self._plan.counts_requests:
             return None

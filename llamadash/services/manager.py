@@ -39,6 +39,7 @@ from llamadash.core import database as db
 from llamadash.core import library, paths
 from llamadash.core.metrics import Nvml
 from llamadash.core.params.command import first_api_key
+from llamadash.core.remote import REMOTE_URL, is_remote
 from llamadash.services.figures import VramReadings
 from llamadash.services.instance import (
     DEFAULT_BUFFER_LINES,
@@ -227,6 +228,8 @@ class InstanceManager(InstanceTotals, QObject):
         if model is None:
             raise InstanceError(f"no model named {name!r}")
         inst = self._instances.get(name)
+        if is_remote(model):  # another machine runs it: starting it is attaching to it
+            return self._attach_remote(model, inst)
         if inst is not None and inst.external:
             raise InstanceError(f"{name!r} is an attached external server, not a model of the library")
         if inst is not None and inst.active:
@@ -321,6 +324,29 @@ class InstanceManager(InstanceTotals, QObject):
             buffer_lines=self._buffer_lines,
         )
         self._add(label, inst)
+        inst.start()
+        return inst
+
+    def _attach_remote(self, model: dict[str, Any], inst: ServerInstance | None) -> ServerInstance:
+        """Monitor the remote entry ``model`` (see :mod:`llamadash.core.remote`); no process control."""
+        name, url, key = str(model["name"]), str(model[REMOTE_URL]), first_api_key(model)
+        if inst is not None and (not inst.external or inst.url != Endpoint.from_url(url).url):
+            self._instances.pop(name)  # its URL changed since: a new instance for the new address
+            self._dispose(inst)
+            self.instanceRemoved.emit(name)
+            inst = None
+        if inst is None:
+            inst = ServerInstance(
+                name,
+                external_url=url,
+                api_key=key,
+                model_id=int(model["id"]),
+                poll_interval_s=self._poll_interval_s,
+                buffer_lines=self._buffer_lines,
+            )
+            self._add(name, inst)
+        else:
+            inst.set_external_api_key(key)
         inst.start()
         return inst
 
@@ -445,7 +471,7 @@ class InstanceManager(InstanceTotals, QObject):
         self._relay.dispose_instance(inst)
 
     def _on_state(self, inst: ServerInstance, state: str, reason: str) -> None:
-        if not inst.external:
+        if not inst.external or inst.model_id is not None:  # a remote entry's status shows in the library too
             self._records.note_state(inst, InstanceState(state), reason)
         self.stateChanged.emit(inst.name, state, reason)
 

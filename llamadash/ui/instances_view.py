@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 from llamadash.core import library
 from llamadash.core.launch import MissingBinaryError
 from llamadash.core.library_service import AUTO_RESTART
+from llamadash.core.remote import REMOTE_URL, is_remote
 from llamadash.core.messages import short_repr
 from llamadash.core.params import COLUMN as PARAM
 from llamadash.core.params import load_schema
@@ -232,6 +233,7 @@ class _Row:
     figures: Any = None
     started_at_ms: int | None = None
     auto_restart: bool = False  # the library row's: restart the server after a crash
+    remote_url: str | None = None  # a remote server's address: attached and detached, never started
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -305,6 +307,7 @@ class InstancesModel(QAbstractTableModel):
             stored = model.get(PARAM.port)
             row.bad_port = None if row.configured_port is not None else short_repr(stored, 24)
             row.auto_restart = bool(model.get(AUTO_RESTART))
+            row.remote_url = str(model[REMOTE_URL]) if is_remote(model) else None
             rows.append(row)
         for row in known.values():  # instances the manager runs that are not (or no longer) configured
             if row.state in _ACTIVE:
@@ -356,6 +359,11 @@ class InstancesModel(QAbstractTableModel):
         """Whether ``name`` is a model of the library (not only a server started elsewhere)."""
         row = self._index.get(name)
         return row is not None and self._rows[row].configured
+
+    def remote_url_of(self, name: str) -> str | None:
+        """The address of ``name`` when it is a remote server (attached, never started), else ``None``."""
+        row = self._index.get(name)
+        return self._rows[row].remote_url if row is not None else None
 
     def auto_restart_of(self, name: str) -> bool:
         """Whether the library row of ``name`` says to restart its server after a crash."""
@@ -908,7 +916,14 @@ class InstancesView(QWidget):
         # an instance in error with an automatic restart on its way can be stopped: that cancels it
         instance = self.model.instance(name) if name else None
         pending = instance is not None and instance.restart_pending
-        self.stop_action.setEnabled(has_manager and (state in _ACTIVE or pending))
+        # a remote server is attached and detached; one that does not answer is still attached
+        remote = bool(name) and self.model.remote_url_of(name) is not None
+        attached = remote and instance is not None and instance.active
+        self.start_action.setText("&Attach" if remote else "&Start")
+        self.stop_action.setText("De&tach" if remote else "S&top")
+        if attached:
+            self.start_action.setEnabled(False)
+        self.stop_action.setEnabled(has_manager and (state in _ACTIVE or pending or attached))
         self.restart_action.setEnabled(
             has_manager and bool(name) and state in ("running", "loading", "error") and problem is None
         )
@@ -948,7 +963,8 @@ class InstancesView(QWidget):
         )
         self._show_fix(name)
         tail = self.model.log_tail(name)
-        self.detail_log.setPlainText("\n".join(tail) if tail else "(no log output)")
+        empty = "(its log stays on its own machine)" if self.model.remote_url_of(name) else "(no log output)"
+        self.detail_log.setPlainText("\n".join(tail) if tail else empty)
         self.detail_log.verticalScrollBar().setValue(self.detail_log.verticalScrollBar().maximum())
         self.detail.show()
 

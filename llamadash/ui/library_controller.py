@@ -31,6 +31,7 @@ from llamadash.core.llama_server import (
     configured_capabilities,
     find_llama_server,
 )
+from llamadash.core.remote import is_remote
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Manager
 from llamadash.ui.perf_actions import PerfActions
@@ -164,6 +165,9 @@ class LibraryController(QObject):
     @Slot(object, bool, str)
     def _on_start_status(self, name: str | None, allowed: bool, problem: str) -> None:
         """The editor found (or no longer finds) an error that keeps its model from starting."""
+        model = self._store.get_model_by_name(name) if name else None
+        if model is not None and is_remote(model):
+            allowed = True  # attached, never started: its llama-server settings are the other machine's
         self._window.instances_view.set_start_blocked(
             name, None if allowed else (problem or "invalid configuration")
         )

@@ -83,6 +83,8 @@ from llamadash.core.library_service import (
     running_by_process_records,
 )
 from llamadash.core.params import COLUMN, SOURCE_LABELS, CommandLineError
+from llamadash.core.remote import REMOTE_URL
+from llamadash.ui.remote_dialog import RemoteServerDialog
 from llamadash.ui.instances_view import AutoRestartSwitch
 from llamadash.ui.theme import error_style_sheet
 
@@ -90,7 +92,7 @@ _Index = QModelIndex | QPersistentModelIndex
 #: The statuses a library entry can have (the database's ``MODEL_STATUSES``).
 STATUSES = ("running", "stopped", "loading", "error")
 ALL = "All"
-_SOURCE_LABELS = SOURCE_LABELS  # the schema's source_label of each source column
+_SOURCE_LABELS = {**SOURCE_LABELS, REMOTE_URL: "remote server"}  # the schema's, and a remote server's
 #: A model file version: (path, mtime in ns, size), the key under which its header is kept.
 FileKey = tuple[str, int, int]
 #: What a header column shows while the file's header is being read.
@@ -101,7 +103,8 @@ EMPTY_TEXT = (
     "<p><b>Add ▸ GGUF file…</b> — or drop .gguf files here from your file manager<br>"
     "<b>Add ▸ Scan a directory…</b> — every model in a folder<br>"
     "<b>Add ▸ Hugging Face repo…</b> — a model llama-server downloads on its first start<br>"
-    "<b>Add ▸ Command line…</b> — paste a <code>llama-server …</code> line you already use</p>"
+    "<b>Add ▸ Command line…</b> — paste a <code>llama-server …</code> line you already use<br>"
+    "<b>Add ▸ Remote server…</b> — watch a llama-server another machine runs</p>"
 )
 
 
@@ -648,6 +651,7 @@ class LibraryView(QWidget):
         add_menu.addAction("Hugging Face repo\u2026", self.add_hf_dialog)
         add_menu.addAction("Command line\u2026", self.add_command_line_dialog)
         add_menu.addAction("Scan a directory\u2026", self.scan_dialog)
+        add_menu.addAction("Remote server\u2026", self.add_remote_dialog)
         self.add_button.setMenu(add_menu)
         self.duplicate_button = QPushButton("Duplicate")
         self.duplicate_button.clicked.connect(self.duplicate_selected)
@@ -929,6 +933,10 @@ class LibraryView(QWidget):
         """
         return self._add_one(lambda: self.service.add_hf(text, name or None), raises=(InvalidSource,))
 
+    def add_remote(self, name: str, url: str, api_key: str | None = None) -> int | None:
+        """Add a remote llama-server (watched at ``url``, never started here); returns its id."""
+        return self._add_one(lambda: self.service.add_remote(name, url, api_key=api_key))
+
     def add_command_line(self, text: str, name: str | None = None) -> int | None:
         """Add a model configured by a pasted llama-server command line (paths made absolute).
 
@@ -998,6 +1006,12 @@ class LibraryView(QWidget):
         dialog = HfSpecDialog(self)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.spec() is not None:
             self.add_hf_spec(dialog.spec_edit.text(), dialog.name_edit.text().strip() or None)
+
+    def add_remote_dialog(self) -> None:
+        dialog = RemoteServerDialog(self)
+        url = dialog.url() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        if url is not None:
+            self.add_remote(dialog.name_edit.text().strip(), url, dialog.api_key())
 
     def add_command_line_dialog(self) -> None:
         dialog = CommandLineDialog(self)
@@ -1085,7 +1099,37 @@ class LibraryView(QWidget):
         auto.setChecked(self.auto_restart_of_selected())
         auto.setToolTip("Start this model's server again when it crashes")
         auto.triggered.connect(self.set_auto_restart_selected)
+        selected = self.selected_model()
+        if selected is not None and selected.get(REMOTE_URL):
+            auto.setEnabled(False)  # a remote server is not started here, nor restarted
+            menu.addAction("Server URL and key\u2026", self.edit_remote_selected)
         return menu
+
+    def edit_remote_selected(self) -> None:
+        """Change the selected remote server's URL (and key) in its dialog."""
+        model = self.selected_model()
+        if model is None or not model.get(REMOTE_URL):
+            return
+        dialog = RemoteServerDialog(
+            self, name=str(model["name"]), url=str(model[REMOTE_URL]), has_key=bool(model.get(COLUMN.api_key))
+        )
+        url = dialog.url() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        if url is not None:
+            self.set_remote(int(model["id"]), url, dialog.api_key())
+
+    def set_remote(self, model_id: int, url: str, api_key: str | None = None) -> bool:
+        """A remote server's new URL, and key when one is given (``None`` keeps the one it has)."""
+        changes: dict[str, Any] = {REMOTE_URL: url}
+        if api_key:
+            changes[COLUMN.api_key] = [api_key]
+        try:
+            self.service.set_parameters(model_id, changes)
+        except Exception as exc:  # the library's refusal (a bad URL) or the database's
+            self._show_error("The remote server was not changed", str(exc))
+            return False
+        self.refresh(select_id=model_id)
+        self.libraryChanged.emit()
+        return True
 
     def _refused_while_running(self, model: Mapping[str, Any], doing: str) -> bool:
         try:

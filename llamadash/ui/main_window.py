@@ -64,6 +64,7 @@ from llamadash.core.events import InstanceEvent
 from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
+from llamadash.services.metrics_endpoint import EndpointSwitch
 from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.activity_view import ActivityView, RequestsSource
 from llamadash.ui.charts import ChartBoard, ChartDock
@@ -154,6 +155,9 @@ class MainWindow(QMainWindow):
         self._painted = False
         self._set_retention = set_retention
         self.settings = settings or settings_mod.load_settings(store)
+        self.prometheus = EndpointSwitch(self)
+        """The opt-in Prometheus endpoint (Settings ▸ Prometheus), served once the manager exists."""
+        self.prometheus.apply(self.settings.prometheus_address, self.settings.prometheus_token)
         self._quitting = False
         self.binary_text = ""
 
@@ -270,6 +274,7 @@ class MainWindow(QMainWindow):
             self.manager.stateChanged.disconnect(self._on_state_changed)
             self.manager.orphansChanged.disconnect(self._update_orphan_actions)
         self.manager = manager
+        self._show_prometheus_problem(self.prometheus.set_sources(manager, self.sampler))
         if self.activity_view is not None:
             self.activity_view.set_manager(manager)
         self.tray_controller.set_manager(manager)
@@ -804,7 +809,16 @@ class MainWindow(QMainWindow):
             self.sampler.collector.system.disk_path = new.models_dir or self.data_dir
         if "llama_server_path" in changed:
             self._describe_binary_later()
+        if changed & {"prometheus_address", "prometheus_token"}:
+            self._show_prometheus_problem(self.prometheus.apply(new.prometheus_address, new.prometheus_token))
         self.settingsChanged.emit(new)
+
+    def _show_prometheus_problem(self, problem: str) -> None:
+        endpoint = self.prometheus.endpoint
+        if problem:
+            self.statusBar().showMessage(f"Prometheus endpoint not started: {problem}", 15000)
+        elif endpoint is not None:
+            self.statusBar().showMessage(f"Prometheus metrics at {endpoint.url}", 8000)
 
     def preview_theme(self, preference: str, charts_follow: bool) -> None:
         """Apply a theme now (the settings dialog previews with this)."""

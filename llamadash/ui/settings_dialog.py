@@ -303,9 +303,14 @@ class SettingsDialog(QDialog):
         else:
             line = QLineEdit()
             line.setClearButtonEnabled(True)
-            line.setPlaceholderText(
-                "Find automatically" if item.kind == "file" else "Not set (the data folder's disk)"
-            )
+            placeholders = {
+                "file": "Find automatically",
+                "address": "Off (e.g. 9464, or 0.0.0.0:9464 with a token)",
+                "secret": "None",
+            }
+            line.setPlaceholderText(placeholders.get(item.kind, "Not set (the data folder's disk)"))
+            if item.kind == "secret":
+                line.setEchoMode(QLineEdit.EchoMode.PasswordEchoOnEdit)
             editor = line
         editor.setObjectName(item.name)
         tip = item.help

@@ -43,6 +43,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("services/records.py", "port"),
         # the Instances table's own "port" column (an instance's port, not the model's setting)
         ("ui/instances_view.py", "port"),
+        # the Prometheus label that names the machine (services/metrics_endpoint.py's HOST_LABEL)
+        ("services/metrics_endpoint.py", "host"),
         # the *setting* models_dir (core/settings.py), whose name matches
         ("ui/main_window.py", "models_dir"),
     }

@@ -26,10 +26,12 @@ from llamadash.core.db.models import (
     METRICS_INTEGER_COLUMNS,
     MODEL_COLUMNS,
     PARAM_FIELDS,
+    REMOTE_URL_COLUMN,
     REQUEST_INPUT_COLUMNS,
 )
 from llamadash.core.messages import short_repr
 from llamadash.core.params import ParamValueError, load_schema
+from llamadash.core.remote import RemoteUrlError, check_remote_url
 from llamadash.core.requests_log import RequestRecord, RequestStatus
 from llamadash.core.states import MODEL_STATUSES
 
@@ -214,6 +216,11 @@ def model_row(data: Any, *, partial: bool) -> dict[str, Any]:
             row[key] = _check_custom_params(value)
         elif key == AUTO_RESTART_COLUMN:
             row[key] = False if value is None else check_flag(key, value)  # None: back to the default
+        elif key == REMOTE_URL_COLUMN:
+            try:  # a URL is data (llamadash connects to it), never a program: checked, then kept
+                row[key] = None if value is None else check_remote_url(value)
+            except RemoteUrlError as exc:
+                raise DatabaseError(f"invalid value for {REMOTE_URL_COLUMN}: {exc}") from None
         else:
             try:
                 row[key] = PARAM_FIELDS[key].param.coerce(value)

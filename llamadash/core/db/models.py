@@ -27,6 +27,7 @@ import peewee
 from playhouse.sqlite_ext import AutoIncrementField
 
 from llamadash.core.params import META_COLUMNS, Param, load_schema
+from llamadash.core.remote import REMOTE_URL
 from llamadash.core.states import MODEL_STATUSES  # noqa: F401 - the statuses a model may have, re-exported
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ log = logging.getLogger(__name__)
 #: version 3 moves per-model auto-restart from the metadata key ``autorestart:<name>`` to the
 #: model's own row (:data:`AUTO_RESTART_COLUMN`); version 4 adds the activity tables
 #: (``requests``, ``instance_samples``, ``daily_totals``); version 5 adds ``workers`` (llama.cpp RPC
-#: workers: local ``ggml-rpc-server`` processes and remote ones registered by ``host:port``) and
-#: ``bench_results`` (what ``llama-bench`` measured for a model's configuration).
+#: workers: local ``ggml-rpc-server`` processes and remote ones registered by ``host:port``),
+#: ``bench_results`` (what ``llama-bench`` measured for a model's configuration), and
+#: ``models.remote_url`` (remote llama-servers, :mod:`llamadash.core.remote`).
 SCHEMA_VERSION = 5
 #: The version of a database that has our tables but no ``db_version`` row (the seed's design).
 SEED_SCHEMA_VERSION = 1
@@ -126,6 +128,9 @@ class FlagField(peewee.BooleanField):
 #: llamadash's own per-model setting (not a llama-server parameter), off by default, kept with the
 #: row so that a renamed model keeps it and a new model given an old name does not inherit it.
 AUTO_RESTART_COLUMN = "auto_restart"
+#: The ``models`` column of a remote entry: the base URL of a llama-server another machine runs
+#: (``NULL`` for a local model); see :mod:`llamadash.core.remote`.
+REMOTE_URL_COLUMN = REMOTE_URL
 
 
 class MetricsHistory(BaseModel):
@@ -181,6 +186,7 @@ def _add_parameter_columns() -> None:
     meta.add_field("custom_params", CustomParamsField(null=True))
     # DEFAULT 0 in the table too: another program's INSERT that names only the seed's columns works.
     meta.add_field(AUTO_RESTART_COLUMN, FlagField(default=False, constraints=[peewee.SQL("DEFAULT 0")]))
+    meta.add_field(REMOTE_URL_COLUMN, peewee.TextField(null=True))
 
 
 _add_parameter_columns()

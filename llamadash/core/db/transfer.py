@@ -64,6 +64,8 @@ MACHINE_METADATA_KEYS: dict[str, str] = {
     "instance_pids": "the llama-server processes running on this computer",
     "worker_pids": "the RPC worker processes running on this computer",
     "server_start_time": "when llamadash started on this computer",
+    "prometheus_address": "where this computer serves its Prometheus metrics (an open port)",
+    "prometheus_token": "the token scrapers of this computer's metrics must send",
 }
 #: Kept like the others, but not worth a line in the preview (every file holds one).
 _UNLISTED_MACHINE_KEYS = frozenset({"server_start_time"})

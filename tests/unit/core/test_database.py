@@ -52,7 +52,8 @@ class TestCreate:
             meta = {r[1]: r for r in conn.execute("PRAGMA table_info(metadata)")}
         # one column per seed column, every parameter generated with its seed SQL type, nullable
         assert set(info) == set(META_COLUMNS) | set(SCHEMA.columns)
-        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 176
+        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 177
+        assert (info["remote_url"][2], info["remote_url"][3]) == ("TEXT", 0)  # a remote server's URL, or NULL
         for param in SCHEMA:
             assert info[param.column][2] == param.sql_type, param.column
             assert info[param.column][3] == 0, f"{param.column} must be nullable"
@@ -325,6 +326,7 @@ class TestModels:
             *SCHEMA.columns,
             "custom_params",
             "auto_restart",
+            "remote_url",
         ]
         assert got["id"] == model_id
         assert (got["ctx_size"], got["temperature"], got["port"]) == (8192, 0.8, 8080)
@@ -332,6 +334,7 @@ class TestModels:
         assert got["mmap"] is True
         assert got["custom_params"] == {"--some-flag": "x", "--n": 2}
         assert got["auto_restart"] is False  # off unless turned on
+        assert got["remote_url"] is None  # a local model
         assert got["batch_size"] is None and got["hf_repo"] is None
         assert abs(got["created_at"] - api.now_ms()) < 5_000
         assert got["updated_at"] == got["created_at"]

@@ -171,6 +171,21 @@ class TestMachineSettings:
         assert database.get_metadata("window_state") is None
         assert database.get_metadata("theme_preference") == "dark"  # a preference comes in
 
+    def test_an_imported_file_does_not_open_a_prometheus_port_here(self, tmp_path):
+        export = export_of(tmp_path, prometheus_address="0.0.0.0:9464", prometheus_token="theirs")
+        assert database.inspect_database_file(export)["machine_settings"] == {
+            "prometheus_address": "0.0.0.0:9464",
+            "prometheus_token": "theirs",
+        }
+        live_db(tmp_path)
+        database.import_database(export)
+        assert database.get_metadata("prometheus_address") is None
+        assert database.get_metadata("prometheus_token") is None
+        from llamadash.cli import import_notes
+
+        (note,) = import_notes(database.inspect_database_file(export))
+        assert "prometheus_address (the file says '0.0.0.0:9464')" in note and "theirs" not in note
+
     def test_the_list_covers_every_per_machine_key_the_code_defines(self):
         from llamadash.core import pidfile, settings
         from llamadash.core.llama_server import METADATA_KEY
@@ -184,7 +199,8 @@ class TestMachineSettings:
             "server_start_time",
             "start_at_login",
         }
-        wanted |= {spec.key for spec in settings.SPECS if spec.kind in ("file", "dir")}
+        # paths, and the Prometheus endpoint: an imported file must not open a port on this computer
+        wanted |= {spec.key for spec in settings.SPECS if spec.kind in ("file", "dir", "address", "secret")}
         if hasattr(pidfile, "ERROR_KEY_PREFIX"):  # why a server of this computer failed
             wanted.add(pidfile.ERROR_KEY_PREFIX + "1")
         assert {k for k in wanted if not transfer.is_machine_key(k)} == set()
