@@ -48,8 +48,10 @@ STATUSES = ("clean", "partial", "renamed", "deprecated", "absent", "not_server",
 #: Columns of the seed's ``models`` table that are not llama-server parameters.
 SEED_META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 #: Every ``models`` column that is not a llama-server parameter: the seed's, then the per-model
-#: settings llamadash keeps itself (``auto_restart``: restart the server after a crash).
-META_COLUMNS = (*SEED_META_COLUMNS, "auto_restart")
+#: settings llamadash keeps itself (``auto_restart``: restart the server after a crash; ``served``:
+#: the model is one of the library router's, ``load_on_startup`` and ``stop_timeout_s``: what the
+#: router's presets file says of it, see :mod:`llamadash.core.router`).
+META_COLUMNS = (*SEED_META_COLUMNS, "auto_restart", "served", "load_on_startup", "stop_timeout_s")
 #: What a row can be to llamadash (its ``roles``), and what each role means.
 ROLES = {
     "source": "where llama-server gets the model's weights (one is needed unless it is a router)",

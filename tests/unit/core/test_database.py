@@ -52,7 +52,7 @@ class TestCreate:
             meta = {r[1]: r for r in conn.execute("PRAGMA table_info(metadata)")}
         # one column per seed column, every parameter generated with its seed SQL type, nullable
         assert set(info) == set(META_COLUMNS) | set(SCHEMA.columns)
-        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 176
+        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 179  # the router adds served, load_on_startup, stop_timeout_s
         for param in SCHEMA:
             assert info[param.column][2] == param.sql_type, param.column
             assert info[param.column][3] == 0, f"{param.column} must be nullable"
@@ -106,7 +106,7 @@ class TestCreate:
         assert here == there[0] == ("wal", 1, 2)  # WAL, NORMAL, INCREMENTAL
 
     def test_version_and_start_time(self, db_path, monkeypatch):
-        assert database.get_db_version() == database.SCHEMA_VERSION == 4
+        assert database.get_db_version() == database.SCHEMA_VERSION == 5
         assert database.get_metadata("db_version") == str(database.SCHEMA_VERSION)
         first = int(database.get_metadata("server_start_time"))  # type: ignore[arg-type]
         assert abs(first - api.now_ms()) < 5_000
@@ -325,6 +325,9 @@ class TestModels:
             *SCHEMA.columns,
             "custom_params",
             "auto_restart",
+            "served",
+            "load_on_startup",
+            "stop_timeout_s",
         ]
         assert got["id"] == model_id
         assert (got["ctx_size"], got["temperature"], got["port"]) == (8192, 0.8, 8080)

@@ -95,10 +95,15 @@ def test_a_version_3_file_gains_the_activity_tables_when_opened(tmp_path):
     info = database.inspect_database_file(path)
     assert (info["db_version"], info["needs_upgrade"]) == (NO_ACTIVITY_VERSION, True)
     database.init_database(path)
-    assert database.get_db_version() == database.SCHEMA_VERSION == 4
+    assert database.get_db_version() == database.SCHEMA_VERSION == 5
     assert set(ACTIVITY_TABLES) <= tables_of(path)
     [kept] = database.get_models()
     assert (kept["name"], kept["ctx_size"]) == ("kept", 4096)  # the seed's tables are as they were
+    assert (kept["served"], kept["load_on_startup"], kept["stop_timeout_s"]) == (
+        True,
+        False,
+        None,
+    )  # router: served
     assert database.get_metrics_history(60)[0]["cpu_usage"] == 12.5
     assert database.save_requests([request()]) == 1
     assert database.count_requests() == 1
@@ -138,7 +143,7 @@ def test_an_imported_version_3_file_is_upgraded(tmp_path, db_path):
     database.init_database(db_path)
     database.save_requests([request("replaced")])
     database.import_database(old)
-    assert database.get_db_version() == 4
+    assert database.get_db_version() == database.SCHEMA_VERSION
     assert [m["name"] for m in database.get_models()] == ["kept"]
     assert database.count_requests() == 0  # the file had none; the tables are there and work
     assert database.get_daily_totals() == []

@@ -1,0 +1,218 @@
+"""The library router's planner and its /models reader, as pure functions.
+
+No Qt, no process: the build is the real ``--help`` of b11434 kept in tests/data, the binary a path
+that is never run; model files are real files (the planner checks that they exist).
+"""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import help_capabilities
+
+from llamadash.core.launch import LaunchError, MissingBinaryError
+from llamadash.core.params.capabilities import parse_help
+from llamadash.core.router import (
+    ROUTER_NAME,
+    RouterModel,
+    RouterReplyError,
+    RouterSettings,
+    parse_models,
+    plan_router,
+)
+from llamadash.core.settings import Settings
+
+CAPS = help_capabilities("b11434")
+BINARY = "/opt/llama.cpp/bin/llama-server"
+PRESET = "/data/router/models.ini"
+
+
+@pytest.fixture
+def gguf(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+def model(name: str, path: Path, **settings: Any) -> dict[str, Any]:
+    return {"id": 1, "name": name, "type": "llama", "status": "stopped", "model_path": str(path), **settings}
+
+
+def plan(models: list[dict[str, Any]], settings: RouterSettings | None = None, **kwargs: Any):
+    return plan_router(
+        models,
+        settings or RouterSettings(),
+        kwargs.pop("caps", CAPS),
+        kwargs.pop("binary", BINARY),
+        preset_path=PRESET,
+        **kwargs,
+    )
+
+
+def sections(text: str) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00none")
+    parser.read_string("[\x00top]\n" + text)
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def test_the_presets_file_holds_each_served_model_and_the_command_names_it(gguf: Path):
+    result = plan(
+        [
+            model("alpha", gguf, ctx_size=256, port=8081, host="0.0.0.0"),
+            model("beta", gguf, threads=2, served=True),
+        ],
+        RouterSettings(port=8111, max_models=1, autoload=False, idle_s=30),
+    )
+    found = sections(result.preset_text)
+    assert found["\x00top"] == {"version": "1"}
+    assert set(found) == {"\x00top", "*", "alpha", "beta"}
+    assert found["alpha"]["model"] == str(gguf)
+    assert found["alpha"]["ctx-size"] == "256"
+    assert "port" not in found["alpha"] and "host" not in found["alpha"]  # the router sets them
+    assert found["beta"]["threads"] == "2"
+    assert result.served == ("alpha", "beta")
+    assert result.left_out == () and result.warnings == ()
+    argv = list(result.argv)
+    assert argv[0] == BINARY
+    assert argv[argv.index("--models-preset") + 1] == PRESET
+    assert argv[argv.index("--models-max") + 1] == "1"
+    assert "--no-models-autoload" in argv
+    assert argv[argv.index("--port") + 1] == "8111"
+    assert argv[argv.index("--sleep-idle-seconds") + 1] == "30"
+    assert result.base_url == "http://127.0.0.1:8111/v1"
+
+
+def test_a_model_marked_not_served_is_not_in_the_file(gguf: Path):
+    result = plan([model("alpha", gguf), model("beta", gguf, served=False)])
+    assert result.served == ("alpha",)
+    assert "beta" not in sections(result.preset_text)
+
+
+def test_load_on_startup_and_stop_timeout_are_written_per_model(gguf: Path):
+    result = plan([model("alpha", gguf, load_on_startup=True, stop_timeout_s=3), model("beta", gguf)])
+    found = sections(result.preset_text)
+    assert found["alpha"]["load-on-startup"] == "true"
+    assert found["alpha"]["stop-timeout"] == "3"
+    assert "load-on-startup" not in found["beta"] and "stop-timeout" not in found["beta"]
+
+
+def test_more_startup_models_than_may_be_loaded_are_served_but_not_loaded_at_start(gguf: Path):
+    # llama-server refuses to start with more load-on-startup models than --models-max
+    result = plan(
+        [model("alpha", gguf, load_on_startup=True), model("beta", gguf, load_on_startup=True)],
+        RouterSettings(max_models=1),
+    )
+    found = sections(result.preset_text)
+    assert found["alpha"]["load-on-startup"] == "true"
+    assert "load-on-startup" not in found["beta"]
+    assert result.served == ("alpha", "beta")
+    assert any("beta is not loaded when the router starts" in w for w in result.warnings), result.warnings
+
+
+def test_a_served_model_whose_file_is_missing_is_left_out_by_name(gguf: Path, tmp_path: Path):
+    result = plan([model("alpha", gguf), model("gone", tmp_path / "missing.gguf")])
+    assert result.served == ("alpha",)
+    assert [item.name for item in result.left_out] == ["gone"]
+    assert "does not exist" in result.left_out[0].reason
+    assert result.warnings[0].startswith("gone is not served: ")
+    assert "gone" not in sections(result.preset_text)
+
+
+def test_a_served_model_with_a_flag_the_build_lacks_is_left_out_by_name(gguf: Path):
+    result = plan([model("alpha", gguf), model("odd", gguf, custom_params={"--frobnicate-weights": True})])
+    assert result.served == ("alpha",)
+    assert [item.name for item in result.left_out] == ["odd"]
+    assert "frobnicate" in result.left_out[0].reason
+
+
+def test_a_name_no_presets_section_can_hold_is_left_out(gguf: Path):
+    result = plan([model("alpha", gguf), model("a]b", gguf)])
+    assert [item.name for item in result.left_out] == ["a]b"]
+    assert "section" in result.left_out[0].reason
+
+
+def test_no_model_left_to_serve_is_a_refusal_that_says_why(tmp_path: Path):
+    with pytest.raises(LaunchError, match=r"no model to serve.*gone is not served"):
+        plan([model("gone", tmp_path / "missing.gguf")])
+    with pytest.raises(LaunchError, match="no model of the library is marked served"):
+        plan([])
+
+
+def test_no_binary_and_a_build_without_router_mode_are_refused():
+    with pytest.raises(MissingBinaryError):
+        plan([], binary=None, binary_problem="no llama-server found")
+    old = parse_help("-m, --model FNAME     model path\n--port PORT    port\n", label="llama-server b3000")
+    with pytest.raises(LaunchError, match="b3000 has no router mode"):
+        plan([], caps=old)
+
+
+def test_bad_settings_are_refused_before_anything_is_written(gguf: Path):
+    with pytest.raises(LaunchError, match="port must be from 1 to 65535"):
+        plan([model("alpha", gguf)], RouterSettings(port=0))
+    with pytest.raises(LaunchError, match="0 \\(no limit\\) or more"):
+        plan([model("alpha", gguf)], RouterSettings(max_models=-1))
+
+
+def test_the_router_settings_come_from_the_users_settings():
+    stored = Settings().replace(
+        router_port=9001, router_max_models=2, router_autoload=False, router_idle_s=60
+    )
+    assert RouterSettings.of(stored) == RouterSettings(port=9001, max_models=2, autoload=False, idle_s=60)
+    assert RouterSettings.of(Settings()) == RouterSettings()
+
+
+def test_no_library_model_can_be_served_under_the_routers_own_name(gguf: Path):
+    result = plan([model("alpha", gguf), model(ROUTER_NAME, gguf)])
+    assert [item.name for item in result.left_out] == [ROUTER_NAME]
+
+
+# ------------------------------------------------------------------------------------------------
+# GET /models
+def test_the_models_answer_gives_each_models_state():
+    body = {
+        "object": "list",
+        "data": [
+            {"id": "alpha", "aliases": ["a"], "source": "preset", "status": {"value": "loaded", "args": []}},
+            {
+                "id": "beta",
+                "status": {"value": "loading", "progress": {"stages": 2, "current": 1, "value": 0.4}},
+            },
+            {"id": "gamma", "status": {"value": "unloaded"}},
+            {"id": "delta", "status": {"value": "sleeping"}},
+            {"id": "eps", "status": {"value": "unloaded", "failed": True, "exit_code": 134}},
+        ],
+    }
+    models = parse_models(body)
+    assert [m.name for m in models] == ["alpha", "beta", "gamma", "delta", "eps"]
+    assert [m.state for m in models] == ["loaded", "loading", "unloaded", "sleeping", "failed"]
+    assert models[0].aliases == ("a",) and models[0].source == "preset"
+    assert models[1].progress == pytest.approx(0.4)
+    assert models[1].describe() == "loading 40%"
+    assert models[4].exit_code == 134
+    assert models[4].describe() == "failed (exit code 134)"
+    assert models[4].reason == "its llama-server exited with code 134"
+    assert [m.running for m in models] == [True, True, False, True, False]
+    assert models[0].reason == ""
+
+
+def test_a_failure_without_an_exit_code_still_reads_as_failed():
+    (only,) = parse_models({"data": [{"id": "x", "status": {"value": "unloaded", "failed": True}}]})
+    assert only == RouterModel(name="x", state="failed")
+    assert only.reason == "its llama-server ended unexpectedly"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([], "no list of models"),
+        ({"models": []}, "no list of models"),
+        ({"data": [{"status": {"value": "loaded"}}]}, "model 1 of the answer has no id"),
+        ({"data": [{"id": "solo", "object": "model"}]}, "solo: the answer gives no status"),
+    ],
+)
+def test_an_answer_that_is_not_a_routers_is_refused(body: Any, message: str):
+    with pytest.raises(RouterReplyError, match=message):
+        parse_models(body)
