@@ -37,6 +37,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from llamadash.core import database as db
 from llamadash.core import library, paths
+from llamadash.core.router import ROUTER_NAME, RouterPlan, RouterSettings
 from llamadash.core.metrics import Nvml
 from llamadash.core.params.command import first_api_key
 from llamadash.services.figures import VramReadings
@@ -56,6 +57,7 @@ from llamadash.services.quitting import quit_on_signals
 from llamadash.services.records import InstanceRecords
 from llamadash.services.relay import InstanceRelay, stop_instances
 from llamadash.services.request_store import RequestStore
+from llamadash.services.router import RouterWatcher, plan_router_launch
 from llamadash.services.totals import InstanceTotals
 
 __all__ = [
@@ -175,6 +177,10 @@ class InstanceManager(InstanceTotals, QObject):
         """Stores the request records (batched, off this thread)."""
         self.requestRecorded.connect(self.requests.record)
         self._read_vram = VramReadings(nvml)  # never initialises NVML on the GUI thread
+        self.router_models = RouterWatcher(interval_s=poll_interval_s, parent=self)
+        """The library router's models and their states (polled while the router runs)."""
+        self._router_plan: RouterPlan | None = None
+        self.stateChanged.connect(self._follow_router)
         if scan_orphans:
             self.rescan()
         app = QCoreApplication.instance()
@@ -323,6 +329,53 @@ class InstanceManager(InstanceTotals, QObject):
         self._add(label, inst)
         inst.start()
         return inst
+
+    # -- the library router -------------------------------------------------------------------------
+
+    def start_router(self, settings: RouterSettings | None = None) -> ServerInstance:
+        """Start the library router (llama-server in router mode) serving every model marked served.
+
+        Its instance is :meth:`instance` (:data:`~llamadash.core.router.ROUTER_NAME`), stopped,
+        restarted and followed like any other; :attr:`router_models` follows its models. A served
+        model the build cannot start is left out, named in the instance's warnings.
+
+        Raises:
+            InstanceError: The start was refused (no binary, no router mode, no served model, the
+                port taken, already running).
+        """
+        chosen = settings or RouterSettings()
+        inst = self._instances.get(ROUTER_NAME)
+        if inst is not None and inst.active:
+            raise InstanceError(f"the router is already {inst.state.value}")
+
+        def prepare() -> LaunchPlan:
+            reserved = self._records.reserved_ports(self._instances.values(), None)
+            plan, self._router_plan = plan_router_launch(self._data_dir, chosen, reserved=reserved)
+            return plan
+
+        if inst is None:
+            inst = self._add(
+                ROUTER_NAME,
+                ServerInstance(ROUTER_NAME, prepare=prepare, **self._instance_options(ROUTER_NAME)),
+            )
+        else:
+            inst.set_prepare(prepare)
+        inst.start()
+        return inst
+
+    @property
+    def router_plan(self) -> RouterPlan | None:
+        """The plan of the router's latest start (served and left-out models, the base URL)."""
+        return self._router_plan
+
+    def _follow_router(self, name: str, state: str, _reason: str) -> None:
+        if name != ROUTER_NAME:
+            return
+        inst = self._instances.get(ROUTER_NAME)
+        if state == InstanceState.RUNNING.value and inst is not None:
+            self.router_models.watch(inst.url, inst.api_key)
+        elif state != InstanceState.LOADING.value:
+            self.router_models.halt()
 
     # -- auto-restart ---------------------------------------------------------------------------------
 
