@@ -52,7 +52,8 @@ class TestCreate:
             meta = {r[1]: r for r in conn.execute("PRAGMA table_info(metadata)")}
         # one column per seed column, every parameter generated with its seed SQL type, nullable
         assert set(info) == set(META_COLUMNS) | set(SCHEMA.columns)
-        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 179  # the router adds served, load_on_startup, stop_timeout_s
+        # 179: the library router's served, load_on_startup and stop_timeout_s came after 176
+        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 179
         for param in SCHEMA:
             assert info[param.column][2] == param.sql_type, param.column
             assert info[param.column][3] == 0, f"{param.column} must be nullable"
