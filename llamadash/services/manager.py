@@ -177,8 +177,7 @@ class InstanceManager(InstanceTotals, QObject):
         """Stores the request records (batched, off this thread)."""
         self.requestRecorded.connect(self.requests.record)
         self._read_vram = VramReadings(nvml)  # never initialises NVML on the GUI thread
-        self.router_models = RouterWatcher(interval_s=poll_interval_s, parent=self)
-        """The library router's models and their states (polled while the router runs)."""
+        self._router_models = RouterWatcher(interval_s=poll_interval_s, parent=self)
         self._router_plan: RouterPlan | None = None
         self.stateChanged.connect(self._follow_router)
         if scan_orphans:
@@ -362,6 +361,11 @@ class InstanceManager(InstanceTotals, QObject):
             inst.set_prepare(prepare)
         inst.start()
         return inst
+
+    @property
+    def router_models(self) -> RouterWatcher:
+        """The library router's models and their states (polled while the router runs)."""
+        return self._router_models
 
     @property
     def router_plan(self) -> RouterPlan | None:
