@@ -186,3 +186,7 @@ class FakeManager(QObject):
         if self.refuse:
             raise RuntimeError(self.refuse)
         self.router_starts.append(settings)
+
+    def refresh_router(self) -> list[str]:
+        self.calls.append(("refresh_router", ""))
+        return []

@@ -128,6 +128,8 @@ class RouterPlan:
         warnings: What the user should know (left-out models first).
         host: The address the router binds.
         port: Its port.
+        config: The router's own parameters (what its command line was built from).
+        sections: Each served model's presets section, by name (to tell what an edit changed).
     """
 
     argv: tuple[str, ...]
@@ -139,6 +141,11 @@ class RouterPlan:
     host: str = "127.0.0.1"
     port: int = DEFAULT_ROUTER_PORT
     config: Mapping[str, Any] = field(default_factory=dict)
+    sections: Mapping[str, str] = field(default_factory=dict)
+
+    def changed_since(self, earlier: RouterPlan) -> list[str]:
+        """The models served by both plans whose presets section differs (in this plan's order)."""
+        return [n for n in self.served if n in earlier.sections and earlier.sections[n] != self.sections[n]]
 
     @property
     def base_url(self) -> str:
@@ -201,7 +208,7 @@ def plan_router(
     served: list[str] = []
     left_out: list[LeftOut] = []
     notes: list[str] = []
-    sections: list[str] = []
+    sections: dict[str, str] = {}
     at_startup = 0
     for model in models:
         if not is_served(model):
@@ -224,7 +231,7 @@ def plan_router(
         timeout = model.get(STOP_TIMEOUT)
         if timeout is not None:
             lines.append(f"stop-timeout = {int(timeout)}")
-        sections.append("\n".join([f"[{name}]", *lines]))
+        sections[name] = "\n".join([f"[{name}]", *lines])
         served.append(name)
     if not served:
         why = "; ".join(item.message() for item in left_out) or "no model of the library is marked served"
@@ -249,7 +256,7 @@ def plan_router(
     except CommandError as exc:
         details = "; ".join(f"{column}: {message}" for column, message in exc.problems)
         raise LaunchError(f"cannot start the router: {details}") from None
-    text = "\n\n".join(["version = 1", "[*]", *sections]) + "\n"
+    text = "\n\n".join(["version = 1", "[*]", *sections.values()]) + "\n"
     return RouterPlan(
         argv=tuple(argv),
         preset_text=text,
@@ -260,6 +267,7 @@ def plan_router(
         host=settings.host,
         port=settings.port,
         config=config,
+        sections=sections,
     )
 
 

@@ -179,6 +179,7 @@ class InstanceManager(InstanceTotals, QObject):
         self._read_vram = VramReadings(nvml)  # never initialises NVML on the GUI thread
         self._router_models = RouterWatcher(interval_s=poll_interval_s, parent=self)
         self._router_plan: RouterPlan | None = None
+        self._router_settings = RouterSettings()
         self.stateChanged.connect(self._follow_router)
         if scan_orphans:
             self.rescan()
@@ -342,7 +343,7 @@ class InstanceManager(InstanceTotals, QObject):
             InstanceError: The start was refused (no binary, no router mode, no served model, the
                 port taken, already running).
         """
-        chosen = settings or RouterSettings()
+        chosen = self._router_settings = settings or RouterSettings()
         inst = self._instances.get(ROUTER_NAME)
         if inst is not None and inst.active:
             raise InstanceError(f"the router is already {inst.state.value}")
@@ -371,6 +372,36 @@ class InstanceManager(InstanceTotals, QObject):
     def router_plan(self) -> RouterPlan | None:
         """The plan of the router's latest start (served and left-out models, the base URL)."""
         return self._router_plan
+
+    def refresh_router(self) -> list[str]:
+        """The library changed: rewrite the running router's presets file and have it read it again.
+
+        A model added, removed or marked (not) served is (not) listed from now on; an edited one
+        loads with its new settings next time.
+
+        Returns:
+            What the user should know: each model that is loaded with its earlier settings (unload
+            it to apply the new ones), and each served model left out. Empty when no router runs.
+
+        Raises:
+            InstanceError: The new presets cannot be planned (e.g. no served model left); the
+                router goes on with the file it has.
+        """
+        inst = self._instances.get(ROUTER_NAME)
+        if inst is None or inst.state is not InstanceState.RUNNING:
+            return []
+        earlier = self._router_plan
+        _launch, plan = plan_router_launch(
+            self._data_dir, self._router_settings, reserved={}, port_check=False
+        )
+        self._router_plan = plan
+        self._router_models.poll(reload=True)
+        notes = [item.message() for item in plan.left_out]
+        for name in plan.changed_since(earlier) if earlier is not None else []:
+            model = self._router_models.model(name)
+            if model is not None and model.running:
+                notes.append(f"{name} is loaded with its earlier settings: unload it to apply the new ones")
+        return notes
 
     def _follow_router(self, name: str, state: str, _reason: str) -> None:
         if name != ROUTER_NAME:

@@ -220,3 +220,7 @@ class Manager(Protocol):
     def start_router(self, settings: RouterSettings | None = None) -> object:
         """Start the library router (instance ``[router]``); raises when the start is refused."""
         ...
+
+    def refresh_router(self) -> list[str]:
+        """The library changed: the running router re-reads its rewritten presets; what to tell the user."""
+        ...

@@ -59,7 +59,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def plan_router_launch(
-    data_dir: Path, settings: RouterSettings, *, reserved: dict[int, str]
+    data_dir: Path, settings: RouterSettings, *, reserved: dict[int, str], port_check: bool = True
 ) -> tuple[LaunchPlan, RouterPlan]:
     """Check everything, write the presets file and build the router's launch plan.
 
@@ -68,6 +68,7 @@ def plan_router_launch(
             options are cached in its ``cache``).
         settings: The router's settings.
         reserved: Ports held by the manager's other servers and orphans, each with who holds it.
+        port_check: Refuse a taken port (off: the running router's own presets are rewritten).
 
     Raises:
         LaunchError: The router cannot start (no binary, no router mode, no served model, its port
@@ -78,7 +79,8 @@ def plan_router_launch(
     plan = plan_router_pure(
         db.get_models(), settings, caps, binary, preset_path=str(preset), binary_problem=problem
     )
-    check_port("the router", plan.host, plan.port, reserved)
+    if port_check:
+        check_port("the router", plan.host, plan.port, reserved)
     _write_atomically(preset, plan.preset_text)
     assert binary is not None  # plan_router refuses without one
     markers = pidfile.marker_environment(
@@ -165,12 +167,19 @@ class RouterWatcher(QObject):
         """The model ``name`` as of the last poll."""
         return next((m for m in self.models if m.name == name), None)
 
-    def poll(self) -> None:
-        """Ask ``/models`` now (unless an answer is on its way)."""
-        if not self._base or self._pending is not None:
+    def poll(self, *, reload: bool = False) -> None:
+        """Ask ``/models`` now (unless an answer is on its way).
+
+        Args:
+            reload: Make the router read its presets file again (``?reload=1``): models added to it
+                appear, and an edited model's next load uses its new settings.
+        """
+        if not self._base or (self._pending is not None and not reload):
             return
+        if self._pending is not None:
+            self._pending.abort()  # its answer is older than the file
         self._sent_at = time.perf_counter()
-        reply = self._nam.get(self._request("/models"))
+        reply = self._nam.get(self._request("/models?reload=1" if reload else "/models"))
         epoch = self._epoch
         self._pending = reply
         reply.finished.connect(lambda: self._on_models(reply, epoch))

@@ -398,6 +398,7 @@ class MainWindow(QMainWindow):
     def refresh_models(self) -> None:
         """Reload the model library into the instances view (after the library changed)."""
         self.instances_model.refresh()
+        self.router_panel.library_changed()  # a running router re-reads the served models
         self.statusBar().showMessage(count_text(self.instances_model.rowCount(), "model"), 3000)
 
     # ------------------------------------------------------------------------------------------------

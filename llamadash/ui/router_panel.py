@@ -61,6 +61,7 @@ class RouterPanel(QWidget):
         self.setObjectName("routerPanel")
         self._settings = router_settings
         self._manager: Manager | None = None
+        self._extra_notes: list[str] = []  # what the last library edit meant for the running router
 
         title = QLabel("<b>Library router</b>")
         title.setToolTip("One address for the whole library: llama-server's router mode")
@@ -182,6 +183,16 @@ class RouterPanel(QWidget):
             self.refused.emit("start", "the library router", str(exc))
         self._update()
 
+    def library_changed(self) -> None:
+        """The library was edited: a running router re-reads its presets; what it says is shown."""
+        if self._manager is None:
+            return
+        try:
+            self._extra_notes = self._manager.refresh_router()
+        except (LaunchError, OSError) as exc:
+            self._extra_notes = [f"the router goes on with its earlier models: {exc}"]
+        self._update()
+
     def stop(self) -> None:
         """Stop the router and its models."""
         if self._manager is not None:
@@ -271,7 +282,10 @@ class RouterPanel(QWidget):
             reason = inst.reason.splitlines()[0] if inst is not None and inst.reason else ""
             self.state_label.setText(state.value + (f": {reason}" if reason else ""))
         self.copy_button.setEnabled(bool(self.url_edit.text()))
+        if not active:
+            self._extra_notes = []
         notes = list(plan.warnings) if plan is not None and active else []
+        notes += [note for note in self._extra_notes if note not in notes]
         self.notes_label.setText("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
         self._update_buttons()

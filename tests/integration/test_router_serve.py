@@ -327,3 +327,24 @@ def test_a_killed_serve_leaves_the_router_and_its_models_as_orphans_that_status_
     assert report["stopped_orphans"] == [router["pid"]]
     assert wait_gone(pids, timeout=5), "status --stop-orphans left a model process running"
     assert cli_json(data_dir, "status", "--json")["orphans"] == []
+
+
+def test_an_edited_library_is_read_again_by_the_running_router(qtbot, manager, tmp_path):
+    inst = manager.start_router(RouterSettings(port=free_port()))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    wait_model(qtbot, manager, "alpha", "unloaded")
+    complete(inst.url, "alpha")
+    wait_model(qtbot, manager, "alpha", "loaded")
+
+    gamma = write_tiny_gguf(tmp_path / "gamma.gguf", "gamma")
+    database.save_model({"name": "gamma", "type": "llama", "status": "stopped", "model_path": str(gamma)})
+    alpha = database.get_model_by_name("alpha")
+    database.update_model(alpha["id"], {"ctx_size": 512})
+    beta = database.get_model_by_name("beta")
+    database.update_model(beta["id"], {"served": False})
+    notes = manager.refresh_router()
+    assert notes == ["alpha is loaded with its earlier settings: unload it to apply the new ones"]
+    qtbot.waitUntil(lambda: manager.router_models.model("gamma") is not None, timeout=15_000)
+    assert "ctx-size = 512" in (manager.data_dir / "router" / "models.ini").read_text()
+    assert complete(inst.url, "gamma")["tokens_predicted"] == 4  # served without a restart
+    qtbot.waitUntil(lambda: manager.router_models.model("beta") is None, timeout=15_000)

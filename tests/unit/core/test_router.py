@@ -216,3 +216,10 @@ def test_a_failure_without_an_exit_code_still_reads_as_failed():
 def test_an_answer_that_is_not_a_routers_is_refused(body: Any, message: str):
     with pytest.raises(RouterReplyError, match=message):
         parse_models(body)
+
+
+def test_a_later_plan_tells_which_served_models_were_edited(gguf: Path):
+    before = plan([model("alpha", gguf, ctx_size=256), model("beta", gguf)])
+    after = plan([model("alpha", gguf, ctx_size=512), model("beta", gguf), model("gamma", gguf)])
+    assert after.changed_since(before) == ["alpha"]  # gamma is new, beta the same
+    assert before.sections["alpha"].startswith("[alpha]\n") and "ctx-size = 256" in before.sections["alpha"]
