@@ -348,3 +348,18 @@ def test_an_edited_library_is_read_again_by_the_running_router(qtbot, manager, t
     assert "ctx-size = 512" in (manager.data_dir / "router" / "models.ini").read_text()
     assert complete(inst.url, "gamma")["tokens_predicted"] == 4  # served without a restart
     qtbot.waitUntil(lambda: manager.router_models.model("beta") is None, timeout=15_000)
+
+
+def test_a_crashed_router_is_an_error_and_its_models_go_with_it(qtbot, manager):
+    inst = manager.start_router(RouterSettings(port=free_port()))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    complete(inst.url, "alpha")
+    assert inst.pid is not None
+    children = llama_servers_below(inst.pid)
+    assert len(children) == 1
+    os.kill(inst.pid, signal.SIGKILL)
+    wait_state(qtbot, inst, InstanceState.ERROR, timeout=15_000)
+    assert "SIGKILL" in inst.reason or "signal 9" in inst.reason or "killed" in inst.reason, inst.reason
+    assert wait_gone(children), "a model process outlived its router"
+    qtbot.waitUntil(lambda: manager.router_models.models == [], timeout=5_000)
+    assert pidfile.load_records() == []
