@@ -11,6 +11,9 @@ router itself is already up, as it is for a user), beside the time from starting
 own llama-server (spawn, ``/health`` 200, then the same request) to its first token. Medians over
 the rounds, and their ratio (target: at most 1.2x).
 
+The two alternate which comes first in each round (page cache, CPU frequency and other programs
+weigh on both alike); the machine should be otherwise idle, or the figures are noise.
+
 Swap: with ``--models-max 1``, the time from a request naming model B while A is loaded to B's
 first token (the router unloads A, then loads B), both ways.
 
@@ -149,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     swaps: list[float] = []
     polls: list[float] = []
     parses: list[float] = []
-    for _round in range(args.rounds):
-        # its own llama-server: spawn, /health 200, the request
+
+    def own_server() -> None:  # spawn, /health 200, the request
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop(proc)
 
-        # through the router (already up): the request loads the model
+    def through_router() -> None:  # the router is up; the request loads the model
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         plan = plan_router(
@@ -198,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             wait_unloaded(base, "beta")
         finally:
             stop(proc)
+
+    for index in range(args.rounds):  # the order alternates: neither side always comes first
+        for step in (own_server, through_router) if index % 2 == 0 else (through_router, own_server):
+            step()
 
     cold = routed + again
     ratio = statistics.median(cold) / statistics.median(direct)
