@@ -131,3 +131,38 @@ def test_a_refused_start_is_shown_with_its_reason(qtbot, tmp_path: Path, llama_s
             box.close()
         finally:
             shutdown(gui)
+
+
+def test_a_library_edit_asks_the_running_router_to_read_it_again_and_shows_what_it_says(qtbot):
+    from fakes import FakeManager
+
+    from llamadash.core.router import LeftOut, RouterPlan, RouterSettings
+    from llamadash.ui.router_panel import RouterPanel
+
+    class Manager(FakeManager):
+        def refresh_router(self) -> list[str]:
+            super().refresh_router()
+            return ["alpha is loaded with its earlier settings: unload it to apply the new ones"]
+
+    manager = Manager()
+    panel = RouterPanel(lambda: RouterSettings(port=8111))
+    qtbot.addWidget(panel)
+    panel.set_manager(manager)
+    assert "8111/v1" in panel.url_edit.placeholderText() and not panel.stop_button.isEnabled()
+    manager.router_plan = RouterPlan(
+        argv=("llama-server",),
+        preset_text="",
+        preset_path="",
+        served=("alpha",),
+        left_out=(LeftOut("gone", "the model file /x.gguf does not exist"),),
+        warnings=("gone is not served: the model file /x.gguf does not exist",),
+        port=8111,
+    )
+    manager.set_state(ROUTER_NAME, "running")
+    assert panel.url_edit.text() == "http://127.0.0.1:8111/v1" and panel.stop_button.isEnabled()
+    assert panel.notes_label.text() == "gone is not served: the model file /x.gguf does not exist"
+    panel.library_changed()
+    assert manager.router_refreshes == 1
+    assert "alpha is loaded with its earlier settings" in panel.notes_label.text()
+    manager.set_state(ROUTER_NAME, "stopped")
+    assert panel.notes_label.text() == "" and panel.url_edit.text() == ""
