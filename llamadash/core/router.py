@@ -19,7 +19,8 @@ Per model, the presets file carries llama-server's preset-only keys ``load-on-st
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from llamadash.core import model_export
 from llamadash.core.launch import LaunchError, plan_launch
 from llamadash.core.library_service import LOAD_ON_STARTUP, SERVED, STOP_TIMEOUT
 from llamadash.core.params import COLUMN, Capabilities, CommandError, build_command
+from llamadash.core.requests_log import RequestLogParser, RequestRecord
 from llamadash.core.settings import Settings
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "RouterModel",
     "RouterPlan",
     "RouterReplyError",
+    "RouterRequestParser",
     "RouterSettings",
     "is_served",
     "parse_models",
@@ -391,3 +394,60 @@ def parse_models(body: Any) -> list[RouterModel]:
             )
         )
     return models
+
+
+# ------------------------------------------------------------------------------------------------
+# the router's log: its models' requests
+#: The router's line that names the port of a model it starts.
+_SPAWN = re.compile(r"spawning server instance with name=(?P<name>.+?) on port (?P<port>\d+)\s*$")
+#: A line of a model's own output, which the router passes on after the model's port in brackets.
+_CHILD_LINE = re.compile(r"^\[(?P<port>\d+)\] (?P<rest>.*)$")
+#: What a line must hold to be worth a look (one substring test each).
+SPAWN_MARK = "spawning server instance with name="
+
+
+class RouterRequestParser:
+    """The requests of each model behind a router, from the router's output, one record per request.
+
+    The router passes on each model's output after ``[PORT] ``; the port of each model comes from
+    the router's own ``spawning server instance with name=NAME on port PORT`` line. Each model's
+    lines go to a :class:`~llamadash.core.requests_log.RequestLogParser` of its own, so two models'
+    slot 0 are two requests, and each record carries the model's name (the Activity view's).
+    A model's line of a port the router never named (the log was read from the middle) is skipped.
+
+    Args:
+        clock: Unix time in ms, for records whose lines come without a time.
+    """
+
+    def __init__(self, clock: Callable[[], int] | None = None) -> None:
+        self._clock = clock
+        self._names: dict[int, str] = {}
+        self._parsers: dict[int, RequestLogParser] = {}
+
+    def feed(self, line: str, at_ms: int | None = None) -> list[RequestRecord]:
+        """Read one line of the router's output; return the requests it completed."""
+        child = _CHILD_LINE.match(line)
+        if child is None:
+            spawn = _SPAWN.search(line) if SPAWN_MARK in line else None
+            if spawn is not None:
+                port = int(spawn["port"])
+                self._names[port] = spawn["name"]
+                self._parsers.pop(port, None)  # a new process on a port reused: a new run
+            return []
+        port = int(child["port"])
+        name = self._names.get(port)
+        if name is None or "| task" not in line:
+            return []
+        parser = self._parsers.get(port)
+        if parser is None:
+            parser = self._parsers[port] = (
+                RequestLogParser(name, clock=self._clock) if self._clock else RequestLogParser(name)
+            )
+        return parser.feed(child["rest"], at_ms)
+
+    def flush(self, at_ms: int | None = None) -> list[RequestRecord]:
+        """The router's output ended: every model's unfinished requests, ``INCOMPLETE``."""
+        done = [record for parser in self._parsers.values() for record in parser.flush(at_ms)]
+        self._parsers.clear()
+        self._names.clear()
+        return done

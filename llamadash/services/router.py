@@ -97,7 +97,7 @@ def plan_router_launch(
         host=plan.host,
         port=plan.port,
         binary=binary,
-        counts_requests=False,  # its children answer the requests; the router's log does not count them
+        counts_requests=True,  # its models' lines, which it passes on, say when each request is done
         warnings=plan.warnings,
         config=plan.config,
     )

@@ -148,6 +148,8 @@ def test_requests_load_models_the_limit_evicts_unload_frees_and_stop_leaves_noth
     assert llama_servers_below(router_pid) == []  # nothing loaded until asked
     # its PID record is there, under the router's name
     assert [r.model for r in pidfile.load_records()] == [ROUTER_NAME]
+    records: list[Any] = []
+    manager.requestRecorded.connect(lambda name, record: records.append((name, record.model)))
 
     answer = complete(inst.url, "alpha")
     assert answer["tokens_predicted"] == 4
@@ -159,6 +161,10 @@ def test_requests_load_models_the_limit_evicts_unload_frees_and_stop_leaves_noth
     wait_model(qtbot, manager, "beta", "loaded")
     wait_model(qtbot, manager, "alpha", "unloaded")  # --models-max 1: beta evicted alpha
     qtbot.waitUntil(lambda: len(llama_servers_below(router_pid)) == 1, timeout=15_000)
+
+    # each request is recorded as its model's (the Activity view's), from the router's log
+    qtbot.waitUntil(lambda: len(records) == 2, timeout=15_000)
+    assert records == [(ROUTER_NAME, "alpha"), (ROUTER_NAME, "beta")]
 
     child = llama_servers_below(router_pid)[0]
     manager.router_models.unload("beta")

@@ -15,10 +15,12 @@ from support import help_capabilities
 
 from llamadash.core.launch import LaunchError, MissingBinaryError
 from llamadash.core.params.capabilities import parse_help
+from llamadash.core.requests_log import RequestStatus
 from llamadash.core.router import (
     ROUTER_NAME,
     RouterModel,
     RouterReplyError,
+    RouterRequestParser,
     RouterSettings,
     parse_models,
     plan_router,
@@ -223,3 +225,31 @@ def test_a_later_plan_tells_which_served_models_were_edited(gguf: Path):
     after = plan([model("alpha", gguf, ctx_size=512), model("beta", gguf), model("gamma", gguf)])
     assert after.changed_since(before) == ["alpha"]  # gamma is new, beta the same
     assert before.sections["alpha"].startswith("[alpha]\n") and "ctx-size = 256" in before.sections["alpha"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the router's log (lines as the real b11434 router writes them)
+ROUTER_LOG = """\
+0.00.208.392 I srv          load: spawning server instance with name=alpha on port 48707
+[48707] 0.00.016.046 I srv  llama_server: model loaded
+0.00.232.061 I srv  proxy_reques: proxying request to model alpha on port 48707
+[48707] 0.00.017.527 I slot launch_slot_: id  3 | task 0 | processing task, is_child = 0
+0.00.513.019 I srv          load: spawning server instance with name=beta on port 55463
+[55463] 0.00.017.100 I slot launch_slot_: id  3 | task 0 | processing task, is_child = 0
+[48707] 0.00.018.384 I slot print_timing: id  3 | task 0 | prompt eval time =       0.51 ms /     7 tokens (    0.07 ms per token, 13618.68 tokens per second)
+[48707] 0.00.018.424 I slot print_timing: id  3 | task 0 |        eval time =       0.31 ms /     4 tokens (    0.10 ms per token,  9554.14 tokens per second)
+[48707] 0.00.018.857 I slot      release: id  3 | task 0 | stop processing: n_tokens = 10, truncated = 0
+[60000] 0.00.018.857 I slot      release: id  1 | task 5 | stop processing: n_tokens = 10, truncated = 0
+"""
+
+
+def test_each_models_requests_are_read_apart_from_the_routers_log():
+    parser = RouterRequestParser(clock=lambda: 1_000)
+    done = [record for line in ROUTER_LOG.splitlines() for record in parser.feed(line, 2_000)]
+    assert [(r.model, r.slot, r.status) for r in done] == [("alpha", 3, RequestStatus.FINISHED)]
+    assert (done[0].prompt_tokens, done[0].generated_tokens) == (7, 4)
+    # beta's slot 3 is beta's own request (not alpha's), still running when the log ends
+    assert [(r.model, r.slot, r.status) for r in parser.flush(3_000)] == [
+        ("beta", 3, RequestStatus.INCOMPLETE)
+    ]
+    assert parser.flush() == []
