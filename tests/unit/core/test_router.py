@@ -236,8 +236,8 @@ ROUTER_LOG = """\
 [48707] 0.00.017.527 I slot launch_slot_: id  3 | task 0 | processing task, is_child = 0
 0.00.513.019 I srv          load: spawning server instance with name=beta on port 55463
 [55463] 0.00.017.100 I slot launch_slot_: id  3 | task 0 | processing task, is_child = 0
-[48707] 0.00.018.384 I slot print_timing: id  3 | task 0 | prompt eval time =       0.51 ms /     7 tokens (    0.07 ms per token, 13618.68 tokens per second)
-[48707] 0.00.018.424 I slot print_timing: id  3 | task 0 |        eval time =       0.31 ms /     4 tokens (    0.10 ms per token,  9554.14 tokens per second)
+[48707] 0.00.018.384 I slot print_timing: id 3 | task 0 | prompt eval time = 0.51 ms / 7 tokens (0.07 ms per token, 13618 tokens per second)
+[48707] 0.00.018.424 I slot print_timing: id  3 | task 0 |  eval time = 0.31 ms / 4 tokens (0.10 ms per token, 9554.14 tokens per second)
 [48707] 0.00.018.857 I slot      release: id  3 | task 0 | stop processing: n_tokens = 10, truncated = 0
 [60000] 0.00.018.857 I slot      release: id  1 | task 5 | stop processing: n_tokens = 10, truncated = 0
 """
