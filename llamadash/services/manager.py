@@ -30,6 +30,7 @@ The sampler reads its figures from the :class:`~llamadash.services.totals.Instan
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from llamadash.core import library, paths
 from llamadash.core.router import ROUTER_NAME, RouterPlan, RouterSettings
 from llamadash.core.metrics import Nvml
 from llamadash.core.params.command import first_api_key
+from llamadash.core.pidfile import InstanceRecord
 from llamadash.services.figures import VramReadings
 from llamadash.services.instance import (
     DEFAULT_BUFFER_LINES,
@@ -343,16 +345,11 @@ class InstanceManager(InstanceTotals, QObject):
             InstanceError: The start was refused (no binary, no router mode, no served model, the
                 port taken, already running).
         """
-        chosen = self._router_settings = settings or RouterSettings()
+        self._router_settings = settings or RouterSettings()
         inst = self._instances.get(ROUTER_NAME)
         if inst is not None and inst.active:
             raise InstanceError(f"the router is already {inst.state.value}")
-
-        def prepare() -> LaunchPlan:
-            reserved = self._records.reserved_ports(self._instances.values(), None)
-            plan, self._router_plan = plan_router_launch(self._data_dir, chosen, reserved=reserved)
-            return plan
-
+        prepare = self._prepare_router
         if inst is None:
             inst = self._add(
                 ROUTER_NAME,
@@ -361,6 +358,33 @@ class InstanceManager(InstanceTotals, QObject):
         else:
             inst.set_prepare(prepare)
         inst.start()
+        return inst
+
+    def _prepare_router(self) -> LaunchPlan:
+        reserved = self._records.reserved_ports(self._instances.values(), None)
+        plan, self._router_plan = plan_router_launch(self._data_dir, self._router_settings, reserved=reserved)
+        return plan
+
+    def _adopt_router(self, record: InstanceRecord) -> ServerInstance:
+        """A killed dashboard's router: followed (its models too), stopped with its children, restartable."""
+        port = record.port or self._router_settings.port
+        self._router_settings = replace(self._router_settings, port=port)
+        try:  # what it serves, as far as the library now says (the base URL above all)
+            _launch, self._router_plan = plan_router_launch(
+                self._data_dir, self._router_settings, reserved={}, port_check=False
+            )
+        except (InstanceError, OSError):
+            self._router_plan = None
+        existing = self._instances.pop(ROUTER_NAME, None)
+        if existing is not None:
+            self._dispose(existing)
+            self.instanceRemoved.emit(ROUTER_NAME)
+        inst = ServerInstance(
+            ROUTER_NAME, prepare=self._prepare_router, adopted=record, **self._instance_options(ROUTER_NAME)
+        )
+        self._records.claim(ROUTER_NAME, record)
+        self._add(ROUTER_NAME, inst)
+        self.orphansChanged.emit()
         return inst
 
     @property
@@ -465,6 +489,8 @@ class InstanceManager(InstanceTotals, QObject):
         existing = self._instances.get(record.model)
         if existing is not None and existing.active:
             raise InstanceError(f"{record.model} already has a running instance")
+        if record.model == ROUTER_NAME:
+            return self._adopt_router(record)
         model = db.get_model(record.model_id) if record.model_id is not None else None
         if model is None:
             model = db.get_model_by_name(record.model)

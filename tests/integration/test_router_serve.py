@@ -369,3 +369,37 @@ def test_a_crashed_router_is_an_error_and_its_models_go_with_it(qtbot, manager):
     assert wait_gone(children), "a model process outlived its router"
     qtbot.waitUntil(lambda: manager.router_models.models == [], timeout=5_000)
     assert pidfile.load_records() == []
+
+
+def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(qtbot, data_dir: Path):
+    database.release_connection()
+    port = free_port()
+    proc = serve(data_dir, "--port", str(port))
+    wait_ready(proc)
+    complete(f"http://127.0.0.1:{port}", "alpha")
+    pids = tree(proc.pid)[1:]
+    assert len(pids) == 2  # the router and alpha's process
+    proc.kill()
+    proc.wait(10)
+    assert proc.stderr is not None
+    proc.stderr.close()
+    database.init_database(data_dir=data_dir)
+
+    manager = InstanceManager(data_dir=data_dir, poll_interval_s=0.25, stop_timeout_s=10, quit_with_app=False)
+    try:
+        (orphan,) = manager.orphans()
+        assert (orphan["model"], orphan["port"]) == (ROUTER_NAME, port)
+        inst = manager.adopt_orphan(orphan["pid"])
+        assert inst.adopted and inst.name == ROUTER_NAME
+        wait_state(qtbot, inst, InstanceState.RUNNING, timeout=15_000)
+        wait_model(qtbot, manager, "alpha", "loaded", timeout=15_000)
+        assert (
+            manager.router_plan is not None and manager.router_plan.base_url == f"http://127.0.0.1:{port}/v1"
+        )
+        inst.stop()
+        wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
+        assert wait_gone(pids, timeout=5), "stopping the adopted router left a model process running"
+        assert manager.orphans() == [] and pidfile.load_records() == []
+    finally:
+        assert manager.stop_all(10)
+        manager.close()
