@@ -236,6 +236,7 @@ class MainWindow(QMainWindow):
         # a refusal is shown in full in a message box, not cut short in the status bar
         self.instances_view.refused.connect(self.show_refusal)
         self.router_panel.refused.connect(self.show_refusal)
+        self.settingsChanged.connect(lambda _settings: self.router_panel.settings_changed())
         self.instances_view.libraryRequested.connect(self.show_library)
         self.refusal_box: QMessageBox | None = None
         self.logs_dock.show_instance(self.instances_view.current_name())

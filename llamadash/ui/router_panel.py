@@ -62,6 +62,7 @@ class RouterPanel(QWidget):
         self._settings = router_settings
         self._manager: Manager | None = None
         self._extra_notes: list[str] = []  # what the last library edit meant for the running router
+        self._started_with: RouterSettings | None = None  # the settings of the router this panel started
 
         title = QLabel("<b>Library router</b>")
         title.setToolTip("One address for the whole library: llama-server's router mode")
@@ -177,8 +178,10 @@ class RouterPanel(QWidget):
         """Start the router (Serve the library)."""
         if self._manager is None:
             return
+        settings = self._settings()
         try:
-            self._manager.start_router(self._settings())
+            self._manager.start_router(settings)
+            self._started_with = settings
         except (LaunchError, OSError) as exc:  # a refusal: its text says why, for the user
             self.refused.emit("start", "the library router", str(exc))
         self._update()
@@ -191,6 +194,10 @@ class RouterPanel(QWidget):
             self._extra_notes = self._manager.refresh_router()
         except (LaunchError, OSError) as exc:
             self._extra_notes = [f"the router goes on with its earlier models: {exc}"]
+        self._update()
+
+    def settings_changed(self) -> None:
+        """The Settings were saved: a running router keeps its own until it is restarted (said so)."""
         self._update()
 
     def stop(self) -> None:
@@ -286,6 +293,8 @@ class RouterPanel(QWidget):
             self._extra_notes = []
         notes = list(plan.warnings) if plan is not None and active else []
         notes += [note for note in self._extra_notes if note not in notes]
+        if active and self._started_with is not None and self._started_with != settings:
+            notes.append("The Router settings changed: Stop, then Serve the library again, to apply them.")
         self.notes_label.setText("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
         self._update_buttons()

@@ -166,3 +166,28 @@ def test_a_library_edit_asks_the_running_router_to_read_it_again_and_shows_what_
     assert "alpha is loaded with its earlier settings" in panel.notes_label.text()
     manager.set_state(ROUTER_NAME, "stopped")
     assert panel.notes_label.text() == "" and panel.url_edit.text() == ""
+
+
+def test_changed_router_settings_say_how_to_apply_them_to_the_running_router(qtbot):
+    from fakes import FakeManager
+
+    from llamadash.core.router import RouterPlan, RouterSettings
+    from llamadash.ui.router_panel import RouterPanel
+
+    chosen = [RouterSettings(port=8111)]
+    manager = FakeManager()
+    panel = RouterPanel(lambda: chosen[0])
+    qtbot.addWidget(panel)
+    panel.set_manager(manager)
+    panel.serve()
+    assert manager.router_starts == [RouterSettings(port=8111)]
+    manager.router_plan = RouterPlan(
+        argv=("llama-server",), preset_text="", preset_path="", served=("a",), port=8111
+    )
+    manager.set_state(ROUTER_NAME, "running")
+    assert panel.notes_label.text() == ""
+    chosen[0] = RouterSettings(port=8111, max_models=1)
+    panel.settings_changed()
+    assert "Stop, then Serve the library again" in panel.notes_label.text()
+    manager.set_state(ROUTER_NAME, "stopped")
+    assert panel.notes_label.text() == "" and panel.serve_button.isEnabled()

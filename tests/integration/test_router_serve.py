@@ -292,6 +292,13 @@ def test_cli_serve_status_and_sigterm_leave_no_process(data_dir: Path):
     (router,) = cli_json(data_dir, "status", "--json")["routers"]
     assert router["kind"] == "foreign" and router["owner_pid"] == proc.pid
     assert [(m["name"], m["state"]) for m in router["models"]] == [("alpha", "loaded")]
+    out = io.StringIO()
+    assert cli_run(["--data-dir", str(data_dir), "status"], out, io.StringIO()) == 0
+    text = out.getvalue()
+    assert (
+        f"router at http://127.0.0.1:{port}/v1 (pid {router['pid']}, run by llamadash pid {proc.pid})" in text
+    )
+    assert "  alpha  loaded" in text.splitlines()
     pids = tree(proc.pid)[1:]
     assert len(pids) == 2  # the router and alpha's process
 
