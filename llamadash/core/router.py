@@ -399,9 +399,9 @@ def parse_models(body: Any) -> list[RouterModel]:
 # ------------------------------------------------------------------------------------------------
 # the router's log: its models' requests
 #: The router's line that names the port of a model it starts.
-_SPAWN = re.compile(r"spawning server instance with name=(?P<name>.+?) on port (?P<port>\d+)\s*$")
+_SPAWN = re.compile(r"spawning server instance with name=(?P<name>.+?) on port (?P<number>\d+)\s*$")
 #: A line of a model's own output, which the router passes on after the model's port in brackets.
-_CHILD_LINE = re.compile(r"^\[(?P<port>\d+)\] (?P<rest>.*)$")
+_CHILD_LINE = re.compile(r"^\[(?P<number>\d+)\] (?P<rest>.*)$")
 #: What a line must hold to be worth a look (one substring test each).
 SPAWN_MARK = "spawning server instance with name="
 
@@ -430,11 +430,11 @@ class RouterRequestParser:
         if child is None:
             spawn = _SPAWN.search(line) if SPAWN_MARK in line else None
             if spawn is not None:
-                port = int(spawn["port"])
+                port = int(spawn["number"])
                 self._names[port] = spawn["name"]
                 self._parsers.pop(port, None)  # a new process on a port reused: a new run
             return []
-        port = int(child["port"])
+        port = int(child["number"])
         name = self._names.get(port)
         if name is None or "| task" not in line:
             return []
