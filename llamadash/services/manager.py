@@ -24,13 +24,14 @@ and is recorded the moment its process exists (:attr:`ServerInstance.spawned`, m
 ``instance_pids``), so a dashboard killed at any moment leaves nothing the next start cannot find.
 
 Request records are stored in batches on a thread of their own (:mod:`~llamadash.services.request_store`).
-The sampler reads its figures from the :class:`~llamadash.services.totals.InstanceTotals` mixin. QtCore only.
+The sampler reads its figures from the :class:`~llamadash.services.totals.InstanceTotals` mixin; the
+library router (llama-server in router mode, one more instance) is the
+:class:`~llamadash.services.router_control.RouterControl` mixin's. QtCore only.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,6 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from llamadash.core import database as db
 from llamadash.core import library, paths
-from llamadash.core.router import ROUTER_NAME, RouterPlan, RouterSettings
 from llamadash.core.metrics import Nvml
 from llamadash.core.params.command import first_api_key
 from llamadash.core.pidfile import InstanceRecord
@@ -59,7 +59,7 @@ from llamadash.services.quitting import quit_on_signals
 from llamadash.services.records import InstanceRecords
 from llamadash.services.relay import InstanceRelay, stop_instances
 from llamadash.services.request_store import RequestStore
-from llamadash.services.router import RouterWatcher, plan_router_launch
+from llamadash.services.router_control import RouterControl
 from llamadash.services.totals import InstanceTotals
 
 __all__ = [
@@ -78,7 +78,7 @@ AUTORESTART_KEY_PREFIX = db.AUTORESTART_KEY_PREFIX  # before db version 3; the u
 DEFAULT_PORT = library.LLAMA_SERVER_DEFAULT_PORT
 
 
-class InstanceManager(InstanceTotals, QObject):
+class InstanceManager(InstanceTotals, RouterControl, QObject):
     """All server instances of the dashboard, by model name.
 
     Args:
@@ -179,10 +179,7 @@ class InstanceManager(InstanceTotals, QObject):
         """Stores the request records (batched, off this thread)."""
         self.requestRecorded.connect(self.requests.record)
         self._read_vram = VramReadings(nvml)  # never initialises NVML on the GUI thread
-        self._router_models = RouterWatcher(interval_s=poll_interval_s, parent=self)
-        self._router_plan: RouterPlan | None = None
-        self._router_settings = RouterSettings()
-        self.stateChanged.connect(self._follow_router)
+        self._init_router(poll_interval_s)  # the library router (RouterControl)
         if scan_orphans:
             self.rescan()
         app = QCoreApplication.instance()
@@ -332,110 +329,6 @@ class InstanceManager(InstanceTotals, QObject):
         inst.start()
         return inst
 
-    # -- the library router -------------------------------------------------------------------------
-
-    def start_router(self, settings: RouterSettings | None = None) -> ServerInstance:
-        """Start the library router (llama-server in router mode) serving every model marked served.
-
-        Its instance is :meth:`instance` (:data:`~llamadash.core.router.ROUTER_NAME`), stopped,
-        restarted and followed like any other; :attr:`router_models` follows its models. A served
-        model the build cannot start is left out, named in the instance's warnings.
-
-        Raises:
-            InstanceError: The start was refused (no binary, no router mode, no served model, the
-                port taken, already running).
-        """
-        self._router_settings = settings or RouterSettings()
-        inst = self._instances.get(ROUTER_NAME)
-        if inst is not None and inst.active:
-            raise InstanceError(f"the router is already {inst.state.value}")
-        prepare = self._prepare_router
-        if inst is None:
-            inst = self._add(
-                ROUTER_NAME,
-                ServerInstance(ROUTER_NAME, prepare=prepare, **self._instance_options(ROUTER_NAME)),
-            )
-        else:
-            inst.set_prepare(prepare)
-        inst.start()
-        return inst
-
-    def _prepare_router(self) -> LaunchPlan:
-        reserved = self._records.reserved_ports(self._instances.values(), None)
-        plan, self._router_plan = plan_router_launch(self._data_dir, self._router_settings, reserved=reserved)
-        return plan
-
-    def _adopt_router(self, record: InstanceRecord) -> ServerInstance:
-        """A killed dashboard's router: followed (its models too), stopped with its children, restartable."""
-        port = record.port or self._router_settings.port
-        self._router_settings = replace(self._router_settings, port=port)
-        try:  # what it serves, as far as the library now says (the base URL above all)
-            _launch, self._router_plan = plan_router_launch(
-                self._data_dir, self._router_settings, reserved={}, port_check=False
-            )
-        except (InstanceError, OSError):
-            self._router_plan = None
-        existing = self._instances.pop(ROUTER_NAME, None)
-        if existing is not None:
-            self._dispose(existing)
-            self.instanceRemoved.emit(ROUTER_NAME)
-        inst = ServerInstance(
-            ROUTER_NAME, prepare=self._prepare_router, adopted=record, **self._instance_options(ROUTER_NAME)
-        )
-        self._records.claim(ROUTER_NAME, record)
-        self._add(ROUTER_NAME, inst)
-        self.orphansChanged.emit()
-        return inst
-
-    @property
-    def router_models(self) -> RouterWatcher:
-        """The library router's models and their states (polled while the router runs)."""
-        return self._router_models
-
-    @property
-    def router_plan(self) -> RouterPlan | None:
-        """The plan of the router's latest start (served and left-out models, the base URL)."""
-        return self._router_plan
-
-    def refresh_router(self) -> list[str]:
-        """The library changed: rewrite the running router's presets file and have it read it again.
-
-        A model added, removed or marked (not) served is (not) listed from now on; an edited one
-        loads with its new settings next time.
-
-        Returns:
-            What the user should know: each model that is loaded with its earlier settings (unload
-            it to apply the new ones), and each served model left out. Empty when no router runs.
-
-        Raises:
-            InstanceError: The new presets cannot be planned (e.g. no served model left); the
-                router goes on with the file it has.
-        """
-        inst = self._instances.get(ROUTER_NAME)
-        if inst is None or inst.state is not InstanceState.RUNNING:
-            return []
-        earlier = self._router_plan
-        _launch, plan = plan_router_launch(
-            self._data_dir, self._router_settings, reserved={}, port_check=False
-        )
-        self._router_plan = plan
-        self._router_models.poll(reload=True)
-        notes = [item.message() for item in plan.left_out]
-        for name in plan.changed_since(earlier) if earlier is not None else []:
-            model = self._router_models.model(name)
-            if model is not None and model.running:
-                notes.append(f"{name} is loaded with its earlier settings: unload it to apply the new ones")
-        return notes
-
-    def _follow_router(self, name: str, state: str, _reason: str) -> None:
-        if name != ROUTER_NAME:
-            return
-        inst = self._instances.get(ROUTER_NAME)
-        if state == InstanceState.RUNNING.value and inst is not None:
-            self.router_models.watch(inst.url, inst.api_key)
-        elif state != InstanceState.LOADING.value:
-            self.router_models.halt()
-
     # -- auto-restart ---------------------------------------------------------------------------------
 
     def autorestart(self, name: str) -> bool:
@@ -489,7 +382,7 @@ class InstanceManager(InstanceTotals, QObject):
         existing = self._instances.get(record.model)
         if existing is not None and existing.active:
             raise InstanceError(f"{record.model} already has a running instance")
-        if record.model == ROUTER_NAME:
+        if self.is_router_record(record):
             return self._adopt_router(record)
         model = db.get_model(record.model_id) if record.model_id is not None else None
         if model is None:
@@ -511,14 +404,7 @@ class InstanceManager(InstanceTotals, QObject):
             api_key=first_api_key(model or {}),
             **options,
         )
-        if existing is not None:
-            self._instances.pop(name)
-            self._dispose(existing)
-            self.instanceRemoved.emit(name)
-        self._records.claim(name, record)  # ours now: another dashboard must not take it for an orphan
-        self._add(name, inst)
-        self.orphansChanged.emit()
-        return inst
+        return self._adopted(name, record, inst)
 
     def stop_orphans(self, timeout_s: float = 5.0) -> list[int]:
         """Stop every orphan (terminate, then kill after ``timeout_s``); blocking but bounded.
@@ -546,6 +432,17 @@ class InstanceManager(InstanceTotals, QObject):
             "auto_restart": self.autorestart(name),
             "vram_reader": self._read_vram,
         }
+
+    def _adopted(self, name: str, record: InstanceRecord, inst: ServerInstance) -> ServerInstance:
+        """``inst`` (adopting the orphan ``record``) replaces any instance of ``name``."""
+        existing = self._instances.pop(name, None)
+        if existing is not None:
+            self._dispose(existing)
+            self.instanceRemoved.emit(name)
+        self._records.claim(name, record)  # ours now: another dashboard must not take it for an orphan
+        self._add(name, inst)
+        self.orphansChanged.emit()
+        return inst
 
     def _add(self, name: str, inst: ServerInstance) -> ServerInstance:
         inst.setParent(self)
