@@ -27,7 +27,15 @@ from llamadash import __version__, cli_bench, cli_remote, cli_workers
 from llamadash.core import database as db
 from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
-from llamadash.core.library_service import AUTO_RESTART, Library, LibraryError, running_by_process_records
+from llamadash import cli_serve
+from llamadash.core.library_service import (
+    AUTO_RESTART,
+    OWN_SWITCHES,
+    STOP_TIMEOUT,
+    Library,
+    LibraryError,
+    running_by_process_records,
+)
 from llamadash.core.llama_server import (
     METADATA_KEY,
     LlamaServerNotFound,
@@ -117,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         "set",
         help="change parameters: KEY=VALUE (empty VALUE resets to the default); extra llama-server "
         "flags as --flag=VALUE, --flag (a switch) or --flag= (take it out); auto_restart=on|off "
-        "restarts the server after a crash",
+        "restarts the server after a crash; served=on|off, load_on_startup=on|off and "
+        "stop_timeout_s=SECONDS are the library router's (llamadash serve)",
     )
     p.add_argument("name")
     p.add_argument("assignments", metavar="KEY=VALUE", nargs="+")
@@ -187,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the model may take to load (default: 600)",
     )
     cli_remote.add_run_arguments(p)
+    cli_serve.add_parser(sub)
     p = sub.add_parser("status", help="every model's state, PID and port, and llama-servers left behind")
     p.add_argument("--json", action="store_true")
     p.add_argument(
@@ -292,13 +302,15 @@ def _parse_assignments(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, 
             if not text.strip():
                 raise CliError(f"{key} may not be empty")
             values[key] = text.strip()
-        elif key == AUTO_RESTART:  # llamadash's own setting, not a llama-server parameter
+        elif key in OWN_SWITCHES:  # llamadash's own settings, not llama-server parameters
             enabled = parse_bool(text)
             if enabled is None:
-                raise CliError(f"{AUTO_RESTART} is on or off (or true/false, 1/0), got {text!r}")
+                raise CliError(f"{key} is on or off (or true/false, 1/0), got {text!r}")
             values[key] = enabled
         elif key == cli_remote.REMOTE_URL:  # a remote server's address (checked by the library)
             values[key] = text.strip()
+        elif key == STOP_TIMEOUT:
+            values[key] = cli_serve.stop_timeout_value(text)
         elif key in schema:
             values[key] = schema[key].from_text(text)
         else:
@@ -449,6 +461,7 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Pat
         print(f"{AUTO_RESTART}: {'on' if shown.get(AUTO_RESTART) else 'off'}", file=out)
         if shown.get(cli_remote.REMOTE_URL):
             print(f"remote server: {shown[cli_remote.REMOTE_URL]} (attached, never started here)", file=out)
+        cli_serve.print_router_settings(shown, out)
         schema = load_schema()
         for section, params in schema.sections().items():
             shown_values = [(p, shown.get(p.column)) for p in params if shown.get(p.column) is not None]
@@ -888,8 +901,12 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         {"pid": r.pid, "port": r.port, "model": r.model, "url": r.url, "started_at_ms": r.started_at_ms}
         for r in found.orphans
     ]
+    routers = cli_serve.router_status(
+        [*((r, "foreign") for r in found.foreign), *((r, "orphan") for r in found.orphans)]
+    )
     if args.json:
-        json.dump({"models": models, "orphans": orphan_rows, "stopped_orphans": stopped}, out, indent=2)
+        document = {"models": models, "orphans": orphan_rows, "stopped_orphans": stopped, "routers": routers}
+        json.dump(document, out, indent=2)
         print(file=out)
         return 0
     if stopped:
@@ -916,6 +933,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
     else:
         print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
+    cli_serve.print_router_status(routers, out)
     if orphan_rows:
         print(
             "\nllama-server processes left behind by a dashboard that was killed "
@@ -930,6 +948,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------------------------
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CliError,
+    cli_serve.ServeError,
     LibraryError,
     model_export.ModelFormatError,
     db.DatabaseError,
@@ -986,6 +1005,7 @@ def run(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = Non
         "metrics": lambda d: cmd_metrics(args, out),
         "activity": lambda d: cmd_activity(args, out),
         "run": lambda d: cmd_run(args, out, err, d),
+        "serve": lambda d: cli_serve.cmd_serve(args, out, err, d),
         "status": lambda d: cmd_status(args, out, err),
         "workers": lambda d: cli_workers.cmd_workers(args, out, err, d),
         cli_bench.FIT_COMMAND: lambda d: cli_bench.cmd_fit(args, out, err, d),

@@ -19,8 +19,10 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from llamadash.core.diagnosis import Diagnosis
+from llamadash.core.router import RouterPlan, RouterSettings
 from llamadash.core.serverlog import log_file_name
 from llamadash.core.states import ACTIVE_STATES, InstanceState
+from llamadash.services.router import RouterWatcher
 
 __all__ = ["FakeFigures", "FakeInstance", "FakeManager"]
 
@@ -115,6 +117,10 @@ class FakeManager(QObject):
         self.adopted: list[int] = []
         self.stopped_with: list[float] = []  # stop_all's timeouts
         self.closed = False
+        self.router_models = RouterWatcher()  # the real watcher: it polls nothing until told to
+        self.router_plan: RouterPlan | None = None
+        self.router_starts: list[RouterSettings | None] = []
+        self.router_refreshes = 0  # refresh_router calls (the library changed)
 
     # -- driven by the test --------------------------------------------------------------------------
 
@@ -176,3 +182,12 @@ class FakeManager(QObject):
 
     def close(self) -> None:
         self.closed = True
+
+    def start_router(self, settings: RouterSettings | None = None) -> None:
+        if self.refuse:
+            raise RuntimeError(self.refuse)
+        self.router_starts.append(settings)
+
+    def refresh_router(self) -> list[str]:
+        self.router_refreshes += 1
+        return []

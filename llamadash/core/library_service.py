@@ -50,8 +50,17 @@ ConfigCheck = Callable[[Mapping[str, Any], set[str]], None]
 #: llamadash's own on/off setting on a model's row: restart its server after a crash (not a
 #: llama-server parameter; :meth:`Library.set_parameters` takes it as True or False).
 AUTO_RESTART = "auto_restart"
+#: llamadash's own settings of the library router on a model's row (:mod:`llamadash.core.router`):
+#: served (on/off), loaded when the router starts (on/off), its stop timeout (seconds or ``None``).
+SERVED = "served"
+LOAD_ON_STARTUP = "load_on_startup"
+STOP_TIMEOUT = "stop_timeout_s"
+#: The on/off settings of llamadash's own, each True or False.
+OWN_SWITCHES = (AUTO_RESTART, SERVED, LOAD_ON_STARTUP)
+#: Every setting of llamadash's own (not checked against the llama-server build).
+OWN_SETTINGS = (*OWN_SWITCHES, STOP_TIMEOUT)
 #: Columns that describe the entry rather than llama-server's parameters.
-_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", AUTO_RESTART, REMOTE_URL)
+_ENTRY_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", *OWN_SETTINGS, REMOTE_URL)
 
 
 class LibraryStore(Protocol):
@@ -512,7 +521,8 @@ class Library:
 
         Args:
             values: columns to set (``None`` resets a parameter to llama-server's default), and
-                :data:`AUTO_RESTART` as True or False (llamadash's own setting: not checked
+                :data:`AUTO_RESTART`, :data:`SERVED` and :data:`LOAD_ON_STARTUP` as True or False and
+                :data:`STOP_TIMEOUT` as seconds or ``None`` (llamadash's own settings: not checked
                 against the build; a running server takes it at its next start, or at once through
                 the window's instance manager, ``set_autorestart``).
             custom: custom flags to set (``{"--flag": "value"}``, ``True`` for a switch) or, with
@@ -675,17 +685,31 @@ class Library:
                 raise InvalidSource(str(exc)) from None
             if changes[REMOTE_URL] == model[REMOTE_URL]:
                 del changes[REMOTE_URL]
-        if AUTO_RESTART in changes:
-            enabled = changes[AUTO_RESTART]
+        for switch in OWN_SWITCHES:
+            if switch not in changes:
+                continue
+            enabled = changes[switch]
             if not isinstance(enabled, bool):
-                raise LibraryError(f"{AUTO_RESTART} is on or off, got {enabled!r}")
-            if enabled == bool(model.get(AUTO_RESTART)):
-                del changes[AUTO_RESTART]
+                raise LibraryError(f"{switch} is on or off, got {enabled!r}")
+            if enabled == bool(model.get(switch)):
+                del changes[switch]
+        if STOP_TIMEOUT in changes:
+            seconds = changes[STOP_TIMEOUT]
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0
+            ):
+                raise LibraryError(
+                    f"{STOP_TIMEOUT} is a whole number of seconds (0 or more), got {seconds!r}"
+                )
+            if seconds == model.get(STOP_TIMEOUT):
+                del changes[STOP_TIMEOUT]
         if not changes:
             return Changed(model, {})
         if check is not None and not model.get(REMOTE_URL):
             # auto_restart is llamadash's own setting, not llama-server's: no check of the build
-            params = {k: v for k, v in changes.items() if k not in ("name", "type", AUTO_RESTART, REMOTE_URL)}
+            params = {
+                k: v for k, v in changes.items() if k not in ("name", "type", *OWN_SETTINGS, REMOTE_URL)
+            }
             check({**_params_of(model), **params}, set(params) or {"-"})
         return Changed(self.store.update_model(int(model["id"]), changes), changes)
 

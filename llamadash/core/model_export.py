@@ -67,6 +67,7 @@ __all__ = [
     "parse_models_text",
     "parse_presets",
     "plan_import",
+    "preset_lines",
 ]
 
 FORMAT_NAME = "llamadash-models"
@@ -167,17 +168,9 @@ def export_presets(models: Iterable[Mapping[str, Any]]) -> str:
         name = str(model["name"])
         if any(c in name for c in "[]\n\r") or name != name.strip():
             raise ModelFormatError(f"the model name {name!r} cannot be a presets section name")
-        lines.append(f"[{name}]")
         argv, _env = _argv(model)
-        seen: set[str] = set()
-        for flag, value in _flag_pairs(argv[1:]):
-            if flag in ROUTER_MANAGED_FLAGS:  # the router sets them itself
-                continue
-            key = flag.lstrip("-")
-            if key in seen:
-                raise ModelFormatError(f"{name}: {flag} appears twice, which a presets file cannot express")
-            seen.add(key)
-            lines.append(f"{key} = {'true' if value is None else value}")
+        lines.append(f"[{name}]")
+        lines.extend(preset_lines(name, argv[1:]))
         lines.append("")
     return "\n".join(lines)
 
@@ -186,6 +179,28 @@ def _remote_note(model: Mapping[str, Any]) -> str:
     """A comment line that a remote server was left out (it is not run here)."""
     text = f"{model['name']}: a remote server at {model[REMOTE_URL]}, left out (not run here)"
     return "# " + "".join(c if c.isprintable() else "?" for c in text)
+
+
+def preset_lines(name: str, arguments: Sequence[str]) -> list[str]:
+    """The ``key = value`` lines of a presets section from a model's llama-server arguments.
+
+    What the router sets itself for each model (``ROUTER_MANAGED_FLAGS``: host, port, alias, API
+    key) is left out; a switch is ``flag = true``.
+
+    Raises:
+        ModelFormatError: A flag appears twice, which a presets file cannot express.
+    """
+    lines = []
+    seen: set[str] = set()
+    for flag, value in _flag_pairs(arguments):
+        if flag in ROUTER_MANAGED_FLAGS:  # the router sets them itself
+            continue
+        key = flag.lstrip("-")
+        if key in seen:
+            raise ModelFormatError(f"{name}: {flag} appears twice, which a presets file cannot express")
+        seen.add(key)
+        lines.append(f"{key} = {'true' if value is None else value}")
+    return lines
 
 
 def _argv(model: Mapping[str, Any], *, binary: str = "llama-server") -> tuple[list[str], dict[str, str]]:

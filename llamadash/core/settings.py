@@ -286,6 +286,41 @@ class Settings:
         maximum=100,
         unit="%",
     )
+    router_port: int = setting(
+        8090,
+        title="Router port",
+        help="The one port of the library router (Serve the library): clients use http://127.0.0.1:PORT/v1.",
+        group="Router",
+        minimum=1,
+        maximum=65535,
+        unit="TCP",
+    )
+    router_max_models: int = setting(
+        4,
+        title="Models loaded at once",
+        help="The most models the router keeps loaded; a request for another unloads the least recently "
+        "used one. 0: no limit.",
+        group="Router",
+        minimum=0,
+        maximum=256,
+        unit="models",
+    )
+    router_autoload: bool = setting(
+        True,
+        title="Load a model when a request names it",
+        help="Off: a request for a model that is not loaded fails until you load it (Load in Instances).",
+        group="Router",
+    )
+    router_idle_s: int = setting(
+        0,
+        title="Idle time before a model sleeps",
+        help="Seconds without requests after which a loaded model is put to sleep (its memory freed; the "
+        "next request wakes it). 0: never.",
+        group="Router",
+        minimum=0,
+        maximum=7 * 24 * 3600,
+        unit="s",
+    )
 
     prometheus_address: str = setting(
         "",

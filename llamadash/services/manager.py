@@ -24,7 +24,9 @@ and is recorded the moment its process exists (:attr:`ServerInstance.spawned`, m
 ``instance_pids``), so a dashboard killed at any moment leaves nothing the next start cannot find.
 
 Request records are stored in batches on a thread of their own (:mod:`~llamadash.services.request_store`).
-The sampler reads its figures from the :class:`~llamadash.services.totals.InstanceTotals` mixin. QtCore only.
+The sampler reads its figures from the :class:`~llamadash.services.totals.InstanceTotals` mixin; the
+library router (llama-server in router mode, one more instance) is the
+:class:`~llamadash.services.router_control.RouterControl` mixin's. QtCore only.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from llamadash.core import database as db
 from llamadash.core import library, paths
 from llamadash.core.metrics import Nvml
 from llamadash.core.params.command import first_api_key
+from llamadash.core.pidfile import InstanceRecord
 from llamadash.core.remote import REMOTE_URL, is_remote
 from llamadash.services.figures import VramReadings
 from llamadash.services.instance import (
@@ -57,6 +60,7 @@ from llamadash.services.quitting import quit_on_signals
 from llamadash.services.records import InstanceRecords
 from llamadash.services.relay import InstanceRelay, stop_instances
 from llamadash.services.request_store import RequestStore
+from llamadash.services.router_control import RouterControl
 from llamadash.services.totals import InstanceTotals
 
 __all__ = [
@@ -75,7 +79,7 @@ AUTORESTART_KEY_PREFIX = db.AUTORESTART_KEY_PREFIX  # before db version 3; the u
 DEFAULT_PORT = library.LLAMA_SERVER_DEFAULT_PORT
 
 
-class InstanceManager(InstanceTotals, QObject):
+class InstanceManager(InstanceTotals, RouterControl, QObject):
     """All server instances of the dashboard, by model name.
 
     Args:
@@ -176,6 +180,7 @@ class InstanceManager(InstanceTotals, QObject):
         """Stores the request records (batched, off this thread)."""
         self.requestRecorded.connect(self.requests.record)
         self._read_vram = VramReadings(nvml)  # never initialises NVML on the GUI thread
+        self._init_router(poll_interval_s)  # the library router (RouterControl)
         if scan_orphans:
             self.rescan()
         app = QCoreApplication.instance()
@@ -403,6 +408,8 @@ class InstanceManager(InstanceTotals, QObject):
         existing = self._instances.get(record.model)
         if existing is not None and existing.active:
             raise InstanceError(f"{record.model} already has a running instance")
+        if self.is_router_record(record):
+            return self._adopt_router(record)
         model = db.get_model(record.model_id) if record.model_id is not None else None
         if model is None:
             model = db.get_model_by_name(record.model)
@@ -423,14 +430,7 @@ class InstanceManager(InstanceTotals, QObject):
             api_key=first_api_key(model or {}),
             **options,
         )
-        if existing is not None:
-            self._instances.pop(name)
-            self._dispose(existing)
-            self.instanceRemoved.emit(name)
-        self._records.claim(name, record)  # ours now: another dashboard must not take it for an orphan
-        self._add(name, inst)
-        self.orphansChanged.emit()
-        return inst
+        return self._adopted(name, record, inst)
 
     def stop_orphans(self, timeout_s: float = 5.0) -> list[int]:
         """Stop every orphan (terminate, then kill after ``timeout_s``); blocking but bounded.
@@ -458,6 +458,17 @@ class InstanceManager(InstanceTotals, QObject):
             "auto_restart": self.autorestart(name),
             "vram_reader": self._read_vram,
         }
+
+    def _adopted(self, name: str, record: InstanceRecord, inst: ServerInstance) -> ServerInstance:
+        """``inst`` (adopting the orphan ``record``) replaces any instance of ``name``."""
+        existing = self._instances.pop(name, None)
+        if existing is not None:
+            self._dispose(existing)
+            self.instanceRemoved.emit(name)
+        self._records.claim(name, record)  # ours now: another dashboard must not take it for an orphan
+        self._add(name, inst)
+        self.orphansChanged.emit()
+        return inst
 
     def _add(self, name: str, inst: ServerInstance) -> ServerInstance:
         inst.setParent(self)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from llamadash.core import serverlog
 from llamadash.core.requests_log import RequestLogParser, RequestRecord
+from llamadash.core.router import ROUTER_NAME, SPAWN_MARK, RouterRequestParser
 from llamadash.core.serverlog import EventKind, LineSplitter, LogEvent, RotatingLogFile
 from llamadash.services.restart_policy import CRASH_TAIL_LINES, ExitOutcome
 
@@ -100,7 +101,10 @@ class OutputPipe:
         self._on_progress = on_progress
         self._on_file_problem = on_file_problem
         self._on_record = on_record
-        self._requests = RequestLogParser(model)
+        # the library router's output holds its models' lines: each model's requests are its own
+        self._requests: RequestLogParser | RouterRequestParser = (
+            RouterRequestParser() if model == ROUTER_NAME else RequestLogParser(model)
+        )
         self.loading = False
         """Set by the owner while the model loads: only then do progress lines count."""
         self.progress: tuple[float | None, str] = (None, "")
@@ -210,6 +214,8 @@ class OutputPipe:
             if "| task" in line:  # a slot line (one substring test for all the others)
                 read_at_ms = read_at_ms or time.time_ns() // 1_000_000
                 self._hand_on(requests.feed(line, read_at_ms))
+            elif SPAWN_MARK in line:  # the router names a model's port
+                requests.feed(line)
             on_line(line)
 
     def _hand_on(self, records: list[RequestRecord]) -> None:

@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from PySide6.QtCore import SignalInstance
 
 from llamadash.core.diagnosis import Diagnosis
+from llamadash.core.router import RouterPlan, RouterSettings
 from llamadash.core.states import InstanceState
+from llamadash.services.router import RouterWatcher
 
 __all__ = ["Instance", "Manager"]
 
@@ -203,4 +205,22 @@ class Manager(Protocol):
 
     def close(self) -> None:
         """Release what the manager holds (NVML); the instances are not stopped."""
+        ...
+
+    @property
+    def router_models(self) -> RouterWatcher:
+        """The library router's models and their states; loads and unloads them."""
+        ...
+
+    @property
+    def router_plan(self) -> RouterPlan | None:
+        """The plan of the router's latest start (served and left-out models, base URL), if any."""
+        ...
+
+    def start_router(self, settings: RouterSettings | None = None) -> object:
+        """Start the library router (instance ``[router]``); raises when the start is refused."""
+        ...
+
+    def refresh_router(self) -> list[str]:
+        """The library changed: the running router re-reads its rewritten presets; what to tell the user."""
         ...

@@ -69,7 +69,7 @@ class InstanceRecords:
             for r in self.orphans
         ]
 
-    def reserved_ports(self, instances: Iterable[ServerInstance], model_id: int) -> dict[int, str]:
+    def reserved_ports(self, instances: Iterable[ServerInstance], model_id: int | None) -> dict[int, str]:
         """The ports that model ``model_id`` may not take, each with who holds it (for the port check).
 
         Those of the other active instances of the library, and of the orphans.

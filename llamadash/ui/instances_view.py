@@ -834,6 +834,12 @@ class InstancesView(QWidget):
             self.table.selectRow(0)
         self._on_model_changed()
 
+    def add_footer(self, widget: QWidget) -> None:
+        """Put ``widget`` under the table (the library router's panel)."""
+        layout = self.layout()
+        assert layout is not None
+        layout.addWidget(widget)
+
     # -- selection ----------------------------------------------------------------------------------
 
     def _remember_selection(self) -> None:

@@ -62,6 +62,7 @@ from llamadash import APP_NAME, __version__
 from llamadash.core import settings as settings_mod
 from llamadash.core.events import InstanceEvent
 from llamadash.core.llama_server import configured_capabilities
+from llamadash.core.router import RouterSettings
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
 from llamadash.services.metrics_endpoint import EndpointSwitch
@@ -70,6 +71,7 @@ from llamadash.ui.activity_view import ActivityView, RequestsSource
 from llamadash.ui.charts import ChartBoard, ChartDock
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
+from llamadash.ui.router_panel import RouterPanel
 from llamadash.ui.logs_dock import LogsDock
 from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
 from llamadash.ui.theme import Theme, apply_theme, error_style_sheet
@@ -182,6 +184,8 @@ class MainWindow(QMainWindow):
         # no manager yet: set_manager gives it to the table, the log and the tray once it has started
         self.instances_model = InstancesModel(load_models, None, parent=self)
         self.instances_view = InstancesView(self.instances_model, show_buttons=False)
+        self.router_panel = RouterPanel(lambda: RouterSettings.of(self.settings))  # serve the library
+        self.instances_view.add_footer(self.router_panel)
         self.workspace = QTabWidget()
         self.workspace.setObjectName("workspace")
         self.workspace.setDocumentMode(True)
@@ -235,6 +239,8 @@ class MainWindow(QMainWindow):
         self.instances_view.configureRequested.connect(self.open_configuration)
         # a refusal is shown in full in a message box, not cut short in the status bar
         self.instances_view.refused.connect(self.show_refusal)
+        self.router_panel.refused.connect(self.show_refusal)
+        self.settingsChanged.connect(lambda _settings: self.router_panel.settings_changed())
         self.instances_view.libraryRequested.connect(self.show_library)
         self.refusal_box: QMessageBox | None = None
         self.logs_dock.show_instance(self.instances_view.current_name())
@@ -281,6 +287,7 @@ class MainWindow(QMainWindow):
         self.instances_model.set_manager(manager)
         self.logs_dock.set_manager(manager)
         self.try_pane.set_manager(manager)
+        self.router_panel.set_manager(manager)
         manager.figuresChanged.connect(self._on_figures)
         manager.eventOccurred.connect(self._on_event)
         manager.stateChanged.connect(self._on_state_changed)
@@ -397,6 +404,7 @@ class MainWindow(QMainWindow):
     def refresh_models(self) -> None:
         """Reload the model library into the instances view (after the library changed)."""
         self.instances_model.refresh()
+        self.router_panel.library_changed()  # a running router re-reads the served models
         self.statusBar().showMessage(count_text(self.instances_model.rowCount(), "model"), 3000)
 
     # ------------------------------------------------------------------------------------------------

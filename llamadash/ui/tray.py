@@ -25,6 +25,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from llamadash import APP_NAME
+from llamadash.core.router import ROUTER_NAME
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Manager
 from llamadash.ui.charts import GPU_COLUMNS
@@ -313,6 +314,12 @@ class TrayController(QObject):
                 if state == "running":
                     tokens = self._tokens.get(instance.name)
                     running.append(f"{instance.name}: {'n/a' if tokens is None else f'{tokens:.1f}'} tok/s")
+                    if instance.name == ROUTER_NAME:  # the models it has in memory now
+                        running += [
+                            f"{m.name} (via router): {m.describe()}"
+                            for m in manager.router_models.models
+                            if m.running
+                        ]
                 elif state in ("loading", "error"):
                     running.append(f"{instance.name}: {state}")
         lines += running or ["no model running"]

@@ -179,6 +179,9 @@ def test_every_number_field_shows_its_own_unit(qtbot, db, tmp_path):
         "gpu_temp_alert_c": "85 °C",  # QA saw "85 min"
         "vram_alert_percent": "95 %",
         "ram_alert_percent": "95 %",
+        "router_port": "8090 TCP",
+        "router_max_models": "4 models",
+        "router_idle_s": "0 s",
     }
     assert "40 to 120 °C" in field_of(dialog, "gpu_temp_alert_c").toolTip()
     dialog.reject()

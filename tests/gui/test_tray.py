@@ -115,6 +115,21 @@ def test_the_tooltip_has_the_figures_and_the_running_models(parts):
     assert "beta: loading" in text
 
 
+def test_the_tooltip_lists_the_models_the_router_has_in_memory(parts):
+    from llamadash.core.router import ROUTER_NAME, RouterModel
+
+    manager, tray = parts.manager, parts.tray
+    manager.set_state(ROUTER_NAME, "running")
+    manager.router_models.models = [
+        RouterModel("alpha", "loaded"),
+        RouterModel("beta", "unloaded"),
+        RouterModel("gamma", "sleeping"),
+    ]
+    lines = tray.tooltip_text().splitlines()
+    assert "alpha (via router): loaded" in lines and "gamma (via router): sleeping" in lines
+    assert not any(line.startswith("beta") for line in lines)  # not in memory: not listed
+
+
 def test_the_menu_actions_call_the_window_and_the_manager(parts):
     manager, window, tray = parts.manager, parts.window, parts.tray
     manager.set_state("alpha", "running")

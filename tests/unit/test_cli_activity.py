@@ -13,7 +13,6 @@ from support import cli, run_cli
 
 from llamadash.core import activity
 from llamadash.core import database as db
-from llamadash.core.database import SCHEMA_VERSION
 from llamadash.core.db.checks import local_day
 
 MINUTE_MS = 60_000
@@ -206,7 +205,7 @@ def test_metrics_instances_table(data_dir: Path, stored: int):
 def test_db_info_lists_the_activity_tables(data_dir: Path, stored: int):
     code, out, err = cli("db", "info", data_dir=data_dir)
     assert code == 0, err
-    assert f"version:  {SCHEMA_VERSION}" in out
+    assert f"version:  {db.SCHEMA_VERSION}" in out
     lines = {line.split(":")[0]: line for line in out.splitlines()}
     assert lines["requests"].split()[1:] == ["4", "rows"]
     assert lines["instance_samples"].split()[1:] == ["1", "rows"]

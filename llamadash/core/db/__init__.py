@@ -60,7 +60,13 @@ from llamadash.core.db.errors import (
     SchemaVersionError,
 )
 from llamadash.core.db.migrations import AUTORESTART_KEY_PREFIX
-from llamadash.core.db.models import AUTO_RESTART_COLUMN, SCHEMA_VERSION
+from llamadash.core.db.models import (
+    AUTO_RESTART_COLUMN,
+    LOAD_ON_STARTUP_COLUMN,
+    SCHEMA_VERSION,
+    SERVED_COLUMN,
+    STOP_TIMEOUT_COLUMN,
+)
 from llamadash.core.states import MODEL_STATUSES
 from llamadash.core.db.transfer import (
     export_database,
@@ -73,12 +79,15 @@ __all__ = [
     "AUTORESTART_KEY_PREFIX",
     "AUTO_RESTART_COLUMN",
     "DAILY_TOTALS_RETENTION_DAYS",
+    "LOAD_ON_STARTUP_COLUMN",
     "MAX_REQUEST_ROWS",
     "METRICS_RETENTION_MINUTES",
     "MODEL_STATUSES",
     "REQUEST_RETENTION_SETTING",
     "REQUEST_STATUSES",
     "SCHEMA_VERSION",
+    "SERVED_COLUMN",
+    "STOP_TIMEOUT_COLUMN",
     "Database",
     "DatabaseError",
     "DatabaseFileError",

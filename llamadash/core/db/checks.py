@@ -21,6 +21,10 @@ from llamadash.core.db.models import (
     ACTIVITY_INTEGER_COLUMNS,
     AUTO_RESTART_COLUMN,
     DAILY_TOTAL_COLUMNS,
+    LOAD_ON_STARTUP_COLUMN,
+    MAX_STOP_TIMEOUT_S,
+    SERVED_COLUMN,
+    STOP_TIMEOUT_COLUMN,
     INSTANCE_SAMPLE_INPUT_COLUMNS,
     METRICS_INPUT_COLUMNS,
     METRICS_INTEGER_COLUMNS,
@@ -214,13 +218,17 @@ def model_row(data: Any, *, partial: bool) -> dict[str, Any]:
             row[key] = _check_ms(key, value)
         elif key == "custom_params":
             row[key] = _check_custom_params(value)
-        elif key == AUTO_RESTART_COLUMN:
+        elif key in (AUTO_RESTART_COLUMN, LOAD_ON_STARTUP_COLUMN):
             row[key] = False if value is None else check_flag(key, value)  # None: back to the default
         elif key == REMOTE_URL_COLUMN:
             try:  # a URL is data (llamadash connects to it), never a program: checked, then kept
                 row[key] = None if value is None else check_remote_url(value)
             except RemoteUrlError as exc:
                 raise DatabaseError(f"invalid value for {REMOTE_URL_COLUMN}: {exc}") from None
+        elif key == SERVED_COLUMN:
+            row[key] = True if value is None else check_flag(key, value)  # served unless turned off
+        elif key == STOP_TIMEOUT_COLUMN:
+            row[key] = check_stop_timeout(value)
         else:
             try:
                 row[key] = PARAM_FIELDS[key].param.coerce(value)
@@ -231,7 +239,22 @@ def model_row(data: Any, *, partial: bool) -> dict[str, Any]:
         if missing:
             raise DatabaseError(f"a model needs {', '.join(missing)}")
         row.setdefault(AUTO_RESTART_COLUMN, False)
+        row.setdefault(SERVED_COLUMN, True)
+        row.setdefault(LOAD_ON_STARTUP_COLUMN, False)
     return row
+
+
+def check_stop_timeout(value: Any) -> int | None:
+    """A model's router stop timeout: whole seconds from 0 to :data:`MAX_STOP_TIMEOUT_S`, or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DatabaseError(f"{STOP_TIMEOUT_COLUMN} is a whole number of seconds, got {short_repr(value)}")
+    if not 0 <= int(value) <= MAX_STOP_TIMEOUT_S:
+        raise DatabaseError(
+            f"{STOP_TIMEOUT_COLUMN} must be from 0 to {MAX_STOP_TIMEOUT_S} seconds, got {value}"
+        )
+    return int(value)
 
 
 def integrity_error(exc: Exception, row: dict[str, Any]) -> DatabaseError:

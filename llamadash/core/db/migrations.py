@@ -34,8 +34,10 @@ from llamadash.core.db.connection import run_sql
 from llamadash.core.db.models import (
     ALL_MODELS,
     AUTO_RESTART_COLUMN,
+    LOAD_ON_STARTUP_COLUMN,
     SCHEMA_VERSION,
     SEED_SCHEMA_VERSION,
+    SERVED_COLUMN,
     TABLE_NAMES,
     BaseModel,
 )
@@ -49,6 +51,8 @@ _FILL_FOR_MISSING: dict[str, Any] = {
     "status": "stopped",
     "value": "",
     AUTO_RESTART_COLUMN: 0,
+    SERVED_COLUMN: 1,
+    LOAD_ON_STARTUP_COLUMN: 0,
 }
 #: The metadata keys that held per-model auto-restart before version 3 (``"1"``/``"0"`` after
 #: the prefix and the model's name); the upgrade moves them onto the models' rows.

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 #: model's own row (:data:`AUTO_RESTART_COLUMN`); version 4 adds the activity tables
 #: (``requests``, ``instance_samples``, ``daily_totals``); version 5 adds ``workers`` (llama.cpp RPC
 #: workers: local ``ggml-rpc-server`` processes and remote ones registered by ``host:port``),
-#: ``bench_results`` (what ``llama-bench`` measured for a model's configuration), and
-#: ``models.remote_url`` (remote llama-servers, :mod:`llamadash.core.remote`).
+#: ``bench_results`` (what ``llama-bench`` measured for a model's configuration),
+#: ``models.remote_url`` (remote llama-servers, :mod:`llamadash.core.remote`) and the router's
+#: per-model columns (:data:`SERVED_COLUMN`, :data:`LOAD_ON_STARTUP_COLUMN`, :data:`STOP_TIMEOUT_COLUMN`).
 SCHEMA_VERSION = 5
 #: The version of a database that has our tables but no ``db_version`` row (the seed's design).
 SEED_SCHEMA_VERSION = 1
@@ -124,6 +125,16 @@ class FlagField(peewee.BooleanField):
         return bool(value)
 
 
+class ServedField(FlagField):
+    """An on/off column that is on by default: ``NULL`` (a row from before the column) reads as on."""
+
+    def db_value(self, value: Any) -> bool:
+        return True if value is None else bool(value)
+
+    def python_value(self, value: Any) -> bool:
+        return True if value is None else bool(value)
+
+
 #: The ``models`` column that says whether llamadash restarts the model's server after a crash:
 #: llamadash's own per-model setting (not a llama-server parameter), off by default, kept with the
 #: row so that a renamed model keeps it and a new model given an old name does not inherit it.
@@ -131,6 +142,14 @@ AUTO_RESTART_COLUMN = "auto_restart"
 #: The ``models`` column of a remote entry: the base URL of a llama-server another machine runs
 #: (``NULL`` for a local model); see :mod:`llamadash.core.remote`.
 REMOTE_URL_COLUMN = REMOTE_URL
+#: The per-model settings of the library router (:mod:`llamadash.core.router`): whether the router
+#: serves the model (on by default), loads it when it starts (off), and how many seconds it waits
+#: for the model's process to stop before killing it (``NULL``: llama-server's default, 10 s).
+SERVED_COLUMN = "served"
+LOAD_ON_STARTUP_COLUMN = "load_on_startup"
+STOP_TIMEOUT_COLUMN = "stop_timeout_s"
+#: The longest stop timeout a model may have, in seconds (an hour).
+MAX_STOP_TIMEOUT_S = 3600
 
 
 class MetricsHistory(BaseModel):
@@ -187,6 +206,9 @@ def _add_parameter_columns() -> None:
     # DEFAULT 0 in the table too: another program's INSERT that names only the seed's columns works.
     meta.add_field(AUTO_RESTART_COLUMN, FlagField(default=False, constraints=[peewee.SQL("DEFAULT 0")]))
     meta.add_field(REMOTE_URL_COLUMN, peewee.TextField(null=True))
+    meta.add_field(SERVED_COLUMN, ServedField(default=True, constraints=[peewee.SQL("DEFAULT 1")]))
+    meta.add_field(LOAD_ON_STARTUP_COLUMN, FlagField(default=False, constraints=[peewee.SQL("DEFAULT 0")]))
+    meta.add_field(STOP_TIMEOUT_COLUMN, peewee.IntegerField(null=True))
 
 
 _add_parameter_columns()

@@ -49,8 +49,17 @@ STATUSES = ("clean", "partial", "renamed", "deprecated", "absent", "not_server",
 SEED_META_COLUMNS = ("id", "name", "type", "status", "created_at", "updated_at", "custom_params")
 #: Every ``models`` column that is not a llama-server parameter: the seed's, then the per-model
 #: settings llamadash keeps itself (``auto_restart``: restart the server after a crash;
-#: ``remote_url``: the entry is a llama-server another machine runs, see :mod:`llamadash.core.remote`).
-META_COLUMNS = (*SEED_META_COLUMNS, "auto_restart", "remote_url")
+#: ``remote_url``: the entry is a llama-server another machine runs, see :mod:`llamadash.core.remote`;
+#: ``served``: the model is one of the library router's, ``load_on_startup`` and ``stop_timeout_s``:
+#: what the router's presets file says of it, see :mod:`llamadash.core.router`).
+META_COLUMNS = (
+    *SEED_META_COLUMNS,
+    "auto_restart",
+    "remote_url",
+    "served",
+    "load_on_startup",
+    "stop_timeout_s",
+)
 #: What a row can be to llamadash (its ``roles``), and what each role means.
 ROLES = {
     "source": "where llama-server gets the model's weights (one is needed unless it is a router)",

@@ -52,7 +52,9 @@ class TestCreate:
             meta = {r[1]: r for r in conn.execute("PRAGMA table_info(metadata)")}
         # one column per seed column, every parameter generated with its seed SQL type, nullable
         assert set(info) == set(META_COLUMNS) | set(SCHEMA.columns)
-        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 177
+        # 180: a remote server's URL and the library router's served, load_on_startup and stop_timeout_s
+        # came after 176
+        assert len(info) == len(META_COLUMNS) + len(SCHEMA) == 180
         assert (info["remote_url"][2], info["remote_url"][3]) == ("TEXT", 0)  # a remote server's URL, or NULL
         for param in SCHEMA:
             assert info[param.column][2] == param.sql_type, param.column
@@ -327,6 +329,9 @@ class TestModels:
             "custom_params",
             "auto_restart",
             "remote_url",
+            "served",
+            "load_on_startup",
+            "stop_timeout_s",
         ]
         assert got["id"] == model_id
         assert (got["ctx_size"], got["temperature"], got["port"]) == (8192, 0.8, 8080)

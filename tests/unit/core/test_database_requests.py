@@ -99,6 +99,11 @@ def test_a_version_3_file_gains_the_activity_tables_when_opened(tmp_path):
     assert set(ACTIVITY_TABLES) <= tables_of(path)
     [kept] = database.get_models()
     assert (kept["name"], kept["ctx_size"]) == ("kept", 4096)  # the seed's tables are as they were
+    assert (kept["served"], kept["load_on_startup"], kept["stop_timeout_s"]) == (
+        True,
+        False,
+        None,
+    )  # router: served
     assert database.get_metrics_history(60)[0]["cpu_usage"] == 12.5
     assert database.save_requests([request()]) == 1
     assert database.count_requests() == 1

@@ -155,10 +155,15 @@ def test_every_seed_column_is_covered_exactly_once() -> None:
     assert len(columns) == len(set(columns)) == 168
     assert not set(columns) & set(META_COLUMNS)
     assert set(columns) | set(SEED_META_COLUMNS) == set(seed)
+    # llamadash's own, after the seed's: auto-restart, a remote server's URL, and the library router's
+    # per-model settings
     assert set(META_COLUMNS) - set(SEED_META_COLUMNS) == {
         "auto_restart",
         "remote_url",
-    }  # llamadash's own, after the seed's
+        "served",
+        "load_on_startup",
+        "stop_timeout_s",
+    }
 
 
 @pytest.mark.parametrize(
