@@ -755,9 +755,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     """Run one model headless until Ctrl-C/SIGTERM (exit 0) or it fails (exit 1)."""
     from PySide6.QtCore import QCoreApplication
 
-    from llamadash.core.metrics import MetricsCollector
     from llamadash.services.manager import InstanceManager, quit_on_signals
-    from llamadash.services.sampler import MetricsSampler
 
     model = _get_model(args.name)
     problems = invalid_stored_values(model)
@@ -833,21 +831,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     manager.logLine.connect(on_line)
     manager.stateChanged.connect(on_state)
     manager.logFileProblem.connect(on_log_file)
-    sampler: MetricsSampler | None = None
-    endpoint = None
     restore = quit_on_signals(app)
     try:
         manager.start(args.name)  # a refusal is a LaunchError: a user error
-        sampler = MetricsSampler(MetricsCollector(disk_path=data_dir), stats=manager, interval_s=1.0)
-        sampler.start()
-        endpoint = cli_remote.start_endpoint(prometheus, manager, sampler, err)
-        app.exec()
+        with cli_remote.headless_monitoring(prometheus, manager, data_dir, err):
+            app.exec()
     finally:
         restore()
-        if endpoint is not None:
-            endpoint.stop()
-        if sampler is not None:
-            sampler.stop()
         if not manager.stop_all(timeout_s=15.0):
             print("llamadash: error: llama-server did not stop", file=err)
             outcome["code"] = 1

@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from llamadash.core.library_service import Library, LibraryError
@@ -139,6 +142,32 @@ def start_endpoint(
     note = " (bearer token required)" if token else ""
     print(f"llamadash: Prometheus metrics at {endpoint.url}{note}", file=err, flush=True)
     return endpoint
+
+
+@contextlib.contextmanager
+def headless_monitoring(
+    prometheus: tuple[str, int, str | None] | None, manager: Any, data_dir: Path, err: TextIO
+) -> Iterator[None]:
+    """What ``run`` and ``serve`` do while their servers run: sample the system every second into the
+    history (as the window does) and, with ``--prometheus``, serve it at ``/metrics``; both end with
+    the block.
+
+    Raises:
+        LibraryError: The endpoint cannot listen where ``--prometheus`` says.
+    """
+    from llamadash.core.metrics import MetricsCollector
+    from llamadash.services.sampler import MetricsSampler
+
+    sampler = MetricsSampler(MetricsCollector(disk_path=data_dir), stats=manager, interval_s=1.0)
+    sampler.start()
+    endpoint = None
+    try:
+        endpoint = start_endpoint(prometheus, manager, sampler, err)
+        yield
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        sampler.stop()
 
 
 def refuse_remote(model: dict[str, Any], what: str) -> None:

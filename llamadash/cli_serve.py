@@ -120,9 +120,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
     """Run the library router headless until Ctrl-C/SIGTERM (exit 0) or it fails (exit 1)."""
     from PySide6.QtCore import QCoreApplication
 
-    from llamadash.core.metrics import MetricsCollector
     from llamadash.services.manager import InstanceManager, quit_on_signals
-    from llamadash.services.sampler import MetricsSampler
 
     settings = _router_settings(args)
     if not 0 < args.ready_timeout <= 7 * 24 * 3600:
@@ -175,24 +173,15 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
     manager.stateChanged.connect(on_state)
     manager.router_models.modelsChanged.connect(on_models)
     manager.router_models.actionFailed.connect(on_refused)
-    sampler: MetricsSampler | None = None
-    endpoint = None
     restore = quit_on_signals(app)
     try:
         inst = manager.start_router(settings)  # a refusal is a LaunchError: a user error
         for warning in inst.warnings:
             say(f"warning: {warning}")
-        # as `run` does: the system readings go into the history, and to Prometheus when asked
-        sampler = MetricsSampler(MetricsCollector(disk_path=data_dir), stats=manager, interval_s=1.0)
-        sampler.start()
-        endpoint = cli_remote.start_endpoint(prometheus, manager, sampler, err)
-        app.exec()
+        with cli_remote.headless_monitoring(prometheus, manager, data_dir, err):
+            app.exec()
     finally:
         restore()
-        if endpoint is not None:
-            endpoint.stop()
-        if sampler is not None:
-            sampler.stop()
         manager.router_models.halt()
         if not manager.stop_all(timeout_s=30.0):
             say("error: the router or one of its models did not stop")
