@@ -49,15 +49,19 @@ from llamadash.core.states import ACTIVE_STATES
 __all__ = [
     "ERROR_KEY_PREFIX",
     "METADATA_KEY",
+    "SERVER_RECORDS",
     "InstanceRecord",
     "Leftovers",
+    "RecordStore",
     "add_record",
+    "canonical_path",
     "clear_error_reason",
     "discover",
     "is_llama_server",
     "load_error_reason",
     "load_records",
     "marker_environment",
+    "owner_alive",
     "owner_identity",
     "remove_record",
     "reset_stale_statuses",
@@ -200,46 +204,80 @@ def owner_identity() -> tuple[int, float]:
     return _own_identity
 
 
-def load_records() -> list[InstanceRecord]:
-    """The records in the database; unreadable entries are skipped (and logged)."""
-    text = db.get_metadata(METADATA_KEY)
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        _log.warning("the %s metadata is not JSON; ignoring it", METADATA_KEY)
-        return []
-    records = []
-    for item in data if isinstance(data, list) else []:
+class RecordStore:
+    """The records of one kind of process that llamadash starts, kept under one metadata key.
+
+    llama-servers use :data:`SERVER_RECORDS` (:data:`METADATA_KEY`); the RPC workers of
+    :mod:`llamadash.core.worker_records` their own key. Adding and removing a record is one write
+    transaction (``BEGIN IMMEDIATE``): two processes that start servers at the same moment both keep
+    their record.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def load(self) -> list[InstanceRecord]:
+        """The records in the database; unreadable entries are skipped (and logged)."""
+        text = db.get_metadata(self.key)
+        if not text:
+            return []
         try:
-            records.append(InstanceRecord.from_dict(item))
-        except ValueError as exc:
-            _log.warning("%s", exc)
-    return records
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            _log.warning("the %s metadata is not JSON; ignoring it", self.key)
+            return []
+        records = []
+        for item in data if isinstance(data, list) else []:
+            try:
+                records.append(InstanceRecord.from_dict(item))
+            except ValueError as exc:
+                _log.warning("%s", exc)
+        return records
+
+    def save(self, records: Iterable[InstanceRecord]) -> None:
+        """Replace the records in the database (the key is deleted when there are none)."""
+        items = [r.as_dict() for r in records]
+        if items:
+            db.set_metadata(self.key, json.dumps(items))
+        else:
+            db.delete_metadata(self.key)
+
+    def add(self, record: InstanceRecord) -> None:
+        """Remember a started process (replacing a record of the same PID)."""
+        with db.transaction():
+            self.save([*(r for r in self.load() if r.pid != record.pid), record])
+
+    def remove(self, pid: int) -> None:
+        """Forget a process."""
+        with db.transaction():
+            records = self.load()
+            kept = [r for r in records if r.pid != pid]
+            if len(kept) != len(records):
+                self.save(kept)
+
+
+#: The llama-servers' records.
+SERVER_RECORDS = RecordStore(METADATA_KEY)
+
+
+def load_records() -> list[InstanceRecord]:
+    """The llama-servers' records in the database; unreadable entries are skipped (and logged)."""
+    return SERVER_RECORDS.load()
 
 
 def save_records(records: Iterable[InstanceRecord]) -> None:
-    """Replace the records in the database (the key is deleted when there are none)."""
-    items = [r.as_dict() for r in records]
-    if items:
-        db.set_metadata(METADATA_KEY, json.dumps(items))
-    else:
-        db.delete_metadata(METADATA_KEY)
+    """Replace the llama-servers' records (the key is deleted when there are none)."""
+    SERVER_RECORDS.save(records)
 
 
 def add_record(record: InstanceRecord) -> None:
-    """Remember a started process (replacing a record of the same PID)."""
-    records = [r for r in load_records() if r.pid != record.pid]
-    save_records([*records, record])
+    """Remember a started llama-server (replacing a record of the same PID)."""
+    SERVER_RECORDS.add(record)
 
 
 def remove_record(pid: int) -> None:
-    """Forget a process."""
-    records = load_records()
-    kept = [r for r in records if r.pid != pid]
-    if len(kept) != len(records):
-        save_records(kept)
+    """Forget a llama-server process."""
+    SERVER_RECORDS.remove(pid)
 
 
 def save_error_reason(model_id: int, reason: str) -> None:
@@ -289,7 +327,8 @@ def _process_of(record: InstanceRecord) -> psutil.Process | None:
     return proc if is_llama_server(proc, record.binary) else None
 
 
-def _owner_alive(record: InstanceRecord) -> bool:
+def owner_alive(record: InstanceRecord) -> bool:
+    """Whether the process that started ``record``'s (its owner: a window, ``run``, ``serve``) still runs."""
     if record.owner_pid <= 0:
         return False
     try:
@@ -322,7 +361,7 @@ def scan(*, prune: bool = True, unrecorded: bool = True) -> Leftovers:
     me = owner_identity()
 
     def sort(record: InstanceRecord) -> None:
-        if (record.owner_pid, record.owner_create_time) == me or _owner_alive(record):
+        if (record.owner_pid, record.owner_create_time) == me or owner_alive(record):
             found.foreign.append(record)
         else:
             found.orphans.append(record)
@@ -343,7 +382,8 @@ def scan(*, prune: bool = True, unrecorded: bool = True) -> Leftovers:
     return found
 
 
-def _canonical(path: str | Path) -> str:
+def canonical_path(path: str | Path) -> str:
+    """``path`` as markers and records compare it (absolute, links resolved, case as the OS folds it)."""
     return os.path.normcase(os.path.realpath(os.fspath(path)))
 
 
@@ -371,7 +411,7 @@ def marker_environment(
     owner_pid, owner_created = owner_identity()
     path = database_path if database_path is not None else db.get_database_path()
     values = {
-        ENV_DATABASE: _canonical(path),
+        ENV_DATABASE: canonical_path(path),
         ENV_MODEL: model,
         ENV_MODEL_ID: "" if model_id is None else str(model_id),
         ENV_HOST: host,
@@ -394,7 +434,7 @@ def _optional_int(text: str | None) -> int | None:
 def _record_from_markers(proc: psutil.Process, env: dict[str, str], database: str) -> InstanceRecord | None:
     """The record a marked process stands for, or ``None`` when another database launched it."""
     marked = env.get(ENV_DATABASE)
-    if not marked or _canonical(marked) != database:
+    if not marked or canonical_path(marked) != database:
         return None
     try:
         owner_created = float(env.get(ENV_OWNER_CREATE_TIME) or 0.0)
@@ -481,7 +521,7 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
         port = library.configured_port(model)
         path = model.get(COLUMN.model_path)
         if port is not None and path:
-            wanted[(_canonical(Path(str(path)).expanduser()), port)] = model
+            wanted[(canonical_path(Path(str(path)).expanduser()), port)] = model
     found = []
     for proc in procs:
         try:
@@ -493,7 +533,7 @@ def _match_library(procs: list[psutil.Process]) -> list[InstanceRecord]:
         path = _flag_value(argv, load_schema()[COLUMN.model_path].flags)
         if port is None or not path:
             continue
-        listed = wanted.get((_canonical(path), port))
+        listed = wanted.get((canonical_path(path), port))
         if listed is None or not _listens_on(proc, port):
             continue
         owner_pid, owner_created = _owner_of_unmarked(proc)
@@ -533,7 +573,7 @@ def discover(known_pids: Iterable[int] = (), *, database_path: Path | None = Non
         database_path: The database whose servers to find (default: the open one).
     """
     known = set(known_pids)
-    database = _canonical(database_path if database_path is not None else db.get_database_path())
+    database = canonical_path(database_path if database_path is not None else db.get_database_path())
     binary = _configured_binary()
     me = os.getpid()
     found: list[InstanceRecord] = []

@@ -16,9 +16,7 @@ markers and no record. Workers launched from another data directory are never ta
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +27,9 @@ from llamadash.core.pidfile import (
     CREATE_TIME_SLACK_S,
     InstanceRecord,
     Leftovers,
+    RecordStore,
+    canonical_path,
+    owner_alive,
     owner_identity,
     stop_processes,
 )
@@ -57,10 +58,6 @@ ENV_OWNER_PID = "LLAMADASH_WORKER_OWNER_PID"
 ENV_OWNER_CREATE_TIME = "LLAMADASH_WORKER_OWNER_CREATE_TIME"
 
 
-def _canonical(path: str | Path) -> str:
-    return os.path.normcase(os.path.realpath(os.fspath(path)))
-
-
 def marker_environment(
     name: str, host: str, port: int, *, database_path: Path | None = None
 ) -> dict[str, str]:
@@ -68,7 +65,7 @@ def marker_environment(
     owner_pid, owner_created = owner_identity()
     path = database_path if database_path is not None else db.get_database_path()
     values = {
-        ENV_DATABASE: _canonical(path),
+        ENV_DATABASE: canonical_path(path),
         ENV_NAME: name,
         ENV_HOST: host,
         ENV_PORT: str(port),
@@ -81,7 +78,7 @@ def marker_environment(
 def discover(known_pids: Iterable[int] = (), *, database_path: Path | None = None) -> list[InstanceRecord]:
     """Workers that carry this database's markers but are not in ``known_pids`` (no record)."""
     known = set(known_pids)
-    database = _canonical(database_path if database_path is not None else db.get_database_path())
+    database = canonical_path(database_path if database_path is not None else db.get_database_path())
     found = []
     for proc in psutil.process_iter():
         if proc.pid in known or not is_rpc_server(proc):
@@ -92,7 +89,7 @@ def discover(known_pids: Iterable[int] = (), *, database_path: Path | None = Non
         except (psutil.Error, OSError):
             continue  # another user's process, or gone
         marked = env.get(ENV_DATABASE)
-        if not marked or _canonical(marked) != database:
+        if not marked or canonical_path(marked) != database:
             continue
         try:
             owner_created = float(env.get(ENV_OWNER_CREATE_TIME) or 0.0)
@@ -114,46 +111,23 @@ def discover(known_pids: Iterable[int] = (), *, database_path: Path | None = Non
     return found
 
 
+#: The workers' records (the same scheme as the llama-servers', under :data:`METADATA_KEY`).
+RECORDS = RecordStore(METADATA_KEY)
+
+
 def load_records() -> list[InstanceRecord]:
     """The stored worker records; unreadable entries are skipped (and logged)."""
-    text = db.get_metadata(METADATA_KEY)
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        _log.warning("the %s metadata is not JSON; ignoring it", METADATA_KEY)
-        return []
-    records = []
-    for item in data if isinstance(data, list) else []:
-        try:
-            records.append(InstanceRecord.from_dict(item))
-        except ValueError as exc:
-            _log.warning("%s", exc)
-    return records
-
-
-def _save(records: Iterable[InstanceRecord]) -> None:
-    items = [r.as_dict() for r in records]
-    if items:
-        db.set_metadata(METADATA_KEY, json.dumps(items))
-    else:
-        db.delete_metadata(METADATA_KEY)
+    return RECORDS.load()
 
 
 def add_record(record: InstanceRecord) -> None:
     """Remember a started worker (replacing a record of the same PID)."""
-    with db.transaction():
-        _save([*(r for r in load_records() if r.pid != record.pid), record])
+    RECORDS.add(record)
 
 
 def remove_record(pid: int) -> None:
     """Forget a worker process."""
-    with db.transaction():
-        records = load_records()
-        kept = [r for r in records if r.pid != pid]
-        if len(kept) != len(records):
-            _save(kept)
+    RECORDS.remove(pid)
 
 
 def is_rpc_server(proc: psutil.Process, binary: str = "") -> bool:
@@ -187,21 +161,6 @@ def _alive(record: InstanceRecord) -> bool:
     return is_rpc_server(proc, record.binary)
 
 
-def _owner_alive(record: InstanceRecord) -> bool:
-    if (record.owner_pid, record.owner_create_time) == owner_identity():
-        return True
-    if record.owner_pid <= 0:
-        return False
-    try:
-        owner = psutil.Process(record.owner_pid)
-        return bool(
-            abs(owner.create_time() - record.owner_create_time) <= CREATE_TIME_SLACK_S
-            and owner.status() != psutil.STATUS_ZOMBIE
-        )
-    except psutil.Error:
-        return False
-
-
 def scan(*, prune: bool = True, unrecorded: bool = True) -> Leftovers:
     """Sort the worker records into orphans, foreign (a live llamadash runs them) and stale ones.
 
@@ -216,13 +175,13 @@ def scan(*, prune: bool = True, unrecorded: bool = True) -> Leftovers:
             found.dropped.append(record)
             continue
         live.add(record.pid)
-        (found.foreign if _owner_alive(record) else found.orphans).append(record)
+        (found.foreign if owner_alive(record) else found.orphans).append(record)
     for record in discover(live) if unrecorded else ():
-        (found.foreign if _owner_alive(record) else found.orphans).append(record)
+        (found.foreign if owner_alive(record) else found.orphans).append(record)
     if prune and found.dropped:
         dropped = {r.pid for r in found.dropped}
         with db.transaction():
-            _save([r for r in load_records() if r.pid not in dropped])
+            RECORDS.save([r for r in load_records() if r.pid not in dropped])
     return found
 
 

@@ -254,3 +254,56 @@ def test_opening_on_a_full_disk_says_so(small_disk: Path, tiny_model: Path, figu
     assert failures == 0, [(r.returncode, r.stderr) for r in results]
     assert results[-1].returncode == 1 and "is full" in results[-1].stderr
     assert after.returncode == 0 and "tiny" in after.stdout, after.stderr
+
+
+# Adds ROUNDS process records from one process, starting at a shared instant (records of made-up
+# PIDs: only the bookkeeping is raced, as two dashboards starting servers at once would race it).
+RECORDER = textwrap.dedent(
+    """
+    import sys, time
+    from llamadash.core import database, pidfile
+
+    db_path, who, rounds, start_at = sys.argv[1:]
+    database.init_database(db_path, record_start=False)
+    while time.time() < float(start_at):
+        time.sleep(0.001)
+    base = 4_000_000 if who == "a" else 5_000_000
+    for i in range(int(rounds)):
+        pidfile.add_record(pidfile.InstanceRecord(pid=base + i, create_time=1.0, model=f"m-{who}-{i}", port=8080))
+    """
+)
+
+
+def test_concurrent_process_records_are_all_kept(tmp_path: Path, figures) -> None:
+    # A record lost here is a llama-server that nobody can find after a crash.
+    db_path = tmp_path / "data" / "llama-dashboard.db"
+    database.init_database(db_path, record_start=False)
+    database.close_database()
+    start_at = time.time() + 1.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORDER, str(db_path), who, str(ROUNDS), str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("a", "b")
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    database.init_database(db_path, record_start=False)
+    try:
+        from llamadash.core import pidfile
+
+        kept = {r.model for r in pidfile.load_records()}
+    finally:
+        database.close_database()
+    lost = {f"m-{who}-{i}" for who in "ab" for i in range(ROUNDS)} - kept
+    figures.record(
+        "2 processes x 100 concurrent process records added",
+        trials=2 * ROUNDS,
+        failures=len(lost),
+        note=f"{len(lost)} records lost",
+    )
+    assert lost == set(), f"{len(lost)} of {2 * ROUNDS} records lost"
