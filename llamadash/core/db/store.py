@@ -222,7 +222,6 @@ def set_metadata_row(conn: sqlite3.Connection, key: str, value: str, now: int) -
         conn.execute(_METADATA_INSERT_SQL, (key, value, now))
 
 
-
 @functools.cache
 def _model_converters() -> tuple[tuple[Callable[[Any], Any], bool], ...]:
     """Each ``models`` column's peewee ``python_value``, and whether NULL must go through it too."""
