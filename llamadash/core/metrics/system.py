@@ -83,6 +83,12 @@ class SystemMetrics:
     @disk_path.setter
     def disk_path(self, value: str | os.PathLike[str]) -> None:
         self._disk_path = Path(value)
+        self._disk_str = str(self._disk_path.expanduser())  # one stat a reading while it exists
+
+    def _disk_target(self) -> str:
+        if os.path.exists(self._disk_str):
+            return self._disk_str
+        return str(_existing(self._disk_path))  # not created yet: its nearest existing parent
 
     def read(self) -> SystemReading:
         """Take one reading; cheap (tens of µs) and never blocks."""
@@ -92,7 +98,7 @@ class SystemMetrics:
             cpu = None
         self._last_cpu_call = now
         memory = self._memory_percent()
-        disk = self._guarded(self._psutil.disk_usage, str(_existing(self._disk_path)))
+        disk = self._guarded(self._psutil.disk_usage, self._disk_target())
         return SystemReading(
             cpu_percent=_percent(cpu),
             memory_percent=_percent(memory),
