@@ -65,7 +65,7 @@ from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
 from llamadash.services.protocols import Instance, Manager
-from llamadash.ui.charts import ChartBoard, ChartDock
+from llamadash.ui.charts import ChartBoard, ChartDock, history_last_row
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
 from llamadash.ui.lazy_tabs import LazyTabs
@@ -113,7 +113,8 @@ class MainWindow(QMainWindow):
         db_path: The database file, shown in the status bar.
         load_models: Returns the model library as dicts (``name``, ``port``, ...).
         settings: The settings in force (default: read from ``store``).
-        history: Saved metrics rows, oldest first, drawn at once.
+        history: Saved metrics, oldest first, drawn at once: one list per column
+            (``database.get_metrics_columns``) or a list of rows.
         instance_history: Saved per-instance samples (``get_instance_history``), oldest first: the
             tokens/s chart draws them at once.
         events: Saved instance events, shown as markers.
@@ -139,7 +140,7 @@ class MainWindow(QMainWindow):
         db_path: Path,
         load_models: Callable[[], list[dict[str, Any]]],
         settings: Settings | None = None,
-        history: Sequence[Mapping[str, Any]] = (),
+        history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] = (),
         instance_history: Sequence[Mapping[str, Any]] = (),
         events: Iterable[InstanceEvent] = (),
         sampler: Any | None = None,
@@ -223,8 +224,9 @@ class MainWindow(QMainWindow):
         self.board.set_events(events)
         self.board.load_history(history)
         self.board.load_instance_history(instance_history)
-        if history:
-            self._show_glance(history[-1])
+        newest = history_last_row(history)
+        if newest is not None:
+            self._show_glance(newest)
         self.instances_view.currentInstanceChanged.connect(self.logs_dock.show_instance)
         self.instances_view.showLogRequested.connect(self._show_log)
         self.instances_view.configureRequested.connect(self.open_configuration)
