@@ -438,6 +438,11 @@ class ChartView(QWidget):
         if self.spec.y_range is None:
             plot.setYRange(0, max(highest * 1.15, 1.0), padding=0)  # an idle chart still has a scale
         self._prune_markers(start)
+        # The view box would apply the new range at paint time, and the items it moves then ask
+        # for a second paint: applied now, one redraw is one paint (it was two, counted per chart).
+        view_box = plot.getViewBox()
+        if getattr(view_box, "_matrixNeedsUpdate", False):
+            view_box.updateMatrix()
         self._update_header()
 
     def update_header(self) -> None:

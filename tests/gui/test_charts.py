@@ -467,7 +467,9 @@ def test_history_as_columns_draws_what_the_same_rows_draw(make_board):
     """The launcher reads the history as one list per column (get_metrics_columns): the charts
     must come out as they do from the rows, gaps, holes and the GPU's presence included."""
     rows = [row(NOW_S - 500 + i, cpu_usage=float(i)) for i in range(100)]
-    rows += [row(NOW_S - 300 + i, disk_usage=None if i % 7 == 0 else 60.0, gpu_usage=None) for i in range(100)]
+    rows += [
+        row(NOW_S - 300 + i, disk_usage=None if i % 7 == 0 else 60.0, gpu_usage=None) for i in range(100)
+    ]
     rows[-1].update(dict.fromkeys(GPU_COLUMNS))  # the newest has no GPU reading: the one before does
     from_rows, from_columns = make_board(), make_board()
     from_rows.load_history(rows)
@@ -500,3 +502,35 @@ def test_history_read_from_the_database_as_columns_is_all_on_the_charts(make_boa
         assert finite_points(board.view("cpu").curves["cpu_usage"]) == 600
     finally:
         database.close_database()
+
+
+def test_a_redraw_is_painted_once(board, clock, qtbot):
+    """A redraw moves the time axis: the plot is painted once for it, not once more when the view
+    box applies the new range while painting (each paint of a plot runs Python)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    board.load_history([row(NOW_S - 60 + i) for i in range(60)])
+    dock = board.docks["cpu"]
+    dock.show()
+    qtbot.waitExposed(dock)
+    view = board.view("cpu")
+    qtbot.waitUntil(lambda: view.has_plot and not view.dirty, timeout=2000)
+    qtbot.wait(100)  # the first paints are over
+    viewport = view.plot_widget.viewport()
+    paints = []
+
+    class Count(QObject):
+        def eventFilter(self, obj, event):
+            if obj is viewport and event.type() == QEvent.Type.Paint:
+                paints.append(1)
+            return False
+
+    counter = Count()
+    viewport.installEventFilter(counter)
+    for step in range(1, 4):
+        clock.now[0] = NOW_S + 5 * step
+        board.add_sample(row(NOW_S + 5 * step, cpu_usage=10.0 * step))
+        view.redraw(*board._span())
+        qtbot.wait(150)  # every paint the redraw asked for has happened
+    viewport.removeEventFilter(counter)
+    assert len(paints) == 3

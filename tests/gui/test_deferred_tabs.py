@@ -25,7 +25,9 @@ def launched(qtbot, tmp_path: Path):
     for i in range(HISTORY_ROWS):
         database.save_metrics({"timestamp": now - (HISTORY_ROWS - i) * 1000, "cpu_usage": 20.0 + i % 30})
     for name in ("alpha", "beta", "gamma"):
-        database.save_model({"name": name, "type": "llama", "status": "stopped", "model_path": f"/m/{name}.gguf"})
+        database.save_model(
+            {"name": name, "type": "llama", "status": "stopped", "model_path": f"/m/{name}.gguf"}
+        )
     database.close_database()
     gui = launch_gui(qtbot, data_dir)
     yield gui
@@ -83,7 +85,9 @@ def test_hidden_tabs_are_made_when_first_opened_and_ready_at_once(qtbot, launche
 def test_a_library_never_opened_still_follows_changes(qtbot, launched: Gui):
     """Models added while the Library tab was never made show when it is first opened."""
     window = launched.window
-    database.save_model({"name": "delta", "type": "llama", "status": "stopped", "model_path": "/m/delta.gguf"})
+    database.save_model(
+        {"name": "delta", "type": "llama", "status": "stopped", "model_path": "/m/delta.gguf"}
+    )
     window.refresh_models()
     assert not window.lazy_tabs.is_made("library")
     window.show_library()
