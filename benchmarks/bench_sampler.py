@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_cpu: list[float] = []  # CPU seconds of each sample on the worker thread (not preempted time)
     take_sample = sampler_mod._SampleWorker.take_sample
 
-    def timed(self, *a):  # type: ignore[no-untyped-def]
+    def timed(self, *a):
         started = time.thread_time()
         if profile is not None:
             profile.enable()

@@ -198,7 +198,7 @@ def child_idle(data_dir: str, instances: list[str]) -> None:
     restore()
     if profile is not None:
         profile.disable()
-        profile.dump_stats(_profile_path())
+        profile.dump_stats(str(_profile_path()))
     shutdown(gui)
 
 

@@ -772,9 +772,9 @@ class ChartBoard(QObject):
                 for start, end in runs:
                     buffer.add_break(times[start] - self._interval_s / 2)
                     buffer.extend(times[start:end], values[start:end])
-        gpu_columns = [values for column in GPU_COLUMNS if (values := columns.get(column))]
+        gpu_columns = [gpu for column in GPU_COLUMNS if (gpu := columns.get(column))]
         for i in range(count - 1, -1, -1):  # the latest sample with a GPU reading
-            if any(values[i] is not None for values in gpu_columns):
+            if any(gpu[i] is not None for gpu in gpu_columns):
                 self._gpu_last_seen = times[i]
                 break
         if runs:  # the first new sample is judged by the history's spacing too, where it was longer

@@ -645,7 +645,7 @@ class Database:
         # something else (custom_params as {}, the flags as False).
         converters = _model_converters()
         found = []
-        for raw in self.db.execute(query).fetchall():
+        for raw in self.db.execute(query).fetchall():  # type: ignore[no-untyped-call]
             found.append(
                 {
                     column: value if (value is None and not always) else convert(value)

@@ -115,7 +115,8 @@ class SystemMetrics:
                 self._proc = None
                 self._guarded(self._psutil.cpu_percent, interval=None)  # psutil's own priming call
                 return None
-        return self._guarded(self._psutil.cpu_percent, interval=None)
+        value: float | None = self._guarded(self._psutil.cpu_percent, interval=None)
+        return value
 
     def _memory_percent(self) -> float | None:
         if self._proc is not None:

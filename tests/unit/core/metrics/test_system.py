@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -125,7 +126,6 @@ def test_proc_readings_agree_with_psutil(tmp_path: Path):
 
 
 def test_a_proc_file_that_stops_reading_falls_back_to_psutil(tmp_path: Path, monkeypatch):
-    from llamadash.core.metrics import system
 
     metrics = SystemMetrics(tmp_path)
     assert metrics._proc is not None
@@ -133,7 +133,7 @@ def test_a_proc_file_that_stops_reading_falls_back_to_psutil(tmp_path: Path, mon
     def pread(fd: int, size: int, offset: int) -> bytes:
         raise OSError(5, "Input/output error")  # as if /proc went away
 
-    monkeypatch.setattr(system.os, "pread", pread)
+    monkeypatch.setattr(os, "pread", pread)  # the module's os is this os
     time.sleep(0.15)
     first = metrics.read()
     assert metrics._proc is None
