@@ -88,6 +88,8 @@ GEOMETRY_KEY = "window_geometry"
 LAYOUT_VERSION = 1
 #: How long the window waits for the instances to stop when quitting.
 QUIT_STOP_TIMEOUT_S = 10.0
+#: How long after the first paint the tabs behind Instances start being made (see LazyTabs).
+MAKE_TABS_AFTER_MS = 300
 
 # The default layout, by chart key: one column per entry along the bottom, tabs within a column.
 _BOTTOM_COLUMNS: tuple[tuple[str, ...], ...] = (
@@ -97,6 +99,13 @@ _BOTTOM_COLUMNS: tuple[tuple[str, ...], ...] = (
     ("gpu_memory", "gpu_power"),
 )
 _RIGHT_COLUMN: tuple[tuple[str, ...], ...] = (("tokens",), ("requests", "active_models"))
+
+
+def describe_binary(path: str, cache_dir: Path | None = None) -> tuple[bool, str, str]:
+    """:func:`llamadash.ui.settings_dialog.describe_binary`; that module is imported when first needed."""
+    from llamadash.ui.settings_dialog import describe_binary as describe
+
+    return describe(path, cache_dir)
 
 
 class _BinaryInfo(QObject):
@@ -255,6 +264,10 @@ class MainWindow(QMainWindow):
         # Asking llama-server which build it is runs Python on a thread (sharing the interpreter
         # lock) and maybe a process: not while the window is being built and painted.
         self.firstPainted.connect(lambda: QTimer.singleShot(1000, self._describe_binary_later))
+        # the tabs behind Instances, one at a time once the window is up (a click finds them made)
+        self.firstPainted.connect(
+            lambda: QTimer.singleShot(MAKE_TABS_AFTER_MS, self.lazy_tabs.make_all_in_turns)
+        )
 
     def set_manager(self, manager: Manager) -> None:
         """Follow the instance manager: the table, the log, the tray, the tokens chart, the markers.
@@ -971,7 +984,7 @@ class MainWindow(QMainWindow):
         path, cache = self.settings.llama_server_path, self.data_dir / "cache"
         self._binary_info = info  # kept alive until the thread has answered
 
-        from llamadash.ui.settings_dialog import describe_binary  # here: not imported on a thread
+        import llamadash.ui.settings_dialog  # noqa: F401 - imported here, not on the thread
 
         def work() -> None:
             try:

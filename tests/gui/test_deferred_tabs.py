@@ -52,15 +52,29 @@ def test_the_first_painted_charts_show_the_saved_history(qtbot, launched: Gui):
     assert window.board.view("cpu").readout_label.text().startswith(f"{20.0 + (HISTORY_ROWS - 1) % 30:.1f}")
 
 
-def test_hidden_tabs_are_made_when_first_opened_and_ready_at_once(qtbot, launched: Gui):
+def made_tabs(gui: Gui) -> list[str]:
+    return [key for key in ("library", "activity", "try") if gui.window.lazy_tabs.is_made(key)]
+
+
+def test_hidden_tabs_wait_for_the_first_paint_then_are_made_without_being_opened(qtbot, launched: Gui):
     window = launched.window
+    at_first_paint: list[list[str]] = []
+    window.firstPainted.connect(lambda: at_first_paint.append(made_tabs(launched)))
     with qtbot.waitSignal(window.firstPainted, timeout=10_000):
         pass
-    qtbot.waitUntil(lambda: launched.manager is not None, timeout=10_000)
+    assert at_first_paint == [[]]  # none of them was made before the window was painted
+    qtbot.waitUntil(lambda: made_tabs(launched) == ["library", "activity", "try"], timeout=10_000)
     tabs = window.workspace
+    assert tabs.currentIndex() == 0  # made behind Instances, not shown
     assert [tabs.tabText(i) for i in range(tabs.count())] == ["Instances", "Library", "Activity", "Try"]
-    for key in ("library", "activity", "try"):
-        assert not window.lazy_tabs.is_made(key), f"the {key} tab was made before it was opened"
+    assert not window.activity_view.loaded  # the Activity tab reads its requests when first shown
+
+
+def test_hidden_tabs_opened_before_they_were_made_are_ready_at_once(qtbot, launched: Gui):
+    window = launched.window
+    tabs = window.workspace
+    assert made_tabs(launched) == []  # not painted yet: nothing was made
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Instances", "Library", "Activity", "Try"]
 
     tabs.setCurrentIndex(1)  # the user clicks "Library": it is there when the click returns
     library = window.lazy_tabs.made("library")
@@ -72,6 +86,7 @@ def test_hidden_tabs_are_made_when_first_opened_and_ready_at_once(qtbot, launche
     activity = window.activity_view
     assert activity is not None and tabs.currentWidget() is activity
     qtbot.waitUntil(lambda: activity.loaded, timeout=5000)
+    qtbot.waitUntil(lambda: launched.manager is not None, timeout=10_000)
     assert activity.manager is launched.manager
 
     window.instances_view.select("beta")
