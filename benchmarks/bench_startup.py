@@ -16,13 +16,22 @@ Idle CPU: llamadash runs with 1 Hz sampling and two instances of a tiny model se
 llama-server processes started by the instance manager); after a warm-up, the dashboard process's
 CPU time (all its threads, not the servers') is measured over ``--idle-seconds``, as % of one core.
 
-Targets: startup within 1.5× of the bare window; idle CPU under 3 % of one core. Exit status 0 when
-both are met.
+Memory: the resident set (``ps -o rss``) of the idle llamadash window (services started, 1 Hz
+sampling, no instance) next to the bare window's, each ``--settle-seconds`` after its charts were
+painted; and the bare window's idle CPU over the same window as the dashboard's, as its baseline.
+
+Every figure is printed on a ``RESULT`` line with its ratio to the baseline of the same run.
+``--only startup|memory|idle`` runs one part; ``--profile DIR`` writes CPU-time cProfiles of
+llamadash's start (to the charts painted) and of its main thread while idle.
+
+Targets: first paint within 1.2× of the bare window, charts painted within 1.25×, resident
+memory within 1.25×; idle CPU under 1 % of one core. Exit status 0 when all are met.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -35,14 +44,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-STARTUP_RATIO_TARGET = 1.5
-IDLE_CPU_TARGET = 3.0
+STARTUP_RATIO_TARGET = 1.2
+CHARTS_RATIO_TARGET = 1.25
+MEMORY_RATIO_TARGET = 1.25
+IDLE_CPU_TARGET = 1.0
+TAB_READY_MS = 100.0
 HISTORY_ROWS = 600
 MODELS = 50
 
 
 # ------------------------------------------------------------------------------------------------
 # children
+
+
+def _settle_seconds() -> float:
+    """``LLAMADASH_BENCH_SETTLE``: stay this long after the charts were painted, then say SETTLED."""
+    return float(os.environ.get("LLAMADASH_BENCH_SETTLE", "0") or 0)
+
+
+def _profile_path() -> str | None:
+    return os.environ.get("LLAMADASH_BENCH_PROFILE") or None
 
 
 def _report_first_paint(app, window) -> None:
@@ -64,14 +85,28 @@ def _report_first_paint(app, window) -> None:
             if event.type() == QEvent.Type.Paint and obj.isWidgetType() and obj.window() is window:
                 if not self.window_seen:
                     self.window_seen = True
-                    QTimer.singleShot(0, lambda: print(f"PAINTED {time.time():.6f}", flush=True))
+                    QTimer.singleShot(
+                        0, lambda: print(f"PAINTED {time.time():.6f} {time.process_time():.6f}", flush=True)
+                    )
                 if not self.plot_seen and isinstance(obj.parent(), pg.GraphicsView):  # a plot's viewport
                     self.plot_seen = True
                     QTimer.singleShot(0, done)  # after this paint batch has been drawn
             return False
 
     def done() -> None:
-        print(f"CHARTS {time.time():.6f}", flush=True)
+        print(f"CHARTS {time.time():.6f} {time.process_time():.6f}", flush=True)
+        profile = getattr(app, "_bench_profile", None)
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(_profile_path())
+        if os.environ.get("LLAMADASH_BENCH_TABS"):  # open each tab behind Instances, timed
+            after_s = float(os.environ["LLAMADASH_BENCH_TABS"])
+            QTimer.singleShot(round(after_s * 1000), lambda: _open_tabs(app, window))
+            return
+        settle = _settle_seconds()
+        if settle > 0:  # the parent reads the settled process, then ends it
+            QTimer.singleShot(round(settle * 1000), lambda: print("SETTLED", flush=True))
+            return
         os._exit(0)  # the measurement is over; tearing down is not part of it
 
     watcher = FirstPaint()
@@ -79,10 +114,49 @@ def _report_first_paint(app, window) -> None:
     app._first_paint = watcher  # keep it alive
 
 
+def _open_tabs(app, window) -> None:
+    """Bring each tab after the first forward in turn; print how long until it was painted."""
+    from PySide6.QtCore import QEvent, QObject
+
+    tabs = window.workspace
+    for index in range(1, tabs.count()):
+        title = tabs.tabText(index)
+        painted: list[float] = []
+
+        class Painted(QObject):
+            def __init__(self, painted: list[float]) -> None:
+                super().__init__()
+                self.painted = painted
+
+            def eventFilter(self, obj, event):
+                if event.type() == QEvent.Type.Paint and not self.painted and obj is tabs.currentWidget():
+                    self.painted.append(time.perf_counter())
+                return False
+
+        watcher = Painted(painted)
+        app.installEventFilter(watcher)
+        started = time.perf_counter()
+        tabs.setCurrentIndex(index)  # as a click on the tab does
+        deadline = started + 5
+        while not painted and time.perf_counter() < deadline:
+            app.processEvents()
+        app.removeEventFilter(watcher)
+        shown = (painted[0] - started) * 1000 if painted else float("nan")
+        print(f"TAB {title.replace(' ', '_')} {shown:.1f}", flush=True)
+    os._exit(0)
+
+
 def child_app(data_dir: str) -> None:
+    profile = None
+    if _profile_path():
+        import cProfile
+
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
+    app._bench_profile = profile  # type: ignore[attr-defined]
     import llamadash.app as launcher
 
     # The filter must be in place before the window shows; build_gui shows it, so patch show().
@@ -145,8 +219,24 @@ def child_idle(data_dir: str, instances: list[str]) -> None:
 
     QTimer.singleShot(100, step)
     restore = quit_on_signals(app)
+    profile = None
+    if _profile_path():  # the main thread while idle, from READY on
+        import cProfile
+
+        profile = cProfile.Profile(time.process_time)
+
+        def start_profile() -> None:
+            if gui.manager is not None and started and profile is not None:
+                profile.enable()
+            else:
+                QTimer.singleShot(200, start_profile)
+
+        QTimer.singleShot(200, start_profile)
     app.exec()
     restore()
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(str(_profile_path()))
     shutdown(gui)
 
 
@@ -206,8 +296,11 @@ def prepare(data_dir: Path, with_instances: bool) -> list[str]:
     return started
 
 
-def launch_once(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[float, float]:
-    """Seconds from starting the child to its first painted window, and to its first painted chart."""
+def launch_once(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> tuple[float, float, float, float]:
+    """Seconds from starting the child to its first painted window and to its first painted chart,
+    then the child's CPU seconds (all threads) at each of the two."""
     started = time.time()
     proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -215,20 +308,69 @@ def launch_once(args: list[str], env: dict[str, str], timeout: float = 60) -> tu
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    times = {}
+    times: dict[str, tuple[float, float]] = {}
     for line in out.splitlines():
-        word, _, value = line.partition(" ")
+        word, *values = line.split()
         if word in ("PAINTED", "CHARTS"):
-            times[word] = float(value) - started
+            times[word] = (float(values[0]) - started, float(values[1]))
     if "PAINTED" not in times or "CHARTS" not in times:
         raise RuntimeError(f"the child {args} never painted (exit {proc.returncode})")
-    return times["PAINTED"], times["CHARTS"]
+    return times["PAINTED"][0], times["CHARTS"][0], times["PAINTED"][1], times["CHARTS"][1]
+
+
+def measure_tabs(args: list[str], env: dict[str, str], after_s: float) -> dict[str, float]:
+    """Milliseconds from bringing each hidden tab forward to its first paint, ``after_s`` after the
+    charts were painted; one launch."""
+    env = dict(env, LLAMADASH_BENCH_TABS=str(after_s))
+    out = subprocess.run(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    ).stdout
+    return {
+        words[1].replace("_", " "): float(words[2])
+        for words in (line.split() for line in out.splitlines())
+        if len(words) == 3 and words[0] == "TAB"
+    }
+
+
+def measure_settled(
+    args: list[str], env: dict[str, str], settle_s: float, idle_s: float
+) -> tuple[int, float]:
+    """(resident bytes, % of one core over ``idle_s``) of a window ``settle_s`` after its charts painted."""
+    import psutil
+
+    env = dict(env, LLAMADASH_BENCH_SETTLE=str(settle_s))
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "SETTLED":
+                break
+        else:
+            raise RuntimeError(f"the child {args} never settled (exit {proc.wait()})")
+        me = psutil.Process(proc.pid)
+        rss = me.memory_info().rss
+        before, wall = me.cpu_times(), time.monotonic()
+        time.sleep(idle_s)
+        after, elapsed = me.cpu_times(), time.monotonic() - wall
+        cpu = (after.user + after.system - before.user - before.system) / elapsed * 100
+        return rss, cpu
+    finally:
+        proc.kill()
+        proc.wait(30)
 
 
 def measure_idle(
     data_dir: Path, instances: list[str], seconds: float, env: dict[str, str]
 ) -> tuple[float, float]:
-    """(% of one core used by the dashboard process, % used by its llama-server children) over ``seconds``."""
+    """(% of one core used by the dashboard process, % used by its llama-server children) over ``seconds``.
+
+    The dashboard's share counts all its threads (the sampler's too), not the servers'.
+    """
     import psutil
 
     proc = subprocess.Popen(
@@ -273,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="launches of each window (default 5)")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU window (default 60)")
     parser.add_argument("--no-instances", action="store_true", help="measure idle CPU without instances")
+    parser.add_argument(
+        "--settle-seconds", type=float, default=5.0, help="wait before reading memory (default 5)"
+    )
+    parser.add_argument("--only", choices=("startup", "tabs", "memory", "idle"), help="run one part only")
+    parser.add_argument("--profile", metavar="DIR", help="write CPU-time cProfiles of llamadash into DIR")
     parser.add_argument("--child", choices=("app", "bare", "idle"), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     parser.add_argument("--instances", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -306,39 +453,94 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} CPUs, Qt platform {platform_name}"
         )
         print(f"database: {HISTORY_ROWS} metrics rows (10 min at 1 Hz), {MODELS + len(instances)} models")
-        app_runs: list[tuple[float, float]] = []
-        bare_runs: list[tuple[float, float]] = []
+        results: list[tuple[str, float, float]] = []  # (what, ratio or value, target)
+        app_args = ["--child", "app", "--data-dir", str(data_dir)]
         launch_once(["--child", "bare"], env)  # warm the file and bytecode caches (not counted)
-        launch_once(["--child", "app", "--data-dir", str(data_dir)], env)
-        for _ in range(args.repeat):
-            bare_runs.append(launch_once(["--child", "bare"], env))
-            app_runs.append(launch_once(["--child", "app", "--data-dir", str(data_dir)], env))
+        launch_once(app_args, env)
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            args.profile = str(Path(args.profile).resolve())
+        if args.only in (None, "startup"):
+            app_runs: list[tuple[float, ...]] = []
+            bare_runs: list[tuple[float, ...]] = []
+            for _ in range(args.repeat):
+                bare_runs.append(launch_once(["--child", "bare"], env))
+                app_runs.append(launch_once(app_args, env))
 
-        def report(label: str, runs: list[tuple[float, float]], which: int) -> float:
-            values = [run[which] for run in runs]
-            median = statistics.median(values)
+            def report(label: str, runs: list[tuple[float, ...]], which: int) -> float:
+                values = [run[which] for run in runs]
+                median = statistics.median(values)
+                print(
+                    f"{label:<48} median {median * 1000:5.0f} ms  "
+                    f"({', '.join(f'{v * 1000:.0f}' for v in values)})"
+                )
+                return median
+
+            bare_median = report("bare PySide6 + pyqtgraph window, painted:", bare_runs, 0)
+            app_median = report("llamadash main window, painted:", app_runs, 0)
+            charts_median = report("llamadash main window, charts painted:", app_runs, 1)
+            # CPU time, less disturbed by other processes on a busy machine than the wall clock
+            bare_cpu = report("  CPU time: bare window, painted:", bare_runs, 2)
+            app_cpu = report("  CPU time: llamadash, painted:", app_runs, 2)
+            charts_cpu = report("  CPU time: llamadash, charts painted:", app_runs, 3)
             print(
-                f"{label:<44} median {median * 1000:5.0f} ms  "
-                f"({', '.join(f'{v * 1000:.0f}' for v in values)})"
+                f"  CPU-time ratios: first paint {app_cpu / bare_cpu:.2f}x, charts painted "
+                f"{charts_cpu / bare_cpu:.2f}x"
             )
-            return median
+            results.append(("first paint vs the bare window", app_median / bare_median, STARTUP_RATIO_TARGET))
+            results.append(
+                ("charts painted vs the bare window", charts_median / bare_median, CHARTS_RATIO_TARGET)
+            )
+            if args.profile:
+                out = Path(args.profile) / "startup.prof"
+                launch_once(app_args, dict(env, LLAMADASH_BENCH_PROFILE=str(out)))
+                print(f"profile of the start (to the charts painted): {out}")
 
-        bare_median = report("bare PySide6 + pyqtgraph window, painted:", bare_runs, 0)
-        app_median = report("llamadash main window, painted:", app_runs, 1 - 1)
-        charts_median = report("llamadash main window, charts painted:", app_runs, 1)
-        ratio = app_median / bare_median
-        print(
-            f"ratio, window painted: {ratio:.2f}x (target <= {STARTUP_RATIO_TARGET}x); "
-            f"charts painted: {charts_median / bare_median:.2f}x"
-        )
+        if args.only in (None, "tabs"):
+            # 1 s: before the window has made its hidden tabs (made on the click); 5 s: after
+            for after_s in (1.0, 5.0):
+                opened = measure_tabs(app_args, env, after_s)
+                listed = ", ".join(f"{t} {ms:.0f} ms" for t, ms in opened.items())
+                print(f"hidden tabs opened {after_s:g} s after the charts painted, to painted: {listed}")
+                slowest = max(opened.values()) if opened else math.nan
+                what = f"slowest hidden tab opened at {after_s:g} s, to painted, ms"
+                results.append((what, slowest, TAB_READY_MS))
 
-        dashboard, servers = measure_idle(data_dir, instances, args.idle_seconds, env)
-        what = f"{len(instances)} idle instances" if instances else "no instances"
-        print(
-            f"idle CPU over {args.idle_seconds:.0f} s, 1 Hz sampling, {what}: dashboard {dashboard:.2f} % "
-            f"of one core (target < {IDLE_CPU_TARGET} %); llama-server processes {servers:.2f} %"
-        )
-    ok = ratio <= STARTUP_RATIO_TARGET and dashboard < IDLE_CPU_TARGET
+        if args.only in (None, "memory"):
+            idle_s = min(args.idle_seconds, 20.0)
+            bare_rss, bare_cpu = measure_settled(["--child", "bare"], env, args.settle_seconds, idle_s)
+            app_rss, app_cpu = measure_settled(app_args, env, args.settle_seconds, idle_s)
+            print(
+                f"resident memory {args.settle_seconds:g} s after the charts painted: llamadash (services "
+                f"started, no instance) {app_rss / 2**20:.0f} MB, bare window {bare_rss / 2**20:.0f} MB"
+            )
+            print(
+                f"idle CPU over {idle_s:g} s, no instance: llamadash {app_cpu:.2f} %, bare window "
+                f"{bare_cpu:.2f} % of one core"
+            )
+            results.append(("resident memory vs the bare window", app_rss / bare_rss, MEMORY_RATIO_TARGET))
+
+        if args.only in (None, "idle"):
+            if args.profile:
+                env = dict(env, LLAMADASH_BENCH_PROFILE=str(Path(args.profile) / "idle.prof"))
+            dashboard, servers = measure_idle(data_dir, instances, args.idle_seconds, env)
+            what = f"{len(instances)} idle instances" if instances else "no instances"
+            print(
+                f"idle CPU over {args.idle_seconds:.0f} s, 1 Hz sampling, {what}: dashboard {dashboard:.2f} % "
+                f"of one core; llama-server processes {servers:.2f} %"
+            )
+            results.append((f"idle CPU, % of one core, 1 Hz, {what}", dashboard, IDLE_CPU_TARGET))
+            if args.profile:
+                print(f"profile of the idle main thread: {Path(args.profile) / 'idle.prof'}")
+
+    ok = True
+    for what, value, target in results:
+        met = value < target if what.startswith("idle CPU") else value <= target
+        if math.isnan(value):
+            met = False
+        ok = ok and met
+        unit = " %" if what.startswith("idle CPU") else " ms" if what.endswith("ms") else "x"
+        print(f"RESULT {what}: {value:.2f}{unit} (target {'<' if unit == ' %' else '<='} {target}{unit})")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

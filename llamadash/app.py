@@ -159,7 +159,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         store = cast(settings_mod.MetadataStore, db)
         settings = _start_at_login_as_found(settings_mod.load_settings(store))
         db.set_retention_minutes(settings.history_minutes)  # the database stays open
-        history = db.get_metrics_history(settings.history_minutes)
+        history = db.get_metrics_columns(settings.history_minutes)  # straight into the charts
         instance_history = db.get_instance_history(settings.history_minutes)  # the tokens/s chart
         events = events_mod.load_events(store, window_minutes=settings.history_minutes)
     except (db.DatabaseError, OSError) as exc:
@@ -233,6 +233,7 @@ def shutdown(gui: Gui) -> bool:
     from llamadash.ui.main_window import QUIT_STOP_TIMEOUT_S
 
     gui.services_started = True  # a start still pending must not come after this
+    gui.window.lazy_tabs.halt()  # a hidden tab made after this would read a closed database
     try:
         gui.window.save_layout()  # also when quitting without closing the window (a signal, the tray)
     except Exception as exc:

@@ -70,7 +70,7 @@ def main() -> int:
     window = MainWindow(store=db, db_path=db_path, load_models=db.get_models, data_dir=data_dir)
     library = LibraryController(window, db, data_dir)
     service = workers_view.install(window, data_dir, library.service)
-    view = window.workers_view
+    view = window.lazy_tabs.widget("workers")
     for name in ("gpu-a", "gpu-b", "lan"):
         found = workers.get_worker(name)
         assert found is not None

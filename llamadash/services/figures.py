@@ -99,24 +99,43 @@ def _int_or_none(value: float | None) -> int | None:
 NO_FIGURES = InstanceFigures()
 
 
+#: How often the process tree is walked again for new child processes, in seconds. psutil finds
+#: children by reading /proc/*/stat of every process on the machine (4 ms a poll under cProfile,
+#: the dashboard's largest idle cost with two instances); llama-server rarely starts any.
+CHILDREN_RESCAN_S = 10.0
+
+
 class ProcessTreeStats:
     """CPU % and RSS of a process and its children, keeping psutil objects between polls.
 
     psutil's ``cpu_percent`` compares with the previous call on the same object; the first call
-    of each object means nothing, so a brand-new root reads ``None``.
+    of each object means nothing, so a brand-new root reads ``None``. The children are looked for
+    at the first read and then every :data:`CHILDREN_RESCAN_S` (or when one has gone); between
+    those, the known processes are read.
+
+    Args:
+        clock: Monotonic clock in seconds (tests).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._procs: dict[int, psutil.Process] = {}
+        self._clock = clock
+        self._rescan_at = -math.inf
 
     def read(self, pid: int | None) -> tuple[float | None, float | None, list[int]]:
         """``(cpu %, RSS MiB, PIDs of the tree)`` of the tree under ``pid`` (``None``s when unknown)."""
         if pid is None:
             self._procs.clear()
             return None, None, []
+        now = self._clock()
         try:
-            root = self._procs.get(pid) or psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
+            known_root = self._procs.get(pid)
+            root = known_root or psutil.Process(pid)
+            if known_root is None or now >= self._rescan_at:
+                tree = [root, *root.children(recursive=True)]
+                self._rescan_at = now + CHILDREN_RESCAN_S
+            else:
+                tree = list(self._procs.values())
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             self._procs.clear()
             return None, None, []
@@ -133,6 +152,7 @@ class ProcessTreeStats:
                     rss = handle.memory_info().rss / _MIB
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 current.pop(proc.pid, None)
+                self._rescan_at = -math.inf  # one has gone: look again at the next read
                 continue
             except psutil.AccessDenied:
                 cpu, rss = math.nan, math.nan

@@ -22,6 +22,7 @@ The interval is the one the samples were taken at: saved history is judged by it
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,7 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadash.core.events import InstanceEvent
-from llamadash.core.metrics import GAP_FACTOR, Sample, split_on_gaps
+from llamadash.core.metrics import GAP_FACTOR, Sample, run_starts, split_on_gaps
 from llamadash.ui.theme import ChartColors, chart_colors
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "ChartView",
     "SeriesBuffer",
     "SeriesSpec",
+    "history_columns",
+    "history_last_row",
 ]
 
 #: The shortest time between two redraws; samples arriving faster are drawn together.
@@ -196,6 +199,19 @@ class SeriesBuffer:
         self._x.append(t)
         self._y.append(y)
         self.latest = None if value is None else y
+
+    def extend(self, times: Sequence[float], values: Sequence[float | None]) -> None:
+        """Add a run of points at once (``times`` ascending, none before the last point): the history."""
+        if not times:
+            return
+        if self._x and times[0] < self._x[-1]:
+            for t, value in zip(times, values, strict=True):
+                self.append(t, value)
+            return
+        self._x.extend(times)
+        self._y.extend([math.nan if value is None else float(value) for value in values])
+        last = values[-1]
+        self.latest = None if last is None else float(last)
 
     def add_break(self, t: float) -> None:
         """Break the line at ``t`` (between two runs of the history)."""
@@ -422,6 +438,11 @@ class ChartView(QWidget):
         if self.spec.y_range is None:
             plot.setYRange(0, max(highest * 1.15, 1.0), padding=0)  # an idle chart still has a scale
         self._prune_markers(start)
+        # The view box would apply the new range at paint time, and the items it moves then ask
+        # for a second paint: applied now, one redraw is one paint (it was two, counted per chart).
+        view_box = plot.getViewBox()
+        if getattr(view_box, "_matrixNeedsUpdate", False):
+            view_box.updateMatrix()
         self._update_header()
 
     def update_header(self) -> None:
@@ -622,6 +643,27 @@ class ChartDock(QDockWidget):
         )
 
 
+def history_columns(
+    history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+) -> Mapping[str, Sequence[Any]]:
+    """Saved samples as one list per column, whether given so or as rows."""
+    if isinstance(history, Mapping):
+        return history
+    keys = {key for row in history for key in row}
+    return {key: [row.get(key) for row in history] for key in keys}
+
+
+def history_last_row(
+    history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+) -> dict[str, Any] | None:
+    """The newest saved sample as a row, or ``None`` when there is none."""
+    columns = history_columns(history)
+    stamps = columns.get("timestamp") or ()
+    if not stamps:
+        return None
+    return {key: values[-1] for key, values in columns.items()}  # oldest first: the last
+
+
 def _row_of(sample: Sample | Mapping[str, Any]) -> Mapping[str, Any]:
     return sample.as_row() if isinstance(sample, Sample) else sample
 
@@ -703,29 +745,43 @@ class ChartBoard(QObject):
 
     # -- feeding ----------------------------------------------------------------------------------
 
-    def load_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Fill the charts from saved rows (oldest first, timestamps in Unix ms); those seen draw at once.
+    def load_history(self, history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> None:
+        """Fill the charts from saved samples (oldest first, timestamps in Unix ms); those seen draw at once.
+
+        ``history`` is one list per column (``database.get_metrics_columns``: what the window is
+        given at start-up, put into the curves without a dict per row) or a list of rows.
 
         Runs separated by a gap are drawn as separate lines. What is a gap depends on how far apart
         the rows were saved, not only on the interval now: history saved at 5 s is still a line after
         the interval was lowered to 1 s (see :func:`~llamadash.core.metrics.split_on_gaps`).
         """
-        column_views = [(view, key, buf) for view in self.views() for key, buf in view.buffers.items()]
-        runs = split_on_gaps(rows, self._interval_s)
-        for run in runs:
-            start = run[0]["timestamp"] / 1000
-            for _view, _key, buffer in column_views:
-                buffer.add_break(start - self._interval_s / 2)
-            for row in run:
-                t = row["timestamp"] / 1000
-                for _view, key, buffer in column_views:
-                    buffer.append(t, row.get(key))
-                if any(row.get(column) is not None for column in GPU_COLUMNS):
-                    self._gpu_last_seen = t
+        columns = history_columns(history)
+        stamps = list(columns.get("timestamp") or ())
+        count = len(stamps)
+        if count and not all(map(operator.le, stamps, stamps[1:])):  # not oldest first: put it so
+            order = sorted(range(count), key=stamps.__getitem__)
+            columns = {key: [values[i] for i in order] for key, values in columns.items()}
+            stamps = [stamps[i] for i in order]
+        times = [stamp / 1000 for stamp in stamps]
+        starts = run_starts(stamps, self._interval_s)
+        runs = list(pairwise([*starts, count]))
+        nothing = [None] * count
+        for view in self.views():
+            for key, buffer in view.buffers.items():
+                values = columns.get(key) or nothing
+                for start, end in runs:
+                    buffer.add_break(times[start] - self._interval_s / 2)
+                    buffer.extend(times[start:end], values[start:end])
+        gpu_columns = [gpu for column in GPU_COLUMNS if (gpu := columns.get(column))]
+        for i in range(count - 1, -1, -1):  # the latest sample with a GPU reading
+            if any(gpu[i] is not None for gpu in gpu_columns):
+                self._gpu_last_seen = times[i]
+                break
         if runs:  # the first new sample is judged by the history's spacing too, where it was longer
-            spacing_s = _spacing_s([row["timestamp"] for row in runs[-1][-(HISTORY_SPACING_STEPS + 1) :]])
-            for _view, _key, buffer in column_views:
-                buffer.interval_s = spacing_s
+            spacing_s = _spacing_s(stamps[max(starts[-1], count - HISTORY_SPACING_STEPS - 1) :])
+            for view in self.views():
+                for buffer in view.buffers.values():
+                    buffer.interval_s = spacing_s
         self._update_gpu_pages()
         self.redraw_shown()
 

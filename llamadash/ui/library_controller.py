@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Slot
 
@@ -36,8 +36,10 @@ from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Manager
 from llamadash.ui.perf_actions import PerfActions
 from llamadash.ui.instances_view import failure_text
-from llamadash.ui.library_view import LibraryView
-from llamadash.ui.param_editor import ParamEditor
+
+if TYPE_CHECKING:  # imported when the Library tab is first shown, or a model first configured
+    from llamadash.ui.library_view import LibraryView
+    from llamadash.ui.param_editor import ParamEditor
 
 _log = logging.getLogger(__name__)
 #: What the editor lists when no llama-server is found anywhere llamadash looks.
@@ -54,24 +56,47 @@ class LibraryController(QObject):
         self._data_dir = data_dir
         self._manager: Manager | None = None
         self.service = Library(store, is_running=self._is_running)
-        self.library = LibraryView(store, service=self.service)
+        self._library: LibraryView | None = None
         self.editor: ParamEditor | None = None
-        window.set_library_widget(self.library, "Library")
+        # made when the tab is first shown (or `library` is asked for): not while the window is built
+        window.set_library_widget(self._make_library, "Library")
         window.configureRequested.connect(self.configure)
         window.instances_view.fixRequested.connect(self._apply_fix)
-        self.library.modelActivated.connect(self._on_library_activated)
-        self.library.libraryChanged.connect(window.refresh_models)
-        self.library.libraryChanged.connect(self._follow_edited_model)
         self._binary_setting = window.settings.llama_server_path
         window.settingsChanged.connect(self._on_settings_changed)
-        self.perf = PerfActions(self)  # Check fit, Benchmark, Find the fastest settings
-        self.library.add_tool_button(self.perf.button)
+        self.perf = PerfActions(self)  # Check fit, Benchmark, Find the fastest settings (its button
+        # goes into the Library tab when that is made)
+
+    @property
+    def library(self) -> LibraryView:
+        """The Library tab's view (made now if it was not yet)."""
+        if self._library is None:
+            self._window.library_widget  # noqa: B018 - the window's tab makes it (see _make_library)
+        assert self._library is not None
+        return self._library
+
+    def _make_library(self) -> LibraryView:
+        from llamadash.ui.library_view import LibraryView
+
+        library = LibraryView(self._store, service=self.service)
+        library.modelActivated.connect(self._on_library_activated)
+        library.libraryChanged.connect(self._window.refresh_models)
+        library.libraryChanged.connect(self._follow_edited_model)
+        library.set_auto_restart_switch(self._manager)  # a running server follows the switch at once
+        library.add_tool_button(self.perf.button)
+        self._library = library
+        return library
+
+    def _refresh_library(self, select_id: int | None = None) -> None:
+        if self._library is not None:  # one not made yet reads the library when it is
+            self._library.refresh(select_id=select_id)
 
     # ------------------------------------------------------------------------------------------
     def set_manager(self, manager: Manager | None) -> None:
         """Follow the instance manager, so the editor knows when its model's server runs."""
         self._manager = manager
-        self.library.set_auto_restart_switch(manager)  # a running server follows the switch at once
+        if self._library is not None:
+            self._library.set_auto_restart_switch(manager)  # a running server follows the switch at once
         if manager is not None:
             manager.stateChanged.connect(self._on_state_changed)
 
@@ -114,6 +139,8 @@ class LibraryController(QObject):
             return
         caps, binary, problem = self._build()
         if self.editor is None:
+            from llamadash.ui.param_editor import ParamEditor
+
             self.editor = ParamEditor(
                 model, save=self._save_edit, capabilities=caps, binary=binary, binary_problem=problem
             )
@@ -209,7 +236,7 @@ class LibraryController(QObject):
 
     @Slot(str, str, str)
     def _on_state_changed(self, name: str, state: str, _reason: str) -> None:
-        self.library.refresh()  # the status column (the manager has written it to the database)
+        self._refresh_library()  # the status column (the manager has written it to the database)
         model = self._editing()
         if model is not None and model["name"] == name and self.editor is not None:
             self.editor.set_running(state in ACTIVE_STATES)
@@ -217,7 +244,7 @@ class LibraryController(QObject):
     @Slot(int, dict)
     def _on_saved(self, _model_id: int, _changes: dict) -> None:
         self._window.refresh_models()
-        self.library.refresh(select_id=self.editor.model_id if self.editor else None)
+        self._refresh_library(select_id=self.editor.model_id if self.editor else None)
 
     @Slot(str, object)
     def _apply_fix(self, name: str, values: dict[str, Any]) -> None:
@@ -229,7 +256,7 @@ class LibraryController(QObject):
             self._window.show_refusal("start", name, f"Could not change {name}: {exc}", False)
             return
         self._window.refresh_models()
-        self.library.refresh()
+        self._refresh_library()
         edited = self._editing()
         if edited is not None and edited["name"] == name and self.editor is not None:
             self.editor.set_model(edited)  # the editor shows the value just set

@@ -38,7 +38,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyqtgraph as pg
 from PySide6 import __version__ as pyside_version
@@ -67,15 +67,18 @@ from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
 from llamadash.services.metrics_endpoint import EndpointSwitch
 from llamadash.services.protocols import Instance, Manager
-from llamadash.ui.activity_view import ActivityView, RequestsSource
-from llamadash.ui.charts import ChartBoard, ChartDock
+from llamadash.ui.charts import ChartBoard, ChartDock, history_last_row
 from llamadash.ui.icons import action_icon, app_icon
 from llamadash.ui.instances_view import InstancesModel, InstancesView, count_text
 from llamadash.ui.router_panel import RouterPanel
+from llamadash.ui.lazy_tabs import LazyTabs
 from llamadash.ui.logs_dock import LogsDock
-from llamadash.ui.settings_dialog import SettingsDialog, describe_binary
 from llamadash.ui.theme import Theme, apply_theme, error_style_sheet
-from llamadash.ui.try_pane import TryPane
+
+if TYPE_CHECKING:  # made (and imported) when first shown or opened: see LazyTabs
+    from llamadash.ui.activity_view import ActivityView
+    from llamadash.ui.settings_dialog import SettingsDialog
+    from llamadash.ui.try_pane import TryPane
 
 __all__ = ["GEOMETRY_KEY", "LAYOUT_VERSION", "STATE_KEY", "MainWindow"]
 
@@ -88,6 +91,8 @@ GEOMETRY_KEY = "window_geometry"
 LAYOUT_VERSION = 1
 #: How long the window waits for the instances to stop when quitting.
 QUIT_STOP_TIMEOUT_S = 10.0
+#: How long after the first paint the tabs behind Instances start being made (see LazyTabs).
+MAKE_TABS_AFTER_MS = 300
 
 # The default layout, by chart key: one column per entry along the bottom, tabs within a column.
 _BOTTOM_COLUMNS: tuple[tuple[str, ...], ...] = (
@@ -97,6 +102,13 @@ _BOTTOM_COLUMNS: tuple[tuple[str, ...], ...] = (
     ("gpu_memory", "gpu_power"),
 )
 _RIGHT_COLUMN: tuple[tuple[str, ...], ...] = (("tokens",), ("requests", "active_models"))
+
+
+def describe_binary(path: str, cache_dir: Path | None = None) -> tuple[bool, str, str]:
+    """:func:`llamadash.ui.settings_dialog.describe_binary`; that module is imported when first needed."""
+    from llamadash.ui.settings_dialog import describe_binary as describe
+
+    return describe(path, cache_dir)
 
 
 class _BinaryInfo(QObject):
@@ -113,7 +125,8 @@ class MainWindow(QMainWindow):
         db_path: The database file, shown in the status bar.
         load_models: Returns the model library as dicts (``name``, ``port``, ...).
         settings: The settings in force (default: read from ``store``).
-        history: Saved metrics rows, oldest first, drawn at once.
+        history: Saved metrics, oldest first, drawn at once: one list per column
+            (``database.get_metrics_columns``) or a list of rows.
         instance_history: Saved per-instance samples (``get_instance_history``), oldest first: the
             tokens/s chart draws them at once.
         events: Saved instance events, shown as markers.
@@ -139,7 +152,7 @@ class MainWindow(QMainWindow):
         db_path: Path,
         load_models: Callable[[], list[dict[str, Any]]],
         settings: Settings | None = None,
-        history: Sequence[Mapping[str, Any]] = (),
+        history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] = (),
         instance_history: Sequence[Mapping[str, Any]] = (),
         events: Iterable[InstanceEvent] = (),
         sampler: Any | None = None,
@@ -191,17 +204,13 @@ class MainWindow(QMainWindow):
         self.workspace.setDocumentMode(True)
         self.workspace.setTabBarAutoHide(True)  # one tab needs no tab bar
         self.workspace.addTab(self.instances_view, "Instances")
-        self.activity_view: ActivityView | None = None
+        # The other tabs are made when first shown (or asked for): nothing of theirs at start-up.
+        self.lazy_tabs = LazyTabs(self.workspace)
         if all(hasattr(store, name) for name in ("get_requests", "count_requests", "get_daily_totals")):
-            self.activity_view = ActivityView(
-                cast(RequestsSource, store), model_names=self.instances_model.names, colors=self.theme.charts
-            )
-            self.workspace.addTab(self.activity_view, "Activity")
-        self.try_pane = TryPane()  # send a prompt to a running model: does it work, how fast
-        self.workspace.addTab(self.try_pane, "Try")
-        self.instances_view.currentInstanceChanged.connect(self.try_pane.choose)
+            self.lazy_tabs.add("activity", "Activity", self._make_activity_view)
+        self.lazy_tabs.add("try", "Try", self._make_try_pane)  # send a prompt to a running model
+        self.instances_view.currentInstanceChanged.connect(self._follow_selection_in_try)
         self.setCentralWidget(self.workspace)
-        self.library_widget: QWidget | None = None
         self.editor_widget: QWidget | None = None
         self._heights_before_editor: list[int] | None = None
         self._describe_thread: threading.Thread | None = None  # asks llama-server what it is
@@ -232,8 +241,9 @@ class MainWindow(QMainWindow):
         self.board.set_events(events)
         self.board.load_history(history)
         self.board.load_instance_history(instance_history)
-        if history:
-            self._show_glance(history[-1])
+        newest = history_last_row(history)
+        if newest is not None:
+            self._show_glance(newest)
         self.instances_view.currentInstanceChanged.connect(self.logs_dock.show_instance)
         self.instances_view.showLogRequested.connect(self._show_log)
         self.instances_view.configureRequested.connect(self.open_configuration)
@@ -244,8 +254,6 @@ class MainWindow(QMainWindow):
         self.instances_view.libraryRequested.connect(self.show_library)
         self.refusal_box: QMessageBox | None = None
         self.logs_dock.show_instance(self.instances_view.current_name())
-        if self.activity_view is not None:
-            self.activity_view.requestSelected.connect(self._mark_request)
         if sampler is not None:
             sampler.sampled.connect(self._on_sample)
             sampler.sampled.connect(self.tray_controller.on_sample)
@@ -266,6 +274,10 @@ class MainWindow(QMainWindow):
         # Asking llama-server which build it is runs Python on a thread (sharing the interpreter
         # lock) and maybe a process: not while the window is being built and painted.
         self.firstPainted.connect(lambda: QTimer.singleShot(1000, self._describe_binary_later))
+        # the tabs behind Instances, one at a time once the window is up (a click finds them made)
+        self.firstPainted.connect(
+            lambda: QTimer.singleShot(MAKE_TABS_AFTER_MS, self.lazy_tabs.make_all_in_turns)
+        )
 
     def set_manager(self, manager: Manager) -> None:
         """Follow the instance manager: the table, the log, the tray, the tokens chart, the markers.
@@ -281,12 +293,15 @@ class MainWindow(QMainWindow):
             self.manager.orphansChanged.disconnect(self._update_orphan_actions)
         self.manager = manager
         self._show_prometheus_problem(self.prometheus.set_sources(manager, self.sampler))
-        if self.activity_view is not None:
-            self.activity_view.set_manager(manager)
+        activity = self.lazy_tabs.made("activity")
+        if activity is not None:
+            cast("ActivityView", activity).set_manager(manager)
         self.tray_controller.set_manager(manager)
         self.instances_model.set_manager(manager)
         self.logs_dock.set_manager(manager)
-        self.try_pane.set_manager(manager)
+        try_pane = self.lazy_tabs.made("try")
+        if try_pane is not None:
+            cast("TryPane", try_pane).set_manager(manager)
         self.router_panel.set_manager(manager)
         manager.figuresChanged.connect(self._on_figures)
         manager.eventOccurred.connect(self._on_event)
@@ -349,15 +364,64 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.firstPainted.emit)  # after this paint has reached the screen
 
     # ------------------------------------------------------------------------------------------------
+    # the tabs made when first shown
+
+    @property
+    def activity_view(self) -> ActivityView | None:
+        """The Activity tab (made now if it was not yet), or ``None`` where the store keeps no requests."""
+        if "activity" not in self.lazy_tabs:
+            return None
+        return cast("ActivityView", self.lazy_tabs.widget("activity"))
+
+    def _make_activity_view(self) -> ActivityView:
+        from llamadash.ui.activity_view import ActivityView, RequestsSource
+
+        view = ActivityView(
+            cast(RequestsSource, self.store), model_names=self.instances_model.names, colors=self.theme.charts
+        )
+        view.requestSelected.connect(self._mark_request)
+        if self.manager is not None:
+            view.set_manager(self.manager)
+        return view
+
+    @property
+    def try_pane(self) -> TryPane:
+        """The Try tab (made now if it was not yet)."""
+        return cast("TryPane", self.lazy_tabs.widget("try"))
+
+    def _make_try_pane(self) -> TryPane:
+        from llamadash.ui.try_pane import TryPane
+
+        pane = TryPane()
+        if self.manager is not None:
+            pane.set_manager(self.manager)
+        pane.choose(self.instances_view.current_name())
+        return pane
+
+    def _follow_selection_in_try(self, name: str) -> None:
+        pane = self.lazy_tabs.made("try")
+        if pane is not None:  # one not made yet chooses the selection when it is
+            cast("TryPane", pane).choose(name)
+
+    # ------------------------------------------------------------------------------------------------
     # places for the model library and the parameter editor
 
-    def set_library_widget(self, widget: QWidget, title: str = "Library") -> None:
-        """Show the model library as a tab of the central area, after Instances (replacing one set before)."""
-        if self.library_widget is not None:
-            self.workspace.removeTab(self.workspace.indexOf(self.library_widget))
-            self.library_widget.deleteLater()
-        self.library_widget = widget
-        self.workspace.insertTab(1, widget, title)
+    @property
+    def library_widget(self) -> QWidget | None:
+        """The model library's tab widget (made now if it was given as a factory), or ``None``."""
+        return self.lazy_tabs.widget("library") if "library" in self.lazy_tabs else None
+
+    def set_library_widget(self, widget: QWidget | Callable[[], QWidget], title: str = "Library") -> None:
+        """Show the model library as a tab of the central area, after Instances (replacing one set before).
+
+        ``widget`` may be a function that makes it: it is called when the tab is first shown (or
+        :attr:`library_widget` is asked for), so that a library not looked at costs nothing.
+        """
+        self.lazy_tabs.remove("library")
+        factory = widget if not isinstance(widget, QWidget) else (lambda: widget)
+        self.lazy_tabs.add("library", title, factory, index=1)
+        if isinstance(widget, QWidget):
+            self.lazy_tabs.widget("library")
         self.instances_view.set_library_offered(True)
 
     def show_try(self) -> None:
@@ -367,8 +431,9 @@ class MainWindow(QMainWindow):
 
     def show_activity(self) -> None:
         """Bring the Activity tab forward (where the store keeps requests)."""
-        if self.activity_view is not None:
-            self.workspace.setCurrentWidget(self.activity_view)
+        view = self.activity_view
+        if view is not None:
+            self.workspace.setCurrentWidget(view)
 
     def _mark_request(self, finished_ms: int | None) -> None:
         """The Activity view's selected request: its moment on every chart."""
@@ -461,7 +526,9 @@ class MainWindow(QMainWindow):
         """
         docks = [self.logs_dock, self.board.docks[_BOTTOM_COLUMNS[0][0]]]
         current = self.workspace.currentWidget()
-        roomy = current is not None and current in (self.editor_widget, self.activity_view, self.try_pane)
+        roomy = current is not None and (
+            current is self.editor_widget or self.lazy_tabs.key_of(current) in ("activity", "try")
+        )
         if roomy and self._heights_before_editor is None:
             short = self.workspace.height() < self.EDITOR_MIN_HEIGHT
             if short and all(d.isVisible() and not d.isFloating() for d in docks):
@@ -833,8 +900,9 @@ class MainWindow(QMainWindow):
         self.theme = apply_theme(preference, charts_follow=charts_follow)
         self.board.set_colors(self.theme.charts)
         self.logs_dock.apply_palette(self.theme.palette)
-        if self.activity_view is not None:
-            self.activity_view.set_colors(self.theme.charts)
+        activity = self.lazy_tabs.made("activity")
+        if activity is not None:
+            cast("ActivityView", activity).set_colors(self.theme.charts)
 
     def show_settings(self) -> SettingsDialog:
         """Open the settings dialog (non-blocking) and return it; one already open is brought forward."""
@@ -846,6 +914,8 @@ class MainWindow(QMainWindow):
                 return open_dialog
         except RuntimeError:  # closed: Qt has deleted it (WA_DeleteOnClose)
             pass
+        from llamadash.ui.settings_dialog import SettingsDialog
+
         dialog = SettingsDialog(
             self.settings, self.save_settings, cache_dir=self.data_dir / "cache", parent=self
         )
@@ -923,7 +993,7 @@ class MainWindow(QMainWindow):
     def _after_transfer(self) -> None:
         """The database or the library was imported: show the new models everywhere."""
         self.refresh_models()
-        refresh = getattr(self.library_widget, "refresh", None)
+        refresh = getattr(self.lazy_tabs.made("library"), "refresh", None)  # one not made reads anew
         if callable(refresh):
             refresh()
 
@@ -935,6 +1005,8 @@ class MainWindow(QMainWindow):
         info.done.connect(self._on_binary_described)
         path, cache = self.settings.llama_server_path, self.data_dir / "cache"
         self._binary_info = info  # kept alive until the thread has answered
+
+        import llamadash.ui.settings_dialog  # noqa: F401 - imported here, not on the thread
 
         def work() -> None:
             try:

@@ -647,7 +647,8 @@ def _warning_brush() -> Any:
 
 
 def install(window: Any, data_dir: Path, library: Any) -> WorkerService:
-    """Add the Workers tab to ``window`` (its ``workspace``); returns the service that runs the workers.
+    """Add the Workers tab to ``window`` (made when first shown or after the first paint, see
+    :class:`~llamadash.ui.lazy_tabs.LazyTabs`); returns the service that runs the workers at once.
 
     Args:
         window: The main window.
@@ -670,8 +671,11 @@ def install(window: Any, data_dir: Path, library: Any) -> WorkerService:
             return f"{model} runs on this machine only at its next start (--rpc cleared)"
         return f"{model} runs across {', '.join(endpoints)} at its next start (--rpc {','.join(endpoints)})"
 
-    view = WorkersView(service, model_names=names, assign=assign)
-    view.setObjectName("workersView")
-    window.workspace.addTab(view, "Workers")
-    window.workers_view = view
+    def make() -> WorkersView:
+        view = WorkersView(service, model_names=names, assign=assign)
+        view.setObjectName("workersView")
+        return view
+
+    # made after the first paint, like the other hidden tabs (window.lazy_tabs.widget("workers"))
+    window.lazy_tabs.add("workers", "Workers", make)
     return service

@@ -457,3 +457,80 @@ def test_docks_can_be_moved_floated_closed_and_have_stable_names(board):
         assert features & dock.DockWidgetFeature.DockWidgetClosable
         assert features & dock.DockWidgetFeature.DockWidgetMovable
         assert features & dock.DockWidgetFeature.DockWidgetFloatable
+
+
+def columns_of(rows: list[dict]) -> dict[str, list]:
+    return {key: [r.get(key) for r in rows] for key in rows[0]}
+
+
+def test_history_as_columns_draws_what_the_same_rows_draw(make_board):
+    """The launcher reads the history as one list per column (get_metrics_columns): the charts
+    must come out as they do from the rows, gaps, holes and the GPU's presence included."""
+    rows = [row(NOW_S - 500 + i, cpu_usage=float(i)) for i in range(100)]
+    rows += [
+        row(NOW_S - 300 + i, disk_usage=None if i % 7 == 0 else 60.0, gpu_usage=None) for i in range(100)
+    ]
+    rows[-1].update(dict.fromkeys(GPU_COLUMNS))  # the newest has no GPU reading: the one before does
+    from_rows, from_columns = make_board(), make_board()
+    from_rows.load_history(rows)
+    from_columns.load_history(columns_of(rows))
+    from_rows.flush()
+    from_columns.flush()
+    for spec in CHART_SPECS:
+        for series in spec.series:
+            x1, y1 = data(from_rows.view(spec.key).curves[series.column])
+            x2, y2 = data(from_columns.view(spec.key).curves[series.column])
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+        assert from_rows.view(spec.key).readout_text() == from_columns.view(spec.key).readout_text()
+    assert from_columns.has_gpu and from_rows.has_gpu
+    _x, y = data(from_columns.view("memory").curves["memory_usage"])
+    assert np.count_nonzero(np.isnan(y)) == 1  # the gap between the two runs, and nothing else
+
+
+def test_history_read_from_the_database_as_columns_is_all_on_the_charts(make_board, tmp_path):
+    database.init_database(tmp_path / "db.sqlite")
+    try:
+        now = round(time.time() * 1000)
+        for i in range(600):
+            database.save_metrics({"timestamp": now - (599 - i) * 1000, "cpu_usage": float(i % 50)})
+        columns = database.get_metrics_columns(10)
+        assert columns["cpu_usage"] == [row["cpu_usage"] for row in database.get_metrics_history(10)]
+        board = make_board(board_clock=lambda: now / 1000)
+        board.load_history(columns)
+        board.flush()
+        assert finite_points(board.view("cpu").curves["cpu_usage"]) == 600
+    finally:
+        database.close_database()
+
+
+def test_a_redraw_is_painted_once(board, clock, qtbot):
+    """A redraw moves the time axis: the plot is painted once for it, not once more when the view
+    box applies the new range while painting (each paint of a plot runs Python)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    board.load_history([row(NOW_S - 60 + i) for i in range(60)])
+    dock = board.docks["cpu"]
+    dock.show()
+    qtbot.waitExposed(dock)
+    view = board.view("cpu")
+    qtbot.waitUntil(lambda: view.has_plot and not view.dirty, timeout=2000)
+    qtbot.wait(100)  # the first paints are over
+    viewport = view.plot_widget.viewport()
+    paints = []
+
+    class Count(QObject):
+        def eventFilter(self, obj, event):
+            if obj is viewport and event.type() == QEvent.Type.Paint:
+                paints.append(1)
+            return False
+
+    counter = Count()
+    viewport.installEventFilter(counter)
+    for step in range(1, 4):
+        clock.now[0] = NOW_S + 5 * step
+        board.add_sample(row(NOW_S + 5 * step, cpu_usage=10.0 * step))
+        view.redraw(*board._span())
+        qtbot.wait(150)  # every paint the redraw asked for has happened
+    viewport.removeEventFilter(counter)
+    assert len(paints) == 3

@@ -261,6 +261,7 @@ def test_quitting_stops_the_instances_when_the_setting_says_so(tmp_path, stop_on
         settings=SimpleNamespace(stop_on_quit=stop_on_quit),
         save_layout=lambda: saved.append(1),
         wait_for_background=lambda: True,
+        lazy_tabs=SimpleNamespace(halt=lambda: None),
     )
     gui = Gui(
         app=None,

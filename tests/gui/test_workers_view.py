@@ -208,7 +208,7 @@ def test_the_launched_window_has_the_tab_and_quitting_stops_its_workers(
         window = gui.window
         tabs = [window.workspace.tabText(i) for i in range(window.workspace.count())]
         assert "Workers" in tabs
-        view = window.workers_view
+        view = window.lazy_tabs.widget("workers")
         view.new_local_worker()
         dialog = view.dialog
         assert isinstance(dialog, LocalWorkerDialog)

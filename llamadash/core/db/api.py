@@ -65,6 +65,7 @@ __all__ = [
     "get_db_version",
     "get_instance_history",
     "get_metadata",
+    "get_metrics_columns",
     "get_metrics_history",
     "get_model",
     "get_model_by_name",
@@ -224,6 +225,14 @@ def get_metrics_history(minutes: float = 10) -> list[dict[str, Any]]:
     Each dict has every ``metrics_history`` column; a missing reading is None.
     """
     return current().get_metrics_history(minutes)
+
+
+def get_metrics_columns(minutes: float = 10) -> dict[str, list[Any]]:
+    """:func:`get_metrics_history` as one list per column (every ``metrics_history`` column), oldest first.
+
+    What the charts read at start-up: the rows go straight into their curves, with no dict per row.
+    """
+    return current().get_metrics_columns(minutes)
 
 
 # ------------------------------------------------------------------------------------------------

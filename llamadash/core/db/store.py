@@ -23,6 +23,8 @@ reading is ``None`` (``NULL``), never 0. Every mistake a caller can make raises
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import math
 import sqlite3
 import threading
@@ -66,6 +68,8 @@ from llamadash.core.messages import short_repr
 from llamadash.core.paths import make_private_dir
 from llamadash.core.requests_log import RequestRecord
 from llamadash.core.states import MODEL_STATUSES
+
+_log = logging.getLogger(__name__)
 
 #: How long metrics are kept, in minutes (the seed's 10), unless a database is told otherwise.
 METRICS_RETENTION_MINUTES: float = 10.0
@@ -216,6 +220,14 @@ def set_metadata_row(conn: sqlite3.Connection, key: str, value: str, now: int) -
     # (a seed database might lack one), unlike an upsert.
     if conn.execute(_METADATA_UPDATE_SQL, (value, now, key)).rowcount == 0:
         conn.execute(_METADATA_INSERT_SQL, (key, value, now))
+
+
+@functools.cache
+def _model_converters() -> tuple[tuple[Callable[[Any], Any], bool], ...]:
+    """Each ``models`` column's peewee ``python_value``, and whether NULL must go through it too."""
+    fields = ModelConfig._meta.sorted_fields
+    assert tuple(f.column_name for f in fields) == MODEL_COLUMNS  # the SELECT's order
+    return tuple((f.python_value, f.python_value(None) is not None) for f in fields)
 
 
 class Database:
@@ -417,6 +429,23 @@ class Database:
                     yield
             except SQL_ERRORS as exc:
                 raise self._wrap("finish the changes", exc) from exc
+            if self._saves_since_vacuum >= INCREMENTAL_VACUUM_EVERY:  # came due in the block
+                try:
+                    self._vacuum_if_outside_transaction(db.thread_connection())
+                except SQL_ERRORS as exc:  # the changes are kept: only the tidying failed
+                    _log.warning("could not give free database pages back: %s", exc)
+
+    def _vacuum_if_outside_transaction(self, conn: sqlite3.Connection) -> None:
+        """Give the free pages back to the file system, unless a transaction is open.
+
+        executescript() steps the pragma to the end (execute() would free a single page), but it
+        commits first: inside a transaction (the sampler's, a sample with its instance rows) it
+        would break it in two, so the outermost :meth:`transaction` runs it after its commit.
+        """
+        if conn.in_transaction:
+            return
+        self._saves_since_vacuum = 0
+        conn.executescript("PRAGMA incremental_vacuum;")
 
     # -- metrics -----------------------------------------------------------------------------------
     def save_metrics(self, metrics: Mapping[str, Any]) -> int:
@@ -430,15 +459,25 @@ class Database:
             db = self.db
             try:
                 conn = db.thread_connection()
-                with db.atomic("IMMEDIATE"):
+                # The statements peewee's atomic() would issue, issued directly (once a second:
+                # its bookkeeping was most of what the API added to the bare sqlite3 statements).
+                nested = conn.in_transaction  # inside transaction(): a savepoint of it
+                conn.execute("SAVEPOINT save_metrics" if nested else "BEGIN IMMEDIATE")
+                try:
                     row_id = conn.execute(_METRICS_INSERT_SQL, row).lastrowid
                     conn.execute(_METRICS_EXPIRE_SQL, (created_at - self._retention_ms,))
                     set_metadata_row(conn, "last_metrics_save", str(created_at), created_at)
+                    conn.execute("RELEASE save_metrics" if nested else "COMMIT")
+                except BaseException:
+                    if nested:
+                        conn.execute("ROLLBACK TO save_metrics")
+                        conn.execute("RELEASE save_metrics")
+                    elif conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
                 self._saves_since_vacuum += 1
                 if self._saves_since_vacuum >= INCREMENTAL_VACUUM_EVERY:
-                    self._saves_since_vacuum = 0
-                    # executescript steps the pragma to the end; execute() would free a single page.
-                    conn.executescript("PRAGMA incremental_vacuum;")
+                    self._vacuum_if_outside_transaction(conn)
             except SQL_ERRORS as exc:
                 raise self._wrap("save metrics", exc) from exc
         assert row_id is not None  # an INSERT that succeeded has a row id
@@ -451,6 +490,16 @@ class Database:
         cutoff = connection.now_ms() - round(minutes * 60_000) if math.isfinite(minutes) else -(2**63)
         rows = self._read(_METRICS_HISTORY_SQL, (cutoff,), "read the metrics history")
         return [dict(zip(METRICS_COLUMNS, row, strict=False)) for row in rows]
+
+    def get_metrics_columns(self, minutes: float = 10) -> dict[str, list[Any]]:
+        """The samples of the last ``minutes``, oldest first, as one list per column (charts take
+        these straight: no dict per row is made)."""
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+            raise DatabaseError(f"minutes must be a positive number, got {short_repr(minutes)}")
+        cutoff = connection.now_ms() - round(minutes * 60_000) if math.isfinite(minutes) else -(2**63)
+        rows = self._read(_METRICS_HISTORY_SQL, (cutoff,), "read the metrics history")
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in METRICS_COLUMNS]
+        return {name: list(values) for name, values in zip(METRICS_COLUMNS, columns, strict=True)}
 
     def _read(self, sql: str, params: Sequence[Any], doing: str) -> list[tuple[Any, ...]]:
         """The rows of one read query; a failure is a :class:`DatabaseError` saying what was being done."""
@@ -591,7 +640,19 @@ class Database:
 
     # -- models ------------------------------------------------------------------------------------
     def _model_dicts(self, query: Any) -> list[dict[str, Any]]:
-        return [dict(zip(MODEL_COLUMNS, row, strict=True)) for row in query.tuples().execute(self.db)]
+        # peewee would call every column's python_value for every row (~170 parameter columns, most
+        # of them NULL: 50 models took 50 ms); a NULL needs converting only where it reads as
+        # something else (custom_params as {}, the flags as False).
+        converters = _model_converters()
+        found = []
+        for raw in self.db.execute(query).fetchall():  # type: ignore[no-untyped-call]
+            found.append(
+                {
+                    column: value if (value is None and not always) else convert(value)
+                    for column, value, (convert, always) in zip(MODEL_COLUMNS, raw, converters, strict=True)
+                }
+            )
+        return found
 
     def _get_one(self, condition: Any) -> dict[str, Any] | None:
         rows = self._model_dicts(ModelConfig.select().where(condition).limit(1))

@@ -14,6 +14,7 @@ from llamadash.core.metrics.sample import (
     Sample,
     dashboard_start_time_ms,
     load_history,
+    run_starts,
     split_on_gaps,
 )
 from llamadash.core.metrics.system import SystemMetrics, SystemReading
@@ -30,5 +31,6 @@ __all__ = [
     "SystemReading",
     "dashboard_start_time_ms",
     "load_history",
+    "run_starts",
     "split_on_gaps",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "Sample",
     "dashboard_start_time_ms",
     "load_history",
+    "run_starts",
     "split_on_gaps",
 ]
 
@@ -271,21 +272,32 @@ def split_on_gaps(
     Raises:
         ValueError: If ``interval_s`` is not a positive finite number.
     """
+    starts = run_starts([row[key] for row in rows], interval_s, factor=factor)
+    return [list(rows[start:end]) for start, end in pairwise([*starts, len(rows)])]
+
+
+def run_starts(stamps_ms: Sequence[float], interval_s: float, *, factor: float = GAP_FACTOR) -> list[int]:
+    """Where each run of :func:`split_on_gaps` starts, as indexes into ``stamps_ms`` ([] for none).
+
+    The same judgement of gaps, on the time stamps alone (Unix ms, oldest first): the charts read
+    the history as columns and split them with this.
+
+    Raises:
+        ValueError: If ``interval_s`` is not a positive finite number.
+    """
     if not (interval_s > 0 and math.isfinite(interval_s)):
         raise ValueError(f"interval_s must be a positive number of seconds, not {interval_s!r}")
     limit_ms = factor * interval_s * 1000
-    stamps = [row[key] for row in rows]
-    steps = [later - earlier for earlier, later in pairwise(stamps)]
-    runs: list[list[Row]] = [[rows[0]]] if rows else []
+    steps = [later - earlier for earlier, later in pairwise(stamps_ms)]
+    starts = [0] if len(stamps_ms) else []
     for i, step in enumerate(steps):
         # Most steps are within the setting's limit: only a longer one is worth a look at its neighbours.
         if step > limit_ms:
             before = _lower_median(steps[max(0, i - _NEIGHBOUR_STEPS) : i])
             after = _lower_median(steps[i + 1 : i + 1 + _NEIGHBOUR_STEPS])
             if step > factor * max(before, after):  # longer than the setting's limit, and theirs
-                runs.append([])
-        runs[-1].append(rows[i + 1])
-    return runs
+                starts.append(i + 1)
+    return starts
 
 
 def _lower_median(values: Sequence[float]) -> float:

@@ -299,6 +299,53 @@ class TestMetrics:
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
         assert len(database.get_metrics_history()) == 3
 
+    @pytest.mark.parametrize("nested", [False, True])
+    def test_a_save_that_fails_half_way_keeps_nothing_and_the_next_one_works(self, db_path, nested):
+        database.save_metrics({"cpu_usage": 1.0})
+        with raw(db_path) as conn:  # the last step of a save (its last_metrics_save) fails
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON metadata WHEN NEW.key = 'last_metrics_save' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        with pytest.raises(DatabaseError, match="refused by the test"):
+            if nested:
+                with database.transaction():
+                    database.save_metrics({"cpu_usage": 2.0})
+            else:
+                database.save_metrics({"cpu_usage": 2.0})
+        assert [r["cpu_usage"] for r in database.get_metrics_history()] == [1.0]  # nothing of it kept
+        with raw(db_path) as conn:
+            conn.execute("DROP TRIGGER refuse")
+        with database.transaction():  # no transaction was left open on the connection
+            database.save_metrics({"cpu_usage": 3.0})
+        database.save_metrics({"cpu_usage": 4.0})
+        assert [r["cpu_usage"] for r in database.get_metrics_history()] == [1.0, 3.0, 4.0]
+
+    def test_incremental_vacuum_inside_a_transaction_keeps_it_whole(self, db_path, monkeypatch):
+        """The sampler saves a sample and its instance rows in one transaction: the vacuum due
+        at one of those saves must not commit it half-way (the sample's save failed then)."""
+        monkeypatch.setattr(store, "INCREMENTAL_VACUUM_EVERY", 2)
+        old = api.now_ms() - 60 * MINUTE_MS
+        with raw(db_path) as conn:
+            conn.executemany(
+                "INSERT INTO metrics_history (timestamp, created_at, cpu_usage) VALUES (?, ?, ?)",
+                [(old, old, float(i)) for i in range(5000)],
+            )
+        for i in range(4):
+            now = api.now_ms()
+            with database.transaction():
+                database.save_metrics({"timestamp": now, "cpu_usage": float(i)})
+                database.save_instance_samples([{"model": "m", "timestamp": now, "cpu_percent": 1.0}])
+        conn = api.current().db.connection()
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0  # the vacuum ran
+        assert [row["cpu_usage"] for row in database.get_metrics_history()] == [0.0, 1.0, 2.0, 3.0]
+        assert len(database.get_instance_history()) == 4
+        with pytest.raises(RuntimeError), database.transaction():
+            database.save_metrics({"cpu_usage": 9.0})  # the second save: a vacuum is due
+            database.save_metrics({"cpu_usage": 10.0})
+            raise RuntimeError("the block fails after the vacuum")
+        assert len(database.get_metrics_history()) == 4  # neither row of the failed block was kept
+
 
 # ------------------------------------------------------------------------------------------------
 # models

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -106,3 +107,37 @@ def test_a_programming_error_is_not_swallowed(tmp_path: Path):
     metrics = SystemMetrics(tmp_path, psutil_module=fake, clock=clock)
     with pytest.raises(TypeError):
         metrics.read()
+
+
+def test_proc_readings_agree_with_psutil(tmp_path: Path):
+    """The /proc path gives psutil's figures: the same memory %, and CPU % over the same span."""
+    from llamadash.core.metrics.system import _ProcReadings
+
+    reader = _ProcReadings.open()
+    assert reader is not None, "on Linux /proc/stat and /proc/meminfo are read straight"
+    assert reader.memory_percent() == pytest.approx(psutil.virtual_memory().percent, abs=0.5)
+    assert reader.cpu_percent() == 0.0  # the first call has nothing to compare with
+    psutil.cpu_percent(None)
+    sum(i * i for i in range(300_000))  # some busy time in the span
+    time.sleep(0.3)
+    ours, theirs = reader.cpu_percent(), psutil.cpu_percent(None)
+    assert 0.0 <= ours <= 100.0
+    assert ours == pytest.approx(theirs, abs=5.0)  # read a few µs apart, so not always to the tick
+
+
+def test_a_proc_file_that_stops_reading_falls_back_to_psutil(tmp_path: Path, monkeypatch):
+
+    metrics = SystemMetrics(tmp_path)
+    assert metrics._proc is not None
+
+    def pread(fd: int, size: int, offset: int) -> bytes:
+        raise OSError(5, "Input/output error")  # as if /proc went away
+
+    monkeypatch.setattr(os, "pread", pread)  # the module's os is this os
+    time.sleep(0.15)
+    first = metrics.read()
+    assert metrics._proc is None
+    assert first.memory_percent == pytest.approx(psutil.virtual_memory().percent, abs=1.0)
+    assert first.cpu_percent is None  # psutil has just been primed: no span to measure yet
+    time.sleep(0.15)
+    assert metrics.read().cpu_percent is not None

@@ -1,0 +1,127 @@
+"""What waits until it is needed, and is there when it is: the tabs made when first opened, and the
+saved history on the charts' first paint (the launched window, ``build_gui``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import launch_gui
+
+from llamadash.app import Gui, shutdown
+from llamadash.core import database
+
+HISTORY_ROWS = 300
+
+
+@pytest.fixture
+def launched(qtbot, tmp_path: Path):
+    """llamadash launched on a data folder with 5 minutes of history, three models and a request."""
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    now = time.time_ns() // 1_000_000
+    for i in range(HISTORY_ROWS):
+        database.save_metrics({"timestamp": now - (HISTORY_ROWS - i) * 1000, "cpu_usage": 20.0 + i % 30})
+    for name in ("alpha", "beta", "gamma"):
+        database.save_model(
+            {"name": name, "type": "llama", "status": "stopped", "model_path": f"/m/{name}.gguf"}
+        )
+    database.close_database()
+    gui = launch_gui(qtbot, data_dir)
+    yield gui
+    shutdown(gui)
+
+
+def shown_cpu_points(gui: Gui) -> int:
+    view = gui.window.board.view("cpu")
+    if not view.has_plot:
+        return 0
+    y = view.curves["cpu_usage"].yData
+    return 0 if y is None else int(np.count_nonzero(~np.isnan(y)))
+
+
+def test_the_first_painted_charts_show_the_saved_history(qtbot, launched: Gui):
+    window = launched.window
+    with qtbot.waitSignal(window.firstPainted, timeout=10_000):
+        pass
+    qtbot.waitUntil(lambda: window.board.view("cpu").has_plot, timeout=5000)
+    # drawn in the turn after the window's first paint, from the history read at start-up
+    assert shown_cpu_points(launched) == HISTORY_ROWS
+    assert window.board.view("cpu").readout_label.text().startswith(f"{20.0 + (HISTORY_ROWS - 1) % 30:.1f}")
+
+
+def made_tabs(gui: Gui) -> list[str]:
+    return [key for key in ("library", "activity", "try", "workers") if gui.window.lazy_tabs.is_made(key)]
+
+
+def test_hidden_tabs_wait_for_the_first_paint_then_are_made_without_being_opened(qtbot, launched: Gui):
+    window = launched.window
+    at_first_paint: list[list[str]] = []
+    window.firstPainted.connect(lambda: at_first_paint.append(made_tabs(launched)))
+    with qtbot.waitSignal(window.firstPainted, timeout=10_000):
+        pass
+    assert at_first_paint == [[]]  # none of them was made before the window was painted
+    qtbot.waitUntil(lambda: made_tabs(launched) == ["library", "activity", "try", "workers"], timeout=10_000)
+    tabs = window.workspace
+    assert tabs.currentIndex() == 0  # made behind Instances, not shown
+    assert [tabs.tabText(i) for i in range(tabs.count())] == [
+        "Instances",
+        "Library",
+        "Activity",
+        "Try",
+        "Workers",
+    ]
+    assert not window.activity_view.loaded  # the Activity tab reads its requests when first shown
+
+
+def test_hidden_tabs_opened_before_they_were_made_are_ready_at_once(qtbot, launched: Gui):
+    window = launched.window
+    tabs = window.workspace
+    assert made_tabs(launched) == []  # not painted yet: nothing was made
+    assert [tabs.tabText(i) for i in range(tabs.count())] == [
+        "Instances",
+        "Library",
+        "Activity",
+        "Try",
+        "Workers",
+    ]
+
+    tabs.setCurrentIndex(1)  # the user clicks "Library": it is there when the click returns
+    library = window.lazy_tabs.made("library")
+    assert library is not None and tabs.currentWidget() is library and library.isVisible()
+    assert sorted(library.visible_names()) == ["alpha", "beta", "gamma"]
+    assert window.library_widget is library and tabs.tabText(1) == "Library"
+
+    tabs.setCurrentIndex(2)  # Activity: made, current, and (as before) reading its first page
+    activity = window.activity_view
+    assert activity is not None and tabs.currentWidget() is activity
+    qtbot.waitUntil(lambda: activity.loaded, timeout=5000)
+    qtbot.waitUntil(lambda: launched.manager is not None, timeout=10_000)
+    assert activity.manager is launched.manager
+
+    window.instances_view.select("beta")
+    window.show_try()  # Instances ▸ Try…: the pane is made with the selection chosen
+    pane = window.try_pane
+    assert tabs.currentWidget() is pane and tabs.tabText(3) == "Try"
+    assert pane.manager is launched.manager and not pane.running_models()  # follows the manager
+    assert [tabs.tabText(i) for i in range(tabs.count())] == [
+        "Instances",
+        "Library",
+        "Activity",
+        "Try",
+        "Workers",
+    ]
+
+
+def test_a_library_never_opened_still_follows_changes(qtbot, launched: Gui):
+    """Models added while the Library tab was never made show when it is first opened."""
+    window = launched.window
+    database.save_model(
+        {"name": "delta", "type": "llama", "status": "stopped", "model_path": "/m/delta.gguf"}
+    )
+    window.refresh_models()
+    assert not window.lazy_tabs.is_made("library")
+    window.show_library()
+    assert "delta" in window.library_widget.visible_names()
