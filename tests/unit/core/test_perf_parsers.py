@@ -269,3 +269,32 @@ def test_the_readme_s_gpu_run_says_both_the_cut_and_the_overflow() -> None:
     assert report.verdict.startswith(
         "context will be cut from 40,960 to 4,096; only part fits on the GPU: 48 layers"
     )
+
+
+def test_a_fit_across_two_rpc_workers_lists_their_devices() -> None:
+    report = _fit("fit-b11434-rpc")
+    report.devices = parse_fit_print((PERF / "fit-b11434-rpc-print.stdout").read_text())
+    devices = {d.name: d for d in report.rpc_devices}
+    assert list(devices) == ["RPC0", "RPC1"]
+    assert devices["RPC0"].endpoint == "127.0.0.1:50911" and devices["RPC1"].endpoint == "127.0.0.1:50912"
+    # the projection's own figures, and what --fit-print puts on each
+    assert (devices["RPC0"].total, devices["RPC0"].free) == (24105, 24102)
+    assert (devices["RPC1"].total, devices["RPC1"].free) == (24105, 24104)
+    assert (devices["RPC0"].model, devices["RPC0"].context, devices["RPC0"].compute) == (0, 0, 1)
+    assert devices["RPC0"].needed == 1
+    assert report.as_dict()["rpc_devices"][1]["endpoint"] == "127.0.0.1:50912"
+    assert report.verdict == "fits on 2 devices"
+
+
+def test_the_using_device_lines_of_a_verbose_log_name_the_rpc_devices() -> None:
+    log = (
+        "0.00.005.542 I llama_prepare_model_devices: using device RPC0 (127.0.0.1:50911) (unknown id) - 24105 MiB free\n"
+        "0.00.005.747 I llama_prepare_model_devices: using device RPC1 (127.0.0.1:50912) (unknown id) - 24105 MiB free\n"
+        "0.00.005.800 I llama_prepare_model_devices: using device RPC1 (127.0.0.1:50912) (unknown id) - 24105 MiB free\n"
+    )
+    devices = parse_fit_output(log).rpc_devices
+    assert [(d.name, d.endpoint, d.free, d.total) for d in devices] == [
+        ("RPC0", "127.0.0.1:50911", 24105, None),
+        ("RPC1", "127.0.0.1:50912", 24105, None),
+    ]
+    assert parse_fit_output("llama_prepare_model_devices: using device CPU - 1000 MiB free").rpc_devices == []
