@@ -174,14 +174,12 @@ def _print_fit(name: str, outcome: FitOutcome, out: TextIO, workers: dict[str, s
             print(f"    {device.name:<22} {text}", file=out)
     elif not report.breakdown:
         print("  memory per device: not reported by this build", file=out)
-    for device in report.rpc_devices:
-        worker = (workers or {}).get(device.endpoint)
-        label = f"worker {worker} ({device.endpoint})" if worker else f"worker {device.endpoint}"
-        has = (
-            f"{gib(device.free)} free of {gib(device.total)}" if device.total else f"{gib(device.free)} free"
-        )
-        needs = f"needs {device.needed:,} MiB" if device.needed is not None else "needs: not reported"
-        print(f"  {device.name} = {label}: {has}; {needs}", file=out)
+    for rpc in report.rpc_devices:
+        worker = (workers or {}).get(rpc.endpoint)
+        label = f"worker {worker} ({rpc.endpoint})" if worker else f"worker {rpc.endpoint}"
+        has = f"{gib(rpc.free)} free of {gib(rpc.total)}" if rpc.total else f"{gib(rpc.free)} free"
+        needs = f"needs {rpc.needed:,} MiB" if rpc.needed is not None else "needs: not reported"
+        print(f"  {rpc.name} = {label}: {has}; {needs}", file=out)
     if report.failure and report.verdict_kind == "does_not_fit":
         print(f"  llama-fit-params: {report.failure}", file=out)
     for note in outcome.notes:
