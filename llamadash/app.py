@@ -192,6 +192,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
     gui.single_instance = guard
     gui.workers = workers_view.install(window, data_dir, library.service)  # the Workers tab
+    window.tray_controller.set_workers(gui.workers)  # running workers in the tray's tooltip
     guard.showRequested.connect(window.show_from_tray)
     window.settingsChanged.connect(_start_at_login_follower(settings.start_at_login))
 

@@ -906,6 +906,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     if args.json:
         document = {"models": models, "orphans": orphan_rows, "stopped_orphans": stopped, "routers": routers}
+        document["workers"] = cli_workers.worker_rows()
         json.dump(document, out, indent=2)
         print(file=out)
         return 0
@@ -934,6 +935,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
     cli_serve.print_router_status(routers, out)
+    cli_workers.print_worker_status(cli_workers.worker_rows(), out)
     if orphan_rows:
         print(
             "\nllama-server processes left behind by a dashboard that was killed "

@@ -201,7 +201,29 @@ def test_a_confirmed_open_worker_warns_and_keeps_the_warning(
     assert "never run the RPC server on an open network" in item["warning"]
     table = run_cli(data, "workers", "list").stdout
     assert "WARNING" in table and "0.0.0.0" in table
+    down = free_port()
+    assert run_cli(data, "workers", "add", "far", f"127.0.0.1:{down}").returncode == 0
+    # llamadash status lists the workers beside the models: name, kind, endpoint, state, pid, warning
+    status = run_cli(data, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = {w["name"]: w for w in json.loads(status.stdout)["workers"]}
+    assert {n: (w["kind"], w["endpoint"], w["state"]) for n, w in rows.items()} == {
+        "open": ("local", f"127.0.0.1:{port}", "running"),
+        "far": ("remote", f"127.0.0.1:{down}", "unreachable"),
+    }
+    assert rows["open"]["pid"] == item["pid"] and psutil.Process(item["pid"]).is_running()
+    assert "never run the RPC server" in rows["open"]["warning"] and rows["far"]["warning"] is None
+    text = run_cli(data, "status").stdout
+    assert "RPC workers:" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("open "))
+    assert all(
+        part in line for part in ("local", f"127.0.0.1:{port}", "running", str(item["pid"]), "WARNING")
+    )
     assert interrupt(proc) == 0
+    stopped = json.loads(run_cli(data, "status", "--json").stdout)["workers"]
+    assert [(w["name"], w["state"], w["pid"]) for w in stopped if w["kind"] == "local"] == [
+        ("open", "stopped", None)
+    ]
 
 
 def test_a_killed_llamadash_leaves_an_orphan_worker_that_is_found_and_stopped(
