@@ -3,6 +3,7 @@ first?", and on Yes real ggml-rpc-server workers start, then the model runs acro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psutil
@@ -21,9 +22,8 @@ def _launch_with_two_stopped_workers(qtbot, tmp_path: Path, tiny_model: Path, ll
     database.init_database(data_dir / "llama-dashboard.db")
     database.set_metadata(METADATA_KEY, str(llama_server))
     made = [workers.add_worker(workers.make_worker(n, port=free_port(), threads=1)) for n in ("w1", "w2")]
-    record = tiny_model_record(
-        tiny_model, **{COLUMN.rpc: workers.rpc_list(made), COLUMN.gpu_layers: 99, COLUMN.log_verbose: 4}
-    )
+    record = tiny_model_record(tiny_model)
+    record.update({COLUMN.rpc: workers.rpc_list(made), COLUMN.gpu_layers: 99, COLUMN.log_verbose: 4})
     database.save_model(record)
     database.close_database()
     gui = launch_gui(qtbot, data_dir)
@@ -49,6 +49,8 @@ def test_start_asks_to_start_the_stopped_workers_then_runs_across_them(
         assert all(w.endpoint in box.informativeText() for w in made)
         assert gui.manager.instance("tiny") is None or gui.manager.instance("tiny").state == "stopped"
         assert gui.workers.state("w1") == WorkerState.STOPPED  # nothing started before the answer
+        if os.environ.get("LLAMADASH_SHOTS"):  # a folder to save the question's screenshot in
+            assert box.grab().save(str(Path(os.environ["LLAMADASH_SHOTS"]) / "start-workers-first.png"))
         box.button(QMessageBox.StandardButton.Yes).click()
         qtbot.waitUntil(lambda: gui.workers.running_names() == ["w1", "w2"], timeout=30_000)
         qtbot.waitUntil(lambda: view.model.state_of("tiny") == "running", timeout=60_000)
