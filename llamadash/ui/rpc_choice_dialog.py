@@ -125,7 +125,7 @@ class RpcWorkersDialog(QDialog):
 def run_across_workers(view: Any) -> RpcWorkersDialog | None:
     """Open the dialog for the Library's selected model; OK sets its workers through ``view.service``.
 
-    The dialog is window-modal (no nested event loop) and kept as ``view.rpc_dialog``.
+    The dialog is window-modal (no nested event loop), a child of ``view``, deleted when closed.
     """
     model = view.selected_model()
     if model is None:
@@ -146,6 +146,6 @@ def run_across_workers(view: Any) -> RpcWorkersDialog | None:
         view.libraryChanged.emit()
 
     dialog.accepted.connect(apply)
-    view.rpc_dialog = dialog
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.open()
     return dialog

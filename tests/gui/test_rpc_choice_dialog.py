@@ -39,7 +39,7 @@ def _open(view: LibraryView) -> RpcWorkersDialog:
     assert model is not None and view.select_model(int(model["id"]))
     action = next(a for a in view.context_menu().actions() if a.text() == ACTION_TEXT)
     action.trigger()
-    dialog = view.rpc_dialog
+    dialog = next(d for d in view.findChildren(RpcWorkersDialog) if d.isVisible())
     assert isinstance(dialog, RpcWorkersDialog) and dialog.isVisible()
     return dialog
 
@@ -56,13 +56,13 @@ def test_the_checked_workers_become_the_models_rpc_list(qtbot, view: LibraryView
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     model = database.get_model_by_name("tiny")
     w2 = workers.get_worker("w2")
-    assert w2 is not None
+    assert w2 is not None and model is not None
     assert model[COLUMN.rpc] == ["10.0.0.7:50052", w2.endpoint]
     assert model[COLUMN.tensor_split] == ["1", "1", "2"]  # as the schema keeps a list
     argv, _env = build_command(model, None, binary="llama-server")
     assert f"10.0.0.7:50052,{w2.endpoint}" in argv and "1,1,2" in argv
 
-    model_order = [n for n in ("w2", "far")]  # a list set elsewhere (workers use tiny w2,far)
+    model_order = ["w2", "far"]  # a list set elsewhere (workers use tiny w2,far)
     used = {COLUMN.rpc: [w2.endpoint, "10.0.0.7:50052"]}
     view.service.set_parameters(int(model["id"]), used)
     view.refresh(select_id=model["id"])
