@@ -298,3 +298,20 @@ def test_the_using_device_lines_of_a_verbose_log_name_the_rpc_devices() -> None:
         ("RPC1", "127.0.0.1:50912", 24105, None),
     ]
     assert parse_fit_output("llama_prepare_model_devices: using device CPU - 1000 MiB free").rpc_devices == []
+
+
+def test_a_build_without_rpc_does_not_get_the_workers_and_says_so() -> None:
+    from llamadash.core.params.capabilities import parse_help
+    from llamadash.core.perf.fit import NO_WORKERS_NOTE
+
+    help_text = (Path(__file__).parents[2] / "data" / "llama-server-help-b11434.txt").read_text()
+    without_rpc = "\n".join(
+        line for line in help_text.splitlines() if "--rpc" not in line and "LLAMA_ARG_RPC" not in line
+    )  # what a build made without -DGGML_RPC=ON prints
+    config = {COLUMN.model_path: "/m.gguf", COLUMN.rpc: ["127.0.0.1:50052"]}
+    with_rpc = fit_command(config, parse_help(help_text, label="b11434"), "llama-fit-params")
+    assert "--rpc" in with_rpc.argv and COLUMN.rpc in with_rpc.passed
+    command = fit_command(config, parse_help(without_rpc, label="no-rpc"), "llama-fit-params")
+    assert "--rpc" not in command.argv
+    assert [column for column, _why in command.not_passed] == [COLUMN.rpc]
+    assert "workers not taken into account by this build" in NO_WORKERS_NOTE
