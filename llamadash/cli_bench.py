@@ -175,11 +175,7 @@ def _print_fit(name: str, outcome: FitOutcome, out: TextIO, workers: dict[str, s
     elif not report.breakdown:
         print("  memory per device: not reported by this build", file=out)
     for rpc in report.rpc_devices:
-        worker = (workers or {}).get(rpc.endpoint)
-        label = f"worker {worker} ({rpc.endpoint})" if worker else f"worker {rpc.endpoint}"
-        has = f"{gib(rpc.free)} free of {gib(rpc.total)}" if rpc.total else f"{gib(rpc.free)} free"
-        needs = f"needs {rpc.needed:,} MiB" if rpc.needed is not None else "needs: not reported"
-        print(f"  {rpc.name} = {label}: {has}; {needs}", file=out)
+        print(f"  {rpc.describe((workers or {}).get(rpc.endpoint))}", file=out)
     if report.failure and report.verdict_kind == "does_not_fit":
         print(f"  llama-fit-params: {report.failure}", file=out)
     for note in outcome.notes:

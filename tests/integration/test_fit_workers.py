@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from support import cli, free_port
 
+from llamadash.core.params import COLUMN
+from llamadash.core.perf.fit import NO_WORKERS_NOTE
+from llamadash.core.perf.service import check_fit
 from llamadash.core.perf.tools import FIT_TOOL, tool_path
 from llamadash.core.workers import find_rpc_server
 
@@ -113,3 +116,44 @@ def test_fit_says_which_worker_does_not_answer(
     assert code == 1 and out == ""
     assert f"the RPC worker 127.0.0.1:{down} of the model's --rpc list does not answer" in err
     assert "signal" not in err  # said before the tool ran, not its abort
+
+
+def test_a_fit_tool_without_rpc_says_the_workers_were_not_taken_into_account(
+    tmp_path: Path, tiny_model: Path, llama_server: Path, two_workers: list[int]
+) -> None:
+    # a build made without -DGGML_RPC=ON: its llama-fit-params does not list --rpc in its help
+    bin_dir = tmp_path / "no-rpc-bin"
+    bin_dir.mkdir()
+    (bin_dir / "llama-server").symlink_to(llama_server)
+    real = tool_path(llama_server, FIT_TOOL)
+    tool = bin_dir / FIT_TOOL
+    tool.write_text(
+        f'#!/bin/sh\nif [ "$1" = --help ]; then "{real}" --help 2>&1 | grep -v -e --rpc -e LLAMA_ARG_RPC; exit 0; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    tool.chmod(0o755)
+    config = {
+        COLUMN.model_path: str(tiny_model),
+        COLUMN.ctx_size: 256,
+        COLUMN.rpc: [f"127.0.0.1:{two_workers[0]}"],
+    }
+    outcome = check_fit(config, bin_dir / "llama-server", tmp_path / "cache")
+    assert outcome.command.argv[0] == str(tool)
+    assert "--rpc" not in outcome.command.argv and outcome.report.rpc_devices == []
+    assert outcome.report.fitted_args  # the fit itself was answered, on this machine's devices only
+    assert any(note.startswith(NO_WORKERS_NOTE) for note in outcome.notes), outcome.notes
+    assert "workers not taken into account by this build" in NO_WORKERS_NOTE
+
+
+def test_bench_says_which_worker_does_not_answer(
+    tmp_path: Path, tiny_model: Path, llama_server: Path
+) -> None:
+    data = tmp_path / "data"
+    assert cli("llama-server", "--path", str(llama_server), data_dir=data)[0] == 0
+    assert cli("models", "add", "tiny", "--model-path", str(tiny_model), data_dir=data)[0] == 0
+    down = free_port()
+    assert cli("workers", "add", "down", f"127.0.0.1:{down}", data_dir=data)[0] == 0
+    assert cli("workers", "use", "tiny", "down", data_dir=data)[0] == 0
+    code, _out, err = cli("bench", "tiny", "--reps", "1", "--pp", "8", "--tg", "4", data_dir=data)
+    assert code == 1
+    assert f"the RPC worker 127.0.0.1:{down} of the model's --rpc list does not answer" in err

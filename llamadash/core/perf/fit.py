@@ -227,6 +227,13 @@ class RpcDevice:
     def as_dict(self) -> dict[str, Any]:
         return {**vars(self), "needed": self.needed}
 
+    def describe(self, worker: str | None = None) -> str:
+        """``RPC0 = worker w1 (127.0.0.1:50052): 23.5 GiB free of 23.5 GiB; needs 1 MiB``."""
+        label = f"worker {worker} ({self.endpoint})" if worker else f"worker {self.endpoint}"
+        has = f"{gib(self.free)} free of {gib(self.total)}" if self.total else f"{gib(self.free)} free"
+        needs = f"needs {self.needed:,} MiB" if self.needed is not None else f"needs: {NOT_REPORTED}"
+        return f"{self.name} = {label}: {has}; {needs}"
+
 
 #: ``RPC0 (127.0.0.1:50052)``: how llama.cpp names an RPC worker's device in the fitting lines.
 _RPC_NAME = re.compile(r"^(?P<name>RPC\d+)\s*\((?P<endpoint>[^()\s]+:\d+)\)")
