@@ -126,7 +126,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from llamadash.core.metrics import MetricsCollector
     from llamadash.services.sampler import MetricsSampler
     from llamadash.ui.icons import app_icon
-    from llamadash.ui import workers_view
+    from llamadash.ui import worker_start, workers_view
     from llamadash.ui.library_controller import LibraryController
     from llamadash.ui.main_window import MainWindow
 
@@ -192,6 +192,8 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
     gui.single_instance = guard
     gui.workers = workers_view.install(window, data_dir, library.service)  # the Workers tab
+    window.tray_controller.set_workers(gui.workers)  # running workers in the tray's tooltip
+    worker_start.install(window, gui.workers)  # Start asks to start a model's stopped workers first
     guard.showRequested.connect(window.show_from_tray)
     window.settingsChanged.connect(_start_at_login_follower(settings.start_at_login))
 

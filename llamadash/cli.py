@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadash import __version__, cli_bench, cli_remote, cli_workers
+from llamadash import __version__, cli_bench, cli_remote, cli_run_workers, cli_workers
 from llamadash.core import database as db
 from llamadash.core import activity, library, model_export, paths
 from llamadash.core.launch import LaunchError, MissingBinaryError
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the model may take to load (default: 600)",
     )
     cli_remote.add_run_arguments(p)
+    cli_run_workers.add_run_argument(p)
     cli_serve.add_parser(sub)
     p = sub.add_parser("status", help="every model's state, PID and port, and llama-servers left behind")
     p.add_argument("--json", action="store_true")
@@ -769,6 +770,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
     prometheus = cli_remote.prometheus_options(args)  # refused before anything starts
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0] if sys.argv else "llamadash"])
     log_out = err if args.wait_ready else out
+    started_workers = cli_run_workers.start_stopped_workers(args, model, err, data_dir)  # or refuses
     manager = InstanceManager(
         data_dir=data_dir,
         load_timeout_s=args.ready_timeout if args.ready_timeout is not None else 600.0,
@@ -843,6 +845,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
             outcome["code"] = 1
         manager.close()
         manager.deleteLater()
+        if not cli_run_workers.stop_started_workers(started_workers, err):
+            outcome["code"] = 1
     return int(outcome["code"])
 
 
@@ -896,6 +900,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     if args.json:
         document = {"models": models, "orphans": orphan_rows, "stopped_orphans": stopped, "routers": routers}
+        document["workers"] = cli_workers.worker_rows()
         json.dump(document, out, indent=2)
         print(file=out)
         return 0
@@ -924,6 +929,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         print("no models yet: add one with 'llamadash models add NAME --model-path FILE.gguf'", file=out)
     cli_serve.print_router_status(routers, out)
+    cli_workers.print_worker_status(cli_workers.worker_rows(), out)
     if orphan_rows:
         print(
             "\nllama-server processes left behind by a dashboard that was killed "

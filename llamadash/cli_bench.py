@@ -122,15 +122,26 @@ def cmd_fit(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
         return 130
     except _ERRORS as exc:
         return _fail(err, exc)
+    names = _worker_names()
     if args.json:
-        json.dump({"model": model["name"], **outcome.as_dict()}, out, indent=2)
+        data = {"model": model["name"], **outcome.as_dict()}
+        for device in data["rpc_devices"]:
+            device["worker"] = names.get(device["endpoint"])
+        json.dump(data, out, indent=2)
         print(file=out)
         return 0
-    _print_fit(str(model["name"]), outcome, out)
+    _print_fit(str(model["name"]), outcome, out, names)
     return 0
 
 
-def _print_fit(name: str, outcome: FitOutcome, out: TextIO) -> None:
+def _worker_names() -> dict[str, str]:
+    """``host:port`` -> the registered worker's name (to name the fit's RPC devices)."""
+    from llamadash.core import workers
+
+    return {worker.endpoint: worker.name for worker in workers.list_workers()}
+
+
+def _print_fit(name: str, outcome: FitOutcome, out: TextIO, workers: dict[str, str] | None = None) -> None:
     report = outcome.report
     print(f"{name}: {report.verdict}", file=out)
     if report.fitted_args:
@@ -163,6 +174,8 @@ def _print_fit(name: str, outcome: FitOutcome, out: TextIO) -> None:
             print(f"    {device.name:<22} {text}", file=out)
     elif not report.breakdown:
         print("  memory per device: not reported by this build", file=out)
+    for rpc in report.rpc_devices:
+        print(f"  {rpc.describe((workers or {}).get(rpc.endpoint))}", file=out)
     if report.failure and report.verdict_kind == "does_not_fit":
         print(f"  llama-fit-params: {report.failure}", file=out)
     for note in outcome.notes:

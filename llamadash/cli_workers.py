@@ -22,7 +22,7 @@ from llamadash.core import pidfile, worker_records, workers
 from llamadash.core.params import COLUMN, load_schema
 from llamadash.core.workers import Worker, WorkerError
 
-__all__ = ["USER_ERRORS", "add_parser", "cmd_workers"]
+__all__ = ["USER_ERRORS", "add_parser", "cmd_workers", "print_worker_status", "worker_rows"]
 
 USER_ERRORS: tuple[type[BaseException], ...] = (WorkerError,)
 CONFIRM_FLAG = "--confirm-open-network"
@@ -140,8 +140,13 @@ def tcp_check(worker: Worker, timeout_s: float = 2.0) -> tuple[bool, str]:
         return False, exc.strerror or str(exc)
 
 
-def _list(args: argparse.Namespace, out: TextIO) -> int:
+def worker_rows() -> list[dict[str, Any]]:
+    """Every worker as ``workers list --json`` (and ``status --json``) shows it: its fields,
+    ``state`` (local: running / stopped / orphan; remote: reachable / unreachable), ``pid``,
+    ``reachable``, ``reason``, ``endpoint`` and ``warning``."""
     known = workers.list_workers()
+    if not known:
+        return []
     found = worker_records.scan()
     foreign = {r.model: r for r in found.foreign}
     orphans = {r.model: r for r in found.orphans}
@@ -164,6 +169,30 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
             item["reachable"] = reachable
             item["reason"] = reason or None
         rows.append(item)
+    return rows
+
+
+def print_worker_status(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """The workers' part of ``llamadash status`` (nothing when there are none)."""
+    if not rows:
+        return
+    print("\nRPC workers:", file=out)
+    table = [("NAME", "KIND", "ENDPOINT", "STATE", "PID", "")]
+    for item in rows:
+        note = item["reason"] or ""
+        if item["warning"]:
+            note += ("; " if note else "") + "WARNING: " + item["warning"]
+        pid = str(item["pid"] or "-")
+        table.append((item["name"], item["kind"], item["endpoint"], item["state"], pid, note))
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for r in table:
+        print(("  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5]).rstrip(), file=out)
+
+
+def _list(args: argparse.Namespace, out: TextIO) -> int:
+    known = workers.list_workers()
+    rows = worker_rows()
+    orphans = {item["name"] for item in rows if item["state"] == "orphan"}
     if args.json:
         json.dump(rows, out, indent=2)
         print(file=out)

@@ -391,6 +391,10 @@ class WorkerService(QObject):
         """The process object of local worker ``name``, if it was started here."""
         return self._processes.get(name)
 
+    def running_names(self) -> list[str]:
+        """The local workers started here that run now, in start order."""
+        return [n for n, p in self._processes.items() if p.state == WorkerState.RUNNING]
+
     def state(self, name: str) -> str:
         """The state of local worker ``name`` here (``stopped`` when never started)."""
         proc = self._processes.get(name)

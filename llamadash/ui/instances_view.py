@@ -675,6 +675,8 @@ class InstancesView(QWidget):
         self.restart_action.setToolTip("Restart the selected model's llama-server (Ctrl+Shift+R)")
         self._default_tips = {a: a.toolTip() for a in (self.start_action, self.restart_action)}
         self._start_blocked: dict[str, str] = {}
+        #: Asked before a Start: ``False`` means it takes the start over (``ui/worker_start``).
+        self.before_start: Callable[[str], bool] | None = None
         self.configure_action = QAction("&Configure…", self)
         self.configure_action.setShortcut(QKeySequence("Ctrl+E"))
         self.log_action = QAction(action_icon("logs"), "Show &log", self)
@@ -992,6 +994,8 @@ class InstancesView(QWidget):
         if not name or manager is None:  # the actions are disabled until the manager has started
             return
         operations = {"start": manager.start, "stop": manager.stop, "restart": manager.restart}
+        if verb == "start" and self.before_start is not None and not self.before_start(name):
+            return
         try:
             operations[verb](name)
         except Exception as exc:

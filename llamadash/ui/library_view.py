@@ -1103,6 +1103,10 @@ class LibraryView(QWidget):
         if selected is not None and selected.get(REMOTE_URL):
             auto.setEnabled(False)  # a remote server is not started here, nor restarted
             menu.addAction("Server URL and key\u2026", self.edit_remote_selected)
+        elif selected is not None:  # the workers' dialog lives in its own module
+            from llamadash.ui import rpc_choice_dialog
+
+            menu.addAction(rpc_choice_dialog.ACTION_TEXT, lambda: rpc_choice_dialog.run_across_workers(self))
         return menu
 
     def edit_remote_selected(self) -> None:

@@ -198,6 +198,7 @@ class FitDialog(QDialog):
             lines.append(f"Context: {report.context_kept}")
         for placement in report.placements:
             lines.append(f"{placement.device}: {placement.layers} layers, {gib(placement.used)} used")
+        lines += [device.describe() for device in report.rpc_devices]  # the model's RPC workers
         lines += [f"Note: {note}" for note in outcome.notes]
         if outcome.cached:
             lines.append("(The cached answer for this model file, configuration and build.)")

@@ -115,6 +115,7 @@ class TrayController(QObject):
         self.available = QSystemTrayIcon.isSystemTrayAvailable() if available is None else available
         self.state = "idle"
         self._manager: Manager | None = None  # until the launcher has started it
+        self._workers: Any = None  # the WorkerService, once the Workers tab is installed
         self._tokens: dict[str, float | None] = {}
         self._last_sample: Mapping[str, Any] = {}
         self._gpu_present = False
@@ -323,6 +324,9 @@ class TrayController(QObject):
                 elif state in ("loading", "error"):
                     running.append(f"{instance.name}: {state}")
         lines += running or ["no model running"]
+        workers = self._workers.running_names() if self._workers is not None else []
+        if workers:
+            lines.append(f"RPC workers running: {', '.join(workers)}")
         return "\n".join(lines)
 
     def _update_tooltip(self) -> None:
@@ -363,6 +367,12 @@ class TrayController(QObject):
             self.icon.showMessage(title, message, kind, 8000)
         else:
             self.window.statusBar().showMessage(f"{title}: {message}", 10000)
+
+    def set_workers(self, service: Any) -> None:
+        """Follow the local RPC workers (a ``WorkerService``): the running ones are in the tooltip."""
+        self._workers = service
+        service.stateChanged.connect(lambda *_: self._update_tooltip())
+        self._update_tooltip()
 
     def set_manager(self, manager: Manager) -> None:
         """Follow the instance manager: its states, events and figures, and its models in the menu."""

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from llamadash.core import pidfile, worker_records, workers
+from llamadash.core.db.errors import DatabaseNotOpenError
 from llamadash.core.workers import RPC_WARNING, OpenNetworkRefused, Worker, WorkerError
 from llamadash.services.rpc_workers import WorkerService, WorkerState
 from llamadash.ui.theme import error_style_sheet
@@ -346,7 +347,10 @@ class WorkersView(QWidget):
     def refresh(self) -> None:
         """Reload the workers and their states; keeps the selection by name."""
         selected = set(self.selected_names())
-        self._workers = workers.list_workers()
+        try:
+            self._workers = workers.list_workers()
+        except DatabaseNotOpenError:  # a refresh the last worker's stop left queued at quit
+            return
         found = worker_records.scan()
         elsewhere = {r.model: ("running elsewhere", r.pid) for r in found.foreign}
         elsewhere.update({r.model: ("orphan", r.pid) for r in found.orphans})

@@ -180,3 +180,52 @@ def test_the_editor_offers_them_for_the_model_it_shows(launched, qtbot) -> None:
     assert isinstance(dialog, FitDialog) and dialog.windowTitle() == "Check fit — tiny"
     qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=60_000)
     dialog.close()
+
+
+def test_check_fit_lists_the_rpc_workers_devices(qtbot, tmp_path, llama_server, tiny_model) -> None:
+    import socket
+    import subprocess
+    import time
+
+    from support import free_port
+
+    from llamadash.core.workers import find_rpc_server
+
+    binary = find_rpc_server(llama_server)
+    assert binary is not None, f"ggml-rpc-server is missing beside {llama_server}: the tests' build has RPC"
+    ports = [free_port(), free_port()]
+    procs = [subprocess.Popen([str(binary), "--port", str(p)], stdout=subprocess.DEVNULL) for p in ports]
+
+    def listening(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 30
+        while not all(listening(p) for p in ports):
+            assert time.monotonic() < deadline, "the workers did not listen within 30 s"
+            time.sleep(0.1)
+        endpoints = [f"127.0.0.1:{p}" for p in ports]
+        config = {
+            "name": "tiny",
+            COLUMN.model_path: str(tiny_model),
+            COLUMN.ctx_size: 256,
+            COLUMN.rpc: endpoints,
+        }
+        dialog = FitDialog(config, str(llama_server), None)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=60_000)
+        text = dialog.details.text()
+        devices = dialog.outcome.report.rpc_devices
+        assert [d.endpoint for d in devices] == endpoints
+        for device in devices:
+            assert device.describe() in text and f"worker {device.endpoint}" in text
+        dialog.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)

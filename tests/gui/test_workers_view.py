@@ -90,6 +90,7 @@ def test_a_local_worker_is_created_started_and_stopped_from_the_tab(qtbot, servi
     assert proc is not None and proc.pid is not None
     pid = proc.pid
     assert f"pid {pid}" in shown["Details"]
+    assert service.running_names() == ["w1"]  # what the tray's tooltip lists
     view.select("w1")
     assert view.stop_button.isEnabled() and not view.start_button.isEnabled()
     view.log_button.click()
@@ -98,6 +99,7 @@ def test_a_local_worker_is_created_started_and_stopped_from_the_tab(qtbot, servi
     view.dialog.close()
     view.stop_button.click()
     qtbot.waitUntil(lambda: row(view, "w1")["State"] == "stopped", timeout=15_000)
+    assert service.running_names() == []
     assert "worker w1 stopped" in service.log_path("w1").read_text(encoding="utf-8")
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     view.select("w1")
@@ -218,6 +220,8 @@ def test_the_launched_window_has_the_tab_and_quitting_stops_its_workers(
         proc = gui.workers.process("w1")
         assert proc is not None and proc.pid is not None
         pid = proc.pid
+        tray = window.tray_controller  # the tray's tooltip says which workers run
+        assert "RPC workers running: w1" in tray.tooltip_text()
     finally:
         shutdown(gui)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

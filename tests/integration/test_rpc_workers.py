@@ -25,6 +25,8 @@ import psutil
 import pytest
 from support import free_port, run_cli
 
+from llamadash.core import database, paths, workers
+
 pytestmark = pytest.mark.integration
 
 
@@ -201,7 +203,29 @@ def test_a_confirmed_open_worker_warns_and_keeps_the_warning(
     assert "never run the RPC server on an open network" in item["warning"]
     table = run_cli(data, "workers", "list").stdout
     assert "WARNING" in table and "0.0.0.0" in table
+    down = free_port()
+    assert run_cli(data, "workers", "add", "far", f"127.0.0.1:{down}").returncode == 0
+    # llamadash status lists the workers beside the models: name, kind, endpoint, state, pid, warning
+    status = run_cli(data, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    rows = {w["name"]: w for w in json.loads(status.stdout)["workers"]}
+    assert {n: (w["kind"], w["endpoint"], w["state"]) for n, w in rows.items()} == {
+        "open": ("local", f"127.0.0.1:{port}", "running"),
+        "far": ("remote", f"127.0.0.1:{down}", "unreachable"),
+    }
+    assert rows["open"]["pid"] == item["pid"] and psutil.Process(item["pid"]).is_running()
+    assert "never run the RPC server" in rows["open"]["warning"] and rows["far"]["warning"] is None
+    text = run_cli(data, "status").stdout
+    assert "RPC workers:" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("open "))
+    assert all(
+        part in line for part in ("local", f"127.0.0.1:{port}", "running", str(item["pid"]), "WARNING")
+    )
     assert interrupt(proc) == 0
+    stopped = json.loads(run_cli(data, "status", "--json").stdout)["workers"]
+    assert [(w["name"], w["state"], w["pid"]) for w in stopped if w["kind"] == "local"] == [
+        ("open", "stopped", None)
+    ]
 
 
 def test_a_killed_llamadash_leaves_an_orphan_worker_that_is_found_and_stopped(
@@ -246,3 +270,83 @@ def test_a_model_whose_worker_does_not_answer_says_so(
     assert ran.returncode == 1
     assert f"The RPC worker 127.0.0.1:{port} of the model's --rpc list does not answer" in ran.stderr
     assert "llamadash workers start NAME" in ran.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# run with stopped local workers: refused with the commands, or --start-workers
+def _two_stopped_local_workers(data: Path, tiny_model: Path) -> tuple[dict[str, int], int]:
+    server_port = free_port()
+    added = run_cli(
+        data, "models", "add", "tiny", "--model-path", str(tiny_model),
+        "--set", f"port={server_port}", "--set", "ctx_size=256", "--set", "gpu_layers=99", "--set", "log_verbose=4",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    ports = {"w1": free_port(), "w2": free_port()}
+    database.init_database(paths.default_database_path(data))
+    try:  # registered, never started: as the Workers tab's "New local worker" leaves them when not started
+        for name, port in ports.items():
+            workers.add_worker(workers.make_worker(name, port=port, threads=1))
+    finally:
+        database.close_database()
+    used = run_cli(data, "workers", "use", "tiny", "w1,w2")
+    assert used.returncode == 0, used.stderr
+    return ports, server_port
+
+
+def test_run_names_the_stopped_local_workers_and_starts_nothing(
+    tmp_path: Path, tiny_model: Path, llama_server: Path
+) -> None:
+    data = tmp_path / "data"
+    ports, server_port = _two_stopped_local_workers(data, tiny_model)
+    ran = run_cli(data, "run", "tiny", timeout=120)
+    assert ran.returncode == 1
+    assert "these local ones are stopped: w1, w2" in ran.stderr
+    assert "'llamadash workers start w1'" in ran.stderr and "'llamadash workers start w2'" in ran.stderr
+    assert "--start-workers" in ran.stderr
+    assert not listening(server_port) and not any(listening(p) for p in ports.values())
+    listed = json.loads(run_cli(data, "status", "--json").stdout)
+    assert {w["name"]: w["state"] for w in listed["workers"]} == {"w1": "stopped", "w2": "stopped"}
+    assert {m["name"]: m["state"] for m in listed["models"]} == {"tiny": "stopped"}
+
+
+def test_run_start_workers_starts_them_first_and_stops_them_after(
+    tmp_path: Path,
+    tiny_model: Path,
+    llama_server: Path,
+    background,
+) -> None:
+    data = tmp_path / "data"
+    ports, server_port = _two_stopped_local_workers(data, tiny_model)
+    log = tmp_path / "run.out"
+    proc = llamadash(data, "run", "tiny", "--start-workers", log=log)
+    background.append(proc)
+    wait_for(
+        lambda: (
+            "is ready at" in log.read_text(errors="replace")
+            and "tiny is ready" in log.read_text(errors="replace")
+        ),
+        180,
+        "model ready",
+        proc,
+        log,
+    )
+    text = log.read_text(errors="replace")
+    for name, port in ports.items():
+        assert f"worker {name} is ready at 127.0.0.1:{port}" in text
+        assert re.search(rf"using device RPC\d \(127\.0\.0\.1:{port}\)", text), text[-3000:]
+    status = json.loads(run_cli(data, "status", "--json").stdout)
+    rows = {w["name"]: w for w in status["workers"]}
+    assert {n: w["state"] for n, w in rows.items()} == {"w1": "running", "w2": "running"}
+    pids = {n: w["pid"] for n, w in rows.items()}
+    assert all(pids.values())
+    body = json.dumps({"prompt": "Hello", "n_predict": 4}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server_port}/completion", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert json.loads(response.read())["tokens_predicted"] >= 1
+    assert interrupt(proc) == 0, log.read_text(errors="replace")[-3000:]
+    for name, pid in pids.items():
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, name
+        assert not listening(ports[name])
+    assert not listening(server_port)

@@ -25,12 +25,14 @@ from llamadash.core.params.command import normalize_config, unsupported_message
 
 __all__ = [
     "FIT_PRINT_FLAG",
+    "NO_WORKERS_NOTE",
     "DeviceMemory",
     "DevicePlacement",
     "FitCommand",
     "FitError",
     "FitReport",
     "MemoryBreakdownRow",
+    "RpcDevice",
     "apply_exit",
     "fit_command",
     "gib",
@@ -42,6 +44,8 @@ __all__ = [
 FIT_PRINT_FLAG = "--fit-print"
 MIB_PER_GIB = 1024
 NOT_REPORTED = "not reported"
+#: What the fit says when the tool cannot take the model's ``--rpc`` list.
+NO_WORKERS_NOTE = "workers not taken into account by this build (its llama-fit-params has no --rpc)"
 #: What a fit measured against: the GPUs' own memory, or system memory (CPU only).
 GPU_MEMORY = "gpu"
 SYSTEM_MEMORY = "system"
@@ -198,6 +202,43 @@ class MemoryBreakdownRow:
         }
 
 
+@dataclass(frozen=True)
+class RpcDevice:
+    """One RPC worker's device as llama.cpp named it (``RPC0 (127.0.0.1:50052)``), with its memory.
+
+    ``free``/``total`` are the worker's own figures (the ``using device`` and projection lines);
+    ``model``/``context``/``compute`` what the fit puts there (``--fit-print on`` or the memory
+    breakdown). MiB; ``None``: not reported.
+    """
+
+    name: str
+    endpoint: str
+    free: int | None = None
+    total: int | None = None
+    model: int | None = None
+    context: int | None = None
+    compute: int | None = None
+
+    @property
+    def needed(self) -> int | None:
+        parts = (self.model, self.context, self.compute)
+        return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "needed": self.needed}
+
+    def describe(self, worker: str | None = None) -> str:
+        """``RPC0 = worker w1 (127.0.0.1:50052): 23.5 GiB free of 23.5 GiB; needs 1 MiB``."""
+        label = f"worker {worker} ({self.endpoint})" if worker else f"worker {self.endpoint}"
+        has = f"{gib(self.free)} free of {gib(self.total)}" if self.total else f"{gib(self.free)} free"
+        needs = f"needs {self.needed:,} MiB" if self.needed is not None else f"needs: {NOT_REPORTED}"
+        return f"{self.name} = {label}: {has}; {needs}"
+
+
+#: ``RPC0 (127.0.0.1:50052)``: how llama.cpp names an RPC worker's device in the fitting lines.
+_RPC_NAME = re.compile(r"^(?P<name>RPC\d+)\s*\((?P<endpoint>[^()\s]+:\d+)\)")
+
+
 @dataclass
 class FitReport:
     """What llama.cpp's fitting said, read from its log lines (and the fitted arguments).
@@ -252,6 +293,36 @@ class FitReport:
     tables: list[list[MemoryBreakdownRow]] = field(default_factory=list)
     #: The fitting started (its first line is there), whatever came of it.
     began: bool = False
+    #: ``(name, endpoint, free MiB)`` of each ``using device RPCn (host:port) ... - N MiB free`` line.
+    rpc_seen: list[tuple[str, str, int | None]] = field(default_factory=list)
+
+    @property
+    def rpc_devices(self) -> list[RpcDevice]:
+        """The RPC workers' devices the tool used, in its order, with what each has and needs."""
+        found: dict[str, dict[str, Any]] = {}
+
+        def entry(name: str, endpoint: str) -> dict[str, Any]:
+            return found.setdefault(name, {"name": name, "endpoint": endpoint})
+
+        for name, endpoint, free in self.rpc_seen:
+            entry(name, endpoint)["free"] = free
+        for device in self.initial:
+            match = _RPC_NAME.match(device.name)
+            if match:
+                item = entry(match["name"], match["endpoint"])
+                item.update(free=device.free, total=device.total)
+        for row in self.breakdown:
+            match = _RPC_NAME.match(row.device)
+            if match:
+                item = entry(match["name"], match["endpoint"])
+                item.setdefault("total", row.total)
+                item.update(model=row.model, context=row.context, compute=row.compute)
+        for printed in self.devices:  # --fit-print names them RPC0, RPC1 (after the fitted arguments)
+            if printed.name in found:
+                found[printed.name].update(
+                    model=printed.model, context=printed.context, compute=printed.compute
+                )
+        return [RpcDevice(**item) for item in found.values()]
 
     # -- what the fitted arguments say ---------------------------------------------------------
     def fitted_value(self, *flags: str) -> str | None:
@@ -394,6 +465,7 @@ class FitReport:
             "devices": [{**vars(d), "needed": d.needed} for d in self.devices],
             "initial": [vars(d) for d in self.initial],
             "breakdown": [row.as_dict() for row in self.breakdown],
+            "rpc_devices": [device.as_dict() for device in self.rpc_devices],
             "seconds": self.seconds,
             "lines": list(self.lines),
         }
@@ -440,6 +512,10 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("no_devices", re.compile(r"no devices with dedicated memory found")),
     ("began", re.compile(r"getting device memory data for initial parameters")),
+    (
+        "rpc_device",
+        re.compile(r"using device (?P<dev>RPC\d+) \((?P<ep>[^()\s]+:\d+)\).*?(?:- (\d+) MiB free)?$"),
+    ),
     ("set_ngl", re.compile(rf"set n_gpu_layers to {_N}")),
     ("set_moe", re.compile(rf"set to use {_N} dense-only (?:layers )?and {_N} full (?:GPU )?layers")),
     (
@@ -567,6 +643,11 @@ def _apply(report: FitReport, name: str, found: re.Match[str]) -> None:
         report.no_devices = True
     elif name == "began":
         report.began = True
+    elif name == "rpc_device":
+        free = found.group(3)
+        seen = (found.group("dev"), found.group("ep"), int(free) if free else None)
+        if all(item[:2] != seen[:2] for item in report.rpc_seen):
+            report.rpc_seen.append(seen)
     elif name == "set_ngl":
         report.gpu_layers = int(found.group(1))
     elif name == "set_moe":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ from llamadash.core.perf.bench import (
 )
 from llamadash.core.perf.fit import (
     FIT_PRINT_FLAG,
+    NO_WORKERS_NOTE,
     FitCommand,
     FitError,
     FitReport,
@@ -49,6 +51,7 @@ __all__ = [
     "BenchRun",
     "FitOutcome",
     "check_fit",
+    "rpc_endpoints",
     "run_bench",
     "store_result",
 ]
@@ -127,8 +130,13 @@ def check_fit(
     if not model.is_file():
         raise FitError(f"the model file {model} does not exist")
     fit_off = str(config.get(COLUMN.fit) or "on") == "off"
+    endpoints = rpc_endpoints(config) if COLUMN.rpc in command.passed else []
+    _workers_answer(endpoints, FitError)  # llama-fit-params aborts (signal 6) on one that does not
     key = fit_cache_key(tool, model, command.argv)
-    cache_file = cache_dir / FIT_CACHE_DIR / f"{key}.json" if cache_dir is not None else None
+    # workers' free memory is theirs and changes: a fit across workers is always asked anew
+    cache_file = (
+        cache_dir / FIT_CACHE_DIR / f"{key}.json" if cache_dir is not None and not endpoints else None
+    )
     stored = None if refresh or cache_file is None else _read_cache(cache_file)
     if stored is not None:
         outcome = _outcome(command, tool, stored, cached=True)
@@ -148,13 +156,51 @@ def check_fit(
     outcome.fit_off = fit_off
     if fit_off:
         outcome.notes.append("fit is off for this model: llama-server will not apply these changes")
-    for _column, why in command.not_passed:
-        outcome.notes.append(f"not checked: {why}")
+    for column, why in command.not_passed:
+        if column == COLUMN.rpc:
+            outcome.notes.append(f"{NO_WORKERS_NOTE} ({why})")
+        else:
+            outcome.notes.append(f"not checked: {why}")
+    if endpoints and not outcome.report.rpc_devices:
+        outcome.notes.append("the workers' memory: not reported by this build of llama-fit-params")
     if config.get("custom_params"):
         outcome.notes.append(
             "custom flags are not passed to llama-fit-params: what they change is not checked"
         )
     return outcome
+
+
+def rpc_endpoints(config: Mapping[str, Any]) -> list[str]:
+    """The ``host:port`` entries of a configuration's ``rpc`` list (its workers), in order."""
+    value = config.get(COLUMN.rpc)
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _workers_answer(endpoints: list[str], error: type[Exception]) -> None:
+    """Raise ``error`` naming the first worker of ``endpoints`` that does not answer."""
+    for endpoint in endpoints:
+        problem = _unreachable(endpoint)
+        if problem:
+            raise error(
+                f"the RPC worker {endpoint} of the model's --rpc list does not answer ({problem}): "
+                "start it ('llamadash workers start NAME') or take the model off it "
+                "('llamadash workers use MODEL ...'), then try again"
+            )
+
+
+def _unreachable(endpoint: str, timeout_s: float = 2.0) -> str | None:
+    """Why ``endpoint`` does not accept a TCP connection now, or ``None`` when it does."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except ValueError:
+        return "not a host:port"
+    except TimeoutError:
+        return f"no answer within {timeout_s:g} s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 #: How often a failed fit is asked again for its whole log (see :func:`_fit_run`).
@@ -267,6 +313,8 @@ def run_bench(
     model = Path(str(command.argv[2]))
     if not model.is_file():
         raise BenchError(f"the model file {model} does not exist")
+    if COLUMN.rpc in command.params:  # llama-bench aborts on a worker that does not answer
+        _workers_answer(rpc_endpoints(command.params), BenchError)
     expected = int(prompt_tokens > 0) + int(gen_tokens > 0)
     tests = []
 

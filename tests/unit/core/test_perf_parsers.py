@@ -269,3 +269,49 @@ def test_the_readme_s_gpu_run_says_both_the_cut_and_the_overflow() -> None:
     assert report.verdict.startswith(
         "context will be cut from 40,960 to 4,096; only part fits on the GPU: 48 layers"
     )
+
+
+def test_a_fit_across_two_rpc_workers_lists_their_devices() -> None:
+    report = _fit("fit-b11434-rpc")
+    report.devices = parse_fit_print((PERF / "fit-b11434-rpc-print.stdout").read_text())
+    devices = {d.name: d for d in report.rpc_devices}
+    assert list(devices) == ["RPC0", "RPC1"]
+    assert devices["RPC0"].endpoint == "127.0.0.1:50911" and devices["RPC1"].endpoint == "127.0.0.1:50912"
+    # the projection's own figures, and what --fit-print puts on each
+    assert (devices["RPC0"].total, devices["RPC0"].free) == (24105, 24102)
+    assert (devices["RPC1"].total, devices["RPC1"].free) == (24105, 24104)
+    assert (devices["RPC0"].model, devices["RPC0"].context, devices["RPC0"].compute) == (0, 0, 1)
+    assert devices["RPC0"].needed == 1
+    assert report.as_dict()["rpc_devices"][1]["endpoint"] == "127.0.0.1:50912"
+    assert report.verdict == "fits on 2 devices"
+
+
+def test_the_using_device_lines_of_a_verbose_log_name_the_rpc_devices() -> None:
+    log = (
+        "0.00.005.542 I llama_prepare_model_devices: using device RPC0 (127.0.0.1:50911) (unknown id) - 24105 MiB free\n"
+        "0.00.005.747 I llama_prepare_model_devices: using device RPC1 (127.0.0.1:50912) (unknown id) - 24105 MiB free\n"
+        "0.00.005.800 I llama_prepare_model_devices: using device RPC1 (127.0.0.1:50912) (unknown id) - 24105 MiB free\n"
+    )
+    devices = parse_fit_output(log).rpc_devices
+    assert [(d.name, d.endpoint, d.free, d.total) for d in devices] == [
+        ("RPC0", "127.0.0.1:50911", 24105, None),
+        ("RPC1", "127.0.0.1:50912", 24105, None),
+    ]
+    assert parse_fit_output("llama_prepare_model_devices: using device CPU - 1000 MiB free").rpc_devices == []
+
+
+def test_a_build_without_rpc_does_not_get_the_workers_and_says_so() -> None:
+    from llamadash.core.params.capabilities import parse_help
+    from llamadash.core.perf.fit import NO_WORKERS_NOTE
+
+    help_text = (Path(__file__).parents[2] / "data" / "llama-server-help-b11434.txt").read_text()
+    without_rpc = "\n".join(
+        line for line in help_text.splitlines() if "--rpc" not in line and "LLAMA_ARG_RPC" not in line
+    )  # what a build made without -DGGML_RPC=ON prints
+    config = {COLUMN.model_path: "/m.gguf", COLUMN.rpc: ["127.0.0.1:50052"]}
+    with_rpc = fit_command(config, parse_help(help_text, label="b11434"), "llama-fit-params")
+    assert "--rpc" in with_rpc.argv and COLUMN.rpc in with_rpc.passed
+    command = fit_command(config, parse_help(without_rpc, label="no-rpc"), "llama-fit-params")
+    assert "--rpc" not in command.argv
+    assert [column for column, _why in command.not_passed] == [COLUMN.rpc]
+    assert "workers not taken into account by this build" in NO_WORKERS_NOTE
