@@ -236,7 +236,18 @@ class SettingsDialog(QDialog):
         self._prober.done.connect(self._on_probe_done)
 
         layout = QVBoxLayout(self)
-        for title, names in _groups():
+        # two columns of groups: in one, the dialog was taller (about 930 px) than a 1280x800 screen
+        columns = QHBoxLayout()
+        layout.addLayout(columns)
+        column_layouts = [QVBoxLayout(), QVBoxLayout()]
+        for column in column_layouts:
+            columns.addLayout(column, 1)
+        groups = list(_groups())
+        half = sum(len(names) + 1 for _title, names in groups) / 2
+        rows_so_far = 0
+        for title, names in groups:
+            column = column_layouts[0 if rows_so_far < half else 1]
+            rows_so_far += len(names) + 1
             box = QGroupBox(title)
             form = QFormLayout(box)
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
@@ -258,7 +269,9 @@ class SettingsDialog(QDialog):
                     self.binary_info.setWordWrap(True)
                     self.binary_info.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
                     form.addRow("", self.binary_info)
-            layout.addWidget(box)
+            column.addWidget(box)
+        for column in column_layouts:
+            column.addStretch(1)
 
         self.error_label = QLabel()
         self.error_label.setObjectName("settingsError")
@@ -326,6 +339,7 @@ class SettingsDialog(QDialog):
         row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
+        editor.setMinimumWidth(260)  # a path must stay readable beside its buttons
         layout.addWidget(editor, 1)
         browse = QPushButton("Browse…")
         browse.setObjectName(f"{item.name}_browse")

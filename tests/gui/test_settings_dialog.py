@@ -325,3 +325,13 @@ def test_a_long_missing_path_is_shortened_but_the_reason_is_not(qtbot, db, tmp_p
     assert dialog.binary_info.toolTip().endswith(f"{missing} does not exist")  # all of it here
     qtbot.waitUntil(lambda: binary_shown_in_full(dialog), timeout=2_000)
     dialog.reject()
+
+
+def test_the_dialog_fits_a_1280_by_800_screen_with_every_group(qtbot, db, tmp_path):
+    # with all groups in one column it was about 930 px tall: OK and Cancel below a laptop's screen
+    window = open_window(qtbot, db, tmp_path)
+    dialog = window.show_settings()
+    hint = dialog.sizeHint()
+    assert hint.height() <= 720 and hint.width() <= 1200, hint
+    for name in ("llama_server_path", "router_port", "prometheus_address"):
+        assert field_of(dialog, name).isVisibleTo(dialog)
