@@ -43,7 +43,10 @@ from llamadash.core.router import plan_router as plan_router_pure
 from llamadash.services.launcher import locate_binary
 from llamadash.services.ports import check_port
 
-__all__ = ["RouterWatcher", "plan_router_launch", "preset_path_of"]
+__all__ = ["UNLOAD_DELAY_MS", "RouterWatcher", "plan_router_launch", "preset_path_of"]
+
+#: How long an unload waits for the model's figure requests on their way to be answered.
+UNLOAD_DELAY_MS = 150
 
 
 def preset_path_of(data_dir: Path) -> Path:
@@ -119,6 +122,9 @@ class RouterWatcher(QObject):
     actionFailed = Signal(str, str)
     """(model name, why): a load or an unload was refused by the router or got no answer."""
 
+    unloading = Signal(str)
+    """A model name: it is about to be unloaded (its figures' polls stop first)."""
+
     def __init__(self, *, interval_s: float = 1.0, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._nam = QNetworkAccessManager(self)
@@ -189,8 +195,13 @@ class RouterWatcher(QObject):
         self._post("/models/load", name)
 
     def unload(self, name: str) -> None:
-        """Ask the router to unload model ``name`` (its process stops; its memory is freed)."""
-        self._post("/models/unload", name)
+        """Ask the router to unload model ``name`` (its process stops; its memory is freed).
+
+        Its figures' polls stop first (:attr:`unloading`) and the unload is posted a moment later:
+        a request passed on to the model while it exits makes its exit a failure (code 1).
+        """
+        self.unloading.emit(name)
+        QTimer.singleShot(UNLOAD_DELAY_MS, self, lambda: self._post("/models/unload", name))
 
     # -- internals ----------------------------------------------------------------------------------
 

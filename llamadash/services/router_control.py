@@ -20,11 +20,14 @@ from PySide6.QtCore import QObject
 from llamadash.core.launch import LaunchError as InstanceError
 from llamadash.core.launch import LaunchPlan
 from llamadash.core.pidfile import InstanceRecord
+from llamadash.core.requests_log import RequestRecord
 from llamadash.core.router import ROUTER_NAME, RouterPlan, RouterSettings
 from llamadash.core.states import InstanceState
+from llamadash.services.figures import InstanceFigures, VramReadings
 from llamadash.services.instance import ServerInstance
 from llamadash.services.records import InstanceRecords
 from llamadash.services.router import RouterWatcher, plan_router_launch
+from llamadash.services.router_figures import RouterModelFigures
 
 __all__ = ["RouterControl"]
 
@@ -36,6 +39,7 @@ class RouterControl:
     _instances: dict[str, ServerInstance]
     _data_dir: Path
     _records: InstanceRecords
+    _read_vram: VramReadings
 
     def _add(self, name: str, inst: ServerInstance) -> ServerInstance:
         raise NotImplementedError
@@ -50,9 +54,18 @@ class RouterControl:
         """Called once by the manager's constructor (its ``stateChanged`` exists by then)."""
         assert isinstance(self, QObject)
         self._router_models = RouterWatcher(interval_s=poll_interval_s, parent=self)
+        self._router_figures = RouterModelFigures(
+            self._router_model_figures,
+            poll_interval_s=poll_interval_s,
+            vram_reader=self._read_vram,
+            parent=self,
+        )
+        self._router_models.modelsChanged.connect(self._router_figures.follow)
+        self._router_models.unloading.connect(self._router_figures.forget)
         self._router_plan: RouterPlan | None = None
         self._router_settings = RouterSettings()
         self.stateChanged.connect(self._follow_router)  # type: ignore[attr-defined]  # the manager's
+        self.requestRecorded.connect(self._router_request)  # type: ignore[attr-defined]  # the manager's
 
     @staticmethod
     def is_router_record(record: InstanceRecord) -> bool:
@@ -111,6 +124,37 @@ class RouterControl:
         return self._router_models
 
     @property
+    def router_figures(self) -> RouterModelFigures:
+        """The figures of each model the router has loaded (``/slots?model=``, ``/metrics?model=``)."""
+        return self._router_figures
+
+    def _router_model_figures(self, name: str, figures: InstanceFigures) -> None:
+        own = self._instances.get(name)
+        if own is not None and own.active:
+            return  # the model also runs as its own server: its row shows that one's figures
+        self.figuresChanged.emit(name, figures)  # type: ignore[attr-defined]  # the manager's
+
+    def _router_request(self, name: str, record: RequestRecord) -> None:
+        if name == ROUTER_NAME:
+            self._router_figures.add_request(record)
+
+    def _shown_figures(self, inst: ServerInstance, figures: Any) -> Any:
+        """What an instance's figures show as: the router's own with its models' rates and slots."""
+        if inst.name == ROUTER_NAME and isinstance(figures, InstanceFigures):
+            return self._router_figures.router_figures(figures)
+        return figures
+
+    def _router_model_samples(self) -> list[dict[str, Any]]:
+        """One history row per model the router has loaded (unless it also runs as its own server)."""
+        rows = []
+        for name in self._router_figures.polled():
+            own = self._instances.get(name)
+            figures = self._router_figures.figures(name)
+            if figures is not None and (own is None or not own.active):
+                rows.append(figures.sample_row(name))
+        return rows
+
+    @property
     def router_plan(self) -> RouterPlan | None:
         """The plan of the router's latest start (served and left-out models, the base URL)."""
         return self._router_plan
@@ -150,6 +194,8 @@ class RouterControl:
             return
         inst = self._instances.get(ROUTER_NAME)
         if state == InstanceState.RUNNING.value and inst is not None:
+            self._router_figures.aim(inst.url, inst.api_key, inst.pid)
             self.router_models.watch(inst.url, inst.api_key)
         elif state != InstanceState.LOADING.value:
             self.router_models.halt()
+            self._router_figures.halt()

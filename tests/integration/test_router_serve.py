@@ -1,9 +1,10 @@
 """The library router with the real llama-server (router mode) and two tiny models.
 
-A request naming a model loads it and answers; with ``--models-max 1`` the next one evicts it; an
-idle model goes to sleep; Unload frees it; stopping leaves no process (router and children); the
-headless ``llamadash serve`` stops everything on SIGTERM, and a killed one leaves the router and its
-children to be found as orphans and stopped by ``status --stop-orphans``.
+A request naming a model loads it and answers, and a loaded model has figures of its own
+(``/slots?model=``); with ``--models-max 1`` the next one evicts it; an idle model goes to sleep;
+Unload frees it; stopping leaves no process (router and children); the headless ``llamadash serve``
+stops everything on SIGTERM, and a killed one leaves the router and its children to be found as
+orphans and stopped by ``status --stop-orphans``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -415,3 +417,57 @@ def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(
     finally:
         assert manager.stop_all(10)
         manager.close()
+
+
+def test_a_loaded_model_has_its_own_figures_and_the_router_row_sums_them(qtbot, manager):
+    seen: dict[str, list[Any]] = {}
+    manager.figuresChanged.connect(lambda name, figures: seen.setdefault(name, []).append(figures))
+    inst = manager.start_router(RouterSettings(port=free_port(), max_models=2))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    wait_model(qtbot, manager, "alpha", "unloaded")
+    assert manager.router_figures.polled() == []  # nothing loaded: nothing asked of a model
+    complete(inst.url, "alpha")
+    wait_model(qtbot, manager, "alpha", "loaded")
+    qtbot.waitUntil(lambda: manager.router_figures.polled() == ["alpha"], timeout=10_000)
+
+    # requests in a loop while the figures are read: its rate through the router is measured
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            complete(inst.url, "alpha")
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+
+        def measured() -> bool:
+            return any((f.generation_tokens_per_s or 0) > 0 for f in seen.get("alpha", []))
+
+        qtbot.waitUntil(measured, timeout=30_000)
+    finally:
+        stop.set()
+        worker.join(30)
+    figures = [f for f in seen["alpha"] if f.total_slots is not None]
+    assert figures, "the model's /slots through the router gave no slots"
+    latest = figures[-1]
+    assert latest.total_slots >= 1 and latest.busy_slots is not None
+    assert latest.rss_mb is not None and latest.rss_mb > 0  # its own child process, found by --alias
+    child = manager.router_figures.poller("alpha")._subject.pid
+    assert child in [p.pid for p in psutil.Process(inst.pid).children()]
+    assert "beta" not in seen  # never loaded: never polled
+
+    def router_row_measured() -> bool:  # the router's row: its models' rates and slots, summed
+        rows = seen.get(ROUTER_NAME, [])
+        return any(f.generation_tokens_per_s is not None and (f.total_slots or 0) >= 1 for f in rows)
+
+    qtbot.waitUntil(router_row_measured, timeout=10_000)
+    names = [row["model"] for row in manager.instance_samples()]
+    assert ROUTER_NAME in names and "alpha" in names
+
+    manager.router_models.unload("alpha")
+    wait_model(qtbot, manager, "alpha", "unloaded")
+    qtbot.waitUntil(lambda: manager.router_figures.polled() == [], timeout=10_000)
+    assert seen["alpha"][-1].total_slots is None  # its figures are gone with it
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
