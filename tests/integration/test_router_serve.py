@@ -471,3 +471,30 @@ def test_a_loaded_model_has_its_own_figures_and_the_router_row_sums_them(qtbot, 
     assert seen["alpha"][-1].total_slots is None  # its figures are gone with it
     inst.stop()
     wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
+
+
+def test_the_event_stream_shows_a_load_and_an_unload_without_waiting_for_a_poll(qtbot, manager):
+    from llamadash.services.router import RouterWatcher
+
+    inst = manager.start_router(RouterSettings(port=free_port()))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    watcher = RouterWatcher(interval_s=600)  # one poll at the start, then none for ten minutes
+    seen: list[str] = []
+    watcher.modelsChanged.connect(
+        lambda models: seen.extend(m.describe() for m in models if m.name == "alpha")
+    )
+    watcher.watch(inst.url)
+    try:
+        qtbot.waitUntil(lambda: watcher.model("alpha") is not None and watcher.live, timeout=10_000)
+        assert watcher.model("alpha").state == "unloaded"
+        watcher.load("alpha")
+        qtbot.waitUntil(lambda: watcher.model("alpha").state == "loaded", timeout=30_000)
+        assert watcher.sse_events > 0
+        assert any(text.startswith("loading") for text in seen)  # the load itself showed, as it went
+        watcher.unload("alpha")
+        qtbot.waitUntil(lambda: watcher.model("alpha").state == "unloaded", timeout=30_000)
+    finally:
+        watcher.halt()
+    assert not watcher.live
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
