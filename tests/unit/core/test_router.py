@@ -295,14 +295,16 @@ def test_events_change_the_models_states_and_progress():
     models = [RouterModel("alpha", "unloaded"), RouterModel("beta", "unloaded")]
     states = []
     for event in SseBuffer().feed(SSE_LOAD):
-        models = apply_event(models, event)
+        after = apply_event(models, event)
+        assert after is not None
+        models = after
         states.append(models[0].describe())
     assert states == ["loading", "loading 0%", "loading 100%", "loaded"]
     assert models[1] == RouterModel("beta", "unloaded")
     unloaded = {"model": "alpha", "event": "status_change", "data": {"status": "unloaded", "exit_code": 0}}
-    assert apply_event(models, unloaded)[0] == RouterModel("alpha", "unloaded")
+    assert (apply_event(models, unloaded) or [])[0] == RouterModel("alpha", "unloaded")
     crashed = {"model": "alpha", "event": "status_change", "data": {"status": "unloaded", "exit_code": 1}}
-    assert apply_event(models, crashed)[0].describe() == "failed (exit code 1)"
+    assert (apply_event(models, crashed) or [])[0].describe() == "failed (exit code 1)"
 
 
 def test_a_reload_or_an_unknown_model_asks_for_the_list_again_and_others_change_nothing():
