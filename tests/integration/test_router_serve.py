@@ -498,3 +498,40 @@ def test_the_event_stream_shows_a_load_and_an_unload_without_waiting_for_a_poll(
     assert not watcher.live
     inst.stop()
     wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
+
+
+def test_a_running_serve_follows_library_edits_made_by_another_process(data_dir: Path):
+    database.release_connection()
+    port = free_port()
+    proc = serve(data_dir, "--port", str(port))
+    wait_ready(proc)
+    base = f"http://127.0.0.1:{port}"
+    assert set(models_of(base)) == {"alpha", "beta"}
+    done = subprocess.run(  # another process: the CLI
+        [
+            sys.executable,
+            "-m",
+            "llamadash",
+            "--data-dir",
+            str(data_dir),
+            "models",
+            "set",
+            "beta",
+            "served=off",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = wait_line(proc, "the library changed")
+    assert "beta is no longer served" in lines[-1]
+    deadline = time.monotonic() + 10
+    while "beta" in models_of(base) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(models_of(base)) == {"alpha"}, "the running router still lists beta"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert proc.stderr is not None
+    proc.stderr.close()
