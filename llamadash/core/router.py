@@ -48,6 +48,7 @@ __all__ = [
     "is_served",
     "parse_models",
     "plan_router",
+    "settings_from_argv",
 ]
 
 #: The name of the router's instance (in the instance manager, its PID record and its log). No
@@ -108,6 +109,36 @@ class RouterSettings:
         if self.idle_s < 0:
             found.append(f"the idle time must be 0 (never sleep) or more seconds, got {self.idle_s}")
         return found
+
+
+def settings_from_argv(argv: Iterable[str], default: RouterSettings) -> RouterSettings:
+    """The settings a running router was started with, read from its command line.
+
+    What the command line does not say is ``default``'s, except what llama-server itself defaults
+    to when the flag is absent (autoload on, no sleep), so that an adopted router restarts as it ran.
+    """
+    args = list(argv)
+
+    def value(flag: str) -> str | None:
+        for index, arg in enumerate(args):
+            if arg == flag and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+        return None
+
+    def number(flag: str, otherwise: int) -> int:
+        text = value(flag)
+        return int(text) if text is not None and text.strip().isdigit() else otherwise
+
+    chosen = RouterSettings(
+        port=number("--port", default.port),
+        host=value("--host") or default.host,
+        max_models=number("--models-max", default.max_models),
+        autoload="--no-models-autoload" not in args,
+        idle_s=number("--sleep-idle-seconds", 0),
+    )
+    return chosen if not chosen.problems() else default
 
 
 @dataclass(frozen=True)

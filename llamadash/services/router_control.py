@@ -15,13 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 from PySide6.QtCore import QObject
 
 from llamadash.core.launch import LaunchError as InstanceError
 from llamadash.core.launch import LaunchPlan
 from llamadash.core.pidfile import InstanceRecord
 from llamadash.core.requests_log import RequestRecord
-from llamadash.core.router import ROUTER_NAME, RouterPlan, RouterSettings
+from llamadash.core.router import ROUTER_NAME, RouterPlan, RouterSettings, settings_from_argv
 from llamadash.core.states import InstanceState
 from llamadash.services.figures import InstanceFigures, VramReadings
 from llamadash.services.instance import ServerInstance
@@ -63,7 +64,8 @@ class RouterControl:
         self._router_models.modelsChanged.connect(self._router_figures.follow)
         self._router_models.unloading.connect(self._router_figures.forget)
         self._router_plan: RouterPlan | None = None
-        self._router_settings = RouterSettings()
+        self._router_settings = RouterSettings()  # those of the router that runs (or ran last)
+        self._router_next: RouterSettings | None = None  # changed since: its next (re)start takes them
         self.stateChanged.connect(self._follow_router)  # type: ignore[attr-defined]  # the manager's
         self.requestRecorded.connect(self._router_request)  # type: ignore[attr-defined]  # the manager's
 
@@ -84,6 +86,7 @@ class RouterControl:
                 port taken, already running).
         """
         self._router_settings = settings or RouterSettings()
+        self._router_next = None
         inst = self._instances.get(ROUTER_NAME)
         if inst is not None and inst.active:
             raise InstanceError(f"the router is already {inst.state.value}")
@@ -98,7 +101,19 @@ class RouterControl:
         inst.start()
         return inst
 
+    @property
+    def router_settings(self) -> RouterSettings:
+        """The settings of the router that runs (or ran last; an adopted one's, from its command line)."""
+        return self._router_settings
+
+    def set_router_settings(self, settings: RouterSettings) -> None:
+        """The Router settings changed: the router's next start or restart takes them (a running one
+        keeps its own until then)."""
+        self._router_next = settings if settings != self._router_settings else None
+
     def _prepare_router(self) -> LaunchPlan:
+        if self._router_next is not None:  # a restart after the Settings changed: the new ones
+            self._router_settings, self._router_next = self._router_next, None
         reserved = self._records.reserved_ports(self._instances.values(), None)
         plan, self._router_plan = plan_router_launch(self._data_dir, self._router_settings, reserved=reserved)
         return plan
@@ -106,7 +121,9 @@ class RouterControl:
     def _adopt_router(self, record: InstanceRecord) -> ServerInstance:
         """A killed dashboard's router: followed (its models too), stopped with its children, restartable."""
         port = record.port or self._router_settings.port
-        self._router_settings = replace(self._router_settings, port=port)
+        default = replace(self._router_settings, port=port, host=record.host or self._router_settings.host)
+        self._router_settings = settings_from_argv(_command_line(record.pid), default)
+        self._router_next = None
         try:  # what it serves, as far as the library now says (the base URL above all)
             _launch, self._router_plan = plan_router_launch(
                 self._data_dir, self._router_settings, reserved={}, port_check=False
@@ -199,3 +216,11 @@ class RouterControl:
         elif state != InstanceState.LOADING.value:
             self.router_models.halt()
             self._router_figures.halt()
+
+
+def _command_line(pid: int) -> list[str]:
+    """The command line of process ``pid`` (empty when it cannot be read)."""
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []

@@ -163,6 +163,7 @@ def test_a_library_edit_asks_the_running_router_to_read_it_again_and_shows_what_
             return ["alpha is loaded with its earlier settings: unload it to apply the new ones"]
 
     manager = Manager()
+    manager.router_settings = RouterSettings(port=8111)  # it runs with the Settings' own
     panel = RouterPanel(lambda: RouterSettings(port=8111))
     qtbot.addWidget(panel)
     panel.set_manager(manager)
@@ -204,8 +205,14 @@ def test_changed_router_settings_say_how_to_apply_them_to_the_running_router(qtb
     )
     manager.set_state(ROUTER_NAME, "running")
     assert panel.notes_label.text() == ""
+    assert panel.restart_button.isHidden()
     chosen[0] = RouterSettings(port=8111, max_models=1)
     panel.settings_changed()
-    assert "Stop, then Serve the library again" in panel.notes_label.text()
+    assert manager.router_next == [chosen[0]]  # the router's next (re)start takes them
+    assert "restart it to apply them" in panel.notes_label.text()
+    assert not panel.restart_button.isHidden() and panel.restart_button.isEnabled()
+    panel.restart_button.click()
+    assert manager.calls[-1] == ("restart", ROUTER_NAME) and manager.router_next[-1] == chosen[0]
     manager.set_state(ROUTER_NAME, "stopped")
     assert panel.notes_label.text() == "" and panel.serve_button.isEnabled()
+    assert panel.restart_button.isHidden()

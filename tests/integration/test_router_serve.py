@@ -86,6 +86,14 @@ def complete(base: str, model: str, timeout: float = 120) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+def post(base: str, path: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
 def models_of(base: str) -> dict[str, str]:
     with urllib.request.urlopen(f"{base}/models", timeout=10) as response:
         return {m["id"]: m["status"]["value"] for m in json.load(response)["data"]}
@@ -388,9 +396,12 @@ def test_a_crashed_router_is_an_error_and_its_models_go_with_it(qtbot, manager):
 def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(qtbot, data_dir: Path):
     database.release_connection()
     port = free_port()
-    proc = serve(data_dir, "--port", str(port))
+    proc = serve(data_dir, "--port", str(port), "--max-models", "1", "--idle", "300", "--no-autoload")
     wait_ready(proc)
-    complete(f"http://127.0.0.1:{port}", "alpha")
+    post(f"http://127.0.0.1:{port}", "/models/load", {"model": "alpha"})  # autoload is off
+    deadline = time.monotonic() + 60
+    while models_of(f"http://127.0.0.1:{port}")["alpha"] != "loaded" and time.monotonic() < deadline:
+        time.sleep(0.1)
     pids = tree(proc.pid)[1:]
     assert len(pids) == 2  # the router and alpha's process
     proc.kill()
@@ -410,6 +421,17 @@ def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(
         assert (
             manager.router_plan is not None and manager.router_plan.base_url == f"http://127.0.0.1:{port}/v1"
         )
+        # its own settings, read from its command line: a restart keeps them
+        assert manager.router_settings == RouterSettings(port=port, max_models=1, autoload=False, idle_s=300)
+        inst.restart()
+        qtbot.waitUntil(lambda: inst.pid not in (None, orphan["pid"]), timeout=30_000)
+        wait_state(qtbot, inst, InstanceState.RUNNING, timeout=30_000)
+        argv = psutil.Process(inst.pid).cmdline()
+        assert argv[argv.index("--models-max") + 1] == "1" and "--no-models-autoload" in argv
+        assert argv[argv.index("--sleep-idle-seconds") + 1] == "300"
+        assert wait_gone(pids, timeout=5), "the restart left the adopted router or its model running"
+        assert inst.pid is not None
+        pids = tree(inst.pid)
         inst.stop()
         wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
         assert wait_gone(pids, timeout=5), "stopping the adopted router left a model process running"
@@ -534,3 +556,21 @@ def test_a_running_serve_follows_library_edits_made_by_another_process(data_dir:
     assert proc.wait(60) == 0
     assert proc.stderr is not None
     proc.stderr.close()
+
+
+def test_a_restart_after_the_router_settings_changed_takes_the_new_ones(qtbot, manager):
+    port = free_port()
+    inst = manager.start_router(RouterSettings(port=port, max_models=4))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    first = inst.pid
+    manager.set_router_settings(RouterSettings(port=port, max_models=1, idle_s=60))
+    assert manager.router_settings.max_models == 4  # the running router keeps its own until then
+    manager.restart(ROUTER_NAME)
+    qtbot.waitUntil(lambda: inst.pid not in (None, first), timeout=30_000)
+    wait_state(qtbot, inst, InstanceState.RUNNING, timeout=30_000)
+    argv = psutil.Process(inst.pid).cmdline()
+    assert argv[argv.index("--models-max") + 1] == "1"
+    assert argv[argv.index("--sleep-idle-seconds") + 1] == "60"
+    assert manager.router_settings == RouterSettings(port=port, max_models=1, idle_s=60)
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)

@@ -317,3 +317,18 @@ def test_a_reload_or_an_unknown_model_asks_for_the_list_again_and_others_change_
     assert (
         apply_event(models, {"model": "alpha", "event": "status_change", "data": {"status": "odd"}}) == models
     )
+
+
+def test_a_running_routers_settings_are_read_from_its_command_line():
+    from llamadash.core.router import settings_from_argv
+
+    default = RouterSettings(port=8090, max_models=4, autoload=True, idle_s=0)
+    argv = ["llama-server", "--models-preset", "/m.ini", "--models-max", "1", "--no-models-autoload"]
+    argv += ["--host", "127.0.0.1", "--port=8111", "--sleep-idle-seconds", "300"]
+    assert settings_from_argv(argv, default) == RouterSettings(
+        port=8111, max_models=1, autoload=False, idle_s=300
+    )
+    # what the command line does not say: llama-server's own defaults (autoload on, no sleep)
+    assert settings_from_argv(["llama-server"], RouterSettings(autoload=False, idle_s=9)) == RouterSettings()
+    # a value that is not a number is not taken
+    assert settings_from_argv(["llama-server", "--models-max", "x"], default) == default
