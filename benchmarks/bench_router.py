@@ -18,7 +18,9 @@ Swap: with ``--models-max 1``, the time from a request naming model B while A is
 first token (the router unloads A, then loads B), both ways.
 
 Poll: what one ``GET /models`` costs (round trip and JSON parse), as the dashboard polls it every
-second while the router runs.
+second while the router runs; and what one poll of a loaded model's figures through the router
+costs (``/slots?model=`` and ``/metrics?model=``, round trips and parse), as the dashboard asks them
+every second for each loaded model.
 
 The models are llama GGUFs with random F32 weights (``tests/support.write_tiny_gguf``), big enough
 that loading them takes real time. Exit status 0 when the ratio meets the target.
@@ -123,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from llamadash.core.llama_server import find_llama_server
     from llamadash.core.params import probe_binary
+    from llamadash.core.prometheus import parse_metrics
     from llamadash.core.router import RouterSettings, parse_models, plan_router
+    from llamadash.core.throughput import parse_slots
 
     binary = str(find_llama_server().path)
     caps = probe_binary(binary)
@@ -152,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     swaps: list[float] = []
     polls: list[float] = []
     parses: list[float] = []
+    figure_polls: list[float] = []
+    figure_parses: list[float] = []
 
     def own_server() -> None:  # spawn, /health 200, the request
         port = free_port()
@@ -197,6 +203,18 @@ def main(argv: list[str] | None = None) -> int:
                 parse_models(json.loads(body))
                 polls.append((got - sent) * 1000)
                 parses.append((time.perf_counter() - got) * 1000)
+            query = "?model=beta&autoload=false"
+            for _ in range(20):  # one poll of a loaded model's figures, through the router
+                sent = time.perf_counter()
+                with urllib.request.urlopen(f"{base}/slots{query}", timeout=10) as response:
+                    slots = response.read()
+                with urllib.request.urlopen(f"{base}/metrics{query}", timeout=10) as response:
+                    metrics = response.read()
+                got = time.perf_counter()
+                parse_slots(json.loads(slots))
+                parse_metrics(metrics.decode())
+                figure_polls.append((got - sent) * 1000)
+                figure_parses.append((time.perf_counter() - got) * 1000)
             post(base, "/models/unload", {"model": "beta"})
             wait_unloaded(base, "beta")
         finally:
@@ -224,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"GET /models poll: round trip median {statistics.median(polls):.2f} ms, "
         f"parse median {statistics.median(parses):.3f} ms"
+    )
+    print(
+        f"a loaded model's figures (/slots + /metrics ?model=): round trips median "
+        f"{statistics.median(figure_polls):.2f} ms, parse median {statistics.median(figure_parses):.3f} ms"
     )
     return 0 if ratio <= RATIO_TARGET else 1
 

@@ -5,7 +5,11 @@
 Ctrl-C or SIGTERM, which stop the router and every model process it started. Its settings are those
 of the window's Settings > Router, which ``--port``, ``--max-models``, ``--idle`` and
 ``--no-autoload`` override for this run. ``llamadash status`` lists the router's models and their
-states (:func:`router_status`). The per-model settings ``served``, ``load_on_startup`` and
+states (:func:`router_status`). While it runs it looks at the library every
+:data:`LIBRARY_CHECK_MS` (one cheap query: :func:`library_stamp`): an edit made by another process
+(``llamadash models set``, the window) rewrites the presets file and has the router read it again,
+as the window does for its own router, and what changed is printed (:func:`library_changes`).
+The per-model settings ``served``, ``load_on_startup`` and
 ``stop_timeout_s`` are set with ``models set`` (parsed here: :func:`stop_timeout_value`).
 """
 
@@ -24,11 +28,21 @@ from llamadash import cli_remote
 from llamadash.core import database as db
 from llamadash.core.library_service import LOAD_ON_STARTUP, SERVED, STOP_TIMEOUT
 from llamadash.core.pidfile import InstanceRecord
-from llamadash.core.router import ROUTER_NAME, RouterModel, RouterReplyError, RouterSettings, parse_models
+from llamadash.core.router import (
+    ROUTER_NAME,
+    RouterModel,
+    RouterPlan,
+    RouterReplyError,
+    RouterSettings,
+    parse_models,
+)
 
 __all__ = [
+    "LIBRARY_CHECK_MS",
     "add_parser",
     "cmd_serve",
+    "library_changes",
+    "library_stamp",
     "print_router_settings",
     "router_status",
     "stop_timeout_value",
@@ -36,6 +50,30 @@ __all__ = [
 
 #: How long ``status`` waits for a router's ``/models`` answer.
 STATUS_TIMEOUT_S = 2.0
+#: How often a running ``serve`` looks for library edits made by another process (ms).
+LIBRARY_CHECK_MS = 2000
+
+
+def library_stamp() -> tuple[Any, ...]:
+    """What changes whenever the models table does: its row count, latest ``updated_at`` and id."""
+    models = db.get_models()
+    return (
+        len(models),
+        max((int(m.get("updated_at") or 0) for m in models), default=0),
+        max((int(m["id"]) for m in models), default=0),
+    )
+
+
+def library_changes(before: RouterPlan, after: RouterPlan) -> list[str]:
+    """What a library edit changed for the running router, one line each (empty: nothing)."""
+    lines = [f"{name} is served now" for name in after.served if name not in before.served]
+    lines += [f"{name} is no longer served" for name in before.served if name not in after.served]
+    lines += [
+        f"{name}: its settings changed (used from its next load)" for name in after.changed_since(before)
+    ]
+    left = {item.name for item in before.left_out}
+    lines += [f"warning: {item.message()}" for item in after.left_out if item.name not in left]
+    return lines
 
 
 class ServeError(ValueError):
@@ -118,7 +156,9 @@ def _router_settings(args: argparse.Namespace) -> RouterSettings:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) -> int:
     """Run the library router headless until Ctrl-C/SIGTERM (exit 0) or it fails (exit 1)."""
-    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtCore import QCoreApplication, QTimer
+
+    from llamadash.core.launch import LaunchError
 
     from llamadash.services.manager import InstanceManager, quit_on_signals
 
@@ -173,6 +213,34 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
     manager.stateChanged.connect(on_state)
     manager.router_models.modelsChanged.connect(on_models)
     manager.router_models.actionFailed.connect(on_refused)
+    seen_stamp = [library_stamp()]
+
+    def check_library() -> None:  # an edit by another process: the router reads it as the window's does
+        inst = manager.instance(ROUTER_NAME)
+        if inst is None or inst.state.value != "running":
+            return  # looked at again once it runs
+        stamp = library_stamp()
+        if stamp == seen_stamp[0]:
+            return
+        seen_stamp[0] = stamp
+        before = manager.router_plan
+        try:
+            notes = manager.refresh_router()
+        except (LaunchError, OSError) as exc:
+            say(f"the library changed; the router goes on with its earlier models: {exc}")
+            return
+        after = manager.router_plan
+        changes = library_changes(before, after) if before is not None and after is not None else []
+        if changes:
+            say("the library changed: " + "; ".join(changes))
+        for note in notes:
+            if "earlier settings" in note:
+                say(note)
+
+    library_timer = QTimer()
+    library_timer.setInterval(LIBRARY_CHECK_MS)
+    library_timer.timeout.connect(check_library)
+    library_timer.start()
     restore = quit_on_signals(app)
     try:
         inst = manager.start_router(settings)  # a refusal is a LaunchError: a user error
@@ -181,6 +249,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
         with cli_remote.headless_monitoring(prometheus, manager, data_dir, err):
             app.exec()
     finally:
+        library_timer.stop()
         restore()
         manager.router_models.halt()
         if not manager.stop_all(timeout_s=30.0):

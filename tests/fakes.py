@@ -121,6 +121,8 @@ class FakeManager(QObject):
         self.router_plan: RouterPlan | None = None
         self.router_starts: list[RouterSettings | None] = []
         self.router_refreshes = 0  # refresh_router calls (the library changed)
+        self.router_settings = RouterSettings()
+        self.router_next: list[RouterSettings] = []  # set_router_settings calls
 
     # -- driven by the test --------------------------------------------------------------------------
 
@@ -187,7 +189,11 @@ class FakeManager(QObject):
         if self.refuse:
             raise RuntimeError(self.refuse)
         self.router_starts.append(settings)
+        self.router_settings = settings or RouterSettings()
 
     def refresh_router(self) -> list[str]:
         self.router_refreshes += 1
         return []
+
+    def set_router_settings(self, settings: RouterSettings) -> None:
+        self.router_next.append(settings)

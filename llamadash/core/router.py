@@ -18,10 +18,11 @@ Per model, the presets file carries llama-server's preset-only keys ``load-on-st
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llamadash.core import model_export
@@ -42,9 +43,12 @@ __all__ = [
     "RouterReplyError",
     "RouterRequestParser",
     "RouterSettings",
+    "SseBuffer",
+    "apply_event",
     "is_served",
     "parse_models",
     "plan_router",
+    "settings_from_argv",
 ]
 
 #: The name of the router's instance (in the instance manager, its PID record and its log). No
@@ -105,6 +109,36 @@ class RouterSettings:
         if self.idle_s < 0:
             found.append(f"the idle time must be 0 (never sleep) or more seconds, got {self.idle_s}")
         return found
+
+
+def settings_from_argv(argv: Iterable[str], default: RouterSettings) -> RouterSettings:
+    """The settings a running router was started with, read from its command line.
+
+    What the command line does not say is ``default``'s, except what llama-server itself defaults
+    to when the flag is absent (autoload on, no sleep), so that an adopted router restarts as it ran.
+    """
+    args = list(argv)
+
+    def value(flag: str) -> str | None:
+        for index, arg in enumerate(args):
+            if arg == flag and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+        return None
+
+    def number(flag: str, otherwise: int) -> int:
+        text = value(flag)
+        return int(text) if text is not None and text.strip().isdigit() else otherwise
+
+    chosen = RouterSettings(
+        port=number("--port", default.port),
+        host=value("--host") or default.host,
+        max_models=number("--models-max", default.max_models),
+        autoload="--no-models-autoload" not in args,
+        idle_s=number("--sleep-idle-seconds", 0),
+    )
+    return chosen if not chosen.problems() else default
 
 
 @dataclass(frozen=True)
@@ -400,6 +434,74 @@ def parse_models(body: Any) -> list[RouterModel]:
             )
         )
     return models
+
+
+# ------------------------------------------------------------------------------------------------
+# GET /models/sse
+class SseBuffer:
+    """Splits a ``text/event-stream`` into its events' decoded ``data`` (JSON objects).
+
+    Bytes come in pieces as they arrive (:meth:`feed`); an event ends at a blank line. A ``data``
+    line that is not a JSON object is skipped (a comment line ``:`` too).
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        """The complete events of what arrived so far, in order."""
+        self._pending += chunk.replace(b"\r\n", b"\n")
+        *complete, self._pending = self._pending.split(b"\n\n")
+        events = []
+        for block in complete:
+            data = "\n".join(
+                line[5:].strip()
+                for line in block.decode("utf-8", errors="replace").split("\n")
+                if line.startswith("data:")
+            )
+            if not data:
+                continue
+            try:
+                decoded = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(decoded, dict):
+                events.append(decoded)
+        return events
+
+
+def apply_event(models: list[RouterModel], event: Mapping[str, Any]) -> list[RouterModel] | None:
+    """The models after one ``/models/sse`` event, or ``None`` when it needs a fresh ``GET /models``.
+
+    ``model_status`` / ``status_change`` (``data.status``, with ``progress`` while loading and
+    ``exit_code`` when its process ended) change one listed model; an exit with a code other than 0
+    (or ``data.failed``) is ``failed``. ``models_reload``, ``model_remove`` and a model not listed
+    yet ask for the list again (``None``); other events (downloads) change nothing.
+    """
+    kind = event.get("event")
+    name = event.get("model")
+    raw = event.get("data")
+    data: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    if kind in ("models_reload", "model_remove"):
+        return None
+    if kind not in ("model_status", "status_change") or not isinstance(name, str):
+        return list(models)
+    state = data.get("status")
+    if not isinstance(state, str) or state not in MODEL_STATES:
+        return list(models)
+    index = next((i for i, m in enumerate(models) if m.name == name), None)
+    if index is None:
+        return None
+    exit_code = data.get("exit_code")
+    if not isinstance(exit_code, int) or isinstance(exit_code, bool):
+        exit_code = None
+    if state not in RUNNING_STATES and (data.get("failed") is True or exit_code not in (None, 0)):
+        state = "failed"
+    progress = _progress(data) if state == "loading" else None
+    updated = replace(
+        models[index], state=state, exit_code=exit_code if state == "failed" else None, progress=progress
+    )
+    return [*models[:index], updated, *models[index + 1 :]]
 
 
 # ------------------------------------------------------------------------------------------------

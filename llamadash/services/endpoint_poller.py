@@ -132,6 +132,12 @@ class EndpointPoller(QObject):
         """Sent as ``Authorization: Bearer`` to ``/metrics`` and ``/slots``."""
         self.monitors = False
         """Ask ``/health`` at each poll (a server whose readiness is not followed from its start)."""
+        self.query = ""
+        """Added to each request's path: ``?model=NAME&autoload=false`` asks one model of a router."""
+        self.slots_when_busy = False
+        """Ask ``/slots`` only while ``/metrics`` says a request is processing or waiting (a router's
+        model: ``/slots`` counts as activity there, so asking it always would keep the model from
+        going to sleep); idle then reads 0 tokens/s, and with no ``/metrics`` ``/slots`` is not asked."""
         self._epoch = 0
         self._nam = QNetworkAccessManager(self)
         self._nam.finished.connect(self._on_reply)
@@ -265,11 +271,18 @@ class EndpointPoller(QObject):
             if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
                 sent.add("metrics")
             # one on its way (asked while busy) is waited for too: the figures take the freshest
-            if self._slots_supported and (self._request_slots() or "slots" in self._in_flight):
+            wanted = self._slots_supported and (not self.slots_when_busy or self._gauges_busy())
+            if wanted and (self._request_slots() or "slots" in self._in_flight):
                 sent.add("slots")
+            elif self.slots_when_busy and self._slots[1] is not None:
+                self._slots = (0.0, self._slots[1])  # idle, as /metrics says: no slot busy
         self._tick_pending = sent
         if not sent:
             self._publish()
+
+    def _gauges_busy(self) -> bool:
+        """Whether the latest ``/metrics`` told of a request processing or waiting."""
+        return self._metrics_supported and any((gauge or 0) > 0 for gauge in self._gauges)
 
     def _request_slots(self) -> bool:
         if not self._request("/slots", "slots", auth=True):
@@ -291,7 +304,7 @@ class EndpointPoller(QObject):
     def _request(self, path: str, kind: str, *, auth: bool) -> bool:
         if kind in self._in_flight:
             return False  # the previous one is still on its way: never pile up requests
-        request = QNetworkRequest(QUrl(self.endpoint.url + path))
+        request = QNetworkRequest(QUrl(self.endpoint.url + path + self.query))
         request.setTransferTimeout(max(1000, round(self._poll_interval_s * 1000 * 2)))
         # A fresh connection per request: an idle keep-alive connection would delay the server's own
         # graceful shutdown (and a few local connections a second cost nothing).
@@ -431,6 +444,12 @@ class EndpointPoller(QObject):
         cpu, rss, vram = self._proc_figures
         running = subject.state is InstanceState.RUNNING
         rates = self.meter.reading(time.monotonic()) if running else Throughput()
+        if running and self.slots_when_busy and self._gauges[0] == 0 and not self._gauges_busy():
+            # not asking /slots while idle: /metrics' gauges say nothing is generating
+            rates = Throughput(
+                generation_tps=0.0 if rates.generation_tps is None else rates.generation_tps,
+                prompt_tps=0.0 if rates.prompt_tps is None else rates.prompt_tps,
+            )
         figures = InstanceFigures(
             prompt_tokens_per_s=rates.prompt_tps,
             generation_tokens_per_s=rates.generation_tps,

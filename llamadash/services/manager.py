@@ -174,6 +174,7 @@ class InstanceManager(InstanceTotals, RouterControl, QObject):
             event=self.eventOccurred,
             log_file=self.logFileProblem,
             request=self.requestRecorded,
+            figures_of=self._shown_figures,
             parent=self,
         )
         self.requests = RequestStore(parent=self)

@@ -224,3 +224,12 @@ class Manager(Protocol):
     def refresh_router(self) -> list[str]:
         """The library changed: the running router re-reads its rewritten presets; what to tell the user."""
         ...
+
+    @property
+    def router_settings(self) -> RouterSettings:
+        """The settings of the router that runs (or ran last)."""
+        ...
+
+    def set_router_settings(self, settings: RouterSettings) -> None:
+        """The Router settings changed: the router's next start or restart takes them."""
+        ...

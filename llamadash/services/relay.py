@@ -50,9 +50,11 @@ class InstanceRelay(QObject):
         event: SignalInstance,
         log_file: SignalInstance,
         request: SignalInstance,
+        figures_of: Callable[[ServerInstance, object], object] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._figures_of = figures_of  # what an instance's figures show as (the router's: its models')
         self._on_spawned = on_spawned
         self._on_state = on_state
         self._figures, self._log_line, self._event, self._log_file = figures, log_line, event, log_file
@@ -111,7 +113,7 @@ class InstanceRelay(QObject):
     def _figures_changed(self, figures: object) -> None:
         inst = self._sender()
         if inst is not None:
-            self._figures.emit(inst.name, figures)
+            self._figures.emit(inst.name, self._figures_of(inst, figures) if self._figures_of else figures)
 
     def _line(self, line: str) -> None:
         inst = self._sender()

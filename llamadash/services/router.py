@@ -10,9 +10,12 @@ are the router's own:
 * :func:`plan_router_launch`: the side-effecting half of planning (find the binary, read the library,
   check the port, write the presets file, add the markers) around the pure
   :func:`llamadash.core.router.plan_router`;
-* :class:`RouterWatcher`: polls ``GET /models`` while the router runs (every ``interval_s``; one
-  request at a time, each timed: :attr:`RouterWatcher.last_poll_ms`) and publishes the models'
-  states; :meth:`RouterWatcher.load` / :meth:`RouterWatcher.unload` post ``/models/load|unload``.
+* :class:`RouterWatcher`: follows ``GET /models/sse`` while the router runs (each state change,
+  loading progress and failure at once) and polls ``GET /models`` as well (every ``interval_s``;
+  one request at a time, each timed: :attr:`RouterWatcher.last_poll_ms`): the poll is the fallback
+  where the build has no event stream or it broke, and the truth the events are applied to; it
+  publishes the models' states; :meth:`RouterWatcher.load` / :meth:`RouterWatcher.unload` post
+  ``/models/load|unload``.
 
 QtCore and QtNetwork only.
 """
@@ -37,13 +40,20 @@ from llamadash.core.router import (
     RouterPlan,
     RouterReplyError,
     RouterSettings,
+    SseBuffer,
+    apply_event,
     parse_models,
 )
 from llamadash.core.router import plan_router as plan_router_pure
 from llamadash.services.launcher import locate_binary
 from llamadash.services.ports import check_port
 
-__all__ = ["RouterWatcher", "plan_router_launch", "preset_path_of"]
+__all__ = ["UNLOAD_DELAY_MS", "RouterWatcher", "plan_router_launch", "preset_path_of"]
+
+#: How long after the event stream ended (the router restarting, a network hiccup) it is opened again.
+SSE_RETRY_MS = 2000
+#: How long an unload waits for the model's figure requests on their way to be answered.
+UNLOAD_DELAY_MS = 150
 
 
 def preset_path_of(data_dir: Path) -> Path:
@@ -119,6 +129,9 @@ class RouterWatcher(QObject):
     actionFailed = Signal(str, str)
     """(model name, why): a load or an unload was refused by the router or got no answer."""
 
+    unloading = Signal(str)
+    """A model name: it is about to be unloaded (its figures' polls stop first)."""
+
     def __init__(self, *, interval_s: float = 1.0, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._nam = QNetworkAccessManager(self)
@@ -137,6 +150,12 @@ class RouterWatcher(QObject):
         """How long the last ``GET /models`` took, from sending to its parsed answer (ms)."""
         self.problem = ""
         """Why the last poll failed ("" when it did not)."""
+        self._sse: QNetworkReply | None = None
+        self._sse_buffer = SseBuffer()
+        self.sse_supported = True
+        """Whether the router answers ``/models/sse`` (False after a 404: polls only)."""
+        self.sse_events = 0
+        """Events read from ``/models/sse`` since construction (for tests)."""
 
     @property
     def watching(self) -> bool:
@@ -148,8 +167,15 @@ class RouterWatcher(QObject):
         self._base = base_url.rstrip("/")
         self._api_key = api_key
         self._epoch += 1
+        self.sse_supported = True
         self._timer.start()
         self.poll()
+        self._open_events()
+
+    @property
+    def live(self) -> bool:
+        """Whether the event stream is open (state changes show without waiting for a poll)."""
+        return self._sse is not None
 
     def halt(self) -> None:
         """Stop polling (the router stopped); publishes an empty list."""
@@ -159,6 +185,7 @@ class RouterWatcher(QObject):
         if self._pending is not None:
             self._pending.abort()
             self._pending = None
+        self._close_events()
         if self.models:
             self.models = []
             self.modelsChanged.emit([])
@@ -189,10 +216,61 @@ class RouterWatcher(QObject):
         self._post("/models/load", name)
 
     def unload(self, name: str) -> None:
-        """Ask the router to unload model ``name`` (its process stops; its memory is freed)."""
-        self._post("/models/unload", name)
+        """Ask the router to unload model ``name`` (its process stops; its memory is freed).
+
+        Its figures' polls stop first (:attr:`unloading`) and the unload is posted a moment later:
+        a request passed on to the model while it exits makes its exit a failure (code 1).
+        """
+        self.unloading.emit(name)
+        QTimer.singleShot(UNLOAD_DELAY_MS, self, lambda: self._post("/models/unload", name))
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _open_events(self) -> None:
+        if not self._base or not self.sse_supported or self._sse is not None:
+            return
+        request = QNetworkRequest(QUrl(self._base + "/models/sse"))  # no transfer timeout: it streams
+        request.setRawHeader(QByteArray(b"Accept"), QByteArray(b"text/event-stream"))
+        if self._api_key:
+            request.setRawHeader(QByteArray(b"Authorization"), QByteArray(f"Bearer {self._api_key}".encode()))
+        self._sse_buffer = SseBuffer()
+        reply = self._sse = self._nam.get(request)
+        epoch = self._epoch
+        reply.readyRead.connect(lambda: self._on_events(reply, epoch))
+        reply.finished.connect(lambda: self._on_events_end(reply, epoch))
+
+    def _close_events(self) -> None:
+        reply, self._sse = self._sse, None
+        if reply is not None:
+            reply.abort()
+
+    def _on_events(self, reply: QNetworkReply, epoch: int) -> None:
+        if epoch != self._epoch or reply is not self._sse:
+            return
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+        if status is not None and status != 200:
+            return  # an error page: its end says what follows
+        models: list[RouterModel] | None = self.models
+        for event in self._sse_buffer.feed(bytes(reply.readAll().data())):
+            self.sse_events += 1
+            models = apply_event(models, event) if models is not None else None
+        if models is None:
+            self.poll()  # a model added or removed, or a reload: the list again
+        elif models != self.models:
+            self.models = models
+            self.modelsChanged.emit(list(models))
+
+    def _on_events_end(self, reply: QNetworkReply, epoch: int) -> None:
+        status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+        reply.deleteLater()
+        if reply is self._sse:
+            self._sse = None
+        if epoch != self._epoch or not self._base:
+            return
+        if status in (404, 405, 501):
+            self.sse_supported = False  # this build has no event stream: the polls alone follow it
+            return
+        QTimer.singleShot(SSE_RETRY_MS, self, self._open_events)
 
     def _request(self, path: str) -> QNetworkRequest:
         request = QNetworkRequest(QUrl(self._base + path))

@@ -59,6 +59,7 @@ from llamadash.core.remote import REMOTE_URL, is_remote
 from llamadash.core.messages import short_repr
 from llamadash.core.params import COLUMN as PARAM
 from llamadash.core.params import load_schema
+from llamadash.core.router import ROUTER_NAME, RouterModel
 from llamadash.core.states import ACTIVE_STATES
 from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.placement_pane import PlacementLabel
@@ -96,6 +97,12 @@ SortRole = Qt.ItemDataRole.UserRole + 3
 _Index = QModelIndex | QPersistentModelIndex
 _ACTIVE = ACTIVE_STATES
 _STATE_TEXT = {"stopped": "Stopped", "loading": "Loading…", "running": "Running", "error": "Error"}
+#: A library model the router has in memory, shown in its row: (text, the state whose icon it takes).
+_ROUTER_STATE = {
+    "loaded": ("Loaded (router)", "running"),
+    "sleeping": ("Sleeping (router)", "stopped"),
+    "loading": ("Loading (router)", "loading"),
+}
 
 
 @runtime_checkable
@@ -267,6 +274,7 @@ class InstancesModel(QAbstractTableModel):
         self._tick_timer.timeout.connect(self.tick)
         self._tick_timer.start()
         self._manager: Manager | None = None  # the window's, until the launcher has started it
+        self._router_models: dict[str, RouterModel] = {}  # the library router's, by name
         if manager is not None:
             self.set_manager(manager, refresh=False)
         self.refresh()
@@ -284,11 +292,14 @@ class InstancesModel(QAbstractTableModel):
             old.figuresChanged.disconnect(self._on_figures_changed)
             old.instanceAdded.disconnect(self._on_instance_added)
             old.instanceRemoved.disconnect(self._on_instance_removed)
+            old.router_models.modelsChanged.disconnect(self._on_router_models)
         self._manager = manager
         manager.stateChanged.connect(self._on_state_changed)
         manager.figuresChanged.connect(self._on_figures_changed)
         manager.instanceAdded.connect(self._on_instance_added)
         manager.instanceRemoved.connect(self._on_instance_removed)
+        manager.router_models.modelsChanged.connect(self._on_router_models)
+        self._router_models = {m.name: m for m in manager.router_models.models}
         if refresh:
             self.refresh()
 
@@ -445,6 +456,21 @@ class InstancesModel(QAbstractTableModel):
         self._index = {r.name: i for i, r in enumerate(self._rows)}
         self.endRemoveRows()
 
+    def _on_router_models(self, models: list[RouterModel]) -> None:
+        before, self._router_models = self._router_models, {m.name: m for m in models}
+        for name in set(before) | set(self._router_models):
+            row = self._index.get(name)
+            if row is not None and before.get(name) != self._router_models.get(name):
+                self._row_changed(row)
+
+    def via_router(self, name: str) -> RouterModel | None:
+        """The router's model ``name`` when its row shows it (in memory there, no server of its own)."""
+        row = self._index.get(name)
+        model = self._router_models.get(name)
+        if row is None or model is None or model.state not in _ROUTER_STATE:
+            return None
+        return None if self._rows[row].state in _ACTIVE else model
+
     def _append(self, row: _Row) -> None:
         self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows))
         self._rows.append(row)
@@ -510,6 +536,13 @@ class InstancesModel(QAbstractTableModel):
     def _display(self, item: _Row, key: str) -> str:
         if key == "name":
             return item.name
+        routed = self.via_router(item.name)
+        if routed is not None and key in ("state", "port", "uptime"):
+            if key == "state":
+                text = _ROUTER_STATE[routed.state][0]
+                return text + (f" {routed.progress:.0%}" if routed.progress is not None else "")
+            router = self.instance(ROUTER_NAME)
+            return str(router.port) if key == "port" and router is not None and router.port else ""
         if key == "state":
             if item.state == "loading":
                 fraction = self._load_fraction(item)
@@ -524,7 +557,7 @@ class InstancesModel(QAbstractTableModel):
             return format_uptime(self._uptime_s(item))
         if key == "auto_restart":
             return "on" if item.auto_restart else ""
-        if item.state not in _ACTIVE:
+        if item.state not in _ACTIVE and routed is None:
             return "–"  # nothing runs, so there is nothing to read
         formats = {
             "tokens": ("generation_tokens_per_s", "{:,.1f}"),
@@ -558,7 +591,18 @@ class InstancesModel(QAbstractTableModel):
         return -1.0 if value is None else value
 
     def _tooltip(self, item: _Row) -> str:
-        lines = [f"<b>{html.escape(item.name)}</b> — {_STATE_TEXT.get(item.state, item.state)}"]
+        routed = self.via_router(item.name)
+        state_text = (
+            _ROUTER_STATE[routed.state][0] if routed is not None else _STATE_TEXT.get(item.state, item.state)
+        )
+        lines = [f"<b>{html.escape(item.name)}</b> — {state_text}"]
+        if routed is not None:
+            lines.append(
+                'Served by the library router: put this name in a request\'s "model"; '
+                "its figures are its own process's (asked through the router)"
+            )
+        if item.name == ROUTER_NAME and item.state in _ACTIVE:
+            lines.append("CPU and RAM include the models it loaded (its child processes)")
         instance = self.instance(item.name)
         if item.state == "error":
             if item.reason:
@@ -581,11 +625,12 @@ class InstancesModel(QAbstractTableModel):
                 f"The stored port {html.escape(item.bad_port, quote=False)} is not a port: fix it in the "
                 "Configuration tab before starting"
             )
+        shown = item.state in _ACTIVE or routed is not None
         vram = self._figure(item, "vram_mb")
-        if vram is not None and item.state in _ACTIVE:
+        if vram is not None and shown:
             lines.append(f"VRAM: {vram:,.0f} MB")
         slots = self._figure(item, "busy_slots"), self._figure(item, "total_slots")
-        if slots[1] is not None and item.state in _ACTIVE:
+        if slots[1] is not None and shown:
             busy = "n/a" if slots[0] is None else f"{slots[0]:.0f}"
             lines.append(f"Slots busy: {busy} of {slots[1]:.0f}")
         if item.auto_restart:
@@ -607,10 +652,12 @@ class InstancesModel(QAbstractTableModel):
             return item.state
         if role == SortRole:
             return self._sort_value(item, key)
+        routed = self.via_router(item.name) if key == "state" else None
+        shown_state = _ROUTER_STATE[routed.state][1] if routed is not None else item.state
         if role == Qt.ItemDataRole.DecorationRole and key == "state":
-            return status_icon(item.state)
-        if role == Qt.ItemDataRole.ForegroundRole and key == "state" and item.state != "stopped":
-            return status_color(item.state)
+            return status_icon(shown_state)
+        if role == Qt.ItemDataRole.ForegroundRole and key == "state" and shown_state != "stopped":
+            return status_color(shown_state)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(item)
         if role == Qt.ItemDataRole.TextAlignmentRole and key == "auto_restart":

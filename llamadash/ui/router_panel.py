@@ -62,7 +62,6 @@ class RouterPanel(QWidget):
         self._settings = router_settings
         self._manager: Manager | None = None
         self._extra_notes: list[str] = []  # what the last library edit meant for the running router
-        self._started_with: RouterSettings | None = None  # the settings of the router this panel started
 
         title = QLabel("<b>Library router</b>")
         title.setToolTip("One address for the whole library: llama-server's router mode")
@@ -136,6 +135,13 @@ class RouterPanel(QWidget):
         middle.addWidget(self.table, 1)
         middle.addLayout(actions)
 
+        self.restart_button = QPushButton("Restart with the new settings")
+        self.restart_button.setObjectName("routerRestart")
+        self.restart_button.setToolTip(
+            "Restart the router with Settings ▸ Router (its loaded models are stopped and load again on demand)"
+        )
+        self.restart_button.clicked.connect(self.restart_with_settings)
+        self.restart_button.hide()
         self.notes_label = QLabel()
         self.notes_label.setObjectName("routerNotes")
         self.notes_label.setWordWrap(True)
@@ -147,6 +153,11 @@ class RouterPanel(QWidget):
         layout.addLayout(address)
         layout.addLayout(middle)
         layout.addWidget(self.notes_label)
+        restart_row = QHBoxLayout()
+        restart_row.setContentsMargins(0, 0, 0, 0)
+        restart_row.addWidget(self.restart_button)
+        restart_row.addStretch(1)
+        layout.addLayout(restart_row)
         self._update()
 
     # -- following the manager ------------------------------------------------------------------------
@@ -181,7 +192,6 @@ class RouterPanel(QWidget):
         settings = self._settings()
         try:
             self._manager.start_router(settings)
-            self._started_with = settings
         except (LaunchError, OSError) as exc:  # a refusal: its text says why, for the user
             self.refused.emit("start", "the library router", str(exc))
         self._update()
@@ -197,7 +207,21 @@ class RouterPanel(QWidget):
         self._update()
 
     def settings_changed(self) -> None:
-        """The Settings were saved: a running router keeps its own until it is restarted (said so)."""
+        """The Settings were saved: the router's next (re)start takes them; a running one keeps its
+        own until then (said so, with **Restart with the new settings**)."""
+        if self._manager is not None:
+            self._manager.set_router_settings(self._settings())
+        self._update()
+
+    def restart_with_settings(self) -> None:
+        """Restart the running router with the Settings' Router options."""
+        if self._manager is None:
+            return
+        self._manager.set_router_settings(self._settings())
+        try:
+            self._manager.restart(ROUTER_NAME)
+        except (LaunchError, OSError) as exc:
+            self.refused.emit("restart", "the library router", str(exc))
         self._update()
 
     def stop(self) -> None:
@@ -293,8 +317,13 @@ class RouterPanel(QWidget):
             self._extra_notes = []
         notes = list(plan.warnings) if plan is not None and active else []
         notes += [note for note in self._extra_notes if note not in notes]
-        if active and self._started_with is not None and self._started_with != settings:
-            notes.append("The Router settings changed: Stop, then Serve the library again, to apply them.")
+        differ = active and self._manager is not None and self._manager.router_settings != settings
+        if differ:
+            notes.append(
+                "The router runs with other settings than Settings ▸ Router: restart it to apply them."
+            )
+        self.restart_button.setVisible(differ)
+        self.restart_button.setEnabled(state is InstanceState.RUNNING)
         self.notes_label.setText("\n".join(notes))
         self.notes_label.setVisible(bool(notes))
         self._update_buttons()

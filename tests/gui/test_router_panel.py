@@ -46,6 +46,13 @@ def complete(base_v1: str, model: str) -> dict:
         return json.loads(response.read())
 
 
+def shown(model, name: str, key: str) -> str:
+    """What the Instances table shows for ``name`` in column ``key``."""
+    from llamadash.ui.instances_view import COLUMN
+
+    return model.data(model.index(model.row_of(name), COLUMN[key]))
+
+
 def make_library(data_dir: Path, tmp_path: Path, llama_server: Path, port: int) -> None:
     database.init_database(data_dir / "llama-dashboard.db")
     database.set_metadata("llama_server_path", str(llama_server))
@@ -87,6 +94,15 @@ def test_serve_the_library_shows_its_models_copies_the_url_loads_unloads_and_sto
         # a request through the one address loads the model; the panel follows
         assert complete(url, "alpha")["tokens_predicted"] == 2
         qtbot.waitUntil(lambda: panel.state_of("alpha") == "loaded", timeout=15_000)
+        # its library row is not "Stopped": the router's state, with its figures through the router
+        qtbot.waitUntil(lambda: shown(model, "alpha", "state") == "Loaded (router)", timeout=10_000)
+        qtbot.waitUntil(lambda: shown(model, "alpha", "tokens") not in ("–", "n/a"), timeout=15_000)
+        qtbot.waitUntil(lambda: shown(model, ROUTER_NAME, "tokens") != "n/a", timeout=15_000)
+        assert shown(model, "alpha", "ram").endswith("MB")
+        assert shown(model, "beta", "state") == "Stopped"
+        assert "child processes" in model.data(
+            model.index(model.row_of(ROUTER_NAME), 0), Qt.ItemDataRole.ToolTipRole
+        )
         assert panel.select("alpha")
         assert panel.unload_button.isEnabled() and not panel.load_button.isEnabled()
         router_pid = gui.manager.instance(ROUTER_NAME).pid
@@ -94,6 +110,8 @@ def test_serve_the_library_shows_its_models_copies_the_url_loads_unloads_and_sto
         panel.unload_button.click()
         qtbot.waitUntil(lambda: panel.state_of("alpha") == "unloaded", timeout=15_000)
         qtbot.waitUntil(lambda: llama_servers_below(router_pid) == [], timeout=15_000)
+        qtbot.waitUntil(lambda: shown(model, "alpha", "state") == "Stopped", timeout=5_000)
+        assert shown(model, "alpha", "tokens") == "–"
 
         assert panel.select("beta") and panel.load_button.isEnabled()
         panel.load_button.click()
@@ -145,6 +163,7 @@ def test_a_library_edit_asks_the_running_router_to_read_it_again_and_shows_what_
             return ["alpha is loaded with its earlier settings: unload it to apply the new ones"]
 
     manager = Manager()
+    manager.router_settings = RouterSettings(port=8111)  # it runs with the Settings' own
     panel = RouterPanel(lambda: RouterSettings(port=8111))
     qtbot.addWidget(panel)
     panel.set_manager(manager)
@@ -186,8 +205,14 @@ def test_changed_router_settings_say_how_to_apply_them_to_the_running_router(qtb
     )
     manager.set_state(ROUTER_NAME, "running")
     assert panel.notes_label.text() == ""
+    assert panel.restart_button.isHidden()
     chosen[0] = RouterSettings(port=8111, max_models=1)
     panel.settings_changed()
-    assert "Stop, then Serve the library again" in panel.notes_label.text()
+    assert manager.router_next == [chosen[0]]  # the router's next (re)start takes them
+    assert "restart it to apply them" in panel.notes_label.text()
+    assert not panel.restart_button.isHidden() and panel.restart_button.isEnabled()
+    panel.restart_button.click()
+    assert manager.calls[-1] == ("restart", ROUTER_NAME) and manager.router_next[-1] == chosen[0]
     manager.set_state(ROUTER_NAME, "stopped")
     assert panel.notes_label.text() == "" and panel.serve_button.isEnabled()
+    assert panel.restart_button.isHidden()

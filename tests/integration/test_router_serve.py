@@ -1,9 +1,10 @@
 """The library router with the real llama-server (router mode) and two tiny models.
 
-A request naming a model loads it and answers; with ``--models-max 1`` the next one evicts it; an
-idle model goes to sleep; Unload frees it; stopping leaves no process (router and children); the
-headless ``llamadash serve`` stops everything on SIGTERM, and a killed one leaves the router and its
-children to be found as orphans and stopped by ``status --stop-orphans``.
+A request naming a model loads it and answers, and a loaded model has figures of its own
+(``/slots?model=``); with ``--models-max 1`` the next one evicts it; an idle model goes to sleep;
+Unload frees it; stopping leaves no process (router and children); the headless ``llamadash serve``
+stops everything on SIGTERM, and a killed one leaves the router and its children to be found as
+orphans and stopped by ``status --stop-orphans``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -82,6 +84,14 @@ def complete(base: str, model: str, timeout: float = 120) -> dict[str, Any]:
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def post(base: str, path: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 def models_of(base: str) -> dict[str, str]:
@@ -386,9 +396,12 @@ def test_a_crashed_router_is_an_error_and_its_models_go_with_it(qtbot, manager):
 def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(qtbot, data_dir: Path):
     database.release_connection()
     port = free_port()
-    proc = serve(data_dir, "--port", str(port))
+    proc = serve(data_dir, "--port", str(port), "--max-models", "1", "--idle", "300", "--no-autoload")
     wait_ready(proc)
-    complete(f"http://127.0.0.1:{port}", "alpha")
+    post(f"http://127.0.0.1:{port}", "/models/load", {"model": "alpha"})  # autoload is off
+    deadline = time.monotonic() + 60
+    while models_of(f"http://127.0.0.1:{port}")["alpha"] != "loaded" and time.monotonic() < deadline:
+        time.sleep(0.1)
     pids = tree(proc.pid)[1:]
     assert len(pids) == 2  # the router and alpha's process
     proc.kill()
@@ -408,6 +421,17 @@ def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(
         assert (
             manager.router_plan is not None and manager.router_plan.base_url == f"http://127.0.0.1:{port}/v1"
         )
+        # its own settings, read from its command line: a restart keeps them
+        assert manager.router_settings == RouterSettings(port=port, max_models=1, autoload=False, idle_s=300)
+        inst.restart()
+        qtbot.waitUntil(lambda: inst.pid not in (None, orphan["pid"]), timeout=30_000)
+        wait_state(qtbot, inst, InstanceState.RUNNING, timeout=30_000)
+        argv = psutil.Process(inst.pid).cmdline()
+        assert argv[argv.index("--models-max") + 1] == "1" and "--no-models-autoload" in argv
+        assert argv[argv.index("--sleep-idle-seconds") + 1] == "300"
+        assert wait_gone(pids, timeout=5), "the restart left the adopted router or its model running"
+        assert inst.pid is not None
+        pids = tree(inst.pid)
         inst.stop()
         wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
         assert wait_gone(pids, timeout=5), "stopping the adopted router left a model process running"
@@ -415,3 +439,138 @@ def test_a_killed_serves_router_is_adopted_followed_and_stopped_with_its_models(
     finally:
         assert manager.stop_all(10)
         manager.close()
+
+
+def test_a_loaded_model_has_its_own_figures_and_the_router_row_sums_them(qtbot, manager):
+    seen: dict[str, list[Any]] = {}
+    manager.figuresChanged.connect(lambda name, figures: seen.setdefault(name, []).append(figures))
+    inst = manager.start_router(RouterSettings(port=free_port(), max_models=2))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    wait_model(qtbot, manager, "alpha", "unloaded")
+    assert manager.router_figures.polled() == []  # nothing loaded: nothing asked of a model
+    complete(inst.url, "alpha")
+    wait_model(qtbot, manager, "alpha", "loaded")
+    qtbot.waitUntil(lambda: manager.router_figures.polled() == ["alpha"], timeout=10_000)
+
+    # requests in a loop while the figures are read: its rate through the router is measured
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            complete(inst.url, "alpha")
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+
+        def measured() -> bool:
+            return any((f.generation_tokens_per_s or 0) > 0 for f in seen.get("alpha", []))
+
+        qtbot.waitUntil(measured, timeout=30_000)
+    finally:
+        stop.set()
+        worker.join(30)
+    figures = [f for f in seen["alpha"] if f.total_slots is not None]
+    assert figures, "the model's /slots through the router gave no slots"
+    latest = figures[-1]
+    assert latest.total_slots >= 1 and latest.busy_slots is not None
+    assert latest.rss_mb is not None and latest.rss_mb > 0  # its own child process, found by --alias
+    child = manager.router_figures.poller("alpha")._subject.pid
+    assert child in [p.pid for p in psutil.Process(inst.pid).children()]
+    assert "beta" not in seen  # never loaded: never polled
+
+    def router_row_measured() -> bool:  # the router's row: its models' rates and slots, summed
+        rows = seen.get(ROUTER_NAME, [])
+        return any(f.generation_tokens_per_s is not None and (f.total_slots or 0) >= 1 for f in rows)
+
+    qtbot.waitUntil(router_row_measured, timeout=10_000)
+    names = [row["model"] for row in manager.instance_samples()]
+    assert ROUTER_NAME in names and "alpha" in names
+
+    manager.router_models.unload("alpha")
+    wait_model(qtbot, manager, "alpha", "unloaded")
+    qtbot.waitUntil(lambda: manager.router_figures.polled() == [], timeout=10_000)
+    assert seen["alpha"][-1].total_slots is None  # its figures are gone with it
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
+
+
+def test_the_event_stream_shows_a_load_and_an_unload_without_waiting_for_a_poll(qtbot, manager):
+    from llamadash.services.router import RouterWatcher
+
+    inst = manager.start_router(RouterSettings(port=free_port()))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    watcher = RouterWatcher(interval_s=600)  # one poll at the start, then none for ten minutes
+    seen: list[str] = []
+    watcher.modelsChanged.connect(
+        lambda models: seen.extend(m.describe() for m in models if m.name == "alpha")
+    )
+    watcher.watch(inst.url)
+    try:
+        qtbot.waitUntil(lambda: watcher.model("alpha") is not None and watcher.live, timeout=10_000)
+        assert watcher.model("alpha").state == "unloaded"
+        watcher.load("alpha")
+        qtbot.waitUntil(lambda: watcher.model("alpha").state == "loaded", timeout=30_000)
+        assert watcher.sse_events > 0  # told by the stream: the one poll after the Load saw it start
+        watcher.unload("alpha")
+        qtbot.waitUntil(lambda: watcher.model("alpha").state == "unloaded", timeout=30_000)
+    finally:
+        watcher.halt()
+    assert not watcher.live
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
+
+
+def test_a_running_serve_follows_library_edits_made_by_another_process(data_dir: Path):
+    database.release_connection()
+    port = free_port()
+    proc = serve(data_dir, "--port", str(port))
+    wait_ready(proc)
+    base = f"http://127.0.0.1:{port}"
+    assert set(models_of(base)) == {"alpha", "beta"}
+    done = subprocess.run(  # another process: the CLI
+        [
+            sys.executable,
+            "-m",
+            "llamadash",
+            "--data-dir",
+            str(data_dir),
+            "models",
+            "set",
+            "beta",
+            "served=off",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = wait_line(proc, "the library changed")
+    assert "beta is no longer served" in lines[-1]
+    deadline = time.monotonic() + 10
+    while "beta" in models_of(base) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(models_of(base)) == {"alpha"}, "the running router still lists beta"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+def test_a_restart_after_the_router_settings_changed_takes_the_new_ones(qtbot, manager):
+    port = free_port()
+    inst = manager.start_router(RouterSettings(port=port, max_models=4))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    first = inst.pid
+    manager.set_router_settings(RouterSettings(port=port, max_models=1, idle_s=60))
+    assert manager.router_settings.max_models == 4  # the running router keeps its own until then
+    manager.restart(ROUTER_NAME)
+    qtbot.waitUntil(lambda: inst.pid not in (None, first), timeout=30_000)
+    wait_state(qtbot, inst, InstanceState.RUNNING, timeout=30_000)
+    argv = psutil.Process(inst.pid).cmdline()
+    assert argv[argv.index("--models-max") + 1] == "1"
+    assert argv[argv.index("--sleep-idle-seconds") + 1] == "60"
+    assert manager.router_settings == RouterSettings(port=port, max_models=1, idle_s=60)
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)

@@ -102,3 +102,31 @@ def test_status_lists_no_router_when_none_runs(data_dir: Path, tiny: str):
     code, out, err = cli("status", "--json", data_dir=data_dir)
     assert code == 0, err
     assert json.loads(out)["routers"] == []
+
+
+def test_a_library_edit_is_told_by_what_it_changed_for_the_running_router():
+    from llamadash.cli_serve import library_changes
+    from llamadash.core.router import LeftOut, RouterPlan
+
+    def plan(sections: dict[str, str], left_out: tuple[LeftOut, ...] = ()) -> RouterPlan:
+        return RouterPlan(
+            argv=("llama-server",),
+            preset_text="",
+            preset_path="",
+            served=tuple(sections),
+            left_out=left_out,
+            sections=sections,
+        )
+
+    before = plan({"alpha": "[alpha]\nctx-size = 256", "beta": "[beta]"})
+    after = plan(
+        {"alpha": "[alpha]\nctx-size = 512", "gamma": "[gamma]"},
+        (LeftOut("delta", "the model file /d.gguf does not exist"),),
+    )
+    assert library_changes(before, after) == [
+        "gamma is served now",
+        "beta is no longer served",
+        "alpha: its settings changed (used from its next load)",
+        "warning: delta is not served: the model file /d.gguf does not exist",
+    ]
+    assert library_changes(after, after) == []

@@ -1,4 +1,4 @@
-"""The library router's planner and its /models reader, as pure functions.
+"""The library router's planner, its /models reader and its /models/sse events, as pure functions.
 
 No Qt, no process: the build is the real ``--help`` of b11434 kept in tests/data, the binary a path
 that is never run; model files are real files (the planner checks that they exist).
@@ -22,6 +22,8 @@ from llamadash.core.router import (
     RouterReplyError,
     RouterRequestParser,
     RouterSettings,
+    SseBuffer,
+    apply_event,
     parse_models,
     plan_router,
 )
@@ -267,3 +269,66 @@ def test_each_models_requests_are_read_apart_from_the_routers_log():
         ("beta", 3, RequestStatus.INCOMPLETE)
     ]
     assert parser.flush() == []
+
+
+# what b11434's GET /models/sse sent while alpha was loaded, then unloaded (abridged "info")
+SSE_LOAD = (
+    b'data: {"model":"alpha","event":"model_status","data":{"status":"loading"}}\n\n'
+    b'data: {"model":"alpha","event":"status_change","data":{"status":"loading","progress":'
+    b'{"stages":["text_model"],"current":"text_model","value":0.0}}}\n\n'
+    b'data: {"model":"alpha","event":"status_change","data":{"status":"loading","progress":'
+    b'{"stages":["text_model"],"current":"text_model","value":1.0}}}\n\n'
+    b'data: {"model":"alpha","event":"status_change","data":{"status":"loaded","info":{"id":"alpha"}}}\n\n'
+)
+
+
+def test_the_event_stream_is_split_into_its_events_whatever_the_pieces():
+    buffer = SseBuffer()
+    events = []
+    for start in range(0, len(SSE_LOAD), 7):  # in pieces that cut lines and events anywhere
+        events += buffer.feed(SSE_LOAD[start : start + 7])
+    assert [e["data"]["status"] for e in events] == ["loading", "loading", "loading", "loaded"]
+    assert SseBuffer().feed(b": a comment\n\ndata: not json\n\ndata: [1]\n\n") == []
+
+
+def test_events_change_the_models_states_and_progress():
+    models = [RouterModel("alpha", "unloaded"), RouterModel("beta", "unloaded")]
+    states = []
+    for event in SseBuffer().feed(SSE_LOAD):
+        after = apply_event(models, event)
+        assert after is not None
+        models = after
+        states.append(models[0].describe())
+    assert states == ["loading", "loading 0%", "loading 100%", "loaded"]
+    assert models[1] == RouterModel("beta", "unloaded")
+    unloaded = {"model": "alpha", "event": "status_change", "data": {"status": "unloaded", "exit_code": 0}}
+    assert (apply_event(models, unloaded) or [])[0] == RouterModel("alpha", "unloaded")
+    crashed = {"model": "alpha", "event": "status_change", "data": {"status": "unloaded", "exit_code": 1}}
+    assert (apply_event(models, crashed) or [])[0].describe() == "failed (exit code 1)"
+
+
+def test_a_reload_or_an_unknown_model_asks_for_the_list_again_and_others_change_nothing():
+    models = [RouterModel("alpha", "loaded")]
+    assert apply_event(models, {"model": "*", "event": "models_reload"}) is None
+    assert (
+        apply_event(models, {"model": "new", "event": "status_change", "data": {"status": "loading"}}) is None
+    )
+    assert apply_event(models, {"model": "alpha", "event": "download_progress", "data": {}}) == models
+    assert (
+        apply_event(models, {"model": "alpha", "event": "status_change", "data": {"status": "odd"}}) == models
+    )
+
+
+def test_a_running_routers_settings_are_read_from_its_command_line():
+    from llamadash.core.router import settings_from_argv
+
+    default = RouterSettings(port=8090, max_models=4, autoload=True, idle_s=0)
+    argv = ["llama-server", "--models-preset", "/m.ini", "--models-max", "1", "--no-models-autoload"]
+    argv += ["--host", "127.0.0.1", "--port=8111", "--sleep-idle-seconds", "300"]
+    assert settings_from_argv(argv, default) == RouterSettings(
+        port=8111, max_models=1, autoload=False, idle_s=300
+    )
+    # what the command line does not say: llama-server's own defaults (autoload on, no sleep)
+    assert settings_from_argv(["llama-server"], RouterSettings(autoload=False, idle_s=9)) == RouterSettings()
+    # a value that is not a number is not taken
+    assert settings_from_argv(["llama-server", "--models-max", "x"], default) == default
