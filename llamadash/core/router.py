@@ -36,6 +36,7 @@ from llamadash.core.settings import Settings
 __all__ = [
     "DEFAULT_ROUTER_PORT",
     "MODEL_STATES",
+    "ROUTER_HTTP_THREADS",
     "ROUTER_NAME",
     "LeftOut",
     "RouterModel",
@@ -59,6 +60,9 @@ ROUTER_NAME = "[router]"
 DEFAULT_ROUTER_PORT = 8090
 #: What the router says of a model (``status.value``), plus ``failed``: its process ended badly.
 MODEL_STATES = ("unloaded", "loading", "loaded", "sleeping", "downloading", "downloaded", "failed")
+#: The router's HTTP threads (``--threads-http``): its clients' streams and proxied requests, and
+#: llamadash's own polls and event stream, each hold one.
+ROUTER_HTTP_THREADS = 32
 #: The states in which a model's process runs (it takes memory).
 RUNNING_STATES = frozenset({"loading", "loaded", "sleeping"})
 
@@ -285,6 +289,11 @@ def plan_router(
         COLUMN.models_autoload: settings.autoload,
         COLUMN.host: settings.host,
         COLUMN.port: settings.port,
+        # llama-server's default pool (n_parallel + 2 threads, 5 on a 2-core machine) is held by
+        # long-lived connections: each /models/sse stream and each idle keep-alive connection of a
+        # poller keeps a thread, and a request proxied to a model holds one while it generates. With
+        # the default, 5 open streams left GET /models unanswered; the pool must outgrow them.
+        COLUMN.threads_http: ROUTER_HTTP_THREADS,
     }
     warnings = [item.message() for item in left_out]
     warnings.extend(notes)

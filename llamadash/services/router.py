@@ -143,6 +143,7 @@ class RouterWatcher(QObject):
         self._timer.timeout.connect(self.poll)
         self._pending: QNetworkReply | None = None
         self._sent_at = 0.0
+        self._events_at_send = 0
         self._epoch = 0
         self.models: list[RouterModel] = []
         """The models as of the last poll (empty while the router does not run)."""
@@ -206,6 +207,7 @@ class RouterWatcher(QObject):
         if self._pending is not None:
             self._pending.abort()  # its answer is older than the file
         self._sent_at = time.perf_counter()
+        self._events_at_send = self.sse_events
         reply = self._nam.get(self._request("/models?reload=1" if reload else "/models"))
         epoch = self._epoch
         self._pending = reply
@@ -317,6 +319,11 @@ class RouterWatcher(QObject):
             return
         self.last_poll_ms = (time.perf_counter() - self._sent_at) * 1000
         self.problem = ""
+        if self.sse_events != self._events_at_send:
+            # the stream told of a change while this answer was on its way: the answer may be the
+            # older news (a "loading" arriving after the stream's "loaded"); ask again
+            self.poll()
+            return
         if models != self.models:
             self.models = models
             self.modelsChanged.emit(list(models))

@@ -574,3 +574,28 @@ def test_a_restart_after_the_router_settings_changed_takes_the_new_ones(qtbot, m
     assert manager.router_settings == RouterSettings(port=port, max_models=1, idle_s=60)
     inst.stop()
     wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
+
+
+def test_open_event_streams_do_not_starve_the_router(qtbot, manager):
+    # Every /models/sse stream (a dashboard, a client) holds one of the router's HTTP threads; with
+    # llama-server's default pool (5 on a 2-core machine) 5 streams left GET /models unanswered.
+    import socket
+
+    inst = manager.start_router(RouterSettings(port=free_port()))
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    port = int(inst.url.rsplit(":", 1)[1])
+    streams = []
+    try:
+        for _ in range(12):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /models/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+            streams.append(sock)
+        time.sleep(0.5)  # the router has taken them all
+        started = time.monotonic()
+        assert set(models_of(inst.url)) == {"alpha", "beta"}
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in streams:
+            sock.close()
+    inst.stop()
+    wait_state(qtbot, inst, InstanceState.STOPPED, timeout=30_000)
