@@ -150,8 +150,15 @@ class RouterPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addLayout(top)
-        layout.addLayout(address)
-        layout.addLayout(middle)
+        # the address and the models fold away while the router is stopped: the instances table
+        # above keeps the room (at 1280x800 it showed 4 rows with them open)
+        self.details = QWidget()
+        self.details.setObjectName("routerDetails")
+        details = QVBoxLayout(self.details)
+        details.setContentsMargins(0, 0, 0, 0)
+        details.addLayout(address)
+        details.addLayout(middle)
+        layout.addWidget(self.details)
         layout.addWidget(self.notes_label)
         restart_row = QHBoxLayout()
         restart_row.setContentsMargins(0, 0, 0, 0)
@@ -311,8 +318,14 @@ class RouterPanel(QWidget):
             self.url_edit.setPlaceholderText(f"http://127.0.0.1:{settings.port}/v1 once it runs")
             inst = self._manager.instance(ROUTER_NAME) if self._manager is not None else None
             reason = inst.reason.splitlines()[0] if inst is not None and inst.reason else ""
-            self.state_label.setText(state.value + (f": {reason}" if reason else ""))
+            if reason:
+                self.state_label.setText(f"{state.value}: {reason}")
+            else:
+                self.state_label.setText(
+                    f"{state.value} (serves every model marked served at http://127.0.0.1:{settings.port}/v1)"
+                )
         self.copy_button.setEnabled(bool(self.url_edit.text()))
+        self.details.setVisible(active or self.table.rowCount() > 0)
         if not active:
             self._extra_notes = []
         notes = list(plan.warnings) if plan is not None and active else []

@@ -79,6 +79,9 @@ def test_serve_the_library_shows_its_models_copies_the_url_loads_unloads_and_sto
         assert panel.isVisibleTo(window.instances_view)
         assert panel.serve_button.isEnabled() and not panel.stop_button.isEnabled()
         assert panel.url_edit.text() == "" and f":{port}/v1" in panel.url_edit.placeholderText()
+        # stopped, the address and model list fold away (the instances table keeps the room) and the
+        # state line says where the router will be
+        assert not panel.details.isVisibleTo(panel) and f"127.0.0.1:{port}/v1" in panel.state_label.text()
 
         qtbot.mouseClick(panel.serve_button, Qt.MouseButton.LeftButton)
         model = window.instances_model
@@ -86,7 +89,7 @@ def test_serve_the_library_shows_its_models_copies_the_url_loads_unloads_and_sto
         qtbot.waitUntil(lambda: panel.state_of("alpha") == "unloaded", timeout=15_000)
         assert panel.state_of("beta") == "unloaded"
         url = f"http://127.0.0.1:{port}/v1"
-        assert panel.url_edit.text() == url
+        assert panel.url_edit.text() == url and panel.details.isVisibleTo(panel)
         assert not panel.serve_button.isEnabled() and panel.stop_button.isEnabled()
         panel.copy_button.click()
         assert QGuiApplication.clipboard().text() == url
@@ -124,6 +127,7 @@ def test_serve_the_library_shows_its_models_copies_the_url_loads_unloads_and_sto
         qtbot.waitUntil(lambda: panel.table.rowCount() == 0, timeout=5_000)
         assert llama_servers_below(os.getpid()) == []
         assert panel.serve_button.isEnabled() and panel.url_edit.text() == ""
+        assert not panel.details.isVisibleTo(panel)
     finally:
         shutdown(gui)
 
