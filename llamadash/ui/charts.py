@@ -490,13 +490,14 @@ class ChartView(QWidget):
         self._update_header()
 
     def _update_header(self) -> None:
-        legend = "&nbsp;&nbsp;".join(
-            f"<span style='color:{self._curve_colour(key)}'>●</span>&nbsp;{label}"
-            for key, label in self._labels.items()
-        )
-        if legend != self._legend_text:
+        if not self._legend_text:  # made again only after a series or the colours changed
+            legend = "&nbsp;&nbsp;".join(
+                f"<span style='color:{self._curve_colour(key)}'>●</span>&nbsp;{label}"
+                for key, label in self._labels.items()
+            )
             self._legend_text = legend
-            self.legend_label.setText(legend)
+            if legend != self.legend_label.text():
+                self.legend_label.setText(legend)
         text = "" if self.shows_no_gpu else self.readout_text()
         if text and text != self._readout_text:
             self._readout_text = text
