@@ -65,7 +65,7 @@ from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.router import RouterSettings
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
-from llamadash.services.metrics_endpoint import EndpointSwitch
+from llamadash.services.endpoint_switch import EndpointSwitch
 from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.charts import ChartBoard, ChartDock, history_last_row
 from llamadash.ui.icons import action_icon, app_icon
