@@ -49,6 +49,7 @@ CHARTS_RATIO_TARGET = 1.25
 MEMORY_RATIO_TARGET = 1.25
 IDLE_CPU_TARGET = 1.0
 TAB_READY_MS = 100.0
+IDLE_WARM_UP_S = 5.0
 HISTORY_ROWS = 600
 MODELS = 50
 
@@ -200,6 +201,7 @@ def child_idle(data_dir: str, instances: list[str]) -> None:
     if isinstance(gui, int):
         sys.exit(gui)
     started = False
+    ready_at: list[float] = []
 
     def step() -> None:
         nonlocal started
@@ -214,19 +216,20 @@ def child_idle(data_dir: str, instances: list[str]) -> None:
             (inst := gui.manager.instance(n)) is not None and inst.state.value == "running" for n in instances
         ):
             print("READY", flush=True)
+            ready_at.append(time.monotonic())
         else:
             QTimer.singleShot(100, step)
 
     QTimer.singleShot(100, step)
     restore = quit_on_signals(app)
     profile = None
-    if _profile_path():  # the main thread while idle, from READY on
+    if _profile_path():  # the main thread while idle, from the end of the parent's warm-up on
         import cProfile
 
         profile = cProfile.Profile(time.process_time)
 
         def start_profile() -> None:
-            if gui.manager is not None and started and profile is not None:
+            if ready_at and time.monotonic() - ready_at[0] >= IDLE_WARM_UP_S and profile is not None:
                 profile.enable()
             else:
                 QTimer.singleShot(200, start_profile)
@@ -388,7 +391,7 @@ def measure_idle(
                 break
         if proc.poll() is not None:
             raise RuntimeError("the dashboard exited before its instances were ready")
-        time.sleep(5)  # warm-up: first samples, first figures, NVML initialisation
+        time.sleep(IDLE_WARM_UP_S)  # warm-up: first samples, first figures, NVML initialisation
         me = psutil.Process(proc.pid)
         servers = [c for c in me.children(recursive=True) if "llama" in c.name()]
 

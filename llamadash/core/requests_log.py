@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from enum import StrEnum
 
 __all__ = [
@@ -74,18 +75,30 @@ class LinePattern:
     Attributes:
         name: What the line is (for tests and debugging).
         needle: A substring every such line contains; lines without it are not tried.
-        regex: Matched with ``search`` against the message after the ``id N | task M |`` header.
-            Each named group is a :class:`RequestRecord` field (or an internal one starting with
-            ``_``), converted to that field's type.
+        source: The regex (case-insensitive), compiled when first matched (:attr:`regex`: the
+            patterns are made when llamadash starts, most are matched later or never). Matched
+            with ``search`` against the message after the ``id N | task M |`` header. Each named
+            group is a :class:`RequestRecord` field (or an internal one starting with ``_``),
+            converted to that field's type.
         event: What the line does to the slot's record.
         flags: Fields set to a fixed value when the line appears (e.g. a context shift).
     """
 
     name: str
     needle: str
-    regex: re.Pattern[str]
+    source: str
     event: SlotEvent = SlotEvent.UPDATE
     flags: Mapping[str, bool] = field(default_factory=dict)
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """:attr:`source`, compiled (once)."""
+        return _compiled(self.source)
+
+
+@cache
+def _compiled(source: str) -> re.Pattern[str]:
+    return re.compile(source, re.IGNORECASE)
 
 
 # printf's "%.2f" of 0/0 or x/0 prints nan, -nan or inf: accepted here, turned into None later
@@ -100,7 +113,7 @@ def _pattern(
     event: SlotEvent = SlotEvent.UPDATE,
     **flags: bool,
 ) -> LinePattern:
-    return LinePattern(name, needle, re.compile(regex, re.IGNORECASE), event, flags)
+    return LinePattern(name, needle, regex, event, flags)
 
 
 # Both builds print the same request lines (server-context.cpp: launch_slot_with_task,

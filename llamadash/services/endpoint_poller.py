@@ -13,7 +13,9 @@ each ``/slots`` answer is a snapshot of the tokens every slot has decoded and ev
 slot is busy ``/slots`` is asked every :data:`BUSY_SLOTS_INTERVAL_MS` as well (when the poll
 interval is longer), so the last 2 s hold several snapshots; the owner adds each finished request
 (:meth:`EndpointPoller.add_request`) for the tokens made after the last snapshot. ``/metrics`` gives
-the gauges (requests processing and deferred) only.
+the gauges (requests processing and deferred) only; while ``/slots`` answers and shows no slot busy
+it is asked every :data:`IDLE_METRICS_INTERVAL_S` only (an idle server processes nothing and defers
+nothing: the gauges read 0 from ``/slots`` then), so an idle instance costs one request a poll.
 
 It reads the instance it serves through :class:`PollSubject` (state, PID, requests per minute)
 and calls it back with each health answer; what a health answer means is the instance's decision.
@@ -53,12 +55,20 @@ from llamadash.core.throughput import (
 from llamadash.services.figures import NO_FIGURES, InstanceFigures, ProcessTreeStats, tree_vram_mb
 from llamadash.services.process_driver import Endpoint
 
-__all__ = ["BUSY_SLOTS_INTERVAL_MS", "HEALTH_INTERVAL_MS", "EndpointPoller", "PollSubject"]
+__all__ = [
+    "BUSY_SLOTS_INTERVAL_MS",
+    "HEALTH_INTERVAL_MS",
+    "IDLE_METRICS_INTERVAL_S",
+    "EndpointPoller",
+    "PollSubject",
+]
 
 #: How often /health is asked while a model loads (capped by the poll interval).
 HEALTH_INTERVAL_MS = 200
 #: How often /slots is asked while a slot is busy (capped by the poll interval).
 BUSY_SLOTS_INTERVAL_MS = 500
+#: How often /metrics is asked of a server whose /slots shows every slot idle (at each poll otherwise).
+IDLE_METRICS_INTERVAL_S = 10.0
 
 _Pair = tuple[float | None, float | None]
 
@@ -165,6 +175,9 @@ class EndpointPoller(QObject):
         self._busy_timer.timeout.connect(self._poll_busy_slots)
         self.slots_requests = 0
         """``/slots`` requests sent since construction (for tests and benchmarks)."""
+        self.metrics_requests = 0
+        """``/metrics`` requests sent for the gauges since construction (for tests and benchmarks)."""
+        self._metrics_asked_at: float | None = None  # monotonic; None: not asked in this run
 
     @property
     def polling(self) -> bool:
@@ -190,6 +203,7 @@ class EndpointPoller(QObject):
         self.slot_requests.reset()
         self._ended, self._counters = [], None
         self._ended_at.clear()
+        self._metrics_asked_at = None
         self._backoff(answered=True)
 
     @property
@@ -268,7 +282,9 @@ class EndpointPoller(QObject):
         if refused and self._request_slots():  # is the key taken now? (a corrected key, or the server's)
             sent.add("slots")
         if polling_http and running:
-            if self._metrics_supported and self._request("/metrics", "metrics", auth=True):
+            if self._metrics_due() and self._request("/metrics", "metrics", auth=True):
+                self.metrics_requests += 1
+                self._metrics_asked_at = time.monotonic()
                 sent.add("metrics")
             # one on its way (asked while busy) is waited for too: the figures take the freshest
             wanted = self._slots_supported and (not self.slots_when_busy or self._gauges_busy())
@@ -283,6 +299,24 @@ class EndpointPoller(QObject):
     def _gauges_busy(self) -> bool:
         """Whether the latest ``/metrics`` told of a request processing or waiting."""
         return self._metrics_supported and any((gauge or 0) > 0 for gauge in self._gauges)
+
+    def _metrics_due(self) -> bool:
+        """Whether this poll asks ``/metrics`` for the gauges.
+
+        At every poll while a slot is busy, for a monitored server (its counters are followed), and
+        where ``/slots`` does not answer; for an idle server whose ``/slots`` answers, every
+        :data:`IDLE_METRICS_INTERVAL_S` (the gauges come from ``/slots`` in between: 0). A model
+        behind the router (:attr:`slots_when_busy`) is asked at every poll: there the gauges are what
+        says a request began (its ``/slots`` is asked only then).
+        """
+        if not self._metrics_supported:
+            return False
+        if self.slots_when_busy or self.monitors or not self._slots_supported:
+            return True
+        if self._slots[0] is None or self._slots[0] > 0:
+            return True
+        asked = self._metrics_asked_at
+        return asked is None or time.monotonic() - asked >= IDLE_METRICS_INTERVAL_S
 
     def _request_slots(self) -> bool:
         if not self._request("/slots", "slots", auth=True):
@@ -389,6 +423,8 @@ class EndpointPoller(QObject):
                         self._tell_ended(None)
                 busy = sum(1 for reading in readings if reading.processing)
                 self._slots = (float(busy), float(len(readings)))
+                if not busy and self._gauges[0] is not None and "metrics" not in self._tick_pending:
+                    self._gauges = (0.0, 0.0)  # no slot busy: nothing processing, nothing waiting
                 self._follow_busy(busy > 0)
                 return
         if status == 501:

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import SignalInstance
 
-from llamadash.core.diagnosis import Diagnosis
-from llamadash.core.router import RouterPlan, RouterSettings
 from llamadash.core.states import InstanceState
-from llamadash.services.router import RouterWatcher
+
+if TYPE_CHECKING:  # annotations only: the window imports this module before its first paint
+    from llamadash.core.diagnosis import Diagnosis
+    from llamadash.core.router import RouterPlan, RouterSettings
+    from llamadash.services.router import RouterWatcher
 
 __all__ = ["Instance", "Manager"]
 

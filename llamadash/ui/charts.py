@@ -68,7 +68,8 @@ __all__ = [
 REDRAW_INTERVAL_MS = 250
 #: A visible plot is redrawn once its time axis has moved this many pixels (its readout at once).
 PLOT_STEP_PIXELS = 2
-#: The longest a visible plot waits for a redraw.
+#: The longest a visible plot waits for a redraw: also how long one waits whose new points all lie
+#: within :data:`PLOT_STEP_PIXELS` of the values it shows (an idle chart: only its time axis moves).
 MAX_PLOT_STEP_S = 5.0
 #: How many of the last steps of the history tell the interval it was saved at.
 HISTORY_SPACING_STEPS = 5
@@ -272,8 +273,12 @@ class ChartView(QWidget):
         self._plot_widget: pg.PlotWidget | None = None
         self._readout_text = ""
         self._legend_text = ""
-        self.dirty = True
-        """New data (or a new time) that the plot does not show yet."""
+        self._dirty = True
+        self.changed = True
+        """Something the plot shows changed more than its time: a value :data:`PLOT_STEP_PIXELS`
+        away from the one drawn, a series, a marker (see :meth:`note_point`)."""
+        self._drawn_latest: dict[str, float | None] = {}
+        self._value_step = 0.0  # the values of PLOT_STEP_PIXELS at the last redraw
         self.last_drawn = -math.inf
         self.on_shown: Callable[[], None] | None = None
         """Called when the chart becomes visible with data it has not drawn (set by the board)."""
@@ -320,6 +325,37 @@ class ChartView(QWidget):
         self.set_colors(colors)
 
     # -- the plot -----------------------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """New data (or a new time) that the plot does not show yet."""
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        self._dirty = value
+        if value:
+            self.changed = True
+
+    def note_point(self, key: str) -> None:
+        """Series ``key`` got a new point: the plot is dirty; :attr:`changed` when it would show.
+
+        A point within :data:`PLOT_STEP_PIXELS` of the value drawn last (a flat idle line) moves
+        nothing but the time axis, so the plot may wait :data:`MAX_PLOT_STEP_S` for it.
+        """
+        self._dirty = True
+        if self.changed:
+            return
+        latest = self.buffers[key].latest
+        drawn = self._drawn_latest.get(key, math.nan)
+        if latest is None or drawn is None:
+            self.changed = latest is not drawn
+        else:  # a NaN drawn (never drawn) is always a change
+            self.changed = not abs(latest - drawn) <= self._value_step
+
+    def wait_s(self, window_s: float) -> float:
+        """How long after its last redraw the plot is due again (see :attr:`changed`)."""
+        return self.plot_step_s(window_s) if self.changed else MAX_PLOT_STEP_S
 
     @property
     def has_plot(self) -> bool:
@@ -443,6 +479,10 @@ class ChartView(QWidget):
         view_box = plot.getViewBox()
         if getattr(view_box, "_matrixNeedsUpdate", False):
             view_box.updateMatrix()
+        low, high = view_box.viewRange()[1]
+        self._value_step = (high - low) * PLOT_STEP_PIXELS / max(1.0, view_box.height())
+        self._drawn_latest = {key: buffer.latest for key, buffer in self.buffers.items()}
+        self.changed = False
         self._update_header()
 
     def update_header(self) -> None:
@@ -450,13 +490,14 @@ class ChartView(QWidget):
         self._update_header()
 
     def _update_header(self) -> None:
-        legend = "&nbsp;&nbsp;".join(
-            f"<span style='color:{self._curve_colour(key)}'>●</span>&nbsp;{label}"
-            for key, label in self._labels.items()
-        )
-        if legend != self._legend_text:
+        if not self._legend_text:  # made again only after a series or the colours changed
+            legend = "&nbsp;&nbsp;".join(
+                f"<span style='color:{self._curve_colour(key)}'>●</span>&nbsp;{label}"
+                for key, label in self._labels.items()
+            )
             self._legend_text = legend
-            self.legend_label.setText(legend)
+            if legend != self.legend_label.text():
+                self.legend_label.setText(legend)
         text = "" if self.shows_no_gpu else self.readout_text()
         if text and text != self._readout_text:
             self._readout_text = text
@@ -847,7 +888,7 @@ class ChartBoard(QObject):
             if view.spec.key != TOKENS_CHART:
                 for key, buffer in view.buffers.items():
                     buffer.append(t, row.get(key), self._interval_s)
-                view.dirty = True
+                    view.note_point(key)
                 # The readout is what the status bar and the instances table show now: it must not
                 # wait for the plot, whose redraw may be seconds away (see _on_timer).
                 view.update_header()
@@ -858,7 +899,7 @@ class ChartBoard(QObject):
         view = self.view(TOKENS_CHART)
         buffer = view.add_series(name, name)
         buffer.append(self._clock() if t is None else t, tokens_per_s, self._interval_s)
-        view.dirty = True
+        view.note_point(name)
         view.update_header()
         self._schedule()
 
@@ -974,7 +1015,7 @@ class ChartBoard(QObject):
             view.update_header()
             if not view.is_shown():
                 continue
-            wait = view.last_drawn + view.plot_step_s(self._window_s) - now
+            wait = view.last_drawn + view.wait_s(self._window_s) - now
             if wait <= 0:
                 view.redraw(start, end)
                 drew = True

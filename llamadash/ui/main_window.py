@@ -65,7 +65,7 @@ from llamadash.core.llama_server import configured_capabilities
 from llamadash.core.router import RouterSettings
 from llamadash.core.settings import MetadataStore, Settings
 from llamadash.core.states import ACTIVE_STATES, InstanceState
-from llamadash.services.metrics_endpoint import EndpointSwitch
+from llamadash.services.endpoint_switch import EndpointSwitch
 from llamadash.services.protocols import Instance, Manager
 from llamadash.ui.charts import ChartBoard, ChartDock, history_last_row
 from llamadash.ui.icons import action_icon, app_icon
@@ -745,6 +745,8 @@ class MainWindow(QMainWindow):
                 bar.addPermanentWidget(separator)
             label.setContentsMargins(6, 0, 6, 0)
             bar.addPermanentWidget(label)
+        glance = self.glance_label
+        glance.setFixedSize(glance.sizeHint())  # see _show_glance
 
     def _on_sample_failed(self, text: str) -> None:
         # While saves keep failing the permanent "History is not being saved" label says so: the
@@ -834,8 +836,13 @@ class MainWindow(QMainWindow):
                 gpu += f" {used / 1024:.1f}/{total / 1024:.0f} GB"
             parts.append(gpu)
         text = "  ·  ".join(parts)
-        if text != self.glance_label.text():
-            self.glance_label.setText(text)
+        label = self.glance_label
+        if text != label.text():
+            # A fixed size, growing only: a label of fixed size asks no relayout of the status bar
+            # when its text changes, which would repaint the whole bar at every sample.
+            label.setText(text)
+            if (width := label.sizeHint().width()) > label.maximumWidth():
+                label.setFixedWidth(width)
 
     def _on_figures(self, name: str, figures: Any) -> None:
         self.board.add_instance_figures(name, getattr(figures, "generation_tokens_per_s", None))

@@ -8,14 +8,16 @@ fit cache) and the editor, through which the tuner's winner is applied as one un
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
 from llamadash.core.llama_server import LlamaServerNotFound, LocatedBinary, find_llama_server
-from llamadash.ui.perf_dialogs import BenchDialog, FitDialog, TunerDialog
+
+if TYPE_CHECKING:  # the dialogs (and llamadash.core.perf) are imported when one is first opened
+    from llamadash.ui.perf_dialogs import BenchDialog, FitDialog, TunerDialog
 
 __all__ = ["PerfActions"]
 
@@ -101,6 +103,8 @@ class PerfActions(QObject):
         model = model or self._selected()
         if model is None:
             return None
+        from llamadash.ui.perf_dialogs import FitDialog
+
         cache = Path(self._controller._data_dir) / "cache"
         dialog = FitDialog(model, self._binary(), cache, self._parent)
         self._show(dialog)
@@ -110,6 +114,8 @@ class PerfActions(QObject):
         model = model or self._selected()
         if model is None:
             return None
+        from llamadash.ui.perf_dialogs import BenchDialog
+
         dialog = BenchDialog(
             model,
             self._binary(),
@@ -124,6 +130,8 @@ class PerfActions(QObject):
         model = model or self._selected()
         if model is None:
             return None
+        from llamadash.ui.perf_dialogs import TunerDialog
+
         name = str(model["name"])
         dialog = TunerDialog(
             model,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
-from llamadash.core.perf.placement import PlacementReport, current_run, parse_placement
 from llamadash.core.states import ACTIVE_STATES
+
+if TYPE_CHECKING:  # the parser (and llamadash.core.perf) is imported with the first running instance shown
+    from llamadash.core.perf.placement import PlacementReport
 
 __all__ = ["PlacementLabel"]
 
@@ -41,6 +43,8 @@ class PlacementLabel(QLabel):
         lines = instance.log_lines()
         key = (name, len(lines), lines[-1] if lines else "")
         if key != self._key:
+            from llamadash.core.perf.placement import current_run, parse_placement
+
             self._key = key
             self.report = parse_placement(current_run(lines))
             body = "<br>".join(html.escape(line) for line in self.report.summary_lines())

@@ -322,6 +322,42 @@ def test_redraws_are_throttled(board, clock, qtbot):
     assert not board.view("gpu_power").has_plot
 
 
+def test_a_flat_line_waits_for_the_longest_step_and_a_change_is_drawn_at_the_usual_one(board, clock, qtbot):
+    """An idle chart (its new points within 2 px of those drawn) is redrawn every 5 s only; a value
+    that moves the line, even one that comes back, is drawn at the usual step."""
+    dock = board.docks["cpu"]
+    dock.resize(1300, 300)  # the time axis moves 2 px in about a second
+    dock.show()
+    qtbot.waitExposed(dock)
+    board.load_history([row(NOW_S - 5 + i) for i in range(6)])  # drawn now, cpu 30 %
+    view = board.view("cpu")
+    step = view.plot_step_s(600)
+    assert step <= 1.5 < MAX_PLOT_STEP_S
+    drawn = board.redraw_count
+    for i in range(1, 4):  # 30.1 %: less than 2 px of the 0-100 % scale
+        clock.now[0] = NOW_S + i
+        board.add_sample(row(NOW_S + i, cpu_usage=30.1))
+    assert view.dirty and not view.changed
+    qtbot.wait(round(step * 1000) + 300)
+    board._on_timer()
+    assert board.redraw_count == drawn  # only the time moved: it waits
+    assert view.readout_label.text().startswith("30.1")  # the readout did not wait
+    clock.now[0] = NOW_S + 4
+    board.add_sample(row(NOW_S + 4, cpu_usage=80.0))  # a spike ...
+    clock.now[0] = NOW_S + 5
+    board.add_sample(row(NOW_S + 5, cpu_usage=30.0))  # ... gone again by the next sample
+    assert view.changed
+    board._on_timer()
+    assert board.redraw_count == drawn + 1  # drawn at the usual step: the spike shows
+    assert not view.changed and finite_points(view.curves["cpu_usage"]) == 11
+    # a new marker is a change too
+    qtbot.wait(round(step * 1000) + 300)
+    board.add_event(InstanceEvent("m", "started", round(clock.now[0] * 1000)))
+    assert view.changed
+    board._on_timer()
+    assert board.redraw_count == drawn + 2
+
+
 def test_a_hidden_chart_draws_when_shown(board, clock, qtbot):
     board.load_history([row(NOW_S - 5 + i) for i in range(5)])
     dock = board.docks["disk"]

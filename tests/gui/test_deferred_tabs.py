@@ -125,3 +125,80 @@ def test_a_library_never_opened_still_follows_changes(qtbot, launched: Gui):
     assert not window.lazy_tabs.is_made("library")
     window.show_library()
     assert "delta" in window.library_widget.visible_names()
+
+
+DEFERRED_MODULES = (
+    "prometheus_client",  # the Prometheus endpoint: off unless a setting turns it on
+    "llamadash.services.metrics_endpoint",
+    "llamadash.ui.perf_dialogs",  # the Performance menu's dialogs
+    "llamadash.core.perf.fit",  # the fit parser (also the placement report's)
+    "llamadash.services.router",  # the router's model watcher (no router runs)
+    "llamadash.core.diagnosis",  # why a start failed: read when one did
+)
+
+_FIRST_PAINT_SCRIPT = r"""
+import json, sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from llamadash.app import build_gui, shutdown
+gui = build_gui(["--data-dir", sys.argv[1]])
+app.processEvents()  # the first paint
+loaded = sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)
+import time
+deadline = time.monotonic() + 60
+while gui.manager is None and time.monotonic() < deadline:  # the services start after the paint
+    app.processEvents()
+    time.sleep(0.01)
+# and each works when first used: the Performance menu's fit dialog, the placement parser, the endpoint
+from llamadash.core.perf.placement import parse_placement
+from llamadash.services.endpoint_switch import EndpointSwitch
+switch = gui.window.prometheus
+problem = switch.apply("127.0.0.1:" + sys.argv[3], "")
+serving = switch.endpoint is not None
+switch.stop()
+from llamadash.ui.library_controller import LibraryController
+from llamadash.ui.perf_dialogs import FitDialog  # what the Performance menu opens (tests/gui/test_perf_dialogs.py)
+controller = gui.window.findChild(LibraryController)
+actions = [a.text() for a in controller.perf.button.menu().actions()]
+print(json.dumps({"loaded": loaded, "problem": problem, "serving": serving, "actions": actions,
+                  "fit_dialog": FitDialog.__name__, "report": type(parse_placement([])).__name__}))
+shutdown(gui)
+"""
+
+
+def test_what_is_off_or_unused_is_not_imported_before_the_first_paint_and_works_when_used(tmp_path: Path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from support import free_port
+
+    data_dir = tmp_path / "data"
+    database.init_database(data_dir / "llama-dashboard.db")
+    database.save_model(
+        {"name": "alpha", "type": "llama", "status": "stopped", "model_path": "/m/alpha.gguf"}
+    )
+    database.close_database()
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FIRST_PAINT_SCRIPT,
+            str(data_dir),
+            json.dumps(DEFERRED_MODULES),
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["loaded"] == []
+    assert result["problem"] == "" and result["serving"]
+    assert result["actions"] == ["Check fit\u2026", "Benchmark\u2026", "Find the fastest settings\u2026"]
+    assert result["fit_dialog"] == "FitDialog" and result["report"] == "PlacementReport"

@@ -276,3 +276,30 @@ def test_quitting_stops_the_instances_when_the_setting_says_so(tmp_path, stop_on
     assert left_running is (not stop_on_quit)
     assert manager.closed and not database.is_open()
     assert saved == [1]  # the layout is kept however llamadash quits
+
+
+def test_the_status_bar_glance_shows_each_sample_without_moving_its_neighbours(qtbot, tmp_path):
+    """The glance grows to fit a longer text and never shrinks: a CPU % going 9 -> 10 -> 9 moves
+    (and repaints) nothing else in the status bar."""
+    database.init_database(tmp_path / "g.db")
+    try:
+        window = MainWindow(store=database, db_path=tmp_path / "g.db", load_models=database.get_models)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        glance, db_label = window.glance_label, window.db_label
+        window._show_glance({"cpu_usage": 9.0, "memory_usage": 5.0})
+        qtbot.wait(50)
+        where = db_label.geometry()
+        window._show_glance({"cpu_usage": 100.0, "memory_usage": 100.0})
+        qtbot.wait(50)
+        assert glance.text() == "CPU 100%  ·  RAM 100%  ·  no GPU"
+        assert glance.width() >= glance.sizeHint().width()  # all of it shows
+        wide, wide_glance = db_label.geometry(), glance.geometry()
+        window._show_glance({"cpu_usage": 9.0, "memory_usage": 5.0})
+        qtbot.wait(50)
+        assert glance.text() == "CPU 9%  ·  RAM 5%  ·  no GPU"
+        assert glance.geometry() == wide_glance and db_label.geometry() == wide  # nothing moved
+        assert wide.width() == where.width()
+    finally:
+        database.close_database()

@@ -472,6 +472,52 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
     assert idle.cpu_percent is not None and idle.rss_mb is not None and idle.rss_mb > 1
 
 
+def test_an_idle_instance_is_asked_metrics_seldom_and_a_busy_one_at_each_poll(
+    qtbot, manager: InstanceManager, add_model
+):
+    """Idle: one request a poll (/slots), the gauges read 0; busy: /metrics again at each poll, and
+    the tokens/s and the gauges show the request within a second of its start."""
+    add_model("quiet")
+    inst = manager.start("quiet")
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    poller = inst._poller
+    qtbot.waitUntil(lambda: inst.figures.total_slots is not None, timeout=10_000)
+    slots, metrics = poller.slots_requests, poller.metrics_requests
+    qtbot.wait(2_500)  # 10 polls at 0.25 s
+    assert poller.slots_requests - slots >= 5
+    assert poller.metrics_requests - metrics <= 1  # every IDLE_METRICS_INTERVAL_S only
+    assert inst.figures.requests_processing == 0.0 and inst.figures.requests_deferred == 0.0
+    assert inst.figures.busy_slots == 0.0
+
+    figures: list[InstanceFigures] = []
+    inst.figuresChanged.connect(figures.append)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def send() -> None:  # back to back, so that the polls find the slot busy
+        try:
+            while not stop.is_set():
+                post_json(f"{inst.url}/completion", {"prompt": "Go", "n_predict": 200, "ignore_eos": True})
+        except BaseException as exc:
+            errors.append(exc)
+
+    sender = threading.Thread(target=send)
+    metrics = poller.metrics_requests
+    started = time.monotonic()
+    sender.start()
+    try:
+        qtbot.waitUntil(lambda: any(f.requests_processing == 1.0 for f in figures), timeout=10_000)
+        seen_after = time.monotonic() - started
+        qtbot.waitUntil(lambda: any((f.generation_tokens_per_s or 0) > 0 for f in figures), timeout=10_000)
+        busy_polls = poller.metrics_requests - metrics
+        assert busy_polls >= 1  # busy: /metrics is asked again
+    finally:
+        stop.set()
+        sender.join(60)
+    assert not errors
+    assert seen_after < 5  # generous under load; about two polls on a quiet machine
+
+
 def test_attach_an_external_server_by_url(
     qtbot, manager: InstanceManager, llama_server: Path, tiny_model: Path, tmp_path: Path
 ):

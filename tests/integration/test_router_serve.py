@@ -451,6 +451,8 @@ def test_a_loaded_model_has_its_own_figures_and_the_router_row_sums_them(qtbot, 
     complete(inst.url, "alpha")
     wait_model(qtbot, manager, "alpha", "loaded")
     qtbot.waitUntil(lambda: manager.router_figures.polled() == ["alpha"], timeout=10_000)
+    poller = manager.router_figures.poller("alpha")
+    assert poller is not None
 
     # requests in a loop while the figures are read: its rate through the router is measured
     stop = threading.Event()
@@ -486,6 +488,13 @@ def test_a_loaded_model_has_its_own_figures_and_the_router_row_sums_them(qtbot, 
     qtbot.waitUntil(router_row_measured, timeout=10_000)
     names = [row["model"] for row in manager.instance_samples()]
     assert ROUTER_NAME in names and "alpha" in names
+
+    # idle again, after requests (its slots are known now): /metrics is what tells a request began
+    # (its /slots is asked only then), so it is asked at every poll, not every 10 s as for an idle
+    # server of its own
+    asked = poller.metrics_requests
+    qtbot.wait(2_000)
+    assert poller.metrics_requests - asked >= 3
 
     manager.router_models.unload("alpha")
     wait_model(qtbot, manager, "alpha", "unloaded")

@@ -517,3 +517,28 @@ def test_model_defaults_are_read_from_the_models_header() -> None:
     assert schema["ctx_size"].model_value({"general.architecture": "x", "x.context_length": "big"}) is None
     assert schema["batch_size"].model_value(metadata) is None  # not decided by the model
     assert {p.column for p in schema if p.model_default} == {"ctx_size", "rope_freq_base"}
+
+
+def test_the_parsed_descriptor_is_cached_and_an_edited_or_broken_cache_is_parsed_again(tmp_path, monkeypatch):
+    from importlib import resources
+
+    from llamadash.core.params import schema as schema_mod
+
+    monkeypatch.setenv("LLAMADASH_CACHE_DIR", str(tmp_path / "cache"))
+    raw = resources.files("llamadash.core.params").joinpath("schema.toml").read_bytes()
+    parsed = schema_mod._parsed_descriptor(raw)  # parsed, then written
+    (cached,) = (tmp_path / "cache").iterdir()
+    assert cached.name.startswith(f"schema-{len(raw)}-")
+    assert schema_mod._schema_from_data(parsed) == schema_mod.load_schema()
+    assert schema_mod._parsed_descriptor(raw) == parsed  # read back from the cache
+    # an edited descriptor is another file: parsed, not taken from the old one
+    edited = raw.replace(b"[[param]]", b'[extra]\nnote = "x"\n\n[[param]]', 1)
+    assert schema_mod._parsed_descriptor(edited)["extra"] == {"note": "x"}
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    # a broken cache file: parsed again and written anew
+    cached.write_bytes(b"\x00not marshal")
+    assert schema_mod._parsed_descriptor(raw) == parsed
+    assert schema_mod._parsed_descriptor(raw) == parsed
+    # an unwritable cache folder: parsed every time, no error
+    monkeypatch.setenv("LLAMADASH_CACHE_DIR", "/proc/no-such-place")
+    assert schema_mod._parsed_descriptor(raw) == parsed
