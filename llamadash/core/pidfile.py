@@ -65,6 +65,7 @@ __all__ = [
     "owner_identity",
     "remove_record",
     "reset_stale_statuses",
+    "runs_program",
     "save_error_reason",
     "save_records",
     "scan",
@@ -297,8 +298,8 @@ def clear_error_reason(model_id: int) -> None:
     db.delete_metadata(f"{ERROR_KEY_PREFIX}{int(model_id)}")
 
 
-def is_llama_server(proc: psutil.Process, binary: str = "") -> bool:
-    """Whether ``proc`` runs llama-server (or the recorded ``binary``)."""
+def runs_program(proc: psutil.Process, programs: Iterable[str], binary: str = "") -> bool:
+    """Whether ``proc`` runs one of ``programs`` (by file name, ``.exe`` too) or the recorded ``binary``."""
     try:
         with proc.oneshot():
             names = [proc.name()]
@@ -310,8 +311,14 @@ def is_llama_server(proc: psutil.Process, binary: str = "") -> bool:
     if cmdline:
         names.append(cmdline[0])
     wanted = {Path(binary).name} if binary else set()
-    wanted |= {"llama-server", "llama-server.exe"}
+    wanted |= {name + suffix for name in programs for suffix in ("", ".exe")}
+    # /proc's name is cut to 15 characters ("ggml-rpc-server" just fits)
     return any(Path(name).name in wanted or name == binary for name in names if name)
+
+
+def is_llama_server(proc: psutil.Process, binary: str = "") -> bool:
+    """Whether ``proc`` runs llama-server (or the recorded ``binary``)."""
+    return runs_program(proc, ("llama-server",), binary)
 
 
 def _process_of(record: InstanceRecord) -> psutil.Process | None:

@@ -15,7 +15,6 @@ markers and no record. Workers launched from another data directory are never ta
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +30,7 @@ from llamadash.core.pidfile import (
     canonical_path,
     owner_alive,
     owner_identity,
+    runs_program,
     stop_processes,
 )
 from llamadash.core.workers import RPC_SERVER_NAMES
@@ -132,21 +132,7 @@ def remove_record(pid: int) -> None:
 
 def is_rpc_server(proc: psutil.Process, binary: str = "") -> bool:
     """Whether ``proc`` runs ``ggml-rpc-server`` (or the recorded ``binary``)."""
-    try:
-        with proc.oneshot():
-            names = [proc.name()]
-            with contextlib.suppress(psutil.AccessDenied, psutil.ZombieProcess, OSError):
-                names.append(proc.exe())
-            cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-    if cmdline:
-        names.append(cmdline[0])
-    wanted = {name + suffix for name in RPC_SERVER_NAMES for suffix in ("", ".exe")}
-    if binary:
-        wanted.add(Path(binary).name)
-    # /proc's name is cut to 15 characters ("ggml-rpc-server" just fits)
-    return any(Path(name).name in wanted for name in names if name)
+    return runs_program(proc, RPC_SERVER_NAMES, binary)
 
 
 def _alive(record: InstanceRecord) -> bool:
