@@ -68,6 +68,11 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def _body(reply: QNetworkReply) -> bytes:
+    """What ``reply`` brought; nothing when it was aborted (reading a closed reply makes Qt warn)."""
+    return bytes(reply.readAll().data()) if reply.isOpen() else b""
+
+
 def plan_router_launch(
     data_dir: Path, settings: RouterSettings, *, reserved: dict[int, str], port_check: bool = True
 ) -> tuple[LaunchPlan, RouterPlan]:
@@ -292,7 +297,7 @@ class RouterWatcher(QObject):
 
     def _on_action(self, reply: QNetworkReply, name: str) -> None:
         status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
-        body = bytes(reply.readAll().data())
+        body = _body(reply)
         error = reply.errorString() if reply.error() != QNetworkReply.NetworkError.NoError else ""
         reply.deleteLater()
         if status == 200:
@@ -304,7 +309,7 @@ class RouterWatcher(QObject):
     def _on_models(self, reply: QNetworkReply, epoch: int) -> None:
         if reply is self._pending:
             self._pending = None
-        body = bytes(reply.readAll().data())
+        body = _body(reply)
         status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
         error = reply.errorString()
         reply.deleteLater()
