@@ -119,6 +119,9 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from llamadash.ui.import_scan import forget_scanned_sources, skip_source_scan
+
+    skip_source_scan()  # before the imports below: PySide6 would read each module's source
     from llamadash.core import database as db
     from llamadash.core import events as events_mod
     from llamadash.core import paths
@@ -217,6 +220,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         sampler.set_instance_stats(manager)
         gui.manager = manager
         sampler.start()
+        forget_scanned_sources()  # the window's modules are in: their source lines are not needed
 
     if args.minimized or settings.start_minimized:
         window.start_hidden()
