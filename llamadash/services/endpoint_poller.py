@@ -15,7 +15,11 @@ interval is longer), so the last 2 s hold several snapshots; the owner adds each
 (:meth:`EndpointPoller.add_request`) for the tokens made after the last snapshot. ``/metrics`` gives
 the gauges (requests processing and deferred) only; while ``/slots`` answers and shows no slot busy
 it is asked every :data:`IDLE_METRICS_INTERVAL_S` only (an idle server processes nothing and defers
-nothing: the gauges read 0 from ``/slots`` then), so an idle instance costs one request a poll.
+nothing: the gauges read 0 from ``/slots`` then). A server whose output is read here (one this app
+started, :attr:`~EndpointPoller.log_tells_activity`) rests too: once ``/slots`` shows every slot idle
+and the rates have fallen to 0, ``/slots`` is asked every :data:`IDLE_SLOTS_INTERVAL_S` only, and at
+once when the output shows a slot line (:meth:`~EndpointPoller.slot_activity`: llama-server prints
+one as it takes a request), so an idle instance costs no request at most polls.
 
 It reads the instance it serves through :class:`PollSubject` (state, PID, requests per minute)
 and calls it back with each health answer; what a health answer means is the instance's decision.
@@ -59,6 +63,7 @@ __all__ = [
     "BUSY_SLOTS_INTERVAL_MS",
     "HEALTH_INTERVAL_MS",
     "IDLE_METRICS_INTERVAL_S",
+    "IDLE_SLOTS_INTERVAL_S",
     "EndpointPoller",
     "PollSubject",
 ]
@@ -69,6 +74,8 @@ HEALTH_INTERVAL_MS = 200
 BUSY_SLOTS_INTERVAL_MS = 500
 #: How often /metrics is asked of a server whose /slots shows every slot idle (at each poll otherwise).
 IDLE_METRICS_INTERVAL_S = 10.0
+#: How often /slots is asked of a resting server whose output is read here (see the module docstring).
+IDLE_SLOTS_INTERVAL_S = 10.0
 
 _Pair = tuple[float | None, float | None]
 
@@ -178,6 +185,13 @@ class EndpointPoller(QObject):
         self.metrics_requests = 0
         """``/metrics`` requests sent for the gauges since construction (for tests and benchmarks)."""
         self._metrics_asked_at: float | None = None  # monotonic; None: not asked in this run
+        self.log_tells_activity = False
+        """The server's output is read here and shows each request as it begins (a server this app
+        started): an idle one rests (see the module docstring; :meth:`slot_activity`)."""
+        self._slots_asked_at: float | None = None  # monotonic; None: not asked in this run
+        self._activity = False  # a slot line since /slots was last asked
+        self._asked_on_activity = False  # the last /slots was asked after a slot line
+        self._resting = False  # the last poll left /slots out: the server is idle, as its log says
 
     @property
     def polling(self) -> bool:
@@ -188,6 +202,7 @@ class EndpointPoller(QObject):
         """Poll this server from now on."""
         self.endpoint, self.api_key, self.monitors = endpoint, api_key, monitors
         self.auth_refused = None
+        self.log_tells_activity = False  # the owner says so for a run whose output it reads
         if endpoint.local:  # a proxy from the environment must never see requests to this machine
             self._nam.setProxy(QNetworkProxy(QNetworkProxy.ProxyType.NoProxy))
 
@@ -204,6 +219,8 @@ class EndpointPoller(QObject):
         self._ended, self._counters = [], None
         self._ended_at.clear()
         self._metrics_asked_at = None
+        self._slots_asked_at = None
+        self._activity = self._resting = False
         self._backoff(answered=True)
 
     @property
@@ -238,6 +255,18 @@ class EndpointPoller(QObject):
     def add_request(self, record: FinishedRequest) -> None:
         """A request finished now (its record was read from the log): its tokens count at once."""
         self.meter.add_request(time.monotonic(), record)
+
+    def slot_activity(self) -> None:
+        """The server's output showed a slot line (a request began, went on or ended).
+
+        A resting server is asked ``/slots`` at once: its answer shows the busy slot, and the polls
+        follow it from there (every poll, and every :data:`BUSY_SLOTS_INTERVAL_MS` while busy).
+        """
+        self._activity = True
+        if self._resting:
+            self._resting = False
+            if self._subject.state is InstanceState.RUNNING and self._slots_supported:
+                self._request_slots()
 
     def cancel(self) -> None:
         """No more requests, and no reply of those on their way is taken.
@@ -288,13 +317,28 @@ class EndpointPoller(QObject):
                 sent.add("metrics")
             # one on its way (asked while busy) is waited for too: the figures take the freshest
             wanted = self._slots_supported and (not self.slots_when_busy or self._gauges_busy())
-            if wanted and (self._request_slots() or "slots" in self._in_flight):
+            self._resting = wanted and self._may_rest()
+            if wanted and not self._resting and (self._request_slots() or "slots" in self._in_flight):
                 sent.add("slots")
             elif self.slots_when_busy and self._slots[1] is not None:
                 self._slots = (0.0, self._slots[1])  # idle, as /metrics says: no slot busy
         self._tick_pending = sent
         if not sent:
             self._publish()
+
+    def _may_rest(self) -> bool:
+        """Whether this poll may leave ``/slots`` out (:attr:`log_tells_activity`, see the module
+        docstring): every slot idle at the last answer, no slot line since, the rates at 0, and
+        ``/slots`` asked less than :data:`IDLE_SLOTS_INTERVAL_S` ago."""
+        if not self.log_tells_activity or self._activity or self._slots[0] != 0:
+            return False
+        asked = self._slots_asked_at
+        if asked is None or time.monotonic() - asked >= IDLE_SLOTS_INTERVAL_S:
+            return False
+        if "slots" in self._in_flight:
+            return False
+        rates = self.meter.reading(time.monotonic())
+        return not rates.generation_tps and not rates.prompt_tps
 
     def _gauges_busy(self) -> bool:
         """Whether the latest ``/metrics`` told of a request processing or waiting."""
@@ -322,6 +366,8 @@ class EndpointPoller(QObject):
         if not self._request("/slots", "slots", auth=True):
             return False
         self.slots_requests += 1
+        self._slots_asked_at = time.monotonic()
+        self._asked_on_activity, self._activity = self._activity, False
         if self._busy_timer.isActive():
             self._busy_timer.start()  # the next one 0.5 s after this one, not just after a poll's
         return True
@@ -422,6 +468,10 @@ class EndpointPoller(QObject):
                     if self._ended and not (self._metrics_supported and self._request_counters()):
                         self._tell_ended(None)
                 busy = sum(1 for reading in readings if reading.processing)
+                quiet = not (self._activity or self._asked_on_activity)
+                if busy and self.log_tells_activity and quiet and self._slots[0] == 0:
+                    # a request the output did not show (its lines are off): no more resting
+                    self.log_tells_activity = False
                 self._slots = (float(busy), float(len(readings)))
                 if not busy and self._gauges[0] is not None and "metrics" not in self._tick_pending:
                     self._gauges = (0.0, 0.0)  # no slot busy: nothing processing, nothing waiting
@@ -480,6 +530,9 @@ class EndpointPoller(QObject):
         cpu, rss, vram = self._proc_figures
         running = subject.state is InstanceState.RUNNING
         rates = self.meter.reading(time.monotonic()) if running else Throughput()
+        if running and self._resting:
+            # idle, as the last /slots and the output since say (the meter's snapshot may be stale)
+            rates = Throughput(generation_tps=0.0, prompt_tps=0.0)
         if running and self.slots_when_busy and self._gauges[0] == 0 and not self._gauges_busy():
             # not asking /slots while idle: /metrics' gauges say nothing is generating
             rates = Throughput(

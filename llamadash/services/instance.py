@@ -167,6 +167,7 @@ class ServerInstance(InstanceFacts):
             on_file_problem=self.logFileProblem.emit,
             on_record=self.requestRecorded.emit,
             model=name,
+            on_slot_line=lambda: self._poller.slot_activity(),
         )
         self._poller = EndpointPoller(
             self,
@@ -329,6 +330,7 @@ class ServerInstance(InstanceFacts):
         self._pipe.begin_run()
         self._poller.aim(self._endpoint, plan.api_key, monitors=False)
         self._poller.begin()
+        self._poller.log_tells_activity = plan.counts_requests  # its output is read here, slot lines too
         warnings = [f"=== llamadash: warning: {warning} ===" for warning in plan.warnings]
         self._pipe.note([f"=== llamadash: starting {' '.join(plan.argv)} ===", *warnings])
         self._run_is_restart = automatic

@@ -74,6 +74,8 @@ class OutputPipe:
         on_progress: Called with (fraction 0..1 or ``None``, stage) when the load progress changes.
         on_file_problem: Called with why the log file cannot be written, once per failure
             episode, and with "" once it is written again.
+        on_slot_line: Called once per chunk of output that held a slot line (``| task``): a request
+            began, went on or ended.
     """
 
     def __init__(
@@ -90,7 +92,9 @@ class OutputPipe:
         on_file_problem: Callable[[str], None],
         on_record: Callable[[RequestRecord], None] | None = None,
         model: str | None = None,
+        on_slot_line: Callable[[], None] | None = None,
     ) -> None:
+        self._on_slot_line = on_slot_line
         self._lines: collections.deque[str] = collections.deque(maxlen=max(1, buffer_lines))
         self._splitter = LineSplitter()
         self._logfile = RotatingLogFile(log_path, log_max_bytes, log_backups) if log_path else None
@@ -217,6 +221,8 @@ class OutputPipe:
             elif SPAWN_MARK in line:  # the router names a model's port
                 requests.feed(line)
             on_line(line)
+        if read_at_ms is not None and self._on_slot_line is not None:
+            self._on_slot_line()
 
     def _hand_on(self, records: list[RequestRecord]) -> None:
         if self._on_record is not None:

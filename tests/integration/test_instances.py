@@ -472,25 +472,8 @@ def test_requests_per_minute_and_tokens_per_second(qtbot, manager: InstanceManag
     assert idle.cpu_percent is not None and idle.rss_mb is not None and idle.rss_mb > 1
 
 
-def test_an_idle_instance_is_asked_metrics_seldom_and_a_busy_one_at_each_poll(
-    qtbot, manager: InstanceManager, add_model
-):
-    """Idle: one request a poll (/slots), the gauges read 0; busy: /metrics again at each poll, and
-    the tokens/s and the gauges show the request within a second of its start."""
-    add_model("quiet")
-    inst = manager.start("quiet")
-    wait_state(qtbot, inst, InstanceState.RUNNING)
-    poller = inst._poller
-    qtbot.waitUntil(lambda: inst.figures.total_slots is not None, timeout=10_000)
-    slots, metrics = poller.slots_requests, poller.metrics_requests
-    qtbot.wait(2_500)  # 10 polls at 0.25 s
-    assert poller.slots_requests - slots >= 5
-    assert poller.metrics_requests - metrics <= 1  # every IDLE_METRICS_INTERVAL_S only
-    assert inst.figures.requests_processing == 0.0 and inst.figures.requests_deferred == 0.0
-    assert inst.figures.busy_slots == 0.0
-
-    figures: list[InstanceFigures] = []
-    inst.figuresChanged.connect(figures.append)
+def _busy_until(inst, figures: list[InstanceFigures], qtbot) -> float:
+    """Send completions back to back until the figures show one processing; seconds that took."""
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -502,20 +485,65 @@ def test_an_idle_instance_is_asked_metrics_seldom_and_a_busy_one_at_each_poll(
             errors.append(exc)
 
     sender = threading.Thread(target=send)
-    metrics = poller.metrics_requests
     started = time.monotonic()
     sender.start()
     try:
         qtbot.waitUntil(lambda: any(f.requests_processing == 1.0 for f in figures), timeout=10_000)
         seen_after = time.monotonic() - started
         qtbot.waitUntil(lambda: any((f.generation_tokens_per_s or 0) > 0 for f in figures), timeout=10_000)
-        busy_polls = poller.metrics_requests - metrics
-        assert busy_polls >= 1  # busy: /metrics is asked again
     finally:
         stop.set()
         sender.join(60)
     assert not errors
-    assert seen_after < 5  # generous under load; about two polls on a quiet machine
+    return seen_after
+
+
+def test_an_idle_instance_rests_and_wakes_at_the_first_line_of_a_request(
+    qtbot, manager: InstanceManager, add_model
+):
+    """Idle (its log read here): /slots and /metrics every 10 s at most, the figures read 0; a
+    request's first log line brings /slots at once, then /metrics and /slots at each poll."""
+    add_model("quiet")
+    inst = manager.start("quiet")
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    poller = inst._poller
+    assert poller.log_tells_activity
+    qtbot.waitUntil(lambda: inst.figures.total_slots is not None, timeout=10_000)
+    qtbot.wait(1_000)  # the rates settle at 0: the polls rest from here
+    slots, metrics = poller.slots_requests, poller.metrics_requests
+    figures: list[InstanceFigures] = []
+    inst.figuresChanged.connect(figures.append)
+    qtbot.wait(2_500)  # 10 polls at 0.25 s
+    assert len(figures) >= 5  # the figures go on at each poll (CPU, memory)
+    assert poller.slots_requests - slots <= 1  # every IDLE_SLOTS_INTERVAL_S only
+    assert poller.metrics_requests - metrics <= 1  # every IDLE_METRICS_INTERVAL_S only
+    idle = figures[-1]
+    assert idle.requests_processing == 0.0 and idle.requests_deferred == 0.0 and idle.busy_slots == 0.0
+    assert idle.generation_tokens_per_s == 0.0 and idle.prompt_tokens_per_s == 0.0  # never "unknown"
+
+    metrics = poller.metrics_requests
+    seen_after = _busy_until(inst, figures, qtbot)
+    assert poller.metrics_requests - metrics >= 1  # busy: /metrics is asked again
+    assert seen_after < 5  # generous under load; about one poll on a quiet machine
+    assert poller.log_tells_activity  # each request showed in the log: still resting when idle
+
+
+def test_an_instance_whose_log_hides_requests_is_asked_slots_at_each_poll(
+    qtbot, manager: InstanceManager, add_model
+):
+    """With --log-disable the log tells nothing: /slots at each poll, as for a server not started here."""
+    add_model("silent", log_disable=True)
+    inst = manager.start("silent")
+    wait_state(qtbot, inst, InstanceState.RUNNING)
+    poller = inst._poller
+    assert not poller.log_tells_activity
+    qtbot.waitUntil(lambda: inst.figures.total_slots is not None, timeout=10_000)
+    slots = poller.slots_requests
+    qtbot.wait(2_500)  # 10 polls at 0.25 s
+    assert poller.slots_requests - slots >= 5
+    figures: list[InstanceFigures] = []
+    inst.figuresChanged.connect(figures.append)
+    assert _busy_until(inst, figures, qtbot) < 5
 
 
 def test_attach_an_external_server_by_url(
