@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the modules themselves are imported once the QApplication e
     from llamadash.core.metrics.nvml import Nvml
     from llamadash.services.manager import InstanceManager
     from llamadash.services.protocols import Manager
+    from llamadash.services.rpc_workers import WorkerService
 
 _log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         (the user has been told why).
     """
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
     from llamadash.ui.import_scan import forget_scanned_sources, skip_source_scan
 
@@ -129,7 +130,6 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from llamadash.core.metrics import MetricsCollector
     from llamadash.services.sampler import MetricsSampler
     from llamadash.ui.icons import app_icon
-    from llamadash.ui import worker_start, workers_view
     from llamadash.ui.library_controller import LibraryController
     from llamadash.ui.main_window import MainWindow
 
@@ -194,9 +194,25 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     library = LibraryController(window, db, data_dir)  # the Library tab and the Configuration dock
     gui = Gui(app=app, window=window, sampler=sampler, manager=None, data_dir=data_dir, db_path=db_path)
     gui.single_instance = guard
-    gui.workers = workers_view.install(window, data_dir, library.service)  # the Workers tab
-    window.tray_controller.set_workers(gui.workers)  # running workers in the tray's tooltip
-    worker_start.install(window, gui.workers)  # Start asks to start a model's stopped workers first
+
+    def workers_service() -> WorkerService:
+        """The RPC workers' service, made as the services start (or when the Workers tab is made
+        first): its modules and psutil's are not needed for the first paint."""
+        if gui.workers is None:
+            from llamadash.ui import worker_start, workers_view
+
+            gui.workers = workers_view.make_service(data_dir)
+            window.tray_controller.set_workers(gui.workers)  # running workers in the tray's tooltip
+            worker_start.install(window, gui.workers)  # Start asks to start a model's stopped workers
+        return gui.workers
+
+    def make_workers_tab() -> QWidget:
+        from llamadash.ui import workers_view
+
+        return workers_view.make_view(window, workers_service(), library.service)
+
+    # made after the first paint, like the other hidden tabs (window.lazy_tabs.widget("workers"))
+    window.lazy_tabs.add("workers", "Workers", make_workers_tab)
     guard.showRequested.connect(window.show_from_tray)
     window.settingsChanged.connect(_start_at_login_follower(settings.start_at_login))
 
@@ -213,6 +229,7 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
         if gui.services_started:
             return
         gui.services_started = True
+        workers_service()
         manager = _make_manager(data_dir, collector.nvml)
         manager.eventOccurred.connect(record)
         window.set_manager(manager)

@@ -52,7 +52,8 @@ __all__ = [
     "LocalWorkerDialog",
     "RemoteWorkerDialog",
     "WorkersView",
-    "install",
+    "make_service",
+    "make_view",
 ]
 
 COLUMNS = ("Name", "Kind", "Endpoint", "State", "Warning", "Details")
@@ -650,19 +651,21 @@ def _warning_brush() -> Any:
     return QBrush(QColor(WARNING_STYLE))
 
 
-def install(window: Any, data_dir: Path, library: Any) -> WorkerService:
-    """Add the Workers tab to ``window`` (made when first shown or after the first paint, see
-    :class:`~llamadash.ui.lazy_tabs.LazyTabs`); returns the service that runs the workers at once.
+def make_service(data_dir: Path) -> WorkerService:
+    """The service that runs this data directory's local workers (logs under ``data_dir``)."""
+    return WorkerService(data_dir=data_dir, rpc_server=workers.configured_rpc_server)
+
+
+def make_view(window: Any, service: WorkerService, library: Any) -> WorkersView:
+    """The Workers tab's view of ``service``.
 
     Args:
-        window: The main window.
-        data_dir: The data directory (worker logs).
+        window: The main window (its models are refreshed after an assignment).
+        service: The workers' service.
         library: The :class:`~llamadash.core.library_service.Library` that sets a model's ``--rpc``.
     """
     from llamadash.core import database as db
     from llamadash.core.params import COLUMN
-
-    service = WorkerService(data_dir=data_dir, rpc_server=workers.configured_rpc_server)
 
     def names() -> list[str]:
         return [str(m["name"]) for m in db.get_models()]
@@ -675,11 +678,6 @@ def install(window: Any, data_dir: Path, library: Any) -> WorkerService:
             return f"{model} runs on this machine only at its next start (--rpc cleared)"
         return f"{model} runs across {', '.join(endpoints)} at its next start (--rpc {','.join(endpoints)})"
 
-    def make() -> WorkersView:
-        view = WorkersView(service, model_names=names, assign=assign)
-        view.setObjectName("workersView")
-        return view
-
-    # made after the first paint, like the other hidden tabs (window.lazy_tabs.widget("workers"))
-    window.lazy_tabs.add("workers", "Workers", make)
-    return service
+    view = WorkersView(service, model_names=names, assign=assign)
+    view.setObjectName("workersView")
+    return view
