@@ -69,9 +69,14 @@ __all__ = [
 REDRAW_INTERVAL_MS = 250
 #: A visible plot is redrawn once its time axis has moved this many pixels (its readout at once).
 PLOT_STEP_PIXELS = 2
-#: The longest a visible plot waits for a redraw: also how long one waits whose new points all lie
-#: within :data:`PLOT_STEP_PIXELS` of the values it shows (an idle chart: only its time axis moves).
+#: The longest a visible plot whose values changed waits for a redraw.
 MAX_PLOT_STEP_S = 5.0
+#: A visible plot whose new points all lie within :data:`PLOT_STEP_PIXELS` of the values it shows
+#: (an idle chart: only its time axis moves) waits until that axis moved this many pixels ...
+IDLE_PLOT_STEP_PIXELS = 8
+#: ... or this many seconds, whichever comes first (a short time window scrolls smoothly, a long one
+#: is not repainted for a shift nobody sees: a flat chart of 10 minutes moves 8 px in ~9 s).
+IDLE_PLOT_STEP_S = 10.0
 #: How many of the last steps of the history tell the interval it was saved at.
 HISTORY_SPACING_STEPS = 5
 #: Curve width in pixels: 1 px lines are drawn on a fast path that wider ones miss.
@@ -418,7 +423,8 @@ class ChartView(QWidget):
         """Series ``key`` got a new point: the plot is dirty; :attr:`changed` when it would show.
 
         A point within :data:`PLOT_STEP_PIXELS` of the value drawn last (a flat idle line) moves
-        nothing but the time axis, so the plot may wait :data:`MAX_PLOT_STEP_S` for it.
+        nothing but the time axis, so the plot may wait :data:`IDLE_PLOT_STEP_PIXELS` of it
+        (:data:`IDLE_PLOT_STEP_S` at most).
         """
         self._dirty = True
         if self.changed:
@@ -432,7 +438,10 @@ class ChartView(QWidget):
 
     def wait_s(self, window_s: float) -> float:
         """How long after its last redraw the plot is due again (see :attr:`changed`)."""
-        return self.plot_step_s(window_s) if self.changed else MAX_PLOT_STEP_S
+        if self.changed:
+            return self.plot_step_s(window_s)
+        width = max(1, self.plot_page.width())
+        return min(IDLE_PLOT_STEP_S, max(REDRAW_INTERVAL_MS / 1000, IDLE_PLOT_STEP_PIXELS * window_s / width))
 
     @property
     def has_plot(self) -> bool:

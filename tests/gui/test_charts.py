@@ -16,6 +16,8 @@ from llamadash.core.metrics import GpuReading, Sample
 from llamadash.ui.charts import (
     CHART_SPECS,
     GPU_COLUMNS,
+    IDLE_PLOT_STEP_PIXELS,
+    IDLE_PLOT_STEP_S,
     MAX_PLOT_STEP_S,
     REDRAW_INTERVAL_MS,
     TOKENS_CHART,
@@ -323,7 +325,7 @@ def test_redraws_are_throttled(board, clock, qtbot):
 
 
 def test_a_flat_line_waits_for_the_longest_step_and_a_change_is_drawn_at_the_usual_one(board, clock, qtbot):
-    """An idle chart (its new points within 2 px of those drawn) is redrawn every 5 s only; a value
+    """An idle chart (its new points within 2 px of those drawn) waits for its time axis to move 8 px; a value
     that moves the line, even one that comes back, is drawn at the usual step."""
     dock = board.docks["cpu"]
     dock.resize(1300, 300)  # the time axis moves 2 px in about a second
@@ -338,6 +340,11 @@ def test_a_flat_line_waits_for_the_longest_step_and_a_change_is_drawn_at_the_usu
         clock.now[0] = NOW_S + i
         board.add_sample(row(NOW_S + i, cpu_usage=30.1))
     assert view.dirty and not view.changed
+    # a flat line waits for its time axis to move 8 px: ~3.7 s over this width, 10 s at most ...
+    width = view.plot_page.width()
+    assert view.wait_s(600) == pytest.approx(IDLE_PLOT_STEP_PIXELS * 600 / width) and step < view.wait_s(600)
+    assert view.wait_s(3600) == IDLE_PLOT_STEP_S
+    assert view.wait_s(60) < step  # ... and a short window still scrolls smoothly
     qtbot.wait(round(step * 1000) + 300)
     board._on_timer()
     assert board.redraw_count == drawn  # only the time moved: it waits
