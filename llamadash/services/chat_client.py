@@ -104,7 +104,9 @@ class ChatRequest(QObject):
         qurl = QUrl(self.url + "/v1/chat/completions")
         if not self.url or not qurl.isValid() or not qurl.host():
             self._over = True
-            QTimer.singleShot(0, lambda: self.failed.emit("the server is not running (it has no address)"))
+            QTimer.singleShot(
+                0, self, lambda: self.failed.emit("the server is not running (it has no address)")
+            )
             return
         if connect_host(qurl.host()) in ("127.0.0.1", "::1", "localhost"):
             self._nam.setProxy(QNetworkProxy(QNetworkProxy.ProxyType.NoProxy))

@@ -241,7 +241,7 @@ class EndpointPoller(QObject):
 
     def poll_soon(self) -> None:
         """Poll at the next event-loop turn."""
-        QTimer.singleShot(0, self.poll)
+        QTimer.singleShot(0, self, self.poll)
 
     def start_health_checks(self) -> None:
         """Ask ``/health`` now and every 200 ms while the instance loads."""

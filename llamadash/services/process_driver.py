@@ -251,7 +251,7 @@ class ManagedProcess(ProcessDriver):
             return  # the owner waited for the end while handling the output
         if process.bytesAvailable() > 0:
             self._drain_scheduled = True
-            QTimer.singleShot(0, self._drain)
+            QTimer.singleShot(0, self, self._drain)
         elif self._exit is not None:
             self._finish(*self._exit)
 

@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
         self.editor_widget: QWidget | None = None
         self._heights_before_editor: list[int] | None = None
         self._describe_thread: threading.Thread | None = None  # asks llama-server what it is
+        self._background_halted = False  # set at quit: no llama-server check starts after it
         # without an NVIDIA GPU the four GPU charts fold into one compact note (and back when one shows)
         self._gpu_folded: list[ChartDock] = []
         self.workspace.currentChanged.connect(self._fit_workspace)
@@ -273,10 +274,10 @@ class MainWindow(QMainWindow):
         self.firstPainted.connect(lambda: self._fold_gpu_charts(self.board.has_gpu))
         # Asking llama-server which build it is runs Python on a thread (sharing the interpreter
         # lock) and maybe a process: not while the window is being built and painted.
-        self.firstPainted.connect(lambda: QTimer.singleShot(1000, self._describe_binary_later))
+        self.firstPainted.connect(lambda: QTimer.singleShot(1000, self, self._describe_binary_later))
         # the tabs behind Instances, one at a time once the window is up (a click finds them made)
         self.firstPainted.connect(
-            lambda: QTimer.singleShot(MAKE_TABS_AFTER_MS, self.lazy_tabs.make_all_in_turns)
+            lambda: QTimer.singleShot(MAKE_TABS_AFTER_MS, self, self.lazy_tabs.make_all_in_turns)
         )
 
     def set_manager(self, manager: Manager) -> None:
@@ -361,7 +362,7 @@ class MainWindow(QMainWindow):
         super().paintEvent(event)
         if not self._painted:
             self._painted = True
-            QTimer.singleShot(0, self.firstPainted.emit)  # after this paint has reached the screen
+            QTimer.singleShot(0, self, self.firstPainted.emit)  # after this paint has reached the screen
 
     # ------------------------------------------------------------------------------------------------
     # the tabs made when first shown
@@ -795,7 +796,7 @@ class MainWindow(QMainWindow):
         if self.tray is None and (self.settings.start_minimized or self.settings.close_to_tray):
             # Said once at start: the user asked for the tray and there is none.
             QTimer.singleShot(
-                0, lambda: self.statusBar().showMessage(self.tray_controller.fallback_message, 15000)
+                0, self, lambda: self.statusBar().showMessage(self.tray_controller.fallback_message, 15000)
             )
 
     def show_from_tray(self) -> None:
@@ -1008,7 +1009,9 @@ class MainWindow(QMainWindow):
     # llama-server build, about
 
     def _describe_binary_later(self) -> None:
-        info = _BinaryInfo()
+        if self._background_halted:
+            return  # the window was shut down before its second was up: nothing may start now
+        info = _BinaryInfo(self)  # deleted with the window, on this thread, never on the worker's
         info.done.connect(self._on_binary_described)
         path, cache = self.settings.llama_server_path, self.data_dir / "cache"
         self._binary_info = info  # kept alive until the thread has answered
@@ -1028,11 +1031,12 @@ class MainWindow(QMainWindow):
         self._describe_thread.start()
 
     def wait_for_background(self, timeout_s: float = 5.0) -> bool:
-        """Wait (bounded) for the window's worker thread to end; whether it has.
+        """Start no llama-server check from now on, and wait (bounded) for one under way; whether it ended.
 
         Called when the application quits, so that no thread of ours still runs Python while Qt and
         the interpreter are torn down (a window closed within a second of its first paint crashed so).
         """
+        self._background_halted = True  # a check still to come (its timer) will not start
         thread = self._describe_thread
         if thread is None:
             return True

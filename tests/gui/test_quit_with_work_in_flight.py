@@ -49,3 +49,24 @@ def test_with_nothing_in_flight_quitting_does_not_wait(qtbot, db: Path):
     begun = time.monotonic()
     assert window.wait_for_background(5.0)
     assert time.monotonic() - begun < 1.0
+
+
+def test_a_window_quit_within_its_first_second_starts_no_check_afterwards(qtbot, db: Path, monkeypatch):
+    """The check waits a second after the first paint; quitting before then cancels it for good.
+
+    A check started after the quit ran beside the next window (a test's, or the app's own teardown):
+    its thread asked for a database already closed and answered a window already deleted (a crash).
+    """
+    calls: list[str] = []
+    monkeypatch.setattr(
+        main_window_module,
+        "describe_binary",
+        lambda path, cache=None: (calls.append(path), (True, path, "b1"))[1],
+    )
+    window = MainWindow(store=database, db_path=db, load_models=database.get_models, restore_layout=False)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.firstPainted, timeout=10_000):
+        window.show()
+    assert window.wait_for_background(5.0)  # the quit, at once: the check's second is not up
+    qtbot.wait(1500)
+    assert window._describe_thread is None and calls == []
