@@ -42,6 +42,26 @@ def llama_server() -> Path:
         pytest.fail(f"{exc}. Install the test extra (see README) or set LLAMA_SERVER_BIN.", pytrace=False)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item):
+    """After pytest-qt's teardown: delete now what the test deleted with ``deleteLater()``.
+
+    pytest-qt closes a test's widgets and calls ``deleteLater()`` on them, but its ``processEvents()``
+    at the top level does not run deferred deletions. A window left so stayed alive, its timers
+    running, until some later test's ``qtbot.wait()``: then its delayed work (a thread asking
+    llama-server what it is) and its deletion happened in that other test, at a random time (a
+    segmentation fault in CI). Deleted here, a window goes within its own test.
+    """
+    result = yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    app = QCoreApplication.instance()
+    if app is not None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        app.processEvents()
+    return result
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: everything must run there."""
     if os.environ.get("CI") and exitstatus == 0:
