@@ -58,11 +58,12 @@ def test_a_window_quit_within_its_first_second_starts_no_check_afterwards(qtbot,
     its thread asked for a database already closed and answered a window already deleted (a crash).
     """
     calls: list[str] = []
-    monkeypatch.setattr(
-        main_window_module,
-        "describe_binary",
-        lambda path, cache=None: (calls.append(path), (True, path, "b1"))[1],
-    )
+
+    def describe(path: str, _cache: Path | None = None) -> tuple[bool, str, str]:
+        calls.append(path)
+        return True, path, "llama-server b1"
+
+    monkeypatch.setattr(main_window_module, "describe_binary", describe)
     window = MainWindow(store=database, db_path=db, load_models=database.get_models, restore_layout=False)
     qtbot.addWidget(window)
     with qtbot.waitSignal(window.firstPainted, timeout=10_000):
