@@ -41,7 +41,7 @@ from typing import Any
 import psutil
 
 from llamadash.core import database as db
-from llamadash.core import library
+from llamadash.core import library, proc_children
 from llamadash.core.llama_server import METADATA_KEY as BINARY_METADATA_KEY
 from llamadash.core.params import COLUMN, DEFAULT_HOST, load_schema
 from llamadash.core.states import ACTIVE_STATES
@@ -642,7 +642,7 @@ def reset_stale_statuses(live_models: Iterable[str]) -> list[str]:
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
+        return [root, *proc_children.children(root)]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return []
 

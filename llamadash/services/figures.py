@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from llamadash.core import proc_children
 from llamadash.core.metrics import Nvml
 
 __all__ = ["NO_FIGURES", "InstanceFigures", "ProcessTreeStats", "VramReadings", "tree_vram_mb"]
@@ -99,9 +100,10 @@ def _int_or_none(value: float | None) -> int | None:
 NO_FIGURES = InstanceFigures()
 
 
-#: How often the process tree is walked again for new child processes, in seconds. psutil finds
+#: How often the process tree is walked again for new child processes, in seconds. psutil found
 #: children by reading /proc/*/stat of every process on the machine (4 ms a poll under cProfile,
-#: the dashboard's largest idle cost with two instances); llama-server rarely starts any.
+#: the dashboard's largest idle cost with two instances); :mod:`llamadash.core.proc_children` reads
+#: the server's own per-thread lists instead, and llama-server rarely starts any.
 CHILDREN_RESCAN_S = 10.0
 
 
@@ -132,7 +134,7 @@ class ProcessTreeStats:
             known_root = self._procs.get(pid)
             root = known_root or psutil.Process(pid)
             if known_root is None or now >= self._rescan_at:
-                tree = [root, *root.children(recursive=True)]
+                tree = [root, *proc_children.children(root)]
                 self._rescan_at = now + CHILDREN_RESCAN_S
             else:
                 tree = list(self._procs.values())

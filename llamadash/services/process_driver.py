@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import psutil
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, QUrl
 
+from llamadash.core import proc_children
 from llamadash.core.launch import LaunchError, LaunchPlan
 from llamadash.core.pidfile import InstanceRecord, connect_host
 
@@ -137,7 +138,7 @@ class ProcessDriver(QObject):
         children: list[psutil.Process] = []
         if pid is not None:
             with contextlib.suppress(psutil.Error):
-                children = psutil.Process(pid).children(recursive=True)
+                children = proc_children.children(psutil.Process(pid))
         kill_root()
         for child in children:  # router mode's per-model servers, or anything the server spawned
             with contextlib.suppress(psutil.Error):
@@ -317,7 +318,7 @@ class AdoptedProcess(ProcessDriver):
             self.kill()
         else:
             try:
-                for child in self._proc.children(recursive=True):
+                for child in proc_children.children(self._proc):
                     child.terminate()
                 self._proc.terminate()
             except psutil.Error:

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import psutil
 from PySide6.QtCore import QObject
 
+from llamadash.core import proc_children
 from llamadash.core.requests_log import RequestRecord
 from llamadash.core.router import RouterModel
 from llamadash.core.states import InstanceState
@@ -45,7 +46,7 @@ def child_pid_of(router_pid: int | None, name: str) -> int | None:
     if router_pid is None:
         return None
     try:
-        children = psutil.Process(router_pid).children()
+        children = proc_children.children(psutil.Process(router_pid), recursive=False)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
     for child in children:
