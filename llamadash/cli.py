@@ -831,12 +831,15 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path) 
         )
 
     manager.logLine.connect(on_line)
-    manager.stateChanged.connect(on_state)
     manager.logFileProblem.connect(on_log_file)
     restore = quit_on_signals(app)
     try:
-        manager.start(args.name)  # a refusal is a LaunchError: a user error
+        # The endpoint listens before llama-server starts (a taken port is refused with nothing
+        # started) and follows the states before on_state does: a scrape after the ready line sees
+        # the instance running (slots run in the order they were connected).
         with cli_remote.headless_monitoring(prometheus, manager, data_dir, err):
+            manager.stateChanged.connect(on_state)
+            manager.start(args.name)  # a refusal is a LaunchError: a user error
             app.exec()
     finally:
         restore()

@@ -210,7 +210,6 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
         say(f"{name}: {why}")
 
     manager.logLine.connect(on_line)
-    manager.stateChanged.connect(on_state)
     manager.router_models.modelsChanged.connect(on_models)
     manager.router_models.actionFailed.connect(on_refused)
     seen_stamp = [library_stamp()]
@@ -243,10 +242,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO, data_dir: Path
     library_timer.start()
     restore = quit_on_signals(app)
     try:
-        inst = manager.start_router(settings)  # a refusal is a LaunchError: a user error
-        for warning in inst.warnings:
-            say(f"warning: {warning}")
+        # As `run` does: the endpoint first, following the states before on_state reports them.
         with cli_remote.headless_monitoring(prometheus, manager, data_dir, err):
+            manager.stateChanged.connect(on_state)
+            inst = manager.start_router(settings)  # a refusal is a LaunchError: a user error
+            for warning in inst.warnings:
+                say(f"warning: {warning}")
             app.exec()
     finally:
         library_timer.stop()
