@@ -20,6 +20,7 @@ from PySide6.QtNetwork import QNetworkAccessManager, QNetworkProxy, QNetworkRepl
 
 from llamadash.core.chat_stream import ChatResult, ChatStream, error_message
 from llamadash.core.pidfile import connect_host
+from llamadash.services.replies import reply_body
 
 __all__ = ["IDLE_TIMEOUT_MS", "ChatRequest"]
 
@@ -140,7 +141,7 @@ class ChatRequest(QObject):
         reply = self._reply
         if reply is None or self._over:
             return
-        data = bytes(reply.readAll().data())
+        data = reply_body(reply)
         status = self._status()
         if status is not None and status >= 300:
             self._error_body += data  # an error's body is one JSON object, not events

@@ -58,6 +58,7 @@ from llamadash.core.throughput import (
 )
 from llamadash.services.figures import NO_FIGURES, InstanceFigures, ProcessTreeStats, tree_vram_mb
 from llamadash.services.process_driver import Endpoint
+from llamadash.services.replies import reply_body
 
 __all__ = [
     "BUSY_SLOTS_INTERVAL_MS",
@@ -408,7 +409,7 @@ class EndpointPoller(QObject):
             return
         status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
         status = int(status) if status is not None else None
-        body = bytes(reply.readAll().data())
+        body = reply_body(reply)
         if kind == "health":
             if self.backs_off:
                 self._backoff(answered=status is not None)

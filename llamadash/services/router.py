@@ -47,6 +47,7 @@ from llamadash.core.router import (
 from llamadash.core.router import plan_router as plan_router_pure
 from llamadash.services.launcher import locate_binary
 from llamadash.services.ports import check_port
+from llamadash.services.replies import reply_body
 
 __all__ = ["UNLOAD_DELAY_MS", "RouterWatcher", "plan_router_launch", "preset_path_of"]
 
@@ -66,11 +67,6 @@ def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
-
-
-def _body(reply: QNetworkReply) -> bytes:
-    """What ``reply`` brought; nothing when it was aborted (reading a closed reply makes Qt warn)."""
-    return bytes(reply.readAll().data()) if reply.isOpen() else b""
 
 
 def plan_router_launch(
@@ -258,7 +254,7 @@ class RouterWatcher(QObject):
         if status is not None and status != 200:
             return  # an error page: its end says what follows
         models: list[RouterModel] | None = self.models
-        for event in self._sse_buffer.feed(bytes(reply.readAll().data())):
+        for event in self._sse_buffer.feed(reply_body(reply)):
             self.sse_events += 1
             models = apply_event(models, event) if models is not None else None
         if models is None:
@@ -297,7 +293,7 @@ class RouterWatcher(QObject):
 
     def _on_action(self, reply: QNetworkReply, name: str) -> None:
         status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
-        body = _body(reply)
+        body = reply_body(reply)
         error = reply.errorString() if reply.error() != QNetworkReply.NetworkError.NoError else ""
         reply.deleteLater()
         if status == 200:
@@ -309,7 +305,7 @@ class RouterWatcher(QObject):
     def _on_models(self, reply: QNetworkReply, epoch: int) -> None:
         if reply is self._pending:
             self._pending = None
-        body = _body(reply)
+        body = reply_body(reply)
         status = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
         error = reply.errorString()
         reply.deleteLater()
