@@ -323,3 +323,27 @@ def test_headless_run_serves_prometheus_and_refuses_an_open_address_without_a_to
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_headless_run_with_a_taken_metrics_port_is_refused_before_llama_server_starts(
+    data_dir: Path, tiny_model: Path
+):
+    database.save_model(
+        {"name": "tiny", "type": "llama", "status": "stopped", "model_path": str(tiny_model), "ctx_size": 256,
+         "threads": 1, "port": free_port()}
+    )  # fmt: skip
+    database.release_connection()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        metrics_port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "llamadash", "--data-dir", str(data_dir), "run", "tiny",
+             "--prometheus", f"127.0.0.1:{metrics_port}"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot listen on http://127.0.0.1:{metrics_port}/metrics" in result.stderr
+    assert result.stdout == ""  # no llama-server output: it was never started
+    assert "is ready" not in result.stderr
