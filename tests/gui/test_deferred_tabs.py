@@ -134,6 +134,7 @@ DEFERRED_MODULES = (
     "llamadash.core.perf.fit",  # the fit parser (also the placement report's)
     "llamadash.services.router",  # the router's model watcher (no router runs)
     "llamadash.core.diagnosis",  # why a start failed: read when one did
+    "psutil",  # the disk reading's (CPU and memory come from /proc): at the first sample, on its thread
 )
 
 _FIRST_PAINT_SCRIPT = r"""

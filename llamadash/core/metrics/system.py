@@ -63,17 +63,24 @@ class SystemMetrics:
     ) -> None:
         self._proc: _ProcReadings | None = None
         if psutil_module is None:
-            import psutil
-
-            psutil_module = psutil
             # On Linux the two /proc files psutil parses are read straight (one pread each, two
             # lines looked up): 15 µs instead of psutil's 150 µs, the better part of a sample.
             self._proc = _ProcReadings.open()
-        self._psutil: Any = psutil_module
+        # psutil is then needed for the disk only: imported at the first reading (on the sampler's
+        # thread), not here, where the window makes this before its first paint (~10-20 ms).
+        self._psutil_module: Any = psutil_module
         self._clock = clock
         self.disk_path = Path(disk_path)
         self._last_cpu_call = self._clock()
         self._cpu_percent()  # the priming call; its value means nothing
+
+    @property
+    def _psutil(self) -> Any:
+        if self._psutil_module is None:
+            import psutil
+
+            self._psutil_module = psutil
+        return self._psutil_module
 
     @property
     def disk_path(self) -> Path:
