@@ -597,6 +597,11 @@ class MainWindow(QMainWindow):
                 dock.setVisible(False)
             if squeezed is not None:
                 self.resizeDocks(docks, squeezed_heights, Qt.Orientation.Vertical)
+                # resizeDocks applies sizes at the next layout pass: until then the docks stood at
+                # the normal heights just stored (a window that is not quitting showed them so).
+                layout = self.layout()
+                if layout is not None:
+                    layout.activate()
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         self.store.set_metadata(STATE_KEY, state)
         self.store.set_metadata(GEOMETRY_KEY, geometry)
