@@ -169,6 +169,12 @@ def child_app(data_dir: str) -> None:
         pass
     else:
         skip_source_scan()
+    try:
+        from llamadash.ui.pyqtgraph_import import import_pyqtgraph
+    except ImportError:  # a tree from before it
+        pass
+    else:
+        import_pyqtgraph()
     from llamadash.ui import main_window
 
     original_show = main_window.MainWindow.show

@@ -121,8 +121,10 @@ def build_gui(argv: Sequence[str]) -> Gui | int:
     from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
     from llamadash.ui.import_scan import forget_scanned_sources, skip_source_scan
+    from llamadash.ui.pyqtgraph_import import import_pyqtgraph
 
     skip_source_scan()  # before the imports below: PySide6 would read each module's source
+    import_pyqtgraph()  # before the window's modules: pyqtgraph without making every Qt class
     from llamadash.core import database as db
     from llamadash.core import events as events_mod
     from llamadash.core import paths

@@ -9,6 +9,12 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# pyqtgraph as the application imports it (llamadash.ui.pyqtgraph_import: its Qt mirrors forward to
+# PySide6), before any test module imports it: the tests run on what the window runs on.
+from llamadash.ui.pyqtgraph_import import import_pyqtgraph
+
+import_pyqtgraph()
+
 DATA = Path(__file__).parent / "data"
 
 

@@ -1,0 +1,83 @@
+"""pyqtgraph imported without making every Qt class (llamadash.ui.pyqtgraph_import)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pyqtgraph
+from PySide6 import QtWidgets
+
+from llamadash.ui.pyqtgraph_import import MIRRORS, import_pyqtgraph, is_forwarding
+
+PROBE = textwrap.dedent(
+    """
+    import sys
+    import PySide6.QtWidgets as W
+    from llamadash.ui import pyqtgraph_import as pgi
+
+    if sys.argv[1] == "forwarding":
+        pg = pgi.import_pyqtgraph()
+    elif sys.argv[1] == "broken":  # as with a pyqtgraph whose mirrors are elsewhere: the copy fails
+        pgi.MIRRORS = {"pyqtgraph.Qt.QtElsewhere": "PySide6.QtCore"}
+        pg = pgi.import_pyqtgraph()
+    else:
+        import pyqtgraph as pg
+    made = len(vars(W))  # the QtWidgets classes made so far (PySide6 makes them when first asked for)
+    mirror = pg.Qt.QtWidgets
+    assert mirror.QWizard is W.QWizard and "QWizard" in dir(mirror) and "QWizard" in dir(W)
+    app = W.QApplication([])
+    plot = pg.PlotWidget()
+    curve = plot.plot([0, 1, 2], [3, 1, 2])
+    plot.resize(200, 120)
+    image = plot.grab().toImage()
+    assert image.width() == 200 and curve.xData.tolist() == [0, 1, 2]
+    print(made, "QWizard" in vars(mirror), pgi.is_forwarding(), pgi._MirrorFinder in map(type, sys.meta_path))
+    """
+)
+
+
+def _probe(mode: str) -> tuple[int, str, str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr
+    made, copied, forwarding, finder_left = done.stdout.split()
+    return int(made), copied, forwarding, finder_left
+
+
+def test_the_usual_import_makes_every_widget_class():
+    made, copied, forwarding, _ = _probe("plain")
+    # what forwarding saves: if pyqtgraph or PySide6 stop doing this, this test says so
+    assert made > 150
+    assert (copied, forwarding) == ("True", "False")
+
+
+def test_with_forwarding_mirrors_only_the_classes_used_are_made_and_pyqtgraph_draws():
+    plain, _, _, _ = _probe("plain")
+    made, copied, forwarding, finder_left = _probe("forwarding")
+    assert made < plain / 2, (made, plain)
+    assert copied == "False"  # the mirror answers for QWizard without holding it
+    assert forwarding == "True"
+    assert finder_left == "False"  # the import hook is gone after the import
+
+
+def test_a_pyqtgraph_that_cannot_be_imported_so_is_imported_the_usual_way():
+    made, copied, forwarding, finder_left = _probe("broken")
+    assert (copied, forwarding, finder_left) == ("True", "False", "False")
+    assert made > 150
+
+
+def test_the_tests_run_on_forwarding_mirrors_and_a_second_call_changes_nothing():
+    assert is_forwarding()  # tests/conftest.py imports pyqtgraph as the application does
+    assert import_pyqtgraph() is pyqtgraph
+    for mirror, source in MIRRORS.items():
+        assert sys.modules[mirror].__name__ == mirror and source in sys.modules
+    assert pyqtgraph.Qt.QtWidgets.QMainWindow is QtWidgets.QMainWindow
+    assert pyqtgraph.QtCore.Signal is not None  # pyqtgraph's exports are its mirrors
