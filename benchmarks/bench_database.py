@@ -19,6 +19,8 @@ The two are called alternately, so that machine noise affects both alike.
   pruning itself costs.
 * ``get_requests(limit=1000)`` on those 100,000 rows (newest first); the plain side builds the
   same dicts.
+* ``get_models()`` of 50 models (the window reads them before its first paint); the plain side
+  builds dicts of the same rows with nothing converted.
 
 Targets: API within 3x of plain sqlite3, ``save_metrics`` and ``save_requests`` of one record
 under 1 ms median; pruning adds under 100 µs to a save plus 5 µs per row it drops (the table's
@@ -44,6 +46,7 @@ from llamadash.core.db import api
 from llamadash.core.db import checks
 from llamadash.core.db.models import (
     METRICS_COLUMNS,
+    MODEL_COLUMNS,
     METRICS_INPUT_COLUMNS,
     PRAGMAS,
     REQUEST_COLUMNS,
@@ -53,6 +56,7 @@ from llamadash.core.db.store import DAILY_TOTALS_RETENTION_DAYS, REQUESTS_SQL, D
 
 SQL = api.METRICS_SQL
 RETENTION_MS = 10 * 60_000
+MODELS = 50
 
 
 def sample(ts: int) -> dict[str, float | int]:
@@ -307,6 +311,35 @@ def bench_get_requests(workdir: Path, repeat: int) -> tuple[float, float]:
     return medians["api"], medians["raw"]
 
 
+def bench_get_models(workdir: Path, repeat: int) -> tuple[float, float]:
+    """``get_models()`` of 50 models (what the window reads before its first paint) vs plain sqlite3."""
+    path = workdir / "models.db"
+    store = Database(path, record_start=False)
+    for i in range(MODELS):
+        store.save_model(
+            {
+                "name": f"model-{i:02d}",
+                "type": "llama",
+                "status": "stopped",
+                "port": 9000 + i,
+                "model_path": f"/m/{i}.gguf",
+                "ctx_size": 4096,
+            }
+        )
+    conn = raw_connect(path)
+    select = f"SELECT {', '.join(chr(34) + c + chr(34) for c in MODEL_COLUMNS)} FROM models"
+
+    def raw_dicts() -> list[dict]:  # the same rows as dicts, nothing converted
+        rows = conn.execute(f"{select} ORDER BY created_at, id").fetchall()
+        return [dict(zip(MODEL_COLUMNS, row, strict=True)) for row in rows]
+
+    assert [m["name"] for m in raw_dicts()] == [m["name"] for m in store.get_models()]
+    medians = paired_medians_us({"api": store.get_models, "raw": raw_dicts}, repeat, 10)
+    store.close()
+    conn.close()
+    return medians["api"], medians["raw"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -352,6 +385,11 @@ def main() -> int:
         print(f"{label:44} {through_api:8.1f}us {raw:8.1f}us {through_api / raw:6.2f}x")
         if through_api > 3 * raw:
             failures.append("get_requests(limit=1000) is more than 3x plain sqlite3")
+        through_api, raw = bench_get_models(workdir, max(10, int(300 * scale)))
+        label = f"get_models(), {MODELS} models"
+        print(f"{label:44} {through_api:8.1f}us {raw:8.1f}us {through_api / raw:6.2f}x")
+        if through_api > 3 * raw:
+            failures.append("get_models() is more than 3x plain sqlite3")
     for failure in failures:
         print("MISSED TARGET:", failure)
     print("all targets met" if not failures else f"{len(failures)} target(s) missed")
