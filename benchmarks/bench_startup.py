@@ -154,11 +154,16 @@ def child_app(data_dir: str) -> None:
 
         profile = cProfile.Profile(time.process_time)
         profile.enable()
+    import llamadash.app as launcher
+
+    # What build_gui does first (the launcher imports PySide6 after it): the imports below are its.
+    startup_gc = getattr(launcher, "startup_gc", None)  # None: a tree from before it
+    if startup_gc is not None:
+        startup_gc.pause()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
     app._bench_profile = profile  # type: ignore[attr-defined]
-    import llamadash.app as launcher
 
     # The filter must be in place before the window shows; build_gui shows it, so patch show().
     # Importing the window's module here, before build_gui, must not cost what build_gui spares it
