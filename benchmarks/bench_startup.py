@@ -73,26 +73,42 @@ def _report_first_paint(app, window) -> None:
     Two times, because llamadash paints its window first and its plots in the next turn of the event
     loop: ``PAINTED`` is the first painted window, ``CHARTS`` the first painted chart (for the bare
     window both come with its one paint).
+
+    The probe wraps paint handlers that are Python already: the window class's ``paintEvent`` (the
+    bare window's is a Python subclass too) and pyqtgraph's ``GraphicsView.paintEvent`` (a plot's
+    viewport). An application-wide event filter would hand every event of every object to Python,
+    and PySide6 makes the Python class of each event type (with its enums) the first time it hands
+    one over: llamadash makes its Qt classes when first used (``llamadash/ui/pyqtgraph_import.py``)
+    while the bare window's pyqtgraph made them all at import, so such a probe cost llamadash alone
+    ~40-60 ms (10 launches each way).
     """
     import pyqtgraph as pg
-    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtCore import QTimer
 
-    class FirstPaint(QObject):
-        def __init__(self) -> None:
-            super().__init__()
-            self.window_seen = self.plot_seen = False
+    seen = {"window": False, "plot": False}
+    window_class = type(window)
+    window_paint = window_class.paintEvent
+    view_paint = pg.GraphicsView.paintEvent
 
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint and obj.isWidgetType() and obj.window() is window:
-                if not self.window_seen:
-                    self.window_seen = True
-                    QTimer.singleShot(
-                        0, lambda: print(f"PAINTED {time.time():.6f} {time.process_time():.6f}", flush=True)
-                    )
-                if not self.plot_seen and isinstance(obj.parent(), pg.GraphicsView):  # a plot's viewport
-                    self.plot_seen = True
-                    QTimer.singleShot(0, done)  # after this paint batch has been drawn
-            return False
+    def painted() -> None:
+        if not seen["window"]:
+            seen["window"] = True
+            QTimer.singleShot(
+                0, lambda: print(f"PAINTED {time.time():.6f} {time.process_time():.6f}", flush=True)
+            )
+
+    def paint(self, event):
+        window_paint(self, event)
+        if self is window:
+            painted()
+
+    def paint_view(self, event):  # also the window's first paint where no part of the window shows
+        result = view_paint(self, event)
+        if not seen["plot"] and self.window() is window:
+            painted()
+            seen["plot"] = True
+            QTimer.singleShot(0, done)  # after this paint batch has been drawn
+        return result
 
     def done() -> None:
         print(f"CHARTS {time.time():.6f} {time.process_time():.6f}", flush=True)
@@ -110,9 +126,8 @@ def _report_first_paint(app, window) -> None:
             return
         os._exit(0)  # the measurement is over; tearing down is not part of it
 
-    watcher = FirstPaint()
-    app.installEventFilter(watcher)
-    app._first_paint = watcher  # keep it alive
+    window_class.paintEvent = paint
+    pg.GraphicsView.paintEvent = paint_view
 
 
 def _open_tabs(app, window) -> None:
@@ -200,7 +215,12 @@ def child_bare() -> None:
     from PySide6.QtWidgets import QApplication, QMainWindow
 
     app = QApplication(sys.argv[:1])
-    window = QMainWindow()
+
+    class BareWindow(QMainWindow):  # a paintEvent in Python, as llamadash's window has
+        def paintEvent(self, event):
+            super().paintEvent(event)
+
+    window = BareWindow()
     window.setCentralWidget(pg.PlotWidget())
     window.resize(1440, 900)
     _report_first_paint(app, window)
