@@ -98,9 +98,9 @@ def _report_first_paint(app, window) -> None:
             )
 
     def paint(self, event):
-        window_paint(self, event)
-        if self is window:
+        if self is window:  # first: before what the window's own paintEvent queues for after it
             painted()
+        window_paint(self, event)
 
     def paint_view(self, event):  # also the window's first paint where no part of the window shows
         result = view_paint(self, event)
