@@ -18,7 +18,6 @@ and in one transaction, so a write that fails midway leaves the library as it wa
 
 from __future__ import annotations
 
-import configparser
 import json
 import re
 import shlex
@@ -339,6 +338,8 @@ def parse_presets(text: str, capabilities: Capabilities | None = None) -> list[d
     Raises:
         ModelFormatError: Not an INI, a version other than 1, an unknown key, or a bad value.
     """
+    import configparser  # for presets files only
+
     parser = configparser.ConfigParser(interpolation=None, default_section="\x00none", strict=True)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys keep their case (env names)
     try:

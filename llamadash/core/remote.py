@@ -24,11 +24,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from llamadash.core.requests_log import RequestRecord, RequestStatus
-from llamadash.core.throughput import SlotReading
+
+if TYPE_CHECKING:  # the pollers' readings: the module is theirs (not needed to start the window)
+    from llamadash.core.throughput import SlotReading
 
 __all__ = [
     "COUNTERS",

@@ -135,6 +135,10 @@ DEFERRED_MODULES = (
     "llamadash.services.router",  # the router's model watcher (no router runs)
     "llamadash.core.diagnosis",  # why a start failed: read when one did
     "psutil",  # the disk reading's (CPU and memory come from /proc): at the first sample, on its thread
+    "playhouse.migrate",  # only when the database needs a change (an upgrade, a new column)
+    "llamadash.core.throughput",  # the endpoint pollers' (after the services start)
+    "difflib",  # to word a "did you mean" error
+    "configparser",  # a presets file's
 )
 
 _FIRST_PAINT_SCRIPT = r"""

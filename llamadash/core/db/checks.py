@@ -7,7 +7,6 @@ schema, a metrics sample as the row to insert).
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import numbers
@@ -112,6 +111,8 @@ def _unknown_key_message(keys: list[str]) -> str:
         elif param is not None:
             hints.append(f"{short_repr(key)} is the column {short_repr(param.column)}")
         else:
+            import difflib  # only to word an error
+
             close = difflib.get_close_matches(key[:100], sorted(_MODEL_INPUT), n=1)
             if close:
                 hints.append(f"did you mean {short_repr(close[0])} instead of {short_repr(key)}?")
