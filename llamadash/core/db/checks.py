@@ -57,6 +57,7 @@ _MODEL_INPUT = frozenset(MODEL_COLUMNS) - {"id"}
 # ------------------------------------------------------------------------------------------------
 # metrics
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INF, _NEG_INF = math.inf, -math.inf
 
 
 def _metric_value(column: str, is_integer: bool, value: Any) -> Any:
@@ -85,11 +86,22 @@ def metrics_row(metrics: Mapping[str, Any]) -> list[Any]:
         raise DatabaseError(
             f"unknown metrics key(s): {', '.join(unknown)}; known keys: {', '.join(METRICS_INPUT_COLUMNS)}"
         )
-    row = []
+    row: list[Any] = []
+    append = row.append
     get = metrics.get
+    # The common values (None, a finite float, an int in range) are checked inline: once a second,
+    # a call per reading was most of what the API added to the bare sqlite3 save.
     for column, is_integer in _METRICS_KINDS:
         value = get(column)
-        row.append(None if value is None else _metric_value(column, is_integer, value))
+        kind = type(value)
+        if value is None:
+            append(None)
+        elif kind is float and _NEG_INF < value < _INF:  # not NaN, not infinite
+            append(round(value) if is_integer else value)
+        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+            append(value)
+        else:
+            append(_metric_value(column, is_integer, value))
     now = None
     if row[_TIMESTAMP_INDEX] is None:
         now = connection.now_ms()

@@ -265,6 +265,8 @@ class TestMetrics:
             ({"active_models": True}, "active_models must be a number"),
             ({"gpu_usage": [1]}, "gpu_usage must be a number"),
             ({"gpu_usage": math.inf}, "gpu_usage must be finite"),
+            ({"cpu_usage": -math.inf}, "cpu_usage must be finite"),
+            ({"active_models": -(2**63) - 1}, "active_models is too large"),
             ({"timestamp": "now"}, "timestamp must be a number"),
             ({"uptime": 2**70}, "uptime is too large"),
             ({"gpu_usage": 1e300 * 1e10}, "gpu_usage must be finite"),
