@@ -8,8 +8,9 @@ lazily, when first asked for, so that copy makes every one of them: measured on 
 never uses (``benchmarks/bench_startup.py``).
 
 :func:`import_pyqtgraph` imports pyqtgraph with its mirrors forwarding instead: each mirror gets a
-module ``__getattr__`` (PEP 562) that returns PySide6's object when a name is first asked for, and a
-``__dir__`` that lists PySide6's names too, while PySide6's modules list no names to the copy (their
+module ``__getattr__`` (PEP 562) that fetches PySide6's object when a name is first asked for and
+keeps it in the mirror (later uses are plain lookups, as with the copy), and a ``__dir__`` that
+lists PySide6's names too, while PySide6's modules list no names to the copy (their
 ``__dir__`` is swapped for the length of the import only, then put back). pyqtgraph's own
 additions to its mirrors are kept as it makes them. What pyqtgraph (and anything using its
 mirrors) gets for a name is the same object as before; only when it is made changes.
@@ -48,9 +49,11 @@ def _forward(module: ModuleType, source: ModuleType) -> None:
 
     def __getattr__(name: str) -> Any:
         try:
-            return getattr(source, name)
+            value = getattr(source, name)
         except AttributeError:
             raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}") from None
+        setattr(module, name, value)  # kept, as the copy did: the next use is a plain lookup
+        return value
 
     def __dir__() -> list[str]:
         return sorted(set(vars(module)) | set(dir(source)))
