@@ -174,6 +174,7 @@ def child_app(data_dir: str) -> None:
     # What build_gui does first (the launcher imports PySide6 after it): the imports below are its.
     startup_gc = getattr(launcher, "startup_gc", None)  # None: a tree from before it
     if startup_gc is not None:
+        startup_gc.freeze_at_resume = True  # as run_gui, which launches the window, sets it
         startup_gc.pause()
     from PySide6.QtWidgets import QApplication
 

@@ -74,3 +74,66 @@ def qtbot_box_closer(qtbot) -> None:
         QTimer.singleShot(50, close)
 
     QTimer.singleShot(50, close)
+
+
+def test_resuming_collects_once_so_what_was_made_meanwhile_is_old():
+    startup_gc.pause()
+    made = [[i] for i in range(200_000)]  # as the window's start makes objects by the hundred thousand
+    startup_gc.resume()
+    # all of them in the oldest generation: no later young or middle collection goes through them again
+    young = len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
+    assert young < 50_000, young
+    assert len(made) == 200_000 and gc.isenabled()
+
+
+def test_the_application_resumes_by_freezing_what_was_made_meanwhile():
+    startup_gc.freeze_at_resume = True
+    try:
+        before = gc.get_freeze_count()
+        startup_gc.pause()
+        made = [[i] for i in range(100_000)]
+        startup_gc.resume()
+        assert gc.get_freeze_count() >= before + 100_000  # no collection looks at them again
+        assert gc.isenabled() and len(made) == 100_000
+    finally:
+        startup_gc.freeze_at_resume = False
+        gc.unfreeze()  # this test process goes on collecting them
+
+
+def test_the_launched_window_freezes_at_resume(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import gc, os, sys
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        import llamadash.app as launcher
+        def check():
+            if not launcher.startup_gc.paused and gc.isenabled():
+                print("frozen", gc.get_freeze_count(), flush=True)
+                QApplication.quit()
+            else:
+                QTimer.singleShot(50, check)
+        real = launcher.build_gui
+        def build(argv):
+            gui = real(argv)
+            QTimer.singleShot(50, check)
+            return gui
+        launcher.build_gui = build
+        sys.exit(launcher.run_gui(["--data-dir", sys.argv[1]]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    word, count = done.stdout.split()
+    assert word == "frozen" and int(count) > 50_000  # the window's start, frozen once
