@@ -285,16 +285,18 @@ def _build_gui(argv: Sequence[str]) -> Gui | int:
         if gui.services_started:
             return
         gui.services_started = True
-        workers_service()
-        manager = _make_manager(data_dir, collector.nvml)
-        manager.eventOccurred.connect(record)
-        window.set_manager(manager)
-        library.set_manager(manager)
-        sampler.set_instance_stats(manager)
-        gui.manager = manager
-        sampler.start()
-        forget_scanned_sources()  # the window's modules are in: their source lines are not needed
-        startup_gc.resume()
+        try:
+            workers_service()
+            manager = _make_manager(data_dir, collector.nvml)
+            manager.eventOccurred.connect(record)
+            window.set_manager(manager)
+            library.set_manager(manager)
+            sampler.set_instance_stats(manager)
+            gui.manager = manager
+            sampler.start()
+            forget_scanned_sources()  # the window's modules are in: their source lines are not needed
+        finally:
+            startup_gc.resume()  # also when a service failed to start
 
     if args.minimized or settings.start_minimized:
         window.start_hidden()
