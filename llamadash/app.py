@@ -5,7 +5,7 @@ The order matters and is the whole job of this module:
 1. the database (the window and the services read it; a broken one is reported and nothing starts);
 2. the settings from it (theme, sample interval, history window, models folder, ...);
 3. the main window, filled from the saved history before the first new sample;
-4. once the window has been painted: the instance manager (which the sampler asks for active models
+4. once the window and its charts have been painted: the instance manager (which the sampler asks for active models
    and requests per minute; its instance events are recorded in the database so the chart markers
    come back next time) and the metrics sampler (its disk chart watches the models folder, or the
    data folder). Starting them after the first paint makes the window appear sooner;
@@ -70,7 +70,7 @@ class _StartupGc:
     Importing Qt, numpy, pyqtgraph and the window's modules and making its widgets allocate objects
     by the hundred thousand, almost none of them garbage: the collector ran ~140 young, 13 middle
     and one full collection over them before the first paint, 50-85 ms of it on a 2-core machine.
-    It resumes with the services, 100 ms after the paint (at once when the window starts hidden, when
+    It resumes with the services, once the charts have been painted (at once when the window starts hidden, when
     the window goes or the start fails). Left young, the ~105,000 objects made meanwhile would each be
     gone through again by the next young and middle collections, at some later moment; so resuming
     either collects once (50-65 ms; they are old after it), or, for the application itself
@@ -302,8 +302,9 @@ def _build_gui(argv: Sequence[str]) -> Gui | int:
         window.start_hidden()
         start_services()  # no paint is coming while hidden
     else:
-        # A moment later: the charts, which draw on firstPainted, are painted first.
-        window.firstPainted.connect(lambda: QTimer.singleShot(100, window, start_services))
+        # Once the charts (drawn on firstPainted, in the next turns) have been painted: a fixed delay
+        # after the window's paint let the services' start come before them on a slow launch.
+        window.board.chartsPainted.connect(lambda: QTimer.singleShot(0, window, start_services))
         window.show()
         QTimer.singleShot(2000, window, start_services)  # in case no paint ever comes (an odd platform)
     return gui

@@ -158,12 +158,25 @@ class TimePlot(pg.GraphicsWidget):
 
 
 class TimePlotWidget(pg.GraphicsView):
-    """A ``pg.GraphicsView`` showing one :class:`TimePlot` (what ``pg.PlotWidget`` is to ``PlotItem``)."""
+    """A ``pg.GraphicsView`` showing one :class:`TimePlot` (what ``pg.PlotWidget`` is to ``PlotItem``).
+
+    Signals:
+        firstPainted: its first paint has been drawn (emitted once).
+    """
+
+    firstPainted = Signal()
 
     def __init__(self) -> None:
         super().__init__()
         self._plot = TimePlot()
         self.setCentralItem(self._plot)
+        self._painted = False
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if not self._painted:
+            self._painted = True
+            self.firstPainted.emit()
 
     def getPlotItem(self) -> TimePlot:
         return self._plot
@@ -341,6 +354,9 @@ class ChartView(QWidget):
         colors: The theme's chart colours.
     """
 
+    plotPainted = Signal()
+    """Its plot has been painted for the first time."""
+
     def __init__(self, spec: ChartSpec, colors: ChartColors, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.spec = spec
@@ -473,6 +489,7 @@ class ChartView(QWidget):
         spec = self.spec
         # No context menu, options or buttons: the view is always "the last N minutes".
         widget = TimePlotWidget()
+        widget.firstPainted.connect(self.plotPainted)
         plot = widget.getPlotItem()
         left_axis = plot.getAxis("left")
         left_axis.setWidth(60 if spec.key == "gpu_memory" else 46)  # room for "25000"
@@ -808,6 +825,9 @@ class ChartBoard(QObject):
     """
 
     gpuPresenceChanged = Signal(bool)
+    chartsPainted = Signal()
+    """Once, after :meth:`start_drawing`: the charts in view have been painted (the first of them
+    has; at once when none is in view)."""
 
     def __init__(
         self,
@@ -821,6 +841,7 @@ class ChartBoard(QObject):
     ) -> None:
         super().__init__(parent)
         self._drawing = drawing
+        self._charts_painted = False
         self._colors = colors or chart_colors("light")
         self._window_s = window_minutes * 60.0
         self._interval_s = interval_s
@@ -836,6 +857,7 @@ class ChartBoard(QObject):
         self._timer.setInterval(REDRAW_INTERVAL_MS)
         self._timer.timeout.connect(self._on_timer)
         for dock in self.docks.values():
+            dock.view.plotPainted.connect(self._announce_charts_painted)
             dock.view.on_shown = lambda view=dock.view: self._draw_now(view)
             # raising a dock's tab does not "show" it (it was never hidden), but this says so
             dock.visibilityChanged.connect(
@@ -1067,10 +1089,20 @@ class ChartBoard(QObject):
             self.redraw_count += 1
 
     def start_drawing(self) -> None:
-        """Draw from now on (see the ``drawing`` argument); the charts in view are drawn at once."""
+        """Draw from now on (see the ``drawing`` argument); the charts in view are drawn at once.
+
+        :attr:`chartsPainted` follows once they have been painted (at once when none is in view).
+        """
         if not self._drawing:
             self._drawing = True
             self.redraw_shown()
+            if not any(view.has_plot and view.is_shown() for view in self.views()):
+                QTimer.singleShot(0, self, self._announce_charts_painted)
+
+    def _announce_charts_painted(self) -> None:
+        if not self._charts_painted and self._drawing:
+            self._charts_painted = True
+            self.chartsPainted.emit()
 
     def _draw_now(self, view: ChartView) -> None:
         if self._drawing:

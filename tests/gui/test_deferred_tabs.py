@@ -207,3 +207,43 @@ def test_what_is_off_or_unused_is_not_imported_before_the_first_paint_and_works_
     assert result["problem"] == "" and result["serving"]
     assert result["actions"] == ["Check fit\u2026", "Benchmark\u2026", "Find the fastest settings\u2026"]
     assert result["fit_dialog"] == "FitDialog" and result["report"] == "PlacementReport"
+
+
+def test_the_services_start_once_the_charts_have_been_painted(qtbot, tmp_path: Path, monkeypatch):
+    from PySide6.QtCore import QTimer
+
+    from llamadash.ui import charts
+
+    real = charts.ChartBoard.start_drawing
+
+    def late_charts(self) -> None:  # a slow machine: the charts are painted well after the window
+        QTimer.singleShot(400, lambda: real(self))
+
+    monkeypatch.setattr(charts.ChartBoard, "start_drawing", late_charts)
+    launched = launch_gui(qtbot, tmp_path / "data")
+    try:
+        window = launched.window
+        at_charts: list[tuple[bool, list[str]]] = []
+
+        def painted_plots() -> list[str]:
+            return [v.spec.key for v in window.board.views() if v.has_plot and v.plot_widget._painted]
+
+        window.board.chartsPainted.connect(
+            lambda: at_charts.append((launched.services_started, painted_plots()))
+        )
+        qtbot.waitUntil(lambda: launched.services_started, timeout=10_000)
+        qtbot.waitUntil(lambda: bool(at_charts), timeout=10_000)
+        started_before, plots = at_charts[0]
+        assert not started_before  # the charts came first
+        assert "cpu" in plots  # the CPU chart, in view, had been painted
+    finally:
+        shutdown(launched)
+
+
+def test_with_no_chart_in_view_the_charts_are_painted_at_once(qtbot):
+    from llamadash.ui.charts import ChartBoard
+
+    board = ChartBoard(drawing=False)  # its docks are in no window: none can be seen
+    with qtbot.waitSignal(board.chartsPainted, timeout=2000):
+        board.start_drawing()
+    assert not any(view.has_plot for view in board.views())
