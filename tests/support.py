@@ -234,6 +234,24 @@ def launch_gui(qtbot, data_dir: Path, *args: str):
     return gui
 
 
+def run_offscreen_python(script: str, *args: str, timeout: float = 120) -> list[str]:
+    """``python -c SCRIPT ARGS`` in a child process with Qt offscreen; the words it printed.
+
+    Fails the test (with the end of its stderr) when the child does not exit with 0.
+    """
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.split()
+
+
 def run_cli(data_dir: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None):
     """``python -m llamadash --data-dir DIR ARGS`` in a child process; its CompletedProcess (text)."""
     import sys

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
+
+from support import run_offscreen_python
 
 PROBE = textwrap.dedent(
     """
@@ -34,15 +33,7 @@ PROBE = textwrap.dedent(
 
 
 def _probe(mode: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return run_offscreen_python(PROBE, mode)
 
 
 def test_without_the_skip_pyside_reads_each_module_it_sees():
@@ -73,11 +64,4 @@ def test_the_window_starts_with_the_skip(tmp_path):
         os._exit(0)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    assert done.stdout.split() == ["True"], done.stderr
+    assert run_offscreen_python(script) == ["True"]

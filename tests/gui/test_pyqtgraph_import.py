@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 
 import pyqtgraph
 from PySide6 import QtWidgets
+
+from support import run_offscreen_python
 
 from llamadash.ui.pyqtgraph_import import MIRRORS, import_pyqtgraph, is_forwarding
 
@@ -42,15 +42,7 @@ PROBE = textwrap.dedent(
 
 
 def _probe(mode: str) -> tuple[int, str, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    assert done.returncode == 0, done.stderr
-    made, copied, forwarding, finder_left = done.stdout.split()
+    made, copied, forwarding, finder_left = run_offscreen_python(PROBE, mode)
     return int(made), copied, forwarding, finder_left
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from support import launch_gui
+from support import launch_gui, run_offscreen_python
 
 from llamadash.app import build_gui, shutdown, startup_gc
 
@@ -101,9 +101,6 @@ def test_the_application_resumes_by_freezing_what_was_made_meanwhile():
 
 
 def test_the_launched_window_freezes_at_resume(tmp_path: Path):
-    import os
-    import subprocess
-    import sys
     import textwrap
 
     script = textwrap.dedent(
@@ -127,13 +124,5 @@ def test_the_launched_window_freezes_at_resume(tmp_path: Path):
         sys.exit(launcher.run_gui(["--data-dir", sys.argv[1]]))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    word, count = done.stdout.split()
+    word, count = run_offscreen_python(script, str(tmp_path / "data"))
     assert word == "frozen" and int(count) > 50_000  # the window's start, frozen once
