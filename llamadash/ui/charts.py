@@ -172,6 +172,19 @@ class TimePlotWidget(pg.GraphicsView):
         self.setCentralItem(self._plot)
         self._painted = False
 
+    def useOpenGL(self, b: bool = True) -> None:
+        """Without OpenGL, a viewport made here, in Python, instead of asking for the one Qt made.
+
+        ``GraphicsView.__init__`` asks (``viewport()``) to see whether it is already a plain widget.
+        PySide6 finds the Python class of a widget that C++ made by trying every ``QWidget``
+        subclass, and creates each one it tries (with its enums): ~200 classes, 30-40 ms before the
+        first chart can paint, that llamadash does not use. A widget Python made is known.
+        """
+        if b:
+            super().useOpenGL(b)
+        else:
+            self.setViewport(QWidget())
+
     def paintEvent(self, event: Any) -> None:
         super().paintEvent(event)
         if not self._painted:
