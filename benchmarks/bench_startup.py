@@ -176,12 +176,9 @@ def child_app(data_dir: str) -> None:
     if startup_gc is not None:
         startup_gc.freeze_at_resume = True  # as run_gui, which launches the window, sets it
         startup_gc.pause()
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication(sys.argv[:1])
-    app._bench_profile = profile  # type: ignore[attr-defined]
-
-    # The filter must be in place before the window shows; build_gui shows it, so patch show().
+    # build_gui makes the QApplication, as it does when launched (with the Fusion style from its
+    # command line where it does so: asking for the style costs a Python class), so the probe is put
+    # in place when the window is shown: patch show().
     # Importing the window's module here, before build_gui, must not cost what build_gui spares it
     # (PySide6 reading each module's source): first what build_gui does first.
     try:
@@ -201,6 +198,10 @@ def child_app(data_dir: str) -> None:
     original_show = main_window.MainWindow.show
 
     def show(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        app._bench_profile = profile  # type: ignore[attr-defined]
         _report_first_paint(app, self)
         original_show(self)
 
@@ -208,7 +209,7 @@ def child_app(data_dir: str) -> None:
     gui = launcher.build_gui(["--data-dir", data_dir])
     if isinstance(gui, int):
         sys.exit(gui)
-    app.exec()
+    gui.app.exec()
 
 
 def child_bare() -> None:
@@ -231,15 +232,14 @@ def child_bare() -> None:
 
 def child_idle(data_dir: str, instances: list[str]) -> None:
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
     from llamadash.app import build_gui, shutdown
     from llamadash.services.manager import quit_on_signals
 
-    app = QApplication(sys.argv[:1])
-    gui = build_gui(["--data-dir", data_dir])
+    gui = build_gui(["--data-dir", data_dir])  # makes the QApplication, as when launched
     if isinstance(gui, int):
         sys.exit(gui)
+    app = gui.app
     started = False
     ready_at: list[float] = []
 

@@ -187,6 +187,7 @@ def _build_gui(argv: Sequence[str]) -> Gui | int:
     from llamadash.ui.icons import app_icon
     from llamadash.ui.library_controller import LibraryController
     from llamadash.ui.main_window import MainWindow
+    from llamadash.ui.theme import fusion_application
 
     args = _parse_gui_args(argv)
     if args.data_dir is not None and not args.data_dir.strip():
@@ -195,7 +196,7 @@ def _build_gui(argv: Sequence[str]) -> Gui | int:
             file=sys.stderr,
         )
         return 2
-    app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
+    app = cast(QApplication, QApplication.instance() or fusion_application(sys.argv[0]))
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
