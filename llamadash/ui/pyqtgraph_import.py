@@ -15,6 +15,16 @@ lists PySide6's names too, while PySide6's modules list no names to the copy (th
 additions to its mirrors are kept as it makes them. What pyqtgraph (and anything using its
 mirrors) gets for a name is the same object as before; only when it is made changes.
 
+It also leaves out, until first asked for, the few parts of pyqtgraph that only its ``__init__``
+imports and llamadash does not use (:data:`DEFERRED`: the image view, the colour-map and
+scatter-plot widgets with the parameter tree they need, the remote view with pyqtgraph's
+multiprocessing): ~35 modules, 20-60 ms of the import. During the import each is a placeholder
+module that exports nothing; afterwards the placeholders are gone and ``pyqtgraph.NAME`` for one of
+their names (``pg.ImageView``, ``pg.RemoteGraphicsView``) or the module (``pg.imageview``) imports
+the real one then (a PEP 562 ``__getattr__`` on the package); ``import pyqtgraph.imageview`` imports
+it as usual. Should any other module of pyqtgraph have kept a placeholder (a pyqtgraph whose other
+modules import them), the import counts as failed.
+
 Where pyqtgraph fails to import so (another pyqtgraph, say), the half-imported modules are dropped
 and it is imported the usual way: slower, nothing else changes. Where pyqtgraph was already
 imported, nothing is done.
@@ -25,6 +35,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -39,6 +50,16 @@ MIRRORS = {
     "pyqtgraph.Qt.QtGui": "PySide6.QtGui",
     "pyqtgraph.Qt.QtWidgets": "PySide6.QtWidgets",
 }
+
+#: The parts of pyqtgraph imported when first asked for (see the module): only pyqtgraph's
+#: ``__init__`` imports them (with ``import *``, and ``RemoteGraphicsView`` by name).
+DEFERRED = (
+    "pyqtgraph.imageview",
+    "pyqtgraph.widgets.ColorMapWidget",
+    "pyqtgraph.widgets.DataFilterWidget",
+    "pyqtgraph.widgets.RemoteGraphicsView",
+    "pyqtgraph.widgets.ScatterPlotWidget",
+)
 
 #: Set on a mirror module that forwards (what the tests and :func:`is_forwarding` look for).
 FORWARDS_TO = "__llamadash_forwards_to__"
@@ -78,12 +99,39 @@ class _ForwardingLoader(importlib.abc.Loader):
         _forward(module, importlib.import_module(self._source))
 
 
+class _Deferred:
+    """What a placeholder gives for a name asked of it by name (``from M import NAME``)."""
+
+    def __repr__(self) -> str:
+        return "<deferred pyqtgraph name>"
+
+
+_DEFERRED_NAME = _Deferred()
+#: Set on a placeholder module (what :func:`_settle` looks for).
+_PLACEHOLDER = "__llamadash_placeholder__"
+
+
+class _PlaceholderLoader(importlib.abc.Loader):
+    """A module that exports nothing (``__all__`` empty) and answers any name with a marker."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None  # the default module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__all__ = []  # type: ignore[attr-defined]
+        setattr(module, _PLACEHOLDER, True)
+        module.__getattr__ = lambda name: _DEFERRED_NAME  # type: ignore[method-assign]
+
+
 class _MirrorFinder(importlib.abc.MetaPathFinder):
-    """Finds the mirrors as the usual path finder does, with :class:`_ForwardingLoader`."""
+    """Finds the mirrors as the usual path finder does, with :class:`_ForwardingLoader`, and gives
+    a placeholder for each :data:`DEFERRED` part."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in DEFERRED:
+            return importlib.machinery.ModuleSpec(fullname, _PlaceholderLoader())
         source = MIRRORS.get(fullname)
         if source is None:
             return None
@@ -96,6 +144,63 @@ class _MirrorFinder(importlib.abc.MetaPathFinder):
 def is_forwarding() -> bool:
     """Whether the imported pyqtgraph's mirrors forward to PySide6 (see :func:`import_pyqtgraph`)."""
     return all(getattr(sys.modules.get(name), FORWARDS_TO, None) == src for name, src in MIRRORS.items())
+
+
+def _is_placeholder(value: object) -> bool:
+    return value is _DEFERRED_NAME or (isinstance(value, ModuleType) and hasattr(value, _PLACEHOLDER))
+
+
+def _settle(pyqtgraph: ModuleType) -> bool:
+    """Remove the placeholders and give ``pyqtgraph`` its ``__getattr__`` for the deferred parts.
+
+    Returns False (leaving the placeholders) when a module other than pyqtgraph's ``__init__``
+    kept one: that pyqtgraph needs a deferred part, and must be imported the usual way.
+    """
+    modules = [
+        (n, m) for n, m in list(sys.modules.items()) if n.startswith("pyqtgraph.") and n not in DEFERRED
+    ]
+    for module_name, module in modules:
+        for name, value in vars(module).items():  # a package's own submodule slot aside
+            if _is_placeholder(value) and f"{module_name}.{name}" not in DEFERRED:
+                return False
+    namespace = vars(pyqtgraph)
+    for name in [name for name, value in namespace.items() if _is_placeholder(value)]:
+        del namespace[name]  # pg.RemoteGraphicsView, pg.imageview
+    for fullname in DEFERRED:
+        parent, _, child = fullname.rpartition(".")
+        if _is_placeholder(getattr(sys.modules.get(parent), child, None)):
+            delattr(sys.modules[parent], child)  # pyqtgraph.widgets.ColorMapWidget
+        if _is_placeholder(sys.modules.get(fullname)):
+            del sys.modules[fullname]
+
+    importing: list[bool] = []
+
+    def __getattr__(name: str) -> Any:
+        """A deferred part's module, or a name of theirs (all of them imported when first needed)."""
+        missing = AttributeError(f"module 'pyqtgraph' has no attribute {name!r}")
+        # what inspect, copy and the like probe for; and a name asked while they are imported
+        if name.startswith("__") or importing:
+            raise missing
+        fullname = f"pyqtgraph.{name}"
+        if fullname in DEFERRED:
+            return importlib.import_module(fullname)
+        if importlib.util.find_spec(fullname) is not None:  # another submodule: the import system's
+            raise missing
+        importing.append(True)
+        try:
+            for part in DEFERRED:  # as pyqtgraph's import * would have, keeping what is there
+                module = importlib.import_module(part)
+                exported = getattr(module, "__all__", None) or [n for n in vars(module) if n[0] != "_"]
+                for public in exported:
+                    namespace.setdefault(public, getattr(module, public))
+        finally:
+            importing.clear()
+        if name in namespace:
+            return namespace[name]
+        raise missing
+
+    pyqtgraph.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return True
 
 
 def _drop_pyqtgraph() -> None:
@@ -130,7 +235,7 @@ def import_pyqtgraph() -> ModuleType:
                 del source.__dir__
             else:
                 source.__dir__ = before  # type: ignore[method-assign]
-    if pyqtgraph is None or not is_forwarding():
+    if pyqtgraph is None or not is_forwarding() or not _settle(pyqtgraph):
         _drop_pyqtgraph()
         import pyqtgraph
     return pyqtgraph

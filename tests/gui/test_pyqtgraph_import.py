@@ -75,3 +75,52 @@ def test_the_tests_run_on_forwarding_mirrors_and_a_second_call_changes_nothing()
         assert sys.modules[mirror].__name__ == mirror and source in sys.modules
     assert pyqtgraph.Qt.QtWidgets.QMainWindow is QtWidgets.QMainWindow
     assert pyqtgraph.QtCore.Signal is not None  # pyqtgraph's exports are its mirrors
+
+
+DEFERRED_PROBE = textwrap.dedent(
+    """
+    import sys
+    from llamadash.ui import pyqtgraph_import as pgi
+
+    if sys.argv[1] == "needed":  # a pyqtgraph whose other modules import a deferred part by name
+        pgi.DEFERRED = (*pgi.DEFERRED, "pyqtgraph.widgets.ColorMapMenu")
+    pg = pgi.import_pyqtgraph()
+    heavy = ("pyqtgraph.parametertree", "pyqtgraph.multiprocess", "pyqtgraph.imageview")
+    left_out = [name for name in heavy if name not in sys.modules]
+    placeholders = [n for n, m in sys.modules.items() if n.startswith("pyqtgraph") and hasattr(m, "__llamadash_placeholder__")]
+    from pyqtgraph.graphicsItems.GradientEditorItem import ColorMapMenu
+    import PySide6.QtWidgets as W
+    app = W.QApplication([])
+    view = pg.ImageView()  # the real one, imported now
+    from pyqtgraph import ColorMapParameter
+    import pyqtgraph.widgets.ScatterPlotWidget as scatter
+    assert pg.imageview.ImageView is pg.ImageView is type(view)
+    assert pg.RemoteGraphicsView.__module__ == "pyqtgraph.widgets.RemoteGraphicsView"
+    assert ColorMapParameter.__module__ == "pyqtgraph.widgets.ColorMapWidget"
+    assert scatter.ScatterPlotWidget is pg.ScatterPlotWidget and pg.DataFilterWidget and pg.ColorMapWidget
+    assert ColorMapMenu.__module__ == "pyqtgraph.widgets.ColorMapMenu"
+    try:
+        pg.no_such_name
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("pg.no_such_name")
+    print(",".join(left_out) or "-", len(placeholders), pgi.is_forwarding())
+    """
+)
+
+
+def test_parts_only_pyqtgraphs_init_imports_wait_until_asked_for_and_then_are_the_real_ones():
+    left_out, placeholders, forwarding = run_offscreen_python(DEFERRED_PROBE, "plain")
+    assert left_out == "pyqtgraph.parametertree,pyqtgraph.multiprocess,pyqtgraph.imageview"
+    assert (placeholders, forwarding) == ("0", "True")
+
+
+def test_a_pyqtgraph_whose_modules_need_a_deferred_part_is_imported_the_usual_way():
+    left_out, placeholders, forwarding = run_offscreen_python(DEFERRED_PROBE, "needed")
+    assert (left_out, placeholders, forwarding) == ("-", "0", "False")
+
+
+def test_the_tests_run_on_the_deferring_import():
+    assert "__getattr__" in vars(pyqtgraph)  # the package answers for its deferred parts
+    assert all(not hasattr(m, "__llamadash_placeholder__") for m in list(sys.modules.values()))
