@@ -19,7 +19,7 @@ import html
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -838,35 +838,14 @@ class InstancesView(QWidget):
         self.warning_label.hide()
         self.placement_label = PlacementLabel()  # what --fit chose for the selected run
 
-        # shown instead of the table while there is no model at all (a first run)
-        self.empty_label = QLabel(EMPTY_TEXT)
-        self.empty_label.setObjectName("instancesEmptyText")
-        self.empty_label.setTextFormat(Qt.TextFormat.RichText)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.library_button = QPushButton("Go to the Library")
-        self.library_button.setObjectName("goToLibrary")
-        self.library_button.setToolTip("Open the Library tab to add models")
-        self.library_button.clicked.connect(lambda: self.libraryRequested.emit())
-        self.library_button.hide()  # until someone offers a library (see set_library_offered)
-        empty_page = QWidget()
-        empty_layout = QVBoxLayout(empty_page)
-        empty_layout.addStretch(1)
-        empty_layout.addWidget(self.empty_label)
-        empty_layout.addWidget(self.library_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        empty_layout.addStretch(2)
-        self.empty_state = QScrollArea()  # a short window scrolls the text rather than cutting it
-        self.empty_state.setObjectName("instancesEmpty")
-        self.empty_state.setFrameShape(QFrame.Shape.NoFrame)
-        self.empty_state.setWidgetResizable(True)
-        self.empty_state.setWidget(empty_page)
-        self.empty_state.hide()
+        # shown instead of the table while there is no model at all (a first run): made when needed
+        self._empty_state: QScrollArea | None = None
+        self._library_offered = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.empty_state, 1)
         layout.addWidget(self.detail)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.placement_label)
@@ -882,6 +861,54 @@ class InstancesView(QWidget):
         if model.rowCount():
             self.table.selectRow(0)
         self._on_model_changed()
+
+    @property
+    def empty_state(self) -> QScrollArea:
+        """What shows instead of the table while there is no model (made when first needed)."""
+        if self._empty_state is None:
+            self._make_empty_state()
+        assert self._empty_state is not None
+        return self._empty_state
+
+    @property
+    def empty_label(self) -> QLabel:
+        """The empty state's text."""
+        self.empty_state  # noqa: B018 - made now if it was not yet
+        return self._empty_label
+
+    @property
+    def library_button(self) -> QPushButton:
+        """The empty state's "Go to the Library" button (shown while a library is offered)."""
+        self.empty_state  # noqa: B018 - made now if it was not yet
+        return self._library_button
+
+    def _make_empty_state(self) -> None:
+        label = QLabel(EMPTY_TEXT)
+        label.setObjectName("instancesEmptyText")
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        button = QPushButton("Go to the Library")
+        button.setObjectName("goToLibrary")
+        button.setToolTip("Open the Library tab to add models")
+        button.clicked.connect(lambda: self.libraryRequested.emit())
+        button.setVisible(self._library_offered)  # see set_library_offered
+        page = QWidget()
+        page_layout = QVBoxLayout(page)
+        page_layout.addStretch(1)
+        page_layout.addWidget(label)
+        page_layout.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        page_layout.addStretch(2)
+        empty_state = QScrollArea()  # a short window scrolls the text rather than cutting it
+        empty_state.setObjectName("instancesEmpty")
+        empty_state.setFrameShape(QFrame.Shape.NoFrame)
+        empty_state.setWidgetResizable(True)
+        empty_state.setWidget(page)
+        empty_state.hide()
+        layout = cast(QVBoxLayout, self.layout())
+        layout.insertWidget(layout.indexOf(self.table) + 1, empty_state, 1)  # in the table's place
+        self._empty_label, self._library_button = label, button
+        self._empty_state = empty_state
 
     def add_footer(self, widget: QWidget) -> None:
         """Put ``widget`` under the table (the library router's panel)."""
@@ -935,18 +962,21 @@ class InstancesView(QWidget):
         parts += [f"{counts[s]} {s}" for s in ("running", "loading", "error") if counts.get(s)]
         self.summary_label.setText(" · ".join(parts))
         empty = self.model.rowCount() == 0
-        self.empty_state.setVisible(empty)
+        if empty or self._empty_state is not None:
+            self.empty_state.setVisible(empty)
         for widget in (self.table, self.filter_edit, self.summary_label):
             widget.setVisible(not empty)
 
     @property
     def showing_empty_state(self) -> bool:
         """True while the view explains how to add a model instead of showing an empty table."""
-        return not self.empty_state.isHidden()
+        return self._empty_state is not None and not self._empty_state.isHidden()
 
     def set_library_offered(self, offered: bool) -> None:
         """Show the empty state's "Go to the Library" button (there is a library to go to)."""
-        self.library_button.setVisible(offered)
+        self._library_offered = offered
+        if self._empty_state is not None:
+            self.library_button.setVisible(offered)
 
     def set_start_blocked(self, name: str | None, problem: str | None) -> None:
         """Start and Restart are not offered for ``name`` while its configuration has ``problem``.

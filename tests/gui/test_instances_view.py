@@ -378,6 +378,29 @@ def test_with_no_model_the_view_says_how_to_add_one_until_there_is_one(qtbot, ma
     assert not widget.start_action.isEnabled()
 
 
+def test_the_empty_state_is_made_only_once_the_library_is_empty_and_keeps_the_offer(qtbot, manager):
+    from PySide6.QtWidgets import QScrollArea
+
+    library: list[dict[str, Any]] = [{"name": "first", "port": 8081}]
+    model = InstancesModel(lambda: [dict(m) for m in library], manager, clock_ms=lambda: NOW_MS)
+    widget = InstancesView(model, show_buttons=False)
+    qtbot.addWidget(widget)
+    widget.set_library_offered(True)  # before there is an empty state to show it in
+    widget.resize(900, 400)
+    widget.show()
+    assert widget.findChild(QScrollArea, "instancesEmpty") is None  # nothing of it while models show
+    assert not widget.showing_empty_state and widget.table.isVisible()
+
+    library.clear()
+    model.refresh()
+    assert widget.findChild(QScrollArea, "instancesEmpty") is widget.empty_state
+    assert widget.showing_empty_state and widget.empty_state.isVisible() and not widget.table.isVisible()
+    assert widget.library_button.isVisible()  # the offer made before it existed
+    layout = widget.layout()
+    assert layout.indexOf(widget.empty_state) == layout.indexOf(widget.table) + 1  # in the table's place
+    qtbot.waitUntil(lambda: widget.empty_state.height() > 300)  # the table's room (the view is 400 high)
+
+
 def test_an_instance_outside_the_library_is_no_empty_state(qtbot, manager):
     model = InstancesModel(list, manager, clock_ms=lambda: NOW_MS)
     widget = InstancesView(model)
