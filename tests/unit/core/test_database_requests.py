@@ -508,3 +508,33 @@ def test_an_import_refuses_a_bad_row_naming_table_column_and_row(
         assert f"in the {table} table, " in text and where in text and f"the column {column}" in text, text
         assert "Nothing was imported" in text
     assert (database.count_rows(), database.get_requests()) == before  # the database is as it was
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2026-12-07", True),
+        ("2024-02-29", True),
+        ("2023-02-29", False),  # no such day
+        ("2026-13-01", False),
+        ("2026-1-07", False),
+        ("2026-W01-1", False),  # an ISO week date: ten characters, not a day
+        ("2026-12-07\n", False),
+        ("\uff12\uff10\uff12\uff16-12-07", False),  # full-width digits
+        ("0000-01-01", False),
+        ("", False),
+    ],
+)
+def test_a_day_is_written_yyyy_mm_dd_and_exists(text: str, day: bool):
+    from llamadash.core.db.checks import is_day
+
+    assert is_day(text) is day
+
+
+def test_checking_a_day_does_not_load_strptime():
+    import subprocess
+    import sys
+
+    script = "import sys\nfrom llamadash.core.db.checks import is_day\nis_day('2026-12-07')\nprint('_strptime' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]  # its first use reads the locale's day and month names
