@@ -465,7 +465,8 @@ class ActivityView(QWidget):
 
         self._colors = colors or chart_colors("light")
         self.built = False
-        """Whether the widgets are made (when the tab is first shown: the window appears sooner)."""
+        """Whether the widgets are made (by :meth:`ensure_built`: the window asks in a turn of its own after
+        the tab is made; the first show does, when it comes first)."""
         # As small as the Instances tab may be: the window's minimum size must not grow with this
         # tab (a narrow window clips the filter bar instead).
         self.setMinimumSize(160, 120)

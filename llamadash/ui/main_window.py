@@ -383,6 +383,9 @@ class MainWindow(QMainWindow):
         view.requestSelected.connect(self._mark_request)
         if self.manager is not None:
             view.set_manager(self.manager)
+        # its widgets in the next turn (made in turns, the tab is ready before it is opened: ~70 ms
+        # that opening it paid); what it reads is read when it is first shown
+        QTimer.singleShot(0, view, view.ensure_built)
         return view
 
     @property

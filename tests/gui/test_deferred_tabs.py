@@ -73,7 +73,12 @@ def test_hidden_tabs_wait_for_the_first_paint_then_are_made_without_being_opened
         "Try",
         "Workers",
     ]
-    assert not window.activity_view.loaded  # the Activity tab reads its requests when first shown
+    activity = window.lazy_tabs.made("activity")
+    assert activity is not None and not activity.loaded  # it reads its requests when first shown
+    qtbot.waitUntil(lambda: activity.built, timeout=5_000)  # its widgets, in a turn of their own
+    assert not activity.isVisible() and not activity.loaded
+    tabs.setCurrentWidget(activity)
+    assert activity.loaded and activity.isVisible()
 
 
 def test_hidden_tabs_opened_before_they_were_made_are_ready_at_once(qtbot, launched: Gui):
