@@ -542,3 +542,28 @@ def test_two_hundred_models_fill_in_without_blocking_the_window(view: RecordingV
     assert view.column_texts("Context")[:2] == ["512", "1,024"]
     view.refresh()  # cached per file version: a second refresh reads nothing
     assert library_view.READING not in view.column_texts("Context") and view.headers_pending == 0
+
+
+def test_name_type_and_status_columns_fit_their_text_and_keep_a_width_the_user_chose(
+    view: RecordingView, db, qtbot
+):
+    from llamadash.ui.library_view import LibraryTableModel as Columns
+
+    db.save_model({"name": "a", "type": "llama", "status": "stopped"})
+    view.refresh()
+    header = view.table.horizontalHeader()
+    cells = view.table.fontMetrics()
+    narrow = header.sectionSize(Columns.NAME)
+    assert narrow >= header.fontMetrics().horizontalAdvance("Name")  # the title fits
+    long_name = "an-unusually-long-model-name-that-needs-room-q4_k_m"
+    db.save_model({"name": long_name, "type": "a-type-with-a-long-name", "status": "stopped"})
+    view.refresh()
+    assert header.sectionSize(Columns.NAME) > cells.horizontalAdvance(long_name) > narrow
+    assert header.sectionSize(Columns.TYPE) > cells.horizontalAdvance("a-type-with-a-long-name")
+    assert header.sectionResizeMode(Columns.NAME) == header.ResizeMode.Interactive  # the user may resize
+
+    header.resizeSection(Columns.NAME, 90)  # as the user's drag of the section's edge does
+    db.save_model({"name": long_name + "-and-more", "type": "llama", "status": "stopped"})
+    view.refresh()
+    assert header.sectionSize(Columns.NAME) == 90  # the user's width is kept
+    assert header.sectionSize(Columns.TYPE) > cells.horizontalAdvance("a-type-with-a-long-name")
