@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import re
 import numbers
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
