@@ -6,8 +6,9 @@ import math
 import time
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QApplication, QWidget
 
 from llamadash.core import database
@@ -22,6 +23,7 @@ from llamadash.ui.charts import (
     REDRAW_INTERVAL_MS,
     TOKENS_CHART,
     ChartBoard,
+    ValueAxis,
 )
 from llamadash.ui.theme import chart_colors
 
@@ -272,6 +274,61 @@ def test_saved_history_is_painted_under_a_shorter_interval(make_board, qtbot, sa
     assert view.readout_label.text().startswith("39.0")  # 20 + 109 % 30
     # nine of the ten minutes carry the line: a good part of the plot's width is painted in its colour
     assert pixels_of(view.plot_widget, chart_colors("light").series[0]) > view.plot_widget.width() // 2
+
+
+def colour_counts(widget) -> dict[int, int]:
+    """Pixels of ``widget`` (as painted now) by RGB value."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    pixels = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.bytesPerLine() // 4)
+    values, counts = np.unique(pixels[:, : image.width()] & 0xFFFFFF, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_grid_lines_are_solid_look_as_pyqtgraph_blends_them_and_lie_under_the_curves(
+    make_board, qtbot, theme
+):
+    """The value axis draws its grid in solid colours (translucent lines were ~4 ms a chart to paint
+    first), each the colour pyqtgraph's translucent line makes on the plot's background, under the
+    curves: a curve on a grid line is drawn whole."""
+    board = make_board()
+    colors = chart_colors(theme)
+    board.set_colors(colors)
+    dock = board.docks["cpu"]
+    dock.resize(700, 300)
+    board.load_history([row(NOW_S - 599 + i, cpu_usage=40.0) for i in range(600)])  # on the 40 % line
+    dock.show()
+    qtbot.waitExposed(dock)
+    view = board.view("cpu")
+    qtbot.waitUntil(lambda: view.has_plot and not view.dirty, timeout=5000)
+    axis = view.plot.getAxis("left")
+    assert isinstance(axis, ValueAxis)
+    assert axis.zValue() < view.plot.getViewBox().zValue()  # under the view box, so under the curves
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        blended = pg.AxisItem.generateDrawSpecs(axis, painter)[1]  # the lines as pyqtgraph draws them
+        drawn = axis.generateDrawSpecs(painter)[1]
+    finally:
+        painter.end()
+    assert len(drawn) == len(blended) > 4
+    background = QColor(colors.background)
+    for (pg_pen, *_ends), (pen, *_same) in zip(blended, drawn, strict=True):
+        colour, alpha = pg_pen.color(), pg_pen.color().alphaF()
+        assert alpha < 1  # pyqtgraph's own grid lines are translucent
+        assert pen.color().alpha() == 255
+        for got, line, under in (
+            (pen.color().red(), colour.red(), background.red()),
+            (pen.color().green(), colour.green(), background.green()),
+            (pen.color().blue(), colour.blue(), background.blue()),
+        ):
+            assert abs(got - (line * alpha + under * (1 - alpha))) <= 1
+    painted = colour_counts(view.plot_widget)
+    width = round(view.plot.getViewBox().width())  # the plot's width in pixels
+    grid = {pen.color().rgb() & 0xFFFFFF for pen, *_ends in drawn}
+    assert max(painted.get(colour, 0) for colour in grid) > width  # lines across the plot, in those colours
+    curve = QColor(colors.series[0]).rgb() & 0xFFFFFF
+    assert painted.get(curve, 0) >= 0.9 * width  # the curve on the 40 % line, drawn whole over it
 
 
 def test_readouts_show_each_sample_at_once_while_the_plot_waits(board, clock, qtbot):
