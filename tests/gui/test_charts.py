@@ -588,6 +588,27 @@ def test_history_as_columns_draws_what_the_same_rows_draw(make_board):
     assert np.count_nonzero(np.isnan(y)) == 1  # the gap between the two runs, and nothing else
 
 
+def test_the_gpu_charts_stay_as_long_as_the_latest_gpu_reading_in_the_history_is_in_the_window(
+    make_board, clock
+):
+    """The latest row with any GPU reading (here the memory total's, after the others stopped) is
+    when the GPU was last seen: its charts stay until that row leaves the 10-minute window."""
+    rows = [row(NOW_S - 599 + i, **dict.fromkeys(GPU_COLUMNS)) for i in range(600)]
+    for i in range(0, 100):
+        rows[i]["gpu_usage"] = 30.0
+    rows[149]["gpu_memory_total"] = 24_000.0  # seen last at NOW_S - 450
+    board = make_board()
+    board.load_history(columns_of(rows))
+    assert board.has_gpu
+    clock.now[0] = NOW_S + 149  # the reading 1 s from the window's edge
+    assert board.has_gpu
+    clock.now[0] = NOW_S + 151
+    assert not board.has_gpu
+    none = make_board()
+    none.load_history(columns_of([row(NOW_S - 9 + i, **dict.fromkeys(GPU_COLUMNS)) for i in range(10)]))
+    assert not none.has_gpu
+
+
 def test_history_read_from_the_database_as_columns_is_all_on_the_charts(make_board, tmp_path):
     database.init_database(tmp_path / "db.sqlite")
     try:
