@@ -770,8 +770,10 @@ class InstancesView(QWidget):
         self.table = QTableView()
         self.table.setObjectName("instancesTable")
         self.table.setModel(self.proxy)
+        # library order until the user sorts: the indicator first, or enabling sorting sorts every row
+        # by the first column (a few hundred data() calls into Python, thrown away at once)
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # library order until the user sorts
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -15,7 +15,14 @@ from fakes import FakeFigures, FakeManager
 from PySide6.QtCore import Qt
 from support import free_port, tiny_model_record
 
-from llamadash.ui.instances_view import COLUMN, InstancesModel, InstancesView, NameRole, format_uptime
+from llamadash.ui.instances_view import (
+    COLUMN,
+    InstancesModel,
+    InstancesView,
+    NameRole,
+    SortRole,
+    format_uptime,
+)
 
 NOW_MS = 1_800_000_000_000
 
@@ -476,3 +483,25 @@ def test_a_server_reachable_without_an_api_key_is_warned_about_in_the_pane(
     view.stop_action.trigger()
     qtbot.waitUntil(lambda: model.state_of("exposed") == "stopped", timeout=20_000)
     assert not view.warning_label.isVisible()
+
+
+def test_the_view_is_made_in_library_order_without_sorting_the_rows(qtbot, manager, monkeypatch):
+    """The table starts in library order; enabling its sorting must not first sort every row by the
+    first column (a few hundred data() calls into Python, thrown away at once, before the first paint)."""
+    library = [{"name": f"model-{i:02d}", "port": 9000 + i} for i in range(50)][::-1]  # not by name
+    model = InstancesModel(lambda: [dict(m) for m in library], manager, clock_ms=lambda: NOW_MS)
+    asked: list[int] = []
+    data = InstancesModel.data
+
+    def counting_data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        asked.append(role)
+        return data(self, index, role)
+
+    monkeypatch.setattr(InstancesModel, "data", counting_data)
+    widget = InstancesView(model)
+    qtbot.addWidget(widget)
+    assert SortRole not in asked
+    names = [widget.proxy.index(row, COLUMN["name"]).data() for row in range(widget.proxy.rowCount())]
+    assert names == [m["name"] for m in library]
+    widget.table.sortByColumn(COLUMN["name"], Qt.SortOrder.AscendingOrder)  # a click on the header
+    assert widget.proxy.index(0, COLUMN["name"]).data() == "model-00"
