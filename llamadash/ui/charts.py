@@ -99,7 +99,7 @@ class ValueAxis(pg.AxisItem):
 
     pyqtgraph draws grid lines in the axis's colour at a fraction of its opacity, over the plot: each
     translucent line is blended pixel by pixel, ~4 ms a chart for its first paint here (the grid
-    was three quarters of the charts' painting before they first showed; a solid line costs a
+    was about two thirds of the charts' painting before they first showed; a solid line costs a
     twentieth). The same colour, mixed with :attr:`background` beforehand, looks the same on the
     plain background; and the axis lies under the view box (see :class:`TimePlot`), so a curve
     on a grid line is drawn over it rather than under it.
