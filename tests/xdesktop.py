@@ -4,7 +4,7 @@
 right; ``Desktop(tray=False)`` is a bare display (no tray: the fallback). Programs started with
 ``desktop.env`` run on it with Qt's xcb platform. ``tray_icon`` finds the window llamadash's
 ``QSystemTrayIcon`` embedded in the tray (``xwininfo``); ``click``/``hover``/``key`` drive it as a
-user would (``xdotool``); ``grab`` saves part of the screen as a PNG.
+user would (``xdotool``), ``open_tray_menu``/``choose_in_menu`` its menu; ``grab`` saves part of the screen as a PNG.
 
 Needs the apt packages in ``INSTALL_HINT``; a missing one raises :class:`DesktopError` naming them.
 """
@@ -153,6 +153,67 @@ class Desktop:
         if done.returncode != 0:
             raise DesktopError(f"xdotool {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout.strip()
+
+    def visible_windows(self, app_class: str = "llamadash") -> dict[str, tuple[int, int, int, int]]:
+        """The mapped windows of ``app_class``: id -> (x, y, width, height) on screen."""
+        done = subprocess.run(
+            [need("xdotool"), "search", "--onlyvisible", "--class", app_class],
+            env=self.env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        found: dict[str, tuple[int, int, int, int]] = {}
+        for window in done.stdout.split():  # exit status 1: none found
+            try:
+                shell = self.xdotool("getwindowgeometry", "--shell", window)
+            except DesktopError:
+                continue  # unmapped and gone between the search and the question
+            values = dict(line.split("=", 1) for line in shell.splitlines() if "=" in line)
+            try:
+                found[window] = tuple(int(values[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))  # type: ignore[assignment]
+            except (KeyError, ValueError):
+                continue
+        return found
+
+    def open_tray_menu(
+        self, app_class: str = "llamadash", timeout_s: float = 30
+    ) -> tuple[int, int, int, int]:
+        """Right-click ``app_class``'s tray icon until its menu shows; returns the menu's rectangle.
+
+        The icon is looked up anew before each click (the tray host may lay its icons out again), the
+        menu is waited for instead of slept for (a busy machine opens it late: keys sent before it
+        holds the keyboard are lost), and the pointer is then moved off the menu, which opens under it:
+        an item under the pointer would be made current by Qt's hover, and the keys would start
+        from it instead of from the top.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            before = set(self.visible_windows(app_class))
+            x, y = self.tray_icon_centre(max(1.0, deadline - time.monotonic()))
+            self.click(x, y, button=3)
+
+            def new_windows(before: set[str] = before) -> list[tuple[int, int, int, int]]:
+                return [r for w, r in self.visible_windows(app_class).items() if w not in before]
+
+            try:
+                menu = wait_until(
+                    new_windows,
+                    min(5.0, max(0.5, deadline - time.monotonic())),
+                    f"{app_class}'s tray menu",
+                    0.1,
+                )[0]
+                break
+            except DesktopError:
+                if time.monotonic() > deadline:
+                    raise
+                self.key("Escape")  # a menu shown just too late closes; the click is tried again
+        away = (5, self.size[1] - 5) if menu[0] > 10 else (self.size[0] - 5, self.size[1] - 5)
+        self.xdotool("mousemove", str(away[0]), str(away[1]))
+        time.sleep(0.3)  # Qt takes the pointer's leaving the menu, and its keyboard grab is in place
+        return menu
+
+    def choose_in_menu(self, menu: tuple[int, int, int, int], *keys: str, timeout_s: float = 10) -> None:
+        """Send ``keys`` to an open menu (ending with the key that picks), and wait for it to close."""
+        self.key(*keys)
+        wait_until(lambda: menu not in self.visible_windows().values(), timeout_s, "the menu to close", 0.1)
 
     def click(self, x: int, y: int, button: int = 1) -> None:
         self.xdotool("mousemove", str(x), str(y), "click", str(button))

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -325,23 +324,24 @@ def test_the_app_in_the_tray_starts_and_stops_a_model_from_its_menu(
             stderr=subprocess.STDOUT,
         )
         try:
-            x, y = desktop.tray_icon_centre()  # started minimized: only the tray icon shows it
-            time.sleep(2.0)  # the manager starts just after the window (hidden here) is set up
-            # right-click, then "Show llamadash", "Start tiny" (the library's order), Return
-            desktop.click(x, y, button=3)
-            time.sleep(1.0)
-            desktop.key("Down", "Down", "Return")
+            # started minimized: only the tray icon shows it; in the menu, "Show llamadash", then
+            # "Start tiny" (the library's order), picked with the keyboard
+            menu = desktop.open_tray_menu()
+            desktop.choose_in_menu(menu, "Down", "Down", "Return")
             wait_until(lambda: _healthy(tiny["port"]), 60, "tiny to answer /health", 0.25)
             pids = [p.pid for p in psutil.Process(app.pid).children() if "llama-server" in p.name()]
             assert len(pids) == 1
 
             # the same entry now stops it
-            desktop.click(x, y, button=3)
-            time.sleep(1.0)
-            desktop.key("Down", "Down", "Return")
+            menu = desktop.open_tray_menu()
+            desktop.choose_in_menu(menu, "Down", "Down", "Return")
             wait_until(lambda: not psutil.pid_exists(pids[0]), 20, "tiny's llama-server to exit", 0.25)
             assert not _healthy(tiny["port"])
             assert app.poll() is None  # llamadash itself goes on in the tray
+        except BaseException:
+            out.flush()
+            print(f"llamadash's output:\n{log.read_text()[-6000:]}")  # shown by pytest on failure
+            raise
         finally:
             app.terminate()
             code = app.wait(30)
