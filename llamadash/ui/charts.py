@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
-from typing import Any
+from itertools import pairwise, repeat
+from typing import Any, cast
 
 import numpy as np
 import pyqtgraph as pg
@@ -377,7 +377,18 @@ class SeriesBuffer:
                 self.append(t, value)
             return
         self._x.extend(times)
-        self._y.extend([math.nan if value is None else float(value) for value in values])
+        # A history's column mostly holds no missing reading, or nothing but missing ones (a GPU's
+        # on a machine without one): both go in without a Python step per value (float() of None
+        # is the TypeError that tells a missing reading is there).
+        ys: Iterable[float]
+        try:
+            ys = list(map(float, cast(Sequence[float], values)))  # None: the TypeError below
+        except TypeError:
+            if operator.countOf(values, None) == len(values):
+                ys = repeat(math.nan, len(values))
+            else:
+                ys = [math.nan if value is None else float(value) for value in values]
+        self._y.extend(ys)
         last = values[-1]
         self.latest = None if last is None else float(last)
 

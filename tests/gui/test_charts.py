@@ -15,6 +15,7 @@ from llamadash.core import database
 from llamadash.core.events import InstanceEvent
 from llamadash.core.metrics import GpuReading, Sample
 from llamadash.ui.charts import (
+    SeriesBuffer,
     CHART_SPECS,
     GPU_COLUMNS,
     IDLE_PLOT_STEP_PIXELS,
@@ -586,6 +587,33 @@ def test_history_as_columns_draws_what_the_same_rows_draw(make_board):
     assert from_columns.has_gpu and from_rows.has_gpu
     _x, y = data(from_columns.view("memory").curves["memory_usage"])
     assert np.count_nonzero(np.isnan(y)) == 1  # the gap between the two runs, and nothing else
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [10, 20.5, 30, 0, 1e9],  # no missing reading (integers from an INTEGER column too)
+        [None] * 5,  # nothing but missing readings (a GPU's column on a machine without one)
+        [None, 1.0, None, 3, None],  # some missing
+        [1.0, 2.0, 3.0, 4.0, None],  # the latest missing
+    ],
+    ids=["none-missing", "all-missing", "some-missing", "latest-missing"],
+)
+def test_a_run_of_history_goes_in_as_point_by_point(values):
+    """``SeriesBuffer.extend`` (the history's way in) holds what appending each point holds: floats,
+    NaN for a missing reading, and the latest reading."""
+    times = [100.0 + i for i in range(len(values))]
+    whole, one_by_one = SeriesBuffer(), SeriesBuffer()
+    whole.extend(times, values)
+    for t, value in zip(times, values, strict=True):
+        one_by_one.append(t, value)
+    x1, y1 = whole.arrays()
+    x2, y2 = one_by_one.arrays()
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)  # NaN where the other has NaN
+    assert all(type(y) is float for y in whole._y)
+    assert whole.latest == one_by_one.latest or (whole.latest is None and one_by_one.latest is None)
+    assert np.count_nonzero(np.isnan(y1)) == values.count(None)
 
 
 def test_the_gpu_charts_stay_as_long_as_the_latest_gpu_reading_in_the_history_is_in_the_window(
