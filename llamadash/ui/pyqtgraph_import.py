@@ -15,15 +15,20 @@ lists PySide6's names too, while PySide6's modules list no names to the copy (th
 additions to its mirrors are kept as it makes them. What pyqtgraph (and anything using its
 mirrors) gets for a name is the same object as before; only when it is made changes.
 
-It also leaves out, until first asked for, the few parts of pyqtgraph that only its ``__init__``
-imports and llamadash does not use (:data:`DEFERRED`: the image view, the colour-map and
-scatter-plot widgets with the parameter tree they need, the remote view with pyqtgraph's
-multiprocessing): ~35 modules, 20-60 ms of the import. During the import each is a placeholder
-module that exports nothing; afterwards the placeholders are gone and ``pyqtgraph.NAME`` for one of
-their names (``pg.ImageView``, ``pg.RemoteGraphicsView``) or the module (``pg.imageview``) imports
-the real one then (a PEP 562 ``__getattr__`` on the package); ``import pyqtgraph.imageview`` imports
-it as usual. Should any other module of pyqtgraph have kept a placeholder (a pyqtgraph whose other
-modules import them), the import counts as failed.
+It also leaves out, until first asked for, the parts of pyqtgraph that only its ``__init__``
+imports (or only other such parts do) and the window's first paint does not use (:data:`DEFERRED`):
+the plot item and plot widget (the charts draw their own :class:`~llamadash.ui.charts.TimePlot`),
+images, colour maps and their editors, regions of interest, legends and labels, the bar graph, the
+tree and table widgets, the image view, the remote view with pyqtgraph's multiprocessing. Measured
+on a 2-core machine: pyqtgraph's import loads 52 modules instead of 105 and takes ~125 instead of
+~145 ms, and the window is painted ~38 ms sooner (fewer Qt classes made too; 8 alternating launches
+each, ``benchmarks/bench_startup.py``'s windows).
+During the import each is a placeholder module that exports nothing; afterwards the placeholders are
+gone and ``pyqtgraph.NAME`` for one of their names (``pg.PlotWidget``, ``pg.BarGraphItem``) or a
+module (``pg.imageview``) imports then the part that has it (a PEP 562 ``__getattr__`` on the
+package: the part named as the name first, then the others in turn until one has it);
+``import pyqtgraph.imageview`` imports it as usual. Should any other module of pyqtgraph have kept a
+placeholder (a pyqtgraph whose other modules import them), the import counts as failed.
 
 Where pyqtgraph fails to import so (another pyqtgraph, say), the half-imported modules are dropped
 and it is imported the usual way: slower, nothing else changes. Where pyqtgraph was already
@@ -52,13 +57,65 @@ MIRRORS = {
 }
 
 #: The parts of pyqtgraph imported when first asked for (see the module): only pyqtgraph's
-#: ``__init__`` imports them (with ``import *``, and ``RemoteGraphicsView`` by name).
+#: ``__init__`` imports them (with ``import *``, or a name), or only other parts listed here do; the
+#: modules pyqtgraph's charts, view box, axes, curves and lines need are not among them.
 DEFERRED = (
+    # images, colour maps and their editors
+    "pyqtgraph.colormap",
     "pyqtgraph.imageview",
+    "pyqtgraph.graphicsItems.ColorBarItem",
+    "pyqtgraph.graphicsItems.GradientEditorItem",
+    "pyqtgraph.graphicsItems.GradientLegend",
+    "pyqtgraph.graphicsItems.HistogramLUTItem",
+    "pyqtgraph.graphicsItems.ImageItem",
+    "pyqtgraph.graphicsItems.IsocurveItem",
+    "pyqtgraph.graphicsItems.PColorMeshItem",
+    "pyqtgraph.widgets.ColorButton",
+    "pyqtgraph.widgets.ColorMapMenu",
     "pyqtgraph.widgets.ColorMapWidget",
+    "pyqtgraph.widgets.GradientWidget",
+    "pyqtgraph.widgets.HistogramLUTWidget",
+    "pyqtgraph.widgets.RawImageWidget",
+    # the plot item and what only it (or a layout of plots) uses: the charts draw their own
+    "pyqtgraph.graphicsItems.PlotItem",
+    "pyqtgraph.graphicsItems.GraphicsLayout",
+    "pyqtgraph.graphicsItems.LabelItem",
+    "pyqtgraph.graphicsItems.LegendItem",
+    "pyqtgraph.widgets.FileDialog",
+    "pyqtgraph.widgets.GraphicsLayoutWidget",
+    "pyqtgraph.widgets.PlotWidget",
+    # other items: arrows, bars, boxes, regions of interest, ...
+    "pyqtgraph.graphicsItems.ArrowItem",
+    "pyqtgraph.graphicsItems.BarGraphItem",
+    "pyqtgraph.graphicsItems.BoxplotItem",
+    "pyqtgraph.graphicsItems.CurvePoint",
+    "pyqtgraph.graphicsItems.ErrorBarItem",
+    "pyqtgraph.graphicsItems.FillBetweenItem",
+    "pyqtgraph.graphicsItems.GraphItem",
+    "pyqtgraph.graphicsItems.GridItem",
+    "pyqtgraph.graphicsItems.LinearRegionItem",
+    "pyqtgraph.graphicsItems.ROI",
+    "pyqtgraph.graphicsItems.ScaleBar",
+    "pyqtgraph.graphicsItems.TargetItem",
+    "pyqtgraph.graphicsItems.VTickGroup",
+    # widgets
+    "pyqtgraph.widgets.CheckTable",
     "pyqtgraph.widgets.DataFilterWidget",
+    "pyqtgraph.widgets.DataTreeWidget",
+    "pyqtgraph.widgets.DiffTreeWidget",
+    "pyqtgraph.widgets.FeedbackButton",
+    "pyqtgraph.widgets.GroupBox",
+    "pyqtgraph.widgets.JoystickButton",
+    "pyqtgraph.widgets.LayoutWidget",
+    "pyqtgraph.widgets.PathButton",
+    "pyqtgraph.widgets.ProgressDialog",
     "pyqtgraph.widgets.RemoteGraphicsView",
     "pyqtgraph.widgets.ScatterPlotWidget",
+    "pyqtgraph.widgets.SpinBox",
+    "pyqtgraph.widgets.TableWidget",
+    "pyqtgraph.widgets.TreeWidget",
+    "pyqtgraph.widgets.ValueLabel",
+    "pyqtgraph.widgets.VerticalLabel",
 )
 
 #: Set on a mirror module that forwards (what the tests and :func:`is_forwarding` look for).
@@ -163,6 +220,10 @@ def _settle(pyqtgraph: ModuleType) -> bool:
         for name, value in vars(module).items():  # a package's own submodule slot aside
             if _is_placeholder(value) and f"{module_name}.{name}" not in DEFERRED:
                 return False
+            # an import in a class's body (its class attributes) kept one too
+            own_class = isinstance(value, type) and value.__module__ == module_name
+            if own_class and any(map(_is_placeholder, vars(value).values())):
+                return False
     namespace = vars(pyqtgraph)
     for name in [name for name, value in namespace.items() if _is_placeholder(value)]:
         del namespace[name]  # pg.RemoteGraphicsView, pg.imageview
@@ -174,11 +235,12 @@ def _settle(pyqtgraph: ModuleType) -> bool:
             del sys.modules[fullname]
 
     importing: list[bool] = []
+    waiting = list(DEFERRED)  # the parts not imported through this yet
 
     def __getattr__(name: str) -> Any:
-        """A deferred part's module, or a name of theirs (all of them imported when first needed)."""
+        """A deferred part's module, or a name of one (its part imported when first needed)."""
         missing = AttributeError(f"module 'pyqtgraph' has no attribute {name!r}")
-        # what inspect, copy and the like probe for; and a name asked while they are imported
+        # what inspect, copy and the like probe for; and a name asked while a part is imported
         if name.startswith("__") or importing:
             raise missing
         fullname = f"pyqtgraph.{name}"
@@ -188,15 +250,17 @@ def _settle(pyqtgraph: ModuleType) -> bool:
             raise missing
         importing.append(True)
         try:
-            for part in DEFERRED:  # as pyqtgraph's import * would have, keeping what is there
+            # pyqtgraph names a module after the class it holds: that part first, then the others
+            for part in sorted(waiting, key=lambda part: part.rpartition(".")[2] != name):
                 module = importlib.import_module(part)
+                waiting.remove(part)
                 exported = getattr(module, "__all__", None) or [n for n in vars(module) if n[0] != "_"]
-                for public in exported:
+                for public in exported:  # as pyqtgraph's import * would have, keeping what is there
                     namespace.setdefault(public, getattr(module, public))
+                if name in namespace:
+                    return namespace[name]
         finally:
             importing.clear()
-        if name in namespace:
-            return namespace[name]
         raise missing
 
     pyqtgraph.__getattr__ = __getattr__  # type: ignore[method-assign]

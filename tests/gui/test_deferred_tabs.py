@@ -144,6 +144,13 @@ DEFERRED_MODULES = (
     "llamadash.core.throughput",  # the endpoint pollers' (after the services start)
     "difflib",  # to word a "did you mean" error
     "configparser",  # a presets file's
+    # pyqtgraph's parts the charts do not draw with (llamadash.ui.pyqtgraph_import.DEFERRED)
+    "pyqtgraph.graphicsItems.PlotItem",
+    "pyqtgraph.widgets.PlotWidget",
+    "pyqtgraph.graphicsItems.ImageItem",
+    "pyqtgraph.colormap",
+    "pyqtgraph.graphicsItems.ROI",
+    "pyqtgraph.widgets.TableWidget",
 )
 
 _FIRST_PAINT_SCRIPT = r"""

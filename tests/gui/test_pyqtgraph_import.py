@@ -83,7 +83,7 @@ DEFERRED_PROBE = textwrap.dedent(
     from llamadash.ui import pyqtgraph_import as pgi
 
     if sys.argv[1] == "needed":  # a pyqtgraph whose other modules import a deferred part by name
-        pgi.DEFERRED = (*pgi.DEFERRED, "pyqtgraph.widgets.ColorMapMenu")
+        pgi.DEFERRED = (*pgi.DEFERRED, "pyqtgraph.WidgetGroup")  # the view box's menu has it
     pg = pgi.import_pyqtgraph()
     heavy = ("pyqtgraph.parametertree", "pyqtgraph.multiprocess", "pyqtgraph.imageview")
     left_out = [name for name in heavy if name not in sys.modules]
@@ -124,3 +124,49 @@ def test_a_pyqtgraph_whose_modules_need_a_deferred_part_is_imported_the_usual_wa
 def test_the_tests_run_on_the_deferring_import():
     assert "__getattr__" in vars(pyqtgraph)  # the package answers for its deferred parts
     assert all(not hasattr(m, "__llamadash_placeholder__") for m in list(sys.modules.values()))
+
+
+KEPT_PROBE = textwrap.dedent(
+    """
+    import sys, types
+    from llamadash.ui import pyqtgraph_import as pgi
+
+    pg = pgi.import_pyqtgraph()
+    # a module of pyqtgraph that kept a placeholder's name in a class's body (an import there)
+    kept = types.ModuleType("pyqtgraph._kept_probe")
+    kept.Item = type("Item", (), {"__module__": kept.__name__, "Part": pgi._DEFERRED_NAME})
+    sys.modules[kept.__name__] = kept
+    in_class = pgi._settle(pg)
+    kept.Item.Part = None
+    kept.Part = pgi._DEFERRED_NAME  # at the module's level
+    at_module = pgi._settle(pg)
+    del kept.Part
+    print(in_class, at_module, pgi._settle(pg))
+    """
+)
+
+
+def test_a_placeholder_kept_by_another_module_or_its_class_counts_as_needed():
+    assert run_offscreen_python(KEPT_PROBE) == ["False", "False", "True"]
+
+
+ONE_PART_PROBE = textwrap.dedent(
+    """
+    import sys
+    from llamadash.ui import pyqtgraph_import as pgi
+
+    pg = pgi.import_pyqtgraph()
+    plot_widget = "pyqtgraph.widgets.PlotWidget"
+    before = plot_widget in sys.modules
+    bars = pg.BarGraphItem  # the Activity view's bars: their part, not the plot widget's
+    after_bars = plot_widget in sys.modules
+    widget = pg.PlotWidget
+    print(before, after_bars, bars.__module__, widget.__module__, plot_widget in sys.modules)
+    """
+)
+
+
+def test_a_deferred_name_imports_the_part_that_has_it():
+    assert run_offscreen_python(ONE_PART_PROBE) == [
+        "False", "False", "pyqtgraph.graphicsItems.BarGraphItem", "pyqtgraph.widgets.PlotWidget", "True",
+    ]  # fmt: skip
