@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap, QPolygonF
 
 __all__ = ["STATUS_COLORS", "action_icon", "app_icon", "status_color", "status_icon"]
 
@@ -102,16 +102,15 @@ def action_icon(name: str, color: str = "#57606a") -> QIcon:
             painter.setBrush(QColor("#0969da"))
             painter.drawPolygon(QPolygonF([QPointF(9.0, 0.6), QPointF(13.6, 3.4), QPointF(9.2, 6.4)]))
         elif name == "settings":
-            path = QPainterPath()
-            path.addEllipse(QRectF(2.0, 2.0, 12.0, 12.0))
-            inner = QPainterPath()
-            inner.addEllipse(QRectF(5.5, 5.5, 5.0, 5.0))
             painter.setPen(QPen(pen_colour, 2.4, Qt.PenStyle.DotLine, Qt.PenCapStyle.FlatCap))
             painter.drawEllipse(QRectF(2.2, 2.2, 11.6, 11.6))
             painter.setPen(QPen(pen_colour, 1.6))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawEllipse(QRectF(4.0, 4.0, 8.0, 8.0))
-            painter.setBrush(QBrush(pen_colour))
+            # the colour, not QBrush(colour): PySide6 picks among QBrush's constructors by making the
+            # classes of the others' arguments (gradients, images and their enums), 2-4 ms at the
+            # first call, before the first paint
+            painter.setBrush(pen_colour)
             painter.drawEllipse(QRectF(6.6, 6.6, 2.8, 2.8))
         elif name == "logs":
             painter.setPen(QPen(pen_colour, 1.2))
