@@ -170,3 +170,45 @@ def test_a_deferred_name_imports_the_part_that_has_it():
     assert run_offscreen_python(ONE_PART_PROBE) == [
         "False", "False", "pyqtgraph.graphicsItems.BarGraphItem", "pyqtgraph.widgets.PlotWidget", "True",
     ]  # fmt: skip
+
+
+NAMES_PROBE = textwrap.dedent(
+    """
+    import json, sys, types
+    from llamadash.ui import pyqtgraph_import as pgi
+
+    if sys.argv[1] == "plain":
+        import pyqtgraph as pg
+        names = sorted(n for n in vars(pg) if not n.startswith("_"))
+    else:
+        pg = pgi.import_pyqtgraph()
+        names = json.loads(sys.stdin.read())
+
+    def what(value):
+        if isinstance(value, types.ModuleType):
+            return "module:" + value.__name__  # no spaces: the output is read as words
+        return f"{type(value).__name__}:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+
+    print(json.dumps({name: what(getattr(pg, name)) for name in names}, separators=(",", ":")))
+    """
+)
+
+
+def test_every_name_of_a_plain_pyqtgraph_is_there_and_the_same_with_the_deferring_import():
+    import json
+    import os
+    import subprocess
+
+    plain = json.loads(run_offscreen_python(NAMES_PROBE, "plain")[-1])
+    assert "PlotWidget" in plain and "BarGraphItem" in plain and "ImageView" in plain
+    done = subprocess.run(
+        [sys.executable, "-c", NAMES_PROBE, "deferring"],
+        input=json.dumps(sorted(plain)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.split()[-1]) == plain
