@@ -4,7 +4,8 @@
 right; ``Desktop(tray=False)`` is a bare display (no tray: the fallback). Programs started with
 ``desktop.env`` run on it with Qt's xcb platform. ``tray_icon`` finds the window llamadash's
 ``QSystemTrayIcon`` embedded in the tray (``xwininfo``); ``click``/``hover``/``key`` drive it as a
-user would (``xdotool``), ``open_tray_menu``/``choose_in_menu`` its menu; ``grab`` saves part of the screen as a PNG.
+user would (``xdotool``), and ``open_tray_menu``/``choose_in_menu`` its menu; ``grab`` saves part of
+the screen as a PNG.
 
 Needs the apt packages in ``INSTALL_HINT``; a missing one raises :class:`DesktopError` naming them.
 """

@@ -21,8 +21,9 @@ the plot item and plot widget (the charts draw their own :class:`~llamadash.ui.c
 images, colour maps and their editors, regions of interest, legends and labels, the bar graph, the
 tree and table widgets, the image view, the remote view with pyqtgraph's multiprocessing. Measured
 on a 2-core machine: pyqtgraph's import loads 52 modules instead of 105 and takes ~125 instead of
-~145 ms, and the window is painted ~38 ms sooner (fewer Qt classes made too; 8 alternating launches
-each, ``benchmarks/bench_startup.py``'s windows).
+~145 ms, and the window is painted 30-38 ms sooner (medians of 8 and 16 launches alternating with
+the previous code, ``benchmarks/bench_startup.py``'s window).
+
 During the import each is a placeholder module that exports nothing; afterwards the placeholders are
 gone and ``pyqtgraph.NAME`` for one of their names (``pg.PlotWidget``, ``pg.BarGraphItem``) or a
 module (``pg.imageview``) imports then the part that has it (a PEP 562 ``__getattr__`` on the
