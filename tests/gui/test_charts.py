@@ -15,7 +15,6 @@ from llamadash.core import database
 from llamadash.core.events import InstanceEvent
 from llamadash.core.metrics import GpuReading, Sample
 from llamadash.ui.charts import (
-    SeriesBuffer,
     CHART_SPECS,
     GPU_COLUMNS,
     IDLE_PLOT_STEP_PIXELS,
@@ -24,6 +23,7 @@ from llamadash.ui.charts import (
     REDRAW_INTERVAL_MS,
     TOKENS_CHART,
     ChartBoard,
+    SeriesBuffer,
     ValueAxis,
 )
 from llamadash.ui.theme import chart_colors
@@ -612,7 +612,7 @@ def test_a_run_of_history_goes_in_as_point_by_point(values):
     np.testing.assert_array_equal(x1, x2)
     np.testing.assert_array_equal(y1, y2)  # NaN where the other has NaN
     assert all(type(y) is float for y in whole._y)
-    assert whole.latest == one_by_one.latest or (whole.latest is None and one_by_one.latest is None)
+    assert whole.latest == one_by_one.latest  # None when the latest reading is missing
     assert np.count_nonzero(np.isnan(y1)) == values.count(None)
 
 

@@ -114,7 +114,7 @@ _ICONS = textwrap.dedent(
     import PySide6.QtGui as G
     import PySide6.QtWidgets as W
     app = W.QApplication([])
-    from llamadash.ui.icons import action_icon, app_icon, status_icon
+    from llamadash.ui.icons import action_icon, status_icon
     for name in ("start", "stop", "restart", "stop-all", "settings", "logs"):
         assert not action_icon(name).isNull()
     for state in ("stopped", "loading", "running", "error"):
